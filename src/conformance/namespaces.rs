@@ -1,0 +1,261 @@
+//! SPEC 1: namespaces and keys.
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use super::{Harness, assert_err, k};
+use crate::{Driver, Key, MAX_KEY_LEN, Namespace};
+
+/// SPEC 1.1: keys live under `root:domain:key`.
+pub async fn namespace_layout<D: Driver>(h: &Harness<D>) {
+    let domain = h.unique_name("layout");
+    let ns = h.named::<String>("app", &domain);
+    assert_eq!(ns.name().root(), "app");
+    assert_eq!(ns.name().domain(), domain);
+    assert_eq!(ns.name().prefix(), format!("app:{domain}:"));
+    assert_eq!(
+        ns.full_key(&k("user:1")).unwrap(),
+        format!("app:{domain}:user:1")
+    );
+    assert_err!(ns.full_key(&k("")), InvalidKey, "full_key of an empty key");
+}
+
+/// SPEC 1.2: `root` and `domain` are 1 to 64 bytes of `[A-Za-z0-9._-]`; anything else is an
+/// invalid-namespace error naming the part.
+pub async fn namespace_validation<D: Driver>(h: &Harness<D>) {
+    let open =
+        |root: &str, domain: &str| Namespace::<String, D>::new(h.driver().clone(), root, domain);
+    for good in ["a", "A-z_0.9", &"x".repeat(64), "...", "-", "_"] {
+        assert!(open(good, good).is_ok(), "{good:?} is a valid name");
+    }
+    let long = "x".repeat(65);
+    for bad in [
+        "", &long, "a:b", ":", "a*", "a?", "{a}", "a b", "é", "a/b", "a\n", "[a]", "a\\b", "a\0",
+    ] {
+        match open(bad, "ok") {
+            Err(crate::Error::InvalidNamespace { part: "root", .. }) => {}
+            other => panic!("root {bad:?}: expected InvalidNamespace naming root, got {other:?}"),
+        }
+        match open("ok", bad) {
+            Err(crate::Error::InvalidNamespace { part: "domain", .. }) => {}
+            other => {
+                panic!("domain {bad:?}: expected InvalidNamespace naming domain, got {other:?}")
+            }
+        }
+    }
+}
+
+/// A newtype key, as a user would write it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct OrderId(u32);
+
+impl Key for OrderId {
+    fn encode(&self) -> Cow<'_, str> {
+        Cow::Owned(format!("order-{}", self.0))
+    }
+
+    fn decode(key: &str) -> Option<Self> {
+        let id: u32 = key.strip_prefix("order-")?.parse().ok()?;
+        (format!("order-{id}") == key).then_some(OrderId(id))
+    }
+}
+
+/// SPEC 1.3: typed keys round-trip through the store, listing included. (Passing the wrong
+/// key type is a compile error, shown by a `compile_fail` doctest on `Namespace`.)
+pub async fn typed_keys<D: Driver>(h: &Harness<D>) {
+    let orders = h.namespace::<OrderId>();
+    for id in [1, 22, 333] {
+        orders
+            .set(&OrderId(id), format!("o{id}"), None)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        orders.get(&OrderId(22)).await.unwrap().as_deref(),
+        Some(&b"o22"[..])
+    );
+    let mut listed = orders.keys("*").await.unwrap();
+    listed.sort();
+    assert_eq!(listed, [OrderId(1), OrderId(22), OrderId(333)]);
+
+    let numbers = h.namespace::<u64>();
+    numbers.set(&u64::MAX, "max", None).await.unwrap();
+    assert_eq!(numbers.keys("*").await.unwrap(), [u64::MAX]);
+
+    // A stored key that does not decode as `K` is an error, not a silent skip.
+    let shared = orders.name().domain().to_owned();
+    let raw = h.named::<String>("conformance", &shared);
+    raw.set(&k("not-an-order"), "x", None).await.unwrap();
+    assert_err!(
+        orders.keys("*").await,
+        InvalidKey,
+        "listing an undecodable key"
+    );
+}
+
+/// SPEC 1.4: a key is 1 to 4096 bytes of UTF-8, any character allowed; an empty or longer
+/// key is an invalid-key error for every operation, and nothing is written.
+pub async fn key_validation<D: Driver>(h: &Harness<D>) {
+    let ns = h.namespace::<String>();
+    let ttl = Some(Duration::from_secs(60));
+    for bad in [String::new(), "k".repeat(MAX_KEY_LEN + 1)] {
+        let what = format!("key of {} bytes", bad.len());
+        assert_err!(ns.set(&bad, "v", None).await, InvalidKey, "set {what}");
+        assert_err!(
+            ns.set_keep_ttl(&bad, "v").await,
+            InvalidKey,
+            "set_keep_ttl {what}"
+        );
+        assert_err!(ns.set_nx(&bad, "v", ttl).await, InvalidKey, "set_nx {what}");
+        assert_err!(ns.get(&bad).await, InvalidKey, "get {what}");
+        assert_err!(ns.exists(&bad).await, InvalidKey, "exists {what}");
+        assert_err!(ns.delete(&bad).await, InvalidKey, "delete {what}");
+        assert_err!(ns.ttl(&bad).await, InvalidKey, "ttl {what}");
+        assert_err!(
+            ns.expire(&bad, Duration::from_secs(1)).await,
+            InvalidKey,
+            "expire {what}"
+        );
+        assert_err!(
+            ns.expire(&bad, Duration::ZERO).await,
+            InvalidKey,
+            "expire 0 {what}"
+        );
+        assert_err!(ns.persist(&bad).await, InvalidKey, "persist {what}");
+        assert_err!(ns.incr(&bad, 1).await, InvalidKey, "incr {what}");
+        assert_err!(
+            ns.incr_with_ttl(&bad, 1, Duration::from_secs(1)).await,
+            InvalidKey,
+            "incr_with_ttl {what}"
+        );
+        assert_err!(ns.decr(&bad, 1).await, InvalidKey, "decr {what}");
+        assert_err!(
+            ns.get_set(&bad, "v", None).await,
+            InvalidKey,
+            "get_set {what}"
+        );
+        assert_err!(ns.cas(&bad, "v", "w", None).await, InvalidKey, "cas {what}");
+        assert_err!(ns.cad(&bad, "v").await, InvalidKey, "cad {what}");
+        assert_err!(ns.mget([&bad]).await, InvalidKey, "mget {what}");
+        assert_err!(
+            ns.mset([(&bad, "v")], None).await,
+            InvalidKey,
+            "mset {what}"
+        );
+        assert_err!(ns.mdel([&bad]).await, InvalidKey, "mdel {what}");
+    }
+    assert!(
+        ns.keys("*").await.unwrap().is_empty(),
+        "an invalid key wrote something"
+    );
+
+    let longest = "k".repeat(MAX_KEY_LEN);
+    let unusual = [
+        longest.as_str(),
+        "a:b:c",
+        ":",
+        "*",
+        "?",
+        "[abc]",
+        "\\",
+        "{tag}",
+        " spaced key ",
+        "é✓🦀",
+        "tab\tnewline\n",
+        "nul\0byte",
+    ];
+    for key in unusual {
+        let key = k(key);
+        ns.set(&key, key.clone(), None).await.unwrap();
+        assert_eq!(
+            ns.get(&key).await.unwrap().as_deref(),
+            Some(key.as_bytes()),
+            "key {key:?}"
+        );
+    }
+    let mut listed = ns.keys("*").await.unwrap();
+    listed.sort();
+    let mut expected: Vec<String> = unusual.iter().map(|s| k(s)).collect();
+    expected.sort();
+    assert_eq!(listed, expected);
+}
+
+/// SPEC 1.5: no operation on one namespace reads, lists, changes or deletes a key of another,
+/// whatever the keys and patterns hold.
+pub async fn namespace_isolation<D: Driver>(h: &Harness<D>) {
+    let root = h.unique_name("iso");
+    // Prefix-sharing names: `r:a:` vs `r:ab:` vs `r:a.b:`, and the root/domain swap.
+    let a = h.named::<String>(&root, "a");
+    let others = [
+        h.named::<String>(&root, "ab"),
+        h.named::<String>(&root, "a.b"),
+        h.named::<String>("a", &root),
+        h.named::<String>(&format!("{root}x"), "a"),
+    ];
+    let tricky = ["x", "b:x", "*", "a:x", ":", "\\", "[a]", "{a}", "?"];
+    for other in &others {
+        for key in tricky {
+            other.set(&k(key), "other", None).await.unwrap();
+        }
+    }
+
+    for key in tricky {
+        assert_eq!(
+            a.get(&k(key)).await.unwrap(),
+            None,
+            "get {key:?} read another namespace"
+        );
+        assert!(!a.exists(&k(key)).await.unwrap(), "exists {key:?}");
+        assert!(!a.delete(&k(key)).await.unwrap(), "delete {key:?}");
+        assert_eq!(
+            a.ttl(&k(key)).await.unwrap(),
+            crate::KeyTtl::Missing,
+            "ttl {key:?}"
+        );
+        assert!(
+            !a.expire(&k(key), Duration::from_secs(5)).await.unwrap(),
+            "expire {key:?}"
+        );
+        assert!(!a.persist(&k(key)).await.unwrap(), "persist {key:?}");
+        assert!(!a.cad(&k(key), "other").await.unwrap(), "cad {key:?}");
+        assert!(
+            !a.cas(&k(key), "other", "a", None).await.unwrap(),
+            "cas {key:?}"
+        );
+    }
+    let all: Vec<String> = tricky.iter().map(|s| k(s)).collect();
+    assert_eq!(a.mget(&all).await.unwrap(), vec![None; all.len()]);
+    assert_eq!(a.mdel(&all).await.unwrap(), 0);
+    for pattern in [
+        "*", "*:*", "?", "\\*", "[*]", "*x", "a*", "b:*", "{*}", "*\\\\*", "[^z]*",
+    ] {
+        assert!(
+            a.keys(pattern).await.unwrap().is_empty(),
+            "keys({pattern:?}) listed another namespace"
+        );
+    }
+    assert_eq!(a.clear().await.unwrap(), 0);
+
+    // Writes to `a` leave the others alone.
+    for key in tricky {
+        a.set(&k(key), "a", None).await.unwrap();
+        a.incr(&k(&format!("{key}n")), 1).await.unwrap();
+    }
+    a.mset(tricky.iter().map(|key| (k(key), "a2")), None)
+        .await
+        .unwrap();
+    assert_eq!(a.mdel(&all).await.unwrap(), all.len() as u64);
+    a.clear().await.unwrap();
+    for other in &others {
+        for key in tricky {
+            assert_eq!(
+                other.get(&k(key)).await.unwrap().as_deref(),
+                Some(&b"other"[..]),
+                "{key:?} in {} changed",
+                other.name()
+            );
+        }
+        assert_eq!(other.keys("*").await.unwrap().len(), tricky.len());
+        other.clear().await.unwrap();
+    }
+}

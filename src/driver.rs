@@ -1,0 +1,168 @@
+//! The driver trait: what a storage backend must do, nothing more.
+//!
+//! The [`Namespace`](crate::Namespace) layer above it validates every input (namespace names,
+//! keys, values, TTLs, patterns) before a driver sees it, encodes typed keys, and builds the
+//! conveniences (`decr`, `keys`, `expire` with a zero duration). A driver receives only valid
+//! input and implements SPEC's semantics on it, atomically.
+
+use std::future::Future;
+
+use bytes::Bytes;
+use futures_core::Stream;
+
+use crate::Result;
+use crate::glob::Pattern;
+use crate::namespace::NamespaceName;
+use crate::ttl::{Expiry, KeyTtl, Ttl};
+
+/// A storage backend for namespaced keys.
+///
+/// Implement it to add a backend; every method has the meaning given by `SPEC.md`, and the
+/// conformance suite (cargo feature `conformance`) checks an implementation rule by rule.
+///
+/// # What the caller guarantees
+///
+/// - `key` is 1 to 4096 bytes of UTF-8 (SPEC 1.4); `pattern` is validated; values are at most
+///   [`MAX_VALUE_LEN`](crate::MAX_VALUE_LEN) bytes; batches hold at least one key.
+/// - A [`Ttl`] is non-zero, whole milliseconds, at most [`Ttl::MAX`].
+/// - `scope` came from [`Driver::scope`] on this driver.
+///
+/// # What the driver guarantees
+///
+/// - Every single-key method is atomic and linearizable (SPEC 7.1); `mset` and `mget` are
+///   atomic with respect to each other and to single-key methods (SPEC 7.2).
+/// - An expired key is missing for every method, from the instant it expires (SPEC 3.2).
+/// - A method on one scope never reads or changes a key of another scope (SPEC 1.5).
+/// - A network driver answers or fails with [`Error::Timeout`](crate::Error::Timeout) within
+///   its configured bound (SPEC 8.3), and never retries a non-idempotent write on its own.
+///
+/// Futures must be `Send`; a driver that answers synchronously returns
+/// [`std::future::ready`].
+pub trait Driver: Clone + Send + Sync + 'static {
+    /// The driver's resolved form of a namespace: a key prefix for a network driver, a table
+    /// handle for an in-process one. Built once per [`Namespace`](crate::Namespace) handle.
+    type Scope: Clone + Send + Sync + 'static;
+
+    /// Resolves a validated namespace name into this driver's scope.
+    fn scope(&self, namespace: &NamespaceName) -> Result<Self::Scope>;
+
+    /// Stores `value` under `key` with the given expiry (SPEC 3.3, 4.1).
+    fn set(
+        &self,
+        scope: &Self::Scope,
+        key: &str,
+        value: Bytes,
+        expiry: Expiry,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Stores `value` only if `key` is missing or expired; returns whether it did (SPEC 4.1).
+    fn set_nx(
+        &self,
+        scope: &Self::Scope,
+        key: &str,
+        value: Bytes,
+        ttl: Option<Ttl>,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Returns the value, or `None` when the key is missing or expired (SPEC 4.2). A counter
+    /// reads back as its decimal ASCII form (SPEC 4.4).
+    fn get(
+        &self,
+        scope: &Self::Scope,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<Bytes>>> + Send;
+
+    /// Whether the key is present (SPEC 4.3).
+    fn exists(&self, scope: &Self::Scope, key: &str) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Deletes the key; returns whether a present key was removed (SPEC 4.3).
+    fn delete(&self, scope: &Self::Scope, key: &str) -> impl Future<Output = Result<bool>> + Send;
+
+    /// The key's TTL state (SPEC 3.5).
+    fn ttl(&self, scope: &Self::Scope, key: &str) -> impl Future<Output = Result<KeyTtl>> + Send;
+
+    /// Sets a new TTL on a present key; returns whether the key was present (SPEC 3.6). An
+    /// expired key stays gone.
+    fn expire(
+        &self,
+        scope: &Self::Scope,
+        key: &str,
+        ttl: Ttl,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Removes the TTL of a present key; returns whether a TTL was removed (SPEC 3.6).
+    fn persist(&self, scope: &Self::Scope, key: &str) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Adds `delta` to the counter at `key` and returns the new value (SPEC 4.4).
+    ///
+    /// A missing key counts as 0 and, when created here, gets `ttl_on_create`; a present key
+    /// keeps its TTL. A value that is not a canonical integer is
+    /// [`Error::NotAnInteger`](crate::Error::NotAnInteger), a result out of range is
+    /// [`Error::Overflow`](crate::Error::Overflow); both leave the value untouched.
+    fn incr(
+        &self,
+        scope: &Self::Scope,
+        key: &str,
+        delta: i64,
+        ttl_on_create: Option<Ttl>,
+    ) -> impl Future<Output = Result<i64>> + Send;
+
+    /// Stores `value` with `ttl` and returns the previous value, if any (SPEC 4.5).
+    fn get_set(
+        &self,
+        scope: &Self::Scope,
+        key: &str,
+        value: Bytes,
+        ttl: Option<Ttl>,
+    ) -> impl Future<Output = Result<Option<Bytes>>> + Send;
+
+    /// Replaces the value with `new` (and its TTL with `ttl`) only if the key is present and
+    /// its value equals `expected`; returns whether it did (SPEC 4.6).
+    fn cas(
+        &self,
+        scope: &Self::Scope,
+        key: &str,
+        expected: &[u8],
+        new: Bytes,
+        ttl: Option<Ttl>,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Deletes the key only if its value equals `expected`; returns whether it did (SPEC 4.6).
+    fn cad(
+        &self,
+        scope: &Self::Scope,
+        key: &str,
+        expected: &[u8],
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// One answer per key, in order, duplicates included, read atomically (SPEC 5.1, 7.2).
+    fn mget(
+        &self,
+        scope: &Self::Scope,
+        keys: &[&str],
+    ) -> impl Future<Output = Result<Vec<Option<Bytes>>>> + Send;
+
+    /// Writes every pair with the same TTL, atomically; for a key given twice, the last pair
+    /// wins (SPEC 5.2).
+    fn mset(
+        &self,
+        scope: &Self::Scope,
+        pairs: &[(&str, Bytes)],
+        ttl: Option<Ttl>,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Deletes the keys; returns how many distinct keys were present (SPEC 5.3).
+    fn mdel(&self, scope: &Self::Scope, keys: &[&str]) -> impl Future<Output = Result<u64>> + Send;
+
+    /// The live keys matching `pattern`, page by page (SPEC 6.1, 6.3). Holds one page in
+    /// memory; not a snapshot, but never yields a key deleted or expired before the stream
+    /// was created (SPEC 7.2).
+    fn scan(
+        &self,
+        scope: &Self::Scope,
+        pattern: &Pattern,
+    ) -> impl Stream<Item = Result<Vec<String>>> + Send + 'static;
+
+    /// Deletes every key of the scope; returns how many live keys it deleted (SPEC 6.4).
+    fn clear(&self, scope: &Self::Scope) -> impl Future<Output = Result<u64>> + Send;
+}

@@ -1,0 +1,428 @@
+//! The in-memory driver: the default store, sharded, no server needed.
+//!
+//! Every namespace is its own sharded hash table, so a namespace handle hashes only the
+//! business key and `keys`, `scan` and `clear` touch only that namespace's entries. Reads take
+//! a shared lock on one shard; writes an exclusive lock on one shard; batches lock the shards
+//! they touch in ascending order. Expired entries are invisible at once (checked on access,
+//! reading the clock only for keys that have a TTL) and reclaimed by a background thread that
+//! needs no async runtime, holds a shard lock for at most a few hundred buckets at a time, and
+//! stops when the last handle on the driver is dropped.
+
+mod clock;
+mod config;
+mod table;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::{Future, ready};
+use std::pin::Pin;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_core::Stream;
+
+pub use clock::ManualClock;
+pub use config::{MAX_SHARDS, MemoryConfig, SCHEME};
+
+use self::clock::Clock;
+use self::table::Table;
+use crate::driver::Driver;
+use crate::glob::Pattern;
+use crate::namespace::NamespaceName;
+use crate::ttl::{Expiry, KeyTtl, Ttl};
+use crate::{Error, Key, Namespace, Result};
+
+/// The in-memory driver. Cheap to clone (one `Arc`); clones share the data.
+///
+/// ```
+/// # futures_util::FutureExt::now_or_never(async {
+/// use namestore::MemoryDriver;
+///
+/// let store = MemoryDriver::new();
+/// let counters = store.namespace::<String>("app", "counters")?;
+/// assert_eq!(counters.incr(&"visits".to_owned(), 1).await?, 1);
+/// # namestore::Result::Ok(()) }).unwrap().unwrap();
+/// ```
+#[derive(Clone)]
+pub struct MemoryDriver {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: MemoryConfig,
+    clock: Clock,
+    tables: Mutex<HashMap<Arc<str>, Arc<Table>>>,
+    /// Dropped with the last handle, which tells the reclaimer thread to stop.
+    _stop: Option<mpsc::Sender<()>>,
+}
+
+/// Builds a [`MemoryDriver`] with non-default settings.
+#[derive(Debug, Default)]
+pub struct MemoryBuilder {
+    config: MemoryConfig,
+    clock: Option<ManualClock>,
+}
+
+impl MemoryBuilder {
+    /// Shards per namespace, rounded up to a power of two, from 1 to [`MAX_SHARDS`].
+    pub fn shards(mut self, shards: usize) -> Self {
+        self.config.shards = shards.clamp(1, MAX_SHARDS).next_power_of_two();
+        self
+    }
+
+    /// How often expired entries are reclaimed in the background; `None` turns the
+    /// background thread off, leaving only expiry on access.
+    pub fn reap_interval(mut self, interval: Option<Duration>) -> Self {
+        self.config.reap_interval = interval.filter(|i| !i.is_zero());
+        self
+    }
+
+    /// Reads time from `clock` instead of the system's monotonic clock, for tests.
+    pub fn manual_clock(mut self, clock: ManualClock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Takes every setting from `config`.
+    pub fn config(mut self, config: MemoryConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Builds the driver and starts its reclaimer thread.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Backend`] when the operating system refuses to start the thread.
+    pub fn build(self) -> Result<MemoryDriver> {
+        let clock = match self.clock {
+            Some(manual) => Clock::Manual(manual),
+            None => Clock::System(Instant::now()),
+        };
+        let interval = self.config.reap_interval;
+        let (stop, stopped) = match interval {
+            Some(_) => {
+                let (tx, rx) = mpsc::channel::<()>();
+                (Some(tx), Some(rx))
+            }
+            None => (None, None),
+        };
+        let inner = Arc::new(Inner {
+            config: self.config,
+            clock,
+            tables: Mutex::new(HashMap::new()),
+            _stop: stop,
+        });
+        if let (Some(interval), Some(stopped)) = (interval, stopped) {
+            let weak = Arc::downgrade(&inner);
+            std::thread::Builder::new()
+                .name("namestore-reaper".into())
+                .spawn(move || reclaim_loop(weak, stopped, interval))
+                .map_err(|e| Error::Backend {
+                    source: Box::new(e),
+                })?;
+        }
+        Ok(MemoryDriver { inner })
+    }
+}
+
+fn reclaim_loop(inner: Weak<Inner>, stopped: mpsc::Receiver<()>, interval: Duration) {
+    while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(interval) {
+        let Some(inner) = inner.upgrade() else { return };
+        for table in inner.tables_snapshot() {
+            table.reap(false);
+        }
+    }
+}
+
+impl Inner {
+    fn tables_snapshot(&self) -> Vec<Arc<Table>> {
+        self.tables
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect()
+    }
+}
+
+impl MemoryDriver {
+    /// A driver with default settings and its background reclaimer running.
+    ///
+    /// If the operating system refuses to start the reclaimer thread, the driver still works,
+    /// with expiry on access only; use [`MemoryDriver::builder`] to see that error.
+    pub fn new() -> Self {
+        MemoryDriver::builder()
+            .build()
+            .unwrap_or_else(|_| MemoryDriver::without_reclaimer())
+    }
+
+    fn without_reclaimer() -> Self {
+        let config = MemoryConfig {
+            reap_interval: None,
+            ..MemoryConfig::default()
+        };
+        MemoryDriver {
+            inner: Arc::new(Inner {
+                config,
+                clock: Clock::System(Instant::now()),
+                tables: Mutex::new(HashMap::new()),
+                _stop: None,
+            }),
+        }
+    }
+
+    /// A builder for non-default settings.
+    pub fn builder() -> MemoryBuilder {
+        MemoryBuilder::default()
+    }
+
+    /// A driver with the settings of a `memory://` URL; see [`MemoryConfig::from_url`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidUrl`] for a malformed URL, [`Error::Backend`] as [`MemoryBuilder::build`].
+    pub fn from_url(url: &str) -> Result<Self> {
+        MemoryDriver::builder()
+            .config(MemoryConfig::from_url(url)?)
+            .build()
+    }
+
+    /// The driver's settings.
+    pub fn config(&self) -> &MemoryConfig {
+        &self.inner.config
+    }
+
+    /// Opens the namespace (`root`, `domain`) bound to key type `K`; see [`Namespace::new`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidNamespace`] when a name breaks SPEC 1.2.
+    pub fn namespace<K: Key>(
+        &self,
+        root: &str,
+        domain: &str,
+    ) -> Result<Namespace<K, MemoryDriver>> {
+        Namespace::new(self.clone(), root, domain)
+    }
+
+    /// Entries held in memory across all namespaces, counting expired entries that are not yet
+    /// reclaimed.
+    pub fn stored_entries(&self) -> usize {
+        self.inner
+            .tables_snapshot()
+            .iter()
+            .map(|t| t.stored())
+            .sum()
+    }
+
+    /// Reclaims every expired entry now, in every namespace; returns how many were freed. The
+    /// background thread does this incrementally; call it to free memory at a known moment.
+    pub fn purge_expired(&self) -> usize {
+        self.inner
+            .tables_snapshot()
+            .iter()
+            .map(|t| t.reap(true))
+            .sum()
+    }
+}
+
+impl Default for MemoryDriver {
+    fn default() -> Self {
+        MemoryDriver::new()
+    }
+}
+
+impl fmt::Debug for MemoryDriver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryDriver")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A memory namespace: its table.
+#[derive(Clone)]
+pub struct MemoryScope(Arc<Table>);
+
+impl fmt::Debug for MemoryScope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryScope")
+            .field("shards", &self.0.shard_count())
+            .finish()
+    }
+}
+
+/// The pages of a memory scan: one shard's matching keys per page.
+struct ScanPages {
+    table: Arc<Table>,
+    pattern: Pattern,
+    next_shard: usize,
+}
+
+impl Stream for ScanPages {
+    type Item = Result<Vec<String>>;
+
+    fn poll_next(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        while self.next_shard < self.table.shard_count() {
+            let page = self.table.scan_shard(self.next_shard, &self.pattern);
+            self.next_shard += 1;
+            if !page.is_empty() {
+                return Poll::Ready(Some(Ok(page)));
+            }
+        }
+        Poll::Ready(None)
+    }
+}
+
+impl Driver for MemoryDriver {
+    type Scope = MemoryScope;
+
+    fn scope(&self, namespace: &NamespaceName) -> Result<MemoryScope> {
+        let mut tables = self
+            .inner
+            .tables
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let table = tables.entry(namespace.prefix().into()).or_insert_with(|| {
+            Arc::new(Table::new(
+                self.inner.config.shards,
+                self.inner.clock.clone(),
+            ))
+        });
+        Ok(MemoryScope(Arc::clone(table)))
+    }
+
+    fn set(
+        &self,
+        s: &MemoryScope,
+        key: &str,
+        value: Bytes,
+        expiry: Expiry,
+    ) -> impl Future<Output = Result<()>> + Send {
+        ready(Ok(s.0.set(key, value, expiry)))
+    }
+
+    fn set_nx(
+        &self,
+        s: &MemoryScope,
+        key: &str,
+        value: Bytes,
+        ttl: Option<Ttl>,
+    ) -> impl Future<Output = Result<bool>> + Send {
+        ready(Ok(s.0.set_nx(key, value, ttl)))
+    }
+
+    fn get(
+        &self,
+        s: &MemoryScope,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<Bytes>>> + Send {
+        ready(Ok(s.0.get(key)))
+    }
+
+    fn exists(&self, s: &MemoryScope, key: &str) -> impl Future<Output = Result<bool>> + Send {
+        ready(Ok(s.0.exists(key)))
+    }
+
+    fn delete(&self, s: &MemoryScope, key: &str) -> impl Future<Output = Result<bool>> + Send {
+        ready(Ok(s.0.delete(key)))
+    }
+
+    fn ttl(&self, s: &MemoryScope, key: &str) -> impl Future<Output = Result<KeyTtl>> + Send {
+        ready(Ok(s.0.ttl(key)))
+    }
+
+    fn expire(
+        &self,
+        s: &MemoryScope,
+        key: &str,
+        ttl: Ttl,
+    ) -> impl Future<Output = Result<bool>> + Send {
+        ready(Ok(s.0.expire(key, ttl)))
+    }
+
+    fn persist(&self, s: &MemoryScope, key: &str) -> impl Future<Output = Result<bool>> + Send {
+        ready(Ok(s.0.persist(key)))
+    }
+
+    fn incr(
+        &self,
+        s: &MemoryScope,
+        key: &str,
+        delta: i64,
+        ttl: Option<Ttl>,
+    ) -> impl Future<Output = Result<i64>> + Send {
+        ready(s.0.incr(key, delta, ttl))
+    }
+
+    fn get_set(
+        &self,
+        s: &MemoryScope,
+        key: &str,
+        value: Bytes,
+        ttl: Option<Ttl>,
+    ) -> impl Future<Output = Result<Option<Bytes>>> + Send {
+        ready(Ok(s.0.get_set(key, value, ttl)))
+    }
+
+    fn cas(
+        &self,
+        s: &MemoryScope,
+        key: &str,
+        expected: &[u8],
+        new: Bytes,
+        ttl: Option<Ttl>,
+    ) -> impl Future<Output = Result<bool>> + Send {
+        ready(Ok(s.0.cas(key, expected, new, ttl)))
+    }
+
+    fn cad(
+        &self,
+        s: &MemoryScope,
+        key: &str,
+        expected: &[u8],
+    ) -> impl Future<Output = Result<bool>> + Send {
+        ready(Ok(s.0.cad(key, expected)))
+    }
+
+    fn mget(
+        &self,
+        s: &MemoryScope,
+        keys: &[&str],
+    ) -> impl Future<Output = Result<Vec<Option<Bytes>>>> + Send {
+        ready(Ok(s.0.mget(keys)))
+    }
+
+    fn mset(
+        &self,
+        s: &MemoryScope,
+        pairs: &[(&str, Bytes)],
+        ttl: Option<Ttl>,
+    ) -> impl Future<Output = Result<()>> + Send {
+        ready(Ok(s.0.mset(pairs, ttl)))
+    }
+
+    fn mdel(&self, s: &MemoryScope, keys: &[&str]) -> impl Future<Output = Result<u64>> + Send {
+        ready(Ok(s.0.mdel(keys)))
+    }
+
+    fn scan(
+        &self,
+        s: &MemoryScope,
+        pattern: &Pattern,
+    ) -> impl Stream<Item = Result<Vec<String>>> + Send + 'static {
+        ScanPages {
+            table: Arc::clone(&s.0),
+            pattern: pattern.clone(),
+            next_shard: 0,
+        }
+    }
+
+    fn clear(&self, s: &MemoryScope) -> impl Future<Output = Result<u64>> + Send {
+        ready(Ok(s.0.clear()))
+    }
+}

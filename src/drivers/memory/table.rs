@@ -1,0 +1,530 @@
+//! One namespace's data: a sharded hash table of entries.
+//!
+//! Each shard is a `RwLock` around a `hashbrown::HashTable`, padded to its own cache lines.
+//! Reads take a shared lock on one shard, writes an exclusive lock on one shard. Batches lock
+//! every shard they touch in ascending shard order and hold them until done, which makes them
+//! atomic without a global lock and free of deadlocks (everyone acquires in the same order).
+//!
+//! Keys are the business keys only: the namespace is the table, so nothing concatenates
+//! `root:domain:key` and hashing covers only the business key.
+
+use std::hash::BuildHasher;
+use std::mem;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use hashbrown::{DefaultHashBuilder, HashTable};
+
+use super::clock::{Clock, Now};
+use crate::counter;
+use crate::glob::Pattern;
+use crate::ttl::{Expiry, KeyTtl, Ttl};
+use crate::{Error, Result};
+
+/// Buckets the reclaimer inspects per lock acquisition: a few microseconds of lock time.
+const REAP_CHUNK: usize = 256;
+
+pub(crate) struct Table {
+    shards: Box<[Shard]>,
+    hasher: DefaultHashBuilder,
+    clock: Clock,
+}
+
+#[repr(align(128))]
+struct Shard {
+    slots: RwLock<Slots>,
+    reap_cursor: AtomicUsize,
+}
+
+#[derive(Default)]
+struct Slots {
+    map: HashTable<Entry>,
+}
+
+struct Entry {
+    key: Box<str>,
+    value: Value,
+    /// Nanoseconds on the driver's clock at which the entry expires; 0 for never.
+    deadline: u64,
+}
+
+/// A counter is kept as an integer, so `incr` neither parses nor formats; it reads back as
+/// decimal ASCII.
+enum Value {
+    Bytes(Bytes),
+    Int(i64),
+}
+
+impl Value {
+    fn to_bytes(&self) -> Bytes {
+        match self {
+            Value::Bytes(bytes) => bytes.clone(),
+            Value::Int(n) => Bytes::copy_from_slice(counter::format(*n, &mut itoa::Buffer::new())),
+        }
+    }
+
+    fn eq_bytes(&self, other: &[u8]) -> bool {
+        match self {
+            Value::Bytes(bytes) => bytes[..] == *other,
+            Value::Int(n) => counter::format(*n, &mut itoa::Buffer::new()) == other,
+        }
+    }
+
+    fn as_integer(&self) -> Option<i64> {
+        match self {
+            Value::Bytes(bytes) => counter::parse_canonical(bytes),
+            Value::Int(n) => Some(*n),
+        }
+    }
+}
+
+impl Entry {
+    fn live(&self, now: &mut Now<'_>) -> bool {
+        self.deadline == 0 || now.get() < self.deadline
+    }
+
+    fn expired_at(&self, now: u64) -> bool {
+        self.deadline != 0 && now >= self.deadline
+    }
+}
+
+fn read(shard: &Shard) -> RwLockReadGuard<'_, Slots> {
+    // No code path panics while holding a shard lock, so a poisoned lock has consistent data.
+    shard.slots.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn write(shard: &Shard) -> RwLockWriteGuard<'_, Slots> {
+    shard.slots.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn deadline(now: &mut Now<'_>, ttl: Ttl) -> u64 {
+    now.get()
+        .saturating_add(ttl.as_millis().saturating_mul(1_000_000))
+}
+
+fn deadline_of(now: &mut Now<'_>, ttl: Option<Ttl>) -> u64 {
+    ttl.map_or(0, |ttl| deadline(now, ttl))
+}
+
+impl Slots {
+    /// The live entry for `key`; an expired one found on the way is removed.
+    fn live_mut(&mut self, hash: u64, key: &str, now: &mut Now<'_>) -> Option<&mut Entry> {
+        match self.map.find_entry(hash, |e| *e.key == *key) {
+            Ok(found) if found.get().live(now) => Some(found.into_mut()),
+            Ok(found) => {
+                found.remove();
+                None
+            }
+            Err(_) => None,
+        }
+    }
+
+    fn insert(
+        &mut self,
+        hasher: &DefaultHashBuilder,
+        hash: u64,
+        key: &str,
+        value: Value,
+        deadline: u64,
+    ) {
+        let entry = Entry {
+            key: key.into(),
+            value,
+            deadline,
+        };
+        self.map
+            .insert_unique(hash, entry, |e| hasher.hash_one(&*e.key));
+    }
+}
+
+impl Table {
+    pub(crate) fn new(shards: usize, clock: Clock) -> Self {
+        let shards = (0..shards)
+            .map(|_| Shard {
+                slots: RwLock::new(Slots::default()),
+                reap_cursor: AtomicUsize::new(0),
+            })
+            .collect();
+        Table {
+            shards,
+            hasher: DefaultHashBuilder::default(),
+            clock,
+        }
+    }
+
+    fn hash(&self, key: &str) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    /// The shard for a hash. hashbrown uses the low bits for the bucket and the top seven for
+    /// its tag, so the shard takes bits from the middle.
+    fn shard_index(&self, hash: u64) -> usize {
+        (hash >> 32) as usize & (self.shards.len() - 1)
+    }
+
+    fn shard(&self, hash: u64) -> &Shard {
+        &self.shards[self.shard_index(hash)]
+    }
+
+    pub(crate) fn get(&self, key: &str) -> Option<Bytes> {
+        let hash = self.hash(key);
+        let slots = read(self.shard(hash));
+        let mut now = Now::new(&self.clock);
+        let entry = slots.map.find(hash, |e| *e.key == *key)?;
+        entry.live(&mut now).then(|| entry.value.to_bytes())
+    }
+
+    pub(crate) fn exists(&self, key: &str) -> bool {
+        let hash = self.hash(key);
+        let slots = read(self.shard(hash));
+        let mut now = Now::new(&self.clock);
+        slots
+            .map
+            .find(hash, |e| *e.key == *key)
+            .is_some_and(|e| e.live(&mut now))
+    }
+
+    pub(crate) fn ttl(&self, key: &str) -> KeyTtl {
+        let hash = self.hash(key);
+        let slots = read(self.shard(hash));
+        let Some(entry) = slots.map.find(hash, |e| *e.key == *key) else {
+            return KeyTtl::Missing;
+        };
+        if entry.deadline == 0 {
+            return KeyTtl::NoExpiry;
+        }
+        match entry.deadline.checked_sub(self.clock.now()) {
+            None | Some(0) => KeyTtl::Missing,
+            // Rounded up to the millisecond: more than zero, at most the TTL that was set.
+            Some(left) => KeyTtl::ExpiresIn(Duration::from_millis(left.div_ceil(1_000_000))),
+        }
+    }
+
+    pub(crate) fn set(&self, key: &str, value: Bytes, expiry: Expiry) {
+        let hash = self.hash(key);
+        let mut slots = write(self.shard(hash));
+        let mut now = Now::new(&self.clock);
+        match slots.live_mut(hash, key, &mut now) {
+            Some(entry) => {
+                entry.value = Value::Bytes(value);
+                match expiry {
+                    Expiry::Never => entry.deadline = 0,
+                    Expiry::After(ttl) => entry.deadline = deadline(&mut now, ttl),
+                    Expiry::Keep => {}
+                }
+            }
+            None => {
+                let deadline = match expiry {
+                    Expiry::After(ttl) => deadline(&mut now, ttl),
+                    Expiry::Never | Expiry::Keep => 0,
+                };
+                slots.insert(&self.hasher, hash, key, Value::Bytes(value), deadline);
+            }
+        }
+    }
+
+    pub(crate) fn set_nx(&self, key: &str, value: Bytes, ttl: Option<Ttl>) -> bool {
+        let hash = self.hash(key);
+        let mut slots = write(self.shard(hash));
+        let mut now = Now::new(&self.clock);
+        if slots.live_mut(hash, key, &mut now).is_some() {
+            return false;
+        }
+        let deadline = deadline_of(&mut now, ttl);
+        slots.insert(&self.hasher, hash, key, Value::Bytes(value), deadline);
+        true
+    }
+
+    pub(crate) fn delete(&self, key: &str) -> bool {
+        let hash = self.hash(key);
+        let mut slots = write(self.shard(hash));
+        let mut now = Now::new(&self.clock);
+        match slots.map.find_entry(hash, |e| *e.key == *key) {
+            Ok(found) => found.remove().0.live(&mut now),
+            Err(_) => false,
+        }
+    }
+
+    pub(crate) fn expire(&self, key: &str, ttl: Ttl) -> bool {
+        let hash = self.hash(key);
+        let mut slots = write(self.shard(hash));
+        let mut now = Now::new(&self.clock);
+        let deadline = deadline(&mut now, ttl);
+        slots
+            .live_mut(hash, key, &mut now)
+            .map(|e| e.deadline = deadline)
+            .is_some()
+    }
+
+    pub(crate) fn persist(&self, key: &str) -> bool {
+        let hash = self.hash(key);
+        let mut slots = write(self.shard(hash));
+        let mut now = Now::new(&self.clock);
+        match slots.live_mut(hash, key, &mut now) {
+            Some(entry) if entry.deadline != 0 => {
+                entry.deadline = 0;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub(crate) fn incr(&self, key: &str, delta: i64, ttl_on_create: Option<Ttl>) -> Result<i64> {
+        let hash = self.hash(key);
+        let mut slots = write(self.shard(hash));
+        let mut now = Now::new(&self.clock);
+        match slots.live_mut(hash, key, &mut now) {
+            Some(entry) => {
+                let current = entry
+                    .value
+                    .as_integer()
+                    .ok_or_else(|| Error::not_an_integer(key))?;
+                let next = current
+                    .checked_add(delta)
+                    .ok_or_else(|| Error::overflow(key))?;
+                entry.value = Value::Int(next);
+                Ok(next)
+            }
+            None => {
+                let deadline = deadline_of(&mut now, ttl_on_create);
+                slots.insert(&self.hasher, hash, key, Value::Int(delta), deadline);
+                Ok(delta)
+            }
+        }
+    }
+
+    pub(crate) fn get_set(&self, key: &str, value: Bytes, ttl: Option<Ttl>) -> Option<Bytes> {
+        let hash = self.hash(key);
+        let mut slots = write(self.shard(hash));
+        let mut now = Now::new(&self.clock);
+        let deadline = deadline_of(&mut now, ttl);
+        match slots.live_mut(hash, key, &mut now) {
+            Some(entry) => {
+                let previous = mem::replace(&mut entry.value, Value::Bytes(value));
+                entry.deadline = deadline;
+                Some(previous.to_bytes())
+            }
+            None => {
+                slots.insert(&self.hasher, hash, key, Value::Bytes(value), deadline);
+                None
+            }
+        }
+    }
+
+    pub(crate) fn cas(&self, key: &str, expected: &[u8], new: Bytes, ttl: Option<Ttl>) -> bool {
+        let hash = self.hash(key);
+        let mut slots = write(self.shard(hash));
+        let mut now = Now::new(&self.clock);
+        let deadline = deadline_of(&mut now, ttl);
+        match slots.live_mut(hash, key, &mut now) {
+            Some(entry) if entry.value.eq_bytes(expected) => {
+                entry.value = Value::Bytes(new);
+                entry.deadline = deadline;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub(crate) fn cad(&self, key: &str, expected: &[u8]) -> bool {
+        let hash = self.hash(key);
+        let mut slots = write(self.shard(hash));
+        let mut now = Now::new(&self.clock);
+        match slots.map.find_entry(hash, |e| *e.key == *key) {
+            Ok(found) if found.get().live(&mut now) && found.get().value.eq_bytes(expected) => {
+                found.remove();
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The keys' hashes, and their positions grouped by shard in ascending shard order
+    /// (positions ascending within a shard, so a repeated key keeps the caller's order).
+    fn plan(
+        &self,
+        keys: impl ExactSizeIterator<Item = impl AsRef<str>>,
+    ) -> (Vec<u64>, Vec<(usize, usize)>) {
+        let hashes: Vec<u64> = keys.map(|k| self.hash(k.as_ref())).collect();
+        let mut order: Vec<(usize, usize)> = hashes
+            .iter()
+            .enumerate()
+            .map(|(i, &h)| (self.shard_index(h), i))
+            .collect();
+        order.sort_unstable();
+        (hashes, order)
+    }
+
+    pub(crate) fn mget(&self, keys: &[&str]) -> Vec<Option<Bytes>> {
+        let (hashes, order) = self.plan(keys.iter());
+        let mut answers = vec![None; keys.len()];
+        let mut guards = Vec::new();
+        let mut now = Now::new(&self.clock);
+        let mut held = usize::MAX;
+        for (shard, i) in order {
+            if shard != held {
+                guards.push(read(&self.shards[shard]));
+                held = shard;
+            }
+            let Some(slots) = guards.last() else { continue };
+            let key = keys[i];
+            answers[i] = slots
+                .map
+                .find(hashes[i], |e| *e.key == *key)
+                .filter(|e| e.live(&mut now))
+                .map(|e| e.value.to_bytes());
+        }
+        answers
+    }
+
+    pub(crate) fn mset(&self, pairs: &[(&str, Bytes)], ttl: Option<Ttl>) {
+        let (hashes, order) = self.plan(pairs.iter().map(|(k, _)| k));
+        let mut guards = Vec::new();
+        let mut now = Now::new(&self.clock);
+        let deadline = deadline_of(&mut now, ttl);
+        let mut held = usize::MAX;
+        for (shard, i) in order {
+            if shard != held {
+                guards.push(write(&self.shards[shard]));
+                held = shard;
+            }
+            let Some(slots) = guards.last_mut() else {
+                continue;
+            };
+            let (key, value) = &pairs[i];
+            match slots.live_mut(hashes[i], key, &mut now) {
+                Some(entry) => {
+                    entry.value = Value::Bytes(value.clone());
+                    entry.deadline = deadline;
+                }
+                None => slots.insert(
+                    &self.hasher,
+                    hashes[i],
+                    key,
+                    Value::Bytes(value.clone()),
+                    deadline,
+                ),
+            }
+        }
+    }
+
+    pub(crate) fn mdel(&self, keys: &[&str]) -> u64 {
+        let (hashes, order) = self.plan(keys.iter());
+        let mut guards = Vec::new();
+        let mut now = Now::new(&self.clock);
+        let mut held = usize::MAX;
+        let mut removed = 0;
+        for (shard, i) in order {
+            if shard != held {
+                guards.push(write(&self.shards[shard]));
+                held = shard;
+            }
+            let Some(slots) = guards.last_mut() else {
+                continue;
+            };
+            let key = keys[i];
+            if let Ok(found) = slots.map.find_entry(hashes[i], |e| *e.key == *key) {
+                if found.remove().0.live(&mut now) {
+                    removed += 1;
+                }
+            }
+        }
+        removed
+    }
+
+    pub(crate) fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// The live keys of one shard that match `pattern`: one page of a scan.
+    pub(crate) fn scan_shard(&self, shard: usize, pattern: &Pattern) -> Vec<String> {
+        let Some(shard) = self.shards.get(shard) else {
+            return Vec::new();
+        };
+        let slots = read(shard);
+        let mut now = Now::new(&self.clock);
+        slots
+            .map
+            .iter()
+            .filter(|e| e.live(&mut now) && pattern.matches(&e.key))
+            .map(|e| e.key.to_string())
+            .collect()
+    }
+
+    /// Empties every shard; returns how many live entries there were. Each shard's table is
+    /// swapped out under its lock and freed after the lock is released.
+    pub(crate) fn clear(&self) -> u64 {
+        let mut cleared = 0;
+        for shard in self.shards.iter() {
+            let taken = mem::take(&mut write(shard).map);
+            let now = self.clock.now();
+            cleared += taken.iter().filter(|e| !e.expired_at(now)).count() as u64;
+        }
+        cleared
+    }
+
+    /// Entries held, expired ones not yet reclaimed included.
+    pub(crate) fn stored(&self) -> usize {
+        self.shards.iter().map(|s| read(s).map.len()).sum()
+    }
+
+    /// Reclaims expired entries, resuming each shard where the last call stopped.
+    ///
+    /// A full reap inspects every bucket. Otherwise each shard is inspected for 1/32 of its
+    /// buckets (at least one chunk), and further while the last chunk was at least a quarter
+    /// expired, up to one full pass: a full pass takes about 32 calls whatever the size. A chunk is first read
+    /// under the shared lock; only a chunk holding expired entries takes the exclusive lock.
+    /// Returns how many entries were freed.
+    pub(crate) fn reap(&self, full: bool) -> usize {
+        let mut freed = 0;
+        for shard in self.shards.iter() {
+            let buckets = read(shard).map.num_buckets();
+            let budget = if full {
+                buckets
+            } else {
+                (buckets / 32).max(REAP_CHUNK)
+            };
+            let mut cursor = shard.reap_cursor.load(Ordering::Relaxed);
+            let mut scanned = 0;
+            while scanned < buckets {
+                let now = self.clock.now();
+                let (end, expired) = {
+                    let slots = read(shard);
+                    let buckets = slots.map.num_buckets();
+                    if cursor >= buckets {
+                        cursor = 0;
+                    }
+                    let end = (cursor + REAP_CHUNK).min(buckets);
+                    let expired = (cursor..end)
+                        .filter(|&i| slots.map.get_bucket(i).is_some_and(|e| e.expired_at(now)))
+                        .count();
+                    (end, expired)
+                };
+                if expired > 0 {
+                    let mut dropped = Vec::with_capacity(expired);
+                    let mut slots = write(shard);
+                    // Buckets may have moved since the shared read; any expired entry found
+                    // here is fair game, whichever it is.
+                    for i in cursor..end {
+                        if let Ok(found) = slots.map.get_bucket_entry(i) {
+                            if found.get().expired_at(now) {
+                                dropped.push(found.remove().0);
+                            }
+                        }
+                    }
+                    drop(slots);
+                    freed += dropped.len();
+                }
+                scanned += end.saturating_sub(cursor).max(1);
+                cursor = end;
+                if scanned >= budget && expired * 4 < REAP_CHUNK {
+                    break;
+                }
+            }
+            shard.reap_cursor.store(cursor, Ordering::Relaxed);
+        }
+        freed
+    }
+}

@@ -1,0 +1,3 @@
+//! The drivers that ship with namestore, one module each.
+
+pub mod memory;

@@ -1,0 +1,31 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod any;
+pub mod counter;
+mod driver;
+pub mod drivers;
+mod error;
+mod glob;
+mod key;
+mod namespace;
+mod open;
+mod ttl;
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
+
+pub use any::{AnyDriver, AnyScope, BoxFuture, PageStream};
+pub use driver::Driver;
+pub use drivers::memory::MemoryDriver;
+pub use error::{BoxError, Error, Result};
+pub use glob::Pattern;
+pub use key::{Key, MAX_KEY_LEN};
+pub use namespace::{KeyStream, MAX_NAME_LEN, MAX_VALUE_LEN, Namespace, NamespaceName};
+pub use open::open;
+pub use ttl::{Expiry, KeyTtl, Ttl};
+
+/// Re-exported so drivers and callers name the same `Bytes`.
+pub use bytes::Bytes;

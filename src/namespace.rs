@@ -1,0 +1,661 @@
+//! Typed namespaces: the public face of namestore (SPEC 1 to 6).
+
+use std::borrow::{Borrow, Cow};
+use std::fmt;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_core::Stream;
+
+use crate::driver::Driver;
+use crate::error::{Error, shorten};
+use crate::glob::Pattern;
+use crate::key::{self, Key};
+use crate::ttl::{Expiry, KeyTtl, Ttl};
+use crate::{AnyDriver, Result};
+
+/// The largest value, in bytes: 512 MiB (SPEC 2.1).
+pub const MAX_VALUE_LEN: usize = 512 * 1024 * 1024;
+
+/// The longest `root` or `domain`, in bytes (SPEC 1.2).
+pub const MAX_NAME_LEN: usize = 64;
+
+/// A validated namespace name: the pair (`root`, `domain`) and its key prefix
+/// `root:domain:` (SPEC 1.1, 1.2).
+///
+/// ```
+/// use namestore::NamespaceName;
+///
+/// let name = NamespaceName::new("app", "sessions").unwrap();
+/// assert_eq!(name.prefix(), "app:sessions:");
+/// assert!(NamespaceName::new("app", "a:b").is_err());
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct NamespaceName {
+    prefix: Arc<str>,
+    root_len: usize,
+}
+
+impl NamespaceName {
+    /// Validates `root` and `domain`: each 1 to 64 bytes of ASCII letters, digits, `-`, `_`
+    /// and `.`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidNamespace`] naming the part and what is wrong with it.
+    pub fn new(root: &str, domain: &str) -> Result<Self> {
+        validate_name("root", root)?;
+        validate_name("domain", domain)?;
+        Ok(NamespaceName {
+            prefix: format!("{root}:{domain}:").into(),
+            root_len: root.len(),
+        })
+    }
+
+    /// The `root` part.
+    pub fn root(&self) -> &str {
+        &self.prefix[..self.root_len]
+    }
+
+    /// The `domain` part.
+    pub fn domain(&self) -> &str {
+        &self.prefix[self.root_len + 1..self.prefix.len() - 1]
+    }
+
+    /// The key prefix, `root:domain:`.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The full stored key of a business key, `root:domain:key`.
+    pub fn full_key(&self, key: &str) -> String {
+        let mut full = String::with_capacity(self.prefix.len() + key.len());
+        full.push_str(&self.prefix);
+        full.push_str(key);
+        full
+    }
+}
+
+impl fmt::Debug for NamespaceName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "NamespaceName({}:{})", self.root(), self.domain())
+    }
+}
+
+impl fmt::Display for NamespaceName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.root(), self.domain())
+    }
+}
+
+fn validate_name(part: &'static str, value: &str) -> Result<()> {
+    let reason = if value.is_empty() {
+        "cannot be empty"
+    } else if value.len() > MAX_NAME_LEN {
+        "is at most 64 bytes"
+    } else if !value
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        "may hold only ASCII letters, digits, `-`, `_` and `.`"
+    } else {
+        return Ok(());
+    };
+    Err(Error::InvalidNamespace {
+        part,
+        value: shorten(value),
+        reason,
+    })
+}
+
+/// A handle on one namespace of a store, bound to the business key type `K`.
+///
+/// Every key is stored as `root:domain:key`. The handle validates all input before the driver
+/// sees it: a bad key, value, TTL or pattern is an error and the store is left unchanged
+/// (SPEC 8.2). It is cheap to clone (one `Arc`) and `Send + Sync`, so one handle serves a
+/// whole program (SPEC 7.3).
+///
+/// `D` is the driver. With a concrete driver (`Namespace<K, MemoryDriver>`) every call is
+/// statically dispatched; the default, [`AnyDriver`], is a store chosen at run time.
+///
+/// A namespace of `UserId`s does not take a `SessionId`:
+///
+/// ```compile_fail
+/// # use std::borrow::Cow;
+/// # struct UserId(String);
+/// # struct SessionId(String);
+/// # impl namestore::Key for UserId {
+/// #     fn encode(&self) -> Cow<'_, str> { Cow::Borrowed(&self.0) }
+/// #     fn decode(k: &str) -> Option<Self> { Some(UserId(k.into())) }
+/// # }
+/// # impl namestore::Key for SessionId {
+/// #     fn encode(&self) -> Cow<'_, str> { Cow::Borrowed(&self.0) }
+/// #     fn decode(k: &str) -> Option<Self> { Some(SessionId(k.into())) }
+/// # }
+/// # async fn run() -> namestore::Result<()> {
+/// let store = namestore::MemoryDriver::new();
+/// let users = store.namespace::<UserId>("app", "users")?;
+/// users.get(&SessionId("s1".into())).await?; // error[E0308]: mismatched types
+/// # Ok(()) }
+/// ```
+pub struct Namespace<K, D: Driver = AnyDriver> {
+    shared: Arc<Shared<D>>,
+    _key: PhantomData<fn(&K) -> K>,
+}
+
+struct Shared<D: Driver> {
+    driver: D,
+    scope: D::Scope,
+    name: NamespaceName,
+}
+
+impl<K, D: Driver> Clone for Namespace<K, D> {
+    fn clone(&self) -> Self {
+        Namespace {
+            shared: Arc::clone(&self.shared),
+            _key: PhantomData,
+        }
+    }
+}
+
+impl<K, D: Driver> fmt::Debug for Namespace<K, D> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Namespace")
+            .field("name", &self.shared.name)
+            .field("key", &std::any::type_name::<K>())
+            .finish()
+    }
+}
+
+fn encode<K: Key>(key: &K) -> Result<Cow<'_, str>> {
+    let encoded = key.encode();
+    key::validate(&encoded)?;
+    Ok(encoded)
+}
+
+fn value<V: Into<Bytes>>(key: &str, value: V) -> Result<Bytes> {
+    let value = value.into();
+    if value.len() > MAX_VALUE_LEN {
+        return Err(Error::ValueTooLarge {
+            key: shorten(key),
+            len: value.len(),
+            max: MAX_VALUE_LEN,
+        });
+    }
+    Ok(value)
+}
+
+impl<K: Key, D: Driver> Namespace<K, D> {
+    /// Opens the namespace (`root`, `domain`) on `driver`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidNamespace`] when `root` or `domain` is not 1 to 64 bytes of ASCII
+    /// letters, digits, `-`, `_` and `.` (SPEC 1.2).
+    pub fn new(driver: D, root: &str, domain: &str) -> Result<Self> {
+        let name = NamespaceName::new(root, domain)?;
+        let scope = driver.scope(&name)?;
+        Ok(Namespace {
+            shared: Arc::new(Shared {
+                driver,
+                scope,
+                name,
+            }),
+            _key: PhantomData,
+        })
+    }
+
+    /// The namespace's name.
+    pub fn name(&self) -> &NamespaceName {
+        &self.shared.name
+    }
+
+    /// The driver this namespace lives on.
+    pub fn driver(&self) -> &D {
+        &self.shared.driver
+    }
+
+    /// The full stored key of `key`, `root:domain:key` (SPEC 1.1).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidKey`] when `key` breaks SPEC 1.4.
+    pub fn full_key(&self, key: &K) -> Result<String> {
+        Ok(self.shared.name.full_key(&encode(key)?))
+    }
+
+    /// Stores `value` under `key`, replacing any value and TTL.
+    ///
+    /// # Behavior
+    ///
+    /// - `ttl: None` stores a key that never expires and clears an old TTL (SPEC 3.3).
+    /// - `value` is taken without copying when it is already a `Bytes`, a `Vec<u8>`, a
+    ///   `String` or a `&'static [u8]`; later changes to the caller's buffers cannot reach the
+    ///   stored value (SPEC 2.2).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidKey`], [`Error::ValueTooLarge`], [`Error::InvalidTtl`] (zero or over
+    /// [`Ttl::MAX`]); nothing is written.
+    pub async fn set(&self, key: &K, value: impl Into<Bytes>, ttl: Option<Duration>) -> Result<()> {
+        let key = encode(key)?;
+        let value = self::value(&key, value)?;
+        let ttl = Ttl::from_option(ttl)?;
+        self.shared
+            .driver
+            .set(&self.shared.scope, &key, value, ttl.into())
+            .await
+    }
+
+    /// Stores `value` under `key` and keeps the key's current TTL (Redis `KEEPTTL`).
+    ///
+    /// # Behavior
+    ///
+    /// - A present key keeps its TTL, or its lack of one (SPEC 3.3).
+    /// - A missing or expired key is created without a TTL.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidKey`], [`Error::ValueTooLarge`]; nothing is written.
+    pub async fn set_keep_ttl(&self, key: &K, value: impl Into<Bytes>) -> Result<()> {
+        let key = encode(key)?;
+        let value = self::value(&key, value)?;
+        self.shared
+            .driver
+            .set(&self.shared.scope, &key, value, Expiry::Keep)
+            .await
+    }
+
+    /// Stores `value` only if `key` is missing; returns whether it did (SPEC 4.1).
+    ///
+    /// # Behavior
+    ///
+    /// - An expired key counts as missing (SPEC 3.2).
+    /// - Of many concurrent calls on a missing key, exactly one returns `true` (SPEC 7.1).
+    ///
+    /// # Errors
+    ///
+    /// As [`set`](Self::set).
+    pub async fn set_nx(
+        &self,
+        key: &K,
+        value: impl Into<Bytes>,
+        ttl: Option<Duration>,
+    ) -> Result<bool> {
+        let key = encode(key)?;
+        let value = self::value(&key, value)?;
+        let ttl = Ttl::from_option(ttl)?;
+        self.shared
+            .driver
+            .set_nx(&self.shared.scope, &key, value, ttl)
+            .await
+    }
+
+    /// Returns the value of `key`, or `None` when it is missing or expired (SPEC 4.2).
+    ///
+    /// # Behavior
+    ///
+    /// - The empty value is `Some(b"")`, not `None` (SPEC 2.1).
+    /// - A counter reads back as decimal ASCII, e.g. `b"42"` (SPEC 4.4).
+    /// - On the memory driver the returned `Bytes` shares the stored buffer: no copy.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidKey`].
+    pub async fn get(&self, key: &K) -> Result<Option<Bytes>> {
+        let key = encode(key)?;
+        self.shared.driver.get(&self.shared.scope, &key).await
+    }
+
+    /// Whether `key` is present and not expired (SPEC 4.3).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidKey`].
+    pub async fn exists(&self, key: &K) -> Result<bool> {
+        let key = encode(key)?;
+        self.shared.driver.exists(&self.shared.scope, &key).await
+    }
+
+    /// Deletes `key`; returns whether a present key was removed (SPEC 4.3).
+    ///
+    /// # Behavior
+    ///
+    /// - An expired key reports `false` (SPEC 3.2).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidKey`].
+    pub async fn delete(&self, key: &K) -> Result<bool> {
+        let key = encode(key)?;
+        self.shared.driver.delete(&self.shared.scope, &key).await
+    }
+
+    /// The TTL state of `key`: missing, no expiry, or the time left (SPEC 3.5).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidKey`].
+    pub async fn ttl(&self, key: &K) -> Result<KeyTtl> {
+        let key = encode(key)?;
+        self.shared.driver.ttl(&self.shared.scope, &key).await
+    }
+
+    /// Gives a present key a new TTL; returns whether the key was present (SPEC 3.6).
+    ///
+    /// # Behavior
+    ///
+    /// - A zero `ttl` deletes the key at once, as Redis `EXPIRE key 0` does.
+    /// - An expired key stays gone: `expire` never resurrects it (SPEC 3.2).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidKey`], [`Error::InvalidTtl`] over [`Ttl::MAX`].
+    pub async fn expire(&self, key: &K, ttl: Duration) -> Result<bool> {
+        let key = encode(key)?;
+        if ttl.is_zero() {
+            return self.shared.driver.delete(&self.shared.scope, &key).await;
+        }
+        let ttl = Ttl::new(ttl)?;
+        self.shared
+            .driver
+            .expire(&self.shared.scope, &key, ttl)
+            .await
+    }
+
+    /// Removes the TTL of `key`; returns whether a TTL was removed (SPEC 3.6).
+    ///
+    /// # Behavior
+    ///
+    /// - A missing key, or one with no TTL, reports `false`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidKey`].
+    pub async fn persist(&self, key: &K) -> Result<bool> {
+        let key = encode(key)?;
+        self.shared.driver.persist(&self.shared.scope, &key).await
+    }
+
+    /// Adds `delta` to the counter at `key`; returns the new value (SPEC 4.4).
+    ///
+    /// # Behavior
+    ///
+    /// - A missing or expired key counts as 0 and is created without a TTL.
+    /// - A present key keeps its TTL (SPEC 3.4).
+    /// - The counter is stored as decimal ASCII, as Redis does, so `get` reads `b"42"`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotAnInteger`] when the value is not a canonical base-10 i64 (`+1`, `007`,
+    /// `-0`, ` 1` are not), [`Error::Overflow`] when the result leaves the i64 range; the
+    /// value is left untouched. [`Error::InvalidKey`].
+    pub async fn incr(&self, key: &K, delta: i64) -> Result<i64> {
+        let key = encode(key)?;
+        self.shared
+            .driver
+            .incr(&self.shared.scope, &key, delta, None)
+            .await
+    }
+
+    /// Like [`incr`](Self::incr), but a key this call creates gets `ttl`; an existing key
+    /// keeps its TTL. One atomic call makes a fixed-window rate limiter.
+    ///
+    /// # Errors
+    ///
+    /// As [`incr`](Self::incr), and [`Error::InvalidTtl`].
+    pub async fn incr_with_ttl(&self, key: &K, delta: i64, ttl: Duration) -> Result<i64> {
+        let key = encode(key)?;
+        let ttl = Ttl::new(ttl)?;
+        self.shared
+            .driver
+            .incr(&self.shared.scope, &key, delta, Some(ttl))
+            .await
+    }
+
+    /// Subtracts `delta` from the counter at `key`; see [`incr`](Self::incr).
+    ///
+    /// # Errors
+    ///
+    /// As [`incr`](Self::incr); `delta == i64::MIN` is [`Error::Overflow`], as in Redis.
+    pub async fn decr(&self, key: &K, delta: i64) -> Result<i64> {
+        let key = encode(key)?;
+        let delta = delta.checked_neg().ok_or_else(|| Error::overflow(&key))?;
+        self.shared
+            .driver
+            .incr(&self.shared.scope, &key, delta, None)
+            .await
+    }
+
+    /// Stores `value` with `ttl` and returns the previous value, or `None` (SPEC 4.5).
+    ///
+    /// # Errors
+    ///
+    /// As [`set`](Self::set).
+    pub async fn get_set(
+        &self,
+        key: &K,
+        value: impl Into<Bytes>,
+        ttl: Option<Duration>,
+    ) -> Result<Option<Bytes>> {
+        let key = encode(key)?;
+        let value = self::value(&key, value)?;
+        let ttl = Ttl::from_option(ttl)?;
+        self.shared
+            .driver
+            .get_set(&self.shared.scope, &key, value, ttl)
+            .await
+    }
+
+    /// Compare-and-swap: replaces the value with `new` and the TTL with `ttl` only if `key` is
+    /// present and its value equals `expected` byte for byte; returns whether it did
+    /// (SPEC 4.6).
+    ///
+    /// # Errors
+    ///
+    /// As [`set`](Self::set).
+    pub async fn cas(
+        &self,
+        key: &K,
+        expected: impl AsRef<[u8]>,
+        new: impl Into<Bytes>,
+        ttl: Option<Duration>,
+    ) -> Result<bool> {
+        let key = encode(key)?;
+        let new = self::value(&key, new)?;
+        let ttl = Ttl::from_option(ttl)?;
+        self.shared
+            .driver
+            .cas(&self.shared.scope, &key, expected.as_ref(), new, ttl)
+            .await
+    }
+
+    /// Compare-and-delete: deletes `key` only if its value equals `expected`; returns whether
+    /// it did (SPEC 4.6). With [`set_nx`](Self::set_nx) and a TTL, the safe release of a lock
+    /// held by one owner.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidKey`].
+    pub async fn cad(&self, key: &K, expected: impl AsRef<[u8]>) -> Result<bool> {
+        let key = encode(key)?;
+        self.shared
+            .driver
+            .cad(&self.shared.scope, &key, expected.as_ref())
+            .await
+    }
+
+    /// Reads many keys at once: one answer per key, in order, duplicates included (SPEC 5.1).
+    ///
+    /// # Behavior
+    ///
+    /// - The read is atomic with respect to [`mset`](Self::mset) (SPEC 7.2).
+    /// - No keys, no answers.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidKey`] for any key; nothing is read.
+    pub async fn mget<Q: Borrow<K>>(
+        &self,
+        keys: impl IntoIterator<Item = Q>,
+    ) -> Result<Vec<Option<Bytes>>> {
+        let keys: Vec<Q> = keys.into_iter().collect();
+        let encoded = keys
+            .iter()
+            .map(|k| encode(k.borrow()))
+            .collect::<Result<Vec<_>>>()?;
+        if encoded.is_empty() {
+            return Ok(Vec::new());
+        }
+        let refs: Vec<&str> = encoded.iter().map(|k| k.as_ref()).collect();
+        self.shared.driver.mget(&self.shared.scope, &refs).await
+    }
+
+    /// Writes many pairs with one TTL, atomically: no reader sees some and not others
+    /// (SPEC 5.2). For a key given twice, the last pair wins.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidKey`], [`Error::ValueTooLarge`], [`Error::InvalidTtl`]; every pair is
+    /// checked first and nothing is written on error (SPEC 5.4). An empty batch is a no-op.
+    pub async fn mset<Q: Borrow<K>, V: Into<Bytes>>(
+        &self,
+        pairs: impl IntoIterator<Item = (Q, V)>,
+        ttl: Option<Duration>,
+    ) -> Result<()> {
+        let ttl = Ttl::from_option(ttl)?;
+        let (keys, values): (Vec<Q>, Vec<V>) = pairs.into_iter().unzip();
+        let encoded = keys
+            .iter()
+            .map(|k| encode(k.borrow()))
+            .collect::<Result<Vec<_>>>()?;
+        let batch = encoded
+            .iter()
+            .zip(values)
+            .map(|(key, value)| Ok((key.as_ref(), self::value(key, value)?)))
+            .collect::<Result<Vec<_>>>()?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.shared
+            .driver
+            .mset(&self.shared.scope, &batch, ttl)
+            .await
+    }
+
+    /// Deletes many keys; returns how many distinct keys were present (SPEC 5.3).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidKey`] for any key; nothing is deleted (SPEC 5.4).
+    pub async fn mdel<Q: Borrow<K>>(&self, keys: impl IntoIterator<Item = Q>) -> Result<u64> {
+        let keys: Vec<Q> = keys.into_iter().collect();
+        let encoded = keys
+            .iter()
+            .map(|k| encode(k.borrow()))
+            .collect::<Result<Vec<_>>>()?;
+        if encoded.is_empty() {
+            return Ok(0);
+        }
+        let refs: Vec<&str> = encoded.iter().map(|k| k.as_ref()).collect();
+        self.shared.driver.mdel(&self.shared.scope, &refs).await
+    }
+
+    /// The live keys of this namespace that match `pattern`, in no particular order
+    /// (SPEC 6.1). See [`Pattern`] for the syntax; `"*"` lists every key.
+    ///
+    /// For large namespaces prefer [`scan`](Self::scan), which holds one page at a time.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidPattern`] for a malformed pattern; [`Error::InvalidKey`] when a stored
+    /// key cannot be decoded as `K`.
+    pub async fn keys(&self, pattern: &str) -> Result<Vec<K>> {
+        let mut stream = self.scan(pattern)?;
+        let mut keys = Vec::new();
+        while let Some(key) = std::future::poll_fn(|cx| Pin::new(&mut stream).poll_next(cx)).await {
+            keys.push(key?);
+        }
+        Ok(keys)
+    }
+
+    /// Streams the live keys that match `pattern`, fetching a page at a time (SPEC 6.3).
+    ///
+    /// # Behavior
+    ///
+    /// - Not a snapshot: keys written while the stream runs may or may not appear, but a key
+    ///   deleted or expired before the call never does (SPEC 7.2).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidPattern`] at once; decoding and backend errors as stream items.
+    ///
+    /// ```
+    /// # async fn run() -> namestore::Result<()> {
+    /// use futures_util::TryStreamExt;
+    ///
+    /// let ns = namestore::MemoryDriver::new().namespace::<String>("app", "users")?;
+    /// ns.set(&"u1".to_owned(), "a", None).await?;
+    /// let keys: Vec<String> = ns.scan("u*")?.try_collect().await?;
+    /// assert_eq!(keys, ["u1"]);
+    /// # Ok(()) }
+    /// # futures_util::FutureExt::now_or_never(run()).unwrap().unwrap();
+    /// ```
+    pub fn scan(&self, pattern: &str) -> Result<KeyStream<K>> {
+        let pattern = Pattern::new(pattern)?;
+        let pages = self.shared.driver.scan(&self.shared.scope, &pattern);
+        Ok(KeyStream {
+            pages: Box::pin(pages),
+            page: Vec::new().into_iter(),
+            _key: PhantomData,
+        })
+    }
+
+    /// Deletes every key of this namespace; returns how many live keys it deleted (SPEC 6.4).
+    /// Other namespaces are untouched (SPEC 1.5).
+    pub async fn clear(&self) -> Result<u64> {
+        self.shared.driver.clear(&self.shared.scope).await
+    }
+}
+
+/// The stream [`Namespace::scan`] returns: typed keys, one page buffered at a time.
+pub struct KeyStream<K> {
+    pages: Pin<Box<dyn Stream<Item = Result<Vec<String>>> + Send>>,
+    page: std::vec::IntoIter<String>,
+    _key: PhantomData<fn() -> K>,
+}
+
+impl<K: Key> Stream for KeyStream<K> {
+    type Item = Result<K>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        loop {
+            if let Some(raw) = self.page.next() {
+                return Poll::Ready(Some(K::decode(&raw).ok_or_else(|| {
+                    Error::invalid_key(
+                        &raw,
+                        "stored key does not decode as the namespace's key type",
+                    )
+                })));
+            }
+            match self.pages.as_mut().poll_next(cx) {
+                Poll::Ready(Some(Ok(page))) => self.page = page.into_iter(),
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+impl<K> fmt::Debug for KeyStream<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyStream")
+            .field("buffered", &self.page.len())
+            .finish()
+    }
+}

@@ -1,0 +1,48 @@
+//! Opening a store from a URL (SPEC 9).
+
+use crate::drivers::memory::{self, MemoryDriver};
+use crate::{AnyDriver, Error, Result};
+
+/// Opens the store a URL names, as an [`AnyDriver`] (SPEC 9.1).
+///
+/// | URL | store |
+/// |-----|-------|
+/// | `memory://` | the in-memory driver; see [`MemoryConfig::from_url`](memory::MemoryConfig::from_url) for its parameters |
+///
+/// A store opened here behaves exactly as the same driver built in code (SPEC 9.2).
+///
+/// # Errors
+///
+/// [`Error::InvalidUrl`] for a URL without a scheme, an unknown scheme, or bad parameters. The
+/// message names the scheme or parameter, never the URL's user or password.
+///
+/// ```
+/// let store = namestore::open("memory://").unwrap();
+/// let sessions = store.namespace::<String>("app", "sessions").unwrap();
+/// # let _ = sessions;
+/// assert!(namestore::open("nosuch://host").is_err());
+/// ```
+pub fn open(url: &str) -> Result<AnyDriver> {
+    let Some((scheme, _)) = url.split_once("://") else {
+        return Err(Error::invalid_url(
+            "expected `scheme://…`, such as `memory://`",
+        ));
+    };
+    let valid_scheme = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    if !valid_scheme {
+        return Err(Error::invalid_url("the scheme before `://` is malformed"));
+    }
+    match scheme.to_ascii_lowercase().as_str() {
+        memory::SCHEME => Ok(AnyDriver::new(MemoryDriver::from_url(url)?)),
+        "redis" | "rediss" | "redis+cluster" | "redb" => Err(Error::invalid_url(format!(
+            "the `{scheme}` driver is not part of this build of namestore; available: memory"
+        ))),
+        _ => Err(Error::invalid_url(format!(
+            "unknown scheme `{}`; available: memory",
+            crate::error::shorten(scheme)
+        ))),
+    }
+}
