@@ -1,1 +1,308 @@
-fn main() {}
+//! The memory driver through the public namespace API, against a single-threaded `hashbrown`
+//! map doing the same lookup or write (the floor), on 1000 live keys.
+//!
+//! Before the timed runs it prints allocations and bytes allocated per operation, counted by
+//! a global allocator (the equivalent of Go's `-benchmem`).
+//!
+//! Run: `cargo bench --bench memory`.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::future::Future;
+use std::hint::black_box;
+use std::pin::pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use criterion::{Criterion, criterion_group, criterion_main};
+use hashbrown::HashMap;
+use namestore::{MemoryDriver, Namespace};
+
+struct Counting;
+
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+static BYTES: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: every method forwards to the system allocator unchanged; the counters are atomics.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        BYTES.fetch_add(layout.size() as u64, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        BYTES.fetch_add(new_size as u64, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+const LIVE: usize = 1000;
+
+/// Polls a future that is ready at once, as every memory driver future is. Inlined, so the
+/// future is built in place as it is inside a caller's `async fn`, rather than copied into a
+/// separate frame (which costs store-forwarding stalls that no real caller pays).
+#[inline(always)]
+fn ready<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    match future
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
+        Poll::Ready(output) => output,
+        Poll::Pending => panic!("memory driver futures are ready at once"),
+    }
+}
+
+struct Fixture {
+    ns: Namespace<String, MemoryDriver>,
+    keys: Vec<String>,
+    counters: Vec<String>,
+    value: Bytes,
+    floor: HashMap<String, Bytes>,
+    floor_counters: HashMap<String, i64>,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let ns = MemoryDriver::new()
+            .namespace::<String>("bench", "memory")
+            .unwrap();
+        let keys: Vec<String> = (0..LIVE).map(|i| format!("key:{i}")).collect();
+        let counters: Vec<String> = (0..LIVE).map(|i| format!("counter:{i}")).collect();
+        let value = Bytes::from(b"value-0123456789".to_vec());
+        let mut floor = HashMap::new();
+        let mut floor_counters = HashMap::new();
+        for (key, counter) in keys.iter().zip(&counters) {
+            ready(ns.set(key, value.clone(), None)).unwrap();
+            ready(ns.incr(counter, 1)).unwrap();
+            floor.insert(key.clone(), value.clone());
+            floor_counters.insert(counter.clone(), 1);
+        }
+        Fixture {
+            ns,
+            keys,
+            counters,
+            value,
+            floor,
+            floor_counters,
+        }
+    }
+
+    fn key(&self, i: usize) -> &String {
+        &self.keys[i % LIVE]
+    }
+
+    fn batch(&self, i: usize) -> &[String] {
+        let start = (i * 10) % (LIVE - 10);
+        &self.keys[start..start + 10]
+    }
+}
+
+// namestore, keys built up front.
+fn get(f: &mut Fixture, i: usize) {
+    black_box(ready(f.ns.get(f.key(i))).unwrap());
+}
+fn set(f: &mut Fixture, i: usize) {
+    ready(f.ns.set(f.key(i), f.value.clone(), None)).unwrap();
+}
+fn exists(f: &mut Fixture, i: usize) {
+    black_box(ready(f.ns.exists(f.key(i))).unwrap());
+}
+fn incr(f: &mut Fixture, i: usize) {
+    black_box(ready(f.ns.incr(&f.counters[i % LIVE], 1)).unwrap());
+}
+fn delete_set(f: &mut Fixture, i: usize) {
+    ready(f.ns.delete(f.key(i))).unwrap();
+    ready(f.ns.set(f.key(i), f.value.clone(), None)).unwrap();
+}
+fn delete_set_nx(f: &mut Fixture, i: usize) {
+    ready(f.ns.delete(f.key(i))).unwrap();
+    black_box(ready(f.ns.set_nx(f.key(i), f.value.clone(), None)).unwrap());
+}
+fn get_set(f: &mut Fixture, i: usize) {
+    black_box(ready(f.ns.get_set(f.key(i), f.value.clone(), None)).unwrap());
+}
+fn cas(f: &mut Fixture, i: usize) {
+    black_box(ready(f.ns.cas(f.key(i), &f.value, f.value.clone(), None)).unwrap());
+}
+fn ttl(f: &mut Fixture, i: usize) {
+    black_box(ready(f.ns.ttl(f.key(i))).unwrap());
+}
+fn expire_persist(f: &mut Fixture, i: usize) {
+    ready(f.ns.expire(f.key(i), Duration::from_secs(3600))).unwrap();
+    ready(f.ns.persist(f.key(i))).unwrap();
+}
+fn mget10(f: &mut Fixture, i: usize) {
+    black_box(ready(f.ns.mget(f.batch(i))).unwrap());
+}
+fn mset10(f: &mut Fixture, i: usize) {
+    let value = &f.value;
+    ready(f.ns.mset(f.batch(i).iter().map(|k| (k, value.clone())), None)).unwrap();
+}
+fn mdel10_mset10(f: &mut Fixture, i: usize) {
+    ready(f.ns.mdel(f.batch(i))).unwrap();
+    mset10(f, i);
+}
+
+// namestore, the key formatted per operation, as the Go toolkit's benchmark does.
+fn fmt_get(f: &mut Fixture, i: usize) {
+    black_box(ready(f.ns.get(&format!("key:{}", i % LIVE))).unwrap());
+}
+fn fmt_set(f: &mut Fixture, i: usize) {
+    ready(f.ns.set(&format!("key:{}", i % LIVE), f.value.clone(), None)).unwrap();
+}
+fn fmt_exists(f: &mut Fixture, i: usize) {
+    black_box(ready(f.ns.exists(&format!("key:{}", i % LIVE))).unwrap());
+}
+fn fmt_incr(f: &mut Fixture, i: usize) {
+    black_box(ready(f.ns.incr(&format!("counter:{}", i % LIVE), 1)).unwrap());
+}
+
+// The floor: a plain single-threaded hashbrown map.
+fn floor_get(f: &mut Fixture, i: usize) {
+    black_box(f.floor.get(&f.keys[i % LIVE]).cloned());
+}
+fn floor_set(f: &mut Fixture, i: usize) {
+    let value = f.value.clone();
+    if let Some(slot) = f.floor.get_mut(&f.keys[i % LIVE]) {
+        *slot = value;
+    }
+}
+fn floor_exists(f: &mut Fixture, i: usize) {
+    black_box(f.floor.contains_key(&f.keys[i % LIVE]));
+}
+fn floor_incr(f: &mut Fixture, i: usize) {
+    if let Some(n) = f.floor_counters.get_mut(&f.counters[i % LIVE]) {
+        *n += 1;
+        black_box(*n);
+    }
+}
+fn floor_delete_set(f: &mut Fixture, i: usize) {
+    let key = &f.keys[i % LIVE];
+    f.floor.remove(key);
+    f.floor.insert(key.clone(), f.value.clone());
+}
+fn floor_mget10(f: &mut Fixture, i: usize) {
+    let start = (i * 10) % (LIVE - 10);
+    let values: Vec<Option<Bytes>> = f.keys[start..start + 10]
+        .iter()
+        .map(|k| f.floor.get(k).cloned())
+        .collect();
+    black_box(values);
+}
+
+/// Lists every measured operation once, for both the allocation count and the timed runs.
+/// Each expands to its own monomorphized loop, so the operation is inlined into the loop
+/// exactly as the floor's map call is.
+macro_rules! for_each_operation {
+    ($apply:ident, $($arg:expr),*) => {
+        $apply!($($arg),*, "get", get);
+        $apply!($($arg),*, "set (overwrite)", set);
+        $apply!($($arg),*, "exists", exists);
+        $apply!($($arg),*, "incr", incr);
+        $apply!($($arg),*, "delete+set", delete_set);
+        $apply!($($arg),*, "delete+set_nx", delete_set_nx);
+        $apply!($($arg),*, "get_set", get_set);
+        $apply!($($arg),*, "cas", cas);
+        $apply!($($arg),*, "ttl", ttl);
+        $apply!($($arg),*, "expire+persist", expire_persist);
+        $apply!($($arg),*, "mget(10)", mget10);
+        $apply!($($arg),*, "mset(10)", mset10);
+        $apply!($($arg),*, "mdel(10)+mset(10)", mdel10_mset10);
+        $apply!($($arg),*, "get, key formatted", fmt_get);
+        $apply!($($arg),*, "set, key formatted", fmt_set);
+        $apply!($($arg),*, "exists, key formatted", fmt_exists);
+        $apply!($($arg),*, "incr, key formatted", fmt_incr);
+        $apply!($($arg),*, "floor get", floor_get);
+        $apply!($($arg),*, "floor set", floor_set);
+        $apply!($($arg),*, "floor exists", floor_exists);
+        $apply!($($arg),*, "floor incr", floor_incr);
+        $apply!($($arg),*, "floor delete+set", floor_delete_set);
+        $apply!($($arg),*, "floor mget(10)", floor_mget10);
+    };
+}
+
+const ALLOC_ROUNDS: usize = 20_000;
+
+fn count_allocations(f: &mut Fixture, name: &str, mut op: impl FnMut(&mut Fixture, usize)) {
+    // One pass first, so every stored value is in its steady (shared) form.
+    for i in 0..LIVE {
+        op(f, i);
+    }
+    let (allocs, bytes) = (
+        ALLOCS.load(Ordering::Relaxed),
+        BYTES.load(Ordering::Relaxed),
+    );
+    for i in 0..ALLOC_ROUNDS {
+        op(f, i);
+    }
+    let allocs = (ALLOCS.load(Ordering::Relaxed) - allocs) as f64 / ALLOC_ROUNDS as f64;
+    let bytes = (BYTES.load(Ordering::Relaxed) - bytes) as f64 / ALLOC_ROUNDS as f64;
+    println!("{name:<24} {allocs:>10.2} {bytes:>10.1}");
+}
+
+fn time(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    f: &mut Fixture,
+    name: &str,
+    mut op: impl FnMut(&mut Fixture, usize),
+) {
+    let mut next = 0usize;
+    group.bench_function(name, |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                next = next.wrapping_add(1);
+                op(f, next);
+            }
+            start.elapsed()
+        })
+    });
+}
+
+macro_rules! count {
+    ($f:expr, $name:expr, $op:ident) => {
+        count_allocations($f, $name, $op)
+    };
+}
+
+macro_rules! timed {
+    ($group:expr, $f:expr, $name:expr, $op:ident) => {
+        time($group, $f, $name, $op)
+    };
+}
+
+fn basic_operations(c: &mut Criterion) {
+    let mut f = Fixture::new();
+    println!("\nallocations per operation ({ALLOC_ROUNDS} operations each, {LIVE} live keys)");
+    println!("{:<24} {:>10} {:>10}", "operation", "allocs/op", "bytes/op");
+    for_each_operation!(count, &mut f);
+    println!();
+
+    let mut group = c.benchmark_group("memory");
+    for_each_operation!(timed, &mut group, &mut f);
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(50);
+    targets = basic_operations
+}
+criterion_main!(benches);

@@ -31,8 +31,8 @@ pub struct AnyScope(Arc<dyn Any + Send + Sync>);
 
 impl AnyScope {
     fn get<S: 'static>(&self) -> Result<&S> {
-        self.0.downcast_ref::<S>().ok_or_else(|| Error::Backend {
-            source: "a namespace scope was used with a driver that did not create it".into(),
+        self.0.downcast_ref::<S>().ok_or_else(|| {
+            Error::backend("a namespace scope was used with a driver that did not create it")
         })
     }
 }
@@ -321,114 +321,83 @@ impl Driver for AnyDriver {
         self.0.scope(namespace)
     }
 
-    fn set(
-        &self,
-        s: &AnyScope,
-        key: &str,
-        value: Bytes,
-        expiry: Expiry,
-    ) -> impl Future<Output = Result<()>> + Send {
-        async move { self.0.set(s, key, value, expiry).await }
+    async fn set(&self, s: &AnyScope, key: &str, value: Bytes, expiry: Expiry) -> Result<()> {
+        self.0.set(s, key, value, expiry).await
     }
 
-    fn set_nx(
+    async fn set_nx(
         &self,
         s: &AnyScope,
         key: &str,
         value: Bytes,
         ttl: Option<Ttl>,
-    ) -> impl Future<Output = Result<bool>> + Send {
-        async move { self.0.set_nx(s, key, value, ttl).await }
+    ) -> Result<bool> {
+        self.0.set_nx(s, key, value, ttl).await
     }
 
-    fn get(&self, s: &AnyScope, key: &str) -> impl Future<Output = Result<Option<Bytes>>> + Send {
-        async move { self.0.get(s, key).await }
+    async fn get(&self, s: &AnyScope, key: &str) -> Result<Option<Bytes>> {
+        self.0.get(s, key).await
     }
 
-    fn exists(&self, s: &AnyScope, key: &str) -> impl Future<Output = Result<bool>> + Send {
-        async move { self.0.exists(s, key).await }
+    async fn exists(&self, s: &AnyScope, key: &str) -> Result<bool> {
+        self.0.exists(s, key).await
     }
 
-    fn delete(&self, s: &AnyScope, key: &str) -> impl Future<Output = Result<bool>> + Send {
-        async move { self.0.delete(s, key).await }
+    async fn delete(&self, s: &AnyScope, key: &str) -> Result<bool> {
+        self.0.delete(s, key).await
     }
 
-    fn ttl(&self, s: &AnyScope, key: &str) -> impl Future<Output = Result<KeyTtl>> + Send {
-        async move { self.0.ttl(s, key).await }
+    async fn ttl(&self, s: &AnyScope, key: &str) -> Result<KeyTtl> {
+        self.0.ttl(s, key).await
     }
 
-    fn expire(
-        &self,
-        s: &AnyScope,
-        key: &str,
-        ttl: Ttl,
-    ) -> impl Future<Output = Result<bool>> + Send {
-        async move { self.0.expire(s, key, ttl).await }
+    async fn expire(&self, s: &AnyScope, key: &str, ttl: Ttl) -> Result<bool> {
+        self.0.expire(s, key, ttl).await
     }
 
-    fn persist(&self, s: &AnyScope, key: &str) -> impl Future<Output = Result<bool>> + Send {
-        async move { self.0.persist(s, key).await }
+    async fn persist(&self, s: &AnyScope, key: &str) -> Result<bool> {
+        self.0.persist(s, key).await
     }
 
-    fn incr(
-        &self,
-        s: &AnyScope,
-        key: &str,
-        delta: i64,
-        ttl: Option<Ttl>,
-    ) -> impl Future<Output = Result<i64>> + Send {
-        async move { self.0.incr(s, key, delta, ttl).await }
+    async fn incr(&self, s: &AnyScope, key: &str, delta: i64, ttl: Option<Ttl>) -> Result<i64> {
+        self.0.incr(s, key, delta, ttl).await
     }
 
-    fn get_set(
+    async fn get_set(
         &self,
         s: &AnyScope,
         key: &str,
         value: Bytes,
         ttl: Option<Ttl>,
-    ) -> impl Future<Output = Result<Option<Bytes>>> + Send {
-        async move { self.0.get_set(s, key, value, ttl).await }
+    ) -> Result<Option<Bytes>> {
+        self.0.get_set(s, key, value, ttl).await
     }
 
-    fn cas(
+    async fn cas(
         &self,
         s: &AnyScope,
         key: &str,
         expected: &[u8],
         new: Bytes,
         ttl: Option<Ttl>,
-    ) -> impl Future<Output = Result<bool>> + Send {
-        async move { self.0.cas(s, key, expected, new, ttl).await }
+    ) -> Result<bool> {
+        self.0.cas(s, key, expected, new, ttl).await
     }
 
-    fn cad(
-        &self,
-        s: &AnyScope,
-        key: &str,
-        expected: &[u8],
-    ) -> impl Future<Output = Result<bool>> + Send {
-        async move { self.0.cad(s, key, expected).await }
+    async fn cad(&self, s: &AnyScope, key: &str, expected: &[u8]) -> Result<bool> {
+        self.0.cad(s, key, expected).await
     }
 
-    fn mget(
-        &self,
-        s: &AnyScope,
-        keys: &[&str],
-    ) -> impl Future<Output = Result<Vec<Option<Bytes>>>> + Send {
-        async move { self.0.mget(s, keys).await }
+    async fn mget(&self, s: &AnyScope, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
+        self.0.mget(s, keys).await
     }
 
-    fn mset(
-        &self,
-        s: &AnyScope,
-        pairs: &[(&str, Bytes)],
-        ttl: Option<Ttl>,
-    ) -> impl Future<Output = Result<()>> + Send {
-        async move { self.0.mset(s, pairs, ttl).await }
+    async fn mset(&self, s: &AnyScope, pairs: &[(&str, Bytes)], ttl: Option<Ttl>) -> Result<()> {
+        self.0.mset(s, pairs, ttl).await
     }
 
-    fn mdel(&self, s: &AnyScope, keys: &[&str]) -> impl Future<Output = Result<u64>> + Send {
-        async move { self.0.mdel(s, keys).await }
+    async fn mdel(&self, s: &AnyScope, keys: &[&str]) -> Result<u64> {
+        self.0.mdel(s, keys).await
     }
 
     fn scan(
@@ -439,7 +408,7 @@ impl Driver for AnyDriver {
         self.0.scan(s, pattern)
     }
 
-    fn clear(&self, s: &AnyScope) -> impl Future<Output = Result<u64>> + Send {
-        async move { self.0.clear(s).await }
+    async fn clear(&self, s: &AnyScope) -> Result<u64> {
+        self.0.clear(s).await
     }
 }

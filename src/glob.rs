@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use crate::error::{Error, shorten};
+use crate::error::Error;
 
 /// A validated glob pattern over business keys.
 ///
@@ -71,10 +71,8 @@ impl Pattern {
     ///
     /// [`Error::InvalidPattern`] for an unclosed `[` or a trailing `\`, naming the position.
     pub fn new(pattern: &str) -> crate::Result<Self> {
-        let invalid = |position: usize, reason: &'static str| Error::InvalidPattern {
-            pattern: shorten(pattern),
-            position,
-            reason,
+        let invalid = |position: usize, reason: &'static str| {
+            Error::invalid_pattern(pattern, position, reason)
         };
         let mut tokens = Vec::new();
         let mut chars = pattern.char_indices().peekable();
@@ -263,7 +261,7 @@ mod tests {
     fn malformed() {
         for bad in ["[", "[abc", "a\\", "[a\\", "[^", "[a-\\"] {
             assert!(
-                matches!(Pattern::new(bad), Err(Error::InvalidPattern { .. })),
+                matches!(Pattern::new(bad), Err(e) if e.kind() == crate::ErrorKind::InvalidPattern),
                 "{bad:?} should be refused"
             );
         }

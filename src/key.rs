@@ -96,6 +96,7 @@ integer_keys!(
 );
 
 /// Checks a business key against SPEC 1.4.
+#[inline]
 pub(crate) fn validate(key: &str) -> crate::Result<()> {
     if key.is_empty() {
         return Err(crate::Error::invalid_key(key, "a key cannot be empty"));

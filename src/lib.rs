@@ -20,7 +20,7 @@ pub mod conformance;
 pub use any::{AnyDriver, AnyScope, BoxFuture, PageStream};
 pub use driver::Driver;
 pub use drivers::memory::MemoryDriver;
-pub use error::{BoxError, Error, Result};
+pub use error::{BoxError, Error, ErrorKind, Result};
 pub use glob::Pattern;
 pub use key::{Key, MAX_KEY_LEN};
 pub use namespace::{KeyStream, MAX_NAME_LEN, MAX_VALUE_LEN, Namespace, NamespaceName};

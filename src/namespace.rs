@@ -12,7 +12,7 @@ use bytes::Bytes;
 use futures_core::Stream;
 
 use crate::driver::Driver;
-use crate::error::{Error, shorten};
+use crate::error::Error;
 use crate::glob::Pattern;
 use crate::key::{self, Key};
 use crate::ttl::{Expiry, KeyTtl, Ttl};
@@ -105,11 +105,7 @@ fn validate_name(part: &'static str, value: &str) -> Result<()> {
     } else {
         return Ok(());
     };
-    Err(Error::InvalidNamespace {
-        part,
-        value: shorten(value),
-        reason,
-    })
+    Err(Error::invalid_namespace(part, value, reason))
 }
 
 /// A handle on one namespace of a store, bound to the business key type `K`.
@@ -171,6 +167,7 @@ impl<K, D: Driver> fmt::Debug for Namespace<K, D> {
     }
 }
 
+#[inline]
 fn encode<K: Key>(key: &K) -> Result<Cow<'_, str>> {
     let encoded = key.encode();
     key::validate(&encoded)?;
@@ -180,11 +177,7 @@ fn encode<K: Key>(key: &K) -> Result<Cow<'_, str>> {
 fn value<V: Into<Bytes>>(key: &str, value: V) -> Result<Bytes> {
     let value = value.into();
     if value.len() > MAX_VALUE_LEN {
-        return Err(Error::ValueTooLarge {
-            key: shorten(key),
-            len: value.len(),
-            max: MAX_VALUE_LEN,
-        });
+        return Err(Error::value_too_large(key, value.len(), MAX_VALUE_LEN));
     }
     Ok(value)
 }
@@ -316,6 +309,7 @@ impl<K: Key, D: Driver> Namespace<K, D> {
     /// # Errors
     ///
     /// [`Error::InvalidKey`].
+    #[inline]
     pub async fn exists(&self, key: &K) -> Result<bool> {
         let key = encode(key)?;
         self.shared.driver.exists(&self.shared.scope, &key).await
@@ -595,15 +589,16 @@ impl<K: Key, D: Driver> Namespace<K, D> {
     /// [`Error::InvalidPattern`] at once; decoding and backend errors as stream items.
     ///
     /// ```
-    /// # async fn run() -> namestore::Result<()> {
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> namestore::Result<()> {
     /// use futures_util::TryStreamExt;
     ///
     /// let ns = namestore::MemoryDriver::new().namespace::<String>("app", "users")?;
     /// ns.set(&"u1".to_owned(), "a", None).await?;
     /// let keys: Vec<String> = ns.scan("u*")?.try_collect().await?;
     /// assert_eq!(keys, ["u1"]);
-    /// # Ok(()) }
-    /// # futures_util::FutureExt::now_or_never(run()).unwrap().unwrap();
+    /// # Ok(())
+    /// # }
     /// ```
     pub fn scan(&self, pattern: &str) -> Result<KeyStream<K>> {
         let pattern = Pattern::new(pattern)?;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 use namestore::drivers::memory::ManualClock;
-use namestore::{Error, KeyTtl, MemoryDriver, Namespace, Pattern};
+use namestore::{Error, ErrorKind, KeyTtl, MemoryDriver, Namespace, Pattern};
 use proptest::prelude::*;
 
 const KEYS: &[&str] = &["a", "b", "c", "user:1", "user:2"];
@@ -107,10 +107,10 @@ enum Answer {
 }
 
 fn error_kind(error: &Error) -> &'static str {
-    match error {
-        Error::NotAnInteger { .. } => "not an integer",
-        Error::Overflow { .. } => "overflow",
-        other => panic!("unexpected error {other}"),
+    match error.kind() {
+        ErrorKind::NotAnInteger => "not an integer",
+        ErrorKind::Overflow => "overflow",
+        _ => panic!("unexpected error {error}"),
     }
 }
 

@@ -183,7 +183,7 @@ pub(crate) fn k(key: &str) -> String {
 macro_rules! assert_err {
     ($result:expr, $variant:ident, $($context:tt)+) => {
         match $result {
-            Err($crate::Error::$variant { .. }) => {}
+            Err(e) if e.kind() == $crate::ErrorKind::$variant => {}
             other => panic!(
                 "{}: expected Error::{}, got {:?}",
                 format_args!($($context)+),

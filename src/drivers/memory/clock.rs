@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 /// namespace of that driver then reads time from it, the background reclaimer included.
 ///
 /// ```
-/// # futures_util::FutureExt::now_or_never(async {
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> namestore::Result<()> {
 /// use std::time::Duration;
 /// use namestore::drivers::memory::{ManualClock, MemoryDriver};
 ///
@@ -20,7 +21,8 @@ use std::time::{Duration, Instant};
 /// ns.set(&"code".to_owned(), "123456", Some(Duration::from_secs(60))).await?;
 /// clock.advance(Duration::from_secs(60));
 /// assert_eq!(ns.get(&"code".to_owned()).await?, None);
-/// # namestore::Result::Ok(()) }).unwrap().unwrap();
+/// # Ok(())
+/// # }
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct ManualClock(Arc<AtomicU64>);
@@ -71,10 +73,12 @@ pub(crate) struct Now<'a> {
 }
 
 impl<'a> Now<'a> {
+    #[inline]
     pub(crate) fn new(clock: &'a Clock) -> Self {
         Now { clock, read: None }
     }
 
+    #[inline]
     pub(crate) fn get(&mut self) -> u64 {
         *self.read.get_or_insert_with(|| self.clock.now())
     }

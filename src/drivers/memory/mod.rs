@@ -14,7 +14,7 @@ mod table;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::future::{Future, ready};
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
@@ -38,13 +38,15 @@ use crate::{Error, Key, Namespace, Result};
 /// The in-memory driver. Cheap to clone (one `Arc`); clones share the data.
 ///
 /// ```
-/// # futures_util::FutureExt::now_or_never(async {
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> namestore::Result<()> {
 /// use namestore::MemoryDriver;
 ///
 /// let store = MemoryDriver::new();
 /// let counters = store.namespace::<String>("app", "counters")?;
 /// assert_eq!(counters.incr(&"visits".to_owned(), 1).await?, 1);
-/// # namestore::Result::Ok(()) }).unwrap().unwrap();
+/// # Ok(())
+/// # }
 /// ```
 #[derive(Clone)]
 pub struct MemoryDriver {
@@ -121,9 +123,7 @@ impl MemoryBuilder {
             std::thread::Builder::new()
                 .name("namestore-reaper".into())
                 .spawn(move || reclaim_loop(weak, stopped, interval))
-                .map_err(|e| Error::Backend {
-                    source: Box::new(e),
-                })?;
+                .map_err(Error::backend)?;
         }
         Ok(MemoryDriver { inner })
     }
@@ -244,6 +244,31 @@ impl fmt::Debug for MemoryDriver {
     }
 }
 
+/// A future that computes its answer on first poll. Computing inside `poll`, inlined into the
+/// caller's state machine, hands the answer straight back; a stored answer
+/// (`std::future::ready`) is moved out of the future with partial copies of the result's
+/// padding bytes that stall store forwarding (measured: `exists` 25 ns with `ready`).
+struct Answer<F>(Option<F>);
+
+impl<F> Unpin for Answer<F> {}
+
+impl<T, F: FnOnce() -> T> Future for Answer<F> {
+    type Output = T;
+
+    #[inline(always)]
+    fn poll(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<T> {
+        match self.0.take() {
+            Some(compute) => Poll::Ready(compute()),
+            None => panic!("a memory driver future was polled after it completed"),
+        }
+    }
+}
+
+#[inline(always)]
+fn answer<T>(compute: impl FnOnce() -> T) -> Answer<impl FnOnce() -> T> {
+    Answer(Some(compute))
+}
+
 /// A memory namespace: its table.
 #[derive(Clone)]
 pub struct MemoryScope(Arc<Table>);
@@ -296,6 +321,7 @@ impl Driver for MemoryDriver {
         Ok(MemoryScope(Arc::clone(table)))
     }
 
+    #[inline]
     fn set(
         &self,
         s: &MemoryScope,
@@ -303,9 +329,13 @@ impl Driver for MemoryDriver {
         value: Bytes,
         expiry: Expiry,
     ) -> impl Future<Output = Result<()>> + Send {
-        ready(Ok(s.0.set(key, value, expiry)))
+        answer(move || {
+            s.0.set(key, value, expiry);
+            Ok(())
+        })
     }
 
+    #[inline]
     fn set_nx(
         &self,
         s: &MemoryScope,
@@ -313,42 +343,49 @@ impl Driver for MemoryDriver {
         value: Bytes,
         ttl: Option<Ttl>,
     ) -> impl Future<Output = Result<bool>> + Send {
-        ready(Ok(s.0.set_nx(key, value, ttl)))
+        answer(move || Ok(s.0.set_nx(key, value, ttl)))
     }
 
+    #[inline]
     fn get(
         &self,
         s: &MemoryScope,
         key: &str,
     ) -> impl Future<Output = Result<Option<Bytes>>> + Send {
-        ready(Ok(s.0.get(key)))
+        answer(move || Ok(s.0.get(key)))
     }
 
+    #[inline]
     fn exists(&self, s: &MemoryScope, key: &str) -> impl Future<Output = Result<bool>> + Send {
-        ready(Ok(s.0.exists(key)))
+        answer(move || Ok(s.0.exists(key)))
     }
 
+    #[inline]
     fn delete(&self, s: &MemoryScope, key: &str) -> impl Future<Output = Result<bool>> + Send {
-        ready(Ok(s.0.delete(key)))
+        answer(move || Ok(s.0.delete(key)))
     }
 
+    #[inline]
     fn ttl(&self, s: &MemoryScope, key: &str) -> impl Future<Output = Result<KeyTtl>> + Send {
-        ready(Ok(s.0.ttl(key)))
+        answer(move || Ok(s.0.ttl(key)))
     }
 
+    #[inline]
     fn expire(
         &self,
         s: &MemoryScope,
         key: &str,
         ttl: Ttl,
     ) -> impl Future<Output = Result<bool>> + Send {
-        ready(Ok(s.0.expire(key, ttl)))
+        answer(move || Ok(s.0.expire(key, ttl)))
     }
 
+    #[inline]
     fn persist(&self, s: &MemoryScope, key: &str) -> impl Future<Output = Result<bool>> + Send {
-        ready(Ok(s.0.persist(key)))
+        answer(move || Ok(s.0.persist(key)))
     }
 
+    #[inline]
     fn incr(
         &self,
         s: &MemoryScope,
@@ -356,9 +393,10 @@ impl Driver for MemoryDriver {
         delta: i64,
         ttl: Option<Ttl>,
     ) -> impl Future<Output = Result<i64>> + Send {
-        ready(s.0.incr(key, delta, ttl))
+        answer(move || s.0.incr(key, delta, ttl))
     }
 
+    #[inline]
     fn get_set(
         &self,
         s: &MemoryScope,
@@ -366,9 +404,10 @@ impl Driver for MemoryDriver {
         value: Bytes,
         ttl: Option<Ttl>,
     ) -> impl Future<Output = Result<Option<Bytes>>> + Send {
-        ready(Ok(s.0.get_set(key, value, ttl)))
+        answer(move || Ok(s.0.get_set(key, value, ttl)))
     }
 
+    #[inline]
     fn cas(
         &self,
         s: &MemoryScope,
@@ -377,37 +416,44 @@ impl Driver for MemoryDriver {
         new: Bytes,
         ttl: Option<Ttl>,
     ) -> impl Future<Output = Result<bool>> + Send {
-        ready(Ok(s.0.cas(key, expected, new, ttl)))
+        answer(move || Ok(s.0.cas(key, expected, new, ttl)))
     }
 
+    #[inline]
     fn cad(
         &self,
         s: &MemoryScope,
         key: &str,
         expected: &[u8],
     ) -> impl Future<Output = Result<bool>> + Send {
-        ready(Ok(s.0.cad(key, expected)))
+        answer(move || Ok(s.0.cad(key, expected)))
     }
 
+    #[inline]
     fn mget(
         &self,
         s: &MemoryScope,
         keys: &[&str],
     ) -> impl Future<Output = Result<Vec<Option<Bytes>>>> + Send {
-        ready(Ok(s.0.mget(keys)))
+        answer(move || Ok(s.0.mget(keys)))
     }
 
+    #[inline]
     fn mset(
         &self,
         s: &MemoryScope,
         pairs: &[(&str, Bytes)],
         ttl: Option<Ttl>,
     ) -> impl Future<Output = Result<()>> + Send {
-        ready(Ok(s.0.mset(pairs, ttl)))
+        answer(move || {
+            s.0.mset(pairs, ttl);
+            Ok(())
+        })
     }
 
+    #[inline]
     fn mdel(&self, s: &MemoryScope, keys: &[&str]) -> impl Future<Output = Result<u64>> + Send {
-        ready(Ok(s.0.mdel(keys)))
+        answer(move || Ok(s.0.mdel(keys)))
     }
 
     fn scan(
@@ -422,7 +468,8 @@ impl Driver for MemoryDriver {
         }
     }
 
+    #[inline]
     fn clear(&self, s: &MemoryScope) -> impl Future<Output = Result<u64>> + Send {
-        ready(Ok(s.0.clear()))
+        answer(move || Ok(s.0.clear()))
     }
 }

@@ -58,6 +58,7 @@ enum Value {
 }
 
 impl Value {
+    #[inline]
     fn to_bytes(&self) -> Bytes {
         match self {
             Value::Bytes(bytes) => bytes.clone(),
@@ -65,6 +66,7 @@ impl Value {
         }
     }
 
+    #[inline]
     fn eq_bytes(&self, other: &[u8]) -> bool {
         match self {
             Value::Bytes(bytes) => bytes[..] == *other,
@@ -72,6 +74,7 @@ impl Value {
         }
     }
 
+    #[inline]
     fn as_integer(&self) -> Option<i64> {
         match self {
             Value::Bytes(bytes) => counter::parse_canonical(bytes),
@@ -81,6 +84,7 @@ impl Value {
 }
 
 impl Entry {
+    #[inline]
     fn live(&self, now: &mut Now<'_>) -> bool {
         self.deadline == 0 || now.get() < self.deadline
     }
@@ -90,26 +94,31 @@ impl Entry {
     }
 }
 
+#[inline]
 fn read(shard: &Shard) -> RwLockReadGuard<'_, Slots> {
     // No code path panics while holding a shard lock, so a poisoned lock has consistent data.
     shard.slots.read().unwrap_or_else(PoisonError::into_inner)
 }
 
+#[inline]
 fn write(shard: &Shard) -> RwLockWriteGuard<'_, Slots> {
     shard.slots.write().unwrap_or_else(PoisonError::into_inner)
 }
 
+#[inline]
 fn deadline(now: &mut Now<'_>, ttl: Ttl) -> u64 {
     now.get()
         .saturating_add(ttl.as_millis().saturating_mul(1_000_000))
 }
 
+#[inline]
 fn deadline_of(now: &mut Now<'_>, ttl: Option<Ttl>) -> u64 {
     ttl.map_or(0, |ttl| deadline(now, ttl))
 }
 
 impl Slots {
     /// The live entry for `key`; an expired one found on the way is removed.
+    #[inline]
     fn live_mut(&mut self, hash: u64, key: &str, now: &mut Now<'_>) -> Option<&mut Entry> {
         match self.map.find_entry(hash, |e| *e.key == *key) {
             Ok(found) if found.get().live(now) => Some(found.into_mut()),
@@ -121,6 +130,7 @@ impl Slots {
         }
     }
 
+    #[inline]
     fn insert(
         &mut self,
         hasher: &DefaultHashBuilder,
@@ -154,20 +164,24 @@ impl Table {
         }
     }
 
+    #[inline]
     fn hash(&self, key: &str) -> u64 {
         self.hasher.hash_one(key)
     }
 
     /// The shard for a hash. hashbrown uses the low bits for the bucket and the top seven for
     /// its tag, so the shard takes bits from the middle.
+    #[inline]
     fn shard_index(&self, hash: u64) -> usize {
         (hash >> 32) as usize & (self.shards.len() - 1)
     }
 
+    #[inline]
     fn shard(&self, hash: u64) -> &Shard {
         &self.shards[self.shard_index(hash)]
     }
 
+    #[inline]
     pub(crate) fn get(&self, key: &str) -> Option<Bytes> {
         let hash = self.hash(key);
         let slots = read(self.shard(hash));
@@ -176,16 +190,17 @@ impl Table {
         entry.live(&mut now).then(|| entry.value.to_bytes())
     }
 
+    #[inline]
     pub(crate) fn exists(&self, key: &str) -> bool {
         let hash = self.hash(key);
         let slots = read(self.shard(hash));
-        let mut now = Now::new(&self.clock);
-        slots
-            .map
-            .find(hash, |e| *e.key == *key)
-            .is_some_and(|e| e.live(&mut now))
+        let Some(entry) = slots.map.find(hash, |e| *e.key == *key) else {
+            return false;
+        };
+        entry.deadline == 0 || self.clock.now() < entry.deadline
     }
 
+    #[inline]
     pub(crate) fn ttl(&self, key: &str) -> KeyTtl {
         let hash = self.hash(key);
         let slots = read(self.shard(hash));
@@ -202,6 +217,7 @@ impl Table {
         }
     }
 
+    #[inline]
     pub(crate) fn set(&self, key: &str, value: Bytes, expiry: Expiry) {
         let hash = self.hash(key);
         let mut slots = write(self.shard(hash));
@@ -225,6 +241,7 @@ impl Table {
         }
     }
 
+    #[inline]
     pub(crate) fn set_nx(&self, key: &str, value: Bytes, ttl: Option<Ttl>) -> bool {
         let hash = self.hash(key);
         let mut slots = write(self.shard(hash));
@@ -237,6 +254,7 @@ impl Table {
         true
     }
 
+    #[inline]
     pub(crate) fn delete(&self, key: &str) -> bool {
         let hash = self.hash(key);
         let mut slots = write(self.shard(hash));
@@ -247,6 +265,7 @@ impl Table {
         }
     }
 
+    #[inline]
     pub(crate) fn expire(&self, key: &str, ttl: Ttl) -> bool {
         let hash = self.hash(key);
         let mut slots = write(self.shard(hash));
@@ -258,6 +277,7 @@ impl Table {
             .is_some()
     }
 
+    #[inline]
     pub(crate) fn persist(&self, key: &str) -> bool {
         let hash = self.hash(key);
         let mut slots = write(self.shard(hash));
@@ -271,6 +291,7 @@ impl Table {
         }
     }
 
+    #[inline]
     pub(crate) fn incr(&self, key: &str, delta: i64, ttl_on_create: Option<Ttl>) -> Result<i64> {
         let hash = self.hash(key);
         let mut slots = write(self.shard(hash));
@@ -295,6 +316,7 @@ impl Table {
         }
     }
 
+    #[inline]
     pub(crate) fn get_set(&self, key: &str, value: Bytes, ttl: Option<Ttl>) -> Option<Bytes> {
         let hash = self.hash(key);
         let mut slots = write(self.shard(hash));
@@ -313,6 +335,7 @@ impl Table {
         }
     }
 
+    #[inline]
     pub(crate) fn cas(&self, key: &str, expected: &[u8], new: Bytes, ttl: Option<Ttl>) -> bool {
         let hash = self.hash(key);
         let mut slots = write(self.shard(hash));
@@ -328,6 +351,7 @@ impl Table {
         }
     }
 
+    #[inline]
     pub(crate) fn cad(&self, key: &str, expected: &[u8]) -> bool {
         let hash = self.hash(key);
         let mut slots = write(self.shard(hash));
@@ -341,29 +365,32 @@ impl Table {
         }
     }
 
-    /// The keys' hashes, and their positions grouped by shard in ascending shard order
-    /// (positions ascending within a shard, so a repeated key keeps the caller's order).
+    /// The keys as (shard, position, hash), grouped by shard in ascending shard order, with
+    /// positions ascending within a shard so a repeated key keeps the caller's order; and the
+    /// number of distinct shards.
     fn plan(
         &self,
         keys: impl ExactSizeIterator<Item = impl AsRef<str>>,
-    ) -> (Vec<u64>, Vec<(usize, usize)>) {
-        let hashes: Vec<u64> = keys.map(|k| self.hash(k.as_ref())).collect();
-        let mut order: Vec<(usize, usize)> = hashes
-            .iter()
+    ) -> (Vec<(usize, usize, u64)>, usize) {
+        let mut plan: Vec<(usize, usize, u64)> = keys
             .enumerate()
-            .map(|(i, &h)| (self.shard_index(h), i))
+            .map(|(i, key)| {
+                let hash = self.hash(key.as_ref());
+                (self.shard_index(hash), i, hash)
+            })
             .collect();
-        order.sort_unstable();
-        (hashes, order)
+        plan.sort_unstable_by_key(|&(shard, i, _)| (shard, i));
+        let shards = 1 + plan.windows(2).filter(|w| w[0].0 != w[1].0).count();
+        (plan, shards)
     }
 
     pub(crate) fn mget(&self, keys: &[&str]) -> Vec<Option<Bytes>> {
-        let (hashes, order) = self.plan(keys.iter());
+        let (plan, shards) = self.plan(keys.iter());
         let mut answers = vec![None; keys.len()];
-        let mut guards = Vec::new();
+        let mut guards = Vec::with_capacity(shards);
         let mut now = Now::new(&self.clock);
         let mut held = usize::MAX;
-        for (shard, i) in order {
+        for (shard, i, hash) in plan {
             if shard != held {
                 guards.push(read(&self.shards[shard]));
                 held = shard;
@@ -372,7 +399,7 @@ impl Table {
             let key = keys[i];
             answers[i] = slots
                 .map
-                .find(hashes[i], |e| *e.key == *key)
+                .find(hash, |e| *e.key == *key)
                 .filter(|e| e.live(&mut now))
                 .map(|e| e.value.to_bytes());
         }
@@ -380,12 +407,12 @@ impl Table {
     }
 
     pub(crate) fn mset(&self, pairs: &[(&str, Bytes)], ttl: Option<Ttl>) {
-        let (hashes, order) = self.plan(pairs.iter().map(|(k, _)| k));
-        let mut guards = Vec::new();
+        let (plan, shards) = self.plan(pairs.iter().map(|(k, _)| k));
+        let mut guards = Vec::with_capacity(shards);
         let mut now = Now::new(&self.clock);
         let deadline = deadline_of(&mut now, ttl);
         let mut held = usize::MAX;
-        for (shard, i) in order {
+        for (shard, i, hash) in plan {
             if shard != held {
                 guards.push(write(&self.shards[shard]));
                 held = shard;
@@ -394,14 +421,14 @@ impl Table {
                 continue;
             };
             let (key, value) = &pairs[i];
-            match slots.live_mut(hashes[i], key, &mut now) {
+            match slots.live_mut(hash, key, &mut now) {
                 Some(entry) => {
                     entry.value = Value::Bytes(value.clone());
                     entry.deadline = deadline;
                 }
                 None => slots.insert(
                     &self.hasher,
-                    hashes[i],
+                    hash,
                     key,
                     Value::Bytes(value.clone()),
                     deadline,
@@ -411,12 +438,12 @@ impl Table {
     }
 
     pub(crate) fn mdel(&self, keys: &[&str]) -> u64 {
-        let (hashes, order) = self.plan(keys.iter());
-        let mut guards = Vec::new();
+        let (plan, shards) = self.plan(keys.iter());
+        let mut guards = Vec::with_capacity(shards);
         let mut now = Now::new(&self.clock);
         let mut held = usize::MAX;
         let mut removed = 0;
-        for (shard, i) in order {
+        for (shard, i, hash) in plan {
             if shard != held {
                 guards.push(write(&self.shards[shard]));
                 held = shard;
@@ -425,7 +452,7 @@ impl Table {
                 continue;
             };
             let key = keys[i];
-            if let Ok(found) = slots.map.find_entry(hashes[i], |e| *e.key == *key) {
+            if let Ok(found) = slots.map.find_entry(hash, |e| *e.key == *key) {
                 if found.remove().0.live(&mut now) {
                     removed += 1;
                 }
