@@ -36,7 +36,9 @@ async fn main() -> namestore::Result<()> {
     println!("stored as       = {}", profiles.full_key(&UserId(42))?);
 
     let token = "s-7f3a".to_owned();
-    sessions.set(&token, "user=42", Some(Duration::from_secs(30 * 60))).await?;
+    sessions
+        .set(&token, "user=42", Some(Duration::from_secs(30 * 60)))
+        .await?;
     if let KeyTtl::ExpiresIn(left) = sessions.ttl(&token).await? {
         println!("session expires in {}s", left.as_secs());
     }
@@ -44,13 +46,23 @@ async fn main() -> namestore::Result<()> {
     for page in ["/", "/docs", "/"] {
         visits.incr(&page.to_owned(), 1).await?;
     }
-    let counts = visits.mget(["/".to_owned(), "/docs".to_owned(), "/missing".to_owned()]).await?;
+    let counts = visits
+        .mget(["/".to_owned(), "/docs".to_owned(), "/missing".to_owned()])
+        .await?;
     println!("visits          = {counts:?}");
 
     profiles
-        .mset([(UserId(1), "{}"), (UserId(2), "{}"), (UserId(3), "{}")], Some(Duration::from_secs(60)))
+        .mset(
+            [(UserId(1), "{}"), (UserId(2), "{}"), (UserId(3), "{}")],
+            Some(Duration::from_secs(60)),
+        )
         .await?;
-    let mut ids: Vec<u64> = profiles.keys("*").await?.into_iter().map(|id| id.0).collect();
+    let mut ids: Vec<u64> = profiles
+        .keys("*")
+        .await?
+        .into_iter()
+        .map(|id| id.0)
+        .collect();
     ids.sort_unstable();
     println!("profile ids     = {ids:?}");
     println!("cleared         = {} keys", profiles.clear().await?);

@@ -16,7 +16,10 @@ struct RateLimiter<D: Driver> {
 
 impl<D: Driver> RateLimiter<D> {
     async fn allow(&self, client: &str) -> namestore::Result<bool> {
-        let count = self.hits.incr_with_ttl(&client.to_owned(), 1, self.window).await?;
+        let count = self
+            .hits
+            .incr_with_ttl(&client.to_owned(), 1, self.window)
+            .await?;
         Ok(count <= self.limit)
     }
 }
@@ -30,9 +33,15 @@ async fn main() -> namestore::Result<()> {
         window: Duration::from_millis(200),
     };
     for request in 1..=5 {
-        println!("request {request}: allowed = {}", limiter.allow("client-a").await?);
+        println!(
+            "request {request}: allowed = {}",
+            limiter.allow("client-a").await?
+        );
     }
     tokio::time::sleep(Duration::from_millis(250)).await;
-    println!("next window: allowed = {}", limiter.allow("client-a").await?);
+    println!(
+        "next window: allowed = {}",
+        limiter.allow("client-a").await?
+    );
     Ok(())
 }
