@@ -142,10 +142,10 @@ trait DynDriver: Send + Sync + 'static {
         s: &'a AnyScope,
         keys: &'a [&'a str],
     ) -> BoxFuture<'a, Result<Vec<Option<Bytes>>>>;
-    fn mset<'a>(
+    fn mset<'a, 'k: 'a>(
         &'a self,
         s: &'a AnyScope,
-        pairs: &'a [(&'a str, Bytes)],
+        pairs: &'a mut [(&'k str, Bytes)],
         ttl: Option<Ttl>,
     ) -> BoxFuture<'a, Result<()>>;
     fn mdel<'a>(&'a self, s: &'a AnyScope, keys: &'a [&'a str]) -> BoxFuture<'a, Result<u64>>;
@@ -275,10 +275,10 @@ impl<D: Driver> DynDriver for D {
         erased!(s, |s: D::Scope| Driver::mget(self, s, keys))
     }
 
-    fn mset<'a>(
+    fn mset<'a, 'k: 'a>(
         &'a self,
         s: &'a AnyScope,
-        pairs: &'a [(&'a str, Bytes)],
+        pairs: &'a mut [(&'k str, Bytes)],
         ttl: Option<Ttl>,
     ) -> BoxFuture<'a, Result<()>> {
         erased!(s, |s: D::Scope| Driver::mset(self, s, pairs, ttl))
@@ -392,7 +392,12 @@ impl Driver for AnyDriver {
         self.0.mget(s, keys).await
     }
 
-    async fn mset(&self, s: &AnyScope, pairs: &[(&str, Bytes)], ttl: Option<Ttl>) -> Result<()> {
+    async fn mset(
+        &self,
+        s: &AnyScope,
+        pairs: &mut [(&str, Bytes)],
+        ttl: Option<Ttl>,
+    ) -> Result<()> {
         self.0.mset(s, pairs, ttl).await
     }
 

@@ -144,10 +144,13 @@ pub trait Driver: Clone + Send + Sync + 'static {
 
     /// Writes every pair with the same TTL, atomically; for a key given twice, the last pair
     /// wins (SPEC 5.2).
+    ///
+    /// The values are the driver's to take (`std::mem::take` leaves an empty `Bytes`): the
+    /// caller drops them afterwards, so an in-process driver stores them without cloning.
     fn mset(
         &self,
         scope: &Self::Scope,
-        pairs: &[(&str, Bytes)],
+        pairs: &mut [(&str, Bytes)],
         ttl: Option<Ttl>,
     ) -> impl Future<Output = Result<()>> + Send;
 

@@ -167,11 +167,26 @@ impl<K, D: Driver> fmt::Debug for Namespace<K, D> {
     }
 }
 
+/// Batches of up to 16 items stay on the stack.
+type Batch<T> = smallvec::SmallVec<[T; 16]>;
+
 #[inline]
 fn encode<K: Key>(key: &K) -> Result<Cow<'_, str>> {
     let encoded = key.encode();
     key::validate(&encoded)?;
     Ok(encoded)
+}
+
+/// Encodes and checks every key of a batch into `out`, in place: a batch is validated whole
+/// before the driver sees any of it (SPEC 5.4).
+fn encode_all<'k, K: Key, Q: Borrow<K>>(
+    keys: &'k [Q],
+    out: &mut Batch<Cow<'k, str>>,
+) -> Result<()> {
+    for key in keys {
+        out.push(encode(key.borrow())?);
+    }
+    Ok(())
 }
 
 fn value<V: Into<Bytes>>(key: &str, value: V) -> Result<Bytes> {
@@ -497,15 +512,13 @@ impl<K: Key, D: Driver> Namespace<K, D> {
         &self,
         keys: impl IntoIterator<Item = Q>,
     ) -> Result<Vec<Option<Bytes>>> {
-        let keys: Vec<Q> = keys.into_iter().collect();
-        let encoded = keys
-            .iter()
-            .map(|k| encode(k.borrow()))
-            .collect::<Result<Vec<_>>>()?;
+        let keys: Batch<Q> = keys.into_iter().collect();
+        let mut encoded = Batch::new();
+        encode_all(&keys, &mut encoded)?;
         if encoded.is_empty() {
             return Ok(Vec::new());
         }
-        let refs: Vec<&str> = encoded.iter().map(|k| k.as_ref()).collect();
+        let refs: Batch<&str> = encoded.iter().map(|k| k.as_ref()).collect();
         self.shared.driver.mget(&self.shared.scope, &refs).await
     }
 
@@ -522,22 +535,23 @@ impl<K: Key, D: Driver> Namespace<K, D> {
         ttl: Option<Duration>,
     ) -> Result<()> {
         let ttl = Ttl::from_option(ttl)?;
-        let (keys, values): (Vec<Q>, Vec<V>) = pairs.into_iter().unzip();
-        let encoded = keys
-            .iter()
-            .map(|k| encode(k.borrow()))
-            .collect::<Result<Vec<_>>>()?;
-        let batch = encoded
-            .iter()
-            .zip(values)
-            .map(|(key, value)| Ok((key.as_ref(), self::value(key, value)?)))
-            .collect::<Result<Vec<_>>>()?;
+        let (mut keys, mut values) = (Batch::<Q>::new(), Batch::<V>::new());
+        for (key, value) in pairs {
+            keys.push(key);
+            values.push(value);
+        }
+        let mut encoded = Batch::new();
+        encode_all(&keys, &mut encoded)?;
+        let mut batch = Batch::new();
+        for (key, value) in encoded.iter().zip(values.drain(..)) {
+            batch.push((key.as_ref(), self::value(key, value)?));
+        }
         if batch.is_empty() {
             return Ok(());
         }
         self.shared
             .driver
-            .mset(&self.shared.scope, &batch, ttl)
+            .mset(&self.shared.scope, &mut batch, ttl)
             .await
     }
 
@@ -547,15 +561,13 @@ impl<K: Key, D: Driver> Namespace<K, D> {
     ///
     /// [`Error::InvalidKey`] for any key; nothing is deleted (SPEC 5.4).
     pub async fn mdel<Q: Borrow<K>>(&self, keys: impl IntoIterator<Item = Q>) -> Result<u64> {
-        let keys: Vec<Q> = keys.into_iter().collect();
-        let encoded = keys
-            .iter()
-            .map(|k| encode(k.borrow()))
-            .collect::<Result<Vec<_>>>()?;
+        let keys: Batch<Q> = keys.into_iter().collect();
+        let mut encoded = Batch::new();
+        encode_all(&keys, &mut encoded)?;
         if encoded.is_empty() {
             return Ok(0);
         }
-        let refs: Vec<&str> = encoded.iter().map(|k| k.as_ref()).collect();
+        let refs: Batch<&str> = encoded.iter().map(|k| k.as_ref()).collect();
         self.shared.driver.mdel(&self.shared.scope, &refs).await
     }
 

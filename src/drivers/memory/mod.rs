@@ -442,7 +442,7 @@ impl Driver for MemoryDriver {
     fn mset(
         &self,
         s: &MemoryScope,
-        pairs: &[(&str, Bytes)],
+        pairs: &mut [(&str, Bytes)],
         ttl: Option<Ttl>,
     ) -> impl Future<Output = Result<()>> + Send {
         answer(move || {

@@ -26,6 +26,9 @@ use crate::{Error, Result};
 /// Buckets the reclaimer inspects per lock acquisition: a few microseconds of lock time.
 const REAP_CHUNK: usize = 256;
 
+/// Batches of up to 16 keys plan and lock on the stack.
+type Batch<T> = smallvec::SmallVec<[T; 16]>;
+
 pub(crate) struct Table {
     shards: Box<[Shard]>,
     hasher: DefaultHashBuilder,
@@ -365,32 +368,30 @@ impl Table {
         }
     }
 
-    /// The keys as (shard, position, hash), grouped by shard in ascending shard order, with
-    /// positions ascending within a shard so a repeated key keeps the caller's order; and the
-    /// number of distinct shards.
-    fn plan(
+    /// Fills `plan` with the keys as (shard, position, hash), grouped by shard in ascending
+    /// shard order, with positions ascending within a shard so a repeated key keeps the
+    /// caller's order; returns the number of distinct shards.
+    fn plan<'k>(
         &self,
-        keys: impl ExactSizeIterator<Item = impl AsRef<str>>,
-    ) -> (Vec<(usize, usize, u64)>, usize) {
-        let mut plan: Vec<(usize, usize, u64)> = keys
-            .enumerate()
-            .map(|(i, key)| {
-                let hash = self.hash(key.as_ref());
-                (self.shard_index(hash), i, hash)
-            })
-            .collect();
+        keys: impl Iterator<Item = &'k str>,
+        plan: &mut Batch<(usize, usize, u64)>,
+    ) -> usize {
+        plan.extend(keys.enumerate().map(|(i, key)| {
+            let hash = self.hash(key);
+            (self.shard_index(hash), i, hash)
+        }));
         plan.sort_unstable_by_key(|&(shard, i, _)| (shard, i));
-        let shards = 1 + plan.windows(2).filter(|w| w[0].0 != w[1].0).count();
-        (plan, shards)
+        1 + plan.windows(2).filter(|w| w[0].0 != w[1].0).count()
     }
 
     pub(crate) fn mget(&self, keys: &[&str]) -> Vec<Option<Bytes>> {
-        let (plan, shards) = self.plan(keys.iter());
+        let mut plan = Batch::new();
+        let shards = self.plan(keys.iter().copied(), &mut plan);
         let mut answers = vec![None; keys.len()];
-        let mut guards = Vec::with_capacity(shards);
+        let mut guards = Batch::with_capacity(shards);
         let mut now = Now::new(&self.clock);
         let mut held = usize::MAX;
-        for (shard, i, hash) in plan {
+        for &(shard, i, hash) in plan.iter() {
             if shard != held {
                 guards.push(read(&self.shards[shard]));
                 held = shard;
@@ -406,13 +407,14 @@ impl Table {
         answers
     }
 
-    pub(crate) fn mset(&self, pairs: &[(&str, Bytes)], ttl: Option<Ttl>) {
-        let (plan, shards) = self.plan(pairs.iter().map(|(k, _)| k));
-        let mut guards = Vec::with_capacity(shards);
+    pub(crate) fn mset(&self, pairs: &mut [(&str, Bytes)], ttl: Option<Ttl>) {
+        let mut plan = Batch::new();
+        let shards = self.plan(pairs.iter().map(|(k, _)| *k), &mut plan);
+        let mut guards = Batch::with_capacity(shards);
         let mut now = Now::new(&self.clock);
         let deadline = deadline_of(&mut now, ttl);
         let mut held = usize::MAX;
-        for (shard, i, hash) in plan {
+        for &(shard, i, hash) in plan.iter() {
             if shard != held {
                 guards.push(write(&self.shards[shard]));
                 held = shard;
@@ -420,30 +422,26 @@ impl Table {
             let Some(slots) = guards.last_mut() else {
                 continue;
             };
-            let (key, value) = &pairs[i];
+            let (key, value) = &mut pairs[i];
+            let value = mem::take(value);
             match slots.live_mut(hash, key, &mut now) {
                 Some(entry) => {
-                    entry.value = Value::Bytes(value.clone());
+                    entry.value = Value::Bytes(value);
                     entry.deadline = deadline;
                 }
-                None => slots.insert(
-                    &self.hasher,
-                    hash,
-                    key,
-                    Value::Bytes(value.clone()),
-                    deadline,
-                ),
+                None => slots.insert(&self.hasher, hash, key, Value::Bytes(value), deadline),
             }
         }
     }
 
     pub(crate) fn mdel(&self, keys: &[&str]) -> u64 {
-        let (plan, shards) = self.plan(keys.iter());
-        let mut guards = Vec::with_capacity(shards);
+        let mut plan = Batch::new();
+        let shards = self.plan(keys.iter().copied(), &mut plan);
+        let mut guards = Batch::with_capacity(shards);
         let mut now = Now::new(&self.clock);
         let mut held = usize::MAX;
         let mut removed = 0;
-        for (shard, i, hash) in plan {
+        for &(shard, i, hash) in plan.iter() {
             if shard != held {
                 guards.push(write(&self.shards[shard]));
                 held = shard;
