@@ -1,0 +1,82 @@
+//! Opening a store from a URL (SPEC 9.1, 9.2) and keeping secrets out of errors (SPEC 8.4).
+
+use namestore::drivers::memory::{MemoryConfig, MemoryDriver};
+use namestore::{ErrorKind, open};
+
+#[test]
+fn memory_url_opens_the_memory_driver() {
+    let store = open("memory://").unwrap();
+    let memory = store
+        .downcast_ref::<MemoryDriver>()
+        .expect("a memory driver");
+    assert_eq!(memory.config(), &MemoryConfig::default());
+
+    let store = open("memory://?shards=4&reap_interval_ms=0").unwrap();
+    let memory = store.downcast_ref::<MemoryDriver>().unwrap();
+    assert_eq!(memory.config().shards, 4);
+    assert_eq!(memory.config().reap_interval, None);
+}
+
+#[test]
+fn bad_urls_are_clear_errors() {
+    for (url, mentions) in [
+        ("", "scheme"),
+        ("memory", "scheme"),
+        ("://x", "scheme"),
+        ("1abc://x", "scheme"),
+        ("nosuch://host", "nosuch"),
+        ("memory://host", "host"),
+        ("memory:///path", "host"),
+        ("memory://?shards=3", "power of two"),
+        ("memory://?shards=x", "shards"),
+        ("memory://?shards=0", "power of two"),
+        ("memory://?bogus=1", "bogus"),
+        ("redis://localhost", "redis"),
+    ] {
+        let err = open(url).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidUrl, "{url:?}");
+        assert!(err.to_string().contains(mentions), "{url:?}: {err}");
+    }
+}
+
+#[test]
+fn secrets_never_appear_in_errors() {
+    for url in [
+        "redis://admin:hunter2secret@localhost:6379/0",
+        "rediss://:hunter2secret@cache.internal",
+        "nosuch://user:hunter2secret@host",
+        "memory://user:hunter2secret@host",
+        "memory://?token=hunter2secret",
+        "weird scheme://hunter2secret",
+    ] {
+        let err = open(url).unwrap_err();
+        for shown in [err.to_string(), format!("{err:?}"), format!("{err:#?}")] {
+            assert!(
+                !shown.contains("hunter2secret"),
+                "{url:?} leaked into {shown:?}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_store_from_a_url_behaves_like_one_built_in_code() {
+    let from_url = open("memory://")
+        .unwrap()
+        .namespace::<String>("app", "same")
+        .unwrap();
+    let in_code = MemoryDriver::new()
+        .namespace::<String>("app", "same")
+        .unwrap();
+    let key = "k".to_owned();
+    from_url.set(&key, "v", None).await.unwrap();
+    in_code.set(&key, "v", None).await.unwrap();
+    assert_eq!(
+        from_url.get(&key).await.unwrap(),
+        in_code.get(&key).await.unwrap()
+    );
+    assert_eq!(
+        from_url.incr(&key, 1).await.unwrap_err().kind(),
+        in_code.incr(&key, 1).await.unwrap_err().kind()
+    );
+}
