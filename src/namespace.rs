@@ -120,7 +120,7 @@ fn validate_name(part: &'static str, value: &str) -> Result<()> {
 ///
 /// A namespace of `UserId`s does not take a `SessionId`:
 ///
-/// ```compile_fail
+/// ```compile_fail,E0308
 /// # use std::borrow::Cow;
 /// # struct UserId(String);
 /// # struct SessionId(String);

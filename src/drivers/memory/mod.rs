@@ -56,7 +56,7 @@ pub struct MemoryDriver {
 struct Inner {
     config: MemoryConfig,
     clock: Clock,
-    tables: Mutex<HashMap<Arc<str>, Arc<Table>>>,
+    tables: Mutex<HashMap<Arc<str>, Table>>,
     /// Dropped with the last handle, which tells the reclaimer thread to stop.
     _stop: Option<mpsc::Sender<()>>,
 }
@@ -139,7 +139,7 @@ fn reclaim_loop(inner: Weak<Inner>, stopped: mpsc::Receiver<()>, interval: Durat
 }
 
 impl Inner {
-    fn tables_snapshot(&self) -> Vec<Arc<Table>> {
+    fn tables_snapshot(&self) -> Vec<Table> {
         self.tables
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -271,7 +271,7 @@ fn answer<T>(compute: impl FnOnce() -> T) -> Answer<impl FnOnce() -> T> {
 
 /// A memory namespace: its table.
 #[derive(Clone)]
-pub struct MemoryScope(Arc<Table>);
+pub struct MemoryScope(Table);
 
 impl fmt::Debug for MemoryScope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -283,7 +283,7 @@ impl fmt::Debug for MemoryScope {
 
 /// The pages of a memory scan: one shard's matching keys per page.
 struct ScanPages {
-    table: Arc<Table>,
+    table: Table,
     pattern: Pattern,
     next_shard: usize,
 }
@@ -312,13 +312,10 @@ impl Driver for MemoryDriver {
             .tables
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let table = tables.entry(namespace.prefix().into()).or_insert_with(|| {
-            Arc::new(Table::new(
-                self.inner.config.shards,
-                self.inner.clock.clone(),
-            ))
-        });
-        Ok(MemoryScope(Arc::clone(table)))
+        let table = tables
+            .entry(namespace.prefix().into())
+            .or_insert_with(|| Table::new(self.inner.config.shards, self.inner.clock.clone()));
+        Ok(MemoryScope(table.clone()))
     }
 
     #[inline]
@@ -462,7 +459,7 @@ impl Driver for MemoryDriver {
         pattern: &Pattern,
     ) -> impl Stream<Item = Result<Vec<String>>> + Send + 'static {
         ScanPages {
-            table: Arc::clone(&s.0),
+            table: s.0.clone(),
             pattern: pattern.clone(),
             next_shard: 0,
         }

@@ -11,7 +11,7 @@
 use std::hash::BuildHasher;
 use std::mem;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -29,8 +29,11 @@ const REAP_CHUNK: usize = 256;
 /// Batches of up to 16 keys plan and lock on the stack.
 type Batch<T> = smallvec::SmallVec<[T; 16]>;
 
+/// Cheap to clone: clones share the shards. Held inline by each namespace handle, one
+/// pointer away from the shard locks.
+#[derive(Clone)]
 pub(crate) struct Table {
-    shards: Box<[Shard]>,
+    shards: Arc<[Shard]>,
     hasher: DefaultHashBuilder,
     clock: Clock,
 }
@@ -60,12 +63,50 @@ enum Value {
     Int(i64),
 }
 
+fn counter_bytes(n: i64) -> Bytes {
+    Bytes::copy_from_slice(counter::format(n, &mut itoa::Buffer::new()))
+}
+
+/// Whether two keys are equal. Short keys, the common case, compare with two overlapping
+/// word loads instead of a call to `memcmp`, whose call and dispatch cost more than the
+/// comparison itself (measured: a quarter of an `exists`).
+#[inline(always)]
+fn key_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let word4 = |s: &[u8], at: usize| {
+        s.get(at..at + 4)
+            .map(|w| u32::from_ne_bytes([w[0], w[1], w[2], w[3]]))
+    };
+    let word8 = |s: &[u8], at: usize| {
+        s.get(at..at + 8)
+            .map(|w| u64::from_ne_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]))
+    };
+    match n {
+        0..4 => a == b,
+        4..=8 => word4(a, 0) == word4(b, 0) && word4(a, n - 4) == word4(b, n - 4),
+        9..=16 => word8(a, 0) == word8(b, 0) && word8(a, n - 8) == word8(b, n - 8),
+        _ => a == b,
+    }
+}
+
 impl Value {
     #[inline]
     fn to_bytes(&self) -> Bytes {
         match self {
             Value::Bytes(bytes) => bytes.clone(),
-            Value::Int(n) => Bytes::copy_from_slice(counter::format(*n, &mut itoa::Buffer::new())),
+            Value::Int(n) => counter_bytes(*n),
+        }
+    }
+
+    #[inline]
+    fn into_bytes(self) -> Bytes {
+        match self {
+            Value::Bytes(bytes) => bytes,
+            Value::Int(n) => counter_bytes(n),
         }
     }
 
@@ -123,7 +164,7 @@ impl Slots {
     /// The live entry for `key`; an expired one found on the way is removed.
     #[inline]
     fn live_mut(&mut self, hash: u64, key: &str, now: &mut Now<'_>) -> Option<&mut Entry> {
-        match self.map.find_entry(hash, |e| *e.key == *key) {
+        match self.map.find_entry(hash, |e| key_eq(&e.key, key)) {
             Ok(found) if found.get().live(now) => Some(found.into_mut()),
             Ok(found) => {
                 found.remove();
@@ -189,7 +230,7 @@ impl Table {
         let hash = self.hash(key);
         let slots = read(self.shard(hash));
         let mut now = Now::new(&self.clock);
-        let entry = slots.map.find(hash, |e| *e.key == *key)?;
+        let entry = slots.map.find(hash, |e| key_eq(&e.key, key))?;
         entry.live(&mut now).then(|| entry.value.to_bytes())
     }
 
@@ -197,7 +238,7 @@ impl Table {
     pub(crate) fn exists(&self, key: &str) -> bool {
         let hash = self.hash(key);
         let slots = read(self.shard(hash));
-        let Some(entry) = slots.map.find(hash, |e| *e.key == *key) else {
+        let Some(entry) = slots.map.find(hash, |e| key_eq(&e.key, key)) else {
             return false;
         };
         entry.deadline == 0 || self.clock.now() < entry.deadline
@@ -207,7 +248,7 @@ impl Table {
     pub(crate) fn ttl(&self, key: &str) -> KeyTtl {
         let hash = self.hash(key);
         let slots = read(self.shard(hash));
-        let Some(entry) = slots.map.find(hash, |e| *e.key == *key) else {
+        let Some(entry) = slots.map.find(hash, |e| key_eq(&e.key, key)) else {
             return KeyTtl::Missing;
         };
         if entry.deadline == 0 {
@@ -262,7 +303,7 @@ impl Table {
         let hash = self.hash(key);
         let mut slots = write(self.shard(hash));
         let mut now = Now::new(&self.clock);
-        match slots.map.find_entry(hash, |e| *e.key == *key) {
+        match slots.map.find_entry(hash, |e| key_eq(&e.key, key)) {
             Ok(found) => found.remove().0.live(&mut now),
             Err(_) => false,
         }
@@ -329,7 +370,7 @@ impl Table {
             Some(entry) => {
                 let previous = mem::replace(&mut entry.value, Value::Bytes(value));
                 entry.deadline = deadline;
-                Some(previous.to_bytes())
+                Some(previous.into_bytes())
             }
             None => {
                 slots.insert(&self.hasher, hash, key, Value::Bytes(value), deadline);
@@ -359,7 +400,7 @@ impl Table {
         let hash = self.hash(key);
         let mut slots = write(self.shard(hash));
         let mut now = Now::new(&self.clock);
-        match slots.map.find_entry(hash, |e| *e.key == *key) {
+        match slots.map.find_entry(hash, |e| key_eq(&e.key, key)) {
             Ok(found) if found.get().live(&mut now) && found.get().value.eq_bytes(expected) => {
                 found.remove();
                 true
@@ -368,94 +409,79 @@ impl Table {
         }
     }
 
-    /// Fills `plan` with the keys as (shard, position, hash), grouped by shard in ascending
-    /// shard order, with positions ascending within a shard so a repeated key keeps the
-    /// caller's order; returns the number of distinct shards.
-    fn plan<'k>(
-        &self,
+    /// Visits a batch's keys, locking the shards they fall in with `lock`, in ascending shard
+    /// order, and holding every lock until all keys are visited: the batch is atomic, and as
+    /// everyone takes shard locks in the same order, batches cannot deadlock. Keys of one
+    /// shard are visited in the caller's order, so for a key given twice the last one wins.
+    /// `visit` gets the shard's guard, the key's position in the batch and its hash.
+    fn locked<'k, G>(
+        &'k self,
         keys: impl Iterator<Item = &'k str>,
-        plan: &mut Batch<(usize, usize, u64)>,
-    ) -> usize {
+        lock: impl Fn(&'k Shard) -> G,
+        mut visit: impl FnMut(&mut G, usize, u64),
+    ) {
+        let mut plan: Batch<(usize, usize, u64)> = Batch::new();
         plan.extend(keys.enumerate().map(|(i, key)| {
             let hash = self.hash(key);
             (self.shard_index(hash), i, hash)
         }));
         plan.sort_unstable_by_key(|&(shard, i, _)| (shard, i));
-        1 + plan.windows(2).filter(|w| w[0].0 != w[1].0).count()
-    }
-
-    pub(crate) fn mget(&self, keys: &[&str]) -> Vec<Option<Bytes>> {
-        let mut plan = Batch::new();
-        let shards = self.plan(keys.iter().copied(), &mut plan);
-        let mut answers = vec![None; keys.len()];
-        let mut guards = Batch::with_capacity(shards);
-        let mut now = Now::new(&self.clock);
+        let shards = 1 + plan.windows(2).filter(|w| w[0].0 != w[1].0).count();
+        let mut guards: Batch<G> = Batch::with_capacity(shards);
         let mut held = usize::MAX;
         for &(shard, i, hash) in plan.iter() {
             if shard != held {
-                guards.push(read(&self.shards[shard]));
+                guards.push(lock(&self.shards[shard]));
                 held = shard;
             }
-            let Some(slots) = guards.last() else { continue };
+            if let Some(guard) = guards.last_mut() {
+                visit(guard, i, hash);
+            }
+        }
+    }
+
+    pub(crate) fn mget(&self, keys: &[&str]) -> Vec<Option<Bytes>> {
+        let mut answers = vec![None; keys.len()];
+        let mut now = Now::new(&self.clock);
+        self.locked(keys.iter().copied(), read, |slots, i, hash| {
             let key = keys[i];
             answers[i] = slots
                 .map
-                .find(hash, |e| *e.key == *key)
+                .find(hash, |e| key_eq(&e.key, key))
                 .filter(|e| e.live(&mut now))
                 .map(|e| e.value.to_bytes());
-        }
+        });
         answers
     }
 
     pub(crate) fn mset(&self, pairs: &mut [(&str, Bytes)], ttl: Option<Ttl>) {
-        let mut plan = Batch::new();
-        let shards = self.plan(pairs.iter().map(|(k, _)| *k), &mut plan);
-        let mut guards = Batch::with_capacity(shards);
         let mut now = Now::new(&self.clock);
         let deadline = deadline_of(&mut now, ttl);
-        let mut held = usize::MAX;
-        for &(shard, i, hash) in plan.iter() {
-            if shard != held {
-                guards.push(write(&self.shards[shard]));
-                held = shard;
-            }
-            let Some(slots) = guards.last_mut() else {
-                continue;
-            };
+        let keys: Batch<&str> = pairs.iter().map(|(k, _)| *k).collect();
+        self.locked(keys.iter().copied(), write, |slots, i, hash| {
             let (key, value) = &mut pairs[i];
-            let value = mem::take(value);
+            let value = Value::Bytes(mem::take(value));
             match slots.live_mut(hash, key, &mut now) {
                 Some(entry) => {
-                    entry.value = Value::Bytes(value);
+                    entry.value = value;
                     entry.deadline = deadline;
                 }
-                None => slots.insert(&self.hasher, hash, key, Value::Bytes(value), deadline),
+                None => slots.insert(&self.hasher, hash, key, value, deadline),
             }
-        }
+        });
     }
 
     pub(crate) fn mdel(&self, keys: &[&str]) -> u64 {
-        let mut plan = Batch::new();
-        let shards = self.plan(keys.iter().copied(), &mut plan);
-        let mut guards = Batch::with_capacity(shards);
         let mut now = Now::new(&self.clock);
-        let mut held = usize::MAX;
         let mut removed = 0;
-        for &(shard, i, hash) in plan.iter() {
-            if shard != held {
-                guards.push(write(&self.shards[shard]));
-                held = shard;
-            }
-            let Some(slots) = guards.last_mut() else {
-                continue;
-            };
+        self.locked(keys.iter().copied(), write, |slots, i, hash| {
             let key = keys[i];
-            if let Ok(found) = slots.map.find_entry(hash, |e| *e.key == *key) {
+            if let Ok(found) = slots.map.find_entry(hash, |e| key_eq(&e.key, key)) {
                 if found.remove().0.live(&mut now) {
                     removed += 1;
                 }
             }
-        }
+        });
         removed
     }
 
