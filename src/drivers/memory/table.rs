@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hashbrown::{DefaultHashBuilder, HashTable};
+use smol_str::SmolStr;
 
 use super::clock::{Clock, Now};
 use crate::counter;
@@ -50,7 +51,7 @@ struct Slots {
 }
 
 struct Entry {
-    key: Box<str>,
+    key: SmolStr,
     value: Value,
     /// Nanoseconds on the driver's clock at which the entry expires; 0 for never.
     deadline: u64,
@@ -184,12 +185,12 @@ impl Slots {
         deadline: u64,
     ) {
         let entry = Entry {
-            key: key.into(),
+            key: SmolStr::new(key),
             value,
             deadline,
         };
         self.map
-            .insert_unique(hash, entry, |e| hasher.hash_one(&*e.key));
+            .insert_unique(hash, entry, |e| hasher.hash_one(e.key.as_str()));
     }
 }
 
@@ -577,5 +578,32 @@ impl Table {
             shard.reap_cursor.store(cursor, Ordering::Relaxed);
         }
         freed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::key_eq;
+
+    #[test]
+    fn key_eq_agrees_with_str_eq() {
+        let base: String = "abcdefghijklmnopqrstuvwxyz0123456789é".into();
+        for len in 0..base.len() {
+            let Some(a) = base.get(..len) else { continue };
+            assert!(key_eq(a, a), "{a:?}");
+            // Same length, one byte different at every position; and every other length.
+            for at in 0..len {
+                let mut bytes = a.as_bytes().to_vec();
+                bytes[at] ^= 1;
+                if let Ok(b) = std::str::from_utf8(&bytes) {
+                    assert!(!key_eq(a, b), "{a:?} vs {b:?}");
+                }
+            }
+            for other in 0..base.len() {
+                if let Some(b) = base.get(..other) {
+                    assert_eq!(key_eq(a, b), a == b, "{a:?} vs {b:?}");
+                }
+            }
+        }
     }
 }
