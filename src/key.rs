@@ -42,6 +42,13 @@ pub trait Key: Send + Sync + Sized + 'static {
     /// Builds a key back from a stored business key, or `None` when `key` is not a valid
     /// encoding of this type.
     fn decode(key: &str) -> Option<Self>;
+
+    /// Like [`decode`](Key::decode), from a listed key the store hands over as an owned
+    /// `String`; on failure the string comes back. The default calls `decode`; a type that
+    /// holds a `String` overrides it to keep the buffer instead of copying it.
+    fn decode_owned(key: String) -> Result<Self, String> {
+        Self::decode(&key).ok_or(key)
+    }
 }
 
 impl Key for String {
@@ -51,6 +58,10 @@ impl Key for String {
 
     fn decode(key: &str) -> Option<Self> {
         Some(key.to_owned())
+    }
+
+    fn decode_owned(key: String) -> Result<Self, String> {
+        Ok(key)
     }
 }
 

@@ -642,7 +642,7 @@ impl<K: Key> Stream for KeyStream<K> {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         loop {
             if let Some(raw) = self.page.next() {
-                return Poll::Ready(Some(K::decode(&raw).ok_or_else(|| {
+                return Poll::Ready(Some(K::decode_owned(raw).map_err(|raw| {
                     Error::invalid_key(
                         &raw,
                         "stored key does not decode as the namespace's key type",
