@@ -33,7 +33,7 @@ use crate::ttl::{Expiry, KeyTtl, Ttl};
 ///   atomic with respect to each other and to single-key methods (SPEC 7.2).
 /// - An expired key is missing for every method, from the instant it expires (SPEC 3.2).
 /// - A method on one scope never reads or changes a key of another scope (SPEC 1.5).
-/// - A network driver answers or fails with [`Error::Timeout`](crate::Error::Timeout) within
+/// - A network driver answers or fails with [`ErrorKind::Timeout`](crate::ErrorKind::Timeout) within
 ///   its configured bound (SPEC 8.3), and never retries a non-idempotent write on its own.
 ///
 /// Futures must be `Send`; a driver that answers synchronously returns
@@ -97,8 +97,8 @@ pub trait Driver: Clone + Send + Sync + 'static {
     ///
     /// A missing key counts as 0 and, when created here, gets `ttl_on_create`; a present key
     /// keeps its TTL. A value that is not a canonical integer is
-    /// [`Error::NotAnInteger`](crate::Error::NotAnInteger), a result out of range is
-    /// [`Error::Overflow`](crate::Error::Overflow); both leave the value untouched.
+    /// [`ErrorKind::NotAnInteger`](crate::ErrorKind::NotAnInteger), a result out of range is
+    /// [`ErrorKind::Overflow`](crate::ErrorKind::Overflow); both leave the value untouched.
     fn incr(
         &self,
         scope: &Self::Scope,

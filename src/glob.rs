@@ -24,7 +24,7 @@ use crate::error::Error;
 /// Matching is by Unicode character and case-sensitive. Inside a set, `-` is literal when it
 /// comes first or last, and `]` right after `[` or `[^` closes an empty set (which matches
 /// nothing, or anything when negated), as in Redis. An unclosed `[` or a trailing `\` is an
-/// [`Error::InvalidPattern`].
+/// [`ErrorKind::InvalidPattern`](crate::ErrorKind::InvalidPattern).
 ///
 /// ```
 /// use namestore::Pattern;
@@ -69,7 +69,7 @@ impl Pattern {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidPattern`] for an unclosed `[` or a trailing `\`, naming the position.
+    /// [`ErrorKind::InvalidPattern`](crate::ErrorKind::InvalidPattern) for an unclosed `[` or a trailing `\`, naming the position.
     pub fn new(pattern: &str) -> crate::Result<Self> {
         let invalid = |position: usize, reason: &'static str| {
             Error::invalid_pattern(pattern, position, reason)

@@ -32,7 +32,7 @@ pub const MAX_KEY_LEN: usize = 4096;
 ///
 /// - `decode(&encode(k))` gives back a key equal to `k`; `keys` and `scan` rely on it.
 /// - The encoded form is what the store sees: it must be 1 to [`MAX_KEY_LEN`] bytes, or the
-///   operation fails with [`Error::InvalidKey`](crate::Error::InvalidKey).
+///   operation fails with [`ErrorKind::InvalidKey`](crate::ErrorKind::InvalidKey).
 /// - Borrowing in `encode` keeps reads allocation-free; integer keys format into a small
 ///   owned string.
 pub trait Key: Send + Sync + Sized + 'static {

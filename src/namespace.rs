@@ -46,7 +46,7 @@ impl NamespaceName {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidNamespace`] naming the part and what is wrong with it.
+    /// [`ErrorKind::InvalidNamespace`](crate::ErrorKind::InvalidNamespace) naming the part and what is wrong with it.
     pub fn new(root: &str, domain: &str) -> Result<Self> {
         validate_name("root", root)?;
         validate_name("domain", domain)?;
@@ -202,7 +202,7 @@ impl<K: Key, D: Driver> Namespace<K, D> {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidNamespace`] when `root` or `domain` is not 1 to 64 bytes of ASCII
+    /// [`ErrorKind::InvalidNamespace`](crate::ErrorKind::InvalidNamespace) when `root` or `domain` is not 1 to 64 bytes of ASCII
     /// letters, digits, `-`, `_` and `.` (SPEC 1.2).
     pub fn new(driver: D, root: &str, domain: &str) -> Result<Self> {
         let name = NamespaceName::new(root, domain)?;
@@ -231,7 +231,7 @@ impl<K: Key, D: Driver> Namespace<K, D> {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidKey`] when `key` breaks SPEC 1.4.
+    /// [`ErrorKind::InvalidKey`](crate::ErrorKind::InvalidKey) when `key` breaks SPEC 1.4.
     pub fn full_key(&self, key: &K) -> Result<String> {
         Ok(self.shared.name.full_key(&encode(key)?))
     }
@@ -247,7 +247,7 @@ impl<K: Key, D: Driver> Namespace<K, D> {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidKey`], [`Error::ValueTooLarge`], [`Error::InvalidTtl`] (zero or over
+    /// [`ErrorKind::InvalidKey`](crate::ErrorKind::InvalidKey), [`ErrorKind::ValueTooLarge`](crate::ErrorKind::ValueTooLarge), [`ErrorKind::InvalidTtl`](crate::ErrorKind::InvalidTtl) (zero or over
     /// [`Ttl::MAX`]); nothing is written.
     pub async fn set(&self, key: &K, value: impl Into<Bytes>, ttl: Option<Duration>) -> Result<()> {
         let key = encode(key)?;
@@ -268,7 +268,7 @@ impl<K: Key, D: Driver> Namespace<K, D> {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidKey`], [`Error::ValueTooLarge`]; nothing is written.
+    /// [`ErrorKind::InvalidKey`](crate::ErrorKind::InvalidKey), [`ErrorKind::ValueTooLarge`](crate::ErrorKind::ValueTooLarge); nothing is written.
     pub async fn set_keep_ttl(&self, key: &K, value: impl Into<Bytes>) -> Result<()> {
         let key = encode(key)?;
         let value = self::value(&key, value)?;
@@ -313,7 +313,7 @@ impl<K: Key, D: Driver> Namespace<K, D> {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidKey`].
+    /// [`ErrorKind::InvalidKey`](crate::ErrorKind::InvalidKey).
     pub async fn get(&self, key: &K) -> Result<Option<Bytes>> {
         let key = encode(key)?;
         self.shared.driver.get(&self.shared.scope, &key).await
@@ -323,7 +323,7 @@ impl<K: Key, D: Driver> Namespace<K, D> {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidKey`].
+    /// [`ErrorKind::InvalidKey`](crate::ErrorKind::InvalidKey).
     #[inline]
     pub async fn exists(&self, key: &K) -> Result<bool> {
         let key = encode(key)?;
@@ -338,7 +338,7 @@ impl<K: Key, D: Driver> Namespace<K, D> {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidKey`].
+    /// [`ErrorKind::InvalidKey`](crate::ErrorKind::InvalidKey).
     pub async fn delete(&self, key: &K) -> Result<bool> {
         let key = encode(key)?;
         self.shared.driver.delete(&self.shared.scope, &key).await
@@ -348,7 +348,7 @@ impl<K: Key, D: Driver> Namespace<K, D> {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidKey`].
+    /// [`ErrorKind::InvalidKey`](crate::ErrorKind::InvalidKey).
     pub async fn ttl(&self, key: &K) -> Result<KeyTtl> {
         let key = encode(key)?;
         self.shared.driver.ttl(&self.shared.scope, &key).await
@@ -363,7 +363,7 @@ impl<K: Key, D: Driver> Namespace<K, D> {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidKey`], [`Error::InvalidTtl`] over [`Ttl::MAX`].
+    /// [`ErrorKind::InvalidKey`](crate::ErrorKind::InvalidKey), [`ErrorKind::InvalidTtl`](crate::ErrorKind::InvalidTtl) over [`Ttl::MAX`].
     pub async fn expire(&self, key: &K, ttl: Duration) -> Result<bool> {
         let key = encode(key)?;
         if ttl.is_zero() {
@@ -384,7 +384,7 @@ impl<K: Key, D: Driver> Namespace<K, D> {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidKey`].
+    /// [`ErrorKind::InvalidKey`](crate::ErrorKind::InvalidKey).
     pub async fn persist(&self, key: &K) -> Result<bool> {
         let key = encode(key)?;
         self.shared.driver.persist(&self.shared.scope, &key).await
@@ -400,9 +400,9 @@ impl<K: Key, D: Driver> Namespace<K, D> {
     ///
     /// # Errors
     ///
-    /// [`Error::NotAnInteger`] when the value is not a canonical base-10 i64 (`+1`, `007`,
-    /// `-0`, ` 1` are not), [`Error::Overflow`] when the result leaves the i64 range; the
-    /// value is left untouched. [`Error::InvalidKey`].
+    /// [`ErrorKind::NotAnInteger`](crate::ErrorKind::NotAnInteger) when the value is not a canonical base-10 i64 (`+1`, `007`,
+    /// `-0`, ` 1` are not), [`ErrorKind::Overflow`](crate::ErrorKind::Overflow) when the result leaves the i64 range; the
+    /// value is left untouched. [`ErrorKind::InvalidKey`](crate::ErrorKind::InvalidKey).
     pub async fn incr(&self, key: &K, delta: i64) -> Result<i64> {
         let key = encode(key)?;
         self.shared
@@ -416,7 +416,7 @@ impl<K: Key, D: Driver> Namespace<K, D> {
     ///
     /// # Errors
     ///
-    /// As [`incr`](Self::incr), and [`Error::InvalidTtl`].
+    /// As [`incr`](Self::incr), and [`ErrorKind::InvalidTtl`](crate::ErrorKind::InvalidTtl).
     pub async fn incr_with_ttl(&self, key: &K, delta: i64, ttl: Duration) -> Result<i64> {
         let key = encode(key)?;
         let ttl = Ttl::new(ttl)?;
@@ -430,7 +430,7 @@ impl<K: Key, D: Driver> Namespace<K, D> {
     ///
     /// # Errors
     ///
-    /// As [`incr`](Self::incr); `delta == i64::MIN` is [`Error::Overflow`], as in Redis.
+    /// As [`incr`](Self::incr); `delta == i64::MIN` is [`ErrorKind::Overflow`](crate::ErrorKind::Overflow), as in Redis.
     pub async fn decr(&self, key: &K, delta: i64) -> Result<i64> {
         let key = encode(key)?;
         let delta = delta.checked_neg().ok_or_else(|| Error::overflow(&key))?;
@@ -489,7 +489,7 @@ impl<K: Key, D: Driver> Namespace<K, D> {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidKey`].
+    /// [`ErrorKind::InvalidKey`](crate::ErrorKind::InvalidKey).
     pub async fn cad(&self, key: &K, expected: impl AsRef<[u8]>) -> Result<bool> {
         let key = encode(key)?;
         self.shared
@@ -507,7 +507,7 @@ impl<K: Key, D: Driver> Namespace<K, D> {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidKey`] for any key; nothing is read.
+    /// [`ErrorKind::InvalidKey`](crate::ErrorKind::InvalidKey) for any key; nothing is read.
     pub async fn mget<Q: Borrow<K>>(
         &self,
         keys: impl IntoIterator<Item = Q>,
@@ -527,7 +527,7 @@ impl<K: Key, D: Driver> Namespace<K, D> {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidKey`], [`Error::ValueTooLarge`], [`Error::InvalidTtl`]; every pair is
+    /// [`ErrorKind::InvalidKey`](crate::ErrorKind::InvalidKey), [`ErrorKind::ValueTooLarge`](crate::ErrorKind::ValueTooLarge), [`ErrorKind::InvalidTtl`](crate::ErrorKind::InvalidTtl); every pair is
     /// checked first and nothing is written on error (SPEC 5.4). An empty batch is a no-op.
     pub async fn mset<Q: Borrow<K>, V: Into<Bytes>>(
         &self,
@@ -559,7 +559,7 @@ impl<K: Key, D: Driver> Namespace<K, D> {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidKey`] for any key; nothing is deleted (SPEC 5.4).
+    /// [`ErrorKind::InvalidKey`](crate::ErrorKind::InvalidKey) for any key; nothing is deleted (SPEC 5.4).
     pub async fn mdel<Q: Borrow<K>>(&self, keys: impl IntoIterator<Item = Q>) -> Result<u64> {
         let keys: Batch<Q> = keys.into_iter().collect();
         let mut encoded = Batch::new();
@@ -578,7 +578,7 @@ impl<K: Key, D: Driver> Namespace<K, D> {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidPattern`] for a malformed pattern; [`Error::InvalidKey`] when a stored
+    /// [`ErrorKind::InvalidPattern`](crate::ErrorKind::InvalidPattern) for a malformed pattern; [`ErrorKind::InvalidKey`](crate::ErrorKind::InvalidKey) when a stored
     /// key cannot be decoded as `K`.
     pub async fn keys(&self, pattern: &str) -> Result<Vec<K>> {
         let mut stream = self.scan(pattern)?;
@@ -598,7 +598,7 @@ impl<K: Key, D: Driver> Namespace<K, D> {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidPattern`] at once; decoding and backend errors as stream items.
+    /// [`ErrorKind::InvalidPattern`](crate::ErrorKind::InvalidPattern) at once; decoding and backend errors as stream items.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]

@@ -13,7 +13,7 @@ use crate::{AnyDriver, Error, Result};
 ///
 /// # Errors
 ///
-/// [`Error::InvalidUrl`] for a URL without a scheme, an unknown scheme, or bad parameters. The
+/// [`ErrorKind::InvalidUrl`](crate::ErrorKind::InvalidUrl) for a URL without a scheme, an unknown scheme, or bad parameters. The
 /// message names the scheme or parameter, never the URL's user or password.
 ///
 /// ```

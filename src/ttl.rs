@@ -23,7 +23,7 @@ impl Ttl {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidTtl`] when `duration` is zero or longer than [`Ttl::MAX`].
+    /// [`ErrorKind::InvalidTtl`](crate::ErrorKind::InvalidTtl) when `duration` is zero or longer than [`Ttl::MAX`].
     ///
     /// ```
     /// use std::time::Duration;

@@ -1,7 +1,7 @@
 //! The conformance suite: one public async function per SPEC rule or group of rules, each
 //! taking a [`Harness`] around a driver and panicking when the driver breaks the rule.
 //!
-//! Every driver's tests run all of them, most simply through [`conformance_tests!`]:
+//! Every driver's tests run all of them, most simply through [`conformance_tests!`](crate::conformance_tests):
 //!
 //! ```ignore
 //! use namestore::conformance::{Harness, Time};

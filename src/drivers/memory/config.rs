@@ -38,7 +38,7 @@ impl MemoryConfig {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidUrl`] for another scheme, a host or path, an unknown parameter, or a
+    /// [`ErrorKind::InvalidUrl`](crate::ErrorKind::InvalidUrl) for another scheme, a host or path, an unknown parameter, or a
     /// bad value.
     ///
     /// ```

@@ -98,7 +98,7 @@ impl MemoryBuilder {
     ///
     /// # Errors
     ///
-    /// [`Error::Backend`] when the operating system refuses to start the thread.
+    /// [`ErrorKind::Backend`](crate::ErrorKind::Backend) when the operating system refuses to start the thread.
     pub fn build(self) -> Result<MemoryDriver> {
         let clock = match self.clock {
             Some(manual) => Clock::Manual(manual),
@@ -184,7 +184,7 @@ impl MemoryDriver {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidUrl`] for a malformed URL, [`Error::Backend`] as [`MemoryBuilder::build`].
+    /// [`ErrorKind::InvalidUrl`](crate::ErrorKind::InvalidUrl) for a malformed URL, [`ErrorKind::Backend`](crate::ErrorKind::Backend) as [`MemoryBuilder::build`].
     pub fn from_url(url: &str) -> Result<Self> {
         MemoryDriver::builder()
             .config(MemoryConfig::from_url(url)?)
@@ -200,7 +200,7 @@ impl MemoryDriver {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidNamespace`] when a name breaks SPEC 1.2.
+    /// [`ErrorKind::InvalidNamespace`](crate::ErrorKind::InvalidNamespace) when a name breaks SPEC 1.2.
     pub fn namespace<K: Key>(
         &self,
         root: &str,
