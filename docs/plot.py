@@ -4,6 +4,7 @@
 Throughput (million operations per second, all threads together) per store and thread count,
 one panel per workload. Standard library only.
 """
+import html
 import re
 import sys
 from pathlib import Path
@@ -56,7 +57,7 @@ svg.append(f'<text x="12" y="{H/2}" transform="rotate(-90 12 {H/2})" text-anchor
 for c, store in enumerate(stores):
     x = 60 + c * 160
     svg.append(f'<rect x="{x}" y="{H+40}" width="12" height="12" fill="{colors[c % 5]}"/>')
-    svg.append(f'<text x="{x+16}" y="{H+50}">{store}</text>')
+    svg.append(f'<text x="{x+16}" y="{H+50}">{html.escape(store)}</text>')
 svg.append("</svg>")
 out = root / "docs" / "concurrency.svg"
 out.write_text("\n".join(svg))
