@@ -240,6 +240,7 @@ macro_rules! conformance_tests {
             concurrent_set_nx,
             concurrent_cas,
             batch_atomicity,
+            batch_atomic_for_single_reads,
             handles_are_shared,
             bad_input_leaves_store_unchanged,
         );
