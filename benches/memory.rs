@@ -6,12 +6,8 @@
 //!
 //! Run: `cargo bench --bench memory`.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::future::Future;
 use std::hint::black_box;
-use std::pin::pin;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll, Waker};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -19,52 +15,14 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use hashbrown::HashMap;
 use namestore::{MemoryDriver, Namespace};
 
-struct Counting;
+mod common;
 
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-static BYTES: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: every method forwards to the system allocator unchanged; the counters are atomics.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        BYTES.fetch_add(layout.size() as u64, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        BYTES.fetch_add(new_size as u64, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+use common::{ALLOCS, BYTES, Counting, ready};
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
 const LIVE: usize = 1000;
-
-/// Polls a future that is ready at once, as every memory driver future is. Inlined, so the
-/// future is built in place as it is inside a caller's `async fn`, rather than copied into a
-/// separate frame (which costs store-forwarding stalls that no real caller pays).
-#[inline(always)]
-fn ready<F: Future>(future: F) -> F::Output {
-    let mut future = pin!(future);
-    match future
-        .as_mut()
-        .poll(&mut Context::from_waker(Waker::noop()))
-    {
-        Poll::Ready(output) => output,
-        Poll::Pending => panic!("memory driver futures are ready at once"),
-    }
-}
 
 struct Fixture {
     ns: Namespace<String, MemoryDriver>,
