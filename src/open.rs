@@ -35,14 +35,29 @@ pub fn open(url: &str) -> Result<AnyDriver> {
     if !valid_scheme {
         return Err(Error::invalid_url("the scheme before `://` is malformed"));
     }
+    let available = if cfg!(feature = "redis") {
+        "memory, redis"
+    } else {
+        "memory"
+    };
     match scheme.to_ascii_lowercase().as_str() {
         memory::SCHEME => Ok(AnyDriver::new(MemoryDriver::from_url(url)?)),
-        "redis" | "rediss" | "redis+cluster" | "redb" => Err(Error::invalid_url(format!(
-            "the `{scheme}` driver is not part of this build of namestore; available: memory"
-        ))),
+        #[cfg(feature = "redis")]
+        crate::drivers::redis::SCHEME => Ok(AnyDriver::new(
+            crate::drivers::redis::RedisDriver::from_url(url)?,
+        )),
+        #[cfg(not(feature = "redis"))]
+        "redis" => Err(not_built("redis", available)),
+        known @ ("rediss" | "redis+cluster" | "redb") => Err(not_built(known, available)),
         _ => Err(Error::invalid_url(format!(
-            "unknown scheme `{}`; available: memory",
+            "unknown scheme `{}`; available: {available}",
             crate::error::shorten(scheme)
         ))),
     }
+}
+
+fn not_built(scheme: &str, available: &str) -> Error {
+    Error::invalid_url(format!(
+        "the `{scheme}` driver is not part of this build of namestore; available: {available}"
+    ))
 }

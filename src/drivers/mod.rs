@@ -1,3 +1,6 @@
 //! The drivers that ship with namestore, one module each.
 
 pub mod memory;
+
+#[cfg(feature = "redis")]
+pub mod redis;

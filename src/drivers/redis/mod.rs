@@ -1,0 +1,513 @@
+//! The Redis driver (standalone server), on redis-rs with tokio. Cargo feature `redis`.
+//!
+//! Every key of a namespace is stored as `root:domain:key`. Each operation is one command
+//! that Redis runs atomically, or a cached Lua script called by SHA where the rule needs
+//! more than one command (`cas`, `cad`, `incr` with a TTL on creation); `mset` with a TTL is
+//! a `MULTI`/`EXEC` transaction. `keys`/`scan` and `clear` walk the namespace with
+//! `SCAN MATCH root:domain:*`, never `KEYS` or `FLUSHDB`, and `clear` deletes with `UNLINK`
+//! in batches. The business pattern is applied by namestore's own matcher, so glob semantics
+//! are the same as on every driver.
+//!
+//! The connection is multiplexed and reconnects by itself after a server restart; it is made
+//! on first use, inside the caller's tokio runtime. A call that fails on a broken connection
+//! is not retried: for a write, the caller cannot know whether it was applied.
+
+mod config;
+
+use std::collections::HashSet;
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_core::Stream;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{FromRedisValue, RedisError, Script};
+
+pub use config::{RedisConfig, SCHEME};
+
+use crate::driver::Driver;
+use crate::glob::Pattern;
+use crate::namespace::NamespaceName;
+use crate::ttl::{Expiry, KeyTtl, Ttl};
+use crate::{Error, Key, Namespace, Result};
+
+/// How many keys one `SCAN` call asks for, and at most how many keys one `UNLINK` deletes.
+const SCAN_COUNT: usize = 1000;
+
+/// A Redis server as a namestore store. Cheap to clone (one `Arc`); clones share the
+/// connection.
+///
+/// ```no_run
+/// # async fn run() -> namestore::Result<()> {
+/// use namestore::drivers::redis::RedisDriver;
+///
+/// let store = RedisDriver::from_url("redis://127.0.0.1:6379/0")?;
+/// let sessions = store.namespace::<String>("app", "sessions")?;
+/// sessions.set(&"s1".to_owned(), "user=42", None).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct RedisDriver {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: RedisConfig,
+    client: redis::Client,
+    connection: tokio::sync::OnceCell<ConnectionManager>,
+}
+
+/// A Redis namespace: its key prefix, `root:domain:`.
+#[derive(Clone, Debug)]
+pub struct RedisScope(Arc<str>);
+
+impl RedisScope {
+    fn key(&self, key: &str) -> Vec<u8> {
+        let mut full = Vec::with_capacity(self.0.len() + key.len());
+        full.extend_from_slice(self.0.as_bytes());
+        full.extend_from_slice(key.as_bytes());
+        full
+    }
+}
+
+impl RedisDriver {
+    /// A driver for the server `config` names. Connects on first use.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidUrl`](crate::ErrorKind::InvalidUrl) when the URL is malformed.
+    pub fn new(config: RedisConfig) -> Result<Self> {
+        let client = redis::Client::open(config.url()).map_err(|_| {
+            Error::invalid_url("malformed Redis URL (host, port, database or credentials)")
+        })?;
+        Ok(RedisDriver {
+            inner: Arc::new(Inner {
+                config,
+                client,
+                connection: tokio::sync::OnceCell::new(),
+            }),
+        })
+    }
+
+    /// A driver from a `redis://` URL; see [`RedisConfig::from_url`].
+    ///
+    /// # Errors
+    ///
+    /// As [`RedisConfig::from_url`].
+    pub fn from_url(url: &str) -> Result<Self> {
+        RedisDriver::new(RedisConfig::from_url(url)?)
+    }
+
+    /// The driver's settings.
+    pub fn config(&self) -> &RedisConfig {
+        &self.inner.config
+    }
+
+    /// Opens the namespace (`root`, `domain`) bound to key type `K`; see [`Namespace::new`].
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidNamespace`](crate::ErrorKind::InvalidNamespace) when a name breaks
+    /// SPEC 1.2.
+    pub fn namespace<K: Key>(&self, root: &str, domain: &str) -> Result<Namespace<K, RedisDriver>> {
+        Namespace::new(self.clone(), root, domain)
+    }
+
+    async fn connection(&self) -> Result<ConnectionManager> {
+        let config = &self.inner.config;
+        let manager = self
+            .inner
+            .connection
+            .get_or_try_init(|| async {
+                let settings = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(config.connect_timeout))
+                    .set_response_timeout(Some(config.response_timeout))
+                    .set_number_of_retries(2)
+                    .set_max_delay(Duration::from_millis(500));
+                ConnectionManager::new_lazy_with_config(self.inner.client.clone(), settings)
+            })
+            .await
+            .map_err(|e| map_error(e, ""))?;
+        Ok(manager.clone())
+    }
+
+    /// Runs one exchange with the server within the configured bound (SPEC 8.3).
+    async fn call<T, F>(
+        &self,
+        key: &str,
+        exchange: impl FnOnce(ConnectionManager) -> F,
+    ) -> Result<T>
+    where
+        F: Future<Output = redis::RedisResult<T>>,
+    {
+        let bound = self.inner.config.call_timeout();
+        let work = async {
+            let connection = self.connection().await?;
+            exchange(connection).await.map_err(|e| map_error(e, key))
+        };
+        match tokio::time::timeout(bound, work).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::timeout(bound)),
+        }
+    }
+
+    async fn query<T: FromRedisValue>(&self, key: &str, command: redis::Cmd) -> Result<T> {
+        self.call(key, |mut connection| async move {
+            command.query_async(&mut connection).await
+        })
+        .await
+    }
+}
+
+impl fmt::Debug for RedisDriver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisDriver")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Maps a redis-rs error to namestore's, naming `key`. Messages come from redis-rs and the
+/// server and hold no credentials.
+fn map_error(error: RedisError, key: &str) -> Error {
+    let text = error.to_string();
+    if error.is_timeout() {
+        Error::unavailable(
+            "the Redis server did not answer in time",
+            Some(Box::new(error)),
+        )
+    } else if error.is_connection_refusal() || error.is_io_error() || error.is_connection_dropped()
+    {
+        Error::unavailable("cannot reach the Redis server", Some(Box::new(error)))
+    } else if text.contains("not an integer") {
+        Error::not_an_integer(key)
+    } else if text.contains("overflow") {
+        Error::overflow(key)
+    } else {
+        Error::backend(error)
+    }
+}
+
+fn px(command: &mut redis::Cmd, ttl: Option<Ttl>) {
+    if let Some(ttl) = ttl {
+        command.arg("PX").arg(ttl.as_millis());
+    }
+}
+
+/// Scripts for rules one command cannot keep. Each is loaded once per server and called by
+/// SHA (`EVALSHA`, falling back to `EVAL` after a server restart).
+struct Scripts {
+    incr_ttl_on_create: Script,
+    cas: Script,
+    cad: Script,
+}
+
+fn scripts() -> &'static Scripts {
+    static SCRIPTS: std::sync::OnceLock<Scripts> = std::sync::OnceLock::new();
+    SCRIPTS.get_or_init(|| Scripts {
+        incr_ttl_on_create: Script::new(
+            "local created = redis.call('EXISTS', KEYS[1]) == 0 \
+             local value = redis.call('INCRBY', KEYS[1], ARGV[1]) \
+             if created then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end \
+             return value",
+        ),
+        cas: Script::new(
+            "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end \
+             if ARGV[3] == '0' then redis.call('SET', KEYS[1], ARGV[2]) \
+             else redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) end \
+             return 1",
+        ),
+        cad: Script::new(
+            "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end \
+             return redis.call('DEL', KEYS[1])",
+        ),
+    })
+}
+
+/// One step of a namespace walk: `SCAN` from `cursor`, keeping the business keys that match.
+async fn scan_step(
+    driver: &RedisDriver,
+    scope: &RedisScope,
+    cursor: u64,
+    pattern: Option<&Pattern>,
+) -> Result<(u64, Vec<String>)> {
+    let mut command = redis::cmd("SCAN");
+    command
+        .arg(cursor)
+        .arg("MATCH")
+        .arg(format!("{}*", scope.0))
+        .arg("COUNT")
+        .arg(SCAN_COUNT);
+    let (next, raw): (u64, Vec<Vec<u8>>) = driver.query("", command).await?;
+    let keys = raw
+        .into_iter()
+        .filter_map(|full| {
+            let key = full.strip_prefix(scope.0.as_bytes())?;
+            let key = std::str::from_utf8(key).ok()?;
+            (!key.is_empty() && pattern.is_none_or(|p| p.matches(key))).then(|| key.to_owned())
+        })
+        .collect();
+    Ok((next, keys))
+}
+
+impl Driver for RedisDriver {
+    type Scope = RedisScope;
+
+    fn scope(&self, namespace: &NamespaceName) -> Result<RedisScope> {
+        Ok(RedisScope(namespace.prefix().into()))
+    }
+
+    async fn set(&self, s: &RedisScope, key: &str, value: Bytes, expiry: Expiry) -> Result<()> {
+        let mut command = redis::cmd("SET");
+        command.arg(s.key(key)).arg(&value[..]);
+        match expiry {
+            Expiry::Never => {}
+            Expiry::After(ttl) => px(&mut command, Some(ttl)),
+            Expiry::Keep => {
+                command.arg("KEEPTTL");
+            }
+        }
+        self.query::<()>(key, command).await
+    }
+
+    async fn set_nx(
+        &self,
+        s: &RedisScope,
+        key: &str,
+        value: Bytes,
+        ttl: Option<Ttl>,
+    ) -> Result<bool> {
+        let mut command = redis::cmd("SET");
+        command.arg(s.key(key)).arg(&value[..]).arg("NX");
+        px(&mut command, ttl);
+        Ok(self.query::<Option<String>>(key, command).await?.is_some())
+    }
+
+    async fn get(&self, s: &RedisScope, key: &str) -> Result<Option<Bytes>> {
+        let mut command = redis::cmd("GET");
+        command.arg(s.key(key));
+        Ok(self
+            .query::<Option<Vec<u8>>>(key, command)
+            .await?
+            .map(Bytes::from))
+    }
+
+    async fn exists(&self, s: &RedisScope, key: &str) -> Result<bool> {
+        let mut command = redis::cmd("EXISTS");
+        command.arg(s.key(key));
+        Ok(self.query::<i64>(key, command).await? > 0)
+    }
+
+    async fn delete(&self, s: &RedisScope, key: &str) -> Result<bool> {
+        let mut command = redis::cmd("DEL");
+        command.arg(s.key(key));
+        Ok(self.query::<i64>(key, command).await? > 0)
+    }
+
+    async fn ttl(&self, s: &RedisScope, key: &str) -> Result<KeyTtl> {
+        let mut command = redis::cmd("PTTL");
+        command.arg(s.key(key));
+        Ok(match self.query::<i64>(key, command).await? {
+            -1 => KeyTtl::NoExpiry,
+            left if left < 0 => KeyTtl::Missing,
+            left => KeyTtl::ExpiresIn(Duration::from_millis(left.max(1) as u64)),
+        })
+    }
+
+    async fn expire(&self, s: &RedisScope, key: &str, ttl: Ttl) -> Result<bool> {
+        let mut command = redis::cmd("PEXPIRE");
+        command.arg(s.key(key)).arg(ttl.as_millis());
+        Ok(self.query::<i64>(key, command).await? == 1)
+    }
+
+    async fn persist(&self, s: &RedisScope, key: &str) -> Result<bool> {
+        let mut command = redis::cmd("PERSIST");
+        command.arg(s.key(key));
+        Ok(self.query::<i64>(key, command).await? == 1)
+    }
+
+    async fn incr(
+        &self,
+        s: &RedisScope,
+        key: &str,
+        delta: i64,
+        ttl_on_create: Option<Ttl>,
+    ) -> Result<i64> {
+        let full = s.key(key);
+        match ttl_on_create {
+            None => {
+                let mut command = redis::cmd("INCRBY");
+                command.arg(full).arg(delta);
+                self.query(key, command).await
+            }
+            Some(ttl) => {
+                self.call(key, |mut connection| async move {
+                    let mut invocation = scripts().incr_ttl_on_create.prepare_invoke();
+                    invocation.key(full).arg(delta).arg(ttl.as_millis());
+                    invocation.invoke_async(&mut connection).await
+                })
+                .await
+            }
+        }
+    }
+
+    async fn get_set(
+        &self,
+        s: &RedisScope,
+        key: &str,
+        value: Bytes,
+        ttl: Option<Ttl>,
+    ) -> Result<Option<Bytes>> {
+        let mut command = redis::cmd("SET");
+        command.arg(s.key(key)).arg(&value[..]);
+        px(&mut command, ttl);
+        command.arg("GET");
+        Ok(self
+            .query::<Option<Vec<u8>>>(key, command)
+            .await?
+            .map(Bytes::from))
+    }
+
+    async fn cas(
+        &self,
+        s: &RedisScope,
+        key: &str,
+        expected: &[u8],
+        new: Bytes,
+        ttl: Option<Ttl>,
+    ) -> Result<bool> {
+        let full = s.key(key);
+        let ttl = ttl.map_or(0, Ttl::as_millis);
+        self.call(key, |mut connection| async move {
+            let mut invocation = scripts().cas.prepare_invoke();
+            invocation.key(full).arg(expected).arg(&new[..]).arg(ttl);
+            invocation.invoke_async::<i64>(&mut connection).await
+        })
+        .await
+        .map(|done| done == 1)
+    }
+
+    async fn cad(&self, s: &RedisScope, key: &str, expected: &[u8]) -> Result<bool> {
+        let full = s.key(key);
+        self.call(key, |mut connection| async move {
+            let mut invocation = scripts().cad.prepare_invoke();
+            invocation.key(full).arg(expected);
+            invocation.invoke_async::<i64>(&mut connection).await
+        })
+        .await
+        .map(|done| done == 1)
+    }
+
+    async fn mget(&self, s: &RedisScope, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
+        let mut command = redis::cmd("MGET");
+        for key in keys {
+            command.arg(s.key(key));
+        }
+        let values: Vec<Option<Vec<u8>>> = self.query(keys[0], command).await?;
+        Ok(values.into_iter().map(|v| v.map(Bytes::from)).collect())
+    }
+
+    async fn mset(
+        &self,
+        s: &RedisScope,
+        pairs: &mut [(&str, Bytes)],
+        ttl: Option<Ttl>,
+    ) -> Result<()> {
+        let first = pairs.first().map_or("", |(k, _)| *k);
+        match ttl {
+            None => {
+                let mut command = redis::cmd("MSET");
+                for (key, value) in pairs.iter() {
+                    command.arg(s.key(key)).arg(&value[..]);
+                }
+                self.query::<()>(first, command).await
+            }
+            Some(ttl) => {
+                let mut pipeline = redis::pipe();
+                pipeline.atomic();
+                for (key, value) in pairs.iter() {
+                    pipeline
+                        .cmd("SET")
+                        .arg(s.key(key))
+                        .arg(&value[..])
+                        .arg("PX")
+                        .arg(ttl.as_millis())
+                        .ignore();
+                }
+                self.call(first, |mut connection| async move {
+                    pipeline.query_async::<()>(&mut connection).await
+                })
+                .await
+            }
+        }
+    }
+
+    async fn mdel(&self, s: &RedisScope, keys: &[&str]) -> Result<u64> {
+        let mut command = redis::cmd("DEL");
+        for key in keys {
+            command.arg(s.key(key));
+        }
+        Ok(self.query::<i64>(keys[0], command).await?.max(0) as u64)
+    }
+
+    fn scan(
+        &self,
+        s: &RedisScope,
+        pattern: &Pattern,
+    ) -> impl Stream<Item = Result<Vec<String>>> + Send + 'static {
+        // SCAN may return a key twice while the server rehashes; the walk remembers what it
+        // has yielded so each key comes once.
+        struct Walk {
+            driver: RedisDriver,
+            scope: RedisScope,
+            pattern: Pattern,
+            cursor: Option<u64>,
+            seen: HashSet<String>,
+        }
+        let walk = Walk {
+            driver: self.clone(),
+            scope: s.clone(),
+            pattern: pattern.clone(),
+            cursor: Some(0),
+            seen: HashSet::new(),
+        };
+        futures_util::stream::unfold(walk, |mut walk| async move {
+            let cursor = walk.cursor?;
+            match scan_step(&walk.driver, &walk.scope, cursor, Some(&walk.pattern)).await {
+                Ok((next, keys)) => {
+                    walk.cursor = (next != 0).then_some(next);
+                    let page: Vec<String> = keys
+                        .into_iter()
+                        .filter(|k| walk.seen.insert(k.clone()))
+                        .collect();
+                    Some((Ok(page), walk))
+                }
+                Err(error) => {
+                    walk.cursor = None;
+                    Some((Err(error), walk))
+                }
+            }
+        })
+    }
+
+    async fn clear(&self, s: &RedisScope) -> Result<u64> {
+        let mut cursor = 0;
+        let mut cleared = 0;
+        loop {
+            let (next, keys) = scan_step(self, s, cursor, None).await?;
+            if !keys.is_empty() {
+                let mut command = redis::cmd("UNLINK");
+                for key in &keys {
+                    command.arg(s.key(key));
+                }
+                cleared += self.query::<i64>("", command).await?.max(0) as u64;
+            }
+            if next == 0 {
+                return Ok(cleared);
+            }
+            cursor = next;
+        }
+    }
+}
