@@ -108,3 +108,174 @@ async fn a_password_never_appears_in_errors_or_debug() {
         assert!(!error.to_string().contains("hunter2secret"), "{error}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_in_flight_when_the_server_stops_all_answer_within_the_bound() {
+    let port = free_port();
+    start_server(port, "");
+    let url = format!("redis://127.0.0.1:{port}/0?connect_timeout_ms=300&response_timeout_ms=300");
+    let ns = RedisDriver::from_url(&url)
+        .unwrap()
+        .namespace::<String>("app", "inflight")
+        .unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let tasks: Vec<_> = (0..32)
+        .map(|t| {
+            let (ns, stop) = (ns.clone(), stop.clone());
+            tokio::spawn(async move {
+                let (mut slowest, mut failures) = (Duration::ZERO, 0);
+                for i in 0u64.. {
+                    if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        break;
+                    }
+                    let started = Instant::now();
+                    let result = if i % 2 == 0 {
+                        ns.set(&format!("k{t}"), i.to_string(), None).await
+                    } else {
+                        ns.get(&format!("k{t}")).await.map(|_| ())
+                    };
+                    slowest = slowest.max(started.elapsed());
+                    if let Err(e) = result {
+                        assert!(
+                            matches!(e.kind(), ErrorKind::Unavailable | ErrorKind::Timeout),
+                            "{e:?}"
+                        );
+                        failures += 1;
+                    }
+                }
+                (slowest, failures)
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    tokio::task::spawn_blocking(move || stop_server(port))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut failed = 0;
+    for task in tasks {
+        let (slowest, failures) = tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("a call hung after the server stopped")
+            .unwrap();
+        // The bound is 600 ms (connect + response); allow scheduling slack on a loaded machine.
+        assert!(slowest < Duration::from_secs(3), "a call took {slowest:?}");
+        failed += failures;
+    }
+    assert!(failed > 0, "no call saw the server go away");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_writes_survive_a_crash_with_appendfsync_always() {
+    let dir = std::env::temp_dir().join(format!(
+        "namestore-aof-{}-{}",
+        std::process::id(),
+        free_port()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = free_port();
+    let durable = format!(
+        "--appendonly yes --appendfsync always --dir {}",
+        dir.display()
+    );
+    let url = start_server(port, &durable);
+    let ns = RedisDriver::from_url(&url)
+        .unwrap()
+        .namespace::<String>("app", "durable")
+        .unwrap();
+    for i in 0..500 {
+        ns.set(&format!("k{i}"), i.to_string(), None).await.unwrap();
+    }
+    ns.incr(&"counter".to_owned(), 41).await.unwrap();
+    ns.incr(&"counter".to_owned(), 1).await.unwrap();
+
+    // Crash: SIGKILL, no chance to flush anything that was not already on disk.
+    let pid: u32 = {
+        let mut connection = redis::Client::open(url.as_str())
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        let info: String = redis::cmd("INFO")
+            .arg("server")
+            .query(&mut connection)
+            .unwrap();
+        info.lines()
+            .find_map(|l| l.strip_prefix("process_id:"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    assert!(
+        std::process::Command::new("kill")
+            .arg("-9")
+            .arg(pid.to_string())
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        assert!(Instant::now() < deadline, "redis-server survived SIGKILL");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+
+    start_server(port, &durable);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let counter = loop {
+        match ns.get(&"counter".to_owned()).await {
+            Ok(value) => break value,
+            Err(e) => assert!(Instant::now() < deadline, "no answer after restart: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(counter.as_deref(), Some(&b"42"[..]));
+    for i in 0..500 {
+        let value = ns.get(&format!("k{i}")).await.unwrap();
+        assert_eq!(
+            value.as_deref(),
+            Some(i.to_string().as_bytes()),
+            "acknowledged write k{i} lost"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clearing_100_000_keys_never_blocks_the_server() {
+    let port = free_port();
+    let url = start_server(port, "");
+    let ns = RedisDriver::from_url(&url)
+        .unwrap()
+        .namespace::<String>("app", "big")
+        .unwrap();
+    for chunk in 0..100 {
+        ns.mset((0..1000).map(|i| (format!("k{chunk}-{i}"), "v")), None)
+            .await
+            .unwrap();
+    }
+    let mut connection = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    // Log every command slower than 5 ms.
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("slowlog-log-slower-than")
+        .arg(5000)
+        .query::<()>(&mut connection)
+        .unwrap();
+    redis::cmd("SLOWLOG")
+        .arg("RESET")
+        .query::<()>(&mut connection)
+        .unwrap();
+    assert_eq!(ns.clear().await.unwrap(), 100_000);
+    let slow: usize = redis::cmd("SLOWLOG")
+        .arg("LEN")
+        .query(&mut connection)
+        .unwrap();
+    assert_eq!(slow, 0, "a command of clear took over 5 ms");
+    let left: usize = redis::cmd("DBSIZE").query(&mut connection).unwrap();
+    assert_eq!(left, 0);
+}

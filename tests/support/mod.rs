@@ -13,11 +13,38 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Makes sure `redis-server` is installed: on a machine without it, installs Debian's
+/// package (as the CI does), so the test command needs no set-up; fails with the command to
+/// run when that is not possible.
+fn ensure_redis_server() {
+    static READY: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    let ready = READY.get_or_init(|| {
+        let installed = || Command::new("redis-server").arg("--version").output().is_ok_and(|o| o.status.success());
+        if installed() {
+            return Ok(());
+        }
+        let _ = Command::new("apt-get").arg("update").arg("-qq").status();
+        let _ = Command::new("apt-get")
+            .args(["install", "-y", "-qq", "redis-server"])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status();
+        if installed() {
+            Ok(())
+        } else {
+            Err("redis-server is not installed and could not be installed: run `apt-get install redis-server`".into())
+        }
+    });
+    if let Err(message) = ready {
+        panic!("{message}");
+    }
+}
+
 /// Starts `redis-server` on `port` with `extra` arguments and waits until it accepts
 /// connections. A shell wrapper stops the server once this test process is gone, so no server
 /// outlives the run; the wrapper is not waited for, by design.
 #[allow(clippy::zombie_processes)]
 pub fn start_server(port: u16, extra: &str) -> String {
+    ensure_redis_server();
     let script = format!(
         "redis-server --port {port} --bind 127.0.0.1 --save '' --appendonly no --loglevel warning {extra} & \
          server=$!; while kill -0 $PPID 2>/dev/null && kill -0 $server 2>/dev/null; do sleep 1; done; \
