@@ -47,8 +47,8 @@ pub fn open(url: &str) -> Result<AnyDriver> {
             crate::drivers::redis::RedisDriver::from_url(url)?,
         )),
         #[cfg(not(feature = "redis"))]
-        "redis" => Err(not_built("redis", available)),
-        known @ ("rediss" | "redis+cluster" | "redb") => Err(not_built(known, available)),
+        known @ ("redis" | "redis+cluster") => Err(not_built(known, available)),
+        known @ ("rediss" | "redb") => Err(not_built(known, available)),
         _ => Err(Error::invalid_url(format!(
             "unknown scheme `{}`; available: {available}",
             crate::error::shorten(scheme)

@@ -1,4 +1,6 @@
-//! Real `redis-server` processes for the Redis tests, on free loopback ports.
+//! Real `redis-server` processes for the Redis tests, on free loopback ports. Each test
+//! binary uses some of these helpers, not all.
+#![allow(dead_code)]
 
 use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Stdio};
@@ -69,7 +71,6 @@ pub fn start_server(port: u16, extra: &str) -> String {
 }
 
 /// Stops the server on `port` (`SHUTDOWN NOSAVE`) and waits until the port is closed.
-#[allow(dead_code)]
 pub fn stop_server(port: u16) {
     let url = format!("redis://127.0.0.1:{port}/");
     let mut connection = redis::Client::open(url.as_str())
@@ -83,5 +84,71 @@ pub fn stop_server(port: u16) {
     while TcpStream::connect(("127.0.0.1", port)).is_ok() {
         assert!(Instant::now() < deadline, "redis-server did not stop");
         std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Starts a Redis Cluster of three primaries on free loopback ports (`redis-cli --cluster
+/// create`) and waits until it serves every slot; returns its `redis+cluster://` seed URL.
+pub fn start_cluster() -> String {
+    let ports: Vec<u16> = (0..3).map(|_| cluster_port()).collect();
+    let dir = std::env::temp_dir().join(format!(
+        "namestore-cluster-{}-{}",
+        std::process::id(),
+        ports[0]
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    for port in &ports {
+        start_server(
+            *port,
+            &format!(
+                "--cluster-enabled yes --cluster-config-file nodes-{port}.conf --dir {}",
+                dir.display()
+            ),
+        );
+    }
+    let nodes: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let created = Command::new("redis-cli")
+        .arg("--cluster")
+        .arg("create")
+        .args(&nodes)
+        .args(["--cluster-replicas", "0", "--cluster-yes"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("redis-cli (from the redis-tools package, installed with redis-server)");
+    assert!(created.success(), "redis-cli --cluster create failed");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for port in &ports {
+        loop {
+            let url = format!("redis://127.0.0.1:{port}/");
+            let state = redis::Client::open(url.as_str())
+                .and_then(|c| c.get_connection())
+                .and_then(|mut c| redis::cmd("CLUSTER").arg("INFO").query::<String>(&mut c));
+            if state.is_ok_and(|info| info.contains("cluster_state:ok")) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the cluster did not come up");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    format!("redis+cluster://{}", nodes.join(","))
+}
+
+/// A port for a cluster node: the node also listens on port + 10000 (the cluster bus), which
+/// must be free and below 65536, so ports come from 11000–19999, below the ephemeral range,
+/// handed out once each by this process.
+fn cluster_port() -> u16 {
+    static NEXT: std::sync::Mutex<u16> = std::sync::Mutex::new(0);
+    let mut next = NEXT.lock().unwrap();
+    if *next == 0 {
+        *next = 11000 + (std::process::id() % 80) as u16 * 100;
+    }
+    loop {
+        let port = *next;
+        *next = if *next >= 19999 { 11000 } else { *next + 1 };
+        let free = |p: u16| TcpListener::bind(("127.0.0.1", p)).is_ok();
+        if free(port) && free(port + 10000) {
+            return port;
+        }
     }
 }

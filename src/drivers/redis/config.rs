@@ -8,10 +8,15 @@ use crate::{Error, Result};
 /// The URL scheme of the standalone Redis driver.
 pub const SCHEME: &str = "redis";
 
+/// The URL scheme of the Redis Cluster driver: `redis+cluster://host1:port1,host2:port2`.
+pub const CLUSTER_SCHEME: &str = "redis+cluster";
+
 /// Settings of a [`RedisDriver`](super::RedisDriver).
 ///
-/// From a URL: `redis://[[user]:password@]host[:port][/db]`, with optional query parameters
-/// `connect_timeout_ms` and `response_timeout_ms`. `Debug` never shows the password.
+/// From a URL: `redis://[[user]:password@]host[:port][/db]` for a standalone server, or
+/// `redis+cluster://[[user]:password@]host1:port1,host2:port2,…` with any of a cluster's nodes
+/// as seeds; with optional query parameters `connect_timeout_ms`, `response_timeout_ms` and
+/// `hash_tag=1`. `Debug` never shows the password.
 ///
 /// ```
 /// use namestore::drivers::redis::RedisConfig;
@@ -22,9 +27,16 @@ pub const SCHEME: &str = "redis";
 /// ```
 #[derive(Clone)]
 pub struct RedisConfig {
-    /// The server URL without namestore's own query parameters; holds the password, so it is
-    /// private and never printed.
-    url: String,
+    /// One URL per seed node (one for a standalone server), without namestore's own query
+    /// parameters; they hold the password, so they are private and never printed.
+    urls: Vec<String>,
+    cluster: bool,
+    /// Store a namespace's keys as `{root:domain}:key`, so Redis Cluster keeps the whole
+    /// namespace in one slot: batches, scripts and listings stay on one node and `mset` stays
+    /// atomic, at the price of one node carrying the namespace's whole load. Without it, keys
+    /// spread over the cluster, batches are split by slot (atomic per slot only), and listings
+    /// walk every primary. Default: off.
+    pub hash_tag: bool,
     /// Bound on establishing a connection. Default: 2 s.
     pub connect_timeout: Duration,
     /// Bound on each command's answer. Default: 2 s. Every call answers or fails with
@@ -41,23 +53,59 @@ impl RedisConfig {
     /// [`ErrorKind::InvalidUrl`](crate::ErrorKind::InvalidUrl) for another scheme, a missing
     /// host, an unknown parameter or a bad value; the message never repeats the URL.
     pub fn from_url(url: &str) -> Result<Self> {
-        let rest = url
-            .strip_prefix("redis://")
-            .ok_or_else(|| Error::invalid_url("a Redis URL starts with `redis://`"))?;
+        let (cluster, rest) = if let Some(rest) = url.strip_prefix("redis+cluster://") {
+            (true, rest)
+        } else if let Some(rest) = url.strip_prefix("redis://") {
+            (false, rest)
+        } else {
+            return Err(Error::invalid_url(
+                "a Redis URL starts with `redis://` or `redis+cluster://`",
+            ));
+        };
         let (address, query) = rest.split_once('?').unwrap_or((rest, ""));
-        let host_part = address.rsplit_once('@').map_or(address, |(_, host)| host);
-        if host_part.is_empty() || host_part.starts_with('/') {
+        let (credentials, hosts) = match address.rsplit_once('@') {
+            Some((credentials, hosts)) => (Some(credentials), hosts),
+            None => (None, address),
+        };
+        if hosts.is_empty() || hosts.starts_with('/') {
             return Err(Error::invalid_url(
                 "a Redis URL names a host: `redis://host:port`",
             ));
         }
+        let urls: Vec<String> = if cluster {
+            hosts
+                .split(',')
+                .map(|host| match credentials {
+                    Some(credentials) => {
+                        format!("redis://{credentials}@{}", host.trim_end_matches('/'))
+                    }
+                    None => format!("redis://{}", host.trim_end_matches('/')),
+                })
+                .collect()
+        } else {
+            vec![format!("redis://{address}")]
+        };
         let mut config = RedisConfig {
-            url: format!("redis://{address}"),
+            urls,
+            cluster,
+            hash_tag: false,
             connect_timeout: Duration::from_secs(2),
             response_timeout: Duration::from_secs(2),
         };
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            if name == "hash_tag" {
+                config.hash_tag = match value {
+                    "1" | "true" => true,
+                    "0" | "false" => false,
+                    _ => {
+                        return Err(Error::invalid_url(
+                            "Redis parameter `hash_tag` takes 1 or 0",
+                        ));
+                    }
+                };
+                continue;
+            }
             let millis: u64 = value.parse().ok().filter(|&ms| ms > 0).ok_or_else(|| {
                 Error::invalid_url(format!(
                     "Redis parameter `{}` takes a positive number of milliseconds",
@@ -69,21 +117,28 @@ impl RedisConfig {
                 "response_timeout_ms" => config.response_timeout = Duration::from_millis(millis),
                 other => {
                     return Err(Error::invalid_url(format!(
-                        "unknown Redis parameter `{}` (known: connect_timeout_ms, response_timeout_ms)",
+                        "unknown Redis parameter `{}` (known: connect_timeout_ms, response_timeout_ms, hash_tag)",
                         crate::error::shorten(other)
                     )));
                 }
             }
         }
-        // Let redis-rs validate host, port, database and credentials now, not on first use.
-        redis::Client::open(config.url.as_str()).map_err(|_| {
-            Error::invalid_url("malformed Redis URL (host, port, database or credentials)")
-        })?;
+        // Let redis-rs validate hosts, ports, database and credentials now, not on first use.
+        for url in &config.urls {
+            redis::Client::open(url.as_str()).map_err(|_| {
+                Error::invalid_url("malformed Redis URL (host, port, database or credentials)")
+            })?;
+        }
         Ok(config)
     }
 
-    pub(crate) fn url(&self) -> &str {
-        &self.url
+    /// Whether this names a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        self.cluster
+    }
+
+    pub(crate) fn urls(&self) -> &[String] {
+        &self.urls
     }
 
     /// The bound on one whole call.
@@ -94,18 +149,26 @@ impl RedisConfig {
 
 impl fmt::Debug for RedisConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let address = self.url.trim_start_matches("redis://");
-        let shown = match address.rsplit_once('@') {
-            Some((credentials, host)) => {
-                let user = credentials
-                    .split_once(':')
-                    .map_or(credentials, |(user, _)| user);
-                format!("redis://{user}:<redacted>@{host}")
-            }
-            None => self.url.clone(),
-        };
+        let shown: Vec<String> = self
+            .urls
+            .iter()
+            .map(|url| {
+                let address = url.trim_start_matches("redis://");
+                match address.rsplit_once('@') {
+                    Some((credentials, host)) => {
+                        let user = credentials
+                            .split_once(':')
+                            .map_or(credentials, |(user, _)| user);
+                        format!("redis://{user}:<redacted>@{host}")
+                    }
+                    None => url.clone(),
+                }
+            })
+            .collect();
         f.debug_struct("RedisConfig")
-            .field("url", &shown)
+            .field("nodes", &shown)
+            .field("cluster", &self.cluster)
+            .field("hash_tag", &self.hash_tag)
             .field("connect_timeout", &self.connect_timeout)
             .field("response_timeout", &self.response_timeout)
             .finish()

@@ -1,4 +1,5 @@
-//! The Redis driver (standalone server), on redis-rs with tokio. Cargo feature `redis`.
+//! The Redis driver, standalone server or Redis Cluster, on redis-rs with tokio. Cargo
+//! feature `redis`.
 //!
 //! Every key of a namespace is stored as `root:domain:key`. Each operation is one command
 //! that Redis runs atomically, or a cached Lua script called by SHA where the rule needs
@@ -22,10 +23,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_core::Stream;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{FromRedisValue, RedisError, Script};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+use redis::{Cmd, FromRedisValue, Pipeline, RedisError, RedisFuture, Script, Value};
 
-pub use config::{RedisConfig, SCHEME};
+pub use config::{CLUSTER_SCHEME, RedisConfig, SCHEME};
 
 use crate::driver::Driver;
 use crate::glob::Pattern;
@@ -55,11 +58,52 @@ pub struct RedisDriver {
 
 struct Inner {
     config: RedisConfig,
-    client: redis::Client,
-    connection: tokio::sync::OnceCell<ConnectionManager>,
+    connection: tokio::sync::OnceCell<Connection>,
 }
 
-/// A Redis namespace: its key prefix, `root:domain:`.
+/// A multiplexed connection to a standalone server or to a cluster; cheap to clone.
+#[derive(Clone)]
+enum Connection {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Connection::Single(c) => c.req_packed_command(cmd),
+            Connection::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Connection::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Connection::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Connection::Single(c) => c.get_db(),
+            Connection::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// Where one `SCAN` walk runs: the standalone server, or one cluster node.
+#[derive(Clone, Debug)]
+enum Target {
+    Server,
+    Node(RoutingInfo),
+}
+
+/// A Redis namespace: its key prefix, `root:domain:` (or `{root:domain}:` with the hash tag).
 #[derive(Clone, Debug)]
 pub struct RedisScope(Arc<str>);
 
@@ -77,15 +121,11 @@ impl RedisDriver {
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::InvalidUrl`](crate::ErrorKind::InvalidUrl) when the URL is malformed.
+    /// None today; kept fallible for settings checked when the driver is built.
     pub fn new(config: RedisConfig) -> Result<Self> {
-        let client = redis::Client::open(config.url()).map_err(|_| {
-            Error::invalid_url("malformed Redis URL (host, port, database or credentials)")
-        })?;
         Ok(RedisDriver {
             inner: Arc::new(Inner {
                 config,
-                client,
                 connection: tokio::sync::OnceCell::new(),
             }),
         })
@@ -115,30 +155,38 @@ impl RedisDriver {
         Namespace::new(self.clone(), root, domain)
     }
 
-    async fn connection(&self) -> Result<ConnectionManager> {
+    async fn connection(&self) -> Result<Connection> {
         let config = &self.inner.config;
-        let manager = self
+        let connection = self
             .inner
             .connection
             .get_or_try_init(|| async {
-                let settings = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(config.connect_timeout))
-                    .set_response_timeout(Some(config.response_timeout))
-                    .set_number_of_retries(2)
-                    .set_max_delay(Duration::from_millis(500));
-                ConnectionManager::new_lazy_with_config(self.inner.client.clone(), settings)
+                if config.is_cluster() {
+                    let client = redis::cluster::ClusterClient::builder(config.urls().to_vec())
+                        .connection_timeout(config.connect_timeout)
+                        .response_timeout(config.response_timeout)
+                        .retries(2)
+                        .build()?;
+                    Ok(Connection::Cluster(client.get_async_connection().await?))
+                } else {
+                    let client = redis::Client::open(config.urls()[0].as_str())?;
+                    let settings = ConnectionManagerConfig::new()
+                        .set_connection_timeout(Some(config.connect_timeout))
+                        .set_response_timeout(Some(config.response_timeout))
+                        .set_number_of_retries(2)
+                        .set_max_delay(Duration::from_millis(500));
+                    Ok(Connection::Single(ConnectionManager::new_lazy_with_config(
+                        client, settings,
+                    )?))
+                }
             })
             .await
-            .map_err(|e| map_error(e, ""))?;
-        Ok(manager.clone())
+            .map_err(|e: RedisError| map_error(e, ""))?;
+        Ok(connection.clone())
     }
 
     /// Runs one exchange with the server within the configured bound (SPEC 8.3).
-    async fn call<T, F>(
-        &self,
-        key: &str,
-        exchange: impl FnOnce(ConnectionManager) -> F,
-    ) -> Result<T>
+    async fn call<T, F>(&self, key: &str, exchange: impl FnOnce(Connection) -> F) -> Result<T>
     where
         F: Future<Output = redis::RedisResult<T>>,
     {
@@ -226,37 +274,101 @@ fn scripts() -> &'static Scripts {
     })
 }
 
-/// One step of a namespace walk: `SCAN` from `cursor`, keeping the business keys that match.
-async fn scan_step(
-    driver: &RedisDriver,
-    scope: &RedisScope,
-    cursor: u64,
-    pattern: Option<&Pattern>,
-) -> Result<(u64, Vec<String>)> {
-    let mut command = redis::cmd("SCAN");
-    command
-        .arg(cursor)
-        .arg("MATCH")
-        .arg(format!("{}*", scope.0))
-        .arg("COUNT")
-        .arg(SCAN_COUNT);
-    let (next, raw): (u64, Vec<Vec<u8>>) = driver.query("", command).await?;
-    let keys = raw
-        .into_iter()
-        .filter_map(|full| {
-            let key = full.strip_prefix(scope.0.as_bytes())?;
-            let key = std::str::from_utf8(key).ok()?;
-            (!key.is_empty() && pattern.is_none_or(|p| p.matches(key))).then(|| key.to_owned())
+impl RedisDriver {
+    /// Where a walk of `scope` runs: the standalone server; on a cluster with the hash tag,
+    /// the primary of the namespace's slot; on a cluster without it, every primary.
+    async fn targets(&self, scope: &RedisScope) -> Result<Vec<Target>> {
+        if !self.inner.config.is_cluster() {
+            return Ok(vec![Target::Server]);
+        }
+        if self.inner.config.hash_tag {
+            let route = Route::with_key(scope.0.as_bytes(), SlotAddr::Master);
+            let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route));
+            return Ok(vec![Target::Node(routing)]);
+        }
+        let any = Target::Node(RoutingInfo::SingleNode(
+            SingleNodeRoutingInfo::RandomPrimary,
+        ));
+        let mut command = redis::cmd("CLUSTER");
+        command.arg("NODES");
+        let nodes: String = self.routed("", command, &any).await?;
+        Ok(nodes
+            .lines()
+            .filter_map(|line| {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                let (address, flags) = (fields.get(1)?, fields.get(2)?);
+                if !flags.split(',').any(|f| f == "master") || flags.contains("fail") {
+                    return None;
+                }
+                let (host, port) = address.split(['@', ',']).next()?.rsplit_once(':')?;
+                Some(Target::Node(RoutingInfo::SingleNode(
+                    SingleNodeRoutingInfo::ByAddress {
+                        host: host.to_owned(),
+                        port: port.parse().ok()?,
+                    },
+                )))
+            })
+            .collect())
+    }
+
+    /// Sends `command` to `target`.
+    async fn routed<T: FromRedisValue>(
+        &self,
+        key: &str,
+        command: Cmd,
+        target: &Target,
+    ) -> Result<T> {
+        let target = target.clone();
+        self.call(key, |connection| async move {
+            match (connection, target) {
+                (Connection::Cluster(mut cluster), Target::Node(routing)) => {
+                    let value = cluster.route_command(command, routing).await?;
+                    T::from_redis_value(value).map_err(RedisError::from)
+                }
+                (mut connection, _) => command.query_async(&mut connection).await,
+            }
         })
-        .collect();
-    Ok((next, keys))
+        .await
+    }
+
+    /// One step of a namespace walk: `SCAN` from `cursor` on `target`, keeping the business
+    /// keys that match.
+    async fn scan_step(
+        &self,
+        scope: &RedisScope,
+        target: &Target,
+        cursor: u64,
+        pattern: Option<&Pattern>,
+    ) -> Result<(u64, Vec<String>)> {
+        let mut command = redis::cmd("SCAN");
+        command
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(format!("{}*", scope.0))
+            .arg("COUNT")
+            .arg(SCAN_COUNT);
+        let (next, raw): (u64, Vec<Vec<u8>>) = self.routed("", command, target).await?;
+        let keys = raw
+            .into_iter()
+            .filter_map(|full| {
+                let key = full.strip_prefix(scope.0.as_bytes())?;
+                let key = std::str::from_utf8(key).ok()?;
+                (!key.is_empty() && pattern.is_none_or(|p| p.matches(key))).then(|| key.to_owned())
+            })
+            .collect();
+        Ok((next, keys))
+    }
 }
 
 impl Driver for RedisDriver {
     type Scope = RedisScope;
 
     fn scope(&self, namespace: &NamespaceName) -> Result<RedisScope> {
-        Ok(RedisScope(namespace.prefix().into()))
+        Ok(RedisScope(if self.inner.config.hash_tag {
+            format!("{{{}:{}}}:", namespace.root(), namespace.domain()).into()
+        } else {
+            namespace.prefix().into()
+        }))
     }
 
     async fn set(&self, s: &RedisScope, key: &str, value: Bytes, expiry: Expiry) -> Result<()> {
@@ -425,21 +537,37 @@ impl Driver for RedisDriver {
                 self.query::<()>(first, command).await
             }
             Some(ttl) => {
-                let mut pipeline = redis::pipe();
-                pipeline.atomic();
+                // One MULTI/EXEC per slot: a transaction cannot span slots on a cluster. With
+                // the hash tag (or on a standalone server) that is one transaction.
+                let mut groups: Vec<(Route, Pipeline)> = Vec::new();
                 for (key, value) in pairs.iter() {
-                    pipeline
+                    let full = s.key(key);
+                    let route = Route::with_key(&full, SlotAddr::Master);
+                    let at = match groups.iter().position(|(r, _)| *r == route) {
+                        Some(at) => at,
+                        None => {
+                            let mut pipeline = redis::pipe();
+                            pipeline.atomic();
+                            groups.push((route, pipeline));
+                            groups.len() - 1
+                        }
+                    };
+                    groups[at]
+                        .1
                         .cmd("SET")
-                        .arg(s.key(key))
+                        .arg(full)
                         .arg(&value[..])
                         .arg("PX")
                         .arg(ttl.as_millis())
                         .ignore();
                 }
-                self.call(first, |mut connection| async move {
-                    pipeline.query_async::<()>(&mut connection).await
-                })
-                .await
+                for (_, pipeline) in groups {
+                    self.call(first, |mut connection| async move {
+                        pipeline.query_async::<()>(&mut connection).await
+                    })
+                    .await?;
+                }
+                Ok(())
             }
         }
     }
@@ -457,27 +585,48 @@ impl Driver for RedisDriver {
         s: &RedisScope,
         pattern: &Pattern,
     ) -> impl Stream<Item = Result<Vec<String>>> + Send + 'static {
-        // SCAN may return a key twice while the server rehashes; the walk remembers what it
-        // has yielded so each key comes once.
+        // SCAN may return a key twice while a server rehashes; the walk remembers what it has
+        // yielded so each key comes once.
         struct Walk {
             driver: RedisDriver,
             scope: RedisScope,
             pattern: Pattern,
-            cursor: Option<u64>,
+            /// Targets still to walk, the current one last; `None` until first polled.
+            targets: Option<Vec<Target>>,
+            cursor: u64,
             seen: HashSet<String>,
         }
         let walk = Walk {
             driver: self.clone(),
             scope: s.clone(),
             pattern: pattern.clone(),
-            cursor: Some(0),
+            targets: None,
+            cursor: 0,
             seen: HashSet::new(),
         };
         futures_util::stream::unfold(walk, |mut walk| async move {
-            let cursor = walk.cursor?;
-            match scan_step(&walk.driver, &walk.scope, cursor, Some(&walk.pattern)).await {
+            let mut targets = match walk.targets.take() {
+                Some(targets) => targets,
+                None => match walk.driver.targets(&walk.scope).await {
+                    Ok(targets) => targets,
+                    Err(error) => {
+                        walk.targets = Some(Vec::new());
+                        return Some((Err(error), walk));
+                    }
+                },
+            };
+            let target = targets.last()?.clone();
+            match walk
+                .driver
+                .scan_step(&walk.scope, &target, walk.cursor, Some(&walk.pattern))
+                .await
+            {
                 Ok((next, keys)) => {
-                    walk.cursor = (next != 0).then_some(next);
+                    if next == 0 {
+                        targets.pop();
+                    }
+                    walk.cursor = next;
+                    walk.targets = Some(targets);
                     let page: Vec<String> = keys
                         .into_iter()
                         .filter(|k| walk.seen.insert(k.clone()))
@@ -485,7 +634,7 @@ impl Driver for RedisDriver {
                     Some((Ok(page), walk))
                 }
                 Err(error) => {
-                    walk.cursor = None;
+                    walk.targets = Some(Vec::new());
                     Some((Err(error), walk))
                 }
             }
@@ -493,21 +642,24 @@ impl Driver for RedisDriver {
     }
 
     async fn clear(&self, s: &RedisScope) -> Result<u64> {
-        let mut cursor = 0;
         let mut cleared = 0;
-        loop {
-            let (next, keys) = scan_step(self, s, cursor, None).await?;
-            if !keys.is_empty() {
-                let mut command = redis::cmd("UNLINK");
-                for key in &keys {
-                    command.arg(s.key(key));
+        for target in self.targets(s).await? {
+            let mut cursor = 0;
+            loop {
+                let (next, keys) = self.scan_step(s, &target, cursor, None).await?;
+                if !keys.is_empty() {
+                    let mut command = redis::cmd("UNLINK");
+                    for key in &keys {
+                        command.arg(s.key(key));
+                    }
+                    cleared += self.query::<i64>("", command).await?.max(0) as u64;
                 }
-                cleared += self.query::<i64>("", command).await?.max(0) as u64;
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
             }
-            if next == 0 {
-                return Ok(cleared);
-            }
-            cursor = next;
         }
+        Ok(cleared)
     }
 }

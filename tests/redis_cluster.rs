@@ -1,0 +1,93 @@
+//! The Redis driver on a real three-primary Redis Cluster (one per test): the conformance suite
+//! with the namespace hash tag, and batches and listings across slots without it. Needs
+//! `redis-server` and `redis-cli`; they are installed when missing.
+#![cfg(feature = "redis")]
+
+use namestore::conformance::{Harness, Time};
+use namestore::drivers::redis::RedisDriver;
+
+mod support;
+
+/// Keys held by every node of the cluster the URL names, expired ones not reclaimed included.
+fn stored(url: &str) -> usize {
+    url.trim_start_matches("redis+cluster://")
+        .split(',')
+        .map(|node| {
+            let mut connection = redis::Client::open(format!("redis://{node}/").as_str())
+                .unwrap()
+                .get_connection()
+                .unwrap();
+            redis::cmd("DBSIZE")
+                .query::<usize>(&mut connection)
+                .unwrap()
+        })
+        .sum()
+}
+
+fn harness() -> Harness<RedisDriver> {
+    let url = support::start_cluster();
+    let driver =
+        RedisDriver::from_url(&format!("{url}?hash_tag=1&response_timeout_ms=30000")).unwrap();
+    Harness::new(driver, Time::Real).with_stored_entries(move |_, _| stored(&url))
+}
+
+namestore::conformance_tests!(harness());
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_hash_tag_batches_and_listings_span_every_primary() {
+    let url = support::start_cluster();
+    let driver = RedisDriver::from_url(&url).unwrap();
+    let ns = driver.namespace::<String>("app", "spread").unwrap();
+    let keys: Vec<String> = (0..600).map(|i| format!("k{i}")).collect();
+    ns.mset(keys.iter().map(|k| (k, k.clone())), None)
+        .await
+        .unwrap();
+    ns.mset(
+        keys.iter().take(50).map(|k| (k, "ttl")),
+        Some(std::time::Duration::from_secs(60)),
+    )
+    .await
+    .unwrap();
+
+    // The keys really are spread: every primary holds some.
+    for node in url.trim_start_matches("redis+cluster://").split(',') {
+        let mut connection = redis::Client::open(format!("redis://{node}/").as_str())
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        let held: usize = redis::cmd("DBSIZE").query(&mut connection).unwrap();
+        assert!(held > 50, "node {node} holds {held} keys");
+    }
+
+    let values = ns.mget(&keys).await.unwrap();
+    for (i, value) in values.iter().enumerate() {
+        let expected = if i < 50 {
+            "ttl".to_owned()
+        } else {
+            format!("k{i}")
+        };
+        assert_eq!(value.as_deref(), Some(expected.as_bytes()));
+    }
+    assert!(
+        ns.ttl(&"k7".to_owned())
+            .await
+            .unwrap()
+            .remaining()
+            .is_some()
+    );
+    let mut listed = ns.keys("*").await.unwrap();
+    listed.sort();
+    let mut expected = keys.clone();
+    expected.sort();
+    assert_eq!(listed, expected);
+    assert_eq!(ns.keys("k1?").await.unwrap().len(), 10);
+    assert_eq!(ns.mdel(keys.iter().take(100)).await.unwrap(), 100);
+    assert_eq!(ns.incr(&"counter".to_owned(), 5).await.unwrap(), 5);
+    assert!(
+        ns.cas(&"k200".to_owned(), "k200", "swapped", None)
+            .await
+            .unwrap()
+    );
+    assert_eq!(ns.clear().await.unwrap(), 501);
+    assert!(ns.keys("*").await.unwrap().is_empty());
+}
