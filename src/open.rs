@@ -47,8 +47,8 @@ pub fn open(url: &str) -> Result<AnyDriver> {
             crate::drivers::redis::RedisDriver::from_url(url)?,
         )),
         #[cfg(not(feature = "redis"))]
-        known @ ("redis" | "redis+cluster") => Err(not_built(known, available)),
-        known @ ("rediss" | "redb") => Err(not_built(known, available)),
+        known @ ("redis" | "rediss" | "redis+cluster") => Err(not_built(known, available)),
+        known @ "redb" => Err(not_built(known, available)),
         _ => Err(Error::invalid_url(format!(
             "unknown scheme `{}`; available: {available}",
             crate::error::shorten(scheme)

@@ -31,7 +31,7 @@ fn bad_urls_are_clear_errors() {
         ("memory://?shards=x", "shards"),
         ("memory://?shards=0", "power of two"),
         ("memory://?bogus=1", "bogus"),
-        ("rediss://localhost", "rediss"),
+        ("redb:///tmp/store.redb", "redb"),
         (
             "redis://",
             if cfg!(feature = "redis") {

@@ -91,3 +91,57 @@ async fn without_the_hash_tag_batches_and_listings_span_every_primary() {
     assert_eq!(ns.clear().await.unwrap(), 501);
     assert!(ns.keys("*").await.unwrap().is_empty());
 }
+
+/// Calls of `command` summed over the cluster's nodes.
+fn cluster_calls(url: &str, command: &str) -> u64 {
+    url.trim_start_matches("redis+cluster://")
+        .split(',')
+        .map(|node| {
+            let mut connection = redis::Client::open(format!("redis://{node}/").as_str())
+                .unwrap()
+                .get_connection()
+                .unwrap();
+            let stats: String = redis::cmd("INFO")
+                .arg("commandstats")
+                .query(&mut connection)
+                .unwrap();
+            stats
+                .lines()
+                .find_map(|line| line.strip_prefix(&format!("cmdstat_{command}:calls=")))
+                .map_or(0, |rest| {
+                    rest.split(',').next().unwrap().parse::<u64>().unwrap()
+                })
+        })
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_hash_tag_a_batch_of_ten_is_one_round_trip() {
+    let url = support::start_cluster();
+    let ns = RedisDriver::from_url(&format!("{url}?hash_tag=1"))
+        .unwrap()
+        .namespace::<String>("app", "tagged")
+        .unwrap();
+    let keys: Vec<String> = (0..10).map(|i| format!("k{i}")).collect();
+    ns.mset(keys.iter().map(|k| (k, "v")), None).await.unwrap();
+    let (mget, get) = (cluster_calls(&url, "mget"), cluster_calls(&url, "get"));
+    ns.mget(&keys).await.unwrap();
+    assert_eq!(
+        (
+            cluster_calls(&url, "mget") - mget,
+            cluster_calls(&url, "get") - get
+        ),
+        (1, 0)
+    );
+    let mset = cluster_calls(&url, "mset");
+    ns.mset(keys.iter().map(|k| (k, "w")), None).await.unwrap();
+    assert_eq!(cluster_calls(&url, "mset") - mset, 1);
+    let exec = cluster_calls(&url, "exec");
+    ns.mset(
+        keys.iter().map(|k| (k, "x")),
+        Some(std::time::Duration::from_secs(60)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(cluster_calls(&url, "exec") - exec, 1);
+}

@@ -279,3 +279,97 @@ async fn clearing_100_000_keys_never_blocks_the_server() {
     let left: usize = redis::cmd("DBSIZE").query(&mut connection).unwrap();
     assert_eq!(left, 0);
 }
+
+fn command_calls(url: &str, command: &str) -> u64 {
+    let mut connection = redis::Client::open(url).unwrap().get_connection().unwrap();
+    let stats: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(&mut connection)
+        .unwrap();
+    stats
+        .lines()
+        .find_map(|line| line.strip_prefix(&format!("cmdstat_{command}:calls=")))
+        .map_or(0, |rest| rest.split(',').next().unwrap().parse().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_ten_is_one_round_trip() {
+    let url = start_server(free_port(), "");
+    let ns = RedisDriver::from_url(&url)
+        .unwrap()
+        .namespace::<String>("app", "batch")
+        .unwrap();
+    let keys: Vec<String> = (0..10).map(|i| format!("k{i}")).collect();
+    ns.mset(keys.iter().map(|k| (k, "v")), None).await.unwrap();
+    let (mget, get) = (command_calls(&url, "mget"), command_calls(&url, "get"));
+    ns.mget(&keys).await.unwrap();
+    assert_eq!(
+        (
+            command_calls(&url, "mget") - mget,
+            command_calls(&url, "get") - get
+        ),
+        (1, 0)
+    );
+    let (mset, set) = (command_calls(&url, "mset"), command_calls(&url, "set"));
+    ns.mset(keys.iter().map(|k| (k, "w")), None).await.unwrap();
+    assert_eq!(
+        (
+            command_calls(&url, "mset") - mset,
+            command_calls(&url, "set") - set
+        ),
+        (1, 0)
+    );
+    // With a TTL: one MULTI/EXEC transaction, sent as one pipeline.
+    let exec = command_calls(&url, "exec");
+    ns.mset(keys.iter().map(|k| (k, "x")), Some(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    assert_eq!(command_calls(&url, "exec") - exec, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timed_out_increment_is_applied_at_most_once() {
+    let port = free_port();
+    let url = start_server(port, "");
+    let ns = RedisDriver::from_url(&format!(
+        "{url}?connect_timeout_ms=300&response_timeout_ms=300"
+    ))
+    .unwrap()
+    .namespace::<String>("app", "once")
+    .unwrap();
+    let key = "n".to_owned();
+    ns.incr(&key, 1).await.unwrap();
+    // Writes wait for 1.5 s on the server: the next increment times out on our side, then the
+    // server applies it once the pause ends. A retrying client would apply it twice.
+    let mut admin = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(1500)
+        .arg("WRITE")
+        .query::<()>(&mut admin)
+        .unwrap();
+    let error = ns.incr(&key, 1).await.unwrap_err();
+    assert!(
+        matches!(error.kind(), ErrorKind::Timeout | ErrorKind::Unavailable),
+        "{error:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let value: i64 = redis::cmd("GET")
+        .arg("app:once:n")
+        .query(&mut admin)
+        .unwrap();
+    assert_eq!(
+        value,
+        2,
+        "the timed-out increment was applied {} times",
+        value - 1
+    );
+    assert_eq!(
+        command_calls(&url, "incrby"),
+        2,
+        "the driver resent an increment"
+    );
+}

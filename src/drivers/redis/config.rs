@@ -11,9 +11,13 @@ pub const SCHEME: &str = "redis";
 /// The URL scheme of the Redis Cluster driver: `redis+cluster://host1:port1,host2:port2`.
 pub const CLUSTER_SCHEME: &str = "redis+cluster";
 
+/// The URL scheme of a standalone Redis server over TLS.
+pub const TLS_SCHEME: &str = "rediss";
+
 /// Settings of a [`RedisDriver`](super::RedisDriver).
 ///
-/// From a URL: `redis://[[user]:password@]host[:port][/db]` for a standalone server, or
+/// From a URL: `redis://[[user]:password@]host[:port][/db]` for a standalone server
+/// (`rediss://` over TLS, verified against the system's roots or [`RedisConfig::tls_root_certificate`]), or
 /// `redis+cluster://[[user]:password@]host1:port1,host2:port2,…` with any of a cluster's nodes
 /// as seeds; with optional query parameters `connect_timeout_ms`, `response_timeout_ms` and
 /// `hash_tag=1`. `Debug` never shows the password.
@@ -37,6 +41,9 @@ pub struct RedisConfig {
     /// spread over the cluster, batches are split by slot (atomic per slot only), and listings
     /// walk every primary. Default: off.
     pub hash_tag: bool,
+    /// For `rediss://`: a CA certificate (PEM) to trust instead of the system's roots, for a
+    /// server with a private CA. Default: none (the system's roots).
+    pub tls_root_certificate: Option<Vec<u8>>,
     /// Bound on establishing a connection. Default: 2 s.
     pub connect_timeout: Duration,
     /// Bound on each command's answer. Default: 2 s. Every call answers or fails with
@@ -53,13 +60,15 @@ impl RedisConfig {
     /// [`ErrorKind::InvalidUrl`](crate::ErrorKind::InvalidUrl) for another scheme, a missing
     /// host, an unknown parameter or a bad value; the message never repeats the URL.
     pub fn from_url(url: &str) -> Result<Self> {
-        let (cluster, rest) = if let Some(rest) = url.strip_prefix("redis+cluster://") {
-            (true, rest)
+        let (cluster, tls, rest) = if let Some(rest) = url.strip_prefix("redis+cluster://") {
+            (true, false, rest)
         } else if let Some(rest) = url.strip_prefix("redis://") {
-            (false, rest)
+            (false, false, rest)
+        } else if let Some(rest) = url.strip_prefix("rediss://") {
+            (false, true, rest)
         } else {
             return Err(Error::invalid_url(
-                "a Redis URL starts with `redis://` or `redis+cluster://`",
+                "a Redis URL starts with `redis://`, `rediss://` or `redis+cluster://`",
             ));
         };
         let (address, query) = rest.split_once('?').unwrap_or((rest, ""));
@@ -83,12 +92,16 @@ impl RedisConfig {
                 })
                 .collect()
         } else {
-            vec![format!("redis://{address}")]
+            vec![format!(
+                "{}://{address}",
+                if tls { "rediss" } else { "redis" }
+            )]
         };
         let mut config = RedisConfig {
             urls,
             cluster,
             hash_tag: false,
+            tls_root_certificate: None,
             connect_timeout: Duration::from_secs(2),
             response_timeout: Duration::from_secs(2),
         };
@@ -169,6 +182,10 @@ impl fmt::Debug for RedisConfig {
             .field("nodes", &shown)
             .field("cluster", &self.cluster)
             .field("hash_tag", &self.hash_tag)
+            .field(
+                "tls_root_certificate",
+                &self.tls_root_certificate.as_ref().map(|_| "<set>"),
+            )
             .field("connect_timeout", &self.connect_timeout)
             .field("response_timeout", &self.response_timeout)
             .finish()

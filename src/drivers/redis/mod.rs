@@ -28,7 +28,7 @@ use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use redis::{Cmd, FromRedisValue, Pipeline, RedisError, RedisFuture, Script, Value};
 
-pub use config::{CLUSTER_SCHEME, RedisConfig, SCHEME};
+pub use config::{CLUSTER_SCHEME, RedisConfig, SCHEME, TLS_SCHEME};
 
 use crate::driver::Driver;
 use crate::glob::Pattern;
@@ -169,7 +169,17 @@ impl RedisDriver {
                         .build()?;
                     Ok(Connection::Cluster(client.get_async_connection().await?))
                 } else {
-                    let client = redis::Client::open(config.urls()[0].as_str())?;
+                    let url = config.urls()[0].as_str();
+                    let client = match &config.tls_root_certificate {
+                        Some(pem) => redis::Client::build_with_tls(
+                            url,
+                            redis::TlsCertificates {
+                                client_tls: None,
+                                root_cert: Some(pem.clone()),
+                            },
+                        )?,
+                        None => redis::Client::open(url)?,
+                    };
                     let settings = ConnectionManagerConfig::new()
                         .set_connection_timeout(Some(config.connect_timeout))
                         .set_response_timeout(Some(config.response_timeout))
@@ -539,10 +549,16 @@ impl Driver for RedisDriver {
             Some(ttl) => {
                 // One MULTI/EXEC per slot: a transaction cannot span slots on a cluster. With
                 // the hash tag (or on a standalone server) that is one transaction.
+                let split_by_slot = self.inner.config.is_cluster() && !self.inner.config.hash_tag;
                 let mut groups: Vec<(Route, Pipeline)> = Vec::new();
                 for (key, value) in pairs.iter() {
                     let full = s.key(key);
-                    let route = Route::with_key(&full, SlotAddr::Master);
+                    // Only a cluster without the hash tag needs one transaction per slot.
+                    let route = if split_by_slot {
+                        Route::with_key(&full, SlotAddr::Master)
+                    } else {
+                        Route::new(0, SlotAddr::Master)
+                    };
                     let at = match groups.iter().position(|(r, _)| *r == route) {
                         Some(at) => at,
                         None => {
