@@ -145,3 +145,61 @@ async fn with_the_hash_tag_a_batch_of_ten_is_one_round_trip() {
     .unwrap();
     assert_eq!(cluster_calls(&url, "exec") - exec, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moved_slots_are_followed_after_a_reshard() {
+    let url = support::start_cluster();
+    let ns = RedisDriver::from_url(&url)
+        .unwrap()
+        .namespace::<String>("app", "moving")
+        .unwrap();
+    let keys: Vec<String> = (0..300).map(|i| format!("k{i}")).collect();
+    for key in &keys {
+        ns.set(key, key.clone(), None).await.unwrap();
+    }
+    // Move 3000 slots, with their keys, to the second node while the driver holds its slot map.
+    let nodes: Vec<&str> = url
+        .trim_start_matches("redis+cluster://")
+        .split(',')
+        .collect();
+    let target: String = {
+        let mut c = redis::Client::open(format!("redis://{}/", nodes[1]).as_str())
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        redis::cmd("CLUSTER").arg("MYID").query(&mut c).unwrap()
+    };
+    let resharded = tokio::task::spawn_blocking({
+        let seed = nodes[0].to_owned();
+        move || {
+            std::process::Command::new("redis-cli")
+                .args([
+                    "--cluster",
+                    "reshard",
+                    &seed,
+                    "--cluster-from",
+                    "all",
+                    "--cluster-to",
+                    &target,
+                ])
+                .args(["--cluster-slots", "3000", "--cluster-yes"])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    assert!(resharded.success(), "redis-cli --cluster reshard failed");
+    for key in &keys {
+        assert_eq!(
+            ns.get(key).await.unwrap().as_deref(),
+            Some(key.as_bytes()),
+            "{key} after the reshard"
+        );
+        ns.set(key, "moved", None).await.unwrap();
+    }
+    assert_eq!(ns.keys("*").await.unwrap().len(), keys.len());
+    assert_eq!(ns.clear().await.unwrap(), keys.len() as u64);
+}

@@ -373,3 +373,45 @@ async fn a_timed_out_increment_is_applied_at_most_once() {
         "the driver resent an increment"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acl_user_and_a_database_number_from_the_url() {
+    let port = free_port();
+    start_server(
+        port,
+        "--user alice on '>s3cret-pass' '~*' '&*' '+@all' --user default off",
+    );
+    let url = format!("redis://alice:s3cret-pass@127.0.0.1:{port}/3");
+    let ns = namestore::open(&url)
+        .unwrap()
+        .namespace::<String>("app", "acl")
+        .unwrap();
+    ns.set(&"k".to_owned(), "v", None).await.unwrap();
+    let mut connection = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let in_db3: Option<String> = redis::cmd("GET")
+        .arg("app:acl:k")
+        .query(&mut connection)
+        .unwrap();
+    assert_eq!(in_db3.as_deref(), Some("v"), "the key is not in database 3");
+    redis::cmd("SELECT")
+        .arg(0)
+        .query::<()>(&mut connection)
+        .unwrap();
+    let in_db0: Option<String> = redis::cmd("GET")
+        .arg("app:acl:k")
+        .query(&mut connection)
+        .unwrap();
+    assert_eq!(in_db0, None);
+
+    let wrong = format!("redis://alice:wrong@127.0.0.1:{port}/3?connect_timeout_ms=500");
+    let error = namestore::open(&wrong)
+        .unwrap()
+        .namespace::<String>("app", "acl")
+        .unwrap()
+        .get(&"k".to_owned())
+        .await;
+    assert!(error.is_err(), "a wrong password was accepted");
+}
