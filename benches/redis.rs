@@ -76,8 +76,70 @@ fn sequential<F: std::future::Future<Output = ()>>(
     })
 }
 
+/// Interleaved comparison: blocks of 200 calls through namestore and through raw redis-rs
+/// alternate, 20 times, so drift on a shared machine hits both alike. Prints the mean per call
+/// of each and namestore's overhead.
+fn interleaved(f: &Fixture) {
+    println!("\ninterleaved, 20 x 200 calls each (mean per call):");
+    for op in ["get", "set", "incr"] {
+        let (mut ours, mut raw) = (Duration::ZERO, Duration::ZERO);
+        f.runtime.block_on(async {
+            for round in 0..40 {
+                let start = Instant::now();
+                for i in 0..200 {
+                    let at = (round * 200 + i) % LIVE;
+                    if round % 2 == 0 {
+                        match op {
+                            "get" => drop(f.ns.get(&f.keys[at]).await.unwrap()),
+                            "set" => f.ns.set(&f.keys[at], f.value.clone(), None).await.unwrap(),
+                            _ => drop(f.ns.incr(&format!("n{}", f.keys[at]), 1).await.unwrap()),
+                        }
+                    } else {
+                        let mut c = f.raw.clone();
+                        match op {
+                            "get" => drop(
+                                redis::cmd("GET")
+                                    .arg(&f.full_keys[at])
+                                    .query_async::<Option<Vec<u8>>>(&mut c)
+                                    .await
+                                    .unwrap(),
+                            ),
+                            "set" => redis::cmd("SET")
+                                .arg(&f.full_keys[at])
+                                .arg(&f.value[..])
+                                .query_async::<()>(&mut c)
+                                .await
+                                .unwrap(),
+                            _ => drop(
+                                redis::cmd("INCRBY")
+                                    .arg(format!("bench:redis:n{}", f.keys[at]))
+                                    .arg(1)
+                                    .query_async::<i64>(&mut c)
+                                    .await
+                                    .unwrap(),
+                            ),
+                        }
+                    }
+                }
+                if round % 2 == 0 {
+                    ours += start.elapsed();
+                } else {
+                    raw += start.elapsed();
+                }
+            }
+        });
+        let (ours, raw) = (ours / 4000, raw / 4000);
+        println!(
+            "  {op:<5} namestore {ours:>10.1?}  redis-rs {raw:>10.1?}  overhead {:+.1}%",
+            (ours.as_secs_f64() / raw.as_secs_f64() - 1.0) * 100.0
+        );
+    }
+    println!();
+}
+
 fn redis_vs_raw(c: &mut Criterion) {
     let f = fixture();
+    interleaved(&f);
     let mut group = c.benchmark_group("redis");
     let (ns, keys, full, value) = (&f.ns, &f.keys, &f.full_keys, &f.value);
 
