@@ -11,17 +11,8 @@ use namestore::drivers::redis::RedisDriver;
 fn harness() -> Harness<RedisDriver> {
     let url = support::start_server(support::free_port(), "");
     let driver = RedisDriver::from_url(&format!("{url}?response_timeout_ms=30000")).unwrap();
-    let probe_url = url.clone();
-    Harness::new(driver, Time::Real).with_stored_entries(move |_, _| {
-        // Keys the server holds, expired ones it has not reclaimed yet included.
-        let mut connection = redis::Client::open(probe_url.as_str())
-            .unwrap()
-            .get_connection()
-            .unwrap();
-        redis::cmd("DBSIZE")
-            .query::<usize>(&mut connection)
-            .unwrap()
-    })
+    // Keys the server holds, expired ones it has not reclaimed yet included.
+    Harness::new(driver, Time::Real).with_stored_entries(move |_, _| support::stored_keys(&url))
 }
 
 namestore::conformance_tests!(harness());

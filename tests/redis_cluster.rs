@@ -8,27 +8,11 @@ use namestore::drivers::redis::RedisDriver;
 
 mod support;
 
-/// Keys held by every node of the cluster the URL names, expired ones not reclaimed included.
-fn stored(url: &str) -> usize {
-    url.trim_start_matches("redis+cluster://")
-        .split(',')
-        .map(|node| {
-            let mut connection = redis::Client::open(format!("redis://{node}/").as_str())
-                .unwrap()
-                .get_connection()
-                .unwrap();
-            redis::cmd("DBSIZE")
-                .query::<usize>(&mut connection)
-                .unwrap()
-        })
-        .sum()
-}
-
 fn harness() -> Harness<RedisDriver> {
     let url = support::start_cluster();
     let driver =
         RedisDriver::from_url(&format!("{url}?hash_tag=1&response_timeout_ms=30000")).unwrap();
-    Harness::new(driver, Time::Real).with_stored_entries(move |_, _| stored(&url))
+    Harness::new(driver, Time::Real).with_stored_entries(move |_, _| support::stored_keys(&url))
 }
 
 namestore::conformance_tests!(harness());
@@ -92,29 +76,6 @@ async fn without_the_hash_tag_batches_and_listings_span_every_primary() {
     assert!(ns.keys("*").await.unwrap().is_empty());
 }
 
-/// Calls of `command` summed over the cluster's nodes.
-fn cluster_calls(url: &str, command: &str) -> u64 {
-    url.trim_start_matches("redis+cluster://")
-        .split(',')
-        .map(|node| {
-            let mut connection = redis::Client::open(format!("redis://{node}/").as_str())
-                .unwrap()
-                .get_connection()
-                .unwrap();
-            let stats: String = redis::cmd("INFO")
-                .arg("commandstats")
-                .query(&mut connection)
-                .unwrap();
-            stats
-                .lines()
-                .find_map(|line| line.strip_prefix(&format!("cmdstat_{command}:calls=")))
-                .map_or(0, |rest| {
-                    rest.split(',').next().unwrap().parse::<u64>().unwrap()
-                })
-        })
-        .sum()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_hash_tag_a_batch_of_ten_is_one_round_trip() {
     let url = support::start_cluster();
@@ -124,26 +85,29 @@ async fn with_the_hash_tag_a_batch_of_ten_is_one_round_trip() {
         .unwrap();
     let keys: Vec<String> = (0..10).map(|i| format!("k{i}")).collect();
     ns.mset(keys.iter().map(|k| (k, "v")), None).await.unwrap();
-    let (mget, get) = (cluster_calls(&url, "mget"), cluster_calls(&url, "get"));
+    let (mget, get) = (
+        support::command_calls(&url, "mget"),
+        support::command_calls(&url, "get"),
+    );
     ns.mget(&keys).await.unwrap();
     assert_eq!(
         (
-            cluster_calls(&url, "mget") - mget,
-            cluster_calls(&url, "get") - get
+            support::command_calls(&url, "mget") - mget,
+            support::command_calls(&url, "get") - get
         ),
         (1, 0)
     );
-    let mset = cluster_calls(&url, "mset");
+    let mset = support::command_calls(&url, "mset");
     ns.mset(keys.iter().map(|k| (k, "w")), None).await.unwrap();
-    assert_eq!(cluster_calls(&url, "mset") - mset, 1);
-    let exec = cluster_calls(&url, "exec");
+    assert_eq!(support::command_calls(&url, "mset") - mset, 1);
+    let exec = support::command_calls(&url, "exec");
     ns.mset(
         keys.iter().map(|k| (k, "x")),
         Some(std::time::Duration::from_secs(60)),
     )
     .await
     .unwrap();
-    assert_eq!(cluster_calls(&url, "exec") - exec, 1);
+    assert_eq!(support::command_calls(&url, "exec") - exec, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

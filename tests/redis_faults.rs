@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use namestore::ErrorKind;
 use namestore::drivers::redis::{RedisConfig, RedisDriver};
-use support::{free_port, start_server, stop_server};
+use support::{command_calls, free_port, start_server, stop_server};
 
 mod support;
 
@@ -278,18 +278,6 @@ async fn clearing_100_000_keys_never_blocks_the_server() {
     assert_eq!(slow, 0, "a command of clear took over 5 ms");
     let left: usize = redis::cmd("DBSIZE").query(&mut connection).unwrap();
     assert_eq!(left, 0);
-}
-
-fn command_calls(url: &str, command: &str) -> u64 {
-    let mut connection = redis::Client::open(url).unwrap().get_connection().unwrap();
-    let stats: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query(&mut connection)
-        .unwrap();
-    stats
-        .lines()
-        .find_map(|line| line.strip_prefix(&format!("cmdstat_{command}:calls=")))
-        .map_or(0, |rest| rest.split(',').next().unwrap().parse().unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -82,9 +82,23 @@ fn certificates() -> &'static PathBuf {
     })
 }
 
+/// Starts a TLS-only `redis-server` with the test certificate; returns its port.
+fn start_tls_server(dir: &std::path::Path) -> u16 {
+    let port = support::free_port();
+    support::start_server(
+        port,
+        &format!(
+            "--port 0 --tls-port {port} --tls-cert-file {d}/server.crt --tls-key-file {d}/server.key \
+             --tls-ca-cert-file {d}/ca.crt --tls-auth-clients no",
+            d = dir.display()
+        ),
+    );
+    port
+}
+
 fn harness() -> Harness<RedisDriver> {
     let dir = certificates();
-    let port = support::free_port();
+    let port = start_tls_server(dir);
     support::start_server(
         port,
         &format!(
@@ -134,7 +148,7 @@ namestore::conformance_tests!(harness());
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_untrusted_certificate_is_refused() {
     let dir = certificates();
-    let port = support::free_port();
+    let port = start_tls_server(dir);
     support::start_server(
         port,
         &format!(

@@ -152,3 +152,53 @@ fn cluster_port() -> u16 {
         }
     }
 }
+
+/// The plain `redis://host:port/` URL of every node a `redis://` or `redis+cluster://` URL
+/// names (without credentials or parameters).
+pub fn nodes(url: &str) -> Vec<String> {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let hosts = rest.split(['/', '?']).next().unwrap_or(rest);
+    hosts
+        .split(',')
+        .map(|host| format!("redis://{host}/"))
+        .collect()
+}
+
+/// Keys held by the nodes `url` names, expired ones not reclaimed yet included.
+pub fn stored_keys(url: &str) -> usize {
+    nodes(url)
+        .iter()
+        .map(|node| {
+            let mut connection = redis::Client::open(node.as_str())
+                .unwrap()
+                .get_connection()
+                .unwrap();
+            redis::cmd("DBSIZE")
+                .query::<usize>(&mut connection)
+                .unwrap()
+        })
+        .sum()
+}
+
+/// How many times the nodes `url` names have run `command` (from `INFO commandstats`).
+pub fn command_calls(url: &str, command: &str) -> u64 {
+    nodes(url)
+        .iter()
+        .map(|node| {
+            let mut connection = redis::Client::open(node.as_str())
+                .unwrap()
+                .get_connection()
+                .unwrap();
+            let stats: String = redis::cmd("INFO")
+                .arg("commandstats")
+                .query(&mut connection)
+                .unwrap();
+            stats
+                .lines()
+                .find_map(|line| line.strip_prefix(&format!("cmdstat_{command}:calls=")))
+                .map_or(0, |rest| {
+                    rest.split(',').next().unwrap().parse::<u64>().unwrap()
+                })
+        })
+        .sum()
+}
