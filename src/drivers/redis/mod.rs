@@ -10,8 +10,13 @@
 //! are the same as on every driver.
 //!
 //! The connection is multiplexed and reconnects by itself after a server restart; it is made
-//! on first use, inside the caller's tokio runtime. A call that fails on a broken connection
-//! is not retried: for a write, the caller cannot know whether it was applied.
+//! on first use, inside the caller's tokio runtime. On a standalone server a call that fails on
+//! a broken connection is not retried: for a write, the caller cannot know whether it was
+//! applied. On a cluster, redis-rs's cluster client follows `MOVED`/`ASK` by resending, and
+//! also resends (up to twice) after some connection errors, where a write may already have been
+//! applied: a non-idempotent call (`incr`, `cas`) can then be applied twice. Following
+//! redirections without that second kind of resend needs namestore to handle redirections
+//! itself; it does not yet.
 
 mod config;
 
