@@ -99,14 +99,6 @@ fn start_tls_server(dir: &std::path::Path) -> u16 {
 fn harness() -> Harness<RedisDriver> {
     let dir = certificates();
     let port = start_tls_server(dir);
-    support::start_server(
-        port,
-        &format!(
-            "--port 0 --tls-port {port} --tls-cert-file {d}/server.crt --tls-key-file {d}/server.key \
-             --tls-ca-cert-file {d}/ca.crt --tls-auth-clients no",
-            d = dir.display()
-        ),
-    );
     let url = format!("rediss://127.0.0.1:{port}/0?response_timeout_ms=30000");
     let ca = std::fs::read(dir.join("ca.crt")).unwrap();
     let mut config = RedisConfig::from_url(&url).unwrap();
@@ -149,14 +141,6 @@ namestore::conformance_tests!(harness());
 async fn an_untrusted_certificate_is_refused() {
     let dir = certificates();
     let port = start_tls_server(dir);
-    support::start_server(
-        port,
-        &format!(
-            "--port 0 --tls-port {port} --tls-cert-file {d}/server.crt --tls-key-file {d}/server.key \
-             --tls-ca-cert-file {d}/ca.crt --tls-auth-clients no",
-            d = dir.display()
-        ),
-    );
     // The system's roots do not know the private CA.
     let url =
         format!("rediss://127.0.0.1:{port}/0?connect_timeout_ms=1000&response_timeout_ms=1000");

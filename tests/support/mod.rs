@@ -164,41 +164,40 @@ pub fn nodes(url: &str) -> Vec<String> {
         .collect()
 }
 
-/// Keys held by the nodes `url` names, expired ones not reclaimed yet included.
-pub fn stored_keys(url: &str) -> usize {
+/// Runs `query` on a blocking connection to every node `url` names and sums the answers.
+fn sum_over_nodes(url: &str, query: impl Fn(&mut redis::Connection) -> u64) -> u64 {
     nodes(url)
         .iter()
         .map(|node| {
-            let mut connection = redis::Client::open(node.as_str())
-                .unwrap()
-                .get_connection()
-                .unwrap();
-            redis::cmd("DBSIZE")
-                .query::<usize>(&mut connection)
-                .unwrap()
+            query(
+                &mut redis::Client::open(node.as_str())
+                    .unwrap()
+                    .get_connection()
+                    .unwrap(),
+            )
         })
         .sum()
 }
 
+/// Keys held by the nodes `url` names, expired ones not reclaimed yet included.
+pub fn stored_keys(url: &str) -> usize {
+    sum_over_nodes(url, |connection| {
+        redis::cmd("DBSIZE").query::<u64>(connection).unwrap()
+    }) as usize
+}
+
 /// How many times the nodes `url` names have run `command` (from `INFO commandstats`).
 pub fn command_calls(url: &str, command: &str) -> u64 {
-    nodes(url)
-        .iter()
-        .map(|node| {
-            let mut connection = redis::Client::open(node.as_str())
-                .unwrap()
-                .get_connection()
-                .unwrap();
-            let stats: String = redis::cmd("INFO")
-                .arg("commandstats")
-                .query(&mut connection)
-                .unwrap();
-            stats
-                .lines()
-                .find_map(|line| line.strip_prefix(&format!("cmdstat_{command}:calls=")))
-                .map_or(0, |rest| {
-                    rest.split(',').next().unwrap().parse::<u64>().unwrap()
-                })
-        })
-        .sum()
+    sum_over_nodes(url, |connection| {
+        let stats: String = redis::cmd("INFO")
+            .arg("commandstats")
+            .query(connection)
+            .unwrap();
+        stats
+            .lines()
+            .find_map(|line| line.strip_prefix(&format!("cmdstat_{command}:calls=")))
+            .map_or(0, |rest| {
+                rest.split(',').next().unwrap().parse::<u64>().unwrap()
+            })
+    })
 }
