@@ -162,8 +162,72 @@ async fn moved_slots_are_followed_after_a_reshard() {
             Some(key.as_bytes()),
             "{key} after the reshard"
         );
+        // Non-idempotent calls go through the connection that never resends, and follow the
+        // MOVED answers themselves.
+        assert!(
+            ns.cas(key, key.as_bytes(), "swapped", None).await.unwrap(),
+            "cas of {key}"
+        );
+        assert_eq!(
+            ns.get_set(key, "0", None).await.unwrap().as_deref(),
+            Some(&b"swapped"[..])
+        );
+        assert_eq!(ns.incr(key, 2).await.unwrap(), 2, "incr of {key}");
         ns.set(key, "moved", None).await.unwrap();
     }
     assert_eq!(ns.keys("*").await.unwrap().len(), keys.len());
     assert_eq!(ns.clear().await.unwrap(), keys.len() as u64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_increment_whose_connection_drops_is_not_resent() {
+    let url = support::start_cluster();
+    let ns = RedisDriver::from_url(&format!("{url}?response_timeout_ms=5000"))
+        .unwrap()
+        .namespace::<String>("app", "dropped")
+        .unwrap();
+    let key = "n".to_owned();
+    ns.incr(&key, 1).await.unwrap();
+    let admin = |node: &str| redis::Client::open(node).unwrap().get_connection().unwrap();
+    // Hold every write, send an increment, then cut every client connection before it runs.
+    for node in support::nodes(&url) {
+        redis::cmd("CLIENT")
+            .arg("PAUSE")
+            .arg(1500)
+            .arg("WRITE")
+            .query::<()>(&mut admin(&node))
+            .unwrap();
+    }
+    let pending = tokio::spawn({
+        let (ns, key) = (ns.clone(), key.clone());
+        async move { ns.incr(&key, 1).await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    for node in support::nodes(&url) {
+        redis::cmd("CLIENT")
+            .arg(&["KILL", "TYPE", "normal", "SKIPME", "yes"])
+            .query::<i64>(&mut admin(&node))
+            .unwrap();
+    }
+    let outcome = pending.await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1600)).await;
+    // A resend on a new connection would have run after the pause: the value would be 2.
+    assert!(
+        outcome.is_err(),
+        "the increment was resent and answered {outcome:?}"
+    );
+    let mut cluster = redis::cluster::ClusterClient::new(
+        support::nodes(&url)
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    )
+    .unwrap()
+    .get_connection()
+    .unwrap();
+    let value: i64 = redis::cmd("GET")
+        .arg("app:dropped:n")
+        .query(&mut cluster)
+        .unwrap();
+    assert_eq!(value, 1, "the dropped increment ran after all");
 }

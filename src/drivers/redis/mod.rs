@@ -10,13 +10,13 @@
 //! are the same as on every driver.
 //!
 //! The connection is multiplexed and reconnects by itself after a server restart; it is made
-//! on first use, inside the caller's tokio runtime. On a standalone server a call that fails on
-//! a broken connection is not retried: for a write, the caller cannot know whether it was
-//! applied. On a cluster, redis-rs's cluster client follows `MOVED`/`ASK` by resending, and
-//! also resends (up to twice) after some connection errors, where a write may already have been
-//! applied: a non-idempotent call (`incr`, `cas`) can then be applied twice. Following
-//! redirections without that second kind of resend needs namestore to handle redirections
-//! itself; it does not yet.
+//! on first use, inside the caller's tokio runtime. A call whose effect or answer would change
+//! if it ran twice (`set_nx`, `delete`, `persist`, `incr`, `get_set`, `cas`, `cad`) is sent
+//! once and never resent after a connection error: the caller gets `Unavailable` or `Timeout`
+//! and cannot know whether it ran. On a cluster those calls go through a second connection
+//! with redis-rs's resending turned off, and namestore follows `MOVED` and `ASK` itself (a
+//! redirection means the command did not run). Idempotent calls use the cluster client's own
+//! retries.
 
 mod config;
 
@@ -70,14 +70,19 @@ struct Inner {
 #[derive(Clone)]
 enum Connection {
     Single(ConnectionManager),
-    Cluster(ClusterConnection),
+    /// `main` follows redirections and resends after connection errors; `strict` never
+    /// resends, so non-idempotent calls go through it with namestore's own redirect handling.
+    Cluster {
+        main: ClusterConnection,
+        strict: ClusterConnection,
+    },
 }
 
 impl ConnectionLike for Connection {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
             Connection::Single(c) => c.req_packed_command(cmd),
-            Connection::Cluster(c) => c.req_packed_command(cmd),
+            Connection::Cluster { main, .. } => main.req_packed_command(cmd),
         }
     }
 
@@ -89,14 +94,14 @@ impl ConnectionLike for Connection {
     ) -> RedisFuture<'a, Vec<Value>> {
         match self {
             Connection::Single(c) => c.req_packed_commands(pipeline, offset, count),
-            Connection::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+            Connection::Cluster { main, .. } => main.req_packed_commands(pipeline, offset, count),
         }
     }
 
     fn get_db(&self) -> i64 {
         match self {
             Connection::Single(c) => c.get_db(),
-            Connection::Cluster(c) => c.get_db(),
+            Connection::Cluster { main, .. } => main.get_db(),
         }
     }
 }
@@ -167,12 +172,17 @@ impl RedisDriver {
             .connection
             .get_or_try_init(|| async {
                 if config.is_cluster() {
-                    let client = redis::cluster::ClusterClient::builder(config.urls().to_vec())
-                        .connection_timeout(config.connect_timeout)
-                        .response_timeout(config.response_timeout)
-                        .retries(2)
-                        .build()?;
-                    Ok(Connection::Cluster(client.get_async_connection().await?))
+                    let client = |retries| {
+                        redis::cluster::ClusterClient::builder(config.urls().to_vec())
+                            .connection_timeout(config.connect_timeout)
+                            .response_timeout(config.response_timeout)
+                            .retries(retries)
+                            .build()
+                    };
+                    Ok(Connection::Cluster {
+                        main: client(2)?.get_async_connection().await?,
+                        strict: client(0)?.get_async_connection().await?,
+                    })
                 } else {
                     let url = config.urls()[0].as_str();
                     let client = match &config.tls_root_certificate {
@@ -224,6 +234,87 @@ impl RedisDriver {
     }
 }
 
+/// Sends `command` once: on a cluster, through the connection that never resends, following
+/// `MOVED` and `ASK` itself (a redirection means the command did not run, so sending it to the
+/// named node cannot apply it twice). A connection error is returned, not retried.
+async fn send_once(connection: Connection, command: &Cmd) -> redis::RedisResult<Value> {
+    let mut strict = match connection {
+        Connection::Single(mut single) => return command.query_async(&mut single).await,
+        Connection::Cluster { strict, .. } => strict,
+    };
+    let mut answer = command.query_async::<Value>(&mut strict).await;
+    for _ in 0..5 {
+        let redirect = match &answer {
+            Err(error) => error.redirect_node().and_then(|(address, _)| {
+                let (host, port) = address.rsplit_once(':')?;
+                let ask = matches!(
+                    error.kind(),
+                    redis::ErrorKind::Server(redis::ServerErrorKind::Ask)
+                );
+                Some((host.to_owned(), port.parse::<u16>().ok()?, ask))
+            }),
+            Ok(_) => None,
+        };
+        let Some((host, port, ask)) = redirect else {
+            break;
+        };
+        let node = SingleNodeRoutingInfo::ByAddress { host, port };
+        answer = if ask {
+            let mut pipeline = redis::pipe();
+            pipeline.cmd("ASKING").ignore().add_command(command.clone());
+            strict
+                .route_pipeline(pipeline, 0, 1, node)
+                .await
+                .map(|mut values| values.pop().unwrap_or(Value::Nil))
+        } else {
+            strict
+                .route_command(command.clone(), RoutingInfo::SingleNode(node))
+                .await
+        };
+    }
+    answer
+}
+
+impl RedisDriver {
+    /// Runs a non-idempotent command: sent once, never resent after a connection error.
+    async fn once<T: FromRedisValue>(&self, key: &str, command: Cmd) -> Result<T> {
+        self.call(key, |connection| async move {
+            let value = send_once(connection, &command).await?;
+            T::from_redis_value(value).map_err(RedisError::from)
+        })
+        .await
+    }
+
+    /// Runs a script once by SHA; when the server does not know it yet (`NOSCRIPT`, so it did
+    /// not run), once by source.
+    async fn script_once<T: FromRedisValue>(
+        &self,
+        key: &str,
+        script: &'static (Script, &'static str),
+        full_key: Vec<u8>,
+        args: Vec<Vec<u8>>,
+    ) -> Result<T> {
+        self.call(key, |connection| async move {
+            let mut by_sha = redis::cmd("EVALSHA");
+            by_sha
+                .arg(script.0.get_hash())
+                .arg(1)
+                .arg(&full_key)
+                .arg(&args);
+            let value = match send_once(connection.clone(), &by_sha).await {
+                Err(error) if error.code() == Some("NOSCRIPT") => {
+                    let mut by_source = redis::cmd("EVAL");
+                    by_source.arg(script.1).arg(1).arg(&full_key).arg(&args);
+                    send_once(connection, &by_source).await?
+                }
+                other => other?,
+            };
+            T::from_redis_value(value).map_err(RedisError::from)
+        })
+        .await
+    }
+}
+
 impl fmt::Debug for RedisDriver {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisDriver")
@@ -262,30 +353,28 @@ fn px(command: &mut redis::Cmd, ttl: Option<Ttl>) {
 /// Scripts for rules one command cannot keep. Each is loaded once per server and called by
 /// SHA (`EVALSHA`, falling back to `EVAL` after a server restart).
 struct Scripts {
-    incr_ttl_on_create: Script,
-    cas: Script,
-    cad: Script,
+    incr_ttl_on_create: (Script, &'static str),
+    cas: (Script, &'static str),
+    cad: (Script, &'static str),
 }
+
+const INCR_TTL_ON_CREATE: &str = "local created = redis.call('EXISTS', KEYS[1]) == 0 \
+     local value = redis.call('INCRBY', KEYS[1], ARGV[1]) \
+     if created then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end \
+     return value";
+const CAS: &str = "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end \
+     if ARGV[3] == '0' then redis.call('SET', KEYS[1], ARGV[2]) \
+     else redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) end \
+     return 1";
+const CAD: &str = "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end \
+     return redis.call('DEL', KEYS[1])";
 
 fn scripts() -> &'static Scripts {
     static SCRIPTS: std::sync::OnceLock<Scripts> = std::sync::OnceLock::new();
     SCRIPTS.get_or_init(|| Scripts {
-        incr_ttl_on_create: Script::new(
-            "local created = redis.call('EXISTS', KEYS[1]) == 0 \
-             local value = redis.call('INCRBY', KEYS[1], ARGV[1]) \
-             if created then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end \
-             return value",
-        ),
-        cas: Script::new(
-            "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end \
-             if ARGV[3] == '0' then redis.call('SET', KEYS[1], ARGV[2]) \
-             else redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) end \
-             return 1",
-        ),
-        cad: Script::new(
-            "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end \
-             return redis.call('DEL', KEYS[1])",
-        ),
+        incr_ttl_on_create: (Script::new(INCR_TTL_ON_CREATE), INCR_TTL_ON_CREATE),
+        cas: (Script::new(CAS), CAS),
+        cad: (Script::new(CAD), CAD),
     })
 }
 
@@ -336,7 +425,12 @@ impl RedisDriver {
         let target = target.clone();
         self.call(key, |connection| async move {
             match (connection, target) {
-                (Connection::Cluster(mut cluster), Target::Node(routing)) => {
+                (
+                    Connection::Cluster {
+                        main: mut cluster, ..
+                    },
+                    Target::Node(routing),
+                ) => {
                     let value = cluster.route_command(command, routing).await?;
                     T::from_redis_value(value).map_err(RedisError::from)
                 }
@@ -409,7 +503,7 @@ impl Driver for RedisDriver {
         let mut command = redis::cmd("SET");
         command.arg(s.key(key)).arg(&value[..]).arg("NX");
         px(&mut command, ttl);
-        Ok(self.query::<Option<String>>(key, command).await?.is_some())
+        Ok(self.once::<Option<String>>(key, command).await?.is_some())
     }
 
     async fn get(&self, s: &RedisScope, key: &str) -> Result<Option<Bytes>> {
@@ -430,7 +524,7 @@ impl Driver for RedisDriver {
     async fn delete(&self, s: &RedisScope, key: &str) -> Result<bool> {
         let mut command = redis::cmd("DEL");
         command.arg(s.key(key));
-        Ok(self.query::<i64>(key, command).await? > 0)
+        Ok(self.once::<i64>(key, command).await? > 0)
     }
 
     async fn ttl(&self, s: &RedisScope, key: &str) -> Result<KeyTtl> {
@@ -452,7 +546,7 @@ impl Driver for RedisDriver {
     async fn persist(&self, s: &RedisScope, key: &str) -> Result<bool> {
         let mut command = redis::cmd("PERSIST");
         command.arg(s.key(key));
-        Ok(self.query::<i64>(key, command).await? == 1)
+        Ok(self.once::<i64>(key, command).await? == 1)
     }
 
     async fn incr(
@@ -467,15 +561,15 @@ impl Driver for RedisDriver {
             None => {
                 let mut command = redis::cmd("INCRBY");
                 command.arg(full).arg(delta);
-                self.query(key, command).await
+                self.once(key, command).await
             }
             Some(ttl) => {
-                self.call(key, |mut connection| async move {
-                    let mut invocation = scripts().incr_ttl_on_create.prepare_invoke();
-                    invocation.key(full).arg(delta).arg(ttl.as_millis());
-                    invocation.invoke_async(&mut connection).await
-                })
-                .await
+                let args = vec![
+                    delta.to_string().into_bytes(),
+                    ttl.as_millis().to_string().into_bytes(),
+                ];
+                self.script_once(key, &scripts().incr_ttl_on_create, full, args)
+                    .await
             }
         }
     }
@@ -492,7 +586,7 @@ impl Driver for RedisDriver {
         px(&mut command, ttl);
         command.arg("GET");
         Ok(self
-            .query::<Option<Vec<u8>>>(key, command)
+            .once::<Option<Vec<u8>>>(key, command)
             .await?
             .map(Bytes::from))
     }
@@ -507,24 +601,21 @@ impl Driver for RedisDriver {
     ) -> Result<bool> {
         let full = s.key(key);
         let ttl = ttl.map_or(0, Ttl::as_millis);
-        self.call(key, |mut connection| async move {
-            let mut invocation = scripts().cas.prepare_invoke();
-            invocation.key(full).arg(expected).arg(&new[..]).arg(ttl);
-            invocation.invoke_async::<i64>(&mut connection).await
-        })
-        .await
-        .map(|done| done == 1)
+        let args = vec![
+            expected.to_vec(),
+            new.to_vec(),
+            ttl.to_string().into_bytes(),
+        ];
+        self.script_once::<i64>(key, &scripts().cas, full, args)
+            .await
+            .map(|done| done == 1)
     }
 
     async fn cad(&self, s: &RedisScope, key: &str, expected: &[u8]) -> Result<bool> {
         let full = s.key(key);
-        self.call(key, |mut connection| async move {
-            let mut invocation = scripts().cad.prepare_invoke();
-            invocation.key(full).arg(expected);
-            invocation.invoke_async::<i64>(&mut connection).await
-        })
-        .await
-        .map(|done| done == 1)
+        self.script_once::<i64>(key, &scripts().cad, full, vec![expected.to_vec()])
+            .await
+            .map(|done| done == 1)
     }
 
     async fn mget(&self, s: &RedisScope, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
