@@ -35,10 +35,11 @@ pub fn open(url: &str) -> Result<AnyDriver> {
     if !valid_scheme {
         return Err(Error::invalid_url("the scheme before `://` is malformed"));
     }
-    let available = if cfg!(feature = "redis") {
-        "memory, redis"
-    } else {
-        "memory"
+    let available = match (cfg!(feature = "redis"), cfg!(feature = "redb")) {
+        (true, true) => "memory, redis, rediss, redis+cluster, redb",
+        (true, false) => "memory, redis, rediss, redis+cluster",
+        (false, true) => "memory, redb",
+        (false, false) => "memory",
     };
     match scheme.to_ascii_lowercase().as_str() {
         memory::SCHEME => Ok(AnyDriver::new(MemoryDriver::from_url(url)?)),
@@ -48,6 +49,11 @@ pub fn open(url: &str) -> Result<AnyDriver> {
         )),
         #[cfg(not(feature = "redis"))]
         known @ ("redis" | "rediss" | "redis+cluster") => Err(not_built(known, available)),
+        #[cfg(feature = "redb")]
+        crate::drivers::redb::SCHEME => Ok(AnyDriver::new(
+            crate::drivers::redb::RedbDriver::from_url(url)?,
+        )),
+        #[cfg(not(feature = "redb"))]
         known @ "redb" => Err(not_built(known, available)),
         _ => Err(Error::invalid_url(format!(
             "unknown scheme `{}`; available: {available}",
@@ -56,6 +62,7 @@ pub fn open(url: &str) -> Result<AnyDriver> {
     }
 }
 
+#[cfg(not(all(feature = "redis", feature = "redb")))]
 fn not_built(scheme: &str, available: &str) -> Error {
     Error::invalid_url(format!(
         "the `{scheme}` driver is not part of this build of namestore; available: {available}"

@@ -31,7 +31,14 @@ fn bad_urls_are_clear_errors() {
         ("memory://?shards=x", "shards"),
         ("memory://?shards=0", "power of two"),
         ("memory://?bogus=1", "bogus"),
-        ("redb:///tmp/store.redb", "redb"),
+        (
+            "redb://",
+            if cfg!(feature = "redb") {
+                "file"
+            } else {
+                "redb"
+            },
+        ),
         (
             "redis://",
             if cfg!(feature = "redis") {

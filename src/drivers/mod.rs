@@ -4,3 +4,6 @@ pub mod memory;
 
 #[cfg(feature = "redis")]
 pub mod redis;
+
+#[cfg(feature = "redb")]
+pub mod redb;

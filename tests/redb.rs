@@ -1,0 +1,28 @@
+//! The conformance suite on the persistent driver, one fresh database file per test.
+#![cfg(feature = "redb")]
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use namestore::conformance::{Harness, Time};
+use namestore::drivers::redb::{RedbConfig, RedbDriver};
+
+fn fresh_file(tag: &str) -> std::path::PathBuf {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let dir = std::env::temp_dir().join(format!("namestore-redb-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(format!(
+        "{tag}-{}.redb",
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ))
+}
+
+fn harness() -> Harness<RedbDriver> {
+    let mut config = RedbConfig::new(fresh_file("conformance"));
+    config.reap_interval = Some(Duration::from_millis(20));
+    let driver = RedbDriver::open(config).unwrap();
+    Harness::new(driver, Time::Real)
+        .with_stored_entries(|driver, name| driver.stored_entries(name.prefix()).unwrap())
+}
+
+namestore::conformance_tests!(harness());

@@ -1,0 +1,120 @@
+//! The persistent driver's file: data and TTLs across a reopen, exclusive opening, foreign
+//! files refused.
+#![cfg(feature = "redb")]
+
+use std::time::Duration;
+
+use namestore::ErrorKind;
+use namestore::drivers::redb::{RedbConfig, RedbDriver};
+
+fn fresh_file(tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("namestore-redb-files-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{tag}.redb"));
+    let _ = std::fs::remove_file(&path);
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_and_ttls_survive_a_reopen_and_ttls_keep_running_while_closed() {
+    let path = fresh_file("reopen");
+    {
+        let ns = RedbDriver::open(RedbConfig::new(&path))
+            .unwrap()
+            .namespace::<String>("app", "p")
+            .unwrap();
+        ns.set(&"forever".to_owned(), "v", None).await.unwrap();
+        ns.set(&"short".to_owned(), "v", Some(Duration::from_millis(800)))
+            .await
+            .unwrap();
+        ns.set(&"long".to_owned(), "v", Some(Duration::from_secs(3600)))
+            .await
+            .unwrap();
+        ns.incr(&"n".to_owned(), 41).await.unwrap();
+    }
+    // Closed for longer than the short TTL.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let ns = RedbDriver::open(RedbConfig::new(&path))
+        .unwrap()
+        .namespace::<String>("app", "p")
+        .unwrap();
+    assert_eq!(
+        ns.get(&"forever".to_owned()).await.unwrap().as_deref(),
+        Some(&b"v"[..])
+    );
+    assert_eq!(
+        ns.get(&"short".to_owned()).await.unwrap(),
+        None,
+        "a TTL that ran out while closed"
+    );
+    let left = ns
+        .ttl(&"long".to_owned())
+        .await
+        .unwrap()
+        .remaining()
+        .expect("long still expires");
+    assert!(
+        left <= Duration::from_secs(3600) - Duration::from_secs(1),
+        "the TTL stood still: {left:?}"
+    );
+    assert_eq!(ns.incr(&"n".to_owned(), 1).await.unwrap(), 42);
+    let mut keys = ns.keys("*").await.unwrap();
+    keys.sort();
+    assert_eq!(keys, ["forever", "long", "n"]);
+}
+
+#[test]
+fn a_file_open_elsewhere_is_refused_clearly() {
+    let path = fresh_file("exclusive");
+    let _first = RedbDriver::open(RedbConfig::new(&path)).unwrap();
+    let error = RedbDriver::open(RedbConfig::new(&path)).unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Unavailable, "{error}");
+    assert!(error.to_string().contains("already open"), "{error}");
+}
+
+#[test]
+fn a_file_that_is_not_namestores_is_refused() {
+    let garbage = fresh_file("garbage");
+    std::fs::write(&garbage, vec![0x5a; 64 * 1024]).unwrap();
+    let error = RedbDriver::open(RedbConfig::new(&garbage)).unwrap_err();
+    assert!(
+        error.to_string().contains("not a namestore file"),
+        "{error}"
+    );
+    assert_eq!(
+        std::fs::read(&garbage).unwrap(),
+        vec![0x5a; 64 * 1024],
+        "the foreign file was changed"
+    );
+
+    let foreign = fresh_file("foreign");
+    {
+        let db = redb::Database::create(&foreign).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(redb::TableDefinition::<&str, u64>::new("someone.else"))
+            .unwrap()
+            .insert("k", 1)
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    let error = RedbDriver::open(RedbConfig::new(&foreign)).unwrap_err();
+    assert!(error.to_string().contains("not namestore's"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opened_from_a_url_in_either_durability_mode() {
+    for mode in ["", "?durable=0"] {
+        let path = fresh_file(&format!("url{}", mode.len()));
+        let store = namestore::open(&format!("redb://{}{mode}", path.display())).unwrap();
+        let ns = store.namespace::<String>("app", "url").unwrap();
+        ns.set(&"k".to_owned(), "v", None).await.unwrap();
+        assert_eq!(
+            ns.get(&"k".to_owned()).await.unwrap().as_deref(),
+            Some(&b"v"[..])
+        );
+    }
+    assert_eq!(
+        namestore::open("redb://?durable=maybe").unwrap_err().kind(),
+        ErrorKind::InvalidUrl
+    );
+}
