@@ -17,10 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use futures_core::Stream;
-use redb::{
-    Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, TableHandle,
-    WriteTransaction,
-};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
 
 use crate::driver::Driver;
 use crate::glob::Pattern;
@@ -106,9 +103,64 @@ pub struct RedbDriver {
 }
 
 struct Inner {
-    db: Database,
+    db: Arc<Database>,
     config: RedbConfig,
+    /// Writes queued for the committer thread; dropped first when the driver goes.
+    jobs: Option<mpsc::Sender<Job>>,
+    committer: Option<std::thread::JoinHandle<()>>,
     _stop: Option<mpsc::Sender<()>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Close the queue, then wait for the committer, so the file is closed when the last
+        // handle is gone and can be opened again at once.
+        self.jobs.take();
+        if let Some(committer) = self.committer.take() {
+            let _ = committer.join();
+        }
+    }
+}
+
+/// Hands a write its answer once the commit that carries it is done (or failed, with why).
+type Completion = Box<dyn FnOnce(Option<&str>) + Send>;
+/// One call's writes, run inside a shared transaction.
+type Job = Box<dyn FnOnce(&mut Writer<'_>) -> Completion + Send>;
+
+/// The committer: takes the writes queued while the previous commit was in flight, runs them
+/// in one write transaction and commits once (group commit), then answers each.
+fn commit_loop(db: Arc<Database>, durable: bool, jobs: mpsc::Receiver<Job>) {
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        while batch.len() < 4096 {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let mut completions = Vec::with_capacity(batch.len());
+        let committed = (|| -> Result<()> {
+            let mut txn = db.begin_write().map_err(storage)?;
+            if !durable {
+                txn.set_durability(Durability::None).map_err(storage)?;
+            }
+            {
+                let mut writer = Writer {
+                    data: txn.open_table(DATA).map_err(storage)?,
+                    expiry: txn.open_table(EXPIRY).map_err(storage)?,
+                    now: now_ms(),
+                };
+                for job in batch.drain(..) {
+                    completions.push(job(&mut writer));
+                }
+            }
+            txn.commit().map_err(storage)
+        })();
+        let failure = committed.err().map(|e| e.to_string());
+        for complete in completions {
+            complete(failure.as_deref());
+        }
+    }
 }
 
 /// A persistent namespace: its key prefix.
@@ -281,9 +333,20 @@ impl RedbDriver {
             }
             None => (None, None),
         };
+        let db = Arc::new(db);
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let committer = {
+            let (db, durable) = (Arc::clone(&db), config.durable);
+            std::thread::Builder::new()
+                .name("namestore-redb-commit".into())
+                .spawn(move || commit_loop(db, durable, queue))
+                .map_err(Error::backend)?
+        };
         let inner = Arc::new(Inner {
             db,
             config,
+            jobs: Some(jobs),
+            committer: Some(committer),
             _stop: stop,
         });
         if let (Some(interval), Some(stopped)) = (inner.config.reap_interval, stopped) {
@@ -356,22 +419,33 @@ impl RedbDriver {
         })
     }
 
-    /// Runs `f` in one write transaction and commits it, durably unless configured otherwise.
-    fn write<T>(&self, f: impl FnOnce(&mut Writer<'_>) -> Result<T>) -> Result<T> {
-        let mut txn: WriteTransaction = self.inner.db.begin_write().map_err(storage)?;
-        if !self.inner.config.durable {
-            txn.set_durability(Durability::None).map_err(storage)?;
-        }
-        let answer = {
-            let mut writer = Writer {
-                data: txn.open_table(DATA).map_err(storage)?,
-                expiry: txn.open_table(EXPIRY).map_err(storage)?,
-                now: now_ms(),
-            };
-            f(&mut writer)?
-        };
-        txn.commit().map_err(storage)?;
-        Ok(answer)
+    /// Runs `f` in a write transaction shared with the writes queued at the same time, and
+    /// returns once that transaction is committed (durably unless configured otherwise). `f`
+    /// must check before it writes: a failing call leaves its transaction's other writes alone.
+    fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Writer<'_>) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let (answer, answered) = mpsc::sync_channel::<Result<T>>(1);
+        let job: Job = Box::new(move |writer| {
+            let result = f(writer);
+            Box::new(move |failure: Option<&str>| {
+                let _ = answer.send(match failure {
+                    Some(why) => Err(Error::backend(format!("commit failed: {why}"))),
+                    None => result,
+                });
+            })
+        });
+        let jobs = self
+            .inner
+            .jobs
+            .as_ref()
+            .ok_or_else(|| Error::backend("the store is closing"))?;
+        jobs.send(job)
+            .map_err(|_| Error::backend("the committer thread stopped"))?;
+        answered
+            .recv()
+            .map_err(|_| Error::backend("the write was dropped: the transaction could not start"))?
     }
 
     /// Reads the live entry of `key`.
@@ -460,7 +534,7 @@ impl Driver for RedbDriver {
     async fn set(&self, s: &RedbScope, key: &str, value: Bytes, expiry: Expiry) -> Result<()> {
         let full = s.key(key);
         self.blocking(move |d| {
-            d.write(|w| {
+            d.write(move |w| {
                 let deadline = match expiry {
                     Expiry::Never => 0,
                     Expiry::After(ttl) => deadline(Some(ttl), w.now),
@@ -481,7 +555,7 @@ impl Driver for RedbDriver {
     ) -> Result<bool> {
         let full = s.key(key);
         self.blocking(move |d| {
-            d.write(|w| {
+            d.write(move |w| {
                 if w.live(&full)?.is_some() {
                     return Ok(false);
                 }
@@ -506,7 +580,8 @@ impl Driver for RedbDriver {
 
     async fn delete(&self, s: &RedbScope, key: &str) -> Result<bool> {
         let full = s.key(key);
-        self.blocking(move |d| d.write(|w| w.remove(&full))).await
+        self.blocking(move |d| d.write(move |w| w.remove(&full)))
+            .await
     }
 
     async fn ttl(&self, s: &RedbScope, key: &str) -> Result<KeyTtl> {
@@ -526,7 +601,7 @@ impl Driver for RedbDriver {
     async fn expire(&self, s: &RedbScope, key: &str, ttl: Ttl) -> Result<bool> {
         let full = s.key(key);
         self.blocking(move |d| {
-            d.write(|w| match w.live(&full)? {
+            d.write(move |w| match w.live(&full)? {
                 Some((_, value)) => {
                     let deadline = deadline(Some(ttl), w.now);
                     w.put(&full, deadline, &value)?;
@@ -541,7 +616,7 @@ impl Driver for RedbDriver {
     async fn persist(&self, s: &RedbScope, key: &str) -> Result<bool> {
         let full = s.key(key);
         self.blocking(move |d| {
-            d.write(|w| match w.live(&full)? {
+            d.write(move |w| match w.live(&full)? {
                 Some((deadline, value)) if deadline != 0 => {
                     w.put(&full, 0, &value)?;
                     Ok(true)
@@ -562,7 +637,7 @@ impl Driver for RedbDriver {
         let full = s.key(key);
         let shown = key.to_owned();
         self.blocking(move |d| {
-            d.write(|w| {
+            d.write(move |w| {
                 let (deadline, current) = match w.live(&full)? {
                     Some((deadline, value)) => {
                         let current = counter::parse_canonical(&value)
@@ -594,7 +669,7 @@ impl Driver for RedbDriver {
     ) -> Result<Option<Bytes>> {
         let full = s.key(key);
         self.blocking(move |d| {
-            d.write(|w| {
+            d.write(move |w| {
                 let previous = w.live(&full)?.map(|(_, v)| Bytes::from(v));
                 let deadline = deadline(ttl, w.now);
                 w.put(&full, deadline, &value)?;
@@ -614,7 +689,7 @@ impl Driver for RedbDriver {
     ) -> Result<bool> {
         let (full, expected) = (s.key(key), expected.to_vec());
         self.blocking(move |d| {
-            d.write(|w| match w.live(&full)? {
+            d.write(move |w| match w.live(&full)? {
                 Some((_, value)) if value == expected => {
                     let deadline = deadline(ttl, w.now);
                     w.put(&full, deadline, &new)?;
@@ -629,7 +704,7 @@ impl Driver for RedbDriver {
     async fn cad(&self, s: &RedbScope, key: &str, expected: &[u8]) -> Result<bool> {
         let (full, expected) = (s.key(key), expected.to_vec());
         self.blocking(move |d| {
-            d.write(|w| match w.live(&full)? {
+            d.write(move |w| match w.live(&full)? {
                 Some((_, value)) if value == expected => w.remove(&full),
                 _ => Ok(false),
             })
@@ -667,7 +742,7 @@ impl Driver for RedbDriver {
             .map(|(k, v)| (s.key(k), std::mem::take(v)))
             .collect();
         self.blocking(move |d| {
-            d.write(|w| {
+            d.write(move |w| {
                 let deadline = deadline(ttl, w.now);
                 for (key, value) in &pairs {
                     w.put(key, deadline, value)?;
@@ -681,7 +756,7 @@ impl Driver for RedbDriver {
     async fn mdel(&self, s: &RedbScope, keys: &[&str]) -> Result<u64> {
         let full: Vec<Vec<u8>> = keys.iter().map(|k| s.key(k)).collect();
         self.blocking(move |d| {
-            d.write(|w| {
+            d.write(move |w| {
                 let mut removed = 0;
                 for key in &full {
                     if w.remove(key)? {
@@ -754,7 +829,8 @@ impl Driver for RedbDriver {
             let mut cleared = 0;
             loop {
                 // A page per transaction, so a huge namespace never holds the writer for long.
-                let (count, more) = d.write(|w| {
+                let prefix = prefix.clone();
+                let (count, more) = d.write(move |w| {
                     let keys: Vec<Vec<u8>> = w
                         .data
                         .range::<&[u8]>(&prefix[..]..)
