@@ -15,7 +15,7 @@ use futures_core::Stream;
 
 use crate::driver::Driver;
 use crate::glob::Pattern;
-use crate::namespace::NamespaceName;
+use crate::namespace::{NamespaceInfo, NamespaceName};
 use crate::ttl::{Expiry, KeyTtl, Ttl};
 use crate::{Error, Result};
 
@@ -151,7 +151,10 @@ trait DynDriver: Send + Sync + 'static {
     fn mdel<'a>(&'a self, s: &'a AnyScope, keys: &'a [&'a str]) -> BoxFuture<'a, Result<u64>>;
     fn scan(&self, s: &AnyScope, pattern: &Pattern) -> PageStream;
     fn clear<'a>(&'a self, s: &'a AnyScope) -> BoxFuture<'a, Result<u64>>;
+    fn namespaces(&self) -> NamespaceStream;
 }
+
+type NamespaceStream = Pin<Box<dyn Stream<Item = Result<NamespaceInfo>> + Send>>;
 
 /// Downcasts the scope, then boxes the driver's future; a foreign scope is an error.
 macro_rules! erased {
@@ -298,6 +301,10 @@ impl<D: Driver> DynDriver for D {
     fn clear<'a>(&'a self, s: &'a AnyScope) -> BoxFuture<'a, Result<u64>> {
         erased!(s, |s: D::Scope| Driver::clear(self, s))
     }
+
+    fn namespaces(&self) -> NamespaceStream {
+        Box::pin(Driver::namespaces(self))
+    }
 }
 
 /// A stream of at most one item.
@@ -415,5 +422,9 @@ impl Driver for AnyDriver {
 
     async fn clear(&self, s: &AnyScope) -> Result<u64> {
         self.0.clear(s).await
+    }
+
+    fn namespaces(&self) -> impl Stream<Item = Result<NamespaceInfo>> + Send + 'static {
+        self.0.namespaces()
     }
 }

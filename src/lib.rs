@@ -23,7 +23,9 @@ pub use drivers::memory::MemoryDriver;
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use glob::Pattern;
 pub use key::{Key, MAX_KEY_LEN};
-pub use namespace::{KeyStream, MAX_NAME_LEN, MAX_VALUE_LEN, Namespace, NamespaceName};
+pub use namespace::{
+    KeyStream, MAX_NAME_LEN, MAX_VALUE_LEN, Namespace, NamespaceInfo, NamespaceName,
+};
 pub use open::open;
 pub use ttl::{Expiry, KeyTtl, Ttl};
 

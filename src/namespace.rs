@@ -92,6 +92,40 @@ impl fmt::Display for NamespaceName {
     }
 }
 
+/// A namespace present in a store and how many live keys it holds: one item of
+/// [`Driver::namespaces`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NamespaceInfo {
+    name: NamespaceName,
+    keys: u64,
+}
+
+impl NamespaceInfo {
+    /// A namespace and its live-key count; for driver authors.
+    pub fn new(name: NamespaceName, keys: u64) -> Self {
+        NamespaceInfo { name, keys }
+    }
+
+    /// The namespace.
+    pub fn name(&self) -> &NamespaceName {
+        &self.name
+    }
+
+    /// How many live keys it held when it was counted.
+    pub fn keys(&self) -> u64 {
+        self.keys
+    }
+}
+
+/// Splits a stored key `root:domain:key` into its namespace and business key. `None` when the
+/// key was not written by namestore: fewer than two `:`, or an invalid `root` or `domain`.
+/// The business key may be empty; callers that need a key check it.
+pub(crate) fn split_full_key(full: &str) -> Option<(NamespaceName, &str)> {
+    let (root, rest) = full.split_once(':')?;
+    let (domain, key) = rest.split_once(':')?;
+    Some((NamespaceName::new(root, domain).ok()?, key))
+}
+
 fn validate_name(part: &'static str, value: &str) -> Result<()> {
     let reason = if value.is_empty() {
         "cannot be empty"

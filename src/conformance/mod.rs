@@ -208,6 +208,7 @@ macro_rules! conformance_tests {
             typed_keys,
             key_validation,
             namespace_isolation,
+            namespace_listing,
             empty_and_oversized_values,
             largest_value,
             values_round_trip,

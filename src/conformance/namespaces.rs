@@ -4,6 +4,8 @@ use std::borrow::Cow;
 use std::time::Duration;
 
 use super::{Harness, assert_err, k};
+use futures_core::Stream;
+
 use crate::{Driver, Key, MAX_KEY_LEN, Namespace};
 
 /// SPEC 1.1: keys live under `root:domain:key`.
@@ -262,4 +264,71 @@ pub async fn namespace_isolation<D: Driver>(h: &Harness<D>) {
         assert_eq!(other.keys("*").await.unwrap().len(), tricky.len());
         other.clear().await.unwrap();
     }
+}
+
+/// The store-wide listing, [`Driver::namespaces`] (added for the `namestore namespaces`
+/// command; SPEC has no rule for it): every namespace with live keys, once, with its count of
+/// live keys. Expired, deleted and cleared keys are not counted, a namespace left without
+/// keys is not listed, and a root that extends another root is a different namespace.
+pub async fn namespace_listing<D: Driver>(h: &Harness<D>) {
+    let root = h.unique_name("ls");
+    let longer_root = format!("{root}x");
+    let one = h.named::<String>(&root, "one");
+    let two = h.named::<String>(&root, "two");
+    let gone = h.named::<String>(&root, "gone");
+    let cleared = h.named::<String>(&root, "cleared");
+    let other = h.named::<String>(&longer_root, "one");
+
+    for key in ["a", "b", "c", "x:y"] {
+        one.set(&k(key), "v", None).await.unwrap();
+    }
+    one.incr(&k("counter"), 5).await.unwrap();
+    two.set(&k("p"), "v", None).await.unwrap();
+    two.set(&k("q"), "v", Some(h.ttl())).await.unwrap();
+    gone.set(&k("g"), "v", None).await.unwrap();
+    assert!(gone.delete(&k("g")).await.unwrap());
+    cleared
+        .mset([(k("1"), "v"), (k("2"), "v"), (k("3"), "v")], None)
+        .await
+        .unwrap();
+    assert_eq!(cleared.clear().await.unwrap(), 3);
+    other.set(&k("o"), "v", None).await.unwrap();
+    h.outlive(h.ttl()).await;
+
+    let mut listed = Vec::new();
+    let mut stream = std::pin::pin!(h.driver().namespaces());
+    while let Some(item) = std::future::poll_fn(|cx| stream.as_mut().poll_next(cx)).await {
+        let info = item.expect("namespaces() item");
+        assert!(
+            info.keys() > 0,
+            "{info:?}: a listed namespace has live keys"
+        );
+        listed.push(info);
+    }
+    let mut names: Vec<String> = listed.iter().map(|i| i.name().to_string()).collect();
+    names.sort();
+    let before = names.len();
+    names.dedup();
+    assert_eq!(names.len(), before, "each namespace is listed once");
+
+    let mut ours: Vec<(String, String, u64)> = listed
+        .iter()
+        .filter(|i| i.name().root() == root || i.name().root() == longer_root)
+        .map(|i| {
+            (
+                i.name().root().to_owned(),
+                i.name().domain().to_owned(),
+                i.keys(),
+            )
+        })
+        .collect();
+    ours.sort();
+    assert_eq!(
+        ours,
+        vec![
+            (root.clone(), "one".to_owned(), 5),
+            (root.clone(), "two".to_owned(), 1),
+            (longer_root.clone(), "one".to_owned(), 1),
+        ]
+    );
 }

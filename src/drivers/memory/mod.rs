@@ -31,7 +31,7 @@ use self::clock::Clock;
 use self::table::Table;
 use crate::driver::Driver;
 use crate::glob::Pattern;
-use crate::namespace::NamespaceName;
+use crate::namespace::{NamespaceInfo, NamespaceName, split_full_key};
 use crate::ttl::{Expiry, KeyTtl, Ttl};
 use crate::{Error, Key, Namespace, Result};
 
@@ -303,6 +303,26 @@ impl Stream for ScanPages {
     }
 }
 
+/// The namespaces of a memory driver: the tables registered when the stream was made, in
+/// name order, each counted when reached.
+struct NamespacePages {
+    tables: std::vec::IntoIter<(NamespaceName, Table)>,
+}
+
+impl Stream for NamespacePages {
+    type Item = Result<NamespaceInfo>;
+
+    fn poll_next(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        for (name, table) in self.tables.by_ref() {
+            let keys = table.live();
+            if keys > 0 {
+                return Poll::Ready(Some(Ok(NamespaceInfo::new(name, keys))));
+            }
+        }
+        Poll::Ready(None)
+    }
+}
+
 impl Driver for MemoryDriver {
     type Scope = MemoryScope;
 
@@ -468,5 +488,20 @@ impl Driver for MemoryDriver {
     #[inline]
     fn clear(&self, s: &MemoryScope) -> impl Future<Output = Result<u64>> + Send {
         answer(move || Ok(s.0.clear()))
+    }
+
+    fn namespaces(&self) -> impl Stream<Item = Result<NamespaceInfo>> + Send + 'static {
+        let mut tables: Vec<(NamespaceName, Table)> = self
+            .inner
+            .tables
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter_map(|(prefix, table)| Some((split_full_key(prefix)?.0, table.clone())))
+            .collect();
+        tables.sort_by(|a, b| (a.0.root(), a.0.domain()).cmp(&(b.0.root(), b.0.domain())));
+        NamespacePages {
+            tables: tables.into_iter(),
+        }
     }
 }

@@ -517,6 +517,15 @@ impl Table {
         cleared
     }
 
+    /// Live entries, counted one shard at a time under its read lock.
+    pub(crate) fn live(&self) -> u64 {
+        let now = self.clock.now();
+        self.shards
+            .iter()
+            .map(|s| read(s).map.iter().filter(|e| !e.expired_at(now)).count() as u64)
+            .sum()
+    }
+
     /// Entries held, expired ones not yet reclaimed included.
     pub(crate) fn stored(&self) -> usize {
         self.shards.iter().map(|s| read(s).map.len()).sum()

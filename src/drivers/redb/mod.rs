@@ -21,7 +21,7 @@ use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinitio
 
 use crate::driver::Driver;
 use crate::glob::Pattern;
-use crate::namespace::NamespaceName;
+use crate::namespace::{NamespaceInfo, NamespaceName, split_full_key};
 use crate::ttl::{Expiry, KeyTtl, Ttl};
 use crate::{Error, Key, Namespace, Result, counter};
 
@@ -507,6 +507,64 @@ impl RedbDriver {
     }
 }
 
+/// Where a walk of every namespace stands: keys are in order, so a namespace's keys are
+/// contiguous and its count is final when the next namespace starts.
+#[derive(Default)]
+struct Census {
+    after: Option<Vec<u8>>,
+    current: Option<(NamespaceName, u64)>,
+    done: bool,
+}
+
+impl RedbDriver {
+    /// Counts up to [`PAGE`] keys after `census.after` in one read transaction; returns the
+    /// namespaces completed in that page.
+    fn census_page(&self, census: &mut Census) -> Result<Vec<NamespaceInfo>> {
+        let txn = self.inner.db.begin_read().map_err(storage)?;
+        let data = txn.open_table(DATA).map_err(storage)?;
+        let now = now_ms();
+        let start = match census.after.as_deref() {
+            Some(after) => Bound::Excluded(after),
+            None => Bound::Unbounded,
+        };
+        let mut finished = Vec::new();
+        let mut read = 0;
+        for entry in data
+            .range::<&[u8]>((start, Bound::Unbounded))
+            .map_err(storage)?
+            .take(PAGE)
+        {
+            let (key, value) = entry.map_err(storage)?;
+            read += 1;
+            let full = key.value();
+            census.after = Some(full.to_vec());
+            let name = std::str::from_utf8(full)
+                .ok()
+                .and_then(split_full_key)
+                .filter(|(_, key)| !key.is_empty());
+            let Some((name, _)) = name else { continue };
+            if !live(decode(value.value()).0, now) {
+                continue;
+            }
+            match &mut census.current {
+                Some((current, count)) if *current == name => *count += 1,
+                current => {
+                    if let Some((done, count)) = current.replace((name, 1)) {
+                        finished.push(NamespaceInfo::new(done, count));
+                    }
+                }
+            }
+        }
+        if read < PAGE {
+            census.done = true;
+            if let Some((name, count)) = census.current.take() {
+                finished.push(NamespaceInfo::new(name, count));
+            }
+        }
+        Ok(finished)
+    }
+}
+
 fn reclaim_loop(inner: Weak<Inner>, stopped: mpsc::Receiver<()>, interval: Duration) {
     while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(interval) {
         let Some(inner) = inner.upgrade() else { return };
@@ -854,5 +912,47 @@ impl Driver for RedbDriver {
             }
         })
         .await
+    }
+
+    /// Walks the whole data table in key order, [`PAGE`] keys per read transaction, and
+    /// yields each namespace as soon as the walk has passed its last key.
+    fn namespaces(&self) -> impl Stream<Item = Result<NamespaceInfo>> + Send + 'static {
+        use futures_util::StreamExt;
+        let driver = self.clone();
+        futures_util::stream::unfold(Census::default(), move |census| {
+            let driver = driver.clone();
+            async move {
+                if census.done {
+                    return None;
+                }
+                let page = tokio::task::spawn_blocking(move || {
+                    let mut census = census;
+                    let page = driver.census_page(&mut census);
+                    (page, census)
+                })
+                .await;
+                match page {
+                    Ok((Ok(finished), census)) => Some((Ok(finished), census)),
+                    Ok((Err(error), _)) => Some((
+                        Err(error),
+                        Census {
+                            done: true,
+                            ..Census::default()
+                        },
+                    )),
+                    Err(error) => Some((
+                        Err(Error::backend(format!("a storage task failed: {error}"))),
+                        Census {
+                            done: true,
+                            ..Census::default()
+                        },
+                    )),
+                }
+            }
+        })
+        .flat_map(|page| match page {
+            Ok(finished) => futures_util::stream::iter(finished.into_iter().map(Ok)).left_stream(),
+            Err(error) => futures_util::stream::iter([Err(error)]).right_stream(),
+        })
     }
 }

@@ -20,9 +20,10 @@
 
 mod config;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::future::Future;
+use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,7 +38,7 @@ pub use config::{CLUSTER_SCHEME, RedisConfig, SCHEME, TLS_SCHEME};
 
 use crate::driver::Driver;
 use crate::glob::Pattern;
-use crate::namespace::NamespaceName;
+use crate::namespace::{NamespaceInfo, NamespaceName, split_full_key};
 use crate::ttl::{Expiry, KeyTtl, Ttl};
 use crate::{Error, Key, Namespace, Result};
 
@@ -390,6 +391,14 @@ impl RedisDriver {
             let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route));
             return Ok(vec![Target::Node(routing)]);
         }
+        self.primaries().await
+    }
+
+    /// Every place keys live: the standalone server, or each primary of the cluster.
+    async fn primaries(&self) -> Result<Vec<Target>> {
+        if !self.inner.config.is_cluster() {
+            return Ok(vec![Target::Server]);
+        }
         let any = Target::Node(RoutingInfo::SingleNode(
             SingleNodeRoutingInfo::RandomPrimary,
         ));
@@ -438,6 +447,56 @@ impl RedisDriver {
             }
         })
         .await
+    }
+
+    /// The namespace of a stored key in this driver's layout (`root:domain:key`, or
+    /// `{root:domain}:key` with the hash tag), if namestore could have written it.
+    fn namespace_of(&self, full: &[u8]) -> Option<NamespaceName> {
+        let full = std::str::from_utf8(full).ok()?;
+        let (name, key) = if self.inner.config.hash_tag {
+            let (tag, key) = full.strip_prefix('{')?.split_once("}:")?;
+            let (root, domain) = tag.split_once(':')?;
+            (NamespaceName::new(root, domain).ok()?, key)
+        } else {
+            split_full_key(full)?
+        };
+        (!key.is_empty()).then_some(name)
+    }
+
+    /// Counts the keys of every namespace with `SCAN` over the whole keyspace of each primary.
+    /// A key `SCAN` returns twice (it may, while the server rehashes) is counted once: the
+    /// walk remembers a 64-bit hash of every key it has counted.
+    async fn count_namespaces(&self) -> Result<Vec<NamespaceInfo>> {
+        let mut counts: HashMap<NamespaceName, u64> = HashMap::new();
+        let mut seen: HashSet<u64> = HashSet::new();
+        let hasher = std::collections::hash_map::RandomState::new();
+        for target in self.primaries().await? {
+            let mut cursor = 0;
+            loop {
+                let mut command = redis::cmd("SCAN");
+                command.arg(cursor).arg("COUNT").arg(SCAN_COUNT);
+                let (next, raw): (u64, Vec<Vec<u8>>) = self.routed("", command, &target).await?;
+                for full in raw {
+                    if let Some(name) = self.namespace_of(&full) {
+                        if seen.insert(hasher.hash_one(&full)) {
+                            *counts.entry(name).or_default() += 1;
+                        }
+                    }
+                }
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
+            }
+        }
+        let mut listed: Vec<NamespaceInfo> = counts
+            .into_iter()
+            .map(|(name, keys)| NamespaceInfo::new(name, keys))
+            .collect();
+        listed.sort_by(|a, b| {
+            (a.name().root(), a.name().domain()).cmp(&(b.name().root(), b.name().domain()))
+        });
+        Ok(listed)
     }
 
     /// One step of a namespace walk: `SCAN` from `cursor` on `target`, keeping the business
@@ -773,5 +832,19 @@ impl Driver for RedisDriver {
             }
         }
         Ok(cleared)
+    }
+
+    /// Counts are final only when the whole keyspace has been walked, so the items come
+    /// together at the end, in name order; memory grows with the number of namespaces and
+    /// 16 bytes or so per key (the de-duplication set).
+    fn namespaces(&self) -> impl Stream<Item = Result<NamespaceInfo>> + Send + 'static {
+        use futures_util::StreamExt;
+        let driver = self.clone();
+        futures_util::stream::once(async move { driver.count_namespaces().await }).flat_map(
+            |listed| match listed {
+                Ok(listed) => futures_util::stream::iter(listed.into_iter().map(Ok)).left_stream(),
+                Err(error) => futures_util::stream::iter([Err(error)]).right_stream(),
+            },
+        )
     }
 }
