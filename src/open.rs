@@ -8,6 +8,10 @@ use crate::{AnyDriver, Error, Result};
 /// | URL | store |
 /// |-----|-------|
 /// | `memory://` | the in-memory driver; see [`MemoryConfig::from_url`](memory::MemoryConfig::from_url) for its parameters |
+/// | `redis://`, `rediss://` (TLS), `redis+cluster://` | the Redis driver (cargo feature `redis`); see `RedisConfig::from_url` |
+/// | `redb:///path/file.redb` | the persistent driver (cargo feature `redb`); see `RedbConfig::from_url` |
+///
+/// The scheme is case-insensitive.
 ///
 /// A store opened here behaves exactly as the same driver built in code (SPEC 9.2).
 ///
@@ -41,10 +45,21 @@ pub fn open(url: &str) -> Result<AnyDriver> {
         (false, true) => "memory, redb",
         (false, false) => "memory",
     };
-    match scheme.to_ascii_lowercase().as_str() {
+    // Schemes are case-insensitive (RFC 3986); the drivers' parsers read the lowercase form.
+    let lowercase = scheme.to_ascii_lowercase();
+    let normalized;
+    let url = if lowercase == scheme {
+        url
+    } else {
+        normalized = format!("{lowercase}{}", &url[scheme.len()..]);
+        normalized.as_str()
+    };
+    match lowercase.as_str() {
         memory::SCHEME => Ok(AnyDriver::new(MemoryDriver::from_url(url)?)),
         #[cfg(feature = "redis")]
-        crate::drivers::redis::SCHEME => Ok(AnyDriver::new(
+        crate::drivers::redis::SCHEME
+        | crate::drivers::redis::TLS_SCHEME
+        | crate::drivers::redis::CLUSTER_SCHEME => Ok(AnyDriver::new(
             crate::drivers::redis::RedisDriver::from_url(url)?,
         )),
         #[cfg(not(feature = "redis"))]

@@ -99,3 +99,22 @@ async fn a_store_from_a_url_behaves_like_one_built_in_code() {
         in_code.incr(&key, 1).await.unwrap_err().kind()
     );
 }
+
+/// Every Redis scheme opens the Redis driver through `open`, not only `redis://`.
+#[cfg(feature = "redis")]
+#[test]
+fn every_redis_scheme_opens_the_redis_driver() {
+    use namestore::drivers::redis::RedisDriver;
+    for (url, cluster) in [
+        ("redis://127.0.0.1:6379/0", false),
+        ("rediss://127.0.0.1:6380/0", false),
+        ("redis+cluster://127.0.0.1:7000,127.0.0.1:7001", true),
+        ("REDIS+CLUSTER://127.0.0.1:7000?hash_tag=1", true),
+    ] {
+        let store = open(url).unwrap_or_else(|e| panic!("{url}: {e}"));
+        let redis = store
+            .downcast_ref::<RedisDriver>()
+            .unwrap_or_else(|| panic!("{url}: a Redis driver"));
+        assert_eq!(redis.config().is_cluster(), cluster, "{url}");
+    }
+}

@@ -73,6 +73,15 @@ fn a_file_open_elsewhere_is_refused_clearly() {
 }
 
 #[test]
+fn a_file_that_cannot_be_created_is_unavailable_and_named() {
+    let path = fresh_file("missing-dir").join("no/such/dir/data.redb");
+    let error = RedbDriver::open(RedbConfig::new(&path)).unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Unavailable, "{error}");
+    assert!(error.to_string().contains("cannot open"), "{error}");
+    assert!(error.to_string().contains("data.redb"), "{error}");
+}
+
+#[test]
 fn a_file_that_is_not_namestores_is_refused() {
     let garbage = fresh_file("garbage");
     std::fs::write(&garbage, vec![0x5a; 64 * 1024]).unwrap();

@@ -273,7 +273,8 @@ impl RedbDriver {
     /// # Errors
     ///
     /// [`ErrorKind::Unavailable`](crate::ErrorKind::Unavailable) when another process (or
-    /// driver) has the file open; [`ErrorKind::Backend`](crate::ErrorKind::Backend) when the
+    /// driver) has the file open, or the file cannot be opened or created (a missing
+    /// directory, no permission); [`ErrorKind::Backend`](crate::ErrorKind::Backend) when the
     /// file is not a namestore file or cannot be read.
     pub fn open(config: RedbConfig) -> Result<Self> {
         let shown = config.path.display().to_string();
@@ -291,6 +292,9 @@ impl RedbDriver {
                 Error::backend(format!(
                     "{shown} is not a namestore file (not a redb database)"
                 ))
+            }
+            redb::DatabaseError::Storage(redb::StorageError::Io(io)) => {
+                Error::unavailable(format!("cannot open {shown}: {io}"), None)
             }
             other => storage(other),
         })?;

@@ -1,0 +1,243 @@
+//! The command line, as clap derive types.
+
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+/// The exit codes, also printed at the end of `--help`.
+pub const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  a key that had to exist was not found (get, ttl, expire, persist, del)
+  2  usage error: bad arguments, malformed URL, invalid namespace, key, pattern or TTL
+  3  the store is unreachable or did not answer in time
+  4  the store refused the operation (incr of a non-integer, overflow) or failed
+  5  clear was not confirmed; nothing was deleted";
+
+const NAMESPACE_HELP: &str = "A namespace is written ROOT:DOMAIN or as two words, ROOT DOMAIN.";
+
+/// Inspect, change and measure a namestore from the terminal.
+///
+/// Every command works on the store named by --url (or NAMESTORE_URL): the embedded in-memory
+/// store (memory://, empty in every new process: good for `bench` and `demo`), a Redis server
+/// (redis://, rediss://, redis+cluster://) or a persistent file (redb:///path/file.redb).
+#[derive(Debug, Parser)]
+#[command(name = "namestore", version, after_help = EXIT_CODES, max_term_width = 100)]
+pub struct Cli {
+    /// The store: memory://, redis://[user:pass@]host[:port][/db], rediss://…,
+    /// redis+cluster://host:port,host:port, redb:///path/file.redb
+    #[arg(
+        long,
+        global = true,
+        env = "NAMESTORE_URL",
+        hide_env_values = true,
+        default_value = "memory://",
+        value_name = "URL"
+    )]
+    pub url: String,
+
+    /// Print JSON instead of text (one document; listings are arrays written as they stream)
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print a key's value
+    #[command(
+        override_usage = "namestore get [OPTIONS] <ROOT:DOMAIN | ROOT DOMAIN> <KEY>",
+        after_help = NAMESPACE_HELP
+    )]
+    Get {
+        #[command(flatten)]
+        target: Words,
+        /// Write the value's exact bytes to stdout, with no newline
+        #[arg(long, conflicts_with = "json")]
+        raw: bool,
+    },
+    /// Store a value, replacing any value and TTL the key had
+    #[command(
+        override_usage = "namestore set [OPTIONS] <ROOT:DOMAIN | ROOT DOMAIN> <KEY> <VALUE>\n       namestore set [OPTIONS] --stdin <ROOT:DOMAIN | ROOT DOMAIN> <KEY>",
+        after_help = NAMESPACE_HELP
+    )]
+    Set {
+        #[command(flatten)]
+        target: Words,
+        /// Expire the key after this long: 30s, 15m, 1h 30m, 500ms
+        #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+        ttl: Option<Duration>,
+        /// Read the value's bytes from stdin instead of an argument
+        #[arg(long)]
+        stdin: bool,
+    },
+    /// Delete keys; exits 1 unless every key named was present
+    #[command(
+        override_usage = "namestore del [OPTIONS] <ROOT:DOMAIN | ROOT DOMAIN> <KEY>...",
+        after_help = NAMESPACE_HELP
+    )]
+    Del {
+        #[command(flatten)]
+        target: Words,
+    },
+    /// Print whether a key is present: true or false
+    #[command(
+        override_usage = "namestore exists [OPTIONS] <ROOT:DOMAIN | ROOT DOMAIN> <KEY>",
+        after_help = NAMESPACE_HELP
+    )]
+    Exists {
+        #[command(flatten)]
+        target: Words,
+    },
+    /// Print how long a key has to live, or `no expiry`
+    #[command(
+        override_usage = "namestore ttl [OPTIONS] <ROOT:DOMAIN | ROOT DOMAIN> <KEY>",
+        after_help = NAMESPACE_HELP
+    )]
+    Ttl {
+        #[command(flatten)]
+        target: Words,
+    },
+    /// Give a present key a new TTL (0s deletes it)
+    #[command(
+        override_usage = "namestore expire [OPTIONS] <ROOT:DOMAIN | ROOT DOMAIN> <KEY> <DURATION>",
+        after_help = NAMESPACE_HELP
+    )]
+    Expire {
+        #[command(flatten)]
+        target: Words,
+    },
+    /// Remove a present key's TTL
+    #[command(
+        override_usage = "namestore persist [OPTIONS] <ROOT:DOMAIN | ROOT DOMAIN> <KEY>",
+        after_help = NAMESPACE_HELP
+    )]
+    Persist {
+        #[command(flatten)]
+        target: Words,
+    },
+    /// Add to a counter (1 unless BY is given) and print the new value
+    #[command(
+        override_usage = "namestore incr [OPTIONS] <ROOT:DOMAIN | ROOT DOMAIN> <KEY> [BY]",
+        after_help = NAMESPACE_HELP
+    )]
+    Incr(Counter),
+    /// Subtract from a counter (1 unless BY is given) and print the new value
+    #[command(
+        override_usage = "namestore decr [OPTIONS] <ROOT:DOMAIN | ROOT DOMAIN> <KEY> [BY]",
+        after_help = NAMESPACE_HELP
+    )]
+    Decr(Counter),
+    /// List the keys matching a glob pattern (`*` unless given), as they stream in
+    #[command(
+        override_usage = "namestore keys [OPTIONS] <ROOT:DOMAIN | ROOT DOMAIN> [PATTERN]",
+        after_help = "A namespace is written ROOT:DOMAIN or as two words, ROOT DOMAIN.\n\
+                      Patterns: * any run, ? one character, [abc] [a-z] [^a] a set, \\x a literal x."
+    )]
+    Keys {
+        #[command(flatten)]
+        target: Words,
+    },
+    /// Delete every key of a namespace, after asking (unless --yes)
+    #[command(
+        override_usage = "namestore clear [OPTIONS] <ROOT:DOMAIN | ROOT DOMAIN>",
+        after_help = NAMESPACE_HELP
+    )]
+    Clear {
+        #[command(flatten)]
+        target: Words,
+        /// Do not ask for confirmation
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+    /// List the namespaces holding keys, with their key counts
+    Namespaces,
+    /// Measure the store: the performance guide's workloads, with latency percentiles
+    Bench(Bench),
+    /// A tour of the commands on a fresh in-memory store
+    Demo,
+    /// Print a shell completion script: bash, zsh, fish, elvish or powershell
+    Completions {
+        /// The shell
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), e.g. `namestore man > namestore.1`
+    Man,
+}
+
+impl Command {
+    /// Whether the command changes the store.
+    pub fn writes(&self) -> bool {
+        matches!(
+            self,
+            Command::Set { .. }
+                | Command::Del { .. }
+                | Command::Expire { .. }
+                | Command::Persist { .. }
+                | Command::Incr(_)
+                | Command::Decr(_)
+                | Command::Clear { .. }
+        )
+    }
+}
+
+/// The words naming the namespace and the command's arguments: `ROOT:DOMAIN` or
+/// `ROOT DOMAIN`, then the rest.
+#[derive(Debug, Args)]
+pub struct Words {
+    /// The namespace (ROOT:DOMAIN or ROOT DOMAIN), then the command's arguments
+    #[arg(
+        num_args = 0..,
+        value_name = "ARGS",
+        allow_negative_numbers = true
+    )]
+    pub words: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct Counter {
+    #[command(flatten)]
+    pub target: Words,
+    /// Give a key created by this call this TTL; an existing key keeps its own
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub ttl: Option<Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct Bench {
+    /// How long to run each operation: 2s, 500ms, 1m
+    #[arg(long, value_parser = parse_duration, default_value = "2s", value_name = "DURATION")]
+    pub time: Duration,
+    /// Tasks running operations at the same time
+    #[arg(long, short = 'c', default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub concurrency: u32,
+    /// Operations to run, comma-separated (default: all): get, set, exists, incr, delete,
+    /// set_nx, get_set, cas, ttl, mget, mset, mdel
+    #[arg(long, value_delimiter = ',', value_name = "OPS")]
+    pub ops: Vec<crate::bench::Op>,
+    /// Live keys the workloads pick from
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+    pub keys: u32,
+    /// Bytes per value
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(0..=16 * 1024 * 1024))]
+    pub value_size: u32,
+    /// The namespace the bench writes to (and clears afterwards)
+    #[arg(
+        long,
+        default_value = "namestore-bench:data",
+        value_name = "ROOT:DOMAIN"
+    )]
+    pub namespace: String,
+}
+
+/// Parses a duration such as `30s`, `1h 30m`, `500ms` or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if let Ok(secs) = text.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    humantime::parse_duration(text)
+        .map_err(|e| format!("{e} (expected a duration such as 30s, 15m, 1h 30m or 500ms)"))
+}

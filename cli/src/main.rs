@@ -1,0 +1,125 @@
+//! `namestore`: inspect, change and measure any namestore from the terminal.
+//!
+//! See `namestore --help`, and the README's "The `namestore` command" section.
+
+mod args;
+mod bench;
+mod demo;
+mod output;
+mod run;
+
+use std::io::{self, BufWriter, Write};
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser};
+
+use crate::args::{Cli, Command};
+use crate::output::{Failure, USAGE, one_line};
+use crate::run::Session;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return clap_exit(&error),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            return fail(Failure::new(
+                output::REFUSED,
+                format_args!("tokio: {error}"),
+            ));
+        }
+    };
+    let stdout = io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let result = runtime
+        .block_on(dispatch(cli, &mut out))
+        .and_then(|()| out.flush().map_err(Failure::from));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            // What the command wrote before it failed (e.g. `del`'s count) comes first.
+            let _ = out.flush();
+            fail(failure)
+        }
+    }
+}
+
+async fn dispatch(cli: Cli, out: &mut dyn Write) -> Result<(), Failure> {
+    match cli.command {
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "namestore", out);
+            Ok(())
+        }
+        Command::Man => Ok(clap_mangen::Man::new(Cli::command()).render(out)?),
+        Command::Demo => demo::run(out).await,
+        Command::Bench(bench) => {
+            let store = namestore::open(&cli.url)?;
+            bench::run(store, &cli.url, &bench, cli.json, out).await
+        }
+        command => {
+            let store = namestore::open(&cli.url)?;
+            let memory = store.downcast_ref::<namestore::MemoryDriver>().is_some();
+            let writes = command.writes();
+            let session = Session {
+                store,
+                url: &cli.url,
+                json: cli.json,
+            };
+            let result = run::run(&session, command, out).await;
+            let missed = matches!(&result, Err(f) if f.code == output::NOT_FOUND);
+            if memory && (writes || missed) {
+                eprintln!(
+                    "note: memory:// starts empty in every process and forgets on exit; name a store with --url or NAMESTORE_URL"
+                );
+            }
+            result
+        }
+    }
+}
+
+/// Prints a failure as one line on stderr and returns its exit code.
+fn fail(failure: Failure) -> ExitCode {
+    if !failure.message.is_empty() {
+        eprintln!("error: {}", failure.message);
+    }
+    ExitCode::from(failure.code)
+}
+
+/// Help and version go to stdout with exit code 0; a usage error becomes one line on stderr
+/// (clap's own rendering spreads it over several) with exit code 2.
+fn clap_exit(error: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match error.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = error.print();
+            if error.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                ExitCode::from(USAGE)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        _ => {
+            // clap writes: the error, maybe a list or a tip, a blank line, the usage, a pointer
+            // to --help. Keep the paragraphs before the usage, one line each.
+            let rendered = error.render().to_string();
+            let before_usage = rendered.split("\nUsage:").next().unwrap_or(&rendered);
+            let message = before_usage
+                .trim_start_matches("error:")
+                .split("\n\n")
+                .filter(|p| !p.trim().starts_with("For more information"))
+                .map(one_line)
+                .filter(|p| !p.is_empty())
+                .collect::<Vec<_>>()
+                .join("; ");
+            eprintln!("error: {message} (see --help)");
+            ExitCode::from(USAGE)
+        }
+    }
+}

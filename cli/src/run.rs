@@ -1,0 +1,429 @@
+//! The store commands.
+
+use std::io::{self, BufRead, Write};
+use std::pin::pin;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use namestore::{AnyDriver, Bytes, Driver, KeyTtl, Namespace};
+use serde_json::{Map, Value, json};
+
+use crate::args::{Command, Counter, Words, parse_duration};
+use crate::output::{
+    Failure, NOT_CONFIRMED, json_value, redacted_url, shown_duration, shown_listed_key,
+    shown_value, write_json,
+};
+
+/// What a store command runs against.
+pub struct Session<'a> {
+    pub store: AnyDriver,
+    pub url: &'a str,
+    pub json: bool,
+}
+
+type Ns = Namespace<String, AnyDriver>;
+
+/// The namespace named by the first one or two words, and the words after it.
+fn namespace<'w>(
+    session: &Session<'_>,
+    words: &'w [String],
+) -> Result<(Ns, &'w [String]), Failure> {
+    let (root, domain, rest) = match words.split_first() {
+        Some((first, rest)) => match first.split_once(':') {
+            Some((root, domain)) => (root, domain, rest),
+            None => match rest.split_first() {
+                Some((domain, rest)) => (first.as_str(), domain.as_str(), rest),
+                None => {
+                    return Err(Failure::usage(format_args!(
+                        "`{}` is not a namespace: write ROOT:DOMAIN or ROOT DOMAIN",
+                        first.escape_debug()
+                    )));
+                }
+            },
+        },
+        None => {
+            return Err(Failure::usage(
+                "missing the namespace: ROOT:DOMAIN or ROOT DOMAIN",
+            ));
+        }
+    };
+    Ok((session.store.namespace::<String>(root, domain)?, rest))
+}
+
+/// Checks the words after the namespace against the names of the arguments a command takes
+/// (`[NAME]` is optional, `NAME...` takes one or more).
+fn arguments<'w>(
+    command: &str,
+    rest: &'w [String],
+    names: &[&str],
+) -> Result<&'w [String], Failure> {
+    let required = names.iter().filter(|n| !n.starts_with('[')).count();
+    let variadic = names.last().is_some_and(|n| n.ends_with("..."));
+    if rest.len() < required {
+        return Err(Failure::usage(format_args!(
+            "`{command}` needs {} after the namespace",
+            names[rest.len()..required]
+                .iter()
+                .map(|n| format!("<{}>", n.trim_end_matches("...")))
+                .collect::<Vec<_>>()
+                .join(" ")
+        )));
+    }
+    if !variadic && rest.len() > names.len() {
+        return Err(Failure::usage(format_args!(
+            "unexpected argument `{}` for `{command}` (see `namestore {command} --help`)",
+            rest[names.len()].escape_debug()
+        )));
+    }
+    Ok(rest)
+}
+
+fn name(ns: &Ns) -> String {
+    ns.name().to_string()
+}
+
+fn object(ns: &Ns, key: &str) -> Map<String, Value> {
+    let mut object = Map::new();
+    object.insert("namespace".into(), json!(name(ns)));
+    object.insert("key".into(), json!(key));
+    object
+}
+
+/// Runs a store command, writing its answer to `out`.
+pub async fn run(
+    session: &Session<'_>,
+    command: Command,
+    out: &mut dyn Write,
+) -> Result<(), Failure> {
+    match command {
+        Command::Get { target, raw } => get(session, &target, raw, out).await,
+        Command::Set { target, ttl, stdin } => set(session, &target, ttl, stdin, out).await,
+        Command::Del { target } => del(session, &target, out).await,
+        Command::Exists { target } => {
+            let (ns, rest) = namespace(session, &target.words)?;
+            let key = &arguments("exists", rest, &["KEY"])?[0];
+            let exists = ns.exists(key).await?;
+            if session.json {
+                let mut o = object(&ns, key);
+                o.insert("exists".into(), json!(exists));
+                write_json(out, &o.into())?;
+            } else {
+                writeln!(out, "{exists}")?;
+            }
+            Ok(())
+        }
+        Command::Ttl { target } => ttl(session, &target, out).await,
+        Command::Expire { target } => {
+            let (ns, rest) = namespace(session, &target.words)?;
+            let rest = arguments("expire", rest, &["KEY", "DURATION"])?;
+            let (key, duration) = (&rest[0], parse_duration(&rest[1]).map_err(Failure::usage)?);
+            if !ns.expire(key, duration).await? {
+                return Err(Failure::not_found(&name(&ns), key));
+            }
+            done(session, &ns, key, "expire", out)
+        }
+        Command::Persist { target } => {
+            let (ns, rest) = namespace(session, &target.words)?;
+            let key = &arguments("persist", rest, &["KEY"])?[0];
+            let persisted = ns.persist(key).await?;
+            if !persisted && !ns.exists(key).await? {
+                return Err(Failure::not_found(&name(&ns), key));
+            }
+            if session.json {
+                let mut o = object(&ns, key);
+                o.insert("persisted".into(), json!(persisted));
+                write_json(out, &o.into())?;
+            } else if persisted {
+                writeln!(out, "OK")?;
+            } else {
+                writeln!(out, "no expiry")?;
+            }
+            Ok(())
+        }
+        Command::Incr(counter) => count(session, "incr", counter, false, out).await,
+        Command::Decr(counter) => count(session, "decr", counter, true, out).await,
+        Command::Keys { target } => keys(session, &target, out).await,
+        Command::Clear { target, yes } => clear(session, &target, yes, out).await,
+        Command::Namespaces => namespaces(session, out).await,
+        Command::Bench(_) | Command::Demo | Command::Completions { .. } | Command::Man => {
+            unreachable!("handled before a store command runs")
+        }
+    }
+}
+
+fn done(
+    session: &Session<'_>,
+    ns: &Ns,
+    key: &str,
+    field: &str,
+    out: &mut dyn Write,
+) -> Result<(), Failure> {
+    if session.json {
+        let mut o = object(ns, key);
+        o.insert(field.into(), json!(true));
+        write_json(out, &o.into())?;
+    } else {
+        writeln!(out, "OK")?;
+    }
+    Ok(())
+}
+
+async fn get(
+    session: &Session<'_>,
+    target: &Words,
+    raw: bool,
+    out: &mut dyn Write,
+) -> Result<(), Failure> {
+    let (ns, rest) = namespace(session, &target.words)?;
+    let key = &arguments("get", rest, &["KEY"])?[0];
+    let Some(value) = ns.get(key).await? else {
+        return Err(Failure::not_found(&name(&ns), key));
+    };
+    if raw {
+        out.write_all(&value)?;
+    } else if session.json {
+        let mut o = object(&ns, key);
+        json_value(&mut o, &value);
+        write_json(out, &o.into())?;
+    } else {
+        let (shown, escaped) = shown_value(&value);
+        writeln!(out, "{shown}")?;
+        if escaped {
+            eprintln!("note: the value is not UTF-8 and is shown escaped; --raw writes its bytes");
+        }
+    }
+    Ok(())
+}
+
+async fn set(
+    session: &Session<'_>,
+    target: &Words,
+    ttl: Option<Duration>,
+    stdin: bool,
+    out: &mut dyn Write,
+) -> Result<(), Failure> {
+    let (ns, rest) = namespace(session, &target.words)?;
+    let (key, value) = if stdin {
+        let key = &arguments("set --stdin", rest, &["KEY"])?[0];
+        let mut value = Vec::new();
+        io::Read::read_to_end(&mut io::stdin().lock(), &mut value)
+            .map_err(|e| Failure::usage(format_args!("reading the value from stdin: {e}")))?;
+        (key, Bytes::from(value))
+    } else {
+        let rest = arguments("set", rest, &["KEY", "VALUE"])?;
+        (&rest[0], Bytes::from(rest[1].clone()))
+    };
+    if ttl.is_some_and(|t| t.is_zero()) {
+        return Err(Failure::usage("--ttl must be longer than zero"));
+    }
+    ns.set(key, value, ttl).await?;
+    if session.json {
+        let mut o = object(&ns, key);
+        o.insert("stored".into(), json!(true));
+        o.insert("ttl_ms".into(), json!(ttl.map(|t| t.as_millis() as u64)));
+        write_json(out, &o.into())?;
+    } else {
+        writeln!(out, "OK")?;
+    }
+    Ok(())
+}
+
+async fn del(session: &Session<'_>, target: &Words, out: &mut dyn Write) -> Result<(), Failure> {
+    let (ns, rest) = namespace(session, &target.words)?;
+    let keys = arguments("del", rest, &["KEY..."])?;
+    let mut distinct: Vec<&String> = keys.iter().collect();
+    distinct.sort();
+    distinct.dedup();
+    let deleted = if let [key] = distinct[..] {
+        u64::from(ns.delete(key).await?)
+    } else {
+        ns.mdel(distinct.iter().copied()).await?
+    };
+    let missing = distinct.len() as u64 - deleted;
+    if session.json {
+        let o = json!({"namespace": name(&ns), "deleted": deleted, "missing": missing});
+        write_json(out, &o)?;
+    } else {
+        writeln!(out, "deleted {deleted}")?;
+    }
+    match (missing, &distinct[..]) {
+        (0, _) => Ok(()),
+        (_, [key]) => Err(Failure::not_found(&name(&ns), key)),
+        (missing, _) => Err(Failure::new(
+            crate::output::NOT_FOUND,
+            format_args!(
+                "{missing} of {} keys not found in {}",
+                distinct.len(),
+                name(&ns)
+            ),
+        )),
+    }
+}
+
+async fn ttl(session: &Session<'_>, target: &Words, out: &mut dyn Write) -> Result<(), Failure> {
+    let (ns, rest) = namespace(session, &target.words)?;
+    let key = &arguments("ttl", rest, &["KEY"])?[0];
+    let left = match ns.ttl(key).await? {
+        KeyTtl::Missing => return Err(Failure::not_found(&name(&ns), key)),
+        KeyTtl::NoExpiry => None,
+        KeyTtl::ExpiresIn(left) => Some(left),
+    };
+    if session.json {
+        let mut o = object(&ns, key);
+        o.insert("ttl_ms".into(), json!(left.map(|d| d.as_millis() as u64)));
+        write_json(out, &o.into())?;
+    } else {
+        match left {
+            Some(left) => writeln!(out, "{}", shown_duration(left))?,
+            None => writeln!(out, "no expiry")?,
+        }
+    }
+    Ok(())
+}
+
+async fn count(
+    session: &Session<'_>,
+    command: &str,
+    counter: Counter,
+    down: bool,
+    out: &mut dyn Write,
+) -> Result<(), Failure> {
+    let (ns, rest) = namespace(session, &counter.target.words)?;
+    let rest = arguments(command, rest, &["KEY", "[BY]"])?;
+    let key = &rest[0];
+    let by: i64 = match rest.get(1) {
+        Some(by) => by.parse().map_err(|_| {
+            Failure::usage(format_args!(
+                "BY must be a whole number from {} to {}, got `{}`",
+                i64::MIN,
+                i64::MAX,
+                by.escape_debug()
+            ))
+        })?,
+        None => 1,
+    };
+    let delta = if down {
+        by.checked_neg()
+            .ok_or_else(|| Failure::usage(format_args!("decr BY cannot be {}", i64::MIN)))?
+    } else {
+        by
+    };
+    let value = match counter.ttl {
+        Some(ttl) => ns.incr_with_ttl(key, delta, ttl).await?,
+        None => ns.incr(key, delta).await?,
+    };
+    if session.json {
+        let mut o = object(&ns, key);
+        o.insert("value".into(), json!(value));
+        write_json(out, &o.into())?;
+    } else {
+        writeln!(out, "{value}")?;
+    }
+    Ok(())
+}
+
+/// Writes the keys as the scan yields them, flushing every few hundred so a long listing
+/// shows up as it goes.
+async fn keys(session: &Session<'_>, target: &Words, out: &mut dyn Write) -> Result<(), Failure> {
+    let (ns, rest) = namespace(session, &target.words)?;
+    let rest = arguments("keys", rest, &["[PATTERN]"])?;
+    let pattern = rest.first().map_or("*", String::as_str);
+    let mut stream = ns.scan(pattern)?;
+    let mut written = 0u64;
+    if session.json {
+        out.write_all(b"[")?;
+    }
+    while let Some(key) = stream.next().await {
+        let key = key?;
+        if session.json {
+            if written > 0 {
+                out.write_all(b",")?;
+            }
+            out.write_all(b"\n")?;
+            serde_json::to_writer(&mut *out, &key).map_err(io::Error::from)?;
+        } else {
+            writeln!(out, "{}", shown_listed_key(&key))?;
+        }
+        written += 1;
+        if written % 512 == 0 {
+            out.flush()?;
+        }
+    }
+    if session.json {
+        out.write_all(if written > 0 { b"\n]\n" } else { b"]\n" })?;
+    }
+    Ok(())
+}
+
+async fn clear(
+    session: &Session<'_>,
+    target: &Words,
+    yes: bool,
+    out: &mut dyn Write,
+) -> Result<(), Failure> {
+    let (ns, rest) = namespace(session, &target.words)?;
+    arguments("clear", rest, &[])?;
+    if !yes {
+        eprint!(
+            "Delete every key of {} in {}? [y/N] ",
+            name(&ns),
+            redacted_url(session.url)
+        );
+        let mut answer = String::new();
+        let read = io::stdin().lock().read_line(&mut answer);
+        let confirmed = matches!(read, Ok(n) if n > 0)
+            && matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes");
+        if !confirmed {
+            if !answer.ends_with('\n') {
+                eprintln!();
+            }
+            return Err(Failure::new(
+                NOT_CONFIRMED,
+                "clear was not confirmed; nothing was deleted (--yes skips the question)",
+            ));
+        }
+    }
+    let deleted = ns.clear().await?;
+    if session.json {
+        write_json(out, &json!({"namespace": name(&ns), "deleted": deleted}))?;
+    } else {
+        writeln!(out, "deleted {deleted}")?;
+    }
+    Ok(())
+}
+
+/// Streams the namespaces: a row per namespace as the store reports it. The count column has
+/// a fixed width so rows line up without waiting for the last one.
+async fn namespaces(session: &Session<'_>, out: &mut dyn Write) -> Result<(), Failure> {
+    let mut stream = pin!(session.store.namespaces());
+    let mut written = 0u64;
+    if session.json {
+        out.write_all(b"[")?;
+    } else {
+        writeln!(out, "{:>12}  NAMESPACE", "KEYS")?;
+    }
+    while let Some(info) = stream.next().await {
+        let info = info?;
+        if session.json {
+            if written > 0 {
+                out.write_all(b",")?;
+            }
+            out.write_all(b"\n")?;
+            let row = json!({
+                "namespace": info.name().to_string(),
+                "root": info.name().root(),
+                "domain": info.name().domain(),
+                "keys": info.keys(),
+            });
+            serde_json::to_writer(&mut *out, &row).map_err(io::Error::from)?;
+        } else {
+            writeln!(out, "{:>12}  {}", info.keys(), info.name())?;
+        }
+        written += 1;
+        out.flush()?;
+    }
+    if session.json {
+        out.write_all(if written > 0 { b"\n]\n" } else { b"]\n" })?;
+    }
+    Ok(())
+}

@@ -1,0 +1,652 @@
+//! The `namestore` binary, run for real: every command against the in-memory default, a
+//! persistent file and real Redis servers (standalone and Cluster) started by the tests.
+
+#[path = "../../tests/support/mod.rs"]
+mod support;
+
+use std::path::PathBuf;
+use std::process::Output;
+use std::time::Duration;
+
+use assert_cmd::Command;
+
+/// The binary with the store `url`, and no NAMESTORE_URL leaking in from the environment.
+fn namestore(url: &str) -> Command {
+    let mut command = Command::cargo_bin("namestore").expect("the namestore binary");
+    command.env_remove("NAMESTORE_URL").arg("--url").arg(url);
+    command.timeout(Duration::from_secs(60));
+    command
+}
+
+/// Runs `namestore --url URL ARGS…` with stdin closed.
+fn run(url: &str, args: &[&str]) -> Output {
+    namestore(url).args(args).write_stdin("").output().unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8(output.stdout.clone()).expect("UTF-8 stdout")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8(output.stderr.clone()).expect("UTF-8 stderr")
+}
+
+/// Asserts success and returns stdout.
+#[track_caller]
+fn ok(url: &str, args: &[&str]) -> String {
+    let output = run(url, args);
+    assert!(
+        output.status.success(),
+        "namestore {args:?} failed ({:?}): {}",
+        output.status.code(),
+        stderr(&output)
+    );
+    stdout(&output)
+}
+
+/// Asserts the exit code and that stderr is one `error:` line; returns that line.
+#[track_caller]
+fn fails(url: &str, args: &[&str], code: i32) -> String {
+    let output = run(url, args);
+    let err = stderr(&output);
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "namestore {args:?}: exit code (stderr: {err})"
+    );
+    // Besides the error: notes, and the question `clear` asks.
+    let errors: Vec<&str> = err
+        .lines()
+        .filter(|l| !l.starts_with("note: ") && !l.starts_with("Delete every key of"))
+        .collect();
+    assert_eq!(
+        errors.len(),
+        1,
+        "namestore {args:?}: one line of error, got {err:?}"
+    );
+    assert!(errors[0].starts_with("error: "), "{err:?}");
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace"),
+        "{err:?}"
+    );
+    errors[0].to_owned()
+}
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text:?}"))
+}
+
+/// A fresh, unique namespace per call.
+fn unique(tag: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "cli-{}-{}:{tag}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A path for a persistent store file in a fresh temporary directory.
+fn redb_url(tag: &str) -> (String, PathBuf) {
+    let dir = std::env::temp_dir().join(format!("namestore-cli-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("data.redb");
+    (format!("redb://{}", path.display()), path)
+}
+
+/// Every store command against the store at `url`, which keeps data between processes.
+fn every_command(url: &str) {
+    let ns = unique("every");
+    let ns = ns.as_str();
+    let (root, domain) = ns.split_once(':').unwrap();
+
+    // set / get, the namespace written as one word or two.
+    assert_eq!(ok(url, &["set", ns, "k1", "hello wörld"]), "OK\n");
+    assert_eq!(ok(url, &["get", ns, "k1"]), "hello wörld\n");
+    assert_eq!(ok(url, &["get", root, domain, "k1"]), "hello wörld\n");
+    let got = json(&ok(url, &["--json", "get", ns, "k1"]));
+    assert_eq!(got["value"], "hello wörld");
+    assert_eq!(got["namespace"], ns);
+    assert_eq!(got["key"], "k1");
+    let line = fails(url, &["get", ns, "nope"], 1);
+    assert!(
+        line.contains("not found") && line.contains("nope"),
+        "{line}"
+    );
+
+    // exists
+    assert_eq!(ok(url, &["exists", ns, "k1"]), "true\n");
+    assert_eq!(ok(url, &["exists", ns, "nope"]), "false\n");
+    assert_eq!(
+        json(&ok(url, &["exists", ns, "nope", "--json"]))["exists"],
+        false
+    );
+
+    // ttl, expire, persist
+    assert_eq!(ok(url, &["ttl", ns, "k1"]), "no expiry\n");
+    assert!(json(&ok(url, &["--json", "ttl", ns, "k1"]))["ttl_ms"].is_null());
+    assert_eq!(ok(url, &["expire", ns, "k1", "1h"]), "OK\n");
+    let left = json(&ok(url, &["--json", "ttl", ns, "k1"]))["ttl_ms"]
+        .as_u64()
+        .expect("a TTL in ms");
+    assert!((3_500_000..=3_600_000).contains(&left), "{left}");
+    let shown = ok(url, &["ttl", ns, "k1"]);
+    assert!(shown.starts_with("59m") || shown == "1h\n", "{shown:?}");
+    assert_eq!(ok(url, &["persist", ns, "k1"]), "OK\n");
+    assert_eq!(ok(url, &["persist", ns, "k1"]), "no expiry\n");
+    assert_eq!(ok(url, &["ttl", ns, "k1"]), "no expiry\n");
+    fails(url, &["ttl", ns, "nope"], 1);
+    fails(url, &["expire", ns, "nope", "10s"], 1);
+    fails(url, &["persist", ns, "nope"], 1);
+
+    // set with a TTL, which then runs out.
+    assert_eq!(ok(url, &["set", ns, "short", "v", "--ttl", "1s"]), "OK\n");
+    let left = json(&ok(url, &["ttl", ns, "short", "--json"]))["ttl_ms"]
+        .as_u64()
+        .unwrap();
+    assert!((1..=1000).contains(&left), "{left}");
+    std::thread::sleep(Duration::from_millis(1300));
+    fails(url, &["get", ns, "short"], 1);
+
+    // incr / decr, with BY, with a TTL on creation.
+    assert_eq!(ok(url, &["incr", ns, "n"]), "1\n");
+    assert_eq!(ok(url, &["incr", ns, "n", "41"]), "42\n");
+    assert_eq!(ok(url, &["decr", ns, "n", "-8"]), "50\n");
+    assert_eq!(ok(url, &["decr", ns, "n"]), "49\n");
+    assert_eq!(
+        json(&ok(url, &["--json", "incr", ns, "n", "1"]))["value"],
+        50
+    );
+    assert_eq!(ok(url, &["get", ns, "n"]), "50\n");
+    assert_eq!(ok(url, &["incr", ns, "window", "--ttl", "1m"]), "1\n");
+    let left = json(&ok(url, &["ttl", ns, "window", "--json"]))["ttl_ms"]
+        .as_u64()
+        .unwrap();
+    assert!((50_000..=60_000).contains(&left), "{left}");
+    assert_eq!(ok(url, &["incr", ns, "window", "--ttl", "1h"]), "2\n");
+    let left = json(&ok(url, &["ttl", ns, "window", "--json"]))["ttl_ms"]
+        .as_u64()
+        .unwrap();
+    assert!(left <= 60_000, "an existing counter keeps its TTL: {left}");
+
+    // keys: every key, a pattern, JSON.
+    let mut keys: Vec<String> = ok(url, &["keys", ns]).lines().map(String::from).collect();
+    keys.sort();
+    assert_eq!(keys, ["k1", "n", "window"]);
+    assert_eq!(ok(url, &["keys", ns, "k*"]), "k1\n");
+    assert_eq!(ok(url, &["keys", ns, "zz*"]), "");
+    let mut listed: Vec<String> =
+        serde_json::from_value(json(&ok(url, &["--json", "keys", root, domain]))).unwrap();
+    listed.sort();
+    assert_eq!(listed, ["k1", "n", "window"]);
+    assert_eq!(
+        json(&ok(url, &["--json", "keys", ns, "zz*"])),
+        serde_json::json!([])
+    );
+
+    // namespaces: ours, with its count.
+    let table = ok(url, &["namespaces"]);
+    assert!(table.starts_with("        KEYS  NAMESPACE\n"), "{table}");
+    assert!(table.contains(&format!("           3  {ns}\n")), "{table}");
+    let rows = json(&ok(url, &["--json", "namespaces"]));
+    let ours: Vec<_> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["namespace"] == ns)
+        .collect();
+    assert_eq!(ours.len(), 1, "{rows}");
+    assert_eq!(ours[0]["keys"], 3);
+    assert_eq!(ours[0]["root"], root);
+    assert_eq!(ours[0]["domain"], domain);
+
+    // del: one key, several keys, missing keys.
+    assert_eq!(ok(url, &["del", ns, "window"]), "deleted 1\n");
+    fails(url, &["del", ns, "window"], 1);
+    ok(url, &["set", ns, "a", "1"]);
+    ok(url, &["set", ns, "b", "2"]);
+    let output = run(url, &["--json", "del", ns, "a", "b", "ghost", "a"]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let answer = json(&stdout(&output));
+    assert_eq!(
+        (answer["deleted"].as_u64(), answer["missing"].as_u64()),
+        (Some(2), Some(1))
+    );
+    assert!(
+        stderr(&output).contains("1 of 3 keys not found"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(ok(url, &["exists", ns, "a"]), "false\n");
+
+    // expire with zero deletes, as Redis does.
+    ok(url, &["set", ns, "gone", "v"]);
+    assert_eq!(ok(url, &["expire", ns, "gone", "0s"]), "OK\n");
+    assert_eq!(ok(url, &["exists", ns, "gone"]), "false\n");
+
+    // Bytes that are not UTF-8: exact with --raw, escaped for people, base64 in JSON.
+    let bytes = b"\xff\x00a\\\n".to_vec();
+    namestore(url)
+        .args(["set", ns, "bin", "--stdin"])
+        .write_stdin(bytes.clone())
+        .assert()
+        .success();
+    let raw = namestore(url)
+        .args(["get", ns, "bin", "--raw"])
+        .output()
+        .unwrap();
+    assert!(raw.status.success());
+    assert_eq!(raw.stdout, bytes);
+    let shown = run(url, &["get", ns, "bin"]);
+    assert_eq!(stdout(&shown), "\\xff\\0a\\\\\\n\n");
+    assert!(stderr(&shown).contains("not UTF-8"), "{}", stderr(&shown));
+    assert_eq!(
+        json(&ok(url, &["--json", "get", ns, "bin"]))["value_base64"],
+        "/wBhXAo="
+    );
+
+    // clear: refused without an answer, done after `y`, or with --yes.
+    let line = fails(url, &["clear", ns], 5);
+    assert!(line.contains("not confirmed"), "{line}");
+    assert_eq!(ok(url, &["exists", ns, "k1"]), "true\n");
+    let output = namestore(url)
+        .args(["clear", ns])
+        .write_stdin("n\n")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(5));
+    assert_eq!(ok(url, &["exists", ns, "k1"]), "true\n");
+    let output = namestore(url)
+        .args(["clear", ns])
+        .write_stdin("y\n")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(stdout(&output), "deleted 3\n");
+    assert!(stderr(&output).contains(&format!("Delete every key of {ns}")));
+    assert_eq!(ok(url, &["keys", ns]), "");
+    ok(url, &["set", ns, "again", "v"]);
+    assert_eq!(
+        json(&ok(url, &["clear", ns, "--yes", "--json"]))["deleted"],
+        1
+    );
+    assert!(!ok(url, &["namespaces"]).contains(ns));
+}
+
+/// Malformed commands: one line and exit code 2, before the store is touched.
+fn usage_errors(url: &str, ns: &str) {
+    let line = fails(url, &["keys", ns, "[abc"], 2);
+    assert!(line.contains("pattern"), "{line}");
+    let line = fails(url, &["set", "bad root", "x", "k", "v"], 2);
+    assert!(line.contains("invalid namespace"), "{line}");
+    fails(url, &["set", "a:b:c", "k", "v"], 2);
+    fails(url, &["set", ns, "", "v"], 2);
+    fails(url, &["set", ns, "k", "v", "--ttl", "0s"], 2);
+    fails(url, &["set", ns, "k", "v", "--ttl", "soon"], 2);
+    fails(url, &["set", ns, "k", "v", "--ttl", "200y"], 2);
+    fails(url, &["set", ns, "k"], 2);
+    fails(url, &["set", ns, "k", "v", "extra"], 2);
+    fails(url, &["expire", ns, "n", "whenever"], 2);
+    fails(url, &["incr", ns, "n", "seven"], 2);
+    fails(url, &["decr", ns, "n", "-9223372036854775808"], 2);
+    fails(url, &["get", ns], 2);
+    fails(url, &["get"], 2);
+    fails(url, &["get", "lonely"], 2);
+    fails(url, &["frobnicate", ns], 2);
+}
+
+/// Bad input: one line, the documented code, and nothing changed.
+fn bad_input_changes_nothing(url: &str) {
+    let ns = unique("bad");
+    let ns = ns.as_str();
+    ok(url, &["set", ns, "text", "not a number"]);
+    ok(url, &["set", ns, "n", "7"]);
+    let before = ok(url, &["--json", "keys", ns]);
+
+    let line = fails(url, &["incr", ns, "text"], 4);
+    assert!(line.contains("not an integer"), "{line}");
+    assert_eq!(ok(url, &["get", ns, "text"]), "not a number\n");
+    fails(url, &["incr", ns, "n", "9223372036854775807"], 4);
+    assert_eq!(ok(url, &["get", ns, "n"]), "7\n");
+    usage_errors(url, ns);
+    assert_eq!(ok(url, &["get", ns, "n"]), "7\n");
+    assert_eq!(ok(url, &["--json", "keys", ns]), before);
+    assert_eq!(ok(url, &["exists", ns, "k"]), "false\n");
+    ok(url, &["clear", ns, "--yes"]);
+}
+
+#[test]
+fn persistent_file_every_command() {
+    let (url, path) = redb_url("every");
+    every_command(&url);
+    bad_input_changes_nothing(&url);
+    assert!(path.exists());
+}
+
+#[test]
+fn persistent_file_keys_stream_and_namespaces_count() {
+    let (url, path) = redb_url("many");
+    {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let store = namestore::open(&url).unwrap();
+        runtime.block_on(async {
+            let big = store.namespace::<String>("big", "keys").unwrap();
+            for chunk in (0..5000).collect::<Vec<_>>().chunks(1000) {
+                big.mset(chunk.iter().map(|i| (format!("k{i:05}"), "v")), None)
+                    .await
+                    .unwrap();
+            }
+            let small = store.namespace::<String>("a", "small").unwrap();
+            small.set(&"x".to_owned(), "v", None).await.unwrap();
+        });
+    }
+    let keys = ok(&url, &["keys", "big:keys"]);
+    let mut keys: Vec<&str> = keys.lines().collect();
+    assert_eq!(keys.len(), 5000);
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), 5000);
+    assert_eq!(
+        ok(&url, &["namespaces"]),
+        "        KEYS  NAMESPACE\n           1  a:small\n        5000  big:keys\n"
+    );
+    // A reader that goes away (`| head -1`) ends the listing quietly and successfully.
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("namestore"))
+        .env_remove("NAMESTORE_URL")
+        .args(["--url", &url, "keys", "big:keys"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 3];
+    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut first).unwrap();
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{:?}", output.status);
+    assert_eq!(stderr(&output), "");
+    drop(path);
+}
+
+#[test]
+fn persistent_file_in_missing_directory_is_one_line() {
+    let url = "redb:///nonexistent-dir-for-namestore/x/data.redb";
+    let line = fails(url, &["get", "a:b", "k"], 3);
+    assert!(line.contains("cannot open"), "{line}");
+}
+
+#[test]
+fn redis_every_command() {
+    let url = support::start_server(support::free_port(), "");
+    every_command(&url);
+    bad_input_changes_nothing(&url);
+    // Bad input sent nothing that wrote: the server holds no key.
+    assert_eq!(support::stored_keys(&url), 0);
+}
+
+#[test]
+fn redis_cluster_commands() {
+    let url = support::start_cluster();
+    for url in [url.clone(), format!("{url}?hash_tag=1")] {
+        let ns = unique("cluster");
+        let ns = ns.as_str();
+        for i in 0..20 {
+            ok(&url, &["set", ns, &format!("k{i}"), "v"]);
+        }
+        assert_eq!(ok(&url, &["incr", ns, "k-counter", "5"]), "5\n");
+        assert_eq!(ok(&url, &["keys", ns]).lines().count(), 21);
+        assert!(
+            ok(&url, &["namespaces"]).contains(&format!("          21  {ns}\n")),
+            "{url}"
+        );
+        assert_eq!(ok(&url, &["clear", ns, "--yes"]), "deleted 21\n");
+        assert_eq!(ok(&url, &["keys", ns]), "");
+    }
+}
+
+#[test]
+fn unreachable_store_has_its_own_code_and_hides_the_password() {
+    let port = support::free_port();
+    let url = format!("redis://user:hunter2-secret@127.0.0.1:{port}/0?connect_timeout_ms=500");
+    for args in [
+        &["get", "a:b", "k"][..],
+        &["set", "a:b", "k", "v"],
+        &["keys", "a:b"],
+        &["namespaces"],
+        &["clear", "a:b", "--yes"],
+        &["bench", "--time", "100ms", "--ops", "get"],
+    ] {
+        let output = run(&url, args);
+        let err = stderr(&output);
+        assert_eq!(output.status.code(), Some(3), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+    // The prompt names the store without its password.
+    let output = namestore(&url)
+        .args(["clear", "a:b"])
+        .write_stdin("n\n")
+        .output()
+        .unwrap();
+    let err = stderr(&output);
+    assert!(
+        err.contains(&format!("redis://***@127.0.0.1:{port}/0?")),
+        "{err}"
+    );
+    assert!(!err.contains("hunter2"), "{err}");
+}
+
+#[test]
+fn malformed_urls_are_usage_errors() {
+    for url in [
+        "nosuch://x",
+        "no-scheme",
+        "redis://host:notaport",
+        "memory://?shards=banana",
+    ] {
+        let line = fails(url, &["get", "a:b", "k"], 2);
+        assert!(
+            line.contains("URL") || line.contains("url"),
+            "{url}: {line}"
+        );
+    }
+}
+
+#[test]
+fn url_from_the_environment() {
+    let (url, _) = redb_url("env");
+    let mut command = Command::cargo_bin("namestore").unwrap();
+    command
+        .env("NAMESTORE_URL", &url)
+        .args(["set", "env:test", "k", "from-env"])
+        .assert()
+        .success();
+    assert_eq!(ok(&url, &["get", "env:test", "k"]), "from-env\n");
+    // --help shows where the URL comes from, never its value.
+    let help = Command::cargo_bin("namestore")
+        .unwrap()
+        .env("NAMESTORE_URL", "redis://:topsecret@host")
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = stdout(&help);
+    assert!(
+        help.contains("NAMESTORE_URL") && !help.contains("topsecret"),
+        "{help}"
+    );
+}
+
+#[test]
+fn memory_default_commands() {
+    let url = "memory://";
+    // Each process has its own empty store.
+    assert_eq!(ok(url, &["set", "app:s", "k", "v"]), "OK\n");
+    let output = run(url, &["get", "app:s", "k"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("memory:// starts empty"));
+    assert_eq!(ok(url, &["incr", "app:s", "n", "3"]), "3\n");
+    assert_eq!(ok(url, &["exists", "app:s", "k"]), "false\n");
+    assert_eq!(ok(url, &["keys", "app:s"]), "");
+    assert_eq!(ok(url, &["namespaces"]), "        KEYS  NAMESPACE\n");
+    assert_eq!(ok(url, &["--json", "namespaces"]), "[]\n");
+    assert_eq!(ok(url, &["clear", "app:s", "--yes"]), "deleted 0\n");
+    fails(url, &["ttl", "app:s", "k"], 1);
+    fails(url, &["del", "app:s", "k"], 1);
+    // The default store is memory://.
+    let mut command = Command::cargo_bin("namestore").unwrap();
+    command
+        .env_remove("NAMESTORE_URL")
+        .args(["set", "app:s", "k", "v"])
+        .assert()
+        .success()
+        .stdout("OK\n");
+    usage_errors(url, "app:s");
+}
+
+#[test]
+fn demo_tours_the_commands() {
+    let out = ok("memory://", &["demo"]);
+    for expected in [
+        "$ namestore set app:sessions s-7f3a user=42 --ttl 30m\nOK\n",
+        "$ namestore get app:sessions s-7f3a\nuser=42\n",
+        "$ namestore incr app:visits home 10\n11\n",
+        "           2  app:sessions\n           1  app:visits\n",
+        "error: key not found: app:sessions s-7f3a (exit code 1)",
+        "is not an integer (exit code 4)",
+    ] {
+        assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
+    }
+}
+
+/// The bench's table: one row per operation, with throughput and percentiles.
+fn bench_table(url: &str, extra: &[&str]) -> String {
+    let mut args = vec!["bench", "--time", "150ms"];
+    args.extend_from_slice(extra);
+    let out = ok(url, &args);
+    let header = out.lines().nth(1).expect("a header row");
+    for column in ["op", "ops/s", "ns/op", "p50", "p99", "p99.9"] {
+        assert!(header.split_whitespace().any(|c| c == column), "{header}");
+    }
+    out
+}
+
+#[test]
+fn bench_on_memory_prints_every_operation() {
+    let out = bench_table("memory://", &[]);
+    for op in [
+        "get",
+        "set",
+        "exists",
+        "incr",
+        "delete+set",
+        "delete+set_nx",
+        "get_set",
+        "cas",
+        "ttl",
+        "mget(10)",
+        "mset(10)",
+        "mdel(10)+mset(10)",
+    ] {
+        assert!(
+            out.lines().any(|l| l.split_whitespace().next() == Some(op)),
+            "no row for {op}:\n{out}"
+        );
+    }
+    assert!(
+        out.starts_with("memory:// (memory, statically dispatched)"),
+        "{out}"
+    );
+    let doc = json(&ok(
+        "memory://",
+        &[
+            "--json", "bench", "--time", "100ms", "--ops", "get,incr", "-c", "3",
+        ],
+    ));
+    let rows = doc["results"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(doc["concurrency"], 3);
+    for row in rows {
+        assert!(row["ops"].as_u64().unwrap() > 1000, "{row}");
+        let (p50, p99, p999) = (
+            row["p50_ns"].as_u64().unwrap(),
+            row["p99_ns"].as_u64().unwrap(),
+            row["p999_ns"].as_u64().unwrap(),
+        );
+        assert!(p50 <= p99 && p99 <= p999, "{row}");
+    }
+}
+
+#[test]
+fn bench_on_redis_and_file() {
+    let url = support::start_server(support::free_port(), "");
+    let out = bench_table(
+        &url,
+        &[
+            "--ops",
+            "get,set,mget",
+            "--concurrency",
+            "4",
+            "--keys",
+            "100",
+        ],
+    );
+    assert_eq!(out.lines().count(), 6, "{out}");
+    // The bench leaves nothing behind.
+    assert_eq!(support::stored_keys(&url), 0);
+    // It refuses a namespace that holds data.
+    ok(&url, &["set", "mine:data", "k", "v"]);
+    let line = fails(
+        &url,
+        &["bench", "--namespace", "mine:data", "--time", "50ms"],
+        2,
+    );
+    assert!(line.contains("holds keys"), "{line}");
+    assert_eq!(ok(&url, &["get", "mine:data", "k"]), "v\n");
+
+    let (file, _) = redb_url("bench");
+    let out = bench_table(&file, &["--ops", "get,incr", "--keys", "50"]);
+    assert_eq!(out.lines().count(), 5, "{out}");
+}
+
+#[test]
+fn help_completions_and_man_page() {
+    let help = ok("memory://", &["--help"]);
+    for command in [
+        "get",
+        "set",
+        "del",
+        "exists",
+        "ttl",
+        "expire",
+        "persist",
+        "incr",
+        "decr",
+        "keys",
+        "clear",
+        "namespaces",
+        "bench",
+        "demo",
+        "completions",
+        "man",
+    ] {
+        assert!(
+            help.lines()
+                .any(|l| l.trim_start().starts_with(&format!("{command} "))),
+            "--help lists {command}:\n{help}"
+        );
+        let sub = ok("memory://", &[command, "--help"]);
+        assert!(sub.contains("Usage: namestore"), "{command} --help:\n{sub}");
+    }
+    assert!(help.contains("Exit codes:"), "{help}");
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let script = ok("memory://", &["completions", shell]);
+        assert!(script.contains("namespaces"), "{shell}");
+    }
+    let man = ok("memory://", &["man"]);
+    assert!(
+        man.starts_with(".ie") || man.contains(".TH namestore"),
+        "{man}"
+    );
+    fails("memory://", &["completions", "tcsh"], 2);
+}
