@@ -23,6 +23,7 @@ use crate::output::{Failure, redacted_url, write_json, write_table};
 
 /// The operations, as in the guide's basic and batch tables.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[repr(u8)]
 pub enum Op {
     Get,
     Set,
@@ -60,6 +61,12 @@ impl Op {
         Op::Mset,
         Op::Mdel,
     ];
+
+    /// The operation a const generic parameter names: each task's loop is compiled once per
+    /// operation, so the loop does not branch on it (as the criterion benches' loops).
+    const fn from_u8(op: u8) -> Op {
+        Op::ALL[op as usize]
+    }
 
     /// The row's name in the output: pairs say so.
     fn label(self) -> &'static str {
@@ -213,9 +220,7 @@ async fn run_op<D: Driver>(
     for t in 0..args.concurrency as usize {
         let (work, stop, done) = (work.clone(), stop.clone(), done.clone());
         let start = t * work.keys.len() / args.concurrency as usize;
-        tasks.push(tokio::spawn(async move {
-            task(&work, op, start, &stop, &done, sample_every).await
-        }));
+        tasks.push(spawn(work, op, start, stop, done, sample_every));
     }
     let deadline = started + args.time;
     while Instant::now() < deadline {
@@ -267,9 +272,7 @@ async fn run_tasks<D: Driver>(
     let mut handles = Vec::new();
     for _ in 0..tasks {
         let (work, stop, done) = (work.clone(), stop.clone(), done.clone());
-        handles.push(tokio::spawn(async move {
-            task(&work, op, 0, &stop, &done, sample_every).await
-        }));
+        handles.push(spawn(work, op, 0, stop, done, sample_every));
     }
     tokio::time::sleep(time).await;
     stop.store(true, Ordering::Relaxed);
@@ -286,16 +289,90 @@ async fn run_tasks<D: Driver>(
     Ok((ops, started.elapsed()))
 }
 
+/// Spawns a task running `op`'s own loop.
+fn spawn<D: Driver>(
+    work: Arc<Workload<D>>,
+    op: Op,
+    start: usize,
+    stop: Arc<AtomicBool>,
+    done: Arc<AtomicU64>,
+    sample_every: u64,
+) -> tokio::task::JoinHandle<TaskResult> {
+    macro_rules! spawn_op {
+        ($($op:ident),*) => {
+            match op {
+                $(Op::$op => tokio::spawn(async move {
+                    task::<D, { Op::$op as u8 }>(&work, start, &stop, &done, sample_every).await
+                }),)*
+            }
+        };
+    }
+    spawn_op!(
+        Get, Set, Exists, Incr, Delete, SetNx, GetSet, Cas, Ttl, Mget, Mset, Mdel
+    )
+}
+
 fn histogram() -> Histogram<u64> {
     // 1 ns to 10 minutes, 3 significant digits.
     Histogram::new_with_bounds(1, 600_000_000_000, 3).expect("valid histogram bounds")
 }
 
+/// One operation (or pair) on key `i`, written out in the task's loop rather than called as
+/// an `async fn`: a nested future would be built and moved into the loop's state on every
+/// operation, which costs a fast store more than the operation itself. Each leaves the data as
+/// it found it, so a run can be any length.
+macro_rules! one {
+    ($work:expr, $i:expr, $op:expr) => {{
+        let (work, i) = ($work, $i);
+        let (ns, key, value) = (&work.ns, &work.keys[i], &work.value);
+        match $op {
+            Op::Get => {
+                std::hint::black_box(ns.get(key).await?);
+            }
+            Op::Set => ns.set(key, value.clone(), None).await?,
+            Op::Exists => {
+                std::hint::black_box(ns.exists(key).await?);
+            }
+            Op::Incr => {
+                std::hint::black_box(ns.incr(&work.counters[i], 1).await?);
+            }
+            Op::Delete => {
+                std::hint::black_box(ns.delete(key).await?);
+                ns.set(key, value.clone(), None).await?;
+            }
+            Op::SetNx => {
+                ns.delete(key).await?;
+                std::hint::black_box(ns.set_nx(key, value.clone(), None).await?);
+            }
+            Op::GetSet => {
+                std::hint::black_box(ns.get_set(key, value.clone(), None).await?);
+            }
+            Op::Cas => {
+                std::hint::black_box(ns.cas(key, value, value.clone(), None).await?);
+            }
+            Op::Ttl => {
+                std::hint::black_box(ns.ttl(key).await?);
+            }
+            Op::Mget => {
+                std::hint::black_box(ns.mget(batch(&work.keys, i)).await?);
+            }
+            Op::Mset => {
+                ns.mset(batch(&work.keys, i).map(|k| (k, value.clone())), None)
+                    .await?
+            }
+            Op::Mdel => {
+                std::hint::black_box(ns.mdel(batch(&work.keys, i)).await?);
+                ns.mset(batch(&work.keys, i).map(|k| (k, value.clone())), None)
+                    .await?;
+            }
+        }
+    }};
+}
+
 /// One task's loop: the operation on key after key until told to stop. Yields to the runtime
-/// every 256 operations, so tasks on a store that answers at once still take turns.
-async fn task<D: Driver>(
+/// every 65,536 operations, so tasks on a store that answers at once still take turns.
+async fn task<D: Driver, const OP: u8>(
     work: &Workload<D>,
-    op: Op,
     start: usize,
     stop: &AtomicBool,
     done: &AtomicU64,
@@ -308,14 +385,12 @@ async fn task<D: Driver>(
     let mut i = start % count;
     let mut next_sample = 0;
     while !stop.load(Ordering::Relaxed) {
-        if n == next_sample {
-            let began = Instant::now();
-            one(work, op, i).await?;
+        let began = (n == next_sample).then(Instant::now);
+        one!(work, i, const { Op::from_u8(OP) });
+        if let Some(began) = began {
             let took = began.elapsed().as_nanos() as u64;
             latencies.saturating_record(took.saturating_sub(timer).max(1));
             next_sample = n.saturating_add(sample_every);
-        } else {
-            one(work, op, i).await?;
         }
         n += 1;
         i += 1;
@@ -324,59 +399,15 @@ async fn task<D: Driver>(
         }
         if n % 256 == 0 {
             done.fetch_add(256, Ordering::Relaxed);
-            tokio::task::yield_now().await;
+            // A yield goes through the scheduler (which also polls the I/O driver): about a
+            // microsecond, so tasks on a store that answers at once take turns only every
+            // few milliseconds. A network store's tasks yield at every round trip anyway.
+            if n % (64 * 1024) == 0 {
+                tokio::task::yield_now().await;
+            }
         }
     }
     Ok((n, latencies))
-}
-
-/// One operation (or pair) on key `i`. Each leaves the data as it found it, so a run can be
-/// any length.
-#[inline(always)]
-async fn one<D: Driver>(work: &Workload<D>, op: Op, i: usize) -> Result<(), namestore::Error> {
-    let (ns, key, value) = (&work.ns, &work.keys[i], &work.value);
-    match op {
-        Op::Get => {
-            std::hint::black_box(ns.get(key).await?);
-        }
-        Op::Set => ns.set(key, value.clone(), None).await?,
-        Op::Exists => {
-            std::hint::black_box(ns.exists(key).await?);
-        }
-        Op::Incr => {
-            std::hint::black_box(ns.incr(&work.counters[i], 1).await?);
-        }
-        Op::Delete => {
-            std::hint::black_box(ns.delete(key).await?);
-            ns.set(key, value.clone(), None).await?;
-        }
-        Op::SetNx => {
-            ns.delete(key).await?;
-            std::hint::black_box(ns.set_nx(key, value.clone(), None).await?);
-        }
-        Op::GetSet => {
-            std::hint::black_box(ns.get_set(key, value.clone(), None).await?);
-        }
-        Op::Cas => {
-            std::hint::black_box(ns.cas(key, value, value.clone(), None).await?);
-        }
-        Op::Ttl => {
-            std::hint::black_box(ns.ttl(key).await?);
-        }
-        Op::Mget => {
-            std::hint::black_box(ns.mget(batch(&work.keys, i)).await?);
-        }
-        Op::Mset => {
-            ns.mset(batch(&work.keys, i).map(|k| (k, value.clone())), None)
-                .await?
-        }
-        Op::Mdel => {
-            std::hint::black_box(ns.mdel(batch(&work.keys, i)).await?);
-            ns.mset(batch(&work.keys, i).map(|k| (k, value.clone())), None)
-                .await?;
-        }
-    }
-    Ok(())
 }
 
 /// The 10 keys from `i` on, wrapping around.
