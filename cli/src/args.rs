@@ -210,7 +210,8 @@ pub struct Bench {
     /// How long to run each operation: 2s, 500ms, 1m
     #[arg(long, value_parser = parse_duration, default_value = "2s", value_name = "DURATION")]
     pub time: Duration,
-    /// Tasks running operations at the same time
+    /// Operations in flight at once: tokio tasks on a network store or a file, threads on the
+    /// in-memory store
     #[arg(long, short = 'c', default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub concurrency: u32,
     /// Operations to run, comma-separated (default: all): get, set, exists, incr, delete,

@@ -24,6 +24,8 @@ fn main() -> ExitCode {
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // `bench --concurrency` on the in-memory store runs one blocking thread per task.
+        .max_blocking_threads(4096 + 64)
         .build()
     {
         Ok(runtime) => runtime,

@@ -525,7 +525,7 @@ fn bench_table(url: &str, extra: &[&str]) -> String {
     args.extend_from_slice(extra);
     let out = ok(url, &args);
     let header = out.lines().nth(1).expect("a header row");
-    for column in ["op", "ops/s", "ns/op", "p50", "p99", "p99.9"] {
+    for column in ["op", "ops/s", "time/op", "p50", "p99", "p99.9"] {
         assert!(header.split_whitespace().any(|c| c == column), "{header}");
     }
     out
@@ -554,7 +554,9 @@ fn bench_on_memory_prints_every_operation() {
         );
     }
     assert!(
-        out.starts_with("memory:// (memory, statically dispatched)"),
+        out.starts_with(
+            "memory:// (memory, statically dispatched, calls polled in place on threads)"
+        ),
         "{out}"
     );
     let doc = json(&ok(
