@@ -89,6 +89,52 @@ fn object(ns: &Ns, key: &str) -> Map<String, Value> {
     object
 }
 
+/// Writes a command's answer about one key: `{"namespace", "key", fields…}` with `--json`,
+/// `text` on a line otherwise.
+fn reply(
+    session: &Session<'_>,
+    out: &mut dyn Write,
+    ns: &Ns,
+    key: &str,
+    fields: &[(&str, Value)],
+    text: impl std::fmt::Display,
+) -> Result<(), Failure> {
+    if session.json {
+        let mut o = object(ns, key);
+        for (field, value) in fields {
+            o.insert((*field).into(), value.clone());
+        }
+        write_json(out, &o.into())?;
+    } else {
+        writeln!(out, "{text}")?;
+    }
+    Ok(())
+}
+
+/// A JSON array written item by item as a listing streams, so it is one valid document
+/// however long the listing.
+struct JsonArray {
+    written: u64,
+}
+
+impl JsonArray {
+    fn start(out: &mut dyn Write) -> io::Result<Self> {
+        out.write_all(b"[")?;
+        Ok(JsonArray { written: 0 })
+    }
+
+    fn item(&mut self, out: &mut dyn Write, item: &Value) -> io::Result<()> {
+        out.write_all(if self.written == 0 { b"\n" } else { b",\n" })?;
+        serde_json::to_writer(&mut *out, item).map_err(io::Error::from)?;
+        self.written += 1;
+        Ok(())
+    }
+
+    fn finish(self, out: &mut dyn Write) -> io::Result<()> {
+        out.write_all(if self.written > 0 { b"\n]\n" } else { b"]\n" })
+    }
+}
+
 /// Runs a store command, writing its answer to `out`.
 pub async fn run(
     session: &Session<'_>,
@@ -103,14 +149,7 @@ pub async fn run(
             let (ns, rest) = namespace(session, &target.words)?;
             let key = &arguments("exists", rest, &["KEY"])?[0];
             let exists = ns.exists(key).await?;
-            if session.json {
-                let mut o = object(&ns, key);
-                o.insert("exists".into(), json!(exists));
-                write_json(out, &o.into())?;
-            } else {
-                writeln!(out, "{exists}")?;
-            }
-            Ok(())
+            reply(session, out, &ns, key, &[("exists", json!(exists))], exists)
         }
         Command::Ttl { target } => ttl(session, &target, out).await,
         Command::Expire { target } => {
@@ -120,7 +159,7 @@ pub async fn run(
             if !ns.expire(key, duration).await? {
                 return Err(Failure::not_found(&name(&ns), key));
             }
-            done(session, &ns, key, "expire", out)
+            reply(session, out, &ns, key, &[("expire", json!(true))], "OK")
         }
         Command::Persist { target } => {
             let (ns, rest) = namespace(session, &target.words)?;
@@ -129,16 +168,15 @@ pub async fn run(
             if !persisted && !ns.exists(key).await? {
                 return Err(Failure::not_found(&name(&ns), key));
             }
-            if session.json {
-                let mut o = object(&ns, key);
-                o.insert("persisted".into(), json!(persisted));
-                write_json(out, &o.into())?;
-            } else if persisted {
-                writeln!(out, "OK")?;
-            } else {
-                writeln!(out, "no expiry")?;
-            }
-            Ok(())
+            let text = if persisted { "OK" } else { "no expiry" };
+            reply(
+                session,
+                out,
+                &ns,
+                key,
+                &[("persisted", json!(persisted))],
+                text,
+            )
         }
         Command::Incr(counter) => count(session, "incr", counter, false, out).await,
         Command::Decr(counter) => count(session, "decr", counter, true, out).await,
@@ -149,23 +187,6 @@ pub async fn run(
             unreachable!("handled before a store command runs")
         }
     }
-}
-
-fn done(
-    session: &Session<'_>,
-    ns: &Ns,
-    key: &str,
-    field: &str,
-    out: &mut dyn Write,
-) -> Result<(), Failure> {
-    if session.json {
-        let mut o = object(ns, key);
-        o.insert(field.into(), json!(true));
-        write_json(out, &o.into())?;
-    } else {
-        writeln!(out, "OK")?;
-    }
-    Ok(())
 }
 
 async fn get(
@@ -217,15 +238,15 @@ async fn set(
         return Err(Failure::usage("--ttl must be longer than zero"));
     }
     ns.set(key, value, ttl).await?;
-    if session.json {
-        let mut o = object(&ns, key);
-        o.insert("stored".into(), json!(true));
-        o.insert("ttl_ms".into(), json!(ttl.map(|t| t.as_millis() as u64)));
-        write_json(out, &o.into())?;
-    } else {
-        writeln!(out, "OK")?;
-    }
-    Ok(())
+    let ttl_ms = json!(ttl.map(|t| t.as_millis() as u64));
+    reply(
+        session,
+        out,
+        &ns,
+        key,
+        &[("stored", json!(true)), ("ttl_ms", ttl_ms)],
+        "OK",
+    )
 }
 
 async fn del(session: &Session<'_>, target: &Words, out: &mut dyn Write) -> Result<(), Failure> {
@@ -268,17 +289,9 @@ async fn ttl(session: &Session<'_>, target: &Words, out: &mut dyn Write) -> Resu
         KeyTtl::NoExpiry => None,
         KeyTtl::ExpiresIn(left) => Some(left),
     };
-    if session.json {
-        let mut o = object(&ns, key);
-        o.insert("ttl_ms".into(), json!(left.map(|d| d.as_millis() as u64)));
-        write_json(out, &o.into())?;
-    } else {
-        match left {
-            Some(left) => writeln!(out, "{}", shown_duration(left))?,
-            None => writeln!(out, "no expiry")?,
-        }
-    }
-    Ok(())
+    let text = left.map_or_else(|| "no expiry".to_owned(), shown_duration);
+    let ttl_ms = json!(left.map(|d| d.as_millis() as u64));
+    reply(session, out, &ns, key, &[("ttl_ms", ttl_ms)], text)
 }
 
 async fn count(
@@ -312,14 +325,7 @@ async fn count(
         Some(ttl) => ns.incr_with_ttl(key, delta, ttl).await?,
         None => ns.incr(key, delta).await?,
     };
-    if session.json {
-        let mut o = object(&ns, key);
-        o.insert("value".into(), json!(value));
-        write_json(out, &o.into())?;
-    } else {
-        writeln!(out, "{value}")?;
-    }
-    Ok(())
+    reply(session, out, &ns, key, &[("value", json!(value))], value)
 }
 
 /// Writes the keys as the scan yields them, flushing every few hundred so a long listing
@@ -329,28 +335,25 @@ async fn keys(session: &Session<'_>, target: &Words, out: &mut dyn Write) -> Res
     let rest = arguments("keys", rest, &["[PATTERN]"])?;
     let pattern = rest.first().map_or("*", String::as_str);
     let mut stream = ns.scan(pattern)?;
+    let mut array = if session.json {
+        Some(JsonArray::start(out)?)
+    } else {
+        None
+    };
     let mut written = 0u64;
-    if session.json {
-        out.write_all(b"[")?;
-    }
     while let Some(key) = stream.next().await {
         let key = key?;
-        if session.json {
-            if written > 0 {
-                out.write_all(b",")?;
-            }
-            out.write_all(b"\n")?;
-            serde_json::to_writer(&mut *out, &key).map_err(io::Error::from)?;
-        } else {
-            writeln!(out, "{}", shown_listed_key(&key))?;
+        match &mut array {
+            Some(array) => array.item(out, &json!(key))?,
+            None => writeln!(out, "{}", shown_listed_key(&key))?,
         }
         written += 1;
         if written % 512 == 0 {
             out.flush()?;
         }
     }
-    if session.json {
-        out.write_all(if written > 0 { b"\n]\n" } else { b"]\n" })?;
+    if let Some(array) = array {
+        array.finish(out)?;
     }
     Ok(())
 }
@@ -396,34 +399,30 @@ async fn clear(
 /// a fixed width so rows line up without waiting for the last one.
 async fn namespaces(session: &Session<'_>, out: &mut dyn Write) -> Result<(), Failure> {
     let mut stream = pin!(session.store.namespaces());
-    let mut written = 0u64;
-    if session.json {
-        out.write_all(b"[")?;
+    let mut array = if session.json {
+        Some(JsonArray::start(out)?)
     } else {
         writeln!(out, "{:>12}  NAMESPACE", "KEYS")?;
-    }
+        None
+    };
     while let Some(info) = stream.next().await {
         let info = info?;
-        if session.json {
-            if written > 0 {
-                out.write_all(b",")?;
-            }
-            out.write_all(b"\n")?;
-            let row = json!({
-                "namespace": info.name().to_string(),
-                "root": info.name().root(),
-                "domain": info.name().domain(),
-                "keys": info.keys(),
-            });
-            serde_json::to_writer(&mut *out, &row).map_err(io::Error::from)?;
-        } else {
-            writeln!(out, "{:>12}  {}", info.keys(), info.name())?;
+        match &mut array {
+            Some(array) => array.item(
+                out,
+                &json!({
+                    "namespace": info.name().to_string(),
+                    "root": info.name().root(),
+                    "domain": info.name().domain(),
+                    "keys": info.keys(),
+                }),
+            )?,
+            None => writeln!(out, "{:>12}  {}", info.keys(), info.name())?,
         }
-        written += 1;
         out.flush()?;
     }
-    if session.json {
-        out.write_all(if written > 0 { b"\n]\n" } else { b"]\n" })?;
+    if let Some(array) = array {
+        array.finish(out)?;
     }
     Ok(())
 }
