@@ -918,7 +918,7 @@ impl Driver for RedbDriver {
         .await
     }
 
-    /// Walks the whole data table in key order, [`PAGE`] keys per read transaction, and
+    /// Walks the whole data table in key order, 1000 keys per read transaction, and
     /// yields each namespace as soon as the walk has passed its last key.
     fn namespaces(&self) -> impl Stream<Item = Result<NamespaceInfo>> + Send + 'static {
         use futures_util::StreamExt;
