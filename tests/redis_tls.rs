@@ -2,99 +2,12 @@
 //! `redis-server` processes with a certificate from a private CA made here with `openssl`.
 #![cfg(feature = "redis")]
 
-use std::path::PathBuf;
-use std::process::Command;
-use std::sync::OnceLock;
-
 use namestore::conformance::{Harness, Time};
 use namestore::drivers::redis::{RedisConfig, RedisDriver};
 
 mod support;
 
-/// A CA and a server certificate for 127.0.0.1, made once per run.
-fn certificates() -> &'static PathBuf {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("namestore-tls-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(
-            dir.join("ext.cnf"),
-            "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
-        )
-        .unwrap();
-        let steps: [&[&str]; 3] = [
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.crt",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=namestore test CA",
-            ],
-            &[
-                "req",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                "server.key",
-                "-out",
-                "server.csr",
-                "-subj",
-                "/CN=localhost",
-            ],
-            &[
-                "x509",
-                "-req",
-                "-in",
-                "server.csr",
-                "-CA",
-                "ca.crt",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                "server.crt",
-                "-days",
-                "2",
-                "-extfile",
-                "ext.cnf",
-            ],
-        ];
-        for args in steps {
-            let status = Command::new("openssl")
-                .args(args)
-                .current_dir(&dir)
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .status()
-                .expect("openssl (apt-get install openssl)");
-            assert!(status.success(), "openssl {args:?} failed");
-        }
-        dir
-    })
-}
-
-/// Starts a TLS-only `redis-server` with the test certificate; returns its port.
-fn start_tls_server(dir: &std::path::Path) -> u16 {
-    let port = support::free_port();
-    support::start_server(
-        port,
-        &format!(
-            "--port 0 --tls-port {port} --tls-cert-file {d}/server.crt --tls-key-file {d}/server.key \
-             --tls-ca-cert-file {d}/ca.crt --tls-auth-clients no",
-            d = dir.display()
-        ),
-    );
-    port
-}
+use support::{certificates, start_tls_server};
 
 fn harness() -> Harness<RedisDriver> {
     let dir = certificates();
@@ -156,4 +69,39 @@ async fn an_untrusted_certificate_is_refused() {
         ),
         "{error:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_private_ca_named_in_the_url_is_trusted() {
+    let dir = certificates();
+    let port = start_tls_server(dir);
+    let ca = dir.join("ca.crt");
+    let url = format!(
+        "rediss://127.0.0.1:{port}/0?tls_ca_file={}&response_timeout_ms=30000",
+        ca.display()
+    );
+    let ns = namestore::open(&url)
+        .unwrap()
+        .namespace::<String>("app", "tls-url")
+        .unwrap();
+    ns.set(&"k".to_owned(), "v", None).await.unwrap();
+    assert_eq!(
+        ns.get(&"k".to_owned()).await.unwrap().as_deref(),
+        Some(&b"v"[..])
+    );
+
+    for (bad, mentions) in [
+        (
+            format!("redis://127.0.0.1:{port}/0?tls_ca_file={}", ca.display()),
+            "rediss://",
+        ),
+        (
+            format!("rediss://127.0.0.1:{port}/0?tls_ca_file=/no/such/ca.pem"),
+            "cannot read",
+        ),
+    ] {
+        let error = namestore::open(&bad).unwrap_err();
+        assert_eq!(error.kind(), namestore::ErrorKind::InvalidUrl, "{error}");
+        assert!(error.to_string().contains(mentions), "{error}");
+    }
 }

@@ -652,3 +652,26 @@ fn help_completions_and_man_page() {
     );
     fails("memory://", &["completions", "tcsh"], 2);
 }
+
+#[test]
+fn redis_over_tls_with_a_private_ca() {
+    let dir = support::certificates();
+    let port = support::start_tls_server(dir);
+    let url = format!(
+        "rediss://127.0.0.1:{port}/0?tls_ca_file={}&response_timeout_ms=30000",
+        dir.join("ca.crt").display()
+    );
+    let ns = unique("tls");
+    assert_eq!(
+        ok(&url, &["set", &ns, "k", "over tls", "--ttl", "1h"]),
+        "OK\n"
+    );
+    assert_eq!(ok(&url, &["get", &ns, "k"]), "over tls\n");
+    assert_eq!(ok(&url, &["incr", &ns, "n", "2"]), "2\n");
+    assert_eq!(ok(&url, &["keys", &ns]).lines().count(), 2);
+    assert!(ok(&url, &["namespaces"]).contains(&format!("           2  {ns}\n")));
+    assert_eq!(ok(&url, &["clear", &ns, "--yes"]), "deleted 2\n");
+    // Without the CA the server is not trusted: unreachable, one line.
+    let untrusted = format!("rediss://127.0.0.1:{port}/0?connect_timeout_ms=1000");
+    fails(&untrusted, &["get", &ns, "k"], 3);
+}

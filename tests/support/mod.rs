@@ -201,3 +201,88 @@ pub fn command_calls(url: &str, command: &str) -> u64 {
             })
     })
 }
+
+/// A CA and a server certificate for 127.0.0.1, made once per run.
+pub fn certificates() -> &'static std::path::PathBuf {
+    static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("namestore-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("ext.cnf"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+        )
+        .unwrap();
+        let steps: [&[&str]; 3] = [
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.crt",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=namestore test CA",
+            ],
+            &[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+                "-subj",
+                "/CN=localhost",
+            ],
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                "server.crt",
+                "-days",
+                "2",
+                "-extfile",
+                "ext.cnf",
+            ],
+        ];
+        for args in steps {
+            let status = Command::new("openssl")
+                .args(args)
+                .current_dir(&dir)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .expect("openssl (apt-get install openssl)");
+            assert!(status.success(), "openssl {args:?} failed");
+        }
+        dir
+    })
+}
+
+/// Starts a TLS-only `redis-server` with the test certificate; returns its port.
+pub fn start_tls_server(dir: &std::path::Path) -> u16 {
+    let port = free_port();
+    start_server(
+        port,
+        &format!(
+            "--port 0 --tls-port {port} --tls-cert-file {d}/server.crt --tls-key-file {d}/server.key \
+             --tls-ca-cert-file {d}/ca.crt --tls-auth-clients no",
+            d = dir.display()
+        ),
+    );
+    port
+}

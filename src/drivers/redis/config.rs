@@ -19,8 +19,9 @@ pub const TLS_SCHEME: &str = "rediss";
 /// From a URL: `redis://[[user]:password@]host[:port][/db]` for a standalone server
 /// (`rediss://` over TLS, verified against the system's roots or [`RedisConfig::tls_root_certificate`]), or
 /// `redis+cluster://[[user]:password@]host1:port1,host2:port2,…` with any of a cluster's nodes
-/// as seeds; with optional query parameters `connect_timeout_ms`, `response_timeout_ms` and
-/// `hash_tag=1`. `Debug` never shows the password.
+/// as seeds; with optional query parameters `connect_timeout_ms`, `response_timeout_ms`,
+/// `hash_tag=1` and, for `rediss://`, `tls_ca_file=/path/ca.pem` (a CA to trust instead of the
+/// system's roots, read when the URL is parsed). `Debug` never shows the password.
 ///
 /// ```
 /// use namestore::drivers::redis::RedisConfig;
@@ -107,6 +108,21 @@ impl RedisConfig {
         };
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            if name == "tls_ca_file" {
+                if !tls {
+                    return Err(Error::invalid_url(
+                        "Redis parameter `tls_ca_file` needs a `rediss://` URL",
+                    ));
+                }
+                let pem = std::fs::read(value).map_err(|e| {
+                    Error::invalid_url(format!(
+                        "Redis parameter `tls_ca_file`: cannot read `{}`: {e}",
+                        crate::error::shorten(value)
+                    ))
+                })?;
+                config.tls_root_certificate = Some(pem);
+                continue;
+            }
             if name == "hash_tag" {
                 config.hash_tag = match value {
                     "1" | "true" => true,
@@ -130,7 +146,7 @@ impl RedisConfig {
                 "response_timeout_ms" => config.response_timeout = Duration::from_millis(millis),
                 other => {
                     return Err(Error::invalid_url(format!(
-                        "unknown Redis parameter `{}` (known: connect_timeout_ms, response_timeout_ms, hash_tag)",
+                        "unknown Redis parameter `{}` (known: connect_timeout_ms, response_timeout_ms, hash_tag, tls_ca_file)",
                         crate::error::shorten(other)
                     )));
                 }
