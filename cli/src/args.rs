@@ -12,7 +12,8 @@ Exit codes:
   2  usage error: bad arguments, malformed URL, invalid namespace, key, pattern or TTL
   3  the store is unreachable, did not answer in time, or its file cannot be opened
   4  the store refused the operation (incr of a non-integer, overflow) or failed
-  5  clear was not confirmed; nothing was deleted";
+  5  clear was not confirmed; nothing was deleted
+  130  bench was interrupted (Ctrl-C); its keys were removed";
 
 const NAMESPACE_HELP: &str = "A namespace is written ROOT:DOMAIN or as two words, ROOT DOMAIN.";
 

@@ -100,6 +100,8 @@ struct Measured {
 
 /// The data every task shares.
 struct Workload<D: Driver> {
+    /// Set by Ctrl-C: the run stops, and the bench's keys are still removed.
+    interrupted: Arc<AtomicBool>,
     ns: Namespace<String, D>,
     /// Whether operations are polled once in place (the in-memory driver) or awaited.
     in_place: bool,
@@ -167,12 +169,19 @@ async fn measure<D: Driver>(
         value: Bytes::from(vec![b'v'; args.value_size as usize]),
         ns,
         in_place,
+        interrupted: interrupted(),
     });
     let measured = fill_and_run(&work, args, ops).await;
-    // The bench's keys go whatever happened.
+    // The bench's keys go whatever happened, Ctrl-C included.
     let cleared = work.ns.clear().await;
     let measured = measured?;
     cleared?;
+    if work.interrupted.load(Ordering::Relaxed) {
+        return Err(Failure::new(
+            crate::output::INTERRUPTED,
+            "interrupted; the bench's keys were removed",
+        ));
+    }
     Ok((measured, timer_cost().as_nanos() as f64))
 }
 
@@ -182,20 +191,27 @@ async fn fill_and_run<D: Driver>(
     ops: &[Op],
 ) -> Result<Vec<Measured>, Failure> {
     for chunk in work.keys.chunks(1000) {
+        if work.interrupted.load(Ordering::Relaxed) {
+            return Ok(Vec::new());
+        }
         work.ns
             .mset(chunk.iter().map(|k| (k, work.value.clone())), None)
             .await?;
     }
     let bar = ProgressBar::new(args.time.as_millis() as u64 * ops.len() as u64);
     bar.set_style(
-        ProgressStyle::with_template("{spinner} [{bar:30}] {elapsed:>4} / {duration:4} {msg}")
+        ProgressStyle::with_template("{spinner} [{bar:30}] {eta:>3} left  {msg}")
             .expect("a valid progress template")
             .progress_chars("=> "),
     );
     let mut results = Vec::with_capacity(ops.len());
     for (n, &op) in ops.iter().enumerate() {
+        if work.interrupted.load(Ordering::Relaxed) {
+            break;
+        }
         let base = n as u64 * args.time.as_millis() as u64;
-        results.push(run_op(work, op, args, &bar, base).await?);
+        let label = format!("{} ({}/{})", op.label(), n + 1, ops.len());
+        results.push(run_op(work, op, args, &bar, base, &label).await?);
     }
     bar.finish_and_clear();
     Ok(results)
@@ -210,6 +226,7 @@ async fn run_op<D: Driver>(
     args: &Bench,
     bar: &ProgressBar,
     base: u64,
+    label: &str,
 ) -> Result<Measured, Failure> {
     // A short untimed pass warms the store and tells how long one operation takes.
     let warm = args.time.min(Duration::from_millis(200)) / 4;
@@ -218,7 +235,7 @@ async fn run_op<D: Driver>(
     let timer = timer_cost().as_nanos() as f64;
     let sample_every = ((timer * 100.0) / per_op.max(1.0)).ceil().max(1.0) as u64;
 
-    bar.set_message(op.label());
+    bar.set_message(label.to_owned());
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
@@ -229,15 +246,14 @@ async fn run_op<D: Driver>(
         tasks.push(spawn(work, op, start, stop, done, sample_every));
     }
     let deadline = started + args.time;
-    while Instant::now() < deadline {
+    while Instant::now() < deadline && !work.interrupted.load(Ordering::Relaxed) {
         let left = deadline.saturating_duration_since(Instant::now());
         tokio::time::sleep(left.min(Duration::from_millis(100))).await;
         let elapsed = started.elapsed().min(args.time);
         bar.set_position(base + elapsed.as_millis() as u64);
         bar.set_message(format!(
-            "{}: {} ops",
-            op.label(),
-            done.load(Ordering::Relaxed)
+            "{label}: {} ops",
+            thousands(done.load(Ordering::Relaxed))
         ));
     }
     stop.store(true, Ordering::Relaxed);
@@ -293,6 +309,26 @@ async fn run_tasks<D: Driver>(
         ops += count;
     }
     Ok((ops, started.elapsed()))
+}
+
+/// A flag that Ctrl-C sets, instead of ending the process: the bench then stops its tasks
+/// and removes its keys before it exits.
+fn interrupted() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let set = flag.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            set.store(true, Ordering::Relaxed);
+            eprintln!(
+                "interrupted: stopping and removing the bench's keys (Ctrl-C again to quit now)"
+            );
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("error: interrupted twice; the bench's keys may remain");
+                std::process::exit(i32::from(crate::output::INTERRUPTED));
+            }
+        }
+    });
+    flag
 }
 
 /// Starts `op`'s own loop: a thread for the in-memory store, a task otherwise.

@@ -18,6 +18,13 @@ use crate::output::{Failure, USAGE, one_line};
 use crate::run::Session;
 
 fn main() -> ExitCode {
+    // A bug should still end in one line, not a backtrace.
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!(
+            "error: internal error, please report it: {}",
+            one_line(&info.to_string())
+        );
+    }));
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => return clap_exit(&error),
@@ -52,6 +59,16 @@ fn main() -> ExitCode {
 }
 
 async fn dispatch(cli: Cli, out: &mut dyn Write) -> Result<(), Failure> {
+    if cli.json
+        && matches!(
+            cli.command,
+            Command::Demo | Command::Completions { .. } | Command::Man
+        )
+    {
+        return Err(Failure::usage(
+            "--json applies to the store commands and bench, not to demo, completions or man",
+        ));
+    }
     match cli.command {
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "namestore", out);

@@ -20,6 +20,7 @@ pub const USAGE: u8 = 2;
 pub const UNREACHABLE: u8 = 3;
 pub const REFUSED: u8 = 4;
 pub const NOT_CONFIRMED: u8 = 5;
+pub const INTERRUPTED: u8 = 130;
 
 impl Failure {
     pub fn new(code: u8, message: impl fmt::Display) -> Self {

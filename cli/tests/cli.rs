@@ -651,6 +651,10 @@ fn help_completions_and_man_page() {
         "{man}"
     );
     fails("memory://", &["completions", "tcsh"], 2);
+    for command in ["demo", "man"] {
+        let line = fails("memory://", &["--json", command], 2);
+        assert!(line.contains("--json"), "{line}");
+    }
 }
 
 #[test]
@@ -674,4 +678,46 @@ fn redis_over_tls_with_a_private_ca() {
     // Without the CA the server is not trusted: unreachable, one line.
     let untrusted = format!("rediss://127.0.0.1:{port}/0?connect_timeout_ms=1000");
     fails(&untrusted, &["get", &ns, "k"], 3);
+}
+
+#[test]
+fn bench_interrupted_removes_its_keys() {
+    let url = support::start_server(support::free_port(), "");
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("namestore"))
+        .env_remove("NAMESTORE_URL")
+        .args([
+            "--url", &url, "bench", "--time", "20s", "--ops", "set", "-c", "4",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the run is under way: the bench's keys are in the store.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while support::stored_keys(&url) < 1000 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the bench never filled its keys"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let started = std::time::Instant::now();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the bench stopped late"
+    );
+    assert_eq!(output.status.code(), Some(130), "{}", stderr(&output));
+    let err = stderr(&output);
+    assert!(
+        err.contains("error: interrupted; the bench's keys were removed"),
+        "{err}"
+    );
+    assert_eq!(support::stored_keys(&url), 0, "the bench's keys remain");
 }
