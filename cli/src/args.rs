@@ -7,12 +7,12 @@ use clap::{Args, Parser, Subcommand};
 /// The exit codes, also printed at the end of `--help`.
 pub const EXIT_CODES: &str = "\
 Exit codes:
-  0  success
-  1  a key that had to exist was not found (get, ttl, expire, persist, del)
-  2  usage error: bad arguments, malformed URL, invalid namespace, key, pattern or TTL
-  3  the store is unreachable, did not answer in time, or its file cannot be opened
-  4  the store refused the operation (incr of a non-integer, overflow) or failed
-  5  clear was not confirmed; nothing was deleted
+  0    success
+  1    a key that had to exist was not found (get, ttl, expire, persist, del)
+  2    usage error: bad arguments, malformed URL, invalid namespace, key, pattern or TTL
+  3    the store is unreachable, did not answer in time, or its file cannot be opened
+  4    the store refused the operation (incr of a non-integer, overflow) or failed
+  5    clear was not confirmed; nothing was deleted
   130  bench was interrupted (Ctrl-C); its keys were removed";
 
 const NAMESPACE_HELP: &str = "A namespace is written ROOT:DOMAIN or as two words, ROOT DOMAIN.";
@@ -215,8 +215,7 @@ pub struct Bench {
     /// in-memory store
     #[arg(long, short = 'c', default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub concurrency: u32,
-    /// Operations to run, comma-separated (default: all): get, set, exists, incr, delete,
-    /// set_nx, get_set, cas, ttl, mget, mset, mdel
+    /// Operations to run, comma-separated (default: all of them)
     #[arg(long, value_delimiter = ',', value_name = "OPS")]
     pub ops: Vec<crate::bench::Op>,
     /// Live keys the workloads pick from
