@@ -386,23 +386,24 @@ fn redis_every_command() {
 }
 
 #[test]
-fn redis_cluster_commands() {
+fn redis_cluster_every_command() {
     let url = support::start_cluster();
+    // With keys spread over the slots, and with each namespace in one slot (hash tag).
     for url in [url.clone(), format!("{url}?hash_tag=1")] {
-        let ns = unique("cluster");
-        let ns = ns.as_str();
-        for i in 0..20 {
-            ok(&url, &["set", ns, &format!("k{i}"), "v"]);
+        every_command(&url);
+        bad_input_changes_nothing(&url);
+        let ns = unique("spread");
+        for i in 0..50 {
+            ok(&url, &["set", &ns, &format!("k{i}"), "v"]);
         }
-        assert_eq!(ok(&url, &["incr", ns, "k-counter", "5"]), "5\n");
-        assert_eq!(ok(&url, &["keys", ns]).lines().count(), 21);
+        assert_eq!(ok(&url, &["keys", &ns]).lines().count(), 50);
         assert!(
-            ok(&url, &["namespaces"]).contains(&format!("          21  {ns}\n")),
+            ok(&url, &["namespaces"]).contains(&format!("          50  {ns}\n")),
             "{url}"
         );
-        assert_eq!(ok(&url, &["clear", ns, "--yes"]), "deleted 21\n");
-        assert_eq!(ok(&url, &["keys", ns]), "");
+        assert_eq!(ok(&url, &["clear", &ns, "--yes"]), "deleted 50\n");
     }
+    assert_eq!(support::stored_keys(&url), 0);
 }
 
 #[test]
@@ -720,4 +721,12 @@ fn bench_interrupted_removes_its_keys() {
         "{err}"
     );
     assert_eq!(support::stored_keys(&url), 0, "the bench's keys remain");
+}
+
+#[test]
+fn persistent_file_open_elsewhere_is_unreachable() {
+    let (url, _) = redb_url("locked");
+    let _held = namestore::open(&url).expect("the test holds the file");
+    let line = fails(&url, &["get", "a:b", "k"], 3);
+    assert!(line.contains("already open"), "{line}");
 }
