@@ -20,6 +20,7 @@
 
 mod config;
 
+use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::future::Future;
@@ -104,6 +105,24 @@ impl ConnectionLike for Connection {
             Connection::Single(c) => c.get_db(),
             Connection::Cluster { main, .. } => main.get_db(),
         }
+    }
+}
+
+/// The keys a `SCAN` walk has already yielded, as 128-bit fingerprints (two independently
+/// seeded hashes): 16 bytes a key instead of the key itself, and a chance of two keys
+/// colliding below 10^-20 for a billion keys.
+#[derive(Default)]
+struct Seen {
+    fingerprints: HashSet<u128>,
+    hashers: (RandomState, RandomState),
+}
+
+impl Seen {
+    /// Whether `key` is new to the walk; remembers it.
+    fn insert(&mut self, key: &[u8]) -> bool {
+        let (a, b) = &self.hashers;
+        let fingerprint = (u128::from(a.hash_one(key)) << 64) | u128::from(b.hash_one(key));
+        self.fingerprints.insert(fingerprint)
     }
 }
 
@@ -465,11 +484,10 @@ impl RedisDriver {
 
     /// Counts the keys of every namespace with `SCAN` over the whole keyspace of each primary.
     /// A key `SCAN` returns twice (it may, while the server rehashes) is counted once: the
-    /// walk remembers a 64-bit hash of every key it has counted.
+    /// walk remembers a [`Seen`] fingerprint of every key it has counted.
     async fn count_namespaces(&self) -> Result<Vec<NamespaceInfo>> {
         let mut counts: HashMap<NamespaceName, u64> = HashMap::new();
-        let mut seen: HashSet<u64> = HashSet::new();
-        let hasher = std::collections::hash_map::RandomState::new();
+        let mut seen = Seen::default();
         for target in self.primaries().await? {
             let mut cursor = 0;
             loop {
@@ -478,7 +496,7 @@ impl RedisDriver {
                 let (next, raw): (u64, Vec<Vec<u8>>) = self.routed("", command, &target).await?;
                 for full in raw {
                     if let Some(name) = self.namespace_of(&full) {
-                        if seen.insert(hasher.hash_one(&full)) {
+                        if seen.insert(&full) {
                             *counts.entry(name).or_default() += 1;
                         }
                     }
@@ -765,7 +783,7 @@ impl Driver for RedisDriver {
             /// Targets still to walk, the current one last; `None` until first polled.
             targets: Option<Vec<Target>>,
             cursor: u64,
-            seen: HashSet<String>,
+            seen: Seen,
         }
         let walk = Walk {
             driver: self.clone(),
@@ -773,7 +791,7 @@ impl Driver for RedisDriver {
             pattern: pattern.clone(),
             targets: None,
             cursor: 0,
-            seen: HashSet::new(),
+            seen: Seen::default(),
         };
         futures_util::stream::unfold(walk, |mut walk| async move {
             let mut targets = match walk.targets.take() {
@@ -800,7 +818,7 @@ impl Driver for RedisDriver {
                     walk.targets = Some(targets);
                     let page: Vec<String> = keys
                         .into_iter()
-                        .filter(|k| walk.seen.insert(k.clone()))
+                        .filter(|k| walk.seen.insert(k.as_bytes()))
                         .collect();
                     Some((Ok(page), walk))
                 }
@@ -836,7 +854,7 @@ impl Driver for RedisDriver {
 
     /// Counts are final only when the whole keyspace has been walked, so the items come
     /// together at the end, in name order; memory grows with the number of namespaces and
-    /// 16 bytes or so per key (the de-duplication set).
+    /// a 16-byte fingerprint per key (the de-duplication set).
     fn namespaces(&self) -> impl Stream<Item = Result<NamespaceInfo>> + Send + 'static {
         use futures_util::StreamExt;
         let driver = self.clone();
@@ -846,5 +864,30 @@ impl Driver for RedisDriver {
                 Err(error) => futures_util::stream::iter([Err(error)]).right_stream(),
             },
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Seen;
+
+    #[test]
+    fn a_key_is_seen_once() {
+        let mut seen = Seen::default();
+        assert!(seen.insert(b"app:s:a"));
+        assert!(seen.insert(b"app:s:b"));
+        assert!(!seen.insert(b"app:s:a"));
+        assert!(seen.insert(b""));
+        assert!(!seen.insert(b""));
+        let fresh = (0..10_000)
+            .filter(|i| seen.insert(format!("k{i}").as_bytes()))
+            .count();
+        assert_eq!(fresh, 10_000);
+        assert_eq!(
+            (0..10_000)
+                .filter(|i| seen.insert(format!("k{i}").as_bytes()))
+                .count(),
+            0
+        );
     }
 }
