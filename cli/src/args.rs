@@ -11,7 +11,7 @@ Exit codes:
   1    a key that had to exist was not found (get, ttl, expire, persist, del)
   2    usage error: bad arguments, malformed URL, invalid namespace, key, pattern or TTL
   3    the store is unreachable, did not answer in time, or its file cannot be opened
-  4    the store refused the operation (incr of a non-integer, overflow) or failed
+  4    the store refused the operation (incr of a non-integer, overflow, credentials) or failed
   5    clear was not confirmed; nothing was deleted
   130  bench was interrupted (Ctrl-C); its keys were removed";
 

@@ -730,3 +730,20 @@ fn persistent_file_open_elsewhere_is_unreachable() {
     let line = fails(&url, &["get", "a:b", "k"], 3);
     assert!(line.contains("already open"), "{line}");
 }
+
+#[test]
+fn redis_refusing_the_password_is_one_line_without_it() {
+    let port = support::free_port();
+    support::start_server(port, "--requirepass right-one");
+    let line = fails(
+        &format!("redis://:wrong-hunter2@127.0.0.1:{port}/0"),
+        &["get", "a:b", "k"],
+        4,
+    );
+    assert!(line.contains("auth") || line.contains("Auth"), "{line}");
+    assert!(!line.contains("hunter2"), "{line}");
+    fails(&format!("redis://127.0.0.1:{port}/0"), &["keys", "a:b"], 4);
+    let url = format!("redis://:right-one@127.0.0.1:{port}/0");
+    assert_eq!(ok(&url, &["set", "a:b", "k", "v"]), "OK\n");
+    assert_eq!(ok(&url, &["get", "a:b", "k"]), "v\n");
+}
