@@ -209,7 +209,7 @@ pub struct Counter {
 #[derive(Debug, Args)]
 pub struct Bench {
     /// How long to run each operation: 2s, 500ms, 1m
-    #[arg(long, value_parser = parse_duration, default_value = "2s", value_name = "DURATION")]
+    #[arg(long, value_parser = parse_run_time, default_value = "2s", value_name = "DURATION")]
     pub time: Duration,
     /// Operations in flight at once: tokio tasks on a network store or a file, threads on the
     /// in-memory store
@@ -241,4 +241,13 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     }
     humantime::parse_duration(text)
         .map_err(|e| format!("{e} (expected a duration such as 30s, 15m, 1h 30m or 500ms)"))
+}
+
+/// A bench run's length: a duration of at least a millisecond.
+fn parse_run_time(text: &str) -> Result<Duration, String> {
+    let time = parse_duration(text)?;
+    if time < Duration::from_millis(1) {
+        return Err("a run lasts at least 1ms".to_owned());
+    }
+    Ok(time)
 }

@@ -599,6 +599,16 @@ fn bench_on_redis_and_file() {
     assert_eq!(support::stored_keys(&url), 0);
     // It refuses a namespace that holds data.
     ok(&url, &["set", "mine:data", "k", "v"]);
+    for bad in [
+        &["bench", "--time", "0s"][..],
+        &["bench", "--keys", "0"],
+        &["bench", "-c", "0"],
+        &["bench", "--ops", "frob"],
+        &["bench", "--namespace", "no-colon"],
+        &["bench", "--namespace", "a:b:c"],
+    ] {
+        fails(&url, bad, 2);
+    }
     let line = fails(
         &url,
         &["bench", "--namespace", "mine:data", "--time", "50ms"],
