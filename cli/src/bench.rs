@@ -230,37 +230,65 @@ async fn run_op<D: Driver>(
 ) -> Result<Measured, Failure> {
     // A short untimed pass warms the store and tells how long one operation takes.
     let warm = args.time.min(Duration::from_millis(200)) / 4;
-    let probe = run_tasks(work, op, 1, warm, u64::MAX).await?;
-    let per_op = probe.1.as_nanos() as f64 / probe.0.max(1) as f64;
+    let (probe_ops, _, probe_time) =
+        run_until(work, op, 1, u64::MAX, |_| tokio::time::sleep(warm)).await?;
+    let per_op = probe_time.as_nanos() as f64 / probe_ops.max(1) as f64;
     let timer = timer_cost().as_nanos() as f64;
     let sample_every = ((timer * 100.0) / per_op.max(1.0)).ceil().max(1.0) as u64;
 
     bar.set_message(label.to_owned());
+    let concurrency = args.concurrency as usize;
+    let (ops, latencies, elapsed) =
+        run_until(work, op, concurrency, sample_every, |done| async move {
+            let started = Instant::now();
+            let deadline = started + args.time;
+            while Instant::now() < deadline && !work.interrupted.load(Ordering::Relaxed) {
+                let left = deadline.saturating_duration_since(Instant::now());
+                tokio::time::sleep(left.min(Duration::from_millis(100))).await;
+                let elapsed = started.elapsed().min(args.time);
+                bar.set_position(base + elapsed.as_millis() as u64);
+                bar.set_message(format!(
+                    "{label}: {} ops",
+                    thousands(done.load(Ordering::Relaxed))
+                ));
+            }
+        })
+        .await?;
+    Ok(Measured {
+        op,
+        ops,
+        elapsed,
+        latencies,
+        sample_every,
+    })
+}
+
+/// Runs `op` on `concurrency` tasks (threads on the in-memory store) until `until` is done
+/// (it gets the shared count of finished operations, for progress), then stops them; returns
+/// the operations done, their sampled latencies and the time taken.
+async fn run_until<D: Driver, F: Future<Output = ()>>(
+    work: &Arc<Workload<D>>,
+    op: Op,
+    concurrency: usize,
+    sample_every: u64,
+    until: impl FnOnce(Arc<AtomicU64>) -> F,
+) -> Result<(u64, Histogram<u64>, Duration), Failure> {
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
-    let mut tasks = Vec::new();
-    for t in 0..args.concurrency as usize {
-        let (work, stop, done) = (work.clone(), stop.clone(), done.clone());
-        let start = t * work.keys.len() / args.concurrency as usize;
-        tasks.push(spawn(work, op, start, stop, done, sample_every));
-    }
-    let deadline = started + args.time;
-    while Instant::now() < deadline && !work.interrupted.load(Ordering::Relaxed) {
-        let left = deadline.saturating_duration_since(Instant::now());
-        tokio::time::sleep(left.min(Duration::from_millis(100))).await;
-        let elapsed = started.elapsed().min(args.time);
-        bar.set_position(base + elapsed.as_millis() as u64);
-        bar.set_message(format!(
-            "{label}: {} ops",
-            thousands(done.load(Ordering::Relaxed))
-        ));
-    }
+    let handles: Vec<_> = (0..concurrency)
+        .map(|t| {
+            let start = t * work.keys.len() / concurrency;
+            let (work, stop, done) = (work.clone(), stop.clone(), done.clone());
+            spawn(work, op, start, stop, done, sample_every)
+        })
+        .collect();
+    until(done).await;
     stop.store(true, Ordering::Relaxed);
     let mut ops = 0;
     let mut latencies = histogram();
-    for task in tasks {
-        let (count, sampled) = task.await.map_err(|e| {
+    for handle in handles {
+        let (count, sampled) = handle.await.map_err(|e| {
             Failure::new(
                 crate::output::REFUSED,
                 format_args!("a bench task failed: {e}"),
@@ -271,44 +299,7 @@ async fn run_op<D: Driver>(
             .add(&sampled)
             .map_err(|e| Failure::new(crate::output::REFUSED, format_args!("latencies: {e}")))?;
     }
-    Ok(Measured {
-        op,
-        ops,
-        elapsed: started.elapsed(),
-        latencies,
-        sample_every,
-    })
-}
-
-/// Runs `op` on `tasks` tasks for `time`, untimed; returns the operation count and elapsed.
-async fn run_tasks<D: Driver>(
-    work: &Arc<Workload<D>>,
-    op: Op,
-    tasks: usize,
-    time: Duration,
-    sample_every: u64,
-) -> Result<(u64, Duration), Failure> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let done = Arc::new(AtomicU64::new(0));
-    let started = Instant::now();
-    let mut handles = Vec::new();
-    for _ in 0..tasks {
-        let (work, stop, done) = (work.clone(), stop.clone(), done.clone());
-        handles.push(spawn(work, op, 0, stop, done, sample_every));
-    }
-    tokio::time::sleep(time).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut ops = 0;
-    for handle in handles {
-        let (count, _) = handle.await.map_err(|e| {
-            Failure::new(
-                crate::output::REFUSED,
-                format_args!("a bench task failed: {e}"),
-            )
-        })??;
-        ops += count;
-    }
-    Ok((ops, started.elapsed()))
+    Ok((ops, latencies, started.elapsed()))
 }
 
 /// A flag that Ctrl-C sets, instead of ending the process: the bench then stops its tasks

@@ -62,21 +62,15 @@ impl From<Error> for Failure {
         // refused connection) helps an operator, and carries no URL.
         let mut source = std::error::Error::source(&error);
         while let Some(cause) = source {
-            let cause = cause.to_string();
-            if !message.contains(&cause) {
+            let shown = cause.to_string();
+            if !message.contains(&shown) {
                 message.push_str(": ");
-                message.push_str(&cause);
+                message.push_str(&shown);
             }
-            source = cause_of(source);
+            source = cause.source();
         }
         Failure::new(code, message)
     }
-}
-
-fn cause_of<'a>(
-    error: Option<&'a (dyn std::error::Error + 'static)>,
-) -> Option<&'a (dyn std::error::Error + 'static)> {
-    error.and_then(|e| e.source())
 }
 
 impl From<io::Error> for Failure {
