@@ -520,6 +520,16 @@ struct Census {
     done: bool,
 }
 
+impl Census {
+    /// A walk that stopped (after an error).
+    fn ended() -> Self {
+        Census {
+            done: true,
+            ..Census::default()
+        }
+    }
+}
+
 impl RedbDriver {
     /// Counts up to [`PAGE`] keys after `census.after` in one read transaction; returns the
     /// namespaces completed in that page.
@@ -921,42 +931,28 @@ impl Driver for RedbDriver {
     /// Walks the whole data table in key order, 1000 keys per read transaction, and
     /// yields each namespace as soon as the walk has passed its last key.
     fn namespaces(&self) -> impl Stream<Item = Result<NamespaceInfo>> + Send + 'static {
-        use futures_util::StreamExt;
         let driver = self.clone();
-        futures_util::stream::unfold(Census::default(), move |census| {
+        let pages = futures_util::stream::unfold(Census::default(), move |census| {
             let driver = driver.clone();
             async move {
                 if census.done {
                     return None;
                 }
-                let page = tokio::task::spawn_blocking(move || {
+                let walked = tokio::task::spawn_blocking(move || {
                     let mut census = census;
-                    let page = driver.census_page(&mut census);
-                    (page, census)
+                    (driver.census_page(&mut census), census)
                 })
                 .await;
-                match page {
-                    Ok((Ok(finished), census)) => Some((Ok(finished), census)),
-                    Ok((Err(error), _)) => Some((
-                        Err(error),
-                        Census {
-                            done: true,
-                            ..Census::default()
-                        },
-                    )),
-                    Err(error) => Some((
+                Some(match walked {
+                    Ok((Ok(page), census)) => (Ok(page), census),
+                    Ok((Err(error), _)) => (Err(error), Census::ended()),
+                    Err(error) => (
                         Err(Error::backend(format!("a storage task failed: {error}"))),
-                        Census {
-                            done: true,
-                            ..Census::default()
-                        },
-                    )),
-                }
+                        Census::ended(),
+                    ),
+                })
             }
-        })
-        .flat_map(|page| match page {
-            Ok(finished) => futures_util::stream::iter(finished.into_iter().map(Ok)).left_stream(),
-            Err(error) => futures_util::stream::iter([Err(error)]).right_stream(),
-        })
+        });
+        super::items(pages)
     }
 }

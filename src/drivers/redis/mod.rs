@@ -856,14 +856,10 @@ impl Driver for RedisDriver {
     /// together at the end, in name order; memory grows with the number of namespaces and
     /// a 16-byte fingerprint per key (the de-duplication set).
     fn namespaces(&self) -> impl Stream<Item = Result<NamespaceInfo>> + Send + 'static {
-        use futures_util::StreamExt;
         let driver = self.clone();
-        futures_util::stream::once(async move { driver.count_namespaces().await }).flat_map(
-            |listed| match listed {
-                Ok(listed) => futures_util::stream::iter(listed.into_iter().map(Ok)).left_stream(),
-                Err(error) => futures_util::stream::iter([Err(error)]).right_stream(),
-            },
-        )
+        super::items(futures_util::stream::once(async move {
+            driver.count_namespaces().await
+        }))
     }
 }
 
