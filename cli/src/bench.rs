@@ -120,13 +120,17 @@ pub async fn run(
     let (root, domain) = args.namespace.split_once(':').ok_or_else(|| {
         Failure::usage("--namespace is written ROOT:DOMAIN, e.g. namestore-bench:data")
     })?;
-    let ops: Vec<Op> = if args.ops.is_empty() {
-        Op::ALL.to_vec()
+    // Each operation once, in the order given.
+    let mut ops: Vec<Op> = Vec::new();
+    for &op in if args.ops.is_empty() {
+        &Op::ALL[..]
     } else {
-        let mut ops = args.ops.clone();
-        ops.dedup();
-        ops
-    };
+        &args.ops
+    } {
+        if !ops.contains(&op) {
+            ops.push(op);
+        }
+    }
     // The in-memory store runs statically dispatched, as an application naming its driver
     // would, each call polled once in place, as the criterion benches measure it: its futures
     // are ready at once, and awaiting them in a task adds the cost of keeping each one in the

@@ -575,7 +575,14 @@ fn bench_on_memory_prints_every_operation() {
     let doc = json(&ok(
         "memory://",
         &[
-            "--json", "bench", "--time", "100ms", "--ops", "get,incr", "-c", "3",
+            "--json",
+            "bench",
+            "--time",
+            "100ms",
+            "--ops",
+            "get,incr,get",
+            "-c",
+            "3",
         ],
     ));
     let rows = doc["results"].as_array().unwrap();
