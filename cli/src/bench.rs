@@ -44,10 +44,14 @@ pub enum Op {
     Mset,
     /// `mdel` of 10 present keys, paired with the `mset` that restores them.
     Mdel,
+    /// `get` and `set` in turn: the guide's 50/50 mixed workload.
+    Mixed,
+    /// `keys("*")`: the whole namespace listed (its cost grows with --keys).
+    Keys,
 }
 
 impl Op {
-    const ALL: [Op; 12] = [
+    const ALL: [Op; 14] = [
         Op::Get,
         Op::Set,
         Op::Exists,
@@ -60,6 +64,8 @@ impl Op {
         Op::Mget,
         Op::Mset,
         Op::Mdel,
+        Op::Mixed,
+        Op::Keys,
     ];
 
     /// The operation a const generic parameter names: each task's loop is compiled once per
@@ -83,6 +89,8 @@ impl Op {
             Op::Mget => "mget(10)",
             Op::Mset => "mset(10)",
             Op::Mdel => "mdel(10)+mset(10)",
+            Op::Mixed => "get/set 50:50",
+            Op::Keys => "keys(*)",
         }
     }
 }
@@ -348,7 +356,7 @@ fn spawn<D: Driver>(
         };
     }
     spawn_op!(
-        Get, Set, Exists, Incr, Delete, SetNx, GetSet, Cas, Ttl, Mget, Mset, Mdel
+        Get, Set, Exists, Incr, Delete, SetNx, GetSet, Cas, Ttl, Mget, Mset, Mdel, Mixed, Keys
     )
 }
 
@@ -400,6 +408,16 @@ macro_rules! one {
             Op::Mdel => {
                 std::hint::black_box($settle!(ns.mdel(batch(&work.keys, i)))?);
                 $settle!(ns.mset(batch(&work.keys, i).map(|k| (k, value.clone())), None))?;
+            }
+            Op::Mixed => {
+                if i % 2 == 0 {
+                    std::hint::black_box($settle!(ns.get(key))?);
+                } else {
+                    $settle!(ns.set(key, value.clone(), None))?;
+                }
+            }
+            Op::Keys => {
+                std::hint::black_box($settle!(ns.keys("*"))?);
             }
         }
     }};

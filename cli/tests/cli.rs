@@ -560,6 +560,8 @@ fn bench_on_memory_prints_every_operation() {
         "mget(10)",
         "mset(10)",
         "mdel(10)+mset(10)",
+        "get/set",
+        "keys(*)",
     ] {
         assert!(
             out.lines().any(|l| l.split_whitespace().next() == Some(op)),
