@@ -15,7 +15,7 @@ use futures_core::Stream;
 
 use crate::driver::Driver;
 use crate::glob::Pattern;
-use crate::namespace::{NamespaceInfo, NamespaceName};
+use crate::name::{NamespaceInfo, NamespaceName};
 use crate::ttl::{Expiry, KeyTtl, Ttl};
 use crate::{Error, Result};
 

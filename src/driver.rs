@@ -12,7 +12,7 @@ use futures_core::Stream;
 
 use crate::Result;
 use crate::glob::Pattern;
-use crate::namespace::{NamespaceInfo, NamespaceName};
+use crate::name::{NamespaceInfo, NamespaceName};
 use crate::ttl::{Expiry, KeyTtl, Ttl};
 
 /// A storage backend for namespaced keys.

@@ -10,6 +10,7 @@ pub mod drivers;
 mod error;
 mod glob;
 mod key;
+mod name;
 mod namespace;
 mod open;
 mod ttl;
@@ -23,9 +24,8 @@ pub use drivers::memory::MemoryDriver;
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use glob::Pattern;
 pub use key::{Key, MAX_KEY_LEN};
-pub use namespace::{
-    KeyStream, MAX_NAME_LEN, MAX_VALUE_LEN, Namespace, NamespaceInfo, NamespaceName,
-};
+pub use name::{MAX_NAME_LEN, NamespaceInfo, NamespaceName};
+pub use namespace::{KeyStream, MAX_VALUE_LEN, Namespace};
 pub use open::open;
 pub use ttl::{Expiry, KeyTtl, Ttl};
 

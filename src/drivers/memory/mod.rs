@@ -31,7 +31,7 @@ use self::clock::Clock;
 use self::table::Table;
 use crate::driver::Driver;
 use crate::glob::Pattern;
-use crate::namespace::{NamespaceInfo, NamespaceName, split_full_key};
+use crate::name::{NamespaceInfo, NamespaceName, split_full_key};
 use crate::ttl::{Expiry, KeyTtl, Ttl};
 use crate::{Error, Key, Namespace, Result};
 

@@ -21,7 +21,7 @@ use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinitio
 
 use crate::driver::Driver;
 use crate::glob::Pattern;
-use crate::namespace::{NamespaceInfo, NamespaceName, split_full_key};
+use crate::name::{NamespaceInfo, NamespaceName, split_full_key};
 use crate::ttl::{Expiry, KeyTtl, Ttl};
 use crate::{Error, Key, Namespace, Result, counter};
 

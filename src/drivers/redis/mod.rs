@@ -39,7 +39,7 @@ pub use config::{CLUSTER_SCHEME, RedisConfig, SCHEME, TLS_SCHEME};
 
 use crate::driver::Driver;
 use crate::glob::Pattern;
-use crate::namespace::{NamespaceInfo, NamespaceName, split_full_key};
+use crate::name::{NamespaceInfo, NamespaceName, split_full_key};
 use crate::ttl::{Expiry, KeyTtl, Ttl};
 use crate::{Error, Key, Namespace, Result};
 
