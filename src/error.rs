@@ -31,13 +31,23 @@ pub enum ErrorKind {
     NotAnInteger,
     /// `incr`/`decr` would leave the i64 range (SPEC 4.4).
     Overflow,
-    /// The backend cannot be reached; the operation may be retried later.
+    /// The backend could not be reached, so the call was never sent: nothing was applied, and
+    /// the call can simply be retried (a refused connection, a connection that could not be
+    /// made in time, a store file that cannot be opened or is held by another process).
     Unavailable,
-    /// The backend did not answer within the configured bound (SPEC 8.3). For a write the
-    /// outcome is unknown: it may or may not have been applied.
+    /// The call was sent, and no answer came back: the backend did not answer within the
+    /// configured bound (SPEC 8.3), or the connection was lost while the call was in flight.
+    /// For a write the outcome is unknown: it may or may not have been applied, once at most.
+    /// Read the key to find out before retrying a write that must not apply twice.
     Timeout,
     /// A store URL or driver setting is malformed, or names an unknown scheme (SPEC 9.1).
     InvalidUrl,
+    /// The store's data is damaged: a file that fails its storage engine's checks (a page
+    /// overwritten or cut off on disk). The message says what was found. On the persistent
+    /// driver, a file that made the engine fail this way leaves the handle failing every later
+    /// call with this kind; `RedbDriver::check` (the `namestore check` command) runs the
+    /// engine's integrity check and repair on the closed file.
+    Corrupted,
     /// Any other backend failure; [`std::error::Error::source`] carries the cause.
     Backend,
 }
@@ -142,6 +152,29 @@ impl Error {
         );
         error.0.source = Some(source);
         error
+    }
+
+    /// The store's data is damaged (for driver authors). `reason` says what was found.
+    pub fn corrupted(reason: impl fmt::Display) -> Self {
+        Error::new(
+            ErrorKind::Corrupted,
+            None,
+            None,
+            format!("the store is damaged: {reason}"),
+        )
+    }
+
+    /// A second error with the same kind and message, for a failure shared by several calls
+    /// (one failed commit answers every write it carried). The source is not carried over;
+    /// its message already is.
+    pub(crate) fn duplicate(&self) -> Self {
+        Error(Box::new(Inner {
+            kind: self.0.kind,
+            argument: self.0.argument,
+            key: self.0.key.clone(),
+            message: self.0.message.clone(),
+            source: None,
+        }))
     }
 
     /// The value of `key` is not a canonical integer (for driver authors).

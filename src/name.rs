@@ -79,7 +79,7 @@ impl fmt::Display for NamespaceName {
 }
 
 /// A namespace present in a store and how many live keys it holds: one item of
-/// [`Driver::namespaces`].
+/// [`Driver::namespaces`](crate::Driver::namespaces).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NamespaceInfo {
     name: NamespaceName,

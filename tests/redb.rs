@@ -29,3 +29,27 @@ fn harness() -> Harness<RedbDriver> {
 }
 
 namestore::conformance_tests!(harness());
+
+/// The rules about racing expiry again with `durable = false`: commits are not flushed, so the
+/// window between a write's decision and its commit is short, but it is still there.
+mod not_durable {
+    use super::*;
+
+    fn harness() -> Harness<RedbDriver> {
+        let mut config = RedbConfig::new(fresh_file("fast"));
+        config.durable = false;
+        config.reap_interval = Some(Duration::from_millis(20));
+        Harness::new(RedbDriver::open(config).unwrap(), Time::Real)
+            .with_real_ttl(Duration::from_secs(2))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn expired_stays_expired() {
+        namestore::conformance::expired_stays_expired(&harness()).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn linearizable_with_expiry() {
+        namestore::conformance::linearizable_with_expiry(&harness()).await;
+    }
+}

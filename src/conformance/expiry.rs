@@ -1,5 +1,7 @@
 //! SPEC 3: expiry.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_core::Stream;
@@ -384,4 +386,69 @@ pub async fn background_reclamation<D: Driver>(h: &Harness<D>) {
         "a live key was reclaimed"
     );
     assert_eq!(ns.keys("*").await.unwrap().len(), 20);
+}
+
+/// SPEC 3.2, 7.1: an expired key never comes back. A key with a short TTL is read over and
+/// over while another task keeps giving it a new short TTL with `expire` (and, in odd rounds,
+/// ends with `persist`), so that writes keep deciding whether the key is still live just as
+/// it expires: once a read has answered "missing", no read may see the key again, whichever
+/// way each racing write decided. 200 rounds.
+pub async fn expired_stays_expired<D: Driver>(h: &Harness<D>) {
+    let ns = h.namespace::<String>();
+    let ttl = Duration::from_millis(20);
+    let short = Duration::from_millis(2);
+    for round in 0..200u32 {
+        let key = format!("k{round}");
+        ns.set(&key, "v", Some(ttl)).await.unwrap();
+        h.pass(ttl - Duration::from_millis(3)).await;
+        let racing = Arc::new(AtomicBool::new(true));
+        let racer = {
+            let (ns, key, racing) = (ns.clone(), key.clone(), Arc::clone(&racing));
+            tokio::spawn(async move {
+                for n in 0..40 {
+                    let live = if round % 2 == 1 && n == 4 + round % 7 {
+                        ns.persist(&key).await.unwrap()
+                    } else {
+                        ns.expire(&key, short).await.unwrap()
+                    };
+                    if !live {
+                        break;
+                    }
+                    tokio::task::yield_now().await;
+                }
+                racing.store(false, Ordering::SeqCst);
+            })
+        };
+        let mut gone = false;
+        let mut reads = 0u32;
+        let mut quiet_since = None;
+        // Read while the writes race, then until the last TTL they set is well past.
+        loop {
+            let present = match reads % 3 {
+                0 => ns.get(&key).await.unwrap().is_some(),
+                1 => ns.exists(&key).await.unwrap(),
+                _ => ns.ttl(&key).await.unwrap().exists(),
+            };
+            match (present, gone) {
+                (false, _) => gone = true,
+                (true, true) => panic!(
+                    "round {round}: key {key:?} was seen again after a read found it expired"
+                ),
+                (true, false) => {}
+            }
+            reads += 1;
+            if h.is_manual() {
+                h.pass(Duration::from_micros(100)).await;
+            }
+            if !racing.load(Ordering::SeqCst) {
+                let since = *quiet_since.get_or_insert(h.elapsed());
+                if reads >= 50 && h.elapsed() > since + short * 2 + h.clock_slack() {
+                    break;
+                }
+            }
+            tokio::task::yield_now().await;
+        }
+        racer.await.expect("the racing task panicked");
+        ns.delete(&key).await.unwrap();
+    }
 }

@@ -23,6 +23,7 @@ mod batches;
 mod concurrency;
 mod errors;
 mod expiry;
+mod linearizability;
 mod listing;
 mod namespaces;
 mod single;
@@ -31,12 +32,13 @@ mod values;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub use batches::*;
 pub use concurrency::*;
 pub use errors::*;
 pub use expiry::*;
+pub use linearizability::*;
 pub use listing::*;
 pub use namespaces::*;
 pub use single::*;
@@ -62,6 +64,7 @@ pub struct Harness<D: Driver> {
     time: Time,
     real_ttl: Duration,
     stored_entries: Option<EntryProbe<D>>,
+    epoch: Instant,
 }
 
 impl<D: Driver> fmt::Debug for Harness<D> {
@@ -83,6 +86,7 @@ impl<D: Driver> Harness<D> {
             time,
             real_ttl: Duration::from_millis(500),
             stored_entries: None,
+            epoch: Instant::now(),
         }
     }
 
@@ -140,6 +144,49 @@ impl<D: Driver> Harness<D> {
         match self.time {
             Time::Manual(_) => Duration::from_secs(10),
             Time::Real => self.real_ttl,
+        }
+    }
+
+    /// Time on the driver's clock since the harness was made: the manual clock's reading, or
+    /// real time.
+    pub fn elapsed(&self) -> Duration {
+        match &self.time {
+            Time::Manual(clock) => clock.elapsed(),
+            Time::Real => self.epoch.elapsed(),
+        }
+    }
+
+    /// A reading of [`Harness::elapsed`] in nanoseconds that tasks can carry.
+    pub(crate) fn clock(&self) -> impl Fn() -> i64 + Send + Sync + 'static {
+        let (time, epoch) = (self.time.clone(), self.epoch);
+        move || {
+            let elapsed = match &time {
+                Time::Manual(clock) => clock.elapsed(),
+                Time::Real => epoch.elapsed(),
+            };
+            i64::try_from(elapsed.as_nanos()).unwrap_or(i64::MAX)
+        }
+    }
+
+    /// The instant the harness was made: real time for ordering calls is measured from it.
+    pub(crate) fn epoch(&self) -> Instant {
+        self.epoch
+    }
+
+    /// The manual clock, when the driver runs on one.
+    pub(crate) fn manual_clock(&self) -> Option<ManualClock> {
+        match &self.time {
+            Time::Manual(clock) => Some(clock.clone()),
+            Time::Real => None,
+        }
+    }
+
+    /// How far a real-time store's expiry can be from the instant a model computes: stores
+    /// count whole milliseconds (redb, Redis), so 1 ms in real time, none on a manual clock.
+    pub(crate) fn clock_slack(&self) -> Duration {
+        match self.time {
+            Time::Manual(_) => Duration::ZERO,
+            Time::Real => Duration::from_millis(1),
         }
     }
 
@@ -219,6 +266,8 @@ macro_rules! conformance_tests {
             ttl_answers,
             expire_and_persist,
             background_reclamation,
+            expired_stays_expired,
+            linearizable_with_expiry,
             set_and_set_nx,
             get_and_exists,
             delete_reports_presence,

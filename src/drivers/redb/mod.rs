@@ -7,93 +7,53 @@
 //! a second table indexes keys by deadline, so a background thread reclaims expired keys
 //! without scanning the data. Each operation, and each batch, is one write transaction; by
 //! default a call returns once its transaction is durable on disk.
+//!
+//! The parts: [`config`](RedbConfig) (settings and URL), `layout` (tables, value encoding, the
+//! clock), `store` (the file: opening, reopening after an I/O failure, containing redb's
+//! panics), `commit` (the group-commit write path), `read` (snapshots) and `reclaim`.
+
+mod commit;
+mod config;
+mod layout;
+mod read;
+mod reclaim;
+mod store;
 
 use std::fmt;
-use std::ops::Bound;
-use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Weak};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_core::Stream;
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
+use redb::{Database, ReadableDatabase, ReadableTable};
 
+pub use config::RedbConfig;
+
+use self::commit::{Job, Writer, commit_loop};
+use self::layout::{DATA, EXPIRY, PAGE, deadline};
+use self::read::Census;
+use self::store::{Store, storage};
 use crate::driver::Driver;
 use crate::glob::Pattern;
-use crate::name::{NamespaceInfo, NamespaceName, split_full_key};
+use crate::name::{NamespaceInfo, NamespaceName};
 use crate::ttl::{Expiry, KeyTtl, Ttl};
 use crate::{Error, Key, Namespace, Result, counter};
 
 /// The URL scheme of the persistent driver: `redb:///path/to/file.redb`.
 pub const SCHEME: &str = "redb";
 
-/// Key → 8-byte deadline (Unix ms, big-endian; 0 for none) followed by the value.
-const DATA: TableDefinition<&[u8], &[u8]> = TableDefinition::new("namestore.data");
-/// (deadline, key) → (): the keys with a TTL, by deadline.
-const EXPIRY: TableDefinition<(u64, &[u8]), ()> = TableDefinition::new("namestore.expiry");
-/// Marks a file as namestore's, with its format version.
-const META: TableDefinition<&str, &str> = TableDefinition::new("namestore.meta");
-const FORMAT: &str = "namestore-redb-1";
-
-/// Keys per page of `scan`, per transaction of `clear` and per reclamation step.
-const PAGE: usize = 1000;
-
-/// Settings of a [`RedbDriver`].
-#[derive(Clone, Debug)]
-pub struct RedbConfig {
-    /// The database file; created when missing.
-    pub path: PathBuf,
-    /// `true` (the default): a call returns only once its write is on disk. `false`: commits
-    /// are not flushed, and a crash (of the process or the machine) can lose every write since
-    /// the last flushed commit; the file stays consistent either way.
-    pub durable: bool,
-    /// How often expired keys are reclaimed; `None` turns the background thread off.
-    pub reap_interval: Option<Duration>,
-}
-
-impl RedbConfig {
-    /// Settings for the file at `path`, durable, reclaiming every 100 ms.
-    pub fn new(path: impl Into<PathBuf>) -> Self {
-        RedbConfig {
-            path: path.into(),
-            durable: true,
-            reap_interval: Some(Duration::from_millis(100)),
-        }
-    }
-
-    /// Parses `redb:///absolute/path` or `redb://relative/path`, with `?durable=0` for the fast,
-    /// non-durable mode.
-    ///
-    /// # Errors
-    ///
-    /// [`ErrorKind::InvalidUrl`](crate::ErrorKind::InvalidUrl) without a path or with an
-    /// unknown parameter.
-    pub fn from_url(url: &str) -> Result<Self> {
-        let rest = url
-            .strip_prefix("redb://")
-            .ok_or_else(|| Error::invalid_url("a redb URL starts with `redb://`"))?;
-        let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
-        if path.is_empty() {
-            return Err(Error::invalid_url(
-                "a redb URL names a file: `redb:///path/to/file.redb`",
-            ));
-        }
-        let mut config = RedbConfig::new(path);
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            match pair.split_once('=').unwrap_or((pair, "")) {
-                ("durable", "1" | "true") => config.durable = true,
-                ("durable", "0" | "false") => config.durable = false,
-                (name, _) => {
-                    return Err(Error::invalid_url(format!(
-                        "unknown or malformed redb parameter `{}` (known: durable=1|0)",
-                        crate::error::shorten(name)
-                    )));
-                }
-            }
-        }
-        Ok(config)
-    }
+/// What [`RedbDriver::check`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Integrity {
+    /// Every page passed redb's checks: nothing was changed.
+    Intact,
+    /// The check failed and redb repaired the file; writes that were not yet durable may be
+    /// gone.
+    Repaired,
 }
 
 /// The persistent store: one redb file. Cheap to clone (one `Arc`); clones share the file.
@@ -103,63 +63,24 @@ pub struct RedbDriver {
 }
 
 struct Inner {
-    db: Arc<Database>,
-    config: RedbConfig,
+    store: Arc<Store>,
     /// Writes queued for the committer thread; dropped first when the driver goes.
-    jobs: Option<mpsc::Sender<Job>>,
+    jobs: Option<mpsc::Sender<Box<dyn Job>>>,
     committer: Option<std::thread::JoinHandle<()>>,
     _stop: Option<mpsc::Sender<()>>,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        // Close the queue, then wait for the committer, so the file is closed when the last
-        // handle is gone and can be opened again at once.
+        // Stop the reclaimer, close the queue, wait for the committer (it finishes what is
+        // queued, a reclamation in flight included), then close the file: it can be opened
+        // again as soon as the last handle is gone.
+        self._stop.take();
         self.jobs.take();
         if let Some(committer) = self.committer.take() {
             let _ = committer.join();
         }
-    }
-}
-
-/// Hands a write its answer once the commit that carries it is done (or failed, with why).
-type Completion = Box<dyn FnOnce(Option<&str>) + Send>;
-/// One call's writes, run inside a shared transaction.
-type Job = Box<dyn FnOnce(&mut Writer<'_>) -> Completion + Send>;
-
-/// The committer: takes the writes queued while the previous commit was in flight, runs them
-/// in one write transaction and commits once (group commit), then answers each.
-fn commit_loop(db: Arc<Database>, durable: bool, jobs: mpsc::Receiver<Job>) {
-    while let Ok(first) = jobs.recv() {
-        let mut batch = vec![first];
-        while batch.len() < 4096 {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        let mut completions = Vec::with_capacity(batch.len());
-        let committed = (|| -> Result<()> {
-            let mut txn = db.begin_write().map_err(storage)?;
-            if !durable {
-                txn.set_durability(Durability::None).map_err(storage)?;
-            }
-            {
-                let mut writer = Writer {
-                    data: txn.open_table(DATA).map_err(storage)?,
-                    expiry: txn.open_table(EXPIRY).map_err(storage)?,
-                    now: now_ms(),
-                };
-                for job in batch.drain(..) {
-                    completions.push(job(&mut writer));
-                }
-            }
-            txn.commit().map_err(storage)
-        })();
-        let failure = committed.err().map(|e| e.to_string());
-        for complete in completions {
-            complete(failure.as_deref());
-        }
+        self.store.shut_down();
     }
 }
 
@@ -176,188 +97,47 @@ impl RedbScope {
     }
 }
 
-fn storage<E: Into<redb::Error>>(error: E) -> Error {
-    let error: redb::Error = error.into();
-    Error::backend(error)
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
-fn deadline(ttl: Option<Ttl>, now: u64) -> u64 {
-    ttl.map_or(0, |ttl| now.saturating_add(ttl.as_millis()))
-}
-
-fn encode(deadline: u64, value: &[u8]) -> Vec<u8> {
-    let mut stored = Vec::with_capacity(8 + value.len());
-    stored.extend_from_slice(&deadline.to_be_bytes());
-    stored.extend_from_slice(value);
-    stored
-}
-
-fn decode(stored: &[u8]) -> (u64, &[u8]) {
-    let (deadline, value) = stored.split_at(8.min(stored.len()));
-    (
-        u64::from_be_bytes(deadline.try_into().unwrap_or([0; 8])),
-        value,
-    )
-}
-
-fn live(deadline: u64, now: u64) -> bool {
-    deadline == 0 || now < deadline
-}
-
-/// A write transaction's view: the live entry of a key, and writes that keep the expiry index
-/// in step with the data.
-struct Writer<'t> {
-    data: redb::Table<'t, &'static [u8], &'static [u8]>,
-    expiry: redb::Table<'t, (u64, &'static [u8]), ()>,
-    now: u64,
-}
-
-impl Writer<'_> {
-    /// The key's deadline and value if it is present and live; an expired entry is removed.
-    fn live(&mut self, key: &[u8]) -> Result<Option<(u64, Vec<u8>)>> {
-        let found = self.data.get(key).map_err(storage)?.map(|v| {
-            let (deadline, value) = decode(v.value());
-            (deadline, value.to_vec())
-        });
-        match found {
-            Some((deadline, value)) if live(deadline, self.now) => Ok(Some((deadline, value))),
-            Some(_) => {
-                self.remove(key)?;
-                Ok(None)
-            }
-            None => Ok(None),
-        }
-    }
-
-    fn put(&mut self, key: &[u8], deadline: u64, value: &[u8]) -> Result<()> {
-        if let Some(old) = self
-            .data
-            .insert(key, encode(deadline, value).as_slice())
-            .map_err(storage)?
-        {
-            let (old_deadline, _) = decode(old.value());
-            drop(old);
-            if old_deadline != 0 {
-                self.expiry.remove((old_deadline, key)).map_err(storage)?;
-            }
-        }
-        if deadline != 0 {
-            self.expiry.insert((deadline, key), ()).map_err(storage)?;
-        }
-        Ok(())
-    }
-
-    /// Removes the key; returns whether it was present and live.
-    fn remove(&mut self, key: &[u8]) -> Result<bool> {
-        let Some(old) = self.data.remove(key).map_err(storage)? else {
-            return Ok(false);
-        };
-        let (deadline, _) = decode(old.value());
-        drop(old);
-        if deadline != 0 {
-            self.expiry.remove((deadline, key)).map_err(storage)?;
-        }
-        Ok(live(deadline, self.now))
-    }
-}
-
 impl RedbDriver {
-    /// Opens (or creates) the file `config` names.
+    /// Opens the file `config` names, creating it when missing if `config.create` allows.
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::Unavailable`](crate::ErrorKind::Unavailable) when another process (or
-    /// driver) has the file open, or the file cannot be opened or created (a missing
-    /// directory, no permission); [`ErrorKind::Backend`](crate::ErrorKind::Backend) when the
-    /// file is not a namestore file or cannot be read.
+    /// - [`ErrorKind::Unavailable`](crate::ErrorKind::Unavailable): another process (or
+    ///   driver) has the file open, or it cannot be opened or created (a missing directory, no
+    ///   permission), or it is missing or empty and `config.create` is off.
+    /// - [`ErrorKind::Corrupted`](crate::ErrorKind::Corrupted): the file is damaged; see
+    ///   [`RedbDriver::check`].
+    /// - [`ErrorKind::Backend`](crate::ErrorKind::Backend): the file is not a namestore file
+    ///   (it is left unchanged), or cannot be read.
     pub fn open(config: RedbConfig) -> Result<Self> {
-        let shown = config.path.display().to_string();
-        let db = Database::create(&config.path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => Error::unavailable(
-                format!("the file {shown} is already open in another process or driver"),
-                None,
-            ),
-            redb::DatabaseError::Storage(redb::StorageError::Corrupted(_)) => Error::backend(
-                format!("{shown} is not a namestore file (not a redb database)"),
-            ),
-            redb::DatabaseError::Storage(redb::StorageError::Io(io))
-                if io.kind() == std::io::ErrorKind::InvalidData =>
-            {
-                Error::backend(format!(
-                    "{shown} is not a namestore file (not a redb database)"
-                ))
-            }
-            redb::DatabaseError::Storage(redb::StorageError::Io(io)) => {
-                Error::unavailable(format!("cannot open {shown}: {io}"), None)
-            }
-            other => storage(other),
-        })?;
-        let txn = db.begin_write().map_err(storage)?;
-        {
-            let mut meta = txn.open_table(META).map_err(storage)?;
-            let format = meta
-                .get("format")
-                .map_err(storage)?
-                .map(|v| v.value().to_owned());
-            match format.as_deref() {
-                Some(FORMAT) => {}
-                Some(_) => {
-                    return Err(Error::backend(format!(
-                        "{shown} has an unknown namestore format"
-                    )));
-                }
-                None => {
-                    let foreign = txn
-                        .list_tables()
-                        .map_err(storage)?
-                        .any(|t| !t.name().starts_with("namestore."));
-                    if foreign {
-                        return Err(Error::backend(format!(
-                            "{shown} is a redb file, but not namestore's"
-                        )));
-                    }
-                    meta.insert("format", FORMAT).map_err(storage)?;
-                }
-            }
-            txn.open_table(DATA).map_err(storage)?;
-            txn.open_table(EXPIRY).map_err(storage)?;
-        }
-        txn.commit().map_err(storage)?;
-
-        let (stop, stopped) = match config.reap_interval {
+        let store = Arc::new(Store::open(config)?);
+        let (stop, stopped) = match store.config.reap_interval {
             Some(_) => {
                 let (tx, rx) = mpsc::channel::<()>();
                 (Some(tx), Some(rx))
             }
             None => (None, None),
         };
-        let db = Arc::new(db);
-        let (jobs, queue) = mpsc::channel::<Job>();
+        let (jobs, queue) = mpsc::channel::<Box<dyn Job>>();
         let committer = {
-            let (db, durable) = (Arc::clone(&db), config.durable);
+            let store = Arc::clone(&store);
             std::thread::Builder::new()
                 .name("namestore-redb-commit".into())
-                .spawn(move || commit_loop(db, durable, queue))
+                .spawn(move || commit_loop(store, queue))
                 .map_err(Error::backend)?
         };
+        let interval = store.config.reap_interval;
         let inner = Arc::new(Inner {
-            db,
-            config,
+            store,
             jobs: Some(jobs),
             committer: Some(committer),
             _stop: stop,
         });
-        if let (Some(interval), Some(stopped)) = (inner.config.reap_interval, stopped) {
+        if let (Some(interval), Some(stopped)) = (interval, stopped) {
             let weak = Arc::downgrade(&inner);
             std::thread::Builder::new()
                 .name("namestore-redb-reaper".into())
-                .spawn(move || reclaim_loop(weak, stopped, interval))
+                .spawn(move || reclaim::reclaim_loop(weak, stopped, interval))
                 .map_err(Error::backend)?;
         }
         Ok(RedbDriver { inner })
@@ -374,7 +154,7 @@ impl RedbDriver {
 
     /// The file this driver stores in.
     pub fn path(&self) -> &Path {
-        &self.inner.config.path
+        &self.inner.store.config.path
     }
 
     /// Opens the namespace (`root`, `domain`) bound to key type `K`; see [`Namespace::new`].
@@ -388,210 +168,122 @@ impl RedbDriver {
     }
 
     /// Entries stored for a namespace prefix, expired ones not reclaimed yet included.
+    ///
+    /// # Errors
+    ///
+    /// As any read: the file could not be read.
     pub fn stored_entries(&self, prefix: &str) -> Result<usize> {
-        let txn = self.inner.db.begin_read().map_err(storage)?;
-        let data = txn.open_table(DATA).map_err(storage)?;
-        let mut count = 0;
-        for entry in data.range::<&[u8]>(prefix.as_bytes()..).map_err(storage)? {
-            let (key, _) = entry.map_err(storage)?;
-            if !key.value().starts_with(prefix.as_bytes()) {
-                break;
-            }
-            count += 1;
-        }
-        Ok(count)
+        let store = &self.inner.store;
+        store.contain(|| store.stored_entries(prefix.as_bytes()))
     }
 
-    /// Reclaims up to [`PAGE`] expired keys; returns how many.
-    fn reclaim(&self) -> Result<usize> {
-        self.write(|w| {
-            let due: Vec<(u64, Vec<u8>)> = w
-                .expiry
-                .range::<(u64, &[u8])>(..(w.now + 1, &[][..]))
+    /// Runs redb's integrity check on the file at `path`, and its repair when the check
+    /// fails: the way out for a file that a driver reported as
+    /// [`ErrorKind::Corrupted`](crate::ErrorKind::Corrupted). The file must not be open
+    /// elsewhere; the command `namestore check` calls this.
+    ///
+    /// The check reads every page of the file and verifies its checksum. A repair rolls the
+    /// file back to its last intact durable commit: writes after it may be lost.
+    ///
+    /// # Errors
+    ///
+    /// - [`ErrorKind::Unavailable`](crate::ErrorKind::Unavailable): the file is missing, or
+    ///   open in another process or driver.
+    /// - [`ErrorKind::Corrupted`](crate::ErrorKind::Corrupted): the file is damaged beyond
+    ///   what redb can repair.
+    /// - [`ErrorKind::Backend`](crate::ErrorKind::Backend): it is not a namestore file.
+    ///
+    /// ```
+    /// # fn main() -> namestore::Result<()> {
+    /// use namestore::drivers::redb::{Integrity, RedbDriver};
+    ///
+    /// let path = std::env::temp_dir().join(format!("check-doc-{}.redb", std::process::id()));
+    /// drop(RedbDriver::from_url(&format!("redb://{}", path.display()))?);
+    /// assert_eq!(RedbDriver::check(&path)?, Integrity::Intact);
+    /// # std::fs::remove_file(&path).ok();
+    /// # Ok(()) }
+    /// ```
+    pub fn check(path: impl AsRef<Path>) -> Result<Integrity> {
+        let path = path.as_ref();
+        let shown = path.display().to_string();
+        // Opening runs the namestore checks (and redb's recovery after a crash) first.
+        let mut config = RedbConfig::new(path);
+        config.create = false;
+        let db = store::open_database(&config)?;
+        let checked = catch_unwind(AssertUnwindSafe(move || -> Result<Integrity> {
+            let mut db = db;
+            let intact = db.check_integrity().map_err(|e| match e {
+                redb::DatabaseError::Storage(redb::StorageError::Corrupted(why)) => {
+                    Error::corrupted(format!("{shown} cannot be repaired: {why}"))
+                }
+                other => storage(other),
+            })?;
+            // Every entry must also read back: walk both tables.
+            let txn = db.begin_read().map_err(storage)?;
+            for entry in txn
+                .open_table(DATA)
                 .map_err(storage)?
-                .take(PAGE)
-                .map(|entry| {
-                    entry
-                        .map(|(k, _)| (k.value().0, k.value().1.to_vec()))
-                        .map_err(storage)
-                })
-                .collect::<Result<_>>()?;
-            for (_, key) in &due {
-                w.remove(key)?;
+                .iter()
+                .map_err(storage)?
+            {
+                entry.map_err(storage)?;
             }
-            Ok(due.len())
+            for entry in txn
+                .open_table(EXPIRY)
+                .map_err(storage)?
+                .iter()
+                .map_err(storage)?
+            {
+                entry.map_err(storage)?;
+            }
+            drop(txn);
+            drop::<Database>(db);
+            Ok(if intact {
+                Integrity::Intact
+            } else {
+                Integrity::Repaired
+            })
+        }));
+        checked.unwrap_or_else(|_| {
+            Err(Error::corrupted(format!(
+                "{} cannot be repaired: redb failed while checking it",
+                path.display()
+            )))
         })
     }
 
-    /// Runs `f` in a write transaction shared with the writes queued at the same time, and
-    /// returns once that transaction is committed (durably unless configured otherwise). `f`
-    /// must check before it writes: a failing call leaves its transaction's other writes alone.
+    /// Queues a write for the committer and waits for its commit.
     fn write<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Writer<'_>) -> Result<T> + Send + 'static,
+        work: impl FnMut(&mut Writer<'_>) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        let (answer, answered) = mpsc::sync_channel::<Result<T>>(1);
-        let job: Job = Box::new(move |writer| {
-            let result = f(writer);
-            Box::new(move |failure: Option<&str>| {
-                let _ = answer.send(match failure {
-                    Some(why) => Err(Error::backend(format!("commit failed: {why}"))),
-                    None => result,
-                });
-            })
-        });
-        let jobs = self
-            .inner
-            .jobs
-            .as_ref()
-            .ok_or_else(|| Error::backend("the store is closing"))?;
-        jobs.send(job)
-            .map_err(|_| Error::backend("the committer thread stopped"))?;
-        answered
-            .recv()
-            .map_err(|_| Error::backend("the write was dropped: the transaction could not start"))?
+        commit::write(&self.inner.store, self.inner.jobs.as_ref(), work)
     }
 
-    /// Reads the live entry of `key`.
-    fn read(&self, key: &[u8]) -> Result<Option<(u64, Vec<u8>)>> {
-        let txn = self.inner.db.begin_read().map_err(storage)?;
-        let data = txn.open_table(DATA).map_err(storage)?;
-        let now = now_ms();
-        Ok(data.get(key).map_err(storage)?.and_then(|v| {
-            let (deadline, value) = decode(v.value());
-            live(deadline, now).then(|| (deadline, value.to_vec()))
-        }))
-    }
-
-    /// Runs blocking work off the async executor.
+    /// Runs blocking work off the async executor, with redb's panics contained.
     async fn blocking<T: Send + 'static>(
         &self,
-        f: impl FnOnce(RedbDriver) -> Result<T> + Send + 'static,
+        f: impl FnOnce(&RedbDriver) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let driver = self.clone();
-        tokio::task::spawn_blocking(move || f(driver))
+        tokio::task::spawn_blocking(move || driver.inner.store.contain(|| f(&driver)))
             .await
             .map_err(|e| Error::backend(format!("a storage task failed: {e}")))?
     }
 
-    /// One page of the namespace's live keys matching `pattern`, after `after`.
-    fn page(
+    /// Runs a read on the store off the async executor.
+    async fn read<T: Send + 'static>(
         &self,
-        prefix: &[u8],
-        after: Option<&[u8]>,
-        pattern: &Pattern,
-    ) -> Result<(Vec<String>, Option<Vec<u8>>)> {
-        let txn = self.inner.db.begin_read().map_err(storage)?;
-        let data = txn.open_table(DATA).map_err(storage)?;
-        let now = now_ms();
-        let start = match after {
-            Some(after) => Bound::Excluded(after),
-            None => Bound::Included(prefix),
-        };
-        let mut keys = Vec::new();
-        let mut last = None;
-        for entry in data
-            .range::<&[u8]>((start, Bound::Unbounded))
-            .map_err(storage)?
-            .take(PAGE)
-        {
-            let (key, value) = entry.map_err(storage)?;
-            let full = key.value();
-            let Some(business) = full.strip_prefix(prefix) else {
-                return Ok((keys, None));
-            };
-            last = Some(full.to_vec());
-            if let Ok(business) = std::str::from_utf8(business) {
-                if live(decode(value.value()).0, now) && pattern.matches(business) {
-                    keys.push(business.to_owned());
-                }
-            }
-        }
-        Ok((keys, last))
-    }
-}
-
-/// Where a walk of every namespace stands: keys are in order, so a namespace's keys are
-/// contiguous and its count is final when the next namespace starts.
-#[derive(Default)]
-struct Census {
-    after: Option<Vec<u8>>,
-    current: Option<(NamespaceName, u64)>,
-    done: bool,
-}
-
-impl Census {
-    /// A walk that stopped (after an error).
-    fn ended() -> Self {
-        Census {
-            done: true,
-            ..Census::default()
-        }
-    }
-}
-
-impl RedbDriver {
-    /// Counts up to [`PAGE`] keys after `census.after` in one read transaction; returns the
-    /// namespaces completed in that page.
-    fn census_page(&self, census: &mut Census) -> Result<Vec<NamespaceInfo>> {
-        let txn = self.inner.db.begin_read().map_err(storage)?;
-        let data = txn.open_table(DATA).map_err(storage)?;
-        let now = now_ms();
-        let start = match census.after.as_deref() {
-            Some(after) => Bound::Excluded(after),
-            None => Bound::Unbounded,
-        };
-        let mut finished = Vec::new();
-        let mut read = 0;
-        for entry in data
-            .range::<&[u8]>((start, Bound::Unbounded))
-            .map_err(storage)?
-            .take(PAGE)
-        {
-            let (key, value) = entry.map_err(storage)?;
-            read += 1;
-            let full = key.value();
-            census.after = Some(full.to_vec());
-            let name = std::str::from_utf8(full)
-                .ok()
-                .and_then(split_full_key)
-                .filter(|(_, key)| !key.is_empty());
-            let Some((name, _)) = name else { continue };
-            if !live(decode(value.value()).0, now) {
-                continue;
-            }
-            match &mut census.current {
-                Some((current, count)) if *current == name => *count += 1,
-                current => {
-                    if let Some((done, count)) = current.replace((name, 1)) {
-                        finished.push(NamespaceInfo::new(done, count));
-                    }
-                }
-            }
-        }
-        if read < PAGE {
-            census.done = true;
-            if let Some((name, count)) = census.current.take() {
-                finished.push(NamespaceInfo::new(name, count));
-            }
-        }
-        Ok(finished)
-    }
-}
-
-fn reclaim_loop(inner: Weak<Inner>, stopped: mpsc::Receiver<()>, interval: Duration) {
-    while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(interval) {
-        let Some(inner) = inner.upgrade() else { return };
-        let driver = RedbDriver { inner };
-        // Keep going while whole pages come back: a mass expiry is reclaimed in one tick.
-        while let Ok(PAGE) = driver.reclaim() {}
+        f: impl FnOnce(&Store) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        self.blocking(move |d| f(&d.inner.store)).await
     }
 }
 
 impl fmt::Debug for RedbDriver {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedbDriver")
-            .field("config", &self.inner.config)
+            .field("config", &self.inner.store.config)
             .finish_non_exhaustive()
     }
 }
@@ -631,8 +323,7 @@ impl Driver for RedbDriver {
                 if w.live(&full)?.is_some() {
                     return Ok(false);
                 }
-                let deadline = deadline(ttl, w.now);
-                w.put(&full, deadline, &value)?;
+                w.put(&full, deadline(ttl, w.now), &value)?;
                 Ok(true)
             })
         })
@@ -641,13 +332,14 @@ impl Driver for RedbDriver {
 
     async fn get(&self, s: &RedbScope, key: &str) -> Result<Option<Bytes>> {
         let full = s.key(key);
-        self.blocking(move |d| Ok(d.read(&full)?.map(|(_, v)| Bytes::from(v))))
+        self.read(move |store| Ok(store.entry(&full)?.map(|(_, v)| v)))
             .await
     }
 
     async fn exists(&self, s: &RedbScope, key: &str) -> Result<bool> {
         let full = s.key(key);
-        self.blocking(move |d| Ok(d.read(&full)?.is_some())).await
+        self.read(move |store| Ok(store.entry(&full)?.is_some()))
+            .await
     }
 
     async fn delete(&self, s: &RedbScope, key: &str) -> Result<bool> {
@@ -658,13 +350,18 @@ impl Driver for RedbDriver {
 
     async fn ttl(&self, s: &RedbScope, key: &str) -> Result<KeyTtl> {
         let full = s.key(key);
-        self.blocking(move |d| {
-            Ok(match d.read(&full)? {
-                None => KeyTtl::Missing,
-                Some((0, _)) => KeyTtl::NoExpiry,
-                Some((deadline, _)) => KeyTtl::ExpiresIn(Duration::from_millis(
-                    deadline.saturating_sub(now_ms()).max(1),
-                )),
+        self.read(move |store| {
+            store.read(|data, now, expired| {
+                Ok(match data.get(full.as_slice()).map_err(storage)? {
+                    None => KeyTtl::Missing,
+                    Some(v) => match layout::decode(v.value()).0 {
+                        0 => KeyTtl::NoExpiry,
+                        deadline if expired.live(deadline, now) => {
+                            KeyTtl::ExpiresIn(Duration::from_millis(deadline - now))
+                        }
+                        _ => KeyTtl::Missing,
+                    },
+                })
             })
         })
         .await
@@ -675,8 +372,7 @@ impl Driver for RedbDriver {
         self.blocking(move |d| {
             d.write(move |w| match w.live(&full)? {
                 Some((_, value)) => {
-                    let deadline = deadline(Some(ttl), w.now);
-                    w.put(&full, deadline, &value)?;
+                    w.put(&full, deadline(Some(ttl), w.now), &value)?;
                     Ok(true)
                 }
                 None => Ok(false),
@@ -743,8 +439,7 @@ impl Driver for RedbDriver {
         self.blocking(move |d| {
             d.write(move |w| {
                 let previous = w.live(&full)?.map(|(_, v)| Bytes::from(v));
-                let deadline = deadline(ttl, w.now);
-                w.put(&full, deadline, &value)?;
+                w.put(&full, deadline(ttl, w.now), &value)?;
                 Ok(previous)
             })
         })
@@ -763,8 +458,7 @@ impl Driver for RedbDriver {
         self.blocking(move |d| {
             d.write(move |w| match w.live(&full)? {
                 Some((_, value)) if value == expected => {
-                    let deadline = deadline(ttl, w.now);
-                    w.put(&full, deadline, &new)?;
+                    w.put(&full, deadline(ttl, w.now), &new)?;
                     Ok(true)
                 }
                 _ => Ok(false),
@@ -786,21 +480,8 @@ impl Driver for RedbDriver {
 
     async fn mget(&self, s: &RedbScope, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
         let full: Vec<Vec<u8>> = keys.iter().map(|k| s.key(k)).collect();
-        self.blocking(move |d| {
-            // One read transaction: one consistent snapshot for the whole batch.
-            let txn = d.inner.db.begin_read().map_err(storage)?;
-            let data = txn.open_table(DATA).map_err(storage)?;
-            let now = now_ms();
-            full.iter()
-                .map(|key| {
-                    Ok(data.get(key.as_slice()).map_err(storage)?.and_then(|v| {
-                        let (deadline, value) = decode(v.value());
-                        live(deadline, now).then(|| Bytes::copy_from_slice(value))
-                    }))
-                })
-                .collect()
-        })
-        .await
+        // One read transaction: one consistent snapshot for the whole batch.
+        self.read(move |store| store.entries(&full)).await
     }
 
     async fn mset(
@@ -864,32 +545,21 @@ impl Driver for RedbDriver {
             if walk.done {
                 return None;
             }
-            let (driver, prefix, pattern, after) = (
-                walk.driver.clone(),
-                walk.prefix.clone(),
-                walk.pattern.clone(),
-                walk.after.take(),
-            );
-            let page = tokio::task::spawn_blocking(move || {
-                driver.page(&prefix, after.as_deref(), &pattern)
-            })
-            .await;
+            let (prefix, pattern, after) =
+                (walk.prefix.clone(), walk.pattern.clone(), walk.after.take());
+            let page = walk
+                .driver
+                .read(move |store| store.page(&prefix, after.as_deref(), &pattern))
+                .await;
             match page {
-                Ok(Ok((keys, last))) => {
+                Ok((keys, last)) => {
                     walk.done = last.is_none();
                     walk.after = last;
                     Some((Ok(keys), walk))
                 }
-                Ok(Err(error)) => {
-                    walk.done = true;
-                    Some((Err(error), walk))
-                }
                 Err(error) => {
                     walk.done = true;
-                    Some((
-                        Err(Error::backend(format!("a storage task failed: {error}"))),
-                        walk,
-                    ))
+                    Some((Err(error), walk))
                 }
             }
         })
@@ -938,18 +608,16 @@ impl Driver for RedbDriver {
                 if census.done {
                     return None;
                 }
-                let walked = tokio::task::spawn_blocking(move || {
-                    let mut census = census;
-                    (driver.census_page(&mut census), census)
-                })
-                .await;
+                let walked = driver
+                    .read(move |store| {
+                        let mut census = census;
+                        let page = store.census_page(&mut census);
+                        Ok((page, census))
+                    })
+                    .await;
                 Some(match walked {
                     Ok((Ok(page), census)) => (Ok(page), census),
-                    Ok((Err(error), _)) => (Err(error), Census::ended()),
-                    Err(error) => (
-                        Err(Error::backend(format!("a storage task failed: {error}"))),
-                        Census::ended(),
-                    ),
+                    Ok((Err(error), _)) | Err(error) => (Err(error), Census::ended()),
                 })
             }
         });

@@ -1,0 +1,264 @@
+//! The write path: one committer thread runs every write queued while the previous commit was
+//! in flight in one write transaction and commits once (group commit).
+//!
+//! A write is a job that may run more than once: when one job of a group fails, the group's
+//! transaction is rolled back and the others run again in a fresh one without it, so a call
+//! that fails part-way (an `mset` whose fifth insert hits a damaged page) never has its first
+//! four inserts committed with its neighbours' writes. A failed commit answers every job of
+//! its group with the cause, and changes nothing.
+
+use std::sync::Arc;
+use std::sync::mpsc;
+
+use redb::{Durability, ReadableTable};
+
+use super::layout::{DATA, EXPIRY, decode, encode, live};
+use super::store::{Store, storage};
+use crate::{Error, Result};
+
+/// A write transaction's view: the live entry of a key, and writes that keep the expiry index
+/// in step with the data. `now` is the group's clock reading (Unix ms).
+pub(super) struct Writer<'t> {
+    pub(super) data: redb::Table<'t, &'static [u8], &'static [u8]>,
+    pub(super) expiry: redb::Table<'t, (u64, &'static [u8]), ()>,
+    pub(super) now: u64,
+}
+
+impl Writer<'_> {
+    /// The key's deadline and value if it is present and live; an expired entry is removed.
+    pub(super) fn live(&mut self, key: &[u8]) -> Result<Option<(u64, Vec<u8>)>> {
+        let found = self.data.get(key).map_err(storage)?.map(|v| {
+            let (deadline, value) = decode(v.value());
+            (deadline, value.to_vec())
+        });
+        match found {
+            Some((deadline, value)) if live(deadline, self.now) => Ok(Some((deadline, value))),
+            Some(_) => {
+                self.remove(key)?;
+                Ok(None)
+            }
+            None => Ok(None),
+        }
+    }
+
+    pub(super) fn put(&mut self, key: &[u8], deadline: u64, value: &[u8]) -> Result<()> {
+        if let Some(old) = self
+            .data
+            .insert(key, encode(deadline, value).as_slice())
+            .map_err(storage)?
+        {
+            let (old_deadline, _) = decode(old.value());
+            drop(old);
+            if old_deadline != 0 {
+                self.expiry.remove((old_deadline, key)).map_err(storage)?;
+            }
+        }
+        if deadline != 0 {
+            self.expiry.insert((deadline, key), ()).map_err(storage)?;
+        }
+        Ok(())
+    }
+
+    /// Removes the key; returns whether it was present and live.
+    pub(super) fn remove(&mut self, key: &[u8]) -> Result<bool> {
+        let Some(old) = self.data.remove(key).map_err(storage)? else {
+            return Ok(false);
+        };
+        let (deadline, _) = decode(old.value());
+        drop(old);
+        if deadline != 0 {
+            self.expiry.remove((deadline, key)).map_err(storage)?;
+        }
+        Ok(live(deadline, self.now))
+    }
+}
+
+/// One call's writes, queued for the committer.
+pub(super) trait Job: Send {
+    /// Runs the call's writes in the group's transaction; `false` when the call failed, and
+    /// its transaction must then be rolled back. May run again in a later transaction.
+    fn run(&mut self, writer: &mut Writer<'_>) -> bool;
+
+    /// Sends the call its answer: its own error, else the commit's failure, else its result.
+    fn answer(self: Box<Self>, commit: Result<(), &Error>);
+}
+
+struct Call<T, F> {
+    work: F,
+    result: Option<Result<T>>,
+    reply: mpsc::SyncSender<Result<T>>,
+}
+
+impl<T, F> Job for Call<T, F>
+where
+    T: Send,
+    F: FnMut(&mut Writer<'_>) -> Result<T> + Send,
+{
+    fn run(&mut self, writer: &mut Writer<'_>) -> bool {
+        let result = (self.work)(writer);
+        let ok = result.is_ok();
+        self.result = Some(result);
+        ok
+    }
+
+    fn answer(self: Box<Self>, commit: Result<(), &Error>) {
+        let answer = match (self.result, commit) {
+            (Some(Err(own)), _) => Err(own),
+            (_, Err(failed)) => Err(failed.duplicate()),
+            (Some(Ok(value)), Ok(())) => Ok(value),
+            (None, Ok(())) => Err(Error::backend("the write did not run")),
+        };
+        let _ = self.reply.send(answer);
+    }
+}
+
+/// Queues `work` for the committer and waits until the transaction that carries it has
+/// committed (durably unless configured otherwise). `work` must be repeatable: it runs again
+/// if its group is rolled back for another call's failure.
+pub(super) fn write<T: Send + 'static>(
+    store: &Store,
+    jobs: Option<&mpsc::Sender<Box<dyn Job>>>,
+    work: impl FnMut(&mut Writer<'_>) -> Result<T> + Send + 'static,
+) -> Result<T> {
+    store.check()?;
+    let (reply, answered) = mpsc::sync_channel::<Result<T>>(1);
+    let job: Box<dyn Job> = Box::new(Call {
+        work,
+        result: None,
+        reply,
+    });
+    let jobs = jobs.ok_or_else(|| Error::backend("the store is closing"))?;
+    jobs.send(job)
+        .map_err(|_| Error::backend("the committer thread stopped"))?;
+    match answered.recv() {
+        Ok(answer) => answer,
+        Err(_) => {
+            store.check()?;
+            Err(Error::backend("the write was dropped"))
+        }
+    }
+}
+
+/// The committer thread: takes the writes queued while the previous commit was in flight and
+/// commits them as one group, until the driver is dropped.
+pub(super) fn commit_loop(store: Arc<Store>, jobs: mpsc::Receiver<Box<dyn Job>>) {
+    while let Ok(first) = jobs.recv() {
+        let mut group = vec![first];
+        while group.len() < 4096 {
+            match jobs.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        commit_group(&store, group);
+    }
+}
+
+fn commit_group(store: &Store, mut pending: Vec<Box<dyn Job>>) {
+    let mut refused: Vec<Box<dyn Job>> = Vec::new();
+    let now = store.visibility.begin();
+    let outcome = store.contain(|| {
+        loop {
+            let db = store.database()?;
+            let mut txn = store.redb(db.begin_write())?;
+            if !store.config.durable {
+                store.redb(txn.set_durability(Durability::None))?;
+            }
+            let mut failed = Vec::new();
+            {
+                let mut writer = Writer {
+                    data: store.redb(txn.open_table(DATA))?,
+                    expiry: store.redb(txn.open_table(EXPIRY))?,
+                    now,
+                };
+                for (at, job) in pending.iter_mut().enumerate() {
+                    if !job.run(&mut writer) {
+                        failed.push(at);
+                    }
+                }
+            }
+            if failed.is_empty() {
+                return store.redb(txn.commit());
+            }
+            // Roll back: the failed calls' partial writes go with the transaction, and the
+            // others run again without them.
+            store.redb(txn.abort())?;
+            for at in failed.into_iter().rev() {
+                refused.push(pending.remove(at));
+            }
+            if pending.is_empty() {
+                return Ok(());
+            }
+        }
+    });
+    store.visibility.end();
+    for job in refused {
+        job.answer(Ok(()));
+    }
+    let outcome = outcome.as_ref().map(|_| ());
+    for job in pending {
+        job.answer(outcome);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::drivers::redb::RedbConfig;
+
+    fn job<T: Send + 'static>(
+        work: impl FnMut(&mut Writer<'_>) -> Result<T> + Send + 'static,
+    ) -> (Box<dyn Job>, mpsc::Receiver<Result<T>>) {
+        let (reply, answered) = mpsc::sync_channel(1);
+        let call = Call {
+            work,
+            result: None,
+            reply,
+        };
+        (Box::new(call), answered)
+    }
+
+    /// A call that fails after some of its writes (an `mset` whose second insert fails) shares
+    /// its group's transaction with other calls: none of its writes may be committed with
+    /// theirs, and theirs must still commit.
+    #[test]
+    fn a_call_that_fails_part_way_leaves_nothing_in_its_group_commit() {
+        let path =
+            std::env::temp_dir().join(format!("namestore-commit-unit-{}.redb", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let store = Store::open(RedbConfig::new(&path)).unwrap();
+        let reruns = Arc::new(AtomicUsize::new(0));
+        let (before, before_answer) = job(|w| w.put(b"t:before", 0, b"1"));
+        let (half, half_answer) = job(|w| {
+            w.put(b"t:half-1", 0, b"1")?;
+            Err::<(), _>(Error::backend("the second insert failed"))
+        });
+        let counted = Arc::clone(&reruns);
+        let (after, after_answer) = job(move |w| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            w.put(b"t:after", 0, b"3")
+        });
+        commit_group(&store, vec![before, half, after]);
+
+        assert!(before_answer.recv().unwrap().is_ok());
+        let failed = half_answer.recv().unwrap().unwrap_err();
+        assert!(
+            failed.to_string().contains("the second insert failed"),
+            "{failed}"
+        );
+        assert!(after_answer.recv().unwrap().is_ok());
+        assert_eq!(
+            store.entry(b"t:half-1").unwrap(),
+            None,
+            "half a call was committed"
+        );
+        assert!(store.entry(b"t:before").unwrap().is_some());
+        assert!(store.entry(b"t:after").unwrap().is_some());
+        // The others ran once in the rolled-back transaction, once in the committed one.
+        assert_eq!(reruns.load(Ordering::SeqCst), 2);
+        drop(store);
+        let _ = std::fs::remove_file(&path);
+    }
+}

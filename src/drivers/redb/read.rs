@@ -1,0 +1,205 @@
+//! The read path: read transactions on the latest committed snapshot.
+//!
+//! Every read that judges a key expired goes through [`Store::read`], which makes sure no
+//! write in flight has decided otherwise (see [`Visibility`](super::store::Visibility)).
+
+use std::ops::Bound;
+
+use bytes::Bytes;
+use redb::{ReadOnlyTable, ReadableDatabase};
+
+use super::layout::{DATA, PAGE, decode, live, now_ms};
+use super::store::{Store, storage};
+use crate::Result;
+use crate::glob::Pattern;
+use crate::name::{NamespaceInfo, NamespaceName, split_full_key};
+
+/// The data table as a read sees it.
+pub(super) type Data = ReadOnlyTable<&'static [u8], &'static [u8]>;
+
+/// What a read found about expiry: the earliest deadline among the entries it judged expired.
+#[derive(Default)]
+pub(super) struct Expired(Option<u64>);
+
+impl Expired {
+    /// Whether an entry with `deadline` is live at `now`; remembers it when it is not.
+    pub(super) fn live(&mut self, deadline: u64, now: u64) -> bool {
+        let live = live(deadline, now);
+        if !live {
+            self.0 = Some(self.0.map_or(deadline, |d| d.min(deadline)));
+        }
+        live
+    }
+}
+
+impl Store {
+    /// Runs `look` on a snapshot of the data at the clock reading `now`, and answers what it
+    /// returns once no write in flight contradicts an expiry it saw; reads again otherwise.
+    pub(super) fn read<T>(
+        &self,
+        mut look: impl FnMut(&Data, u64, &mut Expired) -> Result<T>,
+    ) -> Result<T> {
+        loop {
+            let mark = self.visibility.mark();
+            let db = self.database()?;
+            let txn = self.redb(db.begin_read())?;
+            let data = self.redb(txn.open_table(DATA))?;
+            let now = now_ms();
+            let mut expired = Expired::default();
+            let answer = look(&data, now, &mut expired)?;
+            match expired.0 {
+                Some(deadline) if !self.visibility.expiry_stands(mark, deadline) => continue,
+                _ => return Ok(answer),
+            }
+        }
+    }
+
+    /// The live entry of `key`: its deadline and value.
+    pub(super) fn entry(&self, key: &[u8]) -> Result<Option<(u64, Bytes)>> {
+        self.read(|data, now, expired| {
+            Ok(data.get(key).map_err(storage)?.and_then(|v| {
+                let (deadline, value) = decode(v.value());
+                expired
+                    .live(deadline, now)
+                    .then(|| (deadline, Bytes::copy_from_slice(value)))
+            }))
+        })
+    }
+
+    /// The live values of `keys`, from one snapshot.
+    pub(super) fn entries(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Bytes>>> {
+        self.read(|data, now, expired| {
+            keys.iter()
+                .map(|key| {
+                    Ok(data.get(key.as_slice()).map_err(storage)?.and_then(|v| {
+                        let (deadline, value) = decode(v.value());
+                        expired
+                            .live(deadline, now)
+                            .then(|| Bytes::copy_from_slice(value))
+                    }))
+                })
+                .collect()
+        })
+    }
+
+    /// Entries stored under `prefix`, expired ones not reclaimed yet included.
+    pub(super) fn stored_entries(&self, prefix: &[u8]) -> Result<usize> {
+        self.read(|data, _, _| {
+            let mut count = 0;
+            for entry in data.range::<&[u8]>(prefix..).map_err(storage)? {
+                let (key, _) = entry.map_err(storage)?;
+                if !key.value().starts_with(prefix) {
+                    break;
+                }
+                count += 1;
+            }
+            Ok(count)
+        })
+    }
+
+    /// One page of the namespace's live keys matching `pattern`, after `after`; the last key
+    /// read, to resume from, or `None` at the end. A listing is not a snapshot (SPEC 7.2), so
+    /// its expiry judgements need no coordination with writes in flight.
+    pub(super) fn page(
+        &self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        pattern: &Pattern,
+    ) -> Result<(Vec<String>, Option<Vec<u8>>)> {
+        let db = self.database()?;
+        let txn = self.redb(db.begin_read())?;
+        let data = self.redb(txn.open_table(DATA))?;
+        let now = now_ms();
+        let start = match after {
+            Some(after) => Bound::Excluded(after),
+            None => Bound::Included(prefix),
+        };
+        let mut keys = Vec::new();
+        let mut last = None;
+        for entry in data
+            .range::<&[u8]>((start, Bound::Unbounded))
+            .map_err(storage)?
+            .take(PAGE)
+        {
+            let (key, value) = entry.map_err(storage)?;
+            let full = key.value();
+            let Some(business) = full.strip_prefix(prefix) else {
+                return Ok((keys, None));
+            };
+            last = Some(full.to_vec());
+            if let Ok(business) = std::str::from_utf8(business) {
+                if live(decode(value.value()).0, now) && pattern.matches(business) {
+                    keys.push(business.to_owned());
+                }
+            }
+        }
+        Ok((keys, last))
+    }
+
+    /// Counts up to [`PAGE`] keys after `census.after` in one read transaction; returns the
+    /// namespaces completed in that page.
+    pub(super) fn census_page(&self, census: &mut Census) -> Result<Vec<NamespaceInfo>> {
+        let db = self.database()?;
+        let txn = self.redb(db.begin_read())?;
+        let data = self.redb(txn.open_table(DATA))?;
+        let now = now_ms();
+        let start = match census.after.as_deref() {
+            Some(after) => Bound::Excluded(after),
+            None => Bound::Unbounded,
+        };
+        let mut finished = Vec::new();
+        let mut read = 0;
+        for entry in data
+            .range::<&[u8]>((start, Bound::Unbounded))
+            .map_err(storage)?
+            .take(PAGE)
+        {
+            let (key, value) = entry.map_err(storage)?;
+            read += 1;
+            let full = key.value();
+            census.after = Some(full.to_vec());
+            let name = std::str::from_utf8(full)
+                .ok()
+                .and_then(split_full_key)
+                .filter(|(_, key)| !key.is_empty());
+            let Some((name, _)) = name else { continue };
+            if !live(decode(value.value()).0, now) {
+                continue;
+            }
+            match &mut census.current {
+                Some((current, count)) if *current == name => *count += 1,
+                current => {
+                    if let Some((done, count)) = current.replace((name, 1)) {
+                        finished.push(NamespaceInfo::new(done, count));
+                    }
+                }
+            }
+        }
+        if read < PAGE {
+            census.done = true;
+            if let Some((name, count)) = census.current.take() {
+                finished.push(NamespaceInfo::new(name, count));
+            }
+        }
+        Ok(finished)
+    }
+}
+
+/// Where a walk of every namespace stands: keys are in order, so a namespace's keys are
+/// contiguous and its count is final when the next namespace starts.
+#[derive(Default)]
+pub(super) struct Census {
+    after: Option<Vec<u8>>,
+    current: Option<(NamespaceName, u64)>,
+    pub(super) done: bool,
+}
+
+impl Census {
+    /// A walk that stopped (after an error).
+    pub(super) fn ended() -> Self {
+        Census {
+            done: true,
+            ..Census::default()
+        }
+    }
+}

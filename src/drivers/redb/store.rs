@@ -1,0 +1,349 @@
+//! The redb file behind a driver: opening it, reopening it after an I/O failure, and keeping
+//! redb's failures (errors and panics) at the driver's boundary.
+//!
+//! redb latches an I/O error (a full disk, say): every later transaction fails with "a
+//! previous I/O error occurred" until the database is closed and opened again. The store
+//! drops its handle on such an error and opens the file again on the next call, so the same
+//! driver works again once the cause is gone. A panic inside redb (a damaged file can trigger
+//! one) is caught here and turns into [`ErrorKind::Corrupted`](crate::ErrorKind::Corrupted);
+//! the store is then broken for good: every later call fails with that error, never touching
+//! the file again.
+
+use std::any::Any;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use redb::{Database, ReadableDatabase, TableHandle};
+
+use super::config::RedbConfig;
+use super::layout::{DATA, EXPIRY, FORMAT, META, now_ms};
+use crate::{Error, Result};
+
+/// Maps a redb error to namestore's: corruption is [`Error::corrupted`], anything else a
+/// backend error whose message carries redb's (and the operating system's) reason.
+pub(super) fn storage<E: Into<redb::Error>>(error: E) -> Error {
+    match error.into() {
+        redb::Error::Corrupted(reason) => Error::corrupted(reason),
+        other => Error::backend(other),
+    }
+}
+
+/// Whether redb needs the database closed and opened again after this error.
+fn needs_reopen(error: &redb::Error) -> bool {
+    matches!(
+        error,
+        redb::Error::Io(_)
+            | redb::Error::PreviousIo
+            | redb::Error::DatabaseClosed
+            | redb::Error::LockPoisoned(_)
+    )
+}
+
+pub(super) struct Store {
+    pub(super) config: RedbConfig,
+    /// The open database; `None` after an I/O failure, until the next call opens it again.
+    db: RwLock<Option<Arc<Database>>>,
+    /// Held while the file is being opened again, so one caller does it.
+    reopening: Mutex<()>,
+    /// Why the store is broken, once redb has panicked on it.
+    broken: OnceLock<String>,
+    /// Set when the last driver handle is gone: the file stays closed.
+    shut: std::sync::atomic::AtomicBool,
+    pub(super) visibility: Visibility,
+}
+
+impl Store {
+    /// Opens the file `config` names.
+    pub(super) fn open(config: RedbConfig) -> Result<Self> {
+        let db = open_database(&config)?;
+        Ok(Store {
+            config,
+            db: RwLock::new(Some(Arc::new(db))),
+            reopening: Mutex::new(()),
+            broken: OnceLock::new(),
+            shut: std::sync::atomic::AtomicBool::new(false),
+            visibility: Visibility::new(),
+        })
+    }
+
+    /// The open database, opened again first if an I/O failure closed it.
+    pub(super) fn database(&self) -> Result<Arc<Database>> {
+        self.check()?;
+        if self.shut.load(Ordering::SeqCst) {
+            return Err(Error::backend("the store is closed"));
+        }
+        if let Some(db) = &*self.db.read().unwrap_or_else(PoisonError::into_inner) {
+            return Ok(Arc::clone(db));
+        }
+        let _one = self
+            .reopening
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(db) = &*self.db.read().unwrap_or_else(PoisonError::into_inner) {
+            return Ok(Arc::clone(db));
+        }
+        // The old handle closes when its last reader lets go of it; until then redb refuses a
+        // second open of the same file.
+        let waited = Instant::now();
+        let db = loop {
+            match open_database(&self.config) {
+                Err(e) if already_open(&e) && waited.elapsed() < Duration::from_secs(2) => {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                other => break Arc::new(other?),
+            }
+        };
+        *self.db.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(&db));
+        Ok(db)
+    }
+
+    /// Maps a redb result; on an error after which redb must be reopened, closes the database
+    /// so that the next call opens it again.
+    pub(super) fn redb<T, E: Into<redb::Error>>(&self, result: Result<T, E>) -> Result<T> {
+        result.map_err(|error| {
+            let error = error.into();
+            if needs_reopen(&error) {
+                self.close();
+            }
+            storage(error)
+        })
+    }
+
+    /// Closes the file for good: the driver's last handle is gone.
+    pub(super) fn shut_down(&self) {
+        self.shut.store(true, Ordering::SeqCst);
+        self.close();
+    }
+
+    /// Drops the store's handle on the database (redb closes the file with the last one).
+    fn close(&self) {
+        let taken = self
+            .db
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        // Closing a database redb has failed on may panic in turn.
+        let _ = catch_unwind(AssertUnwindSafe(move || drop(taken)));
+    }
+
+    /// `Err` once the store is broken.
+    pub(super) fn check(&self) -> Result<()> {
+        match self.broken.get() {
+            Some(why) => Err(broken_error(why)),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs `work`, which calls into redb, and turns a panic into an error: the store is then
+    /// broken, and every later call fails with the same error.
+    pub(super) fn contain<T>(&self, work: impl FnOnce() -> Result<T>) -> Result<T> {
+        self.check()?;
+        match catch_unwind(AssertUnwindSafe(work)) {
+            Ok(result) => result,
+            Err(payload) => {
+                let why = panic_message(&*payload);
+                let _ = self.broken.set(why);
+                self.close();
+                Err(broken_error(self.broken.get().map_or("", String::as_str)))
+            }
+        }
+    }
+}
+
+fn broken_error(why: &str) -> Error {
+    Error::corrupted(format!(
+        "redb failed on the file ({why}); this handle no longer uses it: close every handle and run `namestore check` (RedbDriver::check) on the file"
+    ))
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    let text = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".to_owned());
+    crate::error::shorten(&text.split_whitespace().collect::<Vec<_>>().join(" "))
+}
+
+/// How an open of a file another handle holds ends its message.
+const ALREADY_OPEN: &str = "is already open in another process or driver";
+
+fn already_open(error: &Error) -> bool {
+    error.kind() == crate::ErrorKind::Unavailable && error.to_string().ends_with(ALREADY_OPEN)
+}
+
+/// Opens (or, if the config allows, creates) the file, contained: a file that makes redb
+/// panic is [`ErrorKind::Corrupted`](crate::ErrorKind::Corrupted), and checks that it is
+/// namestore's.
+pub(super) fn open_database(config: &RedbConfig) -> Result<Database> {
+    let path = &config.path;
+    let shown = path.display().to_string();
+    if !config.create {
+        match std::fs::metadata(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::unavailable(
+                    format!("{shown} does not exist (it is not created here)"),
+                    None,
+                ));
+            }
+            Ok(meta) if meta.len() == 0 => {
+                return Err(Error::unavailable(
+                    format!("{shown} is empty, not a namestore file (it is not made one here)"),
+                    None,
+                ));
+            }
+            _ => {}
+        }
+    }
+    match catch_unwind(AssertUnwindSafe(|| open_and_check(path, &shown))) {
+        Ok(result) => result,
+        Err(payload) => Err(Error::corrupted(format!(
+            "{shown} is damaged: redb failed while opening it ({}); run `namestore check` (RedbDriver::check) on it",
+            panic_message(&*payload)
+        ))),
+    }
+}
+
+fn open_and_check(path: &Path, shown: &str) -> Result<Database> {
+    let not_namestore = || {
+        Error::backend(format!(
+            "{shown} is not a namestore file (not a redb database)"
+        ))
+    };
+    let db = Database::create(path).map_err(|e| match e {
+        redb::DatabaseError::DatabaseAlreadyOpen => {
+            Error::unavailable(format!("the file {shown} {ALREADY_OPEN}"), None)
+        }
+        redb::DatabaseError::Storage(redb::StorageError::Io(io))
+            if io.kind() == std::io::ErrorKind::InvalidData =>
+        {
+            not_namestore()
+        }
+        redb::DatabaseError::Storage(redb::StorageError::Io(io)) => {
+            Error::unavailable(format!("cannot open {shown}: {io}"), None)
+        }
+        redb::DatabaseError::Storage(redb::StorageError::Corrupted(reason)) => {
+            Error::corrupted(format!("{shown}: {reason}"))
+        }
+        other => storage(other),
+    })?;
+    // A namestore file is read as such without writing to it; only a new (empty) database
+    // gets namestore's tables.
+    let read = db.begin_read().map_err(storage)?;
+    let format = match read.open_table(META) {
+        Ok(meta) => meta
+            .get("format")
+            .map_err(storage)?
+            .map(|v| v.value().to_owned()),
+        Err(redb::TableError::TableDoesNotExist(_)) => None,
+        Err(other) => return Err(storage(other)),
+    };
+    match format.as_deref() {
+        Some(FORMAT) => return Ok(db),
+        Some(_) => {
+            return Err(Error::backend(format!(
+                "{shown} has an unknown namestore format"
+            )));
+        }
+        None => {}
+    }
+    let foreign = read
+        .list_tables()
+        .map_err(storage)?
+        .any(|t| !t.name().starts_with("namestore."));
+    drop(read);
+    if foreign {
+        return Err(Error::backend(format!(
+            "{shown} is a redb file, but not namestore's"
+        )));
+    }
+    let txn = db.begin_write().map_err(storage)?;
+    {
+        txn.open_table(META)
+            .map_err(storage)?
+            .insert("format", FORMAT)
+            .map_err(storage)?;
+        txn.open_table(DATA).map_err(storage)?;
+        txn.open_table(EXPIRY).map_err(storage)?;
+    }
+    txn.commit().map_err(storage)?;
+    Ok(db)
+}
+
+/// What readers need to know about the write transaction in flight, so that no read answers
+/// "expired" for a key that a write in flight has decided is live (SPEC 3.2, 7.1).
+///
+/// A group of writes decides liveness against one clock reading, and becomes visible only when
+/// its transaction commits, a few milliseconds later. A read in between sees the old snapshot
+/// with a later clock: it could answer "expired" for a key the group found live and, say, gave
+/// a new TTL, and a read after the commit would then see the key again. So a read that finds a
+/// key expired at a deadline later than the clock reading of the group in flight waits for
+/// that group to commit and reads again. Reads of live keys, and of keys that expired before
+/// the group's clock reading, never wait.
+pub(super) struct Visibility {
+    /// The clock reading of the group in flight: 0 while it is being taken, `u64::MAX` when
+    /// no group is in flight.
+    deciding: AtomicU64,
+    /// Groups finished (committed, or failed and rolled back).
+    finished: AtomicU64,
+    signal: (Mutex<()>, Condvar),
+}
+
+impl Visibility {
+    fn new() -> Self {
+        Visibility {
+            deciding: AtomicU64::new(u64::MAX),
+            finished: AtomicU64::new(0),
+            signal: (Mutex::new(()), Condvar::new()),
+        }
+    }
+
+    /// A group starts: returns the clock reading its writes decide with. The reading is
+    /// published before it is taken (as 0), so a reader that does not see it published read
+    /// its own clock earlier.
+    pub(super) fn begin(&self) -> u64 {
+        self.deciding.store(0, Ordering::SeqCst);
+        let now = now_ms();
+        self.deciding.store(now, Ordering::SeqCst);
+        now
+    }
+
+    /// The group is committed (visible to new reads) or rolled back.
+    pub(super) fn end(&self) {
+        let _guard = self.signal.0.lock().unwrap_or_else(PoisonError::into_inner);
+        self.finished.fetch_add(1, Ordering::SeqCst);
+        self.deciding.store(u64::MAX, Ordering::SeqCst);
+        self.signal.1.notify_all();
+    }
+
+    /// Taken before a read transaction begins.
+    pub(super) fn mark(&self) -> u64 {
+        self.finished.load(Ordering::SeqCst)
+    }
+
+    /// Whether a read that began after `mark` and found a key expired at `deadline` can
+    /// answer so. When it cannot, waits until the group in flight is done: read again.
+    pub(super) fn expiry_stands(&self, mark: u64, deadline: u64) -> bool {
+        let deciding = self.deciding.load(Ordering::SeqCst);
+        if self.finished.load(Ordering::SeqCst) != mark {
+            // A group finished since the read began: its snapshot may predate it.
+            return false;
+        }
+        if deciding >= deadline {
+            return true;
+        }
+        let mut guard = self.signal.0.lock().unwrap_or_else(PoisonError::into_inner);
+        while self.finished.load(Ordering::SeqCst) == mark {
+            guard = self
+                .signal
+                .1
+                .wait_timeout(guard, Duration::from_millis(50))
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        false
+    }
+}

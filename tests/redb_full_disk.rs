@@ -1,0 +1,118 @@
+//! The persistent driver on a disk that fills up: calls fail with the cause, acknowledged
+//! writes survive, and the same handle writes again once space is back. Runs on a 2 MiB
+//! tmpfs mounted here (as root); where mounting is not allowed, the test says so and passes
+//! without running.
+#![cfg(feature = "redb")]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use namestore::drivers::redb::{RedbConfig, RedbDriver};
+
+/// A small tmpfs, unmounted when dropped (also when the test fails).
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    fn mount(size: &str) -> Result<Self, String> {
+        let dir = std::env::temp_dir().join(format!("namestore-full-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&dir)
+            .output()
+            .map_err(|e| format!("cannot run mount: {e}"))?;
+        if !mounted.status.success() {
+            let _ = std::fs::remove_dir(&dir);
+            return Err(String::from_utf8_lossy(&mounted.stderr).trim().to_owned());
+        }
+        Ok(SmallDisk(dir))
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_fails_calls_with_the_cause_and_the_handle_recovers() {
+    let disk = match SmallDisk::mount("2m") {
+        Ok(disk) => disk,
+        Err(why) => {
+            println!("skipped: cannot mount a tmpfs here ({why})");
+            return;
+        }
+    };
+    // Room to give back later.
+    let filler = disk.path().join("filler");
+    std::fs::write(&filler, vec![7u8; 512 * 1024]).unwrap();
+
+    let mut config = RedbConfig::new(disk.path().join("store.redb"));
+    config.reap_interval = Some(Duration::from_millis(20));
+    let store = RedbDriver::open(config.clone()).unwrap();
+    let ns = store.namespace::<String>("app", "blobs").unwrap();
+
+    let value = vec![b'x'; 48 * 1024];
+    let mut acknowledged = Vec::new();
+    let mut failure = None;
+    for i in 0..200 {
+        let key = format!("k{i}");
+        match ns.set(&key, value.clone(), None).await {
+            Ok(()) => acknowledged.push(key),
+            Err(error) => {
+                failure = Some(error);
+                break;
+            }
+        }
+    }
+    let failure = failure.expect("2 MiB filled up without an error");
+    assert!(!acknowledged.is_empty(), "no write fitted at all");
+    let text = failure.to_string();
+    assert!(
+        text.contains("No space left on device"),
+        "the error does not name the cause: {text}"
+    );
+
+    // Still full: later writes fail with the cause too, not with a poisoned handle.
+    let again = ns.set(&"more".to_owned(), value.clone(), None).await;
+    if let Err(error) = &again {
+        assert!(
+            !error.to_string().contains("could not start"),
+            "a later write lost the cause: {error}"
+        );
+    }
+
+    // Space comes back: the same handle writes again, and every acknowledged write is there.
+    std::fs::remove_file(&filler).unwrap();
+    ns.set(&"after".to_owned(), "recovered", None)
+        .await
+        .expect("the handle did not recover once space was back");
+    assert_eq!(
+        ns.get(&"after".to_owned()).await.unwrap().as_deref(),
+        Some(&b"recovered"[..])
+    );
+    for key in &acknowledged {
+        assert_eq!(
+            ns.get(key).await.unwrap().as_deref(),
+            Some(&value[..]),
+            "acknowledged {key} was lost"
+        );
+    }
+
+    // And after a reopen.
+    drop(ns);
+    drop(store);
+    let store = RedbDriver::open(config).unwrap();
+    let ns = store.namespace::<String>("app", "blobs").unwrap();
+    for key in &acknowledged {
+        assert!(ns.exists(key).await.unwrap(), "{key} lost across a reopen");
+    }
+    assert!(ns.exists(&"after".to_owned()).await.unwrap());
+}
