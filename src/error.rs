@@ -140,6 +140,22 @@ impl Error {
         )
     }
 
+    /// The call was sent and no answer came back, for `reason` (for driver authors): the
+    /// outcome is unknown. `reason` must hold no secret.
+    pub fn timeout_with_reason(reason: impl fmt::Display) -> Self {
+        Error::new(
+            ErrorKind::Timeout,
+            None,
+            None,
+            format!("backend timed out: {reason}"),
+        )
+    }
+
+    /// Attaches the underlying cause.
+    pub(crate) fn set_source(&mut self, source: BoxError) {
+        self.0.source = Some(source);
+    }
+
     /// Any other backend failure (for driver authors). The source's message is shown, so it
     /// must hold no secret.
     pub fn backend(source: impl Into<BoxError>) -> Self {

@@ -19,11 +19,11 @@ async fn an_unreachable_server_fails_within_the_bound() {
         .namespace::<String>("app", "down")
         .unwrap();
     let started = Instant::now();
+    // Nothing was sent: unavailable, for reads and writes alike.
     let error = ns.get(&"k".to_owned()).await.unwrap_err();
-    assert!(
-        matches!(error.kind(), ErrorKind::Unavailable | ErrorKind::Timeout),
-        "expected unavailable or timeout, got {error:?}"
-    );
+    assert_eq!(error.kind(), ErrorKind::Unavailable, "{error:?}");
+    let error = ns.incr(&"k".to_owned(), 1).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Unavailable, "{error:?}");
     // The bound is connect + response timeouts; allow scheduling slack.
     assert!(
         started.elapsed() < Duration::from_secs(5),
@@ -339,11 +339,9 @@ async fn a_timed_out_increment_is_applied_at_most_once() {
         .arg("WRITE")
         .query::<()>(&mut admin)
         .unwrap();
+    // Sent, and no answer in time: a timeout, outcome unknown.
     let error = ns.incr(&key, 1).await.unwrap_err();
-    assert!(
-        matches!(error.kind(), ErrorKind::Timeout | ErrorKind::Unavailable),
-        "{error:?}"
-    );
+    assert_eq!(error.kind(), ErrorKind::Timeout, "{error:?}");
     tokio::time::sleep(Duration::from_millis(2000)).await;
     let value: i64 = redis::cmd("GET")
         .arg("app:once:n")
@@ -402,4 +400,139 @@ async fn an_acl_user_and_a_database_number_from_the_url() {
         .get(&"k".to_owned())
         .await;
     assert!(error.is_err(), "a wrong password was accepted");
+}
+
+/// The process id of the server on `port`.
+fn server_pid(port: u16) -> u32 {
+    let mut connection = redis::Client::open(format!("redis://127.0.0.1:{port}/"))
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let info: String = redis::cmd("INFO")
+        .arg("server")
+        .query(&mut connection)
+        .unwrap();
+    info.lines()
+        .find_map(|line| line.strip_prefix("process_id:"))
+        .and_then(|pid| pid.trim().parse().ok())
+        .expect("INFO server names the process id")
+}
+
+fn signal(pid: u32, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{signal} {pid}");
+}
+
+/// `Unavailable` means the call was not sent (safe to retry); `Timeout` that it was sent and no
+/// answer came. A server stopped with SIGSTOP while a handle is connected: a call on that
+/// connection is a timeout. A new handle cannot even finish connecting: unavailable. After
+/// SIGCONT, the timed-out write was applied once, and both handles work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_paused_mid_call_is_a_timeout_and_one_never_reached_is_unavailable() {
+    let port = free_port();
+    let url = start_server(port, "");
+    let bounds = "connect_timeout_ms=300&response_timeout_ms=300";
+    let connected = RedisDriver::from_url(&format!("{url}?{bounds}"))
+        .unwrap()
+        .namespace::<String>("app", "paused")
+        .unwrap();
+    let key = "n".to_owned();
+    connected.incr(&key, 1).await.unwrap();
+    let pid = server_pid(port);
+    signal(pid, "STOP");
+    let outcome = async {
+        let sent = connected.incr(&key, 1).await.unwrap_err();
+        let read = connected.get(&key).await.unwrap_err();
+        let fresh = RedisDriver::from_url(&format!("{url}?{bounds}"))
+            .unwrap()
+            .namespace::<String>("app", "paused")
+            .unwrap();
+        let unsent = fresh.incr(&key, 1).await.unwrap_err();
+        (sent, read, unsent, fresh)
+    }
+    .await;
+    signal(pid, "CONT");
+    let (sent, read, unsent, fresh) = outcome;
+    assert_eq!(sent.kind(), ErrorKind::Timeout, "{sent:?}");
+    assert_eq!(read.kind(), ErrorKind::Timeout, "{read:?}");
+    assert_eq!(unsent.kind(), ErrorKind::Unavailable, "{unsent:?}");
+    // The paused increment ran once the server went on; the unsent one never did.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match fresh.get(&key).await {
+            Ok(value) => {
+                assert_eq!(value.as_deref(), Some(&b"2"[..]));
+                break;
+            }
+            Err(e) => assert!(Instant::now() < deadline, "no recovery: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(connected.incr(&key, 1).await.unwrap(), 3);
+}
+
+/// Stops the server on `port` that requires `password`.
+fn stop_server_with_password(port: u16, password: &str) {
+    let status = std::process::Command::new("redis-cli")
+        .args(["-p", &port.to_string(), "--no-auth-warning", "-a", password])
+        .args(["SHUTDOWN", "NOSAVE"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    let _ = status;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        assert!(Instant::now() < deadline, "redis-server did not stop");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A server restarted with a new password refuses the handle (right); restarted again with
+/// the old one, the same handle connects again by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_handle_reconnects_once_the_server_accepts_its_password_again() {
+    let port = free_port();
+    start_server(port, "--requirepass old-pass");
+    let url = format!(
+        "redis://:old-pass@127.0.0.1:{port}/0?connect_timeout_ms=500&response_timeout_ms=500"
+    );
+    let ns = RedisDriver::from_url(&url)
+        .unwrap()
+        .namespace::<String>("app", "auth")
+        .unwrap();
+    let key = "k".to_owned();
+    ns.set(&key, "v", None).await.unwrap();
+
+    stop_server_with_password(port, "old-pass");
+    start_server(port, "--requirepass new-pass");
+    for _ in 0..20 {
+        let error = ns.get(&key).await.unwrap_err();
+        assert!(!error.to_string().contains("old-pass"), "{error}");
+    }
+    let refused = ns.set(&key, "w", None).await.unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::Backend, "{refused:?}");
+    assert!(
+        refused.to_string().contains("refused the credentials"),
+        "{refused}"
+    );
+
+    stop_server_with_password(port, "new-pass");
+    start_server(port, "--requirepass old-pass");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match ns.set(&key, "again", None).await {
+            Ok(()) => break,
+            Err(e) => assert!(
+                Instant::now() < deadline,
+                "the handle never reconnected: {e}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(ns.get(&key).await.unwrap().as_deref(), Some(&b"again"[..]));
 }

@@ -273,6 +273,7 @@ macro_rules! conformance_tests {
             delete_reports_presence,
             counters,
             counter_canonical_form,
+            counter_edge_values,
             counter_ttl_on_create,
             get_set_returns_previous,
             compare_and_swap,

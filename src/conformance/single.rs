@@ -197,6 +197,91 @@ pub async fn counter_canonical_form<D: Driver>(h: &Harness<D>) {
     }
 }
 
+/// SPEC 4.4: counters are exact over the whole i64 range: every operation that answers a
+/// number answers exactly the stored integer, at and around 2^53 (where a double stops
+/// counting every integer) and at the i64 bounds, whether it creates the key or not, with a
+/// TTL on creation or without.
+pub async fn counter_edge_values<D: Driver>(h: &Harness<D>) {
+    let ns = h.namespace::<String>();
+    let p53 = 1i64 << 53;
+    let edges = [
+        p53 - 1,
+        p53,
+        p53 + 1,
+        -p53 - 1,
+        -p53,
+        -p53 + 1,
+        i64::MAX,
+        i64::MAX - 1,
+        i64::MIN,
+        i64::MIN + 1,
+        9_007_199_254_740_993,
+        -9_007_199_254_740_993,
+    ];
+    let window = Duration::from_secs(600);
+    for (i, &v) in edges.iter().enumerate() {
+        let text = v.to_string();
+        // Created by the increment itself, with and without a TTL.
+        assert_eq!(ns.incr(&format!("new{i}"), v).await.unwrap(), v, "incr {v}");
+        assert_eq!(
+            ns.incr_with_ttl(&format!("ttl{i}"), v, window)
+                .await
+                .unwrap(),
+            v,
+            "incr_with_ttl {v} creating the key"
+        );
+        for key in [format!("new{i}"), format!("ttl{i}")] {
+            assert_eq!(
+                ns.get(&key).await.unwrap().as_deref(),
+                Some(text.as_bytes()),
+                "stored {v}"
+            );
+        }
+        // Reached by a step from a stored neighbour, on each path.
+        let step = if v > 0 { 1 } else { -1 };
+        let from = (v - step).to_string();
+        for (n, path) in ["incr", "incr_with_ttl", "decr"].iter().enumerate() {
+            let key = format!("step{i}-{n}");
+            ns.set(&key, from.clone(), None).await.unwrap();
+            let got = match *path {
+                "incr" => ns.incr(&key, step).await,
+                "incr_with_ttl" => ns.incr_with_ttl(&key, step, window).await,
+                _ => ns.decr(&key, -step).await,
+            };
+            assert_eq!(got.unwrap(), v, "{path} from {from} by {step}");
+            assert_eq!(
+                ns.get(&key).await.unwrap().as_deref(),
+                Some(text.as_bytes()),
+                "{path} stored {v}"
+            );
+        }
+    }
+    // One past the bounds is an overflow on every path, and changes nothing.
+    ns.set(&k("max"), i64::MAX.to_string(), None).await.unwrap();
+    ns.set(&k("min"), i64::MIN.to_string(), None).await.unwrap();
+    assert_err!(ns.incr(&k("max"), 1).await, Overflow, "incr past i64::MAX");
+    assert_err!(
+        ns.incr_with_ttl(&k("max"), 1, window).await,
+        Overflow,
+        "incr_with_ttl past i64::MAX"
+    );
+    assert_err!(ns.decr(&k("min"), 1).await, Overflow, "decr past i64::MIN");
+    assert_err!(
+        ns.incr_with_ttl(&k("min"), -1, window).await,
+        Overflow,
+        "incr_with_ttl past i64::MIN"
+    );
+    assert_eq!(
+        ns.get(&k("max")).await.unwrap().as_deref(),
+        Some(i64::MAX.to_string().as_bytes())
+    );
+    assert_eq!(
+        ns.get(&k("min")).await.unwrap().as_deref(),
+        Some(i64::MIN.to_string().as_bytes())
+    );
+    assert_eq!(ns.ttl(&k("max")).await.unwrap(), KeyTtl::NoExpiry);
+}
+
 /// SPEC 4.4: the TTL given to an increment applies only when it creates the key.
 pub async fn counter_ttl_on_create<D: Driver>(h: &Harness<D>) {
     let ns = h.namespace::<String>();

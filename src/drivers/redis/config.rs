@@ -3,6 +3,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use redis::{ConnectionInfo, IntoConnectionInfo};
+
 use crate::{Error, Result};
 
 /// The URL scheme of the standalone Redis driver.
@@ -14,14 +16,23 @@ pub const CLUSTER_SCHEME: &str = "redis+cluster";
 /// The URL scheme of a standalone Redis server over TLS.
 pub const TLS_SCHEME: &str = "rediss";
 
+const DEFAULT_PORT: u16 = 6379;
+
 /// Settings of a [`RedisDriver`](super::RedisDriver).
 ///
 /// From a URL: `redis://[[user]:password@]host[:port][/db]` for a standalone server
-/// (`rediss://` over TLS, verified against the system's roots or [`RedisConfig::tls_root_certificate`]), or
+/// (`rediss://` over TLS, verified against the system's roots or
+/// [`RedisConfig::tls_root_certificate`]), or
 /// `redis+cluster://[[user]:password@]host1:port1,host2:port2,…` with any of a cluster's nodes
 /// as seeds; with optional query parameters `connect_timeout_ms`, `response_timeout_ms`,
 /// `hash_tag=1` and, for `rediss://`, `tls_ca_file=/path/ca.pem` (a CA to trust instead of the
-/// system's roots, read when the URL is parsed). `Debug` never shows the password.
+/// system's roots, read when the URL is parsed).
+///
+/// The user and password may hold any character. Percent-encoding (`%40` for `@`, `%3F` for
+/// `?`, `%25` for `%`…) is decoded; a password with a raw `?`, `#`, `/`, `@` or `:` is also
+/// understood, because the credentials run to the *last* `@` of the URL (so a query value
+/// that holds an `@` must write it `%40`). The password is never shown: not in an error, not
+/// in `Debug`.
 ///
 /// ```
 /// use namestore::drivers::redis::RedisConfig;
@@ -29,12 +40,18 @@ pub const TLS_SCHEME: &str = "rediss";
 /// let config = RedisConfig::from_url("redis://:s3cret@127.0.0.1:6380/2?response_timeout_ms=500").unwrap();
 /// assert_eq!(config.response_timeout.as_millis(), 500);
 /// assert!(!format!("{config:?}").contains("s3cret"));
+/// let raw = RedisConfig::from_url("redis://app:p?a#s/s@w%40rd@cache.internal").unwrap();
+/// assert_eq!(format!("{raw:?}").contains("p?a#s"), false);
 /// ```
 #[derive(Clone)]
 pub struct RedisConfig {
-    /// One URL per seed node (one for a standalone server), without namestore's own query
-    /// parameters; they hold the password, so they are private and never printed.
-    urls: Vec<String>,
+    /// Seed nodes (one for a standalone server).
+    nodes: Vec<Node>,
+    username: Option<String>,
+    /// Never printed.
+    password: Option<String>,
+    db: i64,
+    tls: bool,
     cluster: bool,
     /// Store a namespace's keys as `{root:domain}:key`, so Redis Cluster keeps the whole
     /// namespace in one slot: batches, scripts and listings stay on one node and `mset` stays
@@ -45,21 +62,111 @@ pub struct RedisConfig {
     /// For `rediss://`: a CA certificate (PEM) to trust instead of the system's roots, for a
     /// server with a private CA. Default: none (the system's roots).
     pub tls_root_certificate: Option<Vec<u8>>,
-    /// Bound on establishing a connection. Default: 2 s.
+    /// Bound on establishing a connection. Default: 2 s. A call that cannot connect within it
+    /// fails with [`ErrorKind::Unavailable`](crate::ErrorKind::Unavailable): it was not sent.
     pub connect_timeout: Duration,
-    /// Bound on each command's answer. Default: 2 s. Every call answers or fails with
-    /// [`ErrorKind::Timeout`](crate::ErrorKind::Timeout) within `connect_timeout +
-    /// response_timeout` (SPEC 8.3).
+    /// Bound on each command's answer. Default: 2 s. A call sent and not answered within it
+    /// fails with [`ErrorKind::Timeout`](crate::ErrorKind::Timeout). Every call answers or
+    /// fails within `connect_timeout + response_timeout` (SPEC 8.3).
     pub response_timeout: Duration,
 }
 
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Node {
+    host: String,
+    port: u16,
+}
+
+impl fmt::Display for Node {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// Decodes `%XX` escapes. `None` for a malformed escape or bytes that are not UTF-8.
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = text.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Parses `host[:port]` or `[v6]:port`.
+fn parse_node(text: &str) -> Result<Node> {
+    let bad = |why: &str| {
+        Error::invalid_url(format!(
+            "Redis host `{}`: {why}",
+            crate::error::shorten(text)
+        ))
+    };
+    let (host, port) = if let Some(rest) = text.strip_prefix('[') {
+        let (host, after) = rest
+            .split_once(']')
+            .ok_or_else(|| bad("an IPv6 address needs a closing `]`"))?;
+        match after {
+            "" => (host, None),
+            _ => (
+                host,
+                Some(
+                    after
+                        .strip_prefix(':')
+                        .ok_or_else(|| bad("expected `:port` after `]`"))?,
+                ),
+            ),
+        }
+    } else {
+        match text.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (text, None),
+        }
+    };
+    if host.is_empty() {
+        return Err(Error::invalid_url(
+            "a Redis URL names a host: `redis://host:port`",
+        ));
+    }
+    if !host
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':'))
+    {
+        return Err(bad("not a host name or address"));
+    }
+    let port = match port {
+        None => DEFAULT_PORT,
+        Some(port) => port
+            .parse::<u16>()
+            .ok()
+            .filter(|&p| p > 0)
+            .ok_or_else(|| bad("the port is a number from 1 to 65535"))?,
+    };
+    Ok(Node {
+        host: host.to_owned(),
+        port,
+    })
+}
+
 impl RedisConfig {
-    /// Parses a `redis://` URL.
+    /// Parses a `redis://`, `rediss://` or `redis+cluster://` URL.
     ///
     /// # Errors
     ///
     /// [`ErrorKind::InvalidUrl`](crate::ErrorKind::InvalidUrl) for another scheme, a missing
-    /// host, an unknown parameter or a bad value; the message never repeats the URL.
+    /// host, a bad port or database, an unknown parameter or a bad value; the message never
+    /// repeats the user or password.
     pub fn from_url(url: &str) -> Result<Self> {
         let (cluster, tls, rest) = if let Some(rest) = url.strip_prefix("redis+cluster://") {
             (true, false, rest)
@@ -72,34 +179,60 @@ impl RedisConfig {
                 "a Redis URL starts with `redis://`, `rediss://` or `redis+cluster://`",
             ));
         };
-        let (address, query) = rest.split_once('?').unwrap_or((rest, ""));
-        let (credentials, hosts) = match address.rsplit_once('@') {
-            Some((credentials, hosts)) => (Some(credentials), hosts),
-            None => (None, address),
+        // The credentials run to the last `@`: a password may hold `?`, `#`, `/` and `@`.
+        let (credentials, tail) = match rest.rfind('@') {
+            Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
+            None => (None, rest),
         };
-        if hosts.is_empty() || hosts.starts_with('/') {
+        let (username, password) = match credentials {
+            None => (None, None),
+            Some(credentials) => {
+                let (user, password) = match credentials.split_once(':') {
+                    Some((user, password)) => (user, Some(password)),
+                    None => (credentials, None),
+                };
+                let decode = |part: &str, what: &str| {
+                    percent_decode(part).ok_or_else(|| {
+                        Error::invalid_url(format!(
+                            "the {what} in the Redis URL has a malformed %-escape or is not UTF-8"
+                        ))
+                    })
+                };
+                let user = decode(user, "user")?;
+                let password = password.map(|p| decode(p, "password")).transpose()?;
+                ((!user.is_empty()).then_some(user), password)
+            }
+        };
+        let (address, query) = tail.split_once('?').unwrap_or((tail, ""));
+        let query = query.split_once('#').map_or(query, |(q, _)| q);
+        let (hosts, path) = address.split_once('/').unwrap_or((address, ""));
+        let nodes = hosts
+            .split(',')
+            .map(parse_node)
+            .collect::<Result<Vec<_>>>()?;
+        if nodes.len() > 1 && !cluster {
             return Err(Error::invalid_url(
-                "a Redis URL names a host: `redis://host:port`",
+                "several hosts need `redis+cluster://`; a standalone URL names one",
             ));
         }
-        let urls: Vec<String> = if cluster {
-            hosts
-                .split(',')
-                .map(|host| match credentials {
-                    Some(credentials) => {
-                        format!("redis://{credentials}@{}", host.trim_end_matches('/'))
-                    }
-                    None => format!("redis://{}", host.trim_end_matches('/')),
-                })
-                .collect()
-        } else {
-            vec![format!(
-                "{}://{address}",
-                if tls { "rediss" } else { "redis" }
-            )]
+        let db = match path.trim_end_matches('/') {
+            "" => 0,
+            db => db.parse::<i64>().ok().filter(|&d| d >= 0).ok_or_else(|| {
+                Error::invalid_url(format!(
+                    "the Redis database `{}` is not a number",
+                    crate::error::shorten(db)
+                ))
+            })?,
         };
+        if cluster && db != 0 {
+            return Err(Error::invalid_url("a Redis Cluster has database 0 only"));
+        }
         let mut config = RedisConfig {
-            urls,
+            nodes,
+            username,
+            password,
+            db,
+            tls,
             cluster,
             hash_tag: false,
             tls_root_certificate: None,
@@ -108,8 +241,23 @@ impl RedisConfig {
         };
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            if name == "tls_ca_file" {
-                if !tls {
+            let value = percent_decode(value).ok_or_else(|| {
+                Error::invalid_url(format!(
+                    "Redis parameter `{}` has a malformed %-escape",
+                    crate::error::shorten(name)
+                ))
+            })?;
+            config.parameter(name, &value)?;
+        }
+        // The connection settings redis-rs will use: checked now, not on first use.
+        config.connection_infos()?;
+        Ok(config)
+    }
+
+    fn parameter(&mut self, name: &str, value: &str) -> Result<()> {
+        match name {
+            "tls_ca_file" => {
+                if !self.tls {
                     return Err(Error::invalid_url(
                         "Redis parameter `tls_ca_file` needs a `rediss://` URL",
                     ));
@@ -120,11 +268,10 @@ impl RedisConfig {
                         crate::error::shorten(value)
                     ))
                 })?;
-                config.tls_root_certificate = Some(pem);
-                continue;
+                self.tls_root_certificate = Some(pem);
             }
-            if name == "hash_tag" {
-                config.hash_tag = match value {
+            "hash_tag" => {
+                self.hash_tag = match value {
                     "1" | "true" => true,
                     "0" | "false" => false,
                     _ => {
@@ -133,32 +280,28 @@ impl RedisConfig {
                         ));
                     }
                 };
-                continue;
             }
-            let millis: u64 = value.parse().ok().filter(|&ms| ms > 0).ok_or_else(|| {
-                Error::invalid_url(format!(
-                    "Redis parameter `{}` takes a positive number of milliseconds",
-                    crate::error::shorten(name)
-                ))
-            })?;
-            match name {
-                "connect_timeout_ms" => config.connect_timeout = Duration::from_millis(millis),
-                "response_timeout_ms" => config.response_timeout = Duration::from_millis(millis),
-                other => {
-                    return Err(Error::invalid_url(format!(
-                        "unknown Redis parameter `{}` (known: connect_timeout_ms, response_timeout_ms, hash_tag, tls_ca_file)",
-                        crate::error::shorten(other)
-                    )));
+            "connect_timeout_ms" | "response_timeout_ms" => {
+                let millis: u64 = value.parse().ok().filter(|&ms| ms > 0).ok_or_else(|| {
+                    Error::invalid_url(format!(
+                        "Redis parameter `{name}` takes a positive number of milliseconds"
+                    ))
+                })?;
+                let bound = Duration::from_millis(millis);
+                if name == "connect_timeout_ms" {
+                    self.connect_timeout = bound;
+                } else {
+                    self.response_timeout = bound;
                 }
             }
+            other => {
+                return Err(Error::invalid_url(format!(
+                    "unknown Redis parameter `{}` (known: connect_timeout_ms, response_timeout_ms, hash_tag, tls_ca_file)",
+                    crate::error::shorten(other)
+                )));
+            }
         }
-        // Let redis-rs validate hosts, ports, database and credentials now, not on first use.
-        for url in &config.urls {
-            redis::Client::open(url.as_str()).map_err(|_| {
-                Error::invalid_url("malformed Redis URL (host, port, database or credentials)")
-            })?;
-        }
-        Ok(config)
+        Ok(())
     }
 
     /// Whether this names a Redis Cluster.
@@ -166,8 +309,40 @@ impl RedisConfig {
         self.cluster
     }
 
-    pub(crate) fn urls(&self) -> &[String] {
-        &self.urls
+    /// Whether this connects over TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls
+    }
+
+    /// The database number (0 on a cluster).
+    pub fn db(&self) -> i64 {
+        self.db
+    }
+
+    /// The ACL user, if the URL names one.
+    pub fn username(&self) -> Option<&str> {
+        self.username.as_deref()
+    }
+
+    /// redis-rs's connection settings, one per seed node, credentials included.
+    pub(crate) fn connection_infos(&self) -> Result<Vec<ConnectionInfo>> {
+        let scheme = if self.tls { "rediss" } else { "redis" };
+        self.nodes
+            .iter()
+            .map(|node| {
+                let info = format!("{scheme}://{node}")
+                    .into_connection_info()
+                    .map_err(|_| Error::invalid_url("malformed Redis host or port"))?;
+                let mut redis = info.redis_settings().clone().set_db(self.db);
+                if let Some(user) = &self.username {
+                    redis = redis.set_username(user);
+                }
+                if let Some(password) = &self.password {
+                    redis = redis.set_password(password);
+                }
+                Ok(info.set_redis_settings(redis))
+            })
+            .collect()
     }
 
     /// The bound on one whole call.
@@ -178,25 +353,20 @@ impl RedisConfig {
 
 impl fmt::Debug for RedisConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let shown: Vec<String> = self
-            .urls
-            .iter()
-            .map(|url| {
-                let address = url.trim_start_matches("redis://");
-                match address.rsplit_once('@') {
-                    Some((credentials, host)) => {
-                        let user = credentials
-                            .split_once(':')
-                            .map_or(credentials, |(user, _)| user);
-                        format!("redis://{user}:<redacted>@{host}")
-                    }
-                    None => url.clone(),
-                }
-            })
-            .collect();
+        let scheme = match (self.cluster, self.tls) {
+            (true, _) => CLUSTER_SCHEME,
+            (false, true) => TLS_SCHEME,
+            (false, false) => SCHEME,
+        };
+        let credentials = match (&self.username, &self.password) {
+            (None, None) => String::new(),
+            (Some(user), None) => format!("{user}@"),
+            (user, Some(_)) => format!("{}:<redacted>@", user.as_deref().unwrap_or("")),
+        };
+        let hosts: Vec<String> = self.nodes.iter().map(Node::to_string).collect();
+        let url = format!("{scheme}://{credentials}{}/{}", hosts.join(","), self.db);
         f.debug_struct("RedisConfig")
-            .field("nodes", &shown)
-            .field("cluster", &self.cluster)
+            .field("url", &url)
             .field("hash_tag", &self.hash_tag)
             .field(
                 "tls_root_certificate",
@@ -205,5 +375,104 @@ impl fmt::Debug for RedisConfig {
             .field("connect_timeout", &self.connect_timeout)
             .field("response_timeout", &self.response_timeout)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "SENTINEL-7f3a";
+
+    #[test]
+    fn any_character_in_a_password_stays_in_the_password() {
+        for special in ["?", "#", "@", "/", "%", ":", "?x=1&y", "@host:1/2?a#b"] {
+            let password = format!("pa{special}ss{SECRET}");
+            let encoded: String = password
+                .bytes()
+                .map(|b| {
+                    if b.is_ascii_alphanumeric() || b == b'-' {
+                        (b as char).to_string()
+                    } else {
+                        format!("%{b:02X}")
+                    }
+                })
+                .collect();
+            for written in [encoded.clone(), password.clone()] {
+                if written == password && special.contains('%') {
+                    continue; // a raw `%` starts an escape: it must be written `%25`
+                }
+                for scheme in ["redis", "rediss", "redis+cluster"] {
+                    let url =
+                        format!("{scheme}://us%3Aer:{written}@127.0.0.1:6390?connect_timeout_ms=5");
+                    let config =
+                        RedisConfig::from_url(&url).unwrap_or_else(|e| panic!("{url}: {e}"));
+                    assert_eq!(config.password.as_deref(), Some(password.as_str()), "{url}");
+                    assert_eq!(config.username(), Some("us:er"), "{url}");
+                    assert_eq!(
+                        config.nodes,
+                        [Node {
+                            host: "127.0.0.1".into(),
+                            port: 6390
+                        }]
+                    );
+                    assert_eq!(config.connect_timeout, Duration::from_millis(5));
+                    let shown = format!("{config:?}");
+                    assert!(!shown.contains(SECRET), "{shown}");
+                    assert!(
+                        shown.contains(&format!("{scheme}://us:er:<redacted>@")),
+                        "{shown}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn errors_never_repeat_the_credentials() {
+        for url in [
+            format!("redis://user:pa?ss{SECRET}@127.0.0.1:6379?bogus=1"),
+            format!("redis://user:pa?ss{SECRET}@127.0.0.1:notaport"),
+            format!("redis://user:pa?ss{SECRET}@"),
+            format!("redis://user:pa%zz{SECRET}@host"),
+            format!("redis://:{SECRET}@host/notadb"),
+            format!("redis+cluster://:{SECRET}@h1:1,h2:x"),
+        ] {
+            let error = RedisConfig::from_url(&url).unwrap_err();
+            assert_eq!(error.kind(), crate::ErrorKind::InvalidUrl, "{url}");
+            assert!(!error.to_string().contains(SECRET), "{url}: {error}");
+            assert!(!error.to_string().contains("pa?ss"), "{url}: {error}");
+        }
+    }
+
+    #[test]
+    fn hosts_ports_databases() {
+        let c = RedisConfig::from_url("redis://cache.internal").unwrap();
+        assert_eq!(
+            (c.nodes[0].port, c.db, c.username(), c.password.is_none()),
+            (6379, 0, None, true)
+        );
+        let c = RedisConfig::from_url("rediss://u@[::1]:7000/3").unwrap();
+        assert_eq!(
+            c.nodes[0],
+            Node {
+                host: "::1".into(),
+                port: 7000
+            }
+        );
+        assert_eq!((c.db, c.username(), c.is_tls()), (3, Some("u"), true));
+        assert!(format!("{c:?}").contains("rediss://u@[::1]:7000/3"));
+        let c = RedisConfig::from_url("redis+cluster://a:1,b:2?hash_tag=1").unwrap();
+        assert_eq!(c.nodes.len(), 2);
+        assert!(c.hash_tag && c.is_cluster());
+        for bad in [
+            "redis://",
+            "redis://a,b",
+            "redis+cluster://a/1",
+            "redis://h:0",
+            "redis://h/-1",
+        ] {
+            assert!(RedisConfig::from_url(bad).is_err(), "{bad}");
+        }
     }
 }

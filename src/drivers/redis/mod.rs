@@ -2,49 +2,45 @@
 //! feature `redis`.
 //!
 //! Every key of a namespace is stored as `root:domain:key`. Each operation is one command
-//! that Redis runs atomically, or a cached Lua script called by SHA where the rule needs
-//! more than one command (`cas`, `cad`, `incr` with a TTL on creation); `mset` with a TTL is
-//! a `MULTI`/`EXEC` transaction. `keys`/`scan` and `clear` walk the namespace with
-//! `SCAN MATCH root:domain:*`, never `KEYS` or `FLUSHDB`, and `clear` deletes with `UNLINK`
-//! in batches. The business pattern is applied by namestore's own matcher, so glob semantics
-//! are the same as on every driver.
+//! that Redis runs atomically, a `MULTI`/`EXEC` transaction (`incr` with a TTL on creation,
+//! `mset` with a TTL), or a cached Lua script called by SHA (`cas`, `cad`). `keys`/`scan` and
+//! `clear` walk the namespace with `SCAN MATCH root:domain:*`, never `KEYS` or `FLUSHDB`, and
+//! `clear` deletes with `UNLINK` in batches. The business pattern is applied by namestore's
+//! own matcher, so glob semantics are the same as on every driver.
 //!
-//! The connection is multiplexed and reconnects by itself after a server restart; it is made
-//! on first use, inside the caller's tokio runtime. A call whose effect or answer would change
-//! if it ran twice (`set_nx`, `delete`, `persist`, `incr`, `get_set`, `cas`, `cad`) is sent
-//! once and never resent after a connection error: the caller gets `Unavailable` or `Timeout`
-//! and cannot know whether it ran. On a cluster those calls go through a second connection
-//! with redis-rs's resending turned off, and namestore follows `MOVED` and `ASK` itself (a
-//! redirection means the command did not run). Idempotent calls use the cluster client's own
-//! retries.
+//! The parts: [`config`](RedisConfig) (the URL), `connection` (connecting, a call's bounds and
+//! error kinds, sending once), `scripts`, `listing` (`SCAN` walks).
+//!
+//! A call whose effect or answer would change if it ran twice (`set_nx`, `delete`, `persist`,
+//! `incr`, `get_set`, `cas`, `cad`) is sent once and never resent after a connection error:
+//! the caller gets [`ErrorKind::Timeout`](crate::ErrorKind::Timeout) and cannot know whether
+//! it ran. A call that could not be sent at all is
+//! [`ErrorKind::Unavailable`](crate::ErrorKind::Unavailable).
 
 mod config;
+mod connection;
+mod listing;
+mod scripts;
 
-use std::collections::hash_map::RandomState;
-use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::future::Future;
-use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_core::Stream;
-use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
-use redis::cluster_async::ClusterConnection;
-use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
-use redis::{Cmd, FromRedisValue, Pipeline, RedisError, RedisFuture, Script, Value};
+use redis::cluster_routing::{Route, SlotAddr};
+use redis::{Cmd, FromRedisValue, Pipeline, RedisError};
 
 pub use config::{CLUSTER_SCHEME, RedisConfig, SCHEME, TLS_SCHEME};
 
+use self::connection::{Connection, Link, Resend, send_once, send_transaction_once};
+use self::listing::{Seen, Target};
+use self::scripts::{Lua, scripts};
 use crate::driver::Driver;
 use crate::glob::Pattern;
-use crate::name::{NamespaceInfo, NamespaceName, split_full_key};
+use crate::name::{NamespaceInfo, NamespaceName};
 use crate::ttl::{Expiry, KeyTtl, Ttl};
-use crate::{Error, Key, Namespace, Result};
-
-/// How many keys one `SCAN` call asks for, and at most how many keys one `UNLINK` deletes.
-const SCAN_COUNT: usize = 1000;
+use crate::{Key, Namespace, Result};
 
 /// A Redis server as a namestore store. Cheap to clone (one `Arc`); clones share the
 /// connection.
@@ -65,72 +61,7 @@ pub struct RedisDriver {
 
 struct Inner {
     config: RedisConfig,
-    connection: tokio::sync::OnceCell<Connection>,
-}
-
-/// A multiplexed connection to a standalone server or to a cluster; cheap to clone.
-#[derive(Clone)]
-enum Connection {
-    Single(ConnectionManager),
-    /// `main` follows redirections and resends after connection errors; `strict` never
-    /// resends, so non-idempotent calls go through it with namestore's own redirect handling.
-    Cluster {
-        main: ClusterConnection,
-        strict: ClusterConnection,
-    },
-}
-
-impl ConnectionLike for Connection {
-    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        match self {
-            Connection::Single(c) => c.req_packed_command(cmd),
-            Connection::Cluster { main, .. } => main.req_packed_command(cmd),
-        }
-    }
-
-    fn req_packed_commands<'a>(
-        &'a mut self,
-        pipeline: &'a Pipeline,
-        offset: usize,
-        count: usize,
-    ) -> RedisFuture<'a, Vec<Value>> {
-        match self {
-            Connection::Single(c) => c.req_packed_commands(pipeline, offset, count),
-            Connection::Cluster { main, .. } => main.req_packed_commands(pipeline, offset, count),
-        }
-    }
-
-    fn get_db(&self) -> i64 {
-        match self {
-            Connection::Single(c) => c.get_db(),
-            Connection::Cluster { main, .. } => main.get_db(),
-        }
-    }
-}
-
-/// The keys a `SCAN` walk has already yielded, as 128-bit fingerprints (two independently
-/// seeded hashes): 16 bytes a key instead of the key itself, and a chance of two keys
-/// colliding below 10^-20 for a billion keys.
-#[derive(Default)]
-struct Seen {
-    fingerprints: HashSet<u128>,
-    hashers: (RandomState, RandomState),
-}
-
-impl Seen {
-    /// Whether `key` is new to the walk; remembers it.
-    fn insert(&mut self, key: &[u8]) -> bool {
-        let (a, b) = &self.hashers;
-        let fingerprint = (u128::from(a.hash_one(key)) << 64) | u128::from(b.hash_one(key));
-        self.fingerprints.insert(fingerprint)
-    }
-}
-
-/// Where one `SCAN` walk runs: the standalone server, or one cluster node.
-#[derive(Clone, Debug)]
-enum Target {
-    Server,
-    Node(RoutingInfo),
+    link: Link,
 }
 
 /// A Redis namespace: its key prefix, `root:domain:` (or `{root:domain}:` with the hash tag).
@@ -151,13 +82,12 @@ impl RedisDriver {
     ///
     /// # Errors
     ///
-    /// None today; kept fallible for settings checked when the driver is built.
+    /// [`ErrorKind::InvalidUrl`](crate::ErrorKind::InvalidUrl) when the settings cannot make
+    /// a client (a TLS setting the build does not support).
     pub fn new(config: RedisConfig) -> Result<Self> {
+        let link = Link::new(&config)?;
         Ok(RedisDriver {
-            inner: Arc::new(Inner {
-                config,
-                connection: tokio::sync::OnceCell::new(),
-            }),
+            inner: Arc::new(Inner { config, link }),
         })
     }
 
@@ -185,122 +115,52 @@ impl RedisDriver {
         Namespace::new(self.clone(), root, domain)
     }
 
-    async fn connection(&self) -> Result<Connection> {
-        let config = &self.inner.config;
-        let connection = self
-            .inner
-            .connection
-            .get_or_try_init(|| async {
-                if config.is_cluster() {
-                    let client = |retries| {
-                        redis::cluster::ClusterClient::builder(config.urls().to_vec())
-                            .connection_timeout(config.connect_timeout)
-                            .response_timeout(config.response_timeout)
-                            .retries(retries)
-                            .build()
-                    };
-                    Ok(Connection::Cluster {
-                        main: client(2)?.get_async_connection().await?,
-                        strict: client(0)?.get_async_connection().await?,
-                    })
-                } else {
-                    let url = config.urls()[0].as_str();
-                    let client = match &config.tls_root_certificate {
-                        Some(pem) => redis::Client::build_with_tls(
-                            url,
-                            redis::TlsCertificates {
-                                client_tls: None,
-                                root_cert: Some(pem.clone()),
-                            },
-                        )?,
-                        None => redis::Client::open(url)?,
-                    };
-                    let settings = ConnectionManagerConfig::new()
-                        .set_connection_timeout(Some(config.connect_timeout))
-                        .set_response_timeout(Some(config.response_timeout))
-                        .set_number_of_retries(2)
-                        .set_max_delay(Duration::from_millis(500));
-                    Ok(Connection::Single(ConnectionManager::new_lazy_with_config(
-                        client, settings,
-                    )?))
-                }
-            })
-            .await
-            .map_err(|e: RedisError| map_error(e, ""))?;
-        Ok(connection.clone())
-    }
-
-    /// Runs one exchange with the server within the configured bound (SPEC 8.3).
-    async fn call<T, F>(&self, key: &str, exchange: impl FnOnce(Connection) -> F) -> Result<T>
+    /// Runs one call within the configured bounds; see [`connection::call`].
+    async fn call<T, F>(
+        &self,
+        key: &str,
+        resend: Resend,
+        exchange: impl Fn(Connection) -> F,
+    ) -> Result<T>
     where
-        F: Future<Output = redis::RedisResult<T>>,
+        F: std::future::Future<Output = redis::RedisResult<T>>,
     {
-        let bound = self.inner.config.call_timeout();
-        let work = async {
-            let connection = self.connection().await?;
-            exchange(connection).await.map_err(|e| map_error(e, key))
-        };
-        match tokio::time::timeout(bound, work).await {
-            Ok(result) => result,
-            Err(_) => Err(Error::timeout(bound)),
-        }
+        connection::call(&self.inner.link, &self.inner.config, key, resend, exchange).await
     }
 
-    async fn query<T: FromRedisValue>(&self, key: &str, command: redis::Cmd) -> Result<T> {
-        self.call(key, |mut connection| async move {
-            command.query_async(&mut connection).await
+    /// Runs an idempotent command: resent once if the connection is lost during the call.
+    async fn query<T: FromRedisValue>(&self, key: &str, command: Cmd) -> Result<T> {
+        self.call(key, Resend::Allowed, |mut connection| {
+            let command = command.clone();
+            async move { command.query_async(&mut connection).await }
         })
         .await
     }
-}
 
-/// Sends `command` once: on a cluster, through the connection that never resends, following
-/// `MOVED` and `ASK` itself (a redirection means the command did not run, so sending it to the
-/// named node cannot apply it twice). A connection error is returned, not retried.
-async fn send_once(connection: Connection, command: &Cmd) -> redis::RedisResult<Value> {
-    let mut strict = match connection {
-        Connection::Single(mut single) => return command.query_async(&mut single).await,
-        Connection::Cluster { strict, .. } => strict,
-    };
-    let mut answer = command.query_async::<Value>(&mut strict).await;
-    for _ in 0..5 {
-        let redirect = match &answer {
-            Err(error) => error.redirect_node().and_then(|(address, _)| {
-                let (host, port) = address.rsplit_once(':')?;
-                let ask = matches!(
-                    error.kind(),
-                    redis::ErrorKind::Server(redis::ServerErrorKind::Ask)
-                );
-                Some((host.to_owned(), port.parse::<u16>().ok()?, ask))
-            }),
-            Ok(_) => None,
-        };
-        let Some((host, port, ask)) = redirect else {
-            break;
-        };
-        let node = SingleNodeRoutingInfo::ByAddress { host, port };
-        answer = if ask {
-            let mut pipeline = redis::pipe();
-            pipeline.cmd("ASKING").ignore().add_command(command.clone());
-            strict
-                .route_pipeline(pipeline, 0, 1, node)
-                .await
-                .map(|mut values| values.pop().unwrap_or(Value::Nil))
-        } else {
-            strict
-                .route_command(command.clone(), RoutingInfo::SingleNode(node))
-                .await
-        };
-    }
-    answer
-}
-
-impl RedisDriver {
     /// Runs a non-idempotent command: sent once, never resent after a connection error.
     async fn once<T: FromRedisValue>(&self, key: &str, command: Cmd) -> Result<T> {
-        self.call(key, |connection| async move {
-            let value = send_once(connection, &command).await?;
-            T::from_redis_value(value).map_err(RedisError::from)
+        self.call(key, Resend::Never, |connection| {
+            let command = command.clone();
+            async move {
+                let value = send_once(connection, &command).await?;
+                T::from_redis_value(value).map_err(RedisError::from)
+            }
+        })
+        .await
+    }
+
+    /// Runs a non-idempotent `MULTI`/`EXEC` transaction once.
+    async fn transaction_once<T: FromRedisValue>(
+        &self,
+        key: &str,
+        transaction: Pipeline,
+    ) -> Result<T> {
+        self.call(key, Resend::Never, |connection| {
+            let transaction = transaction.clone();
+            async move {
+                let values = send_transaction_once(connection, &transaction).await?;
+                T::from_redis_value(redis::Value::Array(values)).map_err(RedisError::from)
+            }
         })
         .await
     }
@@ -310,26 +170,29 @@ impl RedisDriver {
     async fn script_once<T: FromRedisValue>(
         &self,
         key: &str,
-        script: &'static (Script, &'static str),
+        lua: &'static Lua,
         full_key: Vec<u8>,
         args: Vec<Vec<u8>>,
     ) -> Result<T> {
-        self.call(key, |connection| async move {
-            let mut by_sha = redis::cmd("EVALSHA");
-            by_sha
-                .arg(script.0.get_hash())
-                .arg(1)
-                .arg(&full_key)
-                .arg(&args);
-            let value = match send_once(connection.clone(), &by_sha).await {
-                Err(error) if error.code() == Some("NOSCRIPT") => {
-                    let mut by_source = redis::cmd("EVAL");
-                    by_source.arg(script.1).arg(1).arg(&full_key).arg(&args);
-                    send_once(connection, &by_source).await?
-                }
-                other => other?,
-            };
-            T::from_redis_value(value).map_err(RedisError::from)
+        self.call(key, Resend::Never, |connection| {
+            let (full_key, args) = (full_key.clone(), args.clone());
+            async move {
+                let mut by_sha = redis::cmd("EVALSHA");
+                by_sha
+                    .arg(lua.script.get_hash())
+                    .arg(1)
+                    .arg(&full_key)
+                    .arg(&args);
+                let value = match send_once(connection.clone(), &by_sha).await {
+                    Err(error) if error.code() == Some("NOSCRIPT") => {
+                        let mut by_source = redis::cmd("EVAL");
+                        by_source.arg(lua.source).arg(1).arg(&full_key).arg(&args);
+                        send_once(connection, &by_source).await?
+                    }
+                    other => other?,
+                };
+                T::from_redis_value(value).map_err(RedisError::from)
+            }
         })
         .await
     }
@@ -343,206 +206,9 @@ impl fmt::Debug for RedisDriver {
     }
 }
 
-/// Maps a redis-rs error to namestore's, naming `key`. Messages come from redis-rs and the
-/// server and hold no credentials.
-fn map_error(error: RedisError, key: &str) -> Error {
-    let text = error.to_string();
-    if error.is_timeout() {
-        Error::unavailable(
-            "the Redis server did not answer in time",
-            Some(Box::new(error)),
-        )
-    } else if error.is_connection_refusal() || error.is_io_error() || error.is_connection_dropped()
-    {
-        Error::unavailable("cannot reach the Redis server", Some(Box::new(error)))
-    } else if text.contains("not an integer") {
-        Error::not_an_integer(key)
-    } else if text.contains("overflow") {
-        Error::overflow(key)
-    } else {
-        Error::backend(error)
-    }
-}
-
 fn px(command: &mut redis::Cmd, ttl: Option<Ttl>) {
     if let Some(ttl) = ttl {
         command.arg("PX").arg(ttl.as_millis());
-    }
-}
-
-/// Scripts for rules one command cannot keep. Each is loaded once per server and called by
-/// SHA (`EVALSHA`, falling back to `EVAL` after a server restart).
-struct Scripts {
-    incr_ttl_on_create: (Script, &'static str),
-    cas: (Script, &'static str),
-    cad: (Script, &'static str),
-}
-
-const INCR_TTL_ON_CREATE: &str = "local created = redis.call('EXISTS', KEYS[1]) == 0 \
-     local value = redis.call('INCRBY', KEYS[1], ARGV[1]) \
-     if created then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end \
-     return value";
-const CAS: &str = "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end \
-     if ARGV[3] == '0' then redis.call('SET', KEYS[1], ARGV[2]) \
-     else redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) end \
-     return 1";
-const CAD: &str = "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end \
-     return redis.call('DEL', KEYS[1])";
-
-fn scripts() -> &'static Scripts {
-    static SCRIPTS: std::sync::OnceLock<Scripts> = std::sync::OnceLock::new();
-    SCRIPTS.get_or_init(|| Scripts {
-        incr_ttl_on_create: (Script::new(INCR_TTL_ON_CREATE), INCR_TTL_ON_CREATE),
-        cas: (Script::new(CAS), CAS),
-        cad: (Script::new(CAD), CAD),
-    })
-}
-
-impl RedisDriver {
-    /// Where a walk of `scope` runs: the standalone server; on a cluster with the hash tag,
-    /// the primary of the namespace's slot; on a cluster without it, every primary.
-    async fn targets(&self, scope: &RedisScope) -> Result<Vec<Target>> {
-        if !self.inner.config.is_cluster() {
-            return Ok(vec![Target::Server]);
-        }
-        if self.inner.config.hash_tag {
-            let route = Route::with_key(scope.0.as_bytes(), SlotAddr::Master);
-            let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route));
-            return Ok(vec![Target::Node(routing)]);
-        }
-        self.primaries().await
-    }
-
-    /// Every place keys live: the standalone server, or each primary of the cluster.
-    async fn primaries(&self) -> Result<Vec<Target>> {
-        if !self.inner.config.is_cluster() {
-            return Ok(vec![Target::Server]);
-        }
-        let any = Target::Node(RoutingInfo::SingleNode(
-            SingleNodeRoutingInfo::RandomPrimary,
-        ));
-        let mut command = redis::cmd("CLUSTER");
-        command.arg("NODES");
-        let nodes: String = self.routed("", command, &any).await?;
-        Ok(nodes
-            .lines()
-            .filter_map(|line| {
-                let fields: Vec<&str> = line.split_whitespace().collect();
-                let (address, flags) = (fields.get(1)?, fields.get(2)?);
-                if !flags.split(',').any(|f| f == "master") || flags.contains("fail") {
-                    return None;
-                }
-                let (host, port) = address.split(['@', ',']).next()?.rsplit_once(':')?;
-                Some(Target::Node(RoutingInfo::SingleNode(
-                    SingleNodeRoutingInfo::ByAddress {
-                        host: host.to_owned(),
-                        port: port.parse().ok()?,
-                    },
-                )))
-            })
-            .collect())
-    }
-
-    /// Sends `command` to `target`.
-    async fn routed<T: FromRedisValue>(
-        &self,
-        key: &str,
-        command: Cmd,
-        target: &Target,
-    ) -> Result<T> {
-        let target = target.clone();
-        self.call(key, |connection| async move {
-            match (connection, target) {
-                (
-                    Connection::Cluster {
-                        main: mut cluster, ..
-                    },
-                    Target::Node(routing),
-                ) => {
-                    let value = cluster.route_command(command, routing).await?;
-                    T::from_redis_value(value).map_err(RedisError::from)
-                }
-                (mut connection, _) => command.query_async(&mut connection).await,
-            }
-        })
-        .await
-    }
-
-    /// The namespace of a stored key in this driver's layout (`root:domain:key`, or
-    /// `{root:domain}:key` with the hash tag), if namestore could have written it.
-    fn namespace_of(&self, full: &[u8]) -> Option<NamespaceName> {
-        let full = std::str::from_utf8(full).ok()?;
-        let (name, key) = if self.inner.config.hash_tag {
-            let (tag, key) = full.strip_prefix('{')?.split_once("}:")?;
-            let (root, domain) = tag.split_once(':')?;
-            (NamespaceName::new(root, domain).ok()?, key)
-        } else {
-            split_full_key(full)?
-        };
-        (!key.is_empty()).then_some(name)
-    }
-
-    /// Counts the keys of every namespace with `SCAN` over the whole keyspace of each primary.
-    /// A key `SCAN` returns twice (it may, while the server rehashes) is counted once: the
-    /// walk remembers a [`Seen`] fingerprint of every key it has counted.
-    async fn count_namespaces(&self) -> Result<Vec<NamespaceInfo>> {
-        let mut counts: HashMap<NamespaceName, u64> = HashMap::new();
-        let mut seen = Seen::default();
-        for target in self.primaries().await? {
-            let mut cursor = 0;
-            loop {
-                let mut command = redis::cmd("SCAN");
-                command.arg(cursor).arg("COUNT").arg(SCAN_COUNT);
-                let (next, raw): (u64, Vec<Vec<u8>>) = self.routed("", command, &target).await?;
-                for full in raw {
-                    if let Some(name) = self.namespace_of(&full) {
-                        if seen.insert(&full) {
-                            *counts.entry(name).or_default() += 1;
-                        }
-                    }
-                }
-                if next == 0 {
-                    break;
-                }
-                cursor = next;
-            }
-        }
-        let mut listed: Vec<NamespaceInfo> = counts
-            .into_iter()
-            .map(|(name, keys)| NamespaceInfo::new(name, keys))
-            .collect();
-        listed.sort_by(|a, b| {
-            (a.name().root(), a.name().domain()).cmp(&(b.name().root(), b.name().domain()))
-        });
-        Ok(listed)
-    }
-
-    /// One step of a namespace walk: `SCAN` from `cursor` on `target`, keeping the business
-    /// keys that match.
-    async fn scan_step(
-        &self,
-        scope: &RedisScope,
-        target: &Target,
-        cursor: u64,
-        pattern: Option<&Pattern>,
-    ) -> Result<(u64, Vec<String>)> {
-        let mut command = redis::cmd("SCAN");
-        command
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(format!("{}*", scope.0))
-            .arg("COUNT")
-            .arg(SCAN_COUNT);
-        let (next, raw): (u64, Vec<Vec<u8>>) = self.routed("", command, target).await?;
-        let keys = raw
-            .into_iter()
-            .filter_map(|full| {
-                let key = full.strip_prefix(scope.0.as_bytes())?;
-                let key = std::str::from_utf8(key).ok()?;
-                (!key.is_empty() && pattern.is_none_or(|p| p.matches(key))).then(|| key.to_owned())
-            })
-            .collect();
-        Ok((next, keys))
     }
 }
 
@@ -550,7 +216,7 @@ impl Driver for RedisDriver {
     type Scope = RedisScope;
 
     fn scope(&self, namespace: &NamespaceName) -> Result<RedisScope> {
-        Ok(RedisScope(if self.inner.config.hash_tag {
+        Ok(RedisScope(if self.config().hash_tag {
             format!("{{{}:{}}}:", namespace.root(), namespace.domain()).into()
         } else {
             namespace.prefix().into()
@@ -641,12 +307,23 @@ impl Driver for RedisDriver {
                 self.once(key, command).await
             }
             Some(ttl) => {
-                let args = vec![
-                    delta.to_string().into_bytes(),
-                    ttl.as_millis().to_string().into_bytes(),
-                ];
-                self.script_once(key, &scripts().incr_ttl_on_create, full, args)
-                    .await
+                // A counter the call creates starts at 0 with the TTL; INCRBY keeps a TTL. Both
+                // in one transaction, and the answer is INCRBY's integer reply: exact.
+                let mut transaction = redis::pipe();
+                transaction
+                    .atomic()
+                    .cmd("SET")
+                    .arg(&full)
+                    .arg(0)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(ttl.as_millis())
+                    .ignore()
+                    .cmd("INCRBY")
+                    .arg(&full)
+                    .arg(delta);
+                let (value,): (i64,) = self.transaction_once(key, transaction).await?;
+                Ok(value)
             }
         }
     }
@@ -722,7 +399,7 @@ impl Driver for RedisDriver {
             Some(ttl) => {
                 // One MULTI/EXEC per slot: a transaction cannot span slots on a cluster. With
                 // the hash tag (or on a standalone server) that is one transaction.
-                let split_by_slot = self.inner.config.is_cluster() && !self.inner.config.hash_tag;
+                let split_by_slot = self.config().is_cluster() && !self.config().hash_tag;
                 let mut groups: Vec<(Route, Pipeline)> = Vec::new();
                 for (key, value) in pairs.iter() {
                     let full = s.key(key);
@@ -751,8 +428,9 @@ impl Driver for RedisDriver {
                         .ignore();
                 }
                 for (_, pipeline) in groups {
-                    self.call(first, |mut connection| async move {
-                        pipeline.query_async::<()>(&mut connection).await
+                    self.call(first, Resend::Allowed, |mut connection| {
+                        let pipeline = pipeline.clone();
+                        async move { pipeline.query_async::<()>(&mut connection).await }
                     })
                     .await?;
                 }
@@ -860,30 +538,5 @@ impl Driver for RedisDriver {
         super::items(futures_util::stream::once(async move {
             driver.count_namespaces().await
         }))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Seen;
-
-    #[test]
-    fn a_key_is_seen_once() {
-        let mut seen = Seen::default();
-        assert!(seen.insert(b"app:s:a"));
-        assert!(seen.insert(b"app:s:b"));
-        assert!(!seen.insert(b"app:s:a"));
-        assert!(seen.insert(b""));
-        assert!(!seen.insert(b""));
-        let fresh = (0..10_000)
-            .filter(|i| seen.insert(format!("k{i}").as_bytes()))
-            .count();
-        assert_eq!(fresh, 10_000);
-        assert_eq!(
-            (0..10_000)
-                .filter(|i| seen.insert(format!("k{i}").as_bytes()))
-                .count(),
-            0
-        );
     }
 }

@@ -1,0 +1,401 @@
+//! Connections to a standalone server or a cluster, and one call's round trip with its bounds
+//! and error kinds.
+//!
+//! A call has two phases. Connecting (bounded by `connect_timeout`): nothing has been sent,
+//! so a failure here is [`ErrorKind::Unavailable`](crate::ErrorKind::Unavailable) and the call
+//! can be retried. The exchange (bounded by `response_timeout`): the command was handed to
+//! the connection, so no answer is [`ErrorKind::Timeout`](crate::ErrorKind::Timeout), outcome
+//! unknown. A connection that failed, or could not be made (a refused password included), is
+//! dropped and made again on the next call, so the handle works again as soon as the server
+//! would accept it.
+//!
+//! On a standalone server, namestore keeps one multiplexed connection and makes it itself;
+//! only idempotent calls are resent, once, after the connection was lost during the exchange.
+//! On a cluster, redis-rs routes: `main` follows redirections and resends after connection
+//! errors; `strict` never resends, so non-idempotent calls go through it, with namestore's own
+//! handling of `MOVED` and `ASK` (a redirection means the command did not run).
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+
+use redis::aio::{ConnectionLike, MultiplexedConnection};
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+use redis::{AsyncConnectionConfig, Cmd, FromRedisValue, Pipeline, RedisError, RedisFuture, Value};
+
+use super::config::RedisConfig;
+use crate::{Error, Result};
+
+/// A connection for one call; cheap to clone.
+#[derive(Clone)]
+pub(super) enum Connection {
+    Single(MultiplexedConnection),
+    Cluster {
+        main: ClusterConnection,
+        strict: ClusterConnection,
+    },
+}
+
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Connection::Single(c) => c.req_packed_command(cmd),
+            Connection::Cluster { main, .. } => main.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Connection::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Connection::Cluster { main, .. } => main.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Connection::Single(c) => c.get_db(),
+            Connection::Cluster { main, .. } => main.get_db(),
+        }
+    }
+}
+
+/// Whether a call may be sent again after its connection was lost mid-call.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Resend {
+    /// Idempotent: running it twice changes neither the data nor the answer.
+    Allowed,
+    /// Sent once at most.
+    Never,
+}
+
+/// Where the driver's connections come from.
+pub(super) enum Link {
+    Single(Box<SingleLink>),
+    Cluster(tokio::sync::OnceCell<(ClusterConnection, ClusterConnection)>),
+}
+
+/// The standalone server's connection, made on demand and replaced after a failure.
+pub(super) struct SingleLink {
+    client: redis::Client,
+    settings: AsyncConnectionConfig,
+    /// The current connection and its generation.
+    current: Mutex<Option<(u64, MultiplexedConnection)>>,
+    /// Held while connecting, so concurrent calls wait for one attempt.
+    connecting: tokio::sync::Mutex<()>,
+    generations: AtomicU64,
+}
+
+impl Link {
+    /// The link for `config`; connects nothing yet.
+    pub(super) fn new(config: &RedisConfig) -> Result<Self> {
+        if config.is_cluster() {
+            return Ok(Link::Cluster(tokio::sync::OnceCell::new()));
+        }
+        let info = config
+            .connection_infos()?
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::invalid_url("a Redis URL names a host"))?;
+        let client = match &config.tls_root_certificate {
+            Some(pem) => redis::Client::build_with_tls(
+                info,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem.clone()),
+                },
+            ),
+            None => redis::Client::open(info),
+        }
+        .map_err(|_| Error::invalid_url("malformed Redis connection settings"))?;
+        Ok(Link::Single(Box::new(SingleLink {
+            client,
+            settings: AsyncConnectionConfig::new()
+                .set_connection_timeout(Some(config.connect_timeout))
+                .set_response_timeout(None),
+            current: Mutex::new(None),
+            connecting: tokio::sync::Mutex::new(()),
+            generations: AtomicU64::new(0),
+        })))
+    }
+
+    /// A connection, made now if there is none; its generation (0 on a cluster).
+    async fn connect(&self, config: &RedisConfig) -> Result<(u64, Connection)> {
+        match self {
+            Link::Single(single) => single.connect().await,
+            Link::Cluster(cell) => {
+                let (main, strict) = cell
+                    .get_or_try_init(|| async {
+                        let client = |retries| {
+                            let mut builder =
+                                redis::cluster::ClusterClient::builder(config.connection_infos()?)
+                                    .connection_timeout(config.connect_timeout)
+                                    .response_timeout(config.response_timeout)
+                                    .retries(retries);
+                            if let Some(user) = config.username() {
+                                builder = builder.username(user);
+                            }
+                            builder.build().map_err(|e| connect_error(&e))
+                        };
+                        let main = client(2)?
+                            .get_async_connection()
+                            .await
+                            .map_err(|e| connect_error(&e))?;
+                        let strict = client(0)?
+                            .get_async_connection()
+                            .await
+                            .map_err(|e| connect_error(&e))?;
+                        Ok::<_, Error>((main, strict))
+                    })
+                    .await?;
+                Ok((
+                    0,
+                    Connection::Cluster {
+                        main: main.clone(),
+                        strict: strict.clone(),
+                    },
+                ))
+            }
+        }
+    }
+
+    /// Drops the connection of `generation` after it failed; the next call makes a new one.
+    fn discard(&self, generation: u64) {
+        if let Link::Single(single) = self {
+            let mut current = single
+                .current
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if current.as_ref().is_some_and(|(g, _)| *g == generation) {
+                *current = None;
+            }
+        }
+    }
+}
+
+impl SingleLink {
+    fn current(&self) -> Option<(u64, MultiplexedConnection)> {
+        self.current
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    async fn connect(&self) -> Result<(u64, Connection)> {
+        if let Some((generation, connection)) = self.current() {
+            return Ok((generation, Connection::Single(connection)));
+        }
+        let _one = self.connecting.lock().await;
+        if let Some((generation, connection)) = self.current() {
+            return Ok((generation, Connection::Single(connection)));
+        }
+        let connection = self
+            .client
+            .get_multiplexed_async_connection_with_config(&self.settings)
+            .await
+            .map_err(|e| connect_error(&e))?;
+        let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
+        *self.current.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some((generation, connection.clone()));
+        Ok((generation, Connection::Single(connection)))
+    }
+}
+
+/// A failure to connect: nothing was sent. A refused password is the server's answer, so it
+/// is a backend error (the caller must fix the credentials); anything else is unavailable.
+fn connect_error(error: &RedisError) -> Error {
+    let refused_credentials = error.kind() == redis::ErrorKind::AuthenticationFailed
+        || matches!(error.code(), Some("WRONGPASS" | "NOAUTH" | "NOPERM"));
+    if refused_credentials {
+        Error::backend(format!("the Redis server refused the credentials: {error}"))
+    } else if error.is_timeout() {
+        Error::unavailable("could not connect to the Redis server in time", None)
+    } else {
+        Error::unavailable(format!("cannot reach the Redis server: {error}"), None)
+    }
+}
+
+/// Whether the connection itself failed during an exchange (rather than the server answering
+/// with an error).
+fn connection_failed(error: &RedisError) -> bool {
+    error.is_io_error()
+        || error.is_connection_dropped()
+        || error.is_connection_refusal()
+        || error.is_timeout()
+        || error.is_unrecoverable_error()
+}
+
+/// Maps the server's error answer, naming `key`. Messages come from redis-rs and the server
+/// and hold no credentials.
+pub(super) fn answer_error(error: RedisError, key: &str) -> Error {
+    let text = error.to_string();
+    if text.contains("not an integer") {
+        Error::not_an_integer(key)
+    } else if text.contains("overflow") {
+        Error::overflow(key)
+    } else {
+        Error::backend(error)
+    }
+}
+
+/// Runs one call: connects (within `connect_timeout`), then runs `exchange` (within
+/// `response_timeout`), resending once after a lost connection if `resend` allows; the whole
+/// call ends within `connect_timeout + response_timeout` (SPEC 8.3).
+pub(super) async fn call<T, F>(
+    link: &Link,
+    config: &RedisConfig,
+    key: &str,
+    resend: Resend,
+    exchange: impl Fn(Connection) -> F,
+) -> Result<T>
+where
+    F: Future<Output = redis::RedisResult<T>>,
+{
+    let sent = AtomicBool::new(false);
+    let attempt = async {
+        let mut resends = 0;
+        loop {
+            sent.store(false, Ordering::Relaxed);
+            let (generation, connection) =
+                match tokio::time::timeout(config.connect_timeout, link.connect(config)).await {
+                    Ok(connected) => connected?,
+                    Err(_) => {
+                        return Err(Error::unavailable(
+                            format!(
+                                "could not connect to the Redis server within {:?}",
+                                config.connect_timeout
+                            ),
+                            None,
+                        ));
+                    }
+                };
+            sent.store(true, Ordering::Relaxed);
+            match tokio::time::timeout(config.response_timeout, exchange(connection)).await {
+                Ok(Ok(answer)) => return Ok(answer),
+                Ok(Err(error)) if connection_failed(&error) => {
+                    link.discard(generation);
+                    if resend == Resend::Allowed && resends == 0 {
+                        resends += 1;
+                        continue;
+                    }
+                    return Err(lost(error));
+                }
+                Ok(Err(error)) => return Err(answer_error(error, key)),
+                Err(_) => return Err(Error::timeout(config.response_timeout)),
+            }
+        }
+    };
+    match tokio::time::timeout(config.call_timeout(), attempt).await {
+        Ok(result) => result,
+        Err(_) if sent.load(Ordering::Relaxed) => Err(Error::timeout(config.call_timeout())),
+        Err(_) => Err(Error::unavailable(
+            format!(
+                "could not reach the Redis server within {:?}",
+                config.call_timeout()
+            ),
+            None,
+        )),
+    }
+}
+
+/// The connection failed while the call was in flight: it may or may not have run.
+fn lost(error: RedisError) -> Error {
+    let mut failure = Error::timeout_with_reason(format!(
+        "the connection to the Redis server failed during the call ({error}); it may or may not have been applied"
+    ));
+    failure.set_source(Box::new(error));
+    failure
+}
+
+/// Sends `command` once: on a cluster, through the connection that never resends, following
+/// `MOVED` and `ASK` itself (a redirection means the command did not run, so sending it to the
+/// named node cannot apply it twice).
+pub(super) async fn send_once(connection: Connection, command: &Cmd) -> redis::RedisResult<Value> {
+    let mut strict = match connection {
+        Connection::Single(mut single) => return command.query_async(&mut single).await,
+        Connection::Cluster { strict, .. } => strict,
+    };
+    let mut answer = command.query_async::<Value>(&mut strict).await;
+    for _ in 0..5 {
+        let Some((node, ask)) = redirection(&answer) else {
+            break;
+        };
+        answer = if ask {
+            let mut pipeline = redis::pipe();
+            pipeline.cmd("ASKING").add_command(command.clone());
+            // The answer after ASKING's.
+            strict
+                .route_pipeline(pipeline, 1, 1, node)
+                .await
+                .map(|mut values| values.pop().unwrap_or(Value::Nil))
+        } else {
+            strict
+                .route_command(command.clone(), RoutingInfo::SingleNode(node))
+                .await
+        };
+    }
+    answer
+}
+
+/// Sends a transaction (`MULTI` … `EXEC`) once, as [`send_once`] does a command; returns
+/// the answers of its commands that are not ignored.
+pub(super) async fn send_transaction_once(
+    connection: Connection,
+    transaction: &Pipeline,
+) -> redis::RedisResult<Vec<Value>> {
+    let mut strict = match connection {
+        Connection::Single(mut single) => return transaction.query_async(&mut single).await,
+        Connection::Cluster { strict, .. } => strict,
+    };
+    let mut answer = transaction.query_async::<Vec<Value>>(&mut strict).await;
+    for _ in 0..5 {
+        let Some((node, ask)) = redirection(&answer) else {
+            break;
+        };
+        // route_pipeline sends the commands as they are: the transaction is spelled out, and
+        // only EXEC's answer (the last) is taken.
+        let mut routed = redis::pipe();
+        let mut sent = 0;
+        if ask {
+            routed.cmd("ASKING");
+            sent += 1;
+        }
+        routed.cmd("MULTI");
+        sent += 1;
+        for command in transaction.cmd_iter() {
+            routed.add_command(command.clone());
+            sent += 1;
+        }
+        routed.cmd("EXEC");
+        answer = strict
+            .route_pipeline(routed, sent, 1, node)
+            .await
+            .and_then(|mut values| match values.pop() {
+                Some(Value::Array(values)) => Ok(values),
+                other => Vec::<Value>::from_redis_value(other.unwrap_or(Value::Nil))
+                    .map_err(RedisError::from),
+            });
+    }
+    answer
+}
+
+/// The node a `MOVED` or `ASK` answer names, and whether it is an `ASK`.
+fn redirection<T>(answer: &redis::RedisResult<T>) -> Option<(SingleNodeRoutingInfo, bool)> {
+    let error = answer.as_ref().err()?;
+    let (address, _) = error.redirect_node()?;
+    let (host, port) = address.rsplit_once(':')?;
+    let ask = matches!(
+        error.kind(),
+        redis::ErrorKind::Server(redis::ServerErrorKind::Ask)
+    );
+    let node = SingleNodeRoutingInfo::ByAddress {
+        host: host.to_owned(),
+        port: port.parse::<u16>().ok()?,
+    };
+    Some((node, ask))
+}

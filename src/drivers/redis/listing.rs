@@ -1,0 +1,219 @@
+//! Listing on Redis: `SCAN` walks of a namespace (`keys`, `scan`, `clear`) and of the whole
+//! keyspace (`namespaces`), on the standalone server or on every primary of a cluster.
+
+use std::collections::hash_map::RandomState;
+use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasher;
+
+use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+use redis::{Cmd, FromRedisValue, RedisError};
+
+use super::connection::{Connection, Resend};
+use super::{RedisDriver, RedisScope};
+use crate::Result;
+use crate::glob::Pattern;
+use crate::name::{NamespaceInfo, NamespaceName, split_full_key};
+
+/// How many keys one `SCAN` call asks for, and at most how many keys one `UNLINK` deletes.
+pub(super) const SCAN_COUNT: usize = 1000;
+
+/// The keys a `SCAN` walk has already yielded, as 128-bit fingerprints (two independently
+/// seeded hashes): 16 bytes a key instead of the key itself, and a chance of two keys
+/// colliding below 10^-20 for a billion keys.
+#[derive(Default)]
+pub(super) struct Seen {
+    fingerprints: HashSet<u128>,
+    hashers: (RandomState, RandomState),
+}
+
+impl Seen {
+    /// Whether `key` is new to the walk; remembers it.
+    pub(super) fn insert(&mut self, key: &[u8]) -> bool {
+        let (a, b) = &self.hashers;
+        let fingerprint = (u128::from(a.hash_one(key)) << 64) | u128::from(b.hash_one(key));
+        self.fingerprints.insert(fingerprint)
+    }
+}
+
+/// Where one `SCAN` walk runs: the standalone server, or one cluster node.
+#[derive(Clone, Debug)]
+pub(super) enum Target {
+    Server,
+    Node(RoutingInfo),
+}
+
+impl RedisDriver {
+    /// Where a walk of `scope` runs: the standalone server; on a cluster with the hash tag,
+    /// the primary of the namespace's slot; on a cluster without it, every primary.
+    pub(super) async fn targets(&self, scope: &RedisScope) -> Result<Vec<Target>> {
+        let config = self.config();
+        if !config.is_cluster() {
+            return Ok(vec![Target::Server]);
+        }
+        if config.hash_tag {
+            let route = Route::with_key(scope.0.as_bytes(), SlotAddr::Master);
+            let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route));
+            return Ok(vec![Target::Node(routing)]);
+        }
+        self.primaries().await
+    }
+
+    /// Every place keys live: the standalone server, or each primary of the cluster.
+    async fn primaries(&self) -> Result<Vec<Target>> {
+        if !self.config().is_cluster() {
+            return Ok(vec![Target::Server]);
+        }
+        let any = Target::Node(RoutingInfo::SingleNode(
+            SingleNodeRoutingInfo::RandomPrimary,
+        ));
+        let mut command = redis::cmd("CLUSTER");
+        command.arg("NODES");
+        let nodes: String = self.routed("", command, &any).await?;
+        Ok(nodes
+            .lines()
+            .filter_map(|line| {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                let (address, flags) = (fields.get(1)?, fields.get(2)?);
+                if !flags.split(',').any(|f| f == "master") || flags.contains("fail") {
+                    return None;
+                }
+                let (host, port) = address.split(['@', ',']).next()?.rsplit_once(':')?;
+                Some(Target::Node(RoutingInfo::SingleNode(
+                    SingleNodeRoutingInfo::ByAddress {
+                        host: host.to_owned(),
+                        port: port.parse().ok()?,
+                    },
+                )))
+            })
+            .collect())
+    }
+
+    /// Sends a read-only `command` to `target`.
+    pub(super) async fn routed<T: FromRedisValue>(
+        &self,
+        key: &str,
+        command: Cmd,
+        target: &Target,
+    ) -> Result<T> {
+        self.call(key, Resend::Allowed, |connection| {
+            let (command, target) = (command.clone(), target.clone());
+            async move {
+                match (connection, target) {
+                    (
+                        Connection::Cluster {
+                            main: mut cluster, ..
+                        },
+                        Target::Node(routing),
+                    ) => {
+                        let value = cluster.route_command(command, routing).await?;
+                        T::from_redis_value(value).map_err(RedisError::from)
+                    }
+                    (mut connection, _) => command.query_async(&mut connection).await,
+                }
+            }
+        })
+        .await
+    }
+
+    /// The namespace of a stored key in this driver's layout (`root:domain:key`, or
+    /// `{root:domain}:key` with the hash tag), if namestore could have written it.
+    fn namespace_of(&self, full: &[u8]) -> Option<NamespaceName> {
+        let full = std::str::from_utf8(full).ok()?;
+        let (name, key) = if self.config().hash_tag {
+            let (tag, key) = full.strip_prefix('{')?.split_once("}:")?;
+            let (root, domain) = tag.split_once(':')?;
+            (NamespaceName::new(root, domain).ok()?, key)
+        } else {
+            split_full_key(full)?
+        };
+        (!key.is_empty()).then_some(name)
+    }
+
+    /// Counts the keys of every namespace with `SCAN` over the whole keyspace of each primary.
+    /// A key `SCAN` returns twice (it may, while the server rehashes) is counted once: the
+    /// walk remembers a [`Seen`] fingerprint of every key it has counted.
+    pub(super) async fn count_namespaces(&self) -> Result<Vec<NamespaceInfo>> {
+        let mut counts: HashMap<NamespaceName, u64> = HashMap::new();
+        let mut seen = Seen::default();
+        for target in self.primaries().await? {
+            let mut cursor = 0;
+            loop {
+                let mut command = redis::cmd("SCAN");
+                command.arg(cursor).arg("COUNT").arg(SCAN_COUNT);
+                let (next, raw): (u64, Vec<Vec<u8>>) = self.routed("", command, &target).await?;
+                for full in raw {
+                    if let Some(name) = self.namespace_of(&full) {
+                        if seen.insert(&full) {
+                            *counts.entry(name).or_default() += 1;
+                        }
+                    }
+                }
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
+            }
+        }
+        let mut listed: Vec<NamespaceInfo> = counts
+            .into_iter()
+            .map(|(name, keys)| NamespaceInfo::new(name, keys))
+            .collect();
+        listed.sort_by(|a, b| {
+            (a.name().root(), a.name().domain()).cmp(&(b.name().root(), b.name().domain()))
+        });
+        Ok(listed)
+    }
+
+    /// One step of a namespace walk: `SCAN` from `cursor` on `target`, keeping the business
+    /// keys that match.
+    pub(super) async fn scan_step(
+        &self,
+        scope: &RedisScope,
+        target: &Target,
+        cursor: u64,
+        pattern: Option<&Pattern>,
+    ) -> Result<(u64, Vec<String>)> {
+        let mut command = redis::cmd("SCAN");
+        command
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(format!("{}*", scope.0))
+            .arg("COUNT")
+            .arg(SCAN_COUNT);
+        let (next, raw): (u64, Vec<Vec<u8>>) = self.routed("", command, target).await?;
+        let keys = raw
+            .into_iter()
+            .filter_map(|full| {
+                let key = full.strip_prefix(scope.0.as_bytes())?;
+                let key = std::str::from_utf8(key).ok()?;
+                (!key.is_empty() && pattern.is_none_or(|p| p.matches(key))).then(|| key.to_owned())
+            })
+            .collect();
+        Ok((next, keys))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Seen;
+
+    #[test]
+    fn a_key_is_seen_once() {
+        let mut seen = Seen::default();
+        assert!(seen.insert(b"app:s:a"));
+        assert!(seen.insert(b"app:s:b"));
+        assert!(!seen.insert(b"app:s:a"));
+        assert!(seen.insert(b""));
+        assert!(!seen.insert(b""));
+        let fresh = (0..10_000)
+            .filter(|i| seen.insert(format!("k{i}").as_bytes()))
+            .count();
+        assert_eq!(fresh, 10_000);
+        assert_eq!(
+            (0..10_000)
+                .filter(|i| seen.insert(format!("k{i}").as_bytes()))
+                .count(),
+            0
+        );
+    }
+}
