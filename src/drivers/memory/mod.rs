@@ -7,17 +7,23 @@
 //! reading the clock only for keys that have a TTL) and reclaimed by a background thread that
 //! needs no async runtime, holds a shard lock for at most a few hundred buckets at a time, and
 //! stops when the last handle on the driver is dropped.
+//!
+//! A namespace's table lives while a handle holds it or it holds keys: an empty namespace
+//! whose handles are all dropped is freed, so millions of short-lived per-tenant or per-user
+//! namespaces cost nothing once done. The reclaimer visits only the tables that hold keys with
+//! a TTL, and in them only the shards that do.
 
 mod clock;
 mod config;
+mod registry;
 mod table;
 
-use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -28,10 +34,12 @@ pub use clock::ManualClock;
 pub use config::{MAX_SHARDS, MemoryConfig, SCHEME};
 
 use self::clock::Clock;
+use self::registry::Registry;
 use self::table::Table;
 use crate::driver::Driver;
 use crate::glob::Pattern;
 use crate::name::{NamespaceInfo, NamespaceName, split_full_key};
+
 use crate::ttl::{Expiry, KeyTtl, Ttl};
 use crate::{Error, Key, Namespace, Result};
 
@@ -56,7 +64,7 @@ pub struct MemoryDriver {
 struct Inner {
     config: MemoryConfig,
     clock: Clock,
-    tables: Mutex<HashMap<Arc<str>, Table>>,
+    registry: Arc<Registry>,
     /// Dropped with the last handle, which tells the reclaimer thread to stop.
     _stop: Option<mpsc::Sender<()>>,
 }
@@ -115,7 +123,7 @@ impl MemoryBuilder {
         let inner = Arc::new(Inner {
             config: self.config,
             clock,
-            tables: Mutex::new(HashMap::new()),
+            registry: Arc::default(),
             _stop: stop,
         });
         if let (Some(interval), Some(stopped)) = (interval, stopped) {
@@ -129,23 +137,12 @@ impl MemoryBuilder {
     }
 }
 
+/// Reclaims expired entries every `interval`, visiting only the tables that hold keys with a
+/// TTL, until the driver is dropped.
 fn reclaim_loop(inner: Weak<Inner>, stopped: mpsc::Receiver<()>, interval: Duration) {
     while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(interval) {
         let Some(inner) = inner.upgrade() else { return };
-        for table in inner.tables_snapshot() {
-            table.reap(false);
-        }
-    }
-}
-
-impl Inner {
-    fn tables_snapshot(&self) -> Vec<Table> {
-        self.tables
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .values()
-            .cloned()
-            .collect()
+        inner.registry.reclaim();
     }
 }
 
@@ -169,7 +166,7 @@ impl MemoryDriver {
             inner: Arc::new(Inner {
                 config,
                 clock: Clock::System(Instant::now()),
-                tables: Mutex::new(HashMap::new()),
+                registry: Arc::default(),
                 _stop: None,
             }),
         }
@@ -213,20 +210,31 @@ impl MemoryDriver {
     /// reclaimed.
     pub fn stored_entries(&self) -> usize {
         self.inner
-            .tables_snapshot()
+            .registry
+            .snapshot()
             .iter()
             .map(|t| t.stored())
             .sum()
     }
 
+    /// Namespaces that have a table in memory: those with a live handle or with stored keys.
+    /// A namespace whose handles are all dropped and which holds no key costs nothing: its
+    /// table is freed.
+    pub fn namespace_tables(&self) -> usize {
+        self.inner.registry.len()
+    }
+
     /// Reclaims every expired entry now, in every namespace; returns how many were freed. The
     /// background thread does this incrementally; call it to free memory at a known moment.
     pub fn purge_expired(&self) -> usize {
-        self.inner
-            .tables_snapshot()
-            .iter()
-            .map(|t| t.reap(true))
-            .sum()
+        let tables = self.inner.registry.snapshot();
+        let freed = tables.iter().map(|t| t.reap(true)).sum();
+        for table in &tables {
+            if table.meta.handles.load(Ordering::SeqCst) == 0 {
+                self.inner.registry.release(table);
+            }
+        }
+        freed
     }
 }
 
@@ -269,9 +277,26 @@ fn answer<T>(compute: impl FnOnce() -> T) -> Answer<impl FnOnce() -> T> {
     Answer(Some(compute))
 }
 
-/// A memory namespace: its table.
-#[derive(Clone)]
+/// A memory namespace: its table. Each scope counts as a handle on the table; when the last
+/// one is dropped and the table holds no entry, the table is freed.
 pub struct MemoryScope(Table);
+
+impl Clone for MemoryScope {
+    fn clone(&self) -> Self {
+        self.0.meta.handles.fetch_add(1, Ordering::SeqCst);
+        MemoryScope(self.0.clone())
+    }
+}
+
+impl Drop for MemoryScope {
+    fn drop(&mut self) {
+        if self.0.meta.handles.fetch_sub(1, Ordering::SeqCst) == 1 {
+            if let Some(registry) = self.0.meta.registry.upgrade() {
+                registry.release(&self.0);
+            }
+        }
+    }
+}
 
 impl fmt::Debug for MemoryScope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -327,15 +352,11 @@ impl Driver for MemoryDriver {
     type Scope = MemoryScope;
 
     fn scope(&self, namespace: &NamespaceName) -> Result<MemoryScope> {
-        let mut tables = self
-            .inner
-            .tables
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let table = tables
-            .entry(namespace.prefix().into())
-            .or_insert_with(|| Table::new(self.inner.config.shards, self.inner.clock.clone()));
-        Ok(MemoryScope(table.clone()))
+        let table =
+            self.inner
+                .registry
+                .open(namespace, self.inner.config.shards, &self.inner.clock);
+        Ok(MemoryScope(table))
     }
 
     #[inline]
@@ -493,11 +514,10 @@ impl Driver for MemoryDriver {
     fn namespaces(&self) -> impl Stream<Item = Result<NamespaceInfo>> + Send + 'static {
         let mut tables: Vec<(NamespaceName, Table)> = self
             .inner
-            .tables
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .filter_map(|(prefix, table)| Some((split_full_key(prefix)?.0, table.clone())))
+            .registry
+            .named()
+            .into_iter()
+            .filter_map(|(prefix, table)| Some((split_full_key(&prefix)?.0, table)))
             .collect();
         tables.sort_by(|a, b| (a.0.root(), a.0.domain()).cmp(&(b.0.root(), b.0.domain())));
         NamespacePages {

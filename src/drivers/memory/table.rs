@@ -10,8 +10,8 @@
 
 use std::hash::BuildHasher;
 use std::mem;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -19,6 +19,7 @@ use hashbrown::{DefaultHashBuilder, HashTable};
 use smol_str::SmolStr;
 
 use super::clock::{Clock, Now};
+use super::registry::Registry;
 use crate::counter;
 use crate::glob::Pattern;
 use crate::ttl::{Expiry, KeyTtl, Ttl};
@@ -37,6 +38,18 @@ pub(crate) struct Table {
     shards: Arc<[Shard]>,
     hasher: DefaultHashBuilder,
     clock: Clock,
+    pub(super) meta: Arc<Meta>,
+}
+
+/// What the driver's registry knows of a table, off the hot path.
+pub(crate) struct Meta {
+    /// The registry's key: the namespace prefix.
+    pub(super) name: Arc<str>,
+    /// Namespace handles (scopes) on the table; at 0, an empty table is dropped.
+    pub(super) handles: AtomicUsize,
+    /// Whether the table is on the reclaimer's list (it holds, or held, keys with a TTL).
+    pub(super) reaping: AtomicBool,
+    pub(super) registry: Weak<Registry>,
 }
 
 #[repr(align(128))]
@@ -48,6 +61,8 @@ struct Shard {
 #[derive(Default)]
 struct Slots {
     map: HashTable<Entry>,
+    /// Entries with a deadline: the reclaimer skips shards without any.
+    with_ttl: usize,
 }
 
 struct Entry {
@@ -168,11 +183,37 @@ impl Slots {
         match self.map.find_entry(hash, |e| key_eq(&e.key, key)) {
             Ok(found) if found.get().live(now) => Some(found.into_mut()),
             Ok(found) => {
+                // An expired entry had a deadline.
                 found.remove();
+                self.with_ttl -= 1;
                 None
             }
             Err(_) => None,
         }
+    }
+
+    /// Keeps the count of entries with a deadline as one changes from `old` to `new`.
+    #[inline]
+    fn retimed(&mut self, old: u64, new: u64) {
+        match (old != 0, new != 0) {
+            (false, true) => self.with_ttl += 1,
+            (true, false) => self.with_ttl -= 1,
+            _ => {}
+        }
+    }
+
+    /// Removes `key`'s entry, live or not.
+    #[inline]
+    fn remove(&mut self, hash: u64, key: &str) -> Option<Entry> {
+        let (entry, _) = self
+            .map
+            .find_entry(hash, |e| key_eq(&e.key, key))
+            .ok()?
+            .remove();
+        if entry.deadline != 0 {
+            self.with_ttl -= 1;
+        }
+        Some(entry)
     }
 
     #[inline]
@@ -189,13 +230,21 @@ impl Slots {
             value,
             deadline,
         };
+        if deadline != 0 {
+            self.with_ttl += 1;
+        }
         self.map
             .insert_unique(hash, entry, |e| hasher.hash_one(e.key.as_str()));
     }
 }
 
 impl Table {
-    pub(crate) fn new(shards: usize, clock: Clock) -> Self {
+    pub(crate) fn new(
+        shards: usize,
+        clock: Clock,
+        name: Arc<str>,
+        registry: Weak<Registry>,
+    ) -> Self {
         let shards = (0..shards)
             .map(|_| Shard {
                 slots: RwLock::new(Slots::default()),
@@ -206,7 +255,46 @@ impl Table {
             shards,
             hasher: DefaultHashBuilder::default(),
             clock,
+            meta: Arc::new(Meta {
+                name,
+                handles: AtomicUsize::new(0),
+                reaping: AtomicBool::new(false),
+                registry,
+            }),
         }
+    }
+
+    /// After a write that may have stored a deadline: puts the table on the reclaimer's list
+    /// if it is not there yet (one relaxed load when it is).
+    #[inline]
+    fn reap_later(&self, deadline: u64) {
+        if deadline != 0 && !self.meta.reaping.load(Ordering::Relaxed) {
+            self.enlist();
+        }
+    }
+
+    #[cold]
+    fn enlist(&self) {
+        if !self.meta.reaping.swap(true, Ordering::SeqCst) {
+            if let Some(registry) = self.meta.registry.upgrade() {
+                registry.enlist(self.clone());
+            }
+        }
+    }
+
+    /// Whether no shard holds an entry, expired or not.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.shards.iter().all(|s| read(s).map.is_empty())
+    }
+
+    /// Entries with a deadline, counted one shard at a time.
+    pub(crate) fn with_ttl(&self) -> usize {
+        self.shards.iter().map(|s| read(s).with_ttl).sum()
+    }
+
+    /// Whether `self` and `other` are the same table.
+    pub(crate) fn same(&self, other: &Table) -> bool {
+        Arc::ptr_eq(&self.meta, &other.meta)
     }
 
     #[inline]
@@ -267,14 +355,18 @@ impl Table {
         let hash = self.hash(key);
         let mut slots = write(self.shard(hash));
         let mut now = Now::new(&self.clock);
-        match slots.live_mut(hash, key, &mut now) {
+        let stored = match slots.live_mut(hash, key, &mut now) {
             Some(entry) => {
                 entry.value = Value::Bytes(value);
+                let old = entry.deadline;
                 match expiry {
                     Expiry::Never => entry.deadline = 0,
                     Expiry::After(ttl) => entry.deadline = deadline(&mut now, ttl),
                     Expiry::Keep => {}
                 }
+                let new = entry.deadline;
+                slots.retimed(old, new);
+                new
             }
             None => {
                 let deadline = match expiry {
@@ -282,8 +374,11 @@ impl Table {
                     Expiry::Never | Expiry::Keep => 0,
                 };
                 slots.insert(&self.hasher, hash, key, Value::Bytes(value), deadline);
+                deadline
             }
-        }
+        };
+        drop(slots);
+        self.reap_later(stored);
     }
 
     #[inline]
@@ -296,6 +391,8 @@ impl Table {
         }
         let deadline = deadline_of(&mut now, ttl);
         slots.insert(&self.hasher, hash, key, Value::Bytes(value), deadline);
+        drop(slots);
+        self.reap_later(deadline);
         true
     }
 
@@ -304,10 +401,7 @@ impl Table {
         let hash = self.hash(key);
         let mut slots = write(self.shard(hash));
         let mut now = Now::new(&self.clock);
-        match slots.map.find_entry(hash, |e| key_eq(&e.key, key)) {
-            Ok(found) => found.remove().0.live(&mut now),
-            Err(_) => false,
-        }
+        slots.remove(hash, key).is_some_and(|e| e.live(&mut now))
     }
 
     #[inline]
@@ -316,10 +410,14 @@ impl Table {
         let mut slots = write(self.shard(hash));
         let mut now = Now::new(&self.clock);
         let deadline = deadline(&mut now, ttl);
-        slots
-            .live_mut(hash, key, &mut now)
-            .map(|e| e.deadline = deadline)
-            .is_some()
+        let Some(entry) = slots.live_mut(hash, key, &mut now) else {
+            return false;
+        };
+        let old = mem::replace(&mut entry.deadline, deadline);
+        slots.retimed(old, deadline);
+        drop(slots);
+        self.reap_later(deadline);
+        true
     }
 
     #[inline]
@@ -330,6 +428,7 @@ impl Table {
         match slots.live_mut(hash, key, &mut now) {
             Some(entry) if entry.deadline != 0 => {
                 entry.deadline = 0;
+                slots.with_ttl -= 1;
                 true
             }
             _ => false,
@@ -356,6 +455,8 @@ impl Table {
             None => {
                 let deadline = deadline_of(&mut now, ttl_on_create);
                 slots.insert(&self.hasher, hash, key, Value::Int(delta), deadline);
+                drop(slots);
+                self.reap_later(deadline);
                 Ok(delta)
             }
         }
@@ -367,17 +468,21 @@ impl Table {
         let mut slots = write(self.shard(hash));
         let mut now = Now::new(&self.clock);
         let deadline = deadline_of(&mut now, ttl);
-        match slots.live_mut(hash, key, &mut now) {
+        let previous = match slots.live_mut(hash, key, &mut now) {
             Some(entry) => {
                 let previous = mem::replace(&mut entry.value, Value::Bytes(value));
-                entry.deadline = deadline;
-                Some(previous.into_bytes())
+                let old = mem::replace(&mut entry.deadline, deadline);
+                slots.retimed(old, deadline);
+                Some(previous)
             }
             None => {
                 slots.insert(&self.hasher, hash, key, Value::Bytes(value), deadline);
                 None
             }
-        }
+        };
+        drop(slots);
+        self.reap_later(deadline);
+        previous.map(Value::into_bytes)
     }
 
     #[inline]
@@ -389,7 +494,10 @@ impl Table {
         match slots.live_mut(hash, key, &mut now) {
             Some(entry) if entry.value.eq_bytes(expected) => {
                 entry.value = Value::Bytes(new);
-                entry.deadline = deadline;
+                let old = mem::replace(&mut entry.deadline, deadline);
+                slots.retimed(old, deadline);
+                drop(slots);
+                self.reap_later(deadline);
                 true
             }
             _ => false,
@@ -401,9 +509,9 @@ impl Table {
         let hash = self.hash(key);
         let mut slots = write(self.shard(hash));
         let mut now = Now::new(&self.clock);
-        match slots.map.find_entry(hash, |e| key_eq(&e.key, key)) {
-            Ok(found) if found.get().live(&mut now) && found.get().value.eq_bytes(expected) => {
-                found.remove();
+        match slots.map.find(hash, |e| key_eq(&e.key, key)) {
+            Some(found) if found.live(&mut now) && found.value.eq_bytes(expected) => {
+                slots.remove(hash, key);
                 true
             }
             _ => false,
@@ -465,22 +573,24 @@ impl Table {
             match slots.live_mut(hash, key, &mut now) {
                 Some(entry) => {
                     entry.value = value;
-                    entry.deadline = deadline;
+                    let old = mem::replace(&mut entry.deadline, deadline);
+                    slots.retimed(old, deadline);
                 }
                 None => slots.insert(&self.hasher, hash, key, value, deadline),
             }
         });
+        self.reap_later(deadline);
     }
 
     pub(crate) fn mdel(&self, keys: &[&str]) -> u64 {
         let mut now = Now::new(&self.clock);
         let mut removed = 0;
         self.locked(keys.iter().copied(), write, |slots, i, hash| {
-            let key = keys[i];
-            if let Ok(found) = slots.map.find_entry(hash, |e| key_eq(&e.key, key)) {
-                if found.remove().0.live(&mut now) {
-                    removed += 1;
-                }
+            if slots
+                .remove(hash, keys[i])
+                .is_some_and(|e| e.live(&mut now))
+            {
+                removed += 1;
             }
         });
         removed
@@ -510,7 +620,7 @@ impl Table {
     pub(crate) fn clear(&self) -> u64 {
         let mut cleared = 0;
         for shard in self.shards.iter() {
-            let taken = mem::take(&mut write(shard).map);
+            let taken = mem::take(&mut *write(shard)).map;
             let now = self.clock.now();
             cleared += taken.iter().filter(|e| !e.expired_at(now)).count() as u64;
         }
@@ -541,7 +651,14 @@ impl Table {
     pub(crate) fn reap(&self, full: bool) -> usize {
         let mut freed = 0;
         for shard in self.shards.iter() {
-            let buckets = read(shard).map.num_buckets();
+            let (buckets, with_ttl) = {
+                let slots = read(shard);
+                (slots.map.num_buckets(), slots.with_ttl)
+            };
+            if with_ttl == 0 {
+                // Nothing here can expire.
+                continue;
+            }
             let budget = if full {
                 buckets
             } else {
@@ -575,6 +692,7 @@ impl Table {
                             }
                         }
                     }
+                    slots.with_ttl -= dropped.len();
                     drop(slots);
                     freed += dropped.len();
                 }

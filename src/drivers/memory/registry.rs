@@ -1,0 +1,129 @@
+//! The memory driver's namespaces: one table each, created when a namespace is first opened
+//! and dropped when it is empty and no handle holds it, so a store that sees millions of
+//! short-lived namespaces (one per tenant, per user, per job) keeps only the ones with data.
+//!
+//! The reclaimer does not walk every table: a table joins its list when it stores a key with a
+//! TTL and leaves it when it holds none, so background work scales with the keys that can
+//! expire, not with the namespaces ever opened.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use super::clock::Clock;
+use super::table::Table;
+use crate::name::NamespaceName;
+
+#[derive(Default)]
+pub(crate) struct Registry {
+    tables: Mutex<HashMap<Arc<str>, Table>>,
+    /// Tables that hold (or held, until the next round) keys with a TTL.
+    reaping: Mutex<Vec<Table>>,
+}
+
+impl Registry {
+    /// The table of `name`, made if the namespace has none, counted as one more handle.
+    pub(crate) fn open(
+        self: &Arc<Self>,
+        name: &NamespaceName,
+        shards: usize,
+        clock: &Clock,
+    ) -> Table {
+        let mut tables = self.tables.lock().unwrap_or_else(PoisonError::into_inner);
+        let table = match tables.get(name.prefix()) {
+            Some(table) => table.clone(),
+            None => {
+                let key: Arc<str> = name.prefix().into();
+                let table = Table::new(shards, clock.clone(), key.clone(), Arc::downgrade(self));
+                tables.insert(key, table.clone());
+                table
+            }
+        };
+        // Under the lock: a release that sees no handle sees this one.
+        table.meta.handles.fetch_add(1, Ordering::SeqCst);
+        table
+    }
+
+    /// Drops `table` from the registry if no handle holds it and it holds no entry; the next
+    /// open of the namespace makes a new, empty table, which is the same thing.
+    pub(crate) fn release(&self, table: &Table) {
+        let removed = {
+            let mut tables = self.tables.lock().unwrap_or_else(PoisonError::into_inner);
+            let unused = table.meta.handles.load(Ordering::SeqCst) == 0 && table.is_empty();
+            let registered = tables.get(&table.meta.name).is_some_and(|t| t.same(table));
+            let removed = (unused && registered)
+                .then(|| tables.remove(&table.meta.name))
+                .flatten();
+            if tables.capacity() > 64 && tables.len() < tables.capacity() / 4 {
+                tables.shrink_to_fit();
+            }
+            removed
+        };
+        // Freed outside the lock.
+        drop(removed);
+    }
+
+    /// Puts a table that now holds a key with a TTL on the reclaimer's list.
+    pub(crate) fn enlist(&self, table: Table) {
+        self.reaping
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(table);
+    }
+
+    /// One round of background reclamation over the tables that hold keys with a TTL. A table
+    /// left with none leaves the list; one left empty with no handle leaves the registry.
+    /// Returns how many tables the round visited.
+    pub(crate) fn reclaim(&self) -> usize {
+        let round =
+            std::mem::take(&mut *self.reaping.lock().unwrap_or_else(PoisonError::into_inner));
+        let visited = round.len();
+        let mut kept = Vec::with_capacity(round.len());
+        for table in round {
+            table.reap(false);
+            // Leave the list, then look again: a write that stores a deadline after this
+            // sees the flag down and enlists the table again itself.
+            table.meta.reaping.store(false, Ordering::SeqCst);
+            if table.with_ttl() > 0 && !table.meta.reaping.swap(true, Ordering::SeqCst) {
+                kept.push(table);
+                continue;
+            }
+            if table.meta.handles.load(Ordering::SeqCst) == 0 {
+                self.release(&table);
+            }
+        }
+        self.reaping
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(kept);
+        visited
+    }
+
+    /// Every registered table.
+    pub(crate) fn snapshot(&self) -> Vec<Table> {
+        self.tables
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Every registered table with its namespace prefix.
+    pub(crate) fn named(&self) -> Vec<(Arc<str>, Table)> {
+        self.tables
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(name, table)| (Arc::clone(name), table.clone()))
+            .collect()
+    }
+
+    /// How many namespaces have a table.
+    pub(crate) fn len(&self) -> usize {
+        self.tables
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+}
