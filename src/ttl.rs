@@ -13,10 +13,22 @@ use crate::error::Error;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Ttl(NonZeroU64);
 
-const MAX_TTL_MS: u64 = 100 * 365 * 24 * 60 * 60 * 1000;
+/// A year of 365.25 days (a Julian year): the year that duration parsers such as `humantime`
+/// read `100y` as, so `100y` is exactly the maximum everywhere.
+const YEAR_MS: u64 = 31_557_600_000;
+const MAX_TTL_MS: u64 = 100 * YEAR_MS;
 
 impl Ttl {
-    /// The longest TTL a store accepts: 100 years. Use no TTL for a key that never expires.
+    /// The longest TTL a store accepts: 100 years of 365.25 days (3,155,760,000 s), what
+    /// `100y` means to `humantime` and to the `namestore` command. Use no TTL for a key that
+    /// never expires.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use namestore::Ttl;
+    ///
+    /// assert_eq!(Ttl::MAX.as_duration(), Duration::from_secs(36_525 * 86_400));
+    /// ```
     pub const MAX: Ttl = Ttl(NonZeroU64::new(MAX_TTL_MS).unwrap());
 
     /// Validates `duration` as a TTL.

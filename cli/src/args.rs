@@ -11,8 +11,11 @@ Exit codes:
   1    a key that had to exist was not found (get, ttl, expire, persist, del)
   2    usage error: bad arguments, malformed URL, invalid namespace, key, pattern or TTL
   3    the store is unreachable, did not answer in time, or its file cannot be opened
-  4    the store refused the operation (incr of a non-integer, overflow, credentials) or failed
+       (missing for a read, not a namestore file, damaged: see `namestore check`)
+  4    the store refused the operation (incr of a non-integer, overflow, credentials) or failed;
+       for check: the file is damaged beyond repair
   5    clear was not confirmed; nothing was deleted
+  70   internal error: a bug in namestore (please report it)
   130  bench was interrupted (Ctrl-C); its keys were removed";
 
 const NAMESPACE_HELP: &str = "A namespace is written ROOT:DOMAIN or as two words, ROOT DOMAIN.";
@@ -155,6 +158,9 @@ pub enum Command {
     },
     /// List the namespaces holding keys, with their key counts
     Namespaces,
+    /// Check a redb file's integrity, and repair it if it is damaged (the file must not be open
+    /// elsewhere)
+    Check,
     /// Measure the store: the performance guide's workloads, with latency percentiles
     Bench(Bench),
     /// A tour of the commands on a fresh in-memory store
@@ -169,6 +175,19 @@ pub enum Command {
 }
 
 impl Command {
+    /// Whether the command only reads the store: it must not create one (a mistyped path is
+    /// an error, not a new empty file).
+    pub fn reads_only(&self) -> bool {
+        matches!(
+            self,
+            Command::Get { .. }
+                | Command::Exists { .. }
+                | Command::Ttl { .. }
+                | Command::Keys { .. }
+                | Command::Namespaces
+        )
+    }
+
     /// Whether the command changes the store.
     pub fn writes(&self) -> bool {
         matches!(

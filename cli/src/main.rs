@@ -10,21 +10,44 @@ mod run;
 
 use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
+use std::sync::{Mutex, PoisonError};
 
 use clap::{CommandFactory, Parser};
+
+use namestore::drivers::redb::{Integrity, RedbConfig, RedbDriver};
+use namestore::{AnyDriver, ErrorKind};
 
 use crate::args::{Cli, Command};
 use crate::output::{Failure, USAGE, one_line};
 use crate::run::Session;
 
+/// The last panic's message. The library contains panics inside its storage engine (a
+/// damaged file) and answers with an error, so a panic is only reported if it reaches `main`.
+static PANIC: Mutex<Option<String>> = Mutex::new(None);
+
 fn main() -> ExitCode {
-    // A bug should still end in one line, not a backtrace.
     std::panic::set_hook(Box::new(|info| {
-        eprintln!(
-            "error: internal error, please report it: {}",
-            one_line(&info.to_string())
-        );
+        *PANIC.lock().unwrap_or_else(PoisonError::into_inner) = Some(one_line(&info.to_string()));
     }));
+    match std::panic::catch_unwind(run_cli) {
+        Ok(code) => code,
+        // A bug should still end in one line, not a backtrace.
+        Err(_) => {
+            let message = PANIC
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take()
+                .unwrap_or_default();
+            eprintln!(
+                "error: internal error, please report it: {}",
+                output::escape_controls(&message)
+            );
+            ExitCode::from(output::INTERNAL)
+        }
+    }
+}
+
+fn run_cli() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => return clap_exit(&error),
@@ -77,11 +100,12 @@ async fn dispatch(cli: Cli, out: &mut dyn Write) -> Result<(), Failure> {
         Command::Man => Ok(clap_mangen::Man::new(Cli::command()).render(out)?),
         Command::Demo => demo::run(out).await,
         Command::Bench(bench) => {
-            let store = namestore::open(&cli.url)?;
+            let store = open_store(&cli.url, true)?;
             bench::run(store, &cli.url, &bench, cli.json, out).await
         }
+        Command::Check => check(&cli.url, cli.json, out),
         command => {
-            let store = namestore::open(&cli.url)?;
+            let store = open_store(&cli.url, !command.reads_only())?;
             let memory = store.downcast_ref::<namestore::MemoryDriver>().is_some();
             let writes = command.writes();
             let session = Session {
@@ -99,6 +123,68 @@ async fn dispatch(cli: Cli, out: &mut dyn Write) -> Result<(), Failure> {
             result
         }
     }
+}
+
+/// Opens the store a URL names. A file store is created only if `create` (a read never
+/// creates one). A URL that cannot be read is a usage error; a store that cannot be opened
+/// (unreachable, a missing or foreign file, a damaged one) exits 3.
+fn open_store(url: &str, create: bool) -> Result<AnyDriver, Failure> {
+    let opened = match url.split_once("://") {
+        Some((scheme, _)) if scheme.eq_ignore_ascii_case("redb") => {
+            let url = format!("redb://{}", &url[scheme.len() + 3..]);
+            RedbConfig::from_url(&url).and_then(|mut config| {
+                config.create &= create;
+                RedbDriver::open(config).map(AnyDriver::new)
+            })
+        }
+        _ => namestore::open(url),
+    };
+    opened.map_err(|error| {
+        let mut failure = Failure::from(error);
+        if failure.code != USAGE {
+            failure.code = output::UNREACHABLE;
+        }
+        failure
+    })
+}
+
+/// `namestore check`: redb's integrity check and repair on the file the URL names.
+fn check(url: &str, json: bool, out: &mut dyn Write) -> Result<(), Failure> {
+    let path = match url.split_once("://") {
+        Some((scheme, _)) if scheme.eq_ignore_ascii_case("redb") => {
+            RedbConfig::from_url(&format!("redb://{}", &url[scheme.len() + 3..]))?.path
+        }
+        _ => {
+            return Err(Failure::usage(
+                "check works on a file store: --url redb:///path/to/file.redb",
+            ));
+        }
+    };
+    let integrity = RedbDriver::check(&path).map_err(|error| {
+        let damaged = error.kind() == ErrorKind::Corrupted;
+        let mut failure = Failure::from(error);
+        if !damaged && failure.code != USAGE {
+            failure.code = output::UNREACHABLE;
+        }
+        failure
+    })?;
+    let (word, text) = match integrity {
+        Integrity::Intact => (
+            "intact",
+            "passed redb's integrity check; nothing was changed",
+        ),
+        _ => (
+            "repaired",
+            "failed redb's integrity check and was repaired; writes after its last intact commit may be gone",
+        ),
+    };
+    let shown = path.display().to_string();
+    if json {
+        output::write_json(out, &serde_json::json!({"path": shown, "integrity": word}))?;
+    } else {
+        writeln!(out, "{word}: {} {text}", output::escape_controls(&shown))?;
+    }
+    Ok(())
 }
 
 /// Prints a failure as one line on stderr and returns its exit code.

@@ -20,13 +20,17 @@ pub const USAGE: u8 = 2;
 pub const UNREACHABLE: u8 = 3;
 pub const REFUSED: u8 = 4;
 pub const NOT_CONFIRMED: u8 = 5;
+/// A bug in the command (sysexits' EX_SOFTWARE).
+pub const INTERNAL: u8 = 70;
 pub const INTERRUPTED: u8 = 130;
 
 impl Failure {
+    /// The message is one line, with control characters escaped: an error may quote stored
+    /// data or a server's words, and neither may drive the operator's terminal.
     pub fn new(code: u8, message: impl fmt::Display) -> Self {
         Failure {
             code,
-            message: one_line(&message.to_string()),
+            message: escape_controls(&one_line(&message.to_string())).into_owned(),
         }
     }
 
@@ -102,12 +106,15 @@ pub fn shown_key(namespace: &str, key: &str) -> String {
     }
 }
 
-/// A value for a person: as is when it is UTF-8, otherwise escaped (`\xNN` for bytes that are
-/// not UTF-8, `\\` for a backslash, `\n`-style escapes for control characters). The second
-/// part says whether it was escaped.
+/// A value for a person: as is when it is UTF-8 without control characters, otherwise
+/// escaped (`\xNN` for bytes that are not UTF-8, `\\` for a backslash, `\n`, `\u{1b}`-style
+/// escapes for control characters, so stored data cannot send the terminal an escape
+/// sequence). The second part says whether it was escaped.
 pub fn shown_value(bytes: &[u8]) -> (String, bool) {
     if let Ok(text) = std::str::from_utf8(bytes) {
-        return (text.to_owned(), false);
+        if !text.chars().any(char::is_control) {
+            return (text.to_owned(), false);
+        }
     }
     let mut shown = String::with_capacity(bytes.len() * 2);
     for chunk in bytes.utf8_chunks() {
@@ -125,13 +132,19 @@ pub fn shown_value(bytes: &[u8]) -> (String, bool) {
     (shown, true)
 }
 
-/// A key for a line of text output: control characters escaped, so one key is one line.
+/// A key for a line of text output: control characters escaped, so one key is one line and
+/// cannot drive the terminal.
 pub fn shown_listed_key(key: &str) -> std::borrow::Cow<'_, str> {
-    if !key.chars().any(char::is_control) {
-        return key.into();
+    escape_controls(key)
+}
+
+/// `text` with its control characters (C0, DEL, C1: ESC and CSI among them) escaped.
+pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return text.into();
     }
-    let mut shown = String::with_capacity(key.len() + 8);
-    for c in key.chars() {
+    let mut shown = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
         if c.is_control() {
             shown.extend(c.escape_debug());
         } else {
@@ -152,13 +165,39 @@ pub fn json_value(object: &mut Map<String, Value>, bytes: &[u8]) {
     };
 }
 
-/// A duration for a person, to the millisecond: `29m 59s 998ms`.
+/// The units a duration is shown in, largest first; a year is 365.25 days, as `--ttl 100y`
+/// reads it.
+const UNITS: [(&str, u128); 6] = [
+    ("y", 31_557_600_000),
+    ("d", 86_400_000),
+    ("h", 3_600_000),
+    ("m", 60_000),
+    ("s", 1_000),
+    ("ms", 1),
+];
+
+/// A duration for a person at a glance: its two largest units, rounded to the smaller one
+/// (`30m` for 29 min 59.993 s, `99y 340d`, `1h 30m`, `2s 500ms`). Exact values are in the
+/// `--json` output (`ttl_ms`).
 pub fn shown_duration(duration: Duration) -> String {
-    let ms = Duration::from_millis(duration.as_millis() as u64);
-    if ms.is_zero() {
+    let mut ms = duration.as_millis();
+    if ms == 0 {
         return "0ms".to_owned();
     }
-    humantime::format_duration(ms).to_string()
+    let largest = |ms: u128| UNITS.iter().position(|&(_, size)| ms >= size).unwrap_or(5);
+    if let Some(&(_, step)) = UNITS.get(largest(ms) + 1) {
+        ms = (ms + step / 2) / step * step;
+    }
+    let at = largest(ms);
+    let (name, size) = UNITS[at];
+    let mut shown = format!("{}{name}", ms / size);
+    if let Some(&(minor, step)) = UNITS.get(at + 1) {
+        let rest = ms % size / step;
+        if rest > 0 {
+            shown.push_str(&format!(" {rest}{minor}"));
+        }
+    }
+    shown
 }
 
 /// Writes a JSON document and a newline.
@@ -204,26 +243,21 @@ pub fn write_table(
     Ok(())
 }
 
-/// The URL with any user and password removed, for prompts: `redis://***@host:6379/0`.
+/// The URL with any user and password removed, for prompts: `redis://***@host:6379/0`. As
+/// the Redis driver reads it, the credentials run to the last `@`, so a password holding
+/// `?`, `#`, `/` or `@` is removed whole. The query is dropped too: an operator does not
+/// need its settings in a prompt.
 pub fn redacted_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return "the store".to_owned();
     };
-    let end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(end);
-    match authority.rfind('@') {
-        Some(at) => format!(
-            "{scheme}://***@{}{}",
-            &authority[at + 1..],
-            strip_query(tail)
-        ),
-        None => format!("{scheme}://{authority}{}", strip_query(tail)),
-    }
-}
-
-/// Drops the query, which may hold settings an operator does not need to see in a prompt.
-fn strip_query(tail: &str) -> &str {
-    tail.split('?').next().unwrap_or("")
+    let network = scheme.to_ascii_lowercase().starts_with("redis");
+    let (credentials, rest) = match rest.rfind('@') {
+        Some(at) if network => ("***@", &rest[at + 1..]),
+        _ => ("", rest),
+    };
+    let shown = rest.split(['?', '#']).next().unwrap_or("");
+    escape_controls(&format!("{scheme}://{credentials}{shown}")).into_owned()
 }
 
 #[cfg(test)]
@@ -243,12 +277,54 @@ mod tests {
     }
 
     #[test]
+    fn control_characters_are_escaped_everywhere() {
+        let hostile = "a\x1b]0;owned\x07b\x1b[2Jc\u{9b}d";
+        let (shown, escaped) = shown_value(hostile.as_bytes());
+        assert!(escaped);
+        assert!(!shown.chars().any(char::is_control), "{shown:?}");
+        assert_eq!(shown, "a\\u{1b}]0;owned\\u{7}b\\u{1b}[2Jc\\u{9b}d");
+        assert_eq!(shown_value(b"tab\tnew\nline").0, "tab\\tnew\\nline");
+        assert!(!shown_listed_key(hostile).chars().any(char::is_control));
+        let failure = Failure::new(4, format_args!("server said {hostile}"));
+        assert!(!failure.message.chars().any(char::is_control));
+    }
+
+    #[test]
+    fn durations_read_at_a_glance() {
+        let ms = Duration::from_millis;
+        for (duration, shown) in [
+            (ms(0), "0ms"),
+            (ms(250), "250ms"),
+            (ms(2_500), "2s 500ms"),
+            (ms(29 * 60_000 + 59_993), "30m"),
+            (ms(90 * 60_000), "1h 30m"),
+            (ms(3_599_999), "1h"),
+            (ms(36_500 * 86_400_000), "99y 340d"),
+            (ms(100 * 31_557_600_000 - 5), "100y"),
+            (ms(86_400_000 + 1), "1d"),
+        ] {
+            assert_eq!(shown_duration(duration), shown, "{duration:?}");
+        }
+    }
+
+    #[test]
     fn urls_lose_their_credentials() {
         assert_eq!(
             redacted_url("redis://user:s3cret@host:6379/2?x=1"),
             "redis://***@host:6379/2"
         );
         assert_eq!(redacted_url("redis://:p@ss@host"), "redis://***@host");
+        for password in [
+            "pa?ssSECRET",
+            "pa#ssSECRET",
+            "pa/ssSECRET",
+            "pa@ssSECRET",
+            "pa%3FssSECRET",
+        ] {
+            let shown = redacted_url(&format!("redis://user:{password}@127.0.0.1:6379/0?x=1"));
+            assert_eq!(shown, "redis://***@127.0.0.1:6379/0", "{password}");
+        }
+        assert_eq!(redacted_url("redb:///tmp/a@b.redb"), "redb:///tmp/a@b.redb");
         assert_eq!(redacted_url("redb:///tmp/a.redb"), "redb:///tmp/a.redb");
         assert_eq!(redacted_url("memory://"), "memory://");
         assert_eq!(redacted_url("garbage"), "the store");

@@ -183,7 +183,11 @@ pub async fn run(
         Command::Keys { target } => keys(session, &target, out).await,
         Command::Clear { target, yes } => clear(session, &target, yes, out).await,
         Command::Namespaces => namespaces(session, out).await,
-        Command::Bench(_) | Command::Demo | Command::Completions { .. } | Command::Man => {
+        Command::Bench(_)
+        | Command::Demo
+        | Command::Check
+        | Command::Completions { .. }
+        | Command::Man => {
             unreachable!("handled before a store command runs")
         }
     }
@@ -210,7 +214,9 @@ async fn get(
         let (shown, escaped) = shown_value(&value);
         writeln!(out, "{shown}")?;
         if escaped {
-            eprintln!("note: the value is not UTF-8 and is shown escaped; --raw writes its bytes");
+            eprintln!(
+                "note: the value holds control characters or bytes that are not UTF-8, shown escaped; --raw writes its bytes"
+            );
         }
     }
     Ok(())
@@ -226,10 +232,7 @@ async fn set(
     let (ns, rest) = namespace(session, &target.words)?;
     let (key, value) = if stdin {
         let key = &arguments("set --stdin", rest, &["KEY"])?[0];
-        let mut value = Vec::new();
-        io::Read::read_to_end(&mut io::stdin().lock(), &mut value)
-            .map_err(|e| Failure::usage(format_args!("reading the value from stdin: {e}")))?;
-        (key, Bytes::from(value))
+        (key, read_value(io::stdin().lock())?)
     } else {
         let rest = arguments("set", rest, &["KEY", "VALUE"])?;
         (&rest[0], Bytes::from(rest[1].clone()))
@@ -247,6 +250,21 @@ async fn set(
         &[("stored", json!(true)), ("ttl_ms", ttl_ms)],
         "OK",
     )
+}
+
+/// Reads a value of at most [`MAX_VALUE_LEN`](namestore::MAX_VALUE_LEN) bytes, stopping one
+/// byte past it: an endless or oversized input is refused without being held in memory.
+pub fn read_value(input: impl io::Read) -> Result<Bytes, Failure> {
+    let limit = namestore::MAX_VALUE_LEN as u64;
+    let mut value = Vec::new();
+    io::Read::read_to_end(&mut input.take(limit + 1), &mut value)
+        .map_err(|e| Failure::usage(format_args!("reading the value from stdin: {e}")))?;
+    if value.len() as u64 > limit {
+        return Err(Failure::usage(format_args!(
+            "the value on stdin is larger than the {limit}-byte limit (512 MiB)"
+        )));
+    }
+    Ok(Bytes::from(value))
 }
 
 async fn del(session: &Session<'_>, target: &Words, out: &mut dyn Write) -> Result<(), Failure> {

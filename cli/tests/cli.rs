@@ -384,8 +384,221 @@ fn persistent_file_keys_stream_and_namespaces_count() {
 #[test]
 fn persistent_file_in_missing_directory_is_one_line() {
     let url = "redb:///nonexistent-dir-for-namestore/x/data.redb";
-    let line = fails(url, &["get", "a:b", "k"], 3);
+    let line = fails(url, &["set", "a:b", "k", "v"], 3);
     assert!(line.contains("cannot open"), "{line}");
+    let line = fails(url, &["get", "a:b", "k"], 3);
+    assert!(line.contains("does not exist"), "{line}");
+}
+
+/// A read never creates a store: a mistyped path is exit 3 and no file appears. An empty
+/// (0-byte) file is refused by reads and left empty; a write makes it a new store (it held
+/// nothing to lose). A file that is not a namestore file is exit 3 for every command and is
+/// left unchanged.
+#[test]
+fn persistent_file_reads_never_create_and_foreign_files_are_refused() {
+    let (url, path) = redb_url("mistyped");
+    for args in [
+        &["get", "a:b", "k"][..],
+        &["exists", "a:b", "k"],
+        &["ttl", "a:b", "k"],
+        &["keys", "a:b"],
+        &["namespaces"],
+    ] {
+        let line = fails(&url, args, 3);
+        assert!(line.contains("does not exist"), "{args:?}: {line}");
+        assert!(!path.exists(), "{args:?} created {}", path.display());
+    }
+
+    std::fs::write(&path, b"").unwrap();
+    let line = fails(&url, &["get", "a:b", "k"], 3);
+    assert!(line.contains("is empty"), "{line}");
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
+    assert_eq!(ok(&url, &["set", "a:b", "k", "v"]), "OK\n");
+    assert_eq!(ok(&url, &["get", "a:b", "k"]), "v\n");
+
+    let foreign = path.with_file_name("notes.txt");
+    std::fs::write(&foreign, b"not a database, keep me").unwrap();
+    let foreign_url = format!("redb://{}", foreign.display());
+    for args in [&["get", "a:b", "k"][..], &["set", "a:b", "k", "v"]] {
+        let line = fails(&foreign_url, args, 3);
+        assert!(line.contains("not a namestore file"), "{line}");
+    }
+    assert_eq!(std::fs::read(&foreign).unwrap(), b"not a database, keep me");
+}
+
+/// A damaged file is exit 3 with one line that points at `namestore check`, never a panic;
+/// `check` repairs what redb can (exit 0) and says when it cannot (exit 4).
+#[test]
+fn persistent_file_damaged_is_one_line_and_check_repairs_or_says_why() {
+    let (url, path) = redb_url("damaged");
+    for i in 0..40 {
+        ok(
+            &url,
+            &["set", "app:s", &format!("k{i}"), &format!("value {i}")],
+        );
+    }
+    assert!(ok(&url, &["check"]).starts_with("intact: "));
+    let pristine = std::fs::read(&path).unwrap();
+    let (mut refused, mut repaired, mut beyond) = (0, 0, 0);
+    for page in 0..pristine.len() / 4096 {
+        let mut bytes = pristine.clone();
+        bytes[page * 4096..(page + 1) * 4096].fill(0);
+        std::fs::write(&path, &bytes).unwrap();
+        let output = run(&url, &["keys", "app:s"]);
+        let err = stderr(&output);
+        match output.status.code() {
+            Some(0) => {}
+            Some(3) => {
+                refused += 1;
+                assert_eq!(err.lines().count(), 1, "page {page}: {err}");
+                // Page 0 holds redb's magic number: without it, the file is not a database.
+                assert!(
+                    err.contains("namestore check")
+                        || (page == 0 && err.contains("not a namestore file")),
+                    "page {page}: {err}"
+                );
+            }
+            other => panic!("page {page}: exit {other:?}: {err}"),
+        }
+        let output = run(&url, &["check"]);
+        let err = stderr(&output);
+        match output.status.code() {
+            Some(0) if stdout(&output).starts_with("repaired: ") => repaired += 1,
+            Some(0) => assert!(stdout(&output).starts_with("intact: ")),
+            Some(4) => {
+                beyond += 1;
+                assert!(err.contains("cannot be repaired"), "page {page}: {err}");
+            }
+            Some(3) if page == 0 => assert!(err.contains("not a namestore file"), "{err}"),
+            other => panic!("page {page}: check exit {other:?}: {err}"),
+        }
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    assert!(
+        refused > 0 && repaired + beyond > 0,
+        "{refused} {repaired} {beyond}"
+    );
+    fails("memory://", &["check"], 2);
+}
+
+/// Stored data cannot drive the operator's terminal: control characters (ESC, BEL, CSI…) are
+/// escaped in text output, and `--raw` still writes the exact bytes.
+#[test]
+fn control_characters_in_values_and_keys_are_escaped() {
+    let (url, _) = redb_url("escapes");
+    let hostile = "title\x1b]0;owned\x07 clear\x1b[2J csi\u{9b}31m";
+    namestore(&url)
+        .args(["set", "app:s", "k", "--stdin"])
+        .write_stdin(hostile)
+        .assert()
+        .success();
+    ok(&url, &["set", "app:s", "key\x1b[31m", "v"]);
+    let output = run(&url, &["get", "app:s", "k"]);
+    let shown = stdout(&output);
+    assert!(!shown.trim_end().chars().any(char::is_control), "{shown:?}");
+    assert!(shown.contains("\\u{1b}]0;owned\\u{7}"), "{shown:?}");
+    assert!(stderr(&output).contains("shown escaped"));
+    let raw = namestore(&url)
+        .args(["get", "app:s", "k", "--raw"])
+        .output()
+        .unwrap();
+    assert_eq!(raw.stdout, hostile.as_bytes());
+    let keys = ok(&url, &["keys", "app:s"]);
+    assert!(
+        !keys.replace('\n', "").chars().any(char::is_control),
+        "{keys:?}"
+    );
+    let line = fails(&url, &["incr", "app:s", "k"], 4);
+    assert!(!line.chars().any(char::is_control), "{line:?}");
+}
+
+/// `set --stdin` stops reading one byte past the 512 MiB limit: an endless input is refused
+/// (usage error) without being read to its end.
+#[test]
+fn an_endless_stdin_is_refused_at_the_limit() {
+    use std::io::Write;
+    let (url, _) = redb_url("stdin");
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("namestore"))
+        .env_remove("NAMESTORE_URL")
+        .args(["--url", &url, "set", "app:s", "big", "--stdin"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        let chunk = vec![0u8; 1 << 20];
+        let mut written: u64 = 0;
+        // Up to 1 GiB: twice the limit.
+        while written < 1 << 30 {
+            match input.write_all(&chunk) {
+                Ok(()) => written += chunk.len() as u64,
+                Err(_) => break,
+            }
+        }
+        written
+    });
+    let output = child.wait_with_output().unwrap();
+    let written = writer.join().unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(stderr(&output).contains("512 MiB"), "{}", stderr(&output));
+    assert!(
+        written < 600 << 20,
+        "the command read {} MiB of stdin before refusing it",
+        written >> 20
+    );
+}
+
+/// A TTL of `100y` is the documented maximum, and `ttl` shows it at a glance.
+#[test]
+fn a_hundred_years_is_the_longest_ttl() {
+    let (url, _) = redb_url("century");
+    assert_eq!(
+        ok(&url, &["set", "app:s", "k", "v", "--ttl", "100y"]),
+        "OK\n"
+    );
+    assert_eq!(ok(&url, &["ttl", "app:s", "k"]), "100y\n");
+    fails(&url, &["set", "app:s", "k", "v", "--ttl", "101y"], 2);
+    assert_eq!(ok(&url, &["expire", "app:s", "k", "36500d"]), "OK\n");
+    assert_eq!(ok(&url, &["ttl", "app:s", "k"]), "99y 340d\n");
+}
+
+/// A password holding `?`, `#`, `@`, `/`, `%` or `:` (written raw or percent-encoded) never
+/// reaches an error line, and the right one still logs in.
+#[test]
+fn passwords_with_url_characters_never_leak() {
+    let port = support::free_port();
+    let password = "p?a#s@s/w%o:rdSENTINEL";
+    support::start_server(port, &format!("--requirepass '{password}'"));
+    let encoded = "p%3Fa%23s%40s%2Fw%25o%3ArdSENTINEL";
+    for special in ["?", "#", "@", "/", ":"] {
+        let wrong = format!("redis://user:pa{special}ssSENTINEL@127.0.0.1:{port}");
+        let output = run(&wrong, &["get", "a:b", "k"]);
+        let err = stderr(&output);
+        assert!(!err.contains("SENTINEL"), "{special}: {err}");
+        assert!(!err.contains("ssSENT"), "{special}: {err}");
+        assert_eq!(output.status.code(), Some(4), "{special}: {err}");
+    }
+    let unreachable = format!(
+        "redis://user:pa?ssSENTINEL@127.0.0.1:{}",
+        support::free_port()
+    );
+    let line = fails(&unreachable, &["get", "a:b", "k"], 3);
+    assert!(!line.contains("SENTINEL"), "{line}");
+    let output = namestore(&unreachable)
+        .args(["clear", "a:b"])
+        .write_stdin("n\n")
+        .output()
+        .unwrap();
+    assert!(!stderr(&output).contains("SENTINEL"), "{}", stderr(&output));
+    let right = format!("redis://:{encoded}@127.0.0.1:{port}/0");
+    assert_eq!(ok(&right, &["set", "a:b", "k", "v"]), "OK\n");
+    let raw_right = format!(
+        "redis://:{}@127.0.0.1:{port}/0",
+        password.replace('%', "%25")
+    );
+    assert_eq!(ok(&raw_right, &["get", "a:b", "k"]), "v\n");
 }
 
 #[test]

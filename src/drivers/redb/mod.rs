@@ -22,8 +22,7 @@ mod store;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -206,15 +205,36 @@ impl RedbDriver {
     pub fn check(path: impl AsRef<Path>) -> Result<Integrity> {
         let path = path.as_ref();
         let shown = path.display().to_string();
-        // Opening runs the namestore checks (and redb's recovery after a crash) first.
-        let mut config = RedbConfig::new(path);
-        config.create = false;
-        let db = store::open_database(&config)?;
-        let checked = catch_unwind(AssertUnwindSafe(move || -> Result<Integrity> {
-            let mut db = db;
+        if !path.exists() {
+            return Err(Error::unavailable(format!("{shown} does not exist"), None));
+        }
+        let cannot_repair =
+            |why: &str| Error::corrupted(format!("{shown} cannot be repaired: {why}"));
+        // A plain open first; a file it cannot trust (an error, or a panic inside redb) is
+        // opened again with redb's check on, which repairs what it can.
+        let plain = catch_unwind(AssertUnwindSafe(|| Database::builder().open(path)));
+        let checked = catch_unwind(AssertUnwindSafe(|| -> Result<Integrity> {
+            let (mut db, repaired) = match plain {
+                Ok(Ok(db)) => (db, false),
+                Ok(Err(redb::DatabaseError::Storage(redb::StorageError::Corrupted(_))))
+                | Err(_) => {
+                    let db = Database::builder()
+                        .set_check_integrity_on_open(true)
+                        .open(path)
+                        .map_err(|e| match e {
+                            redb::DatabaseError::Storage(redb::StorageError::Corrupted(why)) => {
+                                cannot_repair(&why)
+                            }
+                            other => store::open_error(other, &shown),
+                        })?;
+                    (db, true)
+                }
+                Ok(Err(other)) => return Err(store::open_error(other, &shown)),
+            };
+            store::mark_as_namestore(&db, &shown, false)?;
             let intact = db.check_integrity().map_err(|e| match e {
                 redb::DatabaseError::Storage(redb::StorageError::Corrupted(why)) => {
-                    Error::corrupted(format!("{shown} cannot be repaired: {why}"))
+                    cannot_repair(&why)
                 }
                 other => storage(other),
             })?;
@@ -236,18 +256,16 @@ impl RedbDriver {
             {
                 entry.map_err(storage)?;
             }
-            drop(txn);
-            drop::<Database>(db);
-            Ok(if intact {
+            Ok(if intact && !repaired {
                 Integrity::Intact
             } else {
                 Integrity::Repaired
             })
         }));
-        checked.unwrap_or_else(|_| {
+        checked.unwrap_or_else(|payload| {
             Err(Error::corrupted(format!(
-                "{} cannot be repaired: redb failed while checking it",
-                path.display()
+                "{shown} cannot be repaired: redb failed while checking it ({})",
+                store::panic_message(&*payload)
             )))
         })
     }

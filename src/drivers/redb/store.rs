@@ -159,7 +159,7 @@ fn broken_error(why: &str) -> Error {
     ))
 }
 
-fn panic_message(payload: &(dyn Any + Send)) -> String {
+pub(super) fn panic_message(payload: &(dyn Any + Send)) -> String {
     let text = payload
         .downcast_ref::<&str>()
         .map(|s| s.to_string())
@@ -201,26 +201,28 @@ pub(super) fn open_database(config: &RedbConfig) -> Result<Database> {
     match catch_unwind(AssertUnwindSafe(|| open_and_check(path, &shown))) {
         Ok(result) => result,
         Err(payload) => Err(Error::corrupted(format!(
-            "{shown} is damaged: redb failed while opening it ({}); run `namestore check` (RedbDriver::check) on it",
+            "{shown}: redb failed while opening it ({}); run `namestore check` (RedbDriver::check) on it",
             panic_message(&*payload)
         ))),
     }
 }
 
 fn open_and_check(path: &Path, shown: &str) -> Result<Database> {
-    let not_namestore = || {
-        Error::backend(format!(
-            "{shown} is not a namestore file (not a redb database)"
-        ))
-    };
-    let db = Database::create(path).map_err(|e| match e {
+    let db = Database::create(path).map_err(|e| open_error(e, shown))?;
+    mark_as_namestore(&db, shown, true)?;
+    Ok(db)
+}
+
+/// What a failed open means, for the file `shown`.
+pub(super) fn open_error(error: redb::DatabaseError, shown: &str) -> Error {
+    match error {
         redb::DatabaseError::DatabaseAlreadyOpen => {
             Error::unavailable(format!("the file {shown} {ALREADY_OPEN}"), None)
         }
         redb::DatabaseError::Storage(redb::StorageError::Io(io))
             if io.kind() == std::io::ErrorKind::InvalidData =>
         {
-            not_namestore()
+            not_namestore(shown)
         }
         redb::DatabaseError::Storage(redb::StorageError::Io(io)) => {
             Error::unavailable(format!("cannot open {shown}: {io}"), None)
@@ -229,9 +231,18 @@ fn open_and_check(path: &Path, shown: &str) -> Result<Database> {
             Error::corrupted(format!("{shown}: {reason}"))
         }
         other => storage(other),
-    })?;
-    // A namestore file is read as such without writing to it; only a new (empty) database
-    // gets namestore's tables.
+    }
+}
+
+fn not_namestore(shown: &str) -> Error {
+    Error::backend(format!(
+        "{shown} is not a namestore file (not a redb database)"
+    ))
+}
+
+/// Checks that the database is namestore's, reading it without writing. A new (empty)
+/// database gets namestore's tables when `may_create`; otherwise it is refused.
+pub(super) fn mark_as_namestore(db: &Database, shown: &str, may_create: bool) -> Result<()> {
     let read = db.begin_read().map_err(storage)?;
     let format = match read.open_table(META) {
         Ok(meta) => meta
@@ -242,7 +253,7 @@ fn open_and_check(path: &Path, shown: &str) -> Result<Database> {
         Err(other) => return Err(storage(other)),
     };
     match format.as_deref() {
-        Some(FORMAT) => return Ok(db),
+        Some(FORMAT) => return Ok(()),
         Some(_) => {
             return Err(Error::backend(format!(
                 "{shown} has an unknown namestore format"
@@ -260,6 +271,11 @@ fn open_and_check(path: &Path, shown: &str) -> Result<Database> {
             "{shown} is a redb file, but not namestore's"
         )));
     }
+    if !may_create {
+        return Err(Error::backend(format!(
+            "{shown} is an empty redb database, not a namestore file"
+        )));
+    }
     let txn = db.begin_write().map_err(storage)?;
     {
         txn.open_table(META)
@@ -269,8 +285,7 @@ fn open_and_check(path: &Path, shown: &str) -> Result<Database> {
         txn.open_table(DATA).map_err(storage)?;
         txn.open_table(EXPIRY).map_err(storage)?;
     }
-    txn.commit().map_err(storage)?;
-    Ok(db)
+    txn.commit().map_err(storage)
 }
 
 /// What readers need to know about the write transaction in flight, so that no read answers
