@@ -41,12 +41,15 @@ impl Store {
     ) -> Result<T> {
         loop {
             let mark = self.visibility.mark();
-            let db = self.database()?;
-            let txn = self.redb(db.begin_read())?;
-            let data = self.redb(txn.open_table(DATA))?;
-            let now = now_ms();
             let mut expired = Expired::default();
-            let answer = look(&data, now, &mut expired)?;
+            let answer = {
+                let db = self.database()?;
+                let txn = self.redb(db.begin_read())?;
+                let data = self.redb(txn.open_table(DATA))?;
+                look(&data, now_ms(), &mut expired)?
+            };
+            // The snapshot is let go before waiting: a group that must reopen the file after
+            // an I/O failure waits for every handle on the old one.
             match expired.0 {
                 Some(deadline) if !self.visibility.expiry_stands(mark, deadline) => continue,
                 _ => return Ok(answer),

@@ -227,7 +227,6 @@ fn connection_failed(error: &RedisError) -> bool {
         || error.is_connection_dropped()
         || error.is_connection_refusal()
         || error.is_timeout()
-        || error.is_unrecoverable_error()
 }
 
 /// Maps the server's error answer, naming `key`. Messages come from redis-rs and the server

@@ -95,21 +95,21 @@ impl RedisDriver {
         command: Cmd,
         target: &Target,
     ) -> Result<T> {
-        self.call(key, Resend::Allowed, |connection| {
-            let (command, target) = (command.clone(), target.clone());
-            async move {
-                match (connection, target) {
-                    (
-                        Connection::Cluster {
-                            main: mut cluster, ..
-                        },
-                        Target::Node(routing),
-                    ) => {
-                        let value = cluster.route_command(command, routing).await?;
-                        T::from_redis_value(value).map_err(RedisError::from)
-                    }
-                    (mut connection, _) => command.query_async(&mut connection).await,
+        let command = &command;
+        self.call(key, Resend::Allowed, |connection| async move {
+            match (connection, target) {
+                (
+                    Connection::Cluster {
+                        main: mut cluster, ..
+                    },
+                    Target::Node(routing),
+                ) => {
+                    let value = cluster
+                        .route_command(command.clone(), routing.clone())
+                        .await?;
+                    T::from_redis_value(value).map_err(RedisError::from)
                 }
+                (mut connection, _) => command.query_async(&mut connection).await,
             }
         })
         .await

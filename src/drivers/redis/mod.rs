@@ -130,21 +130,19 @@ impl RedisDriver {
 
     /// Runs an idempotent command: resent once if the connection is lost during the call.
     async fn query<T: FromRedisValue>(&self, key: &str, command: Cmd) -> Result<T> {
-        self.call(key, Resend::Allowed, |mut connection| {
-            let command = command.clone();
-            async move { command.query_async(&mut connection).await }
+        let command = &command;
+        self.call(key, Resend::Allowed, |mut connection| async move {
+            command.query_async(&mut connection).await
         })
         .await
     }
 
     /// Runs a non-idempotent command: sent once, never resent after a connection error.
     async fn once<T: FromRedisValue>(&self, key: &str, command: Cmd) -> Result<T> {
-        self.call(key, Resend::Never, |connection| {
-            let command = command.clone();
-            async move {
-                let value = send_once(connection, &command).await?;
-                T::from_redis_value(value).map_err(RedisError::from)
-            }
+        let command = &command;
+        self.call(key, Resend::Never, |connection| async move {
+            let value = send_once(connection, command).await?;
+            T::from_redis_value(value).map_err(RedisError::from)
         })
         .await
     }
@@ -155,12 +153,10 @@ impl RedisDriver {
         key: &str,
         transaction: Pipeline,
     ) -> Result<T> {
-        self.call(key, Resend::Never, |connection| {
-            let transaction = transaction.clone();
-            async move {
-                let values = send_transaction_once(connection, &transaction).await?;
-                T::from_redis_value(redis::Value::Array(values)).map_err(RedisError::from)
-            }
+        let transaction = &transaction;
+        self.call(key, Resend::Never, |connection| async move {
+            let values = send_transaction_once(connection, transaction).await?;
+            T::from_redis_value(redis::Value::Array(values)).map_err(RedisError::from)
         })
         .await
     }
@@ -174,25 +170,23 @@ impl RedisDriver {
         full_key: Vec<u8>,
         args: Vec<Vec<u8>>,
     ) -> Result<T> {
-        self.call(key, Resend::Never, |connection| {
-            let (full_key, args) = (full_key.clone(), args.clone());
-            async move {
-                let mut by_sha = redis::cmd("EVALSHA");
-                by_sha
-                    .arg(lua.script.get_hash())
-                    .arg(1)
-                    .arg(&full_key)
-                    .arg(&args);
-                let value = match send_once(connection.clone(), &by_sha).await {
-                    Err(error) if error.code() == Some("NOSCRIPT") => {
-                        let mut by_source = redis::cmd("EVAL");
-                        by_source.arg(lua.source).arg(1).arg(&full_key).arg(&args);
-                        send_once(connection, &by_source).await?
-                    }
-                    other => other?,
-                };
-                T::from_redis_value(value).map_err(RedisError::from)
-            }
+        let (full_key, args) = (&full_key, &args);
+        self.call(key, Resend::Never, |connection| async move {
+            let mut by_sha = redis::cmd("EVALSHA");
+            by_sha
+                .arg(lua.script.get_hash())
+                .arg(1)
+                .arg(full_key)
+                .arg(args);
+            let value = match send_once(connection.clone(), &by_sha).await {
+                Err(error) if error.code() == Some("NOSCRIPT") => {
+                    let mut by_source = redis::cmd("EVAL");
+                    by_source.arg(lua.source).arg(1).arg(full_key).arg(args);
+                    send_once(connection, &by_source).await?
+                }
+                other => other?,
+            };
+            T::from_redis_value(value).map_err(RedisError::from)
         })
         .await
     }
@@ -427,10 +421,9 @@ impl Driver for RedisDriver {
                         .arg(ttl.as_millis())
                         .ignore();
                 }
-                for (_, pipeline) in groups {
-                    self.call(first, Resend::Allowed, |mut connection| {
-                        let pipeline = pipeline.clone();
-                        async move { pipeline.query_async::<()>(&mut connection).await }
+                for (_, pipeline) in &groups {
+                    self.call(first, Resend::Allowed, |mut connection| async move {
+                        pipeline.query_async::<()>(&mut connection).await
                     })
                     .await?;
                 }
