@@ -42,6 +42,10 @@ pub enum ErrorKind {
     Timeout,
     /// A store URL or driver setting is malformed, or names an unknown scheme (SPEC 9.1).
     InvalidUrl,
+    /// The write needs more memory than the store may use: a memory store at its budget
+    /// that may not evict enough (SPEC 10.3, 10.5), or a Redis server at `maxmemory` with
+    /// `noeviction` (SPEC 10.8). Nothing was written.
+    OutOfMemory,
     /// The store's data is damaged: a file that fails its storage engine's checks (a page
     /// overwritten or cut off on disk). The message says what was found. On the persistent
     /// driver, a file that made the engine fail this way leaves the handle failing every later
@@ -168,6 +172,13 @@ impl Error {
         );
         error.0.source = Some(source);
         error
+    }
+
+    /// A write refused for lack of memory (for driver authors): nothing was written. `key`
+    /// names the key (or the first of a batch); `reason` says which limit.
+    pub fn out_of_memory(key: &str, reason: impl fmt::Display) -> Self {
+        let message = format!("out of memory writing key {:?}: {reason}", shorten(key));
+        Error::new(ErrorKind::OutOfMemory, None, Some(key), message)
     }
 
     /// The store's data is damaged (for driver authors). `reason` says what was found.

@@ -536,3 +536,76 @@ async fn the_handle_reconnects_once_the_server_accepts_its_password_again() {
     }
     assert_eq!(ns.get(&key).await.unwrap().as_deref(), Some(&b"again"[..]));
 }
+
+/// SPEC 10.8: a write refused by a server at `maxmemory` with `noeviction` is
+/// `ErrorKind::OutOfMemory`, on every write path (plain commands, `MULTI`/`EXEC`, scripts);
+/// nothing is written, reads and deletions still work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_out_of_memory_refuses_writes_with_out_of_memory() {
+    let port = free_port();
+    let url = start_server(port, "--maxmemory 2mb --maxmemory-policy noeviction");
+    let ns = RedisDriver::from_url(&url)
+        .unwrap()
+        .namespace::<String>("app", "full")
+        .unwrap();
+    let value = vec![b'x'; 64 * 1024];
+    let mut stored = 0;
+    let refused = loop {
+        match ns.set(&format!("k{stored}"), value.clone(), None).await {
+            Ok(()) => stored += 1,
+            Err(error) => break error,
+        }
+        assert!(stored < 1000, "2 MiB held 64 MB");
+    };
+    assert_eq!(refused.kind(), ErrorKind::OutOfMemory, "{refused:?}");
+    assert!(stored > 0);
+    // Well over the limit from here on (the server checks its usage before each write, so
+    // right at the limit a small write may still fit): the limit drops under the data held.
+    let mut admin = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg("1mb")
+        .query::<()>(&mut admin)
+        .unwrap();
+    let key = "new".to_owned();
+    let ttl = Some(Duration::from_secs(60));
+    let outcomes = [
+        ("set", ns.set(&key, "v", None).await.map(drop)),
+        ("set_nx", ns.set_nx(&key, "v", ttl).await.map(drop)),
+        ("incr", ns.incr(&key, 1).await.map(drop)),
+        (
+            "incr_with_ttl",
+            ns.incr_with_ttl(&key, 1, Duration::from_secs(60))
+                .await
+                .map(drop),
+        ),
+        ("get_set", ns.get_set(&key, "v", ttl).await.map(drop)),
+        (
+            "cas",
+            ns.cas(&"k0".to_owned(), value.clone(), "v", ttl)
+                .await
+                .map(drop),
+        ),
+        ("mset", ns.mset([(key.clone(), "v")], None).await),
+        ("mset with a TTL", ns.mset([(key.clone(), "v")], ttl).await),
+    ];
+    for (what, outcome) in outcomes {
+        match outcome {
+            Err(e) => assert_eq!(e.kind(), ErrorKind::OutOfMemory, "{what}: {e:?}"),
+            Ok(()) => panic!("{what} was accepted by a full server"),
+        }
+    }
+    assert!(
+        !ns.exists(&key).await.unwrap(),
+        "a refused write left a key"
+    );
+    assert_eq!(
+        ns.get(&"k0".to_owned()).await.unwrap().as_deref(),
+        Some(&value[..])
+    );
+    assert!(ns.delete(&"k0".to_owned()).await.unwrap());
+}

@@ -233,7 +233,11 @@ fn connection_failed(error: &RedisError) -> bool {
 /// and hold no credentials.
 pub(super) fn answer_error(error: RedisError, key: &str) -> Error {
     let text = error.to_string();
-    if text.contains("not an integer") {
+    if error.code() == Some("OOM") || text.contains("command not allowed when used memory") {
+        // SPEC 10.8: the server is at `maxmemory` and may not evict. In a transaction the
+        // refusal comes back inside EXECABORT; either way nothing ran.
+        Error::out_of_memory(key, format!("the Redis server refused the write: {error}"))
+    } else if text.contains("not an integer") {
         Error::not_an_integer(key)
     } else if text.contains("overflow") {
         Error::overflow(key)
