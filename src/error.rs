@@ -232,6 +232,17 @@ impl Error {
         Error::new(ErrorKind::InvalidNamespace, Some(part), None, message)
     }
 
+    pub(crate) fn invalid_namespace_mode(
+        name: &crate::NamespaceName,
+        has: &str,
+        asked: &str,
+    ) -> Self {
+        let message = format!(
+            "namespace {name} already evicts `{has}`; it cannot be opened with eviction `{asked}` as well"
+        );
+        Error::new(ErrorKind::InvalidNamespace, None, None, message)
+    }
+
     pub(crate) fn invalid_key(key: &str, reason: &str) -> Self {
         let message = format!("invalid key {:?}: {reason}", shorten(key));
         Error::new(ErrorKind::InvalidKey, Some("key"), Some(key), message)

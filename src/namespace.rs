@@ -121,14 +121,20 @@ impl<K: Key, D: Driver> Namespace<K, D> {
     pub fn new(driver: D, root: &str, domain: &str) -> Result<Self> {
         let name = NamespaceName::new(root, domain)?;
         let scope = driver.scope(&name)?;
-        Ok(Namespace {
+        Ok(Namespace::from_scope(driver, name, scope))
+    }
+
+    /// A handle on a namespace whose scope the driver already resolved (a driver's own way of
+    /// opening a namespace, with settings of its own).
+    pub(crate) fn from_scope(driver: D, name: NamespaceName, scope: D::Scope) -> Self {
+        Namespace {
             shared: Arc::new(Shared {
                 driver,
                 scope,
                 name,
             }),
             _key: PhantomData,
-        })
+        }
     }
 
     /// The namespace's name.

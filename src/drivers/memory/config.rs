@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use super::eviction::{Eviction, Policy, parse_size};
 use crate::{Error, Result};
 
 /// The URL scheme of the memory driver.
@@ -10,7 +11,10 @@ pub const SCHEME: &str = "memory";
 /// Settings of a [`MemoryDriver`](super::MemoryDriver).
 ///
 /// From a URL: `memory://`, optionally with `?shards=N&reap_interval_ms=M` (`M = 0` turns
-/// background reclamation off).
+/// background reclamation off), and a budget: `max_bytes=256MiB` (sizes as people write them:
+/// `k`, `m`, `g` are powers of 1000, `kb`/`KiB`, `mb`/`MiB`, `gb`/`GiB` powers of 1024, as in
+/// Redis's configuration), `max_entries=100000`, `eviction=never|any|with-ttl` (the store's
+/// default mode) and `policy=s3-fifo|sampled-lru`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MemoryConfig {
     /// Shards per namespace, a power of two. Default: 4 × the CPU count, at least 16.
@@ -18,6 +22,16 @@ pub struct MemoryConfig {
     /// How often the background thread reclaims expired entries; `None` turns it off, leaving
     /// only expiry on access. Default: 100 ms.
     pub reap_interval: Option<Duration>,
+    /// The most bytes the store's entries may cost (SPEC 10.1, 10.2: keys, values and the
+    /// driver's own memory per entry). Default: none, an unbounded store.
+    pub max_bytes: Option<u64>,
+    /// The most entries the store may hold. Default: none.
+    pub max_entries: Option<u64>,
+    /// What a store over its budget may evict from a namespace that does not choose its own
+    /// mode (SPEC 10.3). Default: [`Eviction::Never`], as Redis's `noeviction`.
+    pub eviction: Eviction,
+    /// How victims are picked. Default: [`Policy::S3Fifo`].
+    pub policy: Policy,
 }
 
 /// The most shards a namespace may have.
@@ -29,6 +43,10 @@ impl Default for MemoryConfig {
         MemoryConfig {
             shards: (cpus * 4).max(16).next_power_of_two().min(MAX_SHARDS),
             reap_interval: Some(Duration::from_millis(100)),
+            max_bytes: None,
+            max_entries: None,
+            eviction: Eviction::default(),
+            policy: Policy::default(),
         }
     }
 }
@@ -42,11 +60,15 @@ impl MemoryConfig {
     /// bad value.
     ///
     /// ```
-    /// use namestore::drivers::memory::MemoryConfig;
+    /// use namestore::drivers::memory::{Eviction, MemoryConfig};
     ///
     /// let config = MemoryConfig::from_url("memory://?shards=8").unwrap();
     /// assert_eq!(config.shards, 8);
     /// assert!(MemoryConfig::from_url("memory://?shards=3").is_err());
+    ///
+    /// let cache = MemoryConfig::from_url("memory://?max_bytes=256MiB&eviction=any").unwrap();
+    /// assert_eq!(cache.max_bytes, Some(256 << 20));
+    /// assert_eq!(cache.eviction, Eviction::Any);
     /// ```
     pub fn from_url(url: &str) -> Result<Self> {
         let rest = url
@@ -64,19 +86,33 @@ impl MemoryConfig {
         let mut config = MemoryConfig::default();
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            let number: u64 = value.parse().map_err(|_| {
-                Error::invalid_url(format!(
-                    "memory store parameter `{name}` takes a whole number"
-                ))
-            })?;
+            let number = || {
+                value.parse::<u64>().map_err(|_| {
+                    Error::invalid_url(format!(
+                        "memory store parameter `{name}` takes a whole number"
+                    ))
+                })
+            };
             match name {
-                "shards" => config.shards = usize::try_from(number).unwrap_or(usize::MAX),
+                "shards" => config.shards = usize::try_from(number()?).unwrap_or(usize::MAX),
                 "reap_interval_ms" => {
-                    config.reap_interval = (number > 0).then(|| Duration::from_millis(number));
+                    let ms = number()?;
+                    config.reap_interval = (ms > 0).then(|| Duration::from_millis(ms));
                 }
+                "max_bytes" => {
+                    config.max_bytes = Some(parse_size(value).ok_or_else(|| {
+                        Error::invalid_url(format!(
+                            "memory store parameter `max_bytes` takes a size such as 256MiB or 1gb, not `{}`",
+                            crate::error::shorten(value)
+                        ))
+                    })?);
+                }
+                "max_entries" => config.max_entries = Some(number()?),
+                "eviction" => config.eviction = value.parse()?,
+                "policy" => config.policy = value.parse()?,
                 other => {
                     return Err(Error::invalid_url(format!(
-                        "unknown memory store parameter `{}` (known: shards, reap_interval_ms)",
+                        "unknown memory store parameter `{}` (known: shards, reap_interval_ms, max_bytes, max_entries, eviction, policy)",
                         crate::error::shorten(other)
                     )));
                 }
@@ -93,6 +129,16 @@ impl MemoryConfig {
                 self.shards
             )));
         }
+        if self.max_bytes == Some(0) || self.max_entries == Some(0) {
+            return Err(Error::invalid_url(
+                "a memory store budget (`max_bytes`, `max_entries`) is more than zero",
+            ));
+        }
         Ok(())
+    }
+
+    /// Whether the store has a budget.
+    pub fn bounded(&self) -> bool {
+        self.max_bytes.is_some() || self.max_entries.is_some()
     }
 }

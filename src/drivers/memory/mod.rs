@@ -13,9 +13,14 @@
 //! namespaces cost nothing once done. The reclaimer visits only the tables that hold keys with
 //! a TTL, and in them only the shards that do.
 
+mod budget;
 mod clock;
 mod config;
+mod entry;
+mod eviction;
+mod order;
 mod registry;
+mod slots;
 mod table;
 
 use std::fmt;
@@ -32,7 +37,9 @@ use futures_core::Stream;
 
 pub use clock::ManualClock;
 pub use config::{MAX_SHARDS, MemoryConfig, SCHEME};
+pub use eviction::{Eviction, Policy};
 
+use self::budget::Budget;
 use self::clock::Clock;
 use self::registry::Registry;
 use self::table::Table;
@@ -90,6 +97,35 @@ impl MemoryBuilder {
         self
     }
 
+    /// Gives the store a budget of `bytes` (SPEC 10.1): what its entries may cost, keys,
+    /// values and the driver's own memory per entry included (SPEC 10.2). A write that would
+    /// go over it evicts what the namespaces' modes allow, or fails with
+    /// [`ErrorKind::OutOfMemory`](crate::ErrorKind::OutOfMemory).
+    pub fn max_bytes(mut self, bytes: u64) -> Self {
+        self.config.max_bytes = Some(bytes);
+        self
+    }
+
+    /// Caps the number of entries the store holds (for items of one size, and for comparing
+    /// eviction policies by entry count).
+    pub fn max_entries(mut self, entries: u64) -> Self {
+        self.config.max_entries = Some(entries);
+        self
+    }
+
+    /// What a store over its budget may evict from namespaces that do not choose their own
+    /// mode. Default: [`Eviction::Never`].
+    pub fn eviction(mut self, mode: Eviction) -> Self {
+        self.config.eviction = mode;
+        self
+    }
+
+    /// How victims are picked. Default: [`Policy::S3Fifo`].
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.config.policy = policy;
+        self
+    }
+
     /// Reads time from `clock` instead of the system's monotonic clock, for tests.
     pub fn manual_clock(mut self, clock: ManualClock) -> Self {
         self.clock = Some(clock);
@@ -112,7 +148,17 @@ impl MemoryBuilder {
             Some(manual) => Clock::Manual(manual),
             None => Clock::System(Instant::now()),
         };
+        self.config.validate()?;
         let interval = self.config.reap_interval;
+        let budget = self
+            .config
+            .bounded()
+            .then(|| Arc::new(Budget::new(self.config.max_bytes, self.config.max_entries)));
+        let registry = Arc::new(Registry::new(
+            budget,
+            self.config.eviction,
+            self.config.policy,
+        ));
         let (stop, stopped) = match interval {
             Some(_) => {
                 let (tx, rx) = mpsc::channel::<()>();
@@ -123,7 +169,7 @@ impl MemoryBuilder {
         let inner = Arc::new(Inner {
             config: self.config,
             clock,
-            registry: Arc::default(),
+            registry,
             _stop: stop,
         });
         if let (Some(interval), Some(stopped)) = (interval, stopped) {
@@ -166,7 +212,7 @@ impl MemoryDriver {
             inner: Arc::new(Inner {
                 config,
                 clock: Clock::System(Instant::now()),
-                registry: Arc::default(),
+                registry: Arc::new(Registry::new(None, Eviction::Never, Policy::default())),
                 _stop: None,
             }),
         }
@@ -206,6 +252,82 @@ impl MemoryDriver {
         Namespace::new(self.clone(), root, domain)
     }
 
+    /// Opens the namespace (`root`, `domain`) with its own eviction mode (SPEC 10.3): what a
+    /// store over its budget may evict from it, whatever the store's default. The call site
+    /// shows the mode:
+    ///
+    /// ```
+    /// # fn main() -> namestore::Result<()> {
+    /// use namestore::drivers::memory::{Eviction, MemoryDriver};
+    ///
+    /// let store = MemoryDriver::builder().max_bytes(64 << 20).eviction(Eviction::Any).build()?;
+    /// let pages = store.namespace::<String>("app", "pages")?; // the default: a cache
+    /// let locks = store.namespace_with_eviction::<String>("app", "locks", Eviction::Never)?;
+    /// # let _ = (pages, locks);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidNamespace`](crate::ErrorKind::InvalidNamespace) when a name breaks
+    /// SPEC 1.2, or when the namespace is open (or holds keys) with another mode.
+    pub fn namespace_with_eviction<K: Key>(
+        &self,
+        root: &str,
+        domain: &str,
+        mode: Eviction,
+    ) -> Result<Namespace<K, MemoryDriver>> {
+        let name = NamespaceName::new(root, domain)?;
+        let scope = self.scope_with(&name, Some(mode))?;
+        Ok(Namespace::from_scope(self.clone(), name, scope))
+    }
+
+    fn scope_with(&self, name: &NamespaceName, mode: Option<Eviction>) -> Result<MemoryScope> {
+        let table =
+            self.inner
+                .registry
+                .open(name, self.inner.config.shards, &self.inner.clock, mode)?;
+        Ok(MemoryScope(table))
+    }
+
+    /// What the store's entries cost against its budget (SPEC 10.2), or `None` for a store
+    /// without one.
+    pub fn usage(&self) -> Option<MemoryUsage> {
+        let budget = self.inner.registry.budget()?;
+        let used = budget.used();
+        Some(MemoryUsage {
+            bytes: used.bytes,
+            entries: used.entries,
+            max_bytes: (budget.max_bytes != u64::MAX).then_some(budget.max_bytes),
+            max_entries: (budget.max_entries != u64::MAX).then_some(budget.max_entries),
+        })
+    }
+
+    /// Every namespace that has a table, with its live keys, its eviction mode and the keys it
+    /// evicted and removed after expiry since it was made (SPEC 10.7), in name order.
+    pub fn namespace_stats(&self) -> Vec<NamespaceStats> {
+        let mut stats: Vec<NamespaceStats> = self
+            .inner
+            .registry
+            .named()
+            .into_iter()
+            .filter_map(|(prefix, table)| {
+                let (name, _) = split_full_key(&prefix)?;
+                Some(NamespaceStats {
+                    name,
+                    keys: table.live(),
+                    eviction: table.meta.mode,
+                    evicted: table.meta.evicted.load(Ordering::Relaxed),
+                    expired: table.meta.expired.load(Ordering::Relaxed),
+                })
+            })
+            .collect();
+        stats.sort_by(|a, b| {
+            (a.name.root(), a.name.domain()).cmp(&(b.name.root(), b.name.domain()))
+        });
+        stats
+    }
+
     /// Entries held in memory across all namespaces, counting expired entries that are not yet
     /// reclaimed.
     pub fn stored_entries(&self) -> usize {
@@ -236,6 +358,37 @@ impl MemoryDriver {
         }
         freed
     }
+}
+
+/// What a memory store's entries cost against its budget: [`MemoryDriver::usage`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MemoryUsage {
+    /// Bytes charged to the stored entries (SPEC 10.2), and to writes in flight.
+    pub bytes: u64,
+    /// Entries stored, expired ones not yet reclaimed included.
+    pub entries: u64,
+    /// The budget in bytes, if the store has one.
+    pub max_bytes: Option<u64>,
+    /// The cap on entries, if the store has one.
+    pub max_entries: Option<u64>,
+}
+
+/// One namespace of a memory store: [`MemoryDriver::namespace_stats`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NamespaceStats {
+    /// The namespace.
+    pub name: NamespaceName,
+    /// Its live keys.
+    pub keys: u64,
+    /// What the store may evict from it over a budget.
+    pub eviction: Eviction,
+    /// Keys evicted to keep the budget (SPEC 10.7).
+    pub evicted: u64,
+    /// Keys removed after they expired, by a write that found them or in the background
+    /// (SPEC 10.7).
+    pub expired: u64,
 }
 
 impl Default for MemoryDriver {
@@ -352,11 +505,7 @@ impl Driver for MemoryDriver {
     type Scope = MemoryScope;
 
     fn scope(&self, namespace: &NamespaceName) -> Result<MemoryScope> {
-        let table =
-            self.inner
-                .registry
-                .open(namespace, self.inner.config.shards, &self.inner.clock);
-        Ok(MemoryScope(table))
+        self.scope_with(namespace, None)
     }
 
     #[inline]
@@ -367,10 +516,7 @@ impl Driver for MemoryDriver {
         value: Bytes,
         expiry: Expiry,
     ) -> impl Future<Output = Result<()>> + Send {
-        answer(move || {
-            s.0.set(key, value, expiry);
-            Ok(())
-        })
+        answer(move || s.0.set(key, value, expiry))
     }
 
     #[inline]
@@ -381,7 +527,7 @@ impl Driver for MemoryDriver {
         value: Bytes,
         ttl: Option<Ttl>,
     ) -> impl Future<Output = Result<bool>> + Send {
-        answer(move || Ok(s.0.set_nx(key, value, ttl)))
+        answer(move || s.0.set_nx(key, value, ttl))
     }
 
     #[inline]
@@ -442,7 +588,7 @@ impl Driver for MemoryDriver {
         value: Bytes,
         ttl: Option<Ttl>,
     ) -> impl Future<Output = Result<Option<Bytes>>> + Send {
-        answer(move || Ok(s.0.get_set(key, value, ttl)))
+        answer(move || s.0.get_set(key, value, ttl))
     }
 
     #[inline]
@@ -454,7 +600,7 @@ impl Driver for MemoryDriver {
         new: Bytes,
         ttl: Option<Ttl>,
     ) -> impl Future<Output = Result<bool>> + Send {
-        answer(move || Ok(s.0.cas(key, expected, new, ttl)))
+        answer(move || s.0.cas(key, expected, new, ttl))
     }
 
     #[inline]
@@ -483,10 +629,7 @@ impl Driver for MemoryDriver {
         pairs: &mut [(&str, Bytes)],
         ttl: Option<Ttl>,
     ) -> impl Future<Output = Result<()>> + Send {
-        answer(move || {
-            s.0.mset(pairs, ttl);
-            Ok(())
-        })
+        answer(move || s.0.mset(pairs, ttl))
     }
 
     #[inline]

@@ -7,41 +7,136 @@
 //! expire, not with the namespaces ever opened.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use super::budget::Budget;
 use super::clock::Clock;
-use super::table::Table;
+use super::eviction::{Eviction, Policy};
+use super::table::{Bounds, Table};
 use crate::name::NamespaceName;
+use crate::{Error, Result};
 
-#[derive(Default)]
 pub(crate) struct Registry {
     tables: Mutex<HashMap<Arc<str>, Table>>,
     /// Tables that hold (or held, until the next round) keys with a TTL.
     reaping: Mutex<Vec<Table>>,
+    /// In a store with a budget: the budget, the default mode, the policy, and the tables
+    /// whose mode lets them evict, taken in turn.
+    budget: Option<Arc<Budget>>,
+    eviction: Eviction,
+    policy: Policy,
+    evictable: Mutex<Vec<Table>>,
+    hand: AtomicUsize,
 }
 
 impl Registry {
+    pub(crate) fn new(budget: Option<Arc<Budget>>, eviction: Eviction, policy: Policy) -> Self {
+        Registry {
+            tables: Mutex::default(),
+            reaping: Mutex::default(),
+            budget,
+            eviction,
+            policy,
+            evictable: Mutex::default(),
+            hand: AtomicUsize::new(0),
+        }
+    }
+
+    /// The store's budget, if it has one.
+    pub(crate) fn budget(&self) -> Option<&Budget> {
+        self.budget.as_deref()
+    }
+
     /// The table of `name`, made if the namespace has none, counted as one more handle.
+    /// `mode`: the eviction mode the caller asks for, `None` for the store's default.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidNamespace`](crate::ErrorKind::InvalidNamespace) when the namespace
+    /// already has another mode (SPEC 10.3).
     pub(crate) fn open(
         self: &Arc<Self>,
         name: &NamespaceName,
         shards: usize,
         clock: &Clock,
-    ) -> Table {
+        mode: Option<Eviction>,
+    ) -> Result<Table> {
         let mut tables = self.tables.lock().unwrap_or_else(PoisonError::into_inner);
         let table = match tables.get(name.prefix()) {
-            Some(table) => table.clone(),
+            Some(table) => {
+                if let Some(asked) = mode.filter(|&m| m != table.meta.mode) {
+                    return Err(Error::invalid_namespace_mode(
+                        name,
+                        table.meta.mode.as_str(),
+                        asked.as_str(),
+                    ));
+                }
+                table.clone()
+            }
             None => {
                 let key: Arc<str> = name.prefix().into();
-                let table = Table::new(shards, clock.clone(), key.clone(), Arc::downgrade(self));
+                let mode = mode.unwrap_or(self.eviction);
+                let bounds = self.budget.as_ref().map(|budget| Bounds {
+                    budget: Arc::clone(budget),
+                    mode,
+                    policy: self.policy,
+                });
+                let table = Table::new(
+                    shards,
+                    clock.clone(),
+                    key.clone(),
+                    Arc::downgrade(self),
+                    bounds,
+                );
                 tables.insert(key, table.clone());
+                if self.budget.is_some() && mode != Eviction::Never {
+                    self.evictable
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push(table.clone());
+                }
                 table
             }
         };
         // Under the lock: a release that sees no handle sees this one.
         table.meta.handles.fetch_add(1, Ordering::SeqCst);
-        table
+        Ok(table)
+    }
+
+    /// Evicts one victim from a namespace other than `this`, taking the namespaces that may
+    /// evict in turn; false when none holds an evictable entry.
+    pub(crate) fn evict_elsewhere(&self, this: &Table, budget: &Budget) -> bool {
+        let count = self
+            .evictable
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len();
+        for _ in 0..count {
+            let at = self.hand.fetch_add(1, Ordering::Relaxed);
+            let table = {
+                let evictable = self
+                    .evictable
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                match evictable.len() {
+                    0 => return false,
+                    len => evictable[at % len].clone(),
+                }
+            };
+            if !table.same(this) && table.evict_one(budget) {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// The tables that hold keys with a TTL.
+    pub(crate) fn reaping(&self) -> Vec<Table> {
+        self.reaping
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Drops `table` from the registry if no handle holds it and it holds no entry; the next
@@ -54,6 +149,12 @@ impl Registry {
             let removed = (unused && registered)
                 .then(|| tables.remove(&table.meta.name))
                 .flatten();
+            if removed.is_some() {
+                self.evictable
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .retain(|t| !t.same(table));
+            }
             if tables.capacity() > 64 && tables.len() < tables.capacity() / 4 {
                 tables.shrink_to_fit();
             }

@@ -7,20 +7,29 @@
 //!
 //! Keys are the business keys only: the namespace is the table, so nothing concatenates
 //! `root:domain:key` and hashing covers only the business key.
+//!
+//! In a store with a budget, a write first reserves what it will store (see `budget.rs`),
+//! holding no lock, then writes under its shard's lock, keeping the shard's eviction order,
+//! and settles the budget once the lock is released. A read marks its entry for the eviction
+//! order with one atomic store.
 
 use std::hash::BuildHasher;
 use std::mem;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
-use hashbrown::{DefaultHashBuilder, HashTable};
+use hashbrown::DefaultHashBuilder;
 use smol_str::SmolStr;
 
+use super::budget::{Budget, Reservation};
 use super::clock::{Clock, Now};
+use super::entry::{Entry, Value, charge, key_eq};
+use super::eviction::{Eviction, Policy};
+use super::order::{MAX_FREQUENCY, Order};
 use super::registry::Registry;
-use crate::counter;
+use super::slots::{Slots, Tally};
 use crate::glob::Pattern;
 use crate::ttl::{Expiry, KeyTtl, Ttl};
 use crate::{Error, Result};
@@ -38,6 +47,8 @@ pub(crate) struct Table {
     shards: Arc<[Shard]>,
     hasher: DefaultHashBuilder,
     clock: Clock,
+    /// The store's budget, when it has one.
+    budget: Option<Arc<Budget>>,
     pub(super) meta: Arc<Meta>,
 }
 
@@ -50,108 +61,29 @@ pub(crate) struct Meta {
     /// Whether the table is on the reclaimer's list (it holds, or held, keys with a TTL).
     pub(super) reaping: AtomicBool,
     pub(super) registry: Weak<Registry>,
+    /// What may be evicted from this namespace (SPEC 10.3), and how victims are picked.
+    pub(super) mode: Eviction,
+    policy: Policy,
+    /// Keys evicted, and keys removed after they expired (SPEC 10.7).
+    pub(super) evicted: AtomicU64,
+    pub(super) expired: AtomicU64,
+    /// The shard the next eviction starts from.
+    evict_hand: AtomicUsize,
+}
+
+impl Meta {
+    /// Counts what a change removed.
+    #[cold]
+    fn count(&self, tally: &Tally) {
+        self.evicted.fetch_add(tally.evicted, Ordering::Relaxed);
+        self.expired.fetch_add(tally.expired, Ordering::Relaxed);
+    }
 }
 
 #[repr(align(128))]
 struct Shard {
     slots: RwLock<Slots>,
     reap_cursor: AtomicUsize,
-}
-
-#[derive(Default)]
-struct Slots {
-    map: HashTable<Entry>,
-    /// Entries with a deadline: the reclaimer skips shards without any.
-    with_ttl: usize,
-}
-
-struct Entry {
-    key: SmolStr,
-    value: Value,
-    /// Nanoseconds on the driver's clock at which the entry expires; 0 for never.
-    deadline: u64,
-}
-
-/// A counter is kept as an integer, so `incr` neither parses nor formats; it reads back as
-/// decimal ASCII.
-enum Value {
-    Bytes(Bytes),
-    Int(i64),
-}
-
-fn counter_bytes(n: i64) -> Bytes {
-    Bytes::copy_from_slice(counter::format(n, &mut itoa::Buffer::new()))
-}
-
-/// Whether two keys are equal. Short keys, the common case, compare with two overlapping
-/// word loads instead of a call to `memcmp`, whose call and dispatch cost more than the
-/// comparison itself (measured: a quarter of an `exists`).
-#[inline(always)]
-fn key_eq(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    let n = a.len();
-    if n != b.len() {
-        return false;
-    }
-    let word4 = |s: &[u8], at: usize| {
-        s.get(at..at + 4)
-            .map(|w| u32::from_ne_bytes([w[0], w[1], w[2], w[3]]))
-    };
-    let word8 = |s: &[u8], at: usize| {
-        s.get(at..at + 8)
-            .map(|w| u64::from_ne_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]))
-    };
-    match n {
-        0..4 => a == b,
-        4..=8 => word4(a, 0) == word4(b, 0) && word4(a, n - 4) == word4(b, n - 4),
-        9..=16 => word8(a, 0) == word8(b, 0) && word8(a, n - 8) == word8(b, n - 8),
-        _ => a == b,
-    }
-}
-
-impl Value {
-    #[inline]
-    fn to_bytes(&self) -> Bytes {
-        match self {
-            Value::Bytes(bytes) => bytes.clone(),
-            Value::Int(n) => counter_bytes(*n),
-        }
-    }
-
-    #[inline]
-    fn into_bytes(self) -> Bytes {
-        match self {
-            Value::Bytes(bytes) => bytes,
-            Value::Int(n) => counter_bytes(n),
-        }
-    }
-
-    #[inline]
-    fn eq_bytes(&self, other: &[u8]) -> bool {
-        match self {
-            Value::Bytes(bytes) => bytes[..] == *other,
-            Value::Int(n) => counter::format(*n, &mut itoa::Buffer::new()) == other,
-        }
-    }
-
-    #[inline]
-    fn as_integer(&self) -> Option<i64> {
-        match self {
-            Value::Bytes(bytes) => counter::parse_canonical(bytes),
-            Value::Int(n) => Some(*n),
-        }
-    }
-}
-
-impl Entry {
-    #[inline]
-    fn live(&self, now: &mut Now<'_>) -> bool {
-        self.deadline == 0 || now.get() < self.deadline
-    }
-
-    fn expired_at(&self, now: u64) -> bool {
-        self.deadline != 0 && now >= self.deadline
-    }
 }
 
 #[inline]
@@ -176,66 +108,17 @@ fn deadline_of(now: &mut Now<'_>, ttl: Option<Ttl>) -> u64 {
     ttl.map_or(0, |ttl| deadline(now, ttl))
 }
 
-impl Slots {
-    /// The live entry for `key`; an expired one found on the way is removed.
-    #[inline]
-    fn live_mut(&mut self, hash: u64, key: &str, now: &mut Now<'_>) -> Option<&mut Entry> {
-        match self.map.find_entry(hash, |e| key_eq(&e.key, key)) {
-            Ok(found) if found.get().live(now) => Some(found.into_mut()),
-            Ok(found) => {
-                // An expired entry had a deadline.
-                found.remove();
-                self.with_ttl -= 1;
-                None
-            }
-            Err(_) => None,
-        }
-    }
+/// What a new entry of `key` and `value` will cost a budget.
+#[inline]
+fn cost(key: &str, value: &Value) -> u64 {
+    charge(&SmolStr::new(key), value)
+}
 
-    /// Keeps the count of entries with a deadline as one changes from `old` to `new`.
-    #[inline]
-    fn retimed(&mut self, old: u64, new: u64) {
-        match (old != 0, new != 0) {
-            (false, true) => self.with_ttl += 1,
-            (true, false) => self.with_ttl -= 1,
-            _ => {}
-        }
-    }
-
-    /// Removes `key`'s entry, live or not.
-    #[inline]
-    fn remove(&mut self, hash: u64, key: &str) -> Option<Entry> {
-        let (entry, _) = self
-            .map
-            .find_entry(hash, |e| key_eq(&e.key, key))
-            .ok()?
-            .remove();
-        if entry.deadline != 0 {
-            self.with_ttl -= 1;
-        }
-        Some(entry)
-    }
-
-    #[inline]
-    fn insert(
-        &mut self,
-        hasher: &DefaultHashBuilder,
-        hash: u64,
-        key: &str,
-        value: Value,
-        deadline: u64,
-    ) {
-        let entry = Entry {
-            key: SmolStr::new(key),
-            value,
-            deadline,
-        };
-        if deadline != 0 {
-            self.with_ttl += 1;
-        }
-        self.map
-            .insert_unique(hash, entry, |e| hasher.hash_one(e.key.as_str()));
-    }
+/// What the store knows when it makes a table: its budget, and the namespace's mode.
+pub(crate) struct Bounds {
+    pub(crate) budget: Arc<Budget>,
+    pub(crate) mode: Eviction,
+    pub(crate) policy: Policy,
 }
 
 impl Table {
@@ -244,24 +127,153 @@ impl Table {
         clock: Clock,
         name: Arc<str>,
         registry: Weak<Registry>,
+        bounds: Option<Bounds>,
     ) -> Self {
-        let shards = (0..shards)
-            .map(|_| Shard {
-                slots: RwLock::new(Slots::default()),
-                reap_cursor: AtomicUsize::new(0),
-            })
-            .collect();
-        Table {
-            shards,
+        let (budget, mode, policy) = match bounds {
+            Some(b) => (Some(b.budget), b.mode, b.policy),
+            None => (None, Eviction::Never, Policy::default()),
+        };
+        let mut table = Table {
+            shards: Arc::new([]),
             hasher: DefaultHashBuilder::default(),
             clock,
+            budget,
             meta: Arc::new(Meta {
                 name,
                 handles: AtomicUsize::new(0),
                 reaping: AtomicBool::new(false),
                 registry,
+                mode,
+                policy,
+                evicted: AtomicU64::new(0),
+                expired: AtomicU64::new(0),
+                evict_hand: AtomicUsize::new(0),
             }),
+        };
+        table.shards = (0..shards)
+            .map(|i| Shard {
+                slots: RwLock::new(table.fresh_slots(i)),
+                reap_cursor: AtomicUsize::new(0),
+            })
+            .collect();
+        table
+    }
+
+    /// An empty shard, with an eviction order in a store with a budget.
+    fn fresh_slots(&self, shard: usize) -> Slots {
+        Slots {
+            order: self.budget.as_ref().map(|_| {
+                let seed = self.hasher.hash_one(shard) | 1;
+                Box::new(Order::new(self.meta.mode, self.meta.policy, seed))
+            }),
+            ..Slots::default()
         }
+    }
+
+    /// The store's budget, when it has one.
+    #[inline]
+    pub(super) fn budget(&self) -> Option<&Budget> {
+        self.budget.as_deref()
+    }
+
+    /// The namespace's eviction mode, in a store with a budget (what changes need accounted).
+    #[inline]
+    fn bounded_mode(&self) -> Option<Eviction> {
+        self.budget.as_ref().map(|_| self.meta.mode)
+    }
+
+    /// The driver's clock now, in nanoseconds.
+    pub(super) fn now(&self) -> u64 {
+        self.clock.now()
+    }
+
+    /// After a write: settles the budget, counts evictions and expirations, and puts the
+    /// table on the reclaimer's list if it stored a deadline.
+    #[inline]
+    fn finish(&self, reserved: Reservation, tally: &Tally, deadline: u64) {
+        if let Some(budget) = &self.budget {
+            budget.settle(reserved, tally);
+        }
+        if tally.expired | tally.evicted != 0 {
+            self.meta.count(tally);
+        }
+        self.reap_later(deadline);
+    }
+
+    /// Marks a read entry for the eviction order: a frequency (S3-FIFO) or a recency (the
+    /// sampled LRU), with one atomic store.
+    #[inline]
+    fn mark(&self, entry: &Entry) {
+        if let Some(budget) = &self.budget {
+            match self.meta.policy {
+                Policy::S3Fifo => {
+                    let seen = entry.mark.load(Ordering::Relaxed);
+                    if seen < MAX_FREQUENCY {
+                        entry.mark.store(seen + 1, Ordering::Relaxed);
+                    }
+                }
+                Policy::SampledLru => entry.mark.store(budget.epoch(), Ordering::Relaxed),
+            }
+        }
+    }
+
+    /// The mark a new entry starts with.
+    #[inline]
+    fn first_mark(&self) -> u32 {
+        match (&self.budget, self.meta.policy) {
+            (Some(budget), Policy::SampledLru) => budget.epoch(),
+            _ => 0,
+        }
+    }
+
+    /// What the live entry of `key` costs the budget, if there is one.
+    pub(super) fn charge_of(&self, key: &str) -> Option<u64> {
+        let hash = self.hash(key);
+        let slots = read(self.shard(hash));
+        let mut now = Now::new(&self.clock);
+        let entry = slots.map.find(hash, |e| key_eq(&e.key, key))?;
+        entry.live(&mut now).then(|| entry.charge())
+    }
+
+    /// Evicts one victim from this namespace, trying its shards in turn from where the last
+    /// eviction stopped; false when none holds an evictable entry.
+    pub(super) fn evict_one(&self, budget: &Budget) -> bool {
+        if self.meta.mode == Eviction::Never {
+            return false;
+        }
+        let shards = self.shards.len();
+        let start = self.meta.evict_hand.fetch_add(1, Ordering::Relaxed);
+        for i in 0..shards {
+            let mut tally = Tally::new();
+            let evicted =
+                write(&self.shards[(start + i) % shards]).evict(budget.epoch(), &mut tally);
+            if evicted {
+                budget.settle(Reservation::default(), &tally);
+                self.meta.count(&tally);
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Removes this namespace's expired entries (a store with a budget keeps them by
+    /// deadline); returns the earliest deadline left, or `u64::MAX`.
+    pub(super) fn purge(&self, now: u64) -> u64 {
+        let mut earliest = u64::MAX;
+        for shard in self.shards.iter() {
+            if read(shard).with_ttl == 0 {
+                continue;
+            }
+            let mut tally = Tally::new();
+            let left = {
+                let mut slots = write(shard);
+                slots.purge(now, &mut tally);
+                slots.earliest()
+            };
+            earliest = earliest.min(left);
+            self.finish(Reservation::default(), &tally, 0);
+        }
+        earliest
     }
 
     /// After a write that may have stored a deadline: puts the table on the reclaimer's list
@@ -320,7 +332,11 @@ impl Table {
         let slots = read(self.shard(hash));
         let mut now = Now::new(&self.clock);
         let entry = slots.map.find(hash, |e| key_eq(&e.key, key))?;
-        entry.live(&mut now).then(|| entry.value.to_bytes())
+        if !entry.live(&mut now) {
+            return None;
+        }
+        self.mark(entry);
+        Some(entry.value.to_bytes())
     }
 
     #[inline]
@@ -351,13 +367,18 @@ impl Table {
     }
 
     #[inline]
-    pub(crate) fn set(&self, key: &str, value: Bytes, expiry: Expiry) {
+    pub(crate) fn set(&self, key: &str, value: Bytes, expiry: Expiry) -> Result<()> {
         let hash = self.hash(key);
+        let value = Value::Bytes(value);
+        let reserved = self.reserve(key, cost(key, &value), 1)?;
+        let mode = self.bounded_mode();
+        let mut tally = Tally::new();
         let mut slots = write(self.shard(hash));
         let mut now = Now::new(&self.clock);
-        let stored = match slots.live_mut(hash, key, &mut now) {
+        let stored = match slots.live_mut(hash, key, &mut now, &mut tally) {
             Some(entry) => {
-                entry.value = Value::Bytes(value);
+                let before = Slots::before(mode, entry);
+                entry.value = value;
                 let old = entry.deadline;
                 match expiry {
                     Expiry::Never => entry.deadline = 0,
@@ -366,6 +387,7 @@ impl Table {
                 }
                 let new = entry.deadline;
                 slots.retimed(old, new);
+                slots.changed(hash, before, &mut tally);
                 new
             }
             None => {
@@ -373,149 +395,246 @@ impl Table {
                     Expiry::After(ttl) => deadline(&mut now, ttl),
                     Expiry::Never | Expiry::Keep => 0,
                 };
-                slots.insert(&self.hasher, hash, key, Value::Bytes(value), deadline);
+                let mark = self.first_mark();
+                slots.insert(&self.hasher, hash, key, value, deadline, mark, &mut tally);
                 deadline
             }
         };
         drop(slots);
-        self.reap_later(stored);
+        self.finish(reserved, &tally, stored);
+        Ok(())
     }
 
     #[inline]
-    pub(crate) fn set_nx(&self, key: &str, value: Bytes, ttl: Option<Ttl>) -> bool {
+    pub(crate) fn set_nx(&self, key: &str, value: Bytes, ttl: Option<Ttl>) -> Result<bool> {
         let hash = self.hash(key);
+        let value = Value::Bytes(value);
+        let reserved = self.reserve(key, cost(key, &value), 1)?;
+        let mut tally = Tally::new();
         let mut slots = write(self.shard(hash));
         let mut now = Now::new(&self.clock);
-        if slots.live_mut(hash, key, &mut now).is_some() {
-            return false;
-        }
-        let deadline = deadline_of(&mut now, ttl);
-        slots.insert(&self.hasher, hash, key, Value::Bytes(value), deadline);
+        let stored = if slots.live_mut(hash, key, &mut now, &mut tally).is_some() {
+            None
+        } else {
+            let deadline = deadline_of(&mut now, ttl);
+            let mark = self.first_mark();
+            slots.insert(&self.hasher, hash, key, value, deadline, mark, &mut tally);
+            Some(deadline)
+        };
         drop(slots);
-        self.reap_later(deadline);
-        true
+        self.finish(reserved, &tally, stored.unwrap_or(0));
+        Ok(stored.is_some())
     }
 
     #[inline]
     pub(crate) fn delete(&self, key: &str) -> bool {
         let hash = self.hash(key);
+        let mut tally = Tally::new();
         let mut slots = write(self.shard(hash));
         let mut now = Now::new(&self.clock);
-        slots.remove(hash, key).is_some_and(|e| e.live(&mut now))
+        let deleted = slots
+            .remove(hash, key, &mut tally)
+            .is_some_and(|e| e.live(&mut now));
+        drop(slots);
+        self.finish(Reservation::default(), &tally, 0);
+        deleted
     }
 
     #[inline]
     pub(crate) fn expire(&self, key: &str, ttl: Ttl) -> bool {
         let hash = self.hash(key);
+        let mode = self.bounded_mode();
+        let mut tally = Tally::new();
         let mut slots = write(self.shard(hash));
         let mut now = Now::new(&self.clock);
         let deadline = deadline(&mut now, ttl);
-        let Some(entry) = slots.live_mut(hash, key, &mut now) else {
-            return false;
+        let found = match slots.live_mut(hash, key, &mut now, &mut tally) {
+            Some(entry) => {
+                let before = Slots::before(mode, entry);
+                let old = mem::replace(&mut entry.deadline, deadline);
+                slots.retimed(old, deadline);
+                slots.changed(hash, before, &mut tally);
+                true
+            }
+            None => false,
         };
-        let old = mem::replace(&mut entry.deadline, deadline);
-        slots.retimed(old, deadline);
         drop(slots);
-        self.reap_later(deadline);
-        true
+        self.finish(
+            Reservation::default(),
+            &tally,
+            if found { deadline } else { 0 },
+        );
+        found
     }
 
     #[inline]
     pub(crate) fn persist(&self, key: &str) -> bool {
         let hash = self.hash(key);
+        let mode = self.bounded_mode();
+        let mut tally = Tally::new();
         let mut slots = write(self.shard(hash));
         let mut now = Now::new(&self.clock);
-        match slots.live_mut(hash, key, &mut now) {
+        let persisted = match slots.live_mut(hash, key, &mut now, &mut tally) {
             Some(entry) if entry.deadline != 0 => {
+                let before = Slots::before(mode, entry);
                 entry.deadline = 0;
                 slots.with_ttl -= 1;
+                slots.changed(hash, before, &mut tally);
                 true
             }
             _ => false,
-        }
+        };
+        drop(slots);
+        self.finish(Reservation::default(), &tally, 0);
+        persisted
     }
 
+    /// Adds `delta` to a counter. In a store with a budget, room for a new counter is
+    /// reserved only when the key turns out to be missing (then the shard is locked again).
     #[inline]
     pub(crate) fn incr(&self, key: &str, delta: i64, ttl_on_create: Option<Ttl>) -> Result<i64> {
         let hash = self.hash(key);
-        let mut slots = write(self.shard(hash));
-        let mut now = Now::new(&self.clock);
-        match slots.live_mut(hash, key, &mut now) {
-            Some(entry) => {
-                let current = entry
-                    .value
-                    .as_integer()
-                    .ok_or_else(|| Error::not_an_integer(key))?;
-                let next = current
-                    .checked_add(delta)
-                    .ok_or_else(|| Error::overflow(key))?;
-                entry.value = Value::Int(next);
-                Ok(next)
-            }
-            None => {
-                let deadline = deadline_of(&mut now, ttl_on_create);
-                slots.insert(&self.hasher, hash, key, Value::Int(delta), deadline);
-                drop(slots);
-                self.reap_later(deadline);
-                Ok(delta)
-            }
+        let mode = self.bounded_mode();
+        let mut reserved = match mode {
+            None => Some(Reservation::default()),
+            Some(_) => None,
+        };
+        loop {
+            let mut tally = Tally::new();
+            let mut slots = write(self.shard(hash));
+            let mut now = Now::new(&self.clock);
+            let (answer, stored) = match slots.live_mut(hash, key, &mut now, &mut tally) {
+                Some(entry) => {
+                    let next = entry
+                        .value
+                        .as_integer()
+                        .ok_or_else(|| Error::not_an_integer(key))
+                        .and_then(|current| {
+                            current
+                                .checked_add(delta)
+                                .ok_or_else(|| Error::overflow(key))
+                        });
+                    if let Ok(next) = next {
+                        let before = Slots::before(mode, entry);
+                        entry.value = Value::Int(next);
+                        slots.changed(hash, before, &mut tally);
+                    }
+                    (next, 0)
+                }
+                None => match reserved {
+                    None => {
+                        // A new counter: reserve its room without holding the lock, then look
+                        // again.
+                        drop(slots);
+                        self.finish(Reservation::default(), &tally, 0);
+                        reserved = Some(self.reserve(key, cost(key, &Value::Int(delta)), 1)?);
+                        continue;
+                    }
+                    Some(_) => {
+                        let deadline = deadline_of(&mut now, ttl_on_create);
+                        let mark = self.first_mark();
+                        slots.insert(
+                            &self.hasher,
+                            hash,
+                            key,
+                            Value::Int(delta),
+                            deadline,
+                            mark,
+                            &mut tally,
+                        );
+                        (Ok(delta), deadline)
+                    }
+                },
+            };
+            drop(slots);
+            self.finish(reserved.unwrap_or_default(), &tally, stored);
+            return answer;
         }
     }
 
     #[inline]
-    pub(crate) fn get_set(&self, key: &str, value: Bytes, ttl: Option<Ttl>) -> Option<Bytes> {
+    pub(crate) fn get_set(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Option<Ttl>,
+    ) -> Result<Option<Bytes>> {
         let hash = self.hash(key);
+        let value = Value::Bytes(value);
+        let reserved = self.reserve(key, cost(key, &value), 1)?;
+        let mode = self.bounded_mode();
+        let mut tally = Tally::new();
         let mut slots = write(self.shard(hash));
         let mut now = Now::new(&self.clock);
         let deadline = deadline_of(&mut now, ttl);
-        let previous = match slots.live_mut(hash, key, &mut now) {
+        let previous = match slots.live_mut(hash, key, &mut now, &mut tally) {
             Some(entry) => {
-                let previous = mem::replace(&mut entry.value, Value::Bytes(value));
+                let before = Slots::before(mode, entry);
+                let previous = mem::replace(&mut entry.value, value);
                 let old = mem::replace(&mut entry.deadline, deadline);
                 slots.retimed(old, deadline);
+                slots.changed(hash, before, &mut tally);
                 Some(previous)
             }
             None => {
-                slots.insert(&self.hasher, hash, key, Value::Bytes(value), deadline);
+                let mark = self.first_mark();
+                slots.insert(&self.hasher, hash, key, value, deadline, mark, &mut tally);
                 None
             }
         };
         drop(slots);
-        self.reap_later(deadline);
-        previous.map(Value::into_bytes)
+        self.finish(reserved, &tally, deadline);
+        Ok(previous.map(Value::into_bytes))
     }
 
     #[inline]
-    pub(crate) fn cas(&self, key: &str, expected: &[u8], new: Bytes, ttl: Option<Ttl>) -> bool {
+    pub(crate) fn cas(
+        &self,
+        key: &str,
+        expected: &[u8],
+        new: Bytes,
+        ttl: Option<Ttl>,
+    ) -> Result<bool> {
         let hash = self.hash(key);
+        let new = Value::Bytes(new);
+        let reserved = self.reserve(key, cost(key, &new), 1)?;
+        let mode = self.bounded_mode();
+        let mut tally = Tally::new();
         let mut slots = write(self.shard(hash));
         let mut now = Now::new(&self.clock);
         let deadline = deadline_of(&mut now, ttl);
-        match slots.live_mut(hash, key, &mut now) {
+        let swapped = match slots.live_mut(hash, key, &mut now, &mut tally) {
             Some(entry) if entry.value.eq_bytes(expected) => {
-                entry.value = Value::Bytes(new);
+                let before = Slots::before(mode, entry);
+                entry.value = new;
                 let old = mem::replace(&mut entry.deadline, deadline);
                 slots.retimed(old, deadline);
-                drop(slots);
-                self.reap_later(deadline);
+                slots.changed(hash, before, &mut tally);
                 true
             }
             _ => false,
-        }
+        };
+        drop(slots);
+        self.finish(reserved, &tally, if swapped { deadline } else { 0 });
+        Ok(swapped)
     }
 
     #[inline]
     pub(crate) fn cad(&self, key: &str, expected: &[u8]) -> bool {
         let hash = self.hash(key);
+        let mut tally = Tally::new();
         let mut slots = write(self.shard(hash));
         let mut now = Now::new(&self.clock);
-        match slots.map.find(hash, |e| key_eq(&e.key, key)) {
+        let deleted = match slots.map.find(hash, |e| key_eq(&e.key, key)) {
             Some(found) if found.live(&mut now) && found.value.eq_bytes(expected) => {
-                slots.remove(hash, key);
+                slots.remove(hash, key, &mut tally);
                 true
             }
             _ => false,
-        }
+        };
+        drop(slots);
+        self.finish(Reservation::default(), &tally, 0);
+        deleted
     }
 
     /// Visits a batch's keys, locking the shards they fall in with `lock`, in ascending shard
@@ -558,41 +677,62 @@ impl Table {
                 .map
                 .find(hash, |e| key_eq(&e.key, key))
                 .filter(|e| e.live(&mut now))
-                .map(|e| e.value.to_bytes());
+                .map(|e| {
+                    self.mark(e);
+                    e.value.to_bytes()
+                });
         });
         answers
     }
 
-    pub(crate) fn mset(&self, pairs: &mut [(&str, Bytes)], ttl: Option<Ttl>) {
+    pub(crate) fn mset(&self, pairs: &mut [(&str, Bytes)], ttl: Option<Ttl>) -> Result<()> {
+        let reserved = match self.budget {
+            None => Reservation::default(),
+            Some(_) => {
+                let costs: Batch<(&str, u64)> = pairs
+                    .iter()
+                    .map(|(key, value)| (*key, cost(key, &Value::Bytes(value.clone()))))
+                    .collect();
+                self.reserve_batch(&costs)?
+            }
+        };
+        let mode = self.bounded_mode();
+        let mark = self.first_mark();
+        let mut tally = Tally::new();
         let mut now = Now::new(&self.clock);
         let deadline = deadline_of(&mut now, ttl);
         let keys: Batch<&str> = pairs.iter().map(|(k, _)| *k).collect();
         self.locked(keys.iter().copied(), write, |slots, i, hash| {
             let (key, value) = &mut pairs[i];
             let value = Value::Bytes(mem::take(value));
-            match slots.live_mut(hash, key, &mut now) {
+            match slots.live_mut(hash, key, &mut now, &mut tally) {
                 Some(entry) => {
+                    let before = Slots::before(mode, entry);
                     entry.value = value;
                     let old = mem::replace(&mut entry.deadline, deadline);
                     slots.retimed(old, deadline);
+                    slots.changed(hash, before, &mut tally);
                 }
-                None => slots.insert(&self.hasher, hash, key, value, deadline),
+                None => slots.insert(&self.hasher, hash, key, value, deadline, mark, &mut tally),
             }
         });
-        self.reap_later(deadline);
+        self.finish(reserved, &tally, deadline);
+        Ok(())
     }
 
     pub(crate) fn mdel(&self, keys: &[&str]) -> u64 {
+        let mut tally = Tally::new();
         let mut now = Now::new(&self.clock);
         let mut removed = 0;
         self.locked(keys.iter().copied(), write, |slots, i, hash| {
             if slots
-                .remove(hash, keys[i])
+                .remove(hash, keys[i], &mut tally)
                 .is_some_and(|e| e.live(&mut now))
             {
                 removed += 1;
             }
         });
+        self.finish(Reservation::default(), &tally, 0);
         removed
     }
 
@@ -619,10 +759,17 @@ impl Table {
     /// swapped out under its lock and freed after the lock is released.
     pub(crate) fn clear(&self) -> u64 {
         let mut cleared = 0;
-        for shard in self.shards.iter() {
-            let taken = mem::take(&mut *write(shard)).map;
+        for (i, shard) in self.shards.iter().enumerate() {
+            let taken = mem::replace(&mut *write(shard), self.fresh_slots(i));
             let now = self.clock.now();
-            cleared += taken.iter().filter(|e| !e.expired_at(now)).count() as u64;
+            cleared += taken.map.iter().filter(|e| !e.expired_at(now)).count() as u64;
+            if let (Some(budget), Some(order)) = (&self.budget, &taken.order) {
+                let mut tally = Tally::new();
+                for entry in taken.map.iter() {
+                    tally.count(order, entry, -1);
+                }
+                budget.settle(Reservation::default(), &tally);
+            }
         }
         cleared
     }
@@ -649,6 +796,9 @@ impl Table {
     /// under the shared lock; only a chunk holding expired entries takes the exclusive lock.
     /// Returns how many entries were freed.
     pub(crate) fn reap(&self, full: bool) -> usize {
+        if self.budget.is_some() {
+            return self.reap_by_deadline();
+        }
         let mut freed = 0;
         for shard in self.shards.iter() {
             let (buckets, with_ttl) = {
@@ -706,31 +856,26 @@ impl Table {
         }
         freed
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::key_eq;
-
-    #[test]
-    fn key_eq_agrees_with_str_eq() {
-        let base: String = "abcdefghijklmnopqrstuvwxyz0123456789é".into();
-        for len in 0..base.len() {
-            let Some(a) = base.get(..len) else { continue };
-            assert!(key_eq(a, a), "{a:?}");
-            // Same length, one byte different at every position; and every other length.
-            for at in 0..len {
-                let mut bytes = a.as_bytes().to_vec();
-                bytes[at] ^= 1;
-                if let Ok(b) = std::str::from_utf8(&bytes) {
-                    assert!(!key_eq(a, b), "{a:?} vs {b:?}");
+    /// Reclaims expired entries in a store with a budget, which keeps them by deadline: at
+    /// most a chunk per lock acquisition, until none is left.
+    fn reap_by_deadline(&self) -> usize {
+        let mut freed = 0;
+        for shard in self.shards.iter() {
+            loop {
+                if read(shard).with_ttl == 0 {
+                    break;
                 }
-            }
-            for other in 0..base.len() {
-                if let Some(b) = base.get(..other) {
-                    assert_eq!(key_eq(a, b), a == b, "{a:?} vs {b:?}");
+                let now = self.clock.now();
+                let mut tally = Tally::new();
+                let purged = write(shard).purge_some(now, REAP_CHUNK, &mut tally);
+                self.finish(Reservation::default(), &tally, 0);
+                freed += purged;
+                if purged < REAP_CHUNK {
+                    break;
                 }
             }
         }
+        freed
     }
 }

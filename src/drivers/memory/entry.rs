@@ -1,0 +1,190 @@
+//! An entry of the memory driver: a business key, its value (bytes, or a counter kept as an
+//! integer) and its deadline, plus what eviction needs in a store with a budget, and what an
+//! entry costs that budget.
+
+use std::mem::size_of;
+use std::sync::atomic::AtomicU32;
+
+use bytes::Bytes;
+use smol_str::SmolStr;
+
+use super::clock::Now;
+use crate::counter;
+
+pub(super) struct Entry {
+    pub(super) key: SmolStr,
+    pub(super) value: Value,
+    /// Nanoseconds on the driver's clock at which the entry expires; 0 for never.
+    pub(super) deadline: u64,
+    /// In a store with a budget: the entry's number within its shard (how the eviction
+    /// queues find it), its access mark (a frequency or a recency, set by reads with an atomic
+    /// store), and which queue holds it. Unused without a budget.
+    pub(super) id: u32,
+    pub(super) mark: AtomicU32,
+    pub(super) queue: u8,
+}
+
+/// A counter is kept as an integer, so `incr` neither parses nor formats; it reads back as
+/// decimal ASCII.
+pub(super) enum Value {
+    Bytes(Bytes),
+    Int(i64),
+}
+
+pub(super) fn counter_bytes(n: i64) -> Bytes {
+    Bytes::copy_from_slice(counter::format(n, &mut itoa::Buffer::new()))
+}
+
+/// Whether two keys are equal. Short keys, the common case, compare with two overlapping
+/// word loads instead of a call to `memcmp`, whose call and dispatch cost more than the
+/// comparison itself (measured: a quarter of an `exists`).
+#[inline(always)]
+pub(super) fn key_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let word4 = |s: &[u8], at: usize| {
+        s.get(at..at + 4)
+            .map(|w| u32::from_ne_bytes([w[0], w[1], w[2], w[3]]))
+    };
+    let word8 = |s: &[u8], at: usize| {
+        s.get(at..at + 8)
+            .map(|w| u64::from_ne_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]))
+    };
+    match n {
+        0..4 => a == b,
+        4..=8 => word4(a, 0) == word4(b, 0) && word4(a, n - 4) == word4(b, n - 4),
+        9..=16 => word8(a, 0) == word8(b, 0) && word8(a, n - 8) == word8(b, n - 8),
+        _ => a == b,
+    }
+}
+
+impl Value {
+    #[inline]
+    pub(super) fn to_bytes(&self) -> Bytes {
+        match self {
+            Value::Bytes(bytes) => bytes.clone(),
+            Value::Int(n) => counter_bytes(*n),
+        }
+    }
+
+    #[inline]
+    pub(super) fn into_bytes(self) -> Bytes {
+        match self {
+            Value::Bytes(bytes) => bytes,
+            Value::Int(n) => counter_bytes(n),
+        }
+    }
+
+    #[inline]
+    pub(super) fn eq_bytes(&self, other: &[u8]) -> bool {
+        match self {
+            Value::Bytes(bytes) => bytes[..] == *other,
+            Value::Int(n) => counter::format(*n, &mut itoa::Buffer::new()) == other,
+        }
+    }
+
+    #[inline]
+    pub(super) fn as_integer(&self) -> Option<i64> {
+        match self {
+            Value::Bytes(bytes) => counter::parse_canonical(bytes),
+            Value::Int(n) => Some(*n),
+        }
+    }
+}
+
+impl Entry {
+    #[inline]
+    pub(super) fn live(&self, now: &mut Now<'_>) -> bool {
+        self.deadline == 0 || now.get() < self.deadline
+    }
+
+    pub(super) fn expired_at(&self, now: u64) -> bool {
+        self.deadline != 0 && now >= self.deadline
+    }
+}
+
+impl Entry {
+    /// A new entry; `id` is 0 in a store without a budget.
+    #[inline]
+    pub(super) fn new(key: &str, value: Value, deadline: u64, id: u32) -> Self {
+        Entry {
+            key: SmolStr::new(key),
+            value,
+            deadline,
+            id,
+            mark: AtomicU32::new(0),
+            queue: 0,
+        }
+    }
+
+    /// What the entry costs a budget, in bytes (SPEC 10.2): its key and value bytes and the
+    /// driver's own memory for it. See [`charge`].
+    #[inline]
+    pub(super) fn charge(&self) -> u64 {
+        charge(&self.key, &self.value)
+    }
+}
+
+/// Bytes the allocator takes for a block of `len` bytes: glibc's malloc adds an 8-byte
+/// header and rounds to 16.
+const fn heap(len: usize) -> u64 {
+    if len == 0 {
+        0
+    } else {
+        ((len + 8 + 15) & !15) as u64
+    }
+}
+
+/// The driver's memory per entry, whatever its key and value: the entry in its hash table
+/// (which keeps at most 7 of 8 buckets full, plus a control byte a bucket), its slot in an
+/// eviction queue and its share of the queue of recently evicted keys, and its expiry-index
+/// slot.
+pub(super) const ENTRY_OVERHEAD: u64 = (size_of::<Entry>() * 8 / 7 + 1) as u64 + 16 + 8 + 24;
+
+/// What an entry of `key` and `value` costs a budget, in bytes: [`ENTRY_OVERHEAD`], the key's
+/// heap block if it is too long to be stored inline (keys up to 23 bytes are), and the value's
+/// heap block plus the shared header `Bytes` allocates once a value is handed out. A counter
+/// is stored inline. A value buffer shared by several keys is charged to each: the budget then
+/// holds less than it could, never more.
+pub(super) fn charge(key: &SmolStr, value: &Value) -> u64 {
+    let key_heap = if key.is_heap_allocated() {
+        heap(key.len() + 16)
+    } else {
+        0
+    };
+    let value_heap = match value {
+        Value::Bytes(bytes) if !bytes.is_empty() => heap(bytes.len()) + heap(24),
+        Value::Bytes(_) | Value::Int(_) => 0,
+    };
+    ENTRY_OVERHEAD + key_heap + value_heap
+}
+
+#[cfg(test)]
+mod tests {
+    use super::key_eq;
+
+    #[test]
+    fn key_eq_agrees_with_str_eq() {
+        let base: String = "abcdefghijklmnopqrstuvwxyz0123456789é".into();
+        for len in 0..base.len() {
+            let Some(a) = base.get(..len) else { continue };
+            assert!(key_eq(a, a), "{a:?}");
+            // Same length, one byte different at every position; and every other length.
+            for at in 0..len {
+                let mut bytes = a.as_bytes().to_vec();
+                bytes[at] ^= 1;
+                if let Ok(b) = std::str::from_utf8(&bytes) {
+                    assert!(!key_eq(a, b), "{a:?} vs {b:?}");
+                }
+            }
+            for other in 0..base.len() {
+                if let Some(b) = base.get(..other) {
+                    assert_eq!(key_eq(a, b), a == b, "{a:?} vs {b:?}");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,366 @@
+//! The eviction order of one shard of a store with a budget: which entry goes next (S3-FIFO or
+//! a sampled LRU), and the shard's entries with a TTL by deadline, so expired entries are
+//! found without scanning. Every method runs under the shard's write lock; reads only mark
+//! entries (an atomic store), so a read never takes this lock.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::sync::atomic::Ordering;
+
+use hashbrown::{DefaultHashBuilder, HashTable};
+use std::hash::BuildHasher;
+
+use super::entry::Entry;
+use super::eviction::{Eviction, Policy};
+
+/// An entry's place in a queue: its hash (to find its bucket) and its number in the shard.
+type Slot = (u64, u32);
+
+const NOT_QUEUED: u8 = 0;
+const SMALL: u8 = 1;
+const MAIN: u8 = 2;
+
+/// The highest access mark S3-FIFO keeps (two bits, as in the paper).
+pub(super) const MAX_FREQUENCY: u32 = 3;
+/// Entries the sampled LRU compares per eviction (Redis's `maxmemory-samples` default).
+const SAMPLES: usize = 5;
+
+pub(super) struct Order {
+    mode: Eviction,
+    policy: Victims,
+    /// (deadline, id, hash) of every entry with a TTL; entries whose deadline changed since
+    /// stay until popped and are skipped then.
+    expiry: BinaryHeap<Reverse<(u64, u32, u64)>>,
+    next_id: u32,
+}
+
+enum Victims {
+    S3Fifo(S3Fifo),
+    SampledLru { rng: u64 },
+}
+
+impl Order {
+    pub(super) fn new(mode: Eviction, policy: Policy, seed: u64) -> Self {
+        Order {
+            mode,
+            policy: match policy {
+                Policy::S3Fifo => Victims::S3Fifo(S3Fifo::default()),
+                Policy::SampledLru => Victims::SampledLru { rng: seed | 1 },
+            },
+            expiry: BinaryHeap::new(),
+            next_id: 0,
+        }
+    }
+
+    /// A number for a new entry, unique among the shard's entries in practice (it wraps after
+    /// 2^32 insertions; a queue slot also holds the entry's 64-bit hash).
+    pub(super) fn next_id(&mut self) -> u32 {
+        self.next_id = self.next_id.wrapping_add(1);
+        self.next_id
+    }
+
+    /// Whether the namespace's mode lets `entry` be evicted.
+    #[inline]
+    pub(super) fn evictable(&self, entry: &Entry) -> bool {
+        self.mode.allows(entry)
+    }
+
+    /// A new entry: queued if it may be evicted, indexed if it expires.
+    pub(super) fn inserted(&mut self, hash: u64, entry: &mut Entry) {
+        if entry.deadline != 0 {
+            self.expiry.push(Reverse((entry.deadline, entry.id, hash)));
+        }
+        if self.evictable(entry) {
+            if let Victims::S3Fifo(queues) = &mut self.policy {
+                queues.enqueue(hash, entry);
+            }
+        }
+    }
+
+    /// An entry leaves the shard.
+    pub(super) fn removed(&mut self, entry: &Entry) {
+        if let Victims::S3Fifo(queues) = &mut self.policy {
+            queues.forget(entry, entry.charge());
+        }
+    }
+
+    /// An entry's value or deadline changed; `old_charge` is what it cost before.
+    pub(super) fn changed(
+        &mut self,
+        hash: u64,
+        entry: &mut Entry,
+        old_deadline: u64,
+        old_charge: u64,
+    ) {
+        if entry.deadline != 0 && entry.deadline != old_deadline {
+            self.expiry.push(Reverse((entry.deadline, entry.id, hash)));
+        }
+        let evictable = self.evictable(entry);
+        if let Victims::S3Fifo(queues) = &mut self.policy {
+            if entry.queue == NOT_QUEUED {
+                if evictable {
+                    queues.enqueue(hash, entry);
+                }
+            } else {
+                // Still queued where it was, at its new cost.
+                queues.recharge(entry, old_charge, entry.charge());
+            }
+        }
+    }
+
+    /// Keeps the queues and the expiry index from growing with positions of entries that
+    /// have gone: rebuilt from the shard's entries when stale positions outnumber live ones
+    /// (amortized over the writes that made them stale).
+    pub(super) fn maintain(
+        &mut self,
+        map: &HashTable<Entry>,
+        with_ttl: usize,
+        hasher: &DefaultHashBuilder,
+    ) {
+        if self.expiry.len() > 2 * with_ttl + 1024 {
+            self.expiry = map
+                .iter()
+                .filter(|e| e.deadline != 0)
+                .map(|e| Reverse((e.deadline, e.id, hasher.hash_one(e.key.as_str()))))
+                .collect();
+        }
+        if let Victims::S3Fifo(queues) = &mut self.policy {
+            queues.compact(map);
+        }
+    }
+
+    /// Removes and returns the next victim among the evictable entries, or `None` when the
+    /// shard holds none. `epoch` is the store's recency clock (for the sampled LRU).
+    pub(super) fn victim(&mut self, map: &mut HashTable<Entry>, epoch: u32) -> Option<Entry> {
+        let mode = self.mode;
+        let evictable = move |e: &Entry| mode.allows(e);
+        match &mut self.policy {
+            Victims::S3Fifo(queues) => queues.victim(map, evictable),
+            Victims::SampledLru { rng } => sampled_victim(map, rng, epoch, evictable),
+        }
+    }
+
+    /// Removes and returns an entry whose deadline is at or before `now`, if the shard holds
+    /// one.
+    pub(super) fn expired(&mut self, map: &mut HashTable<Entry>, now: u64) -> Option<Entry> {
+        while let Some(&Reverse((deadline, id, hash))) = self.expiry.peek() {
+            if deadline > now {
+                return None;
+            }
+            self.expiry.pop();
+            if let Ok(found) = map.find_entry(hash, |e| e.id == id && e.deadline == deadline) {
+                let (entry, _) = found.remove();
+                self.removed(&entry);
+                return Some(entry);
+            }
+        }
+        None
+    }
+
+    /// The earliest deadline the shard may hold (positions of changed entries included, so it
+    /// is a lower bound), or `u64::MAX`.
+    pub(super) fn earliest(&self) -> u64 {
+        self.expiry
+            .peek()
+            .map_or(u64::MAX, |Reverse((deadline, _, _))| *deadline)
+    }
+}
+
+/// S3-FIFO's queues for one shard, by charge (bytes): a small FIFO that new entries enter, a
+/// main FIFO with second chances, and a ghost list of keys recently evicted from the small
+/// queue.
+#[derive(Default)]
+struct S3Fifo {
+    small: VecDeque<Slot>,
+    main: VecDeque<Slot>,
+    small_charge: u64,
+    main_charge: u64,
+    queued: usize,
+    ghost: Ghost,
+}
+
+impl S3Fifo {
+    fn enqueue(&mut self, hash: u64, entry: &mut Entry) {
+        let slot = (hash, entry.id);
+        if self.ghost.take(hash) {
+            entry.queue = MAIN;
+            self.main.push_back(slot);
+        } else {
+            entry.queue = SMALL;
+            self.small.push_back(slot);
+        }
+        self.recharge(entry, 0, entry.charge());
+        self.queued += 1;
+    }
+
+    /// Moves the charge of `entry`'s queue from `old` to `new`.
+    fn recharge(&mut self, entry: &Entry, old: u64, new: u64) {
+        match entry.queue {
+            SMALL => self.small_charge = self.small_charge - old + new,
+            MAIN => self.main_charge = self.main_charge - old + new,
+            _ => {}
+        }
+    }
+
+    /// Takes `charge` off the queue that holds `entry`; its slot stays, and is skipped when
+    /// it comes out.
+    fn forget(&mut self, entry: &Entry, charge: u64) {
+        match entry.queue {
+            SMALL => self.small_charge -= charge,
+            MAIN => self.main_charge -= charge,
+            _ => return,
+        }
+        self.queued -= 1;
+    }
+
+    fn victim(
+        &mut self,
+        map: &mut HashTable<Entry>,
+        evictable: impl Fn(&Entry) -> bool,
+    ) -> Option<Entry> {
+        loop {
+            let total = self.small_charge + self.main_charge;
+            let from_small =
+                self.small_charge > 0 && (self.small_charge * 10 >= total || self.main_charge == 0);
+            let queue = if from_small { SMALL } else { MAIN };
+            let slot = if from_small {
+                self.small.pop_front()
+            } else {
+                self.main.pop_front()
+            };
+            let Some((hash, id)) = slot else {
+                // Both queues ran out: what they still count is stale.
+                self.small_charge = 0;
+                self.main_charge = 0;
+                self.queued = 0;
+                return None;
+            };
+            let Ok(mut found) = map.find_entry(hash, |e| e.id == id) else {
+                continue;
+            };
+            let entry = found.get_mut();
+            if entry.queue != queue {
+                continue;
+            }
+            let charge = entry.charge();
+            if !evictable(entry) {
+                // Its TTL was removed in a `with-ttl` namespace: it leaves the queues.
+                self.forget(entry, charge);
+                entry.queue = NOT_QUEUED;
+                continue;
+            }
+            let mark = entry.mark.load(Ordering::Relaxed);
+            if from_small {
+                if mark > 0 {
+                    // Read again while in the small queue: it stays, in the main queue.
+                    entry.mark.store(0, Ordering::Relaxed);
+                    entry.queue = MAIN;
+                    self.small_charge -= charge;
+                    self.main_charge += charge;
+                    self.main.push_back((hash, id));
+                    continue;
+                }
+                self.ghost.insert(hash, self.queued.max(64));
+            } else if mark > 0 {
+                entry.mark.store(mark - 1, Ordering::Relaxed);
+                self.main.push_back((hash, id));
+                continue;
+            }
+            self.forget(entry, charge);
+            let (entry, _) = found.remove();
+            return Some(entry);
+        }
+    }
+
+    /// Drops the slots of entries that left the shard, once they outnumber the queued
+    /// entries (otherwise they are skipped as they come out).
+    fn compact(&mut self, map: &HashTable<Entry>) {
+        if self.small.len() + self.main.len() <= 2 * self.queued + 1024 {
+            return;
+        }
+        let queued_in = |queue: u8| {
+            move |&(hash, id): &Slot| {
+                map.find(hash, |e| e.id == id)
+                    .is_some_and(|e| e.queue == queue)
+            }
+        };
+        self.small.retain(queued_in(SMALL));
+        self.main.retain(queued_in(MAIN));
+        self.small.shrink_to_fit();
+        self.main.shrink_to_fit();
+    }
+}
+
+/// Hashes of keys recently evicted from the small queue, oldest first: a key that comes back
+/// while remembered goes straight to the main queue.
+#[derive(Default)]
+struct Ghost {
+    members: HashTable<u64>,
+    order: VecDeque<u64>,
+}
+
+impl Ghost {
+    fn insert(&mut self, hash: u64, capacity: usize) {
+        if self.members.find(hash, |h| *h == hash).is_none() {
+            self.members.insert_unique(hash, hash, |h| *h);
+            self.order.push_back(hash);
+        }
+        while self.order.len() > capacity {
+            if let Some(old) = self.order.pop_front() {
+                if let Ok(found) = self.members.find_entry(old, |h| *h == old) {
+                    found.remove();
+                }
+            }
+        }
+    }
+
+    fn take(&mut self, hash: u64) -> bool {
+        match self.members.find_entry(hash, |h| *h == hash) {
+            Ok(found) => {
+                found.remove();
+                true
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+/// Redis's approximate LRU: of up to [`SAMPLES`] evictable entries at random buckets, the
+/// one read or written longest ago (by the store's recency clock).
+fn sampled_victim(
+    map: &mut HashTable<Entry>,
+    rng: &mut u64,
+    epoch: u32,
+    evictable: impl Fn(&Entry) -> bool,
+) -> Option<Entry> {
+    let buckets = map.num_buckets();
+    if map.is_empty() || buckets == 0 {
+        return None;
+    }
+    let mut best: Option<(u32, usize)> = None;
+    let mut sampled = 0;
+    for _ in 0..SAMPLES * 16 {
+        *rng ^= *rng << 13;
+        *rng ^= *rng >> 7;
+        *rng ^= *rng << 17;
+        let at = (*rng % buckets as u64) as usize;
+        if let Some(entry) = map.get_bucket(at) {
+            if evictable(entry) {
+                let age = epoch.wrapping_sub(entry.mark.load(Ordering::Relaxed));
+                if best.is_none_or(|(oldest, _)| age > oldest) {
+                    best = Some((age, at));
+                }
+                sampled += 1;
+                if sampled == SAMPLES {
+                    break;
+                }
+            }
+        }
+    }
+    let at = match best {
+        Some((_, at)) => at,
+        // Few evictable entries among many: look at every bucket once.
+        None => (0..buckets).find(|&i| map.get_bucket(i).is_some_and(&evictable))?,
+    };
+    map.get_bucket_entry(at).ok().map(|found| found.remove().0)
+}

@@ -1,0 +1,386 @@
+//! SPEC 10 on the memory driver: a budget, per-namespace eviction modes, expired keys first,
+//! evicted keys missing everywhere, oversized writes refused whole, and the counts a program
+//! reads. Small budgets and a manual clock, so every rule is checked exactly.
+
+use std::time::Duration;
+
+use futures_util::TryStreamExt;
+use namestore::drivers::memory::{Eviction, ManualClock, MemoryDriver, Policy};
+use namestore::{ErrorKind, KeyTtl, Namespace};
+
+const POLICIES: [Policy; 2] = [Policy::S3Fifo, Policy::SampledLru];
+
+fn store(max_entries: u64, eviction: Eviction, policy: Policy) -> (MemoryDriver, ManualClock) {
+    let clock = ManualClock::new();
+    let store = MemoryDriver::builder()
+        .manual_clock(clock.clone())
+        .shards(1)
+        .max_entries(max_entries)
+        .eviction(eviction)
+        .policy(policy)
+        .reap_interval(None)
+        .build()
+        .unwrap();
+    (store, clock)
+}
+
+fn k(i: usize) -> String {
+    format!("k{i}")
+}
+
+async fn present(
+    ns: &Namespace<String, MemoryDriver>,
+    keys: impl Iterator<Item = String>,
+) -> usize {
+    let mut count = 0;
+    for key in keys {
+        if ns.exists(&key).await.unwrap() {
+            count += 1;
+        }
+    }
+    count
+}
+
+/// SPEC 10.1: a budget in code and in the URL, sizes as people write them; none by default.
+#[tokio::test]
+async fn a_budget_in_code_and_in_the_url() {
+    assert_eq!(MemoryDriver::new().usage(), None);
+    let store =
+        namestore::open("memory://?max_bytes=256MiB&max_entries=100000&eviction=with-ttl").unwrap();
+    let memory = store.downcast_ref::<MemoryDriver>().unwrap();
+    let usage = memory.usage().unwrap();
+    assert_eq!(usage.max_bytes, Some(256 << 20));
+    assert_eq!(usage.max_entries, Some(100_000));
+    assert_eq!((usage.bytes, usage.entries), (0, 0));
+    assert_eq!(memory.config().eviction, Eviction::WithTtl);
+    for bad in [
+        "memory://?max_bytes=lots",
+        "memory://?max_bytes=0",
+        "memory://?max_entries=-1",
+        "memory://?eviction=sometimes",
+        "memory://?policy=lfu",
+    ] {
+        let error = namestore::open(bad).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::InvalidUrl, "{bad}");
+    }
+    let coded = MemoryDriver::builder().max_bytes(1 << 20).build().unwrap();
+    assert_eq!(coded.usage().unwrap().max_bytes, Some(1 << 20));
+}
+
+/// SPEC 10.2: usage follows what is stored, and returns to zero when it is all gone (deleted,
+/// cleared, expired, evicted).
+#[tokio::test]
+async fn usage_follows_what_is_stored() {
+    for policy in POLICIES {
+        let clock = ManualClock::new();
+        let store = MemoryDriver::builder()
+            .manual_clock(clock.clone())
+            .max_bytes(1 << 30)
+            .eviction(Eviction::Any)
+            .policy(policy)
+            .reap_interval(None)
+            .build()
+            .unwrap();
+        let ns = store.namespace::<String>("app", "usage").unwrap();
+        let used = || store.usage().unwrap();
+        ns.set(&k(0), vec![0u8; 1000], None).await.unwrap();
+        let one = used();
+        assert_eq!(one.entries, 1);
+        assert!(one.bytes >= 1000 && one.bytes < 1300, "{one:?}");
+        ns.set(&k(0), vec![0u8; 5000], None).await.unwrap();
+        assert!(
+            used().bytes >= one.bytes + 4000,
+            "an overwrite is charged its new size"
+        );
+        ns.set(&k(0), "small", None).await.unwrap();
+        assert!(used().bytes < one.bytes);
+        ns.incr(&"n".to_owned(), 5).await.unwrap();
+        ns.mset((1..50).map(|i| (k(i), vec![1u8; 100])), None)
+            .await
+            .unwrap();
+        ns.set(&"ttl".to_owned(), "x", Some(Duration::from_secs(5)))
+            .await
+            .unwrap();
+        ns.get_set(&"swap".to_owned(), "a", None).await.unwrap();
+        ns.cas(
+            &"swap".to_owned(),
+            "a",
+            "bbbb",
+            Some(Duration::from_secs(9)),
+        )
+        .await
+        .unwrap();
+        ns.expire(&k(1), Duration::from_secs(1)).await.unwrap();
+        ns.persist(&"ttl".to_owned()).await.unwrap();
+        assert_eq!(used().entries, 53);
+        ns.delete(&k(2)).await.unwrap();
+        ns.mdel([k(3), k(4)]).await.unwrap();
+        ns.cad(&k(5), vec![1u8; 100]).await.unwrap();
+        assert_eq!(used().entries, 49);
+        clock.advance(Duration::from_secs(2));
+        assert_eq!(ns.get(&k(1)).await.unwrap(), None, "expired");
+        assert_eq!(
+            used().entries,
+            49,
+            "an expired entry holds memory until reclaimed"
+        );
+        assert_eq!(store.purge_expired(), 1);
+        assert_eq!(used().entries, 48, "and gives it back then");
+        ns.clear().await.unwrap();
+        let left = used();
+        assert_eq!((left.bytes, left.entries), (0, 0), "{policy:?}: {left:?}");
+    }
+}
+
+/// SPEC 10.3: `never` refuses the write that would go over, with nothing changed; `any`
+/// evicts; `with-ttl` evicts only keys with a TTL.
+#[tokio::test]
+async fn the_three_modes() {
+    for policy in POLICIES {
+        let (never, _) = store(10, Eviction::Never, policy);
+        let ns = never.namespace::<String>("app", "locks").unwrap();
+        for i in 0..10 {
+            ns.set(&k(i), "v", None).await.unwrap();
+        }
+        let refused = ns.set(&k(10), "v", None).await.unwrap_err();
+        assert_eq!(refused.kind(), ErrorKind::OutOfMemory, "{refused:?}");
+        assert_eq!(
+            ns.incr(&"n".to_owned(), 1).await.unwrap_err().kind(),
+            ErrorKind::OutOfMemory
+        );
+        assert!(!ns.exists(&k(10)).await.unwrap());
+        assert_eq!(present(&ns, (0..10).map(k)).await, 10, "nothing evicted");
+        // An overwrite of a present key still fits, and so does a counter that exists.
+        ns.set(&k(0), "w", None).await.unwrap();
+
+        let (any, _) = store(10, Eviction::Any, policy);
+        let ns = any.namespace::<String>("app", "cache").unwrap();
+        for i in 0..100 {
+            ns.set(&k(i), "v", None).await.unwrap();
+        }
+        assert_eq!(present(&ns, (0..100).map(k)).await, 10);
+        assert_eq!(any.usage().unwrap().entries, 10);
+
+        let (with_ttl, _) = store(10, Eviction::WithTtl, policy);
+        let ns = with_ttl.namespace::<String>("app", "sessions").unwrap();
+        for i in 0..5 {
+            ns.set(&format!("kept{i}"), "v", None).await.unwrap();
+        }
+        for i in 0..50 {
+            ns.set(&k(i), "v", Some(Duration::from_secs(3600)))
+                .await
+                .unwrap();
+        }
+        assert_eq!(
+            present(&ns, (0..5).map(|i| format!("kept{i}"))).await,
+            5,
+            "{policy:?}"
+        );
+        assert_eq!(present(&ns, (0..50).map(k)).await, 5);
+        // Keys without a TTL cannot make room: once only they are left, writes are refused.
+        let mut persisted = 0;
+        for i in 0..50 {
+            persisted += usize::from(ns.persist(&k(i)).await.unwrap());
+        }
+        assert_eq!(persisted, 5);
+        let refused = ns.set(&"more".to_owned(), "v", None).await.unwrap_err();
+        assert_eq!(refused.kind(), ErrorKind::OutOfMemory);
+    }
+}
+
+/// SPEC 10.3: the store has a default mode and a namespace may choose its own; asking for a
+/// different mode on a namespace that already has one is an error.
+#[tokio::test]
+async fn a_namespace_chooses_its_mode() {
+    let (store, _) = store(10, Eviction::Any, Policy::S3Fifo);
+    let cache = store.namespace::<String>("app", "cache").unwrap();
+    let locks = store
+        .namespace_with_eviction::<String>("app", "locks", Eviction::Never)
+        .unwrap();
+    for i in 0..5 {
+        locks.set(&k(i), "owner", None).await.unwrap();
+    }
+    for i in 0..100 {
+        cache.set(&k(i), "v", None).await.unwrap();
+    }
+    assert_eq!(
+        present(&locks, (0..5).map(k)).await,
+        5,
+        "a never namespace lost a key"
+    );
+    assert_eq!(present(&cache, (0..100).map(k)).await, 5);
+    // The locks fill the budget: the cache gives way, and the locks get their room.
+    for i in 5..10 {
+        locks.set(&k(i), "owner", None).await.unwrap();
+    }
+    assert_eq!(present(&cache, (0..100).map(k)).await, 0);
+    assert_eq!(
+        locks.set(&k(10), "owner", None).await.unwrap_err().kind(),
+        ErrorKind::OutOfMemory
+    );
+    let conflict = store
+        .namespace_with_eviction::<String>("app", "locks", Eviction::Any)
+        .unwrap_err();
+    assert_eq!(conflict.kind(), ErrorKind::InvalidNamespace, "{conflict}");
+    assert!(
+        store
+            .namespace_with_eviction::<String>("app", "locks", Eviction::Never)
+            .is_ok()
+    );
+    let stats = store.namespace_stats();
+    let modes: Vec<(String, Eviction)> = stats
+        .iter()
+        .map(|s| (s.name.to_string(), s.eviction))
+        .collect();
+    assert_eq!(
+        modes,
+        [
+            ("app:cache".to_owned(), Eviction::Any),
+            ("app:locks".to_owned(), Eviction::Never)
+        ]
+    );
+}
+
+/// SPEC 10.4: no live key is evicted while an expired one still holds memory, in any
+/// namespace.
+#[tokio::test]
+async fn expired_keys_go_first() {
+    for policy in POLICIES {
+        let (store, clock) = store(20, Eviction::Any, policy);
+        let short = store.namespace::<String>("app", "short").unwrap();
+        let long = store.namespace::<String>("app", "long").unwrap();
+        for i in 0..10 {
+            short
+                .set(&k(i), "v", Some(Duration::from_secs(1)))
+                .await
+                .unwrap();
+            long.set(&k(i), "v", None).await.unwrap();
+        }
+        clock.advance(Duration::from_secs(2));
+        for i in 10..20 {
+            long.set(&k(i), "v", None).await.unwrap();
+        }
+        assert_eq!(
+            present(&long, (0..20).map(k)).await,
+            20,
+            "{policy:?}: a live key went first"
+        );
+        let stats = store.namespace_stats();
+        assert_eq!(stats[0].evicted + stats[1].evicted, 0);
+        assert_eq!(
+            stats
+                .iter()
+                .find(|s| s.name.domain() == "short")
+                .unwrap()
+                .expired,
+            10
+        );
+    }
+}
+
+/// SPEC 10.5: an evicted key is missing for every operation, exactly as an expired one.
+#[tokio::test]
+async fn an_evicted_key_is_missing_everywhere() {
+    for policy in POLICIES {
+        let (store, _) = store(4, Eviction::Any, policy);
+        let ns = store.namespace::<String>("app", "gone").unwrap();
+        for i in 0..4 {
+            ns.set(&k(i), "7", Some(Duration::from_secs(60)))
+                .await
+                .unwrap();
+        }
+        for i in 4..8 {
+            ns.set(&k(i), "7", None).await.unwrap();
+        }
+        let gone: Vec<String> = (0..8).map(k).filter(|_| true).collect();
+        let mut evicted = Vec::new();
+        for key in &gone {
+            if !ns.exists(key).await.unwrap() {
+                evicted.push(key.clone());
+            }
+        }
+        assert_eq!(evicted.len(), 4, "{policy:?}");
+        let listed: Vec<String> = ns.scan("*").unwrap().try_collect().await.unwrap();
+        for key in &evicted {
+            assert_eq!(ns.get(key).await.unwrap(), None);
+            assert_eq!(ns.ttl(key).await.unwrap(), KeyTtl::Missing);
+            assert!(!listed.contains(key));
+            assert!(!ns.cas(key, "7", "8", None).await.unwrap());
+            assert!(!ns.delete(key).await.unwrap());
+            assert!(!ns.expire(key, Duration::from_secs(5)).await.unwrap());
+            assert_eq!(ns.mget([key.clone()]).await.unwrap(), [None]);
+        }
+        assert_eq!(
+            ns.incr(&evicted[0], 1).await.unwrap(),
+            1,
+            "a counter starts again from 0"
+        );
+        assert!(ns.set_nx(&evicted[1], "new", None).await.unwrap());
+        assert_eq!(store.namespace_stats()[0].evicted, 4 + 2, "{policy:?}");
+    }
+}
+
+/// SPEC 10.5: a write larger than what eviction may free is refused whole, and changes
+/// nothing: no key is evicted for it, and no part of a batch is stored.
+#[tokio::test]
+async fn a_write_too_large_is_refused_whole() {
+    for policy in POLICIES {
+        let clock = ManualClock::new();
+        let store = MemoryDriver::builder()
+            .manual_clock(clock)
+            .max_bytes(64 * 1024)
+            .eviction(Eviction::Any)
+            .policy(policy)
+            .reap_interval(None)
+            .build()
+            .unwrap();
+        let locks = store
+            .namespace_with_eviction::<String>("app", "locks", Eviction::Never)
+            .unwrap();
+        let cache = store.namespace::<String>("app", "cache").unwrap();
+        locks
+            .set(&"held".to_owned(), vec![0u8; 30 * 1024], None)
+            .await
+            .unwrap();
+        for i in 0..10 {
+            cache.set(&k(i), vec![0u8; 1024], None).await.unwrap();
+        }
+        let before = store.usage().unwrap();
+        for (what, result) in [
+            (
+                "larger than the budget",
+                cache
+                    .set(&"huge".to_owned(), vec![0u8; 65 * 1024], None)
+                    .await,
+            ),
+            (
+                "larger than what may be evicted",
+                cache
+                    .set(&"big".to_owned(), vec![0u8; 40 * 1024], None)
+                    .await,
+            ),
+            (
+                "a batch larger than what may be evicted",
+                cache
+                    .mset((0..40).map(|i| (format!("b{i}"), vec![0u8; 1024])), None)
+                    .await,
+            ),
+        ] {
+            let error = result.unwrap_err();
+            assert_eq!(error.kind(), ErrorKind::OutOfMemory, "{what}: {error:?}");
+            assert_eq!(store.usage().unwrap(), before, "{what} changed the store");
+            assert_eq!(
+                present(&cache, (0..10).map(k)).await,
+                10,
+                "{what} evicted a key"
+            );
+        }
+        assert_eq!(present(&cache, (0..40).map(|i| format!("b{i}"))).await, 0);
+        // What does fit is written, evicting as needed.
+        cache
+            .set(&"fits".to_owned(), vec![0u8; 20 * 1024], None)
+            .await
+            .unwrap();
+        assert!(store.usage().unwrap().bytes <= 64 * 1024);
+    }
+}
