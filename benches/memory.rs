@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use hashbrown::HashMap;
+use namestore::drivers::memory::Eviction;
 use namestore::{MemoryDriver, Namespace};
 
 mod common;
@@ -26,6 +27,12 @@ const LIVE: usize = 1000;
 
 struct Fixture {
     ns: Namespace<String, MemoryDriver>,
+    /// The same keys in a store with a budget nothing reaches.
+    roomy: Namespace<String, MemoryDriver>,
+    /// A store capped at `LIVE` entries, and twice as many keys: every set of a key it does
+    /// not hold evicts one.
+    full: Namespace<String, MemoryDriver>,
+    more_keys: Vec<String>,
     keys: Vec<String>,
     counters: Vec<String>,
     value: Bytes,
@@ -38,6 +45,18 @@ impl Fixture {
         let ns = MemoryDriver::new()
             .namespace::<String>("bench", "memory")
             .unwrap();
+        let bounded = |entries: u64| {
+            MemoryDriver::builder()
+                .max_entries(entries)
+                .max_bytes(1 << 40)
+                .eviction(Eviction::Any)
+                .build()
+                .unwrap()
+                .namespace::<String>("bench", "memory")
+                .unwrap()
+        };
+        let (roomy, full) = (bounded(1 << 40), bounded(LIVE as u64));
+        let more_keys: Vec<String> = (0..2 * LIVE).map(|i| format!("key:{i}")).collect();
         let keys: Vec<String> = (0..LIVE).map(|i| format!("key:{i}")).collect();
         let counters: Vec<String> = (0..LIVE).map(|i| format!("counter:{i}")).collect();
         let value = Bytes::from(b"value-0123456789".to_vec());
@@ -45,12 +64,17 @@ impl Fixture {
         let mut floor_counters = HashMap::new();
         for (key, counter) in keys.iter().zip(&counters) {
             ready(ns.set(key, value.clone(), None)).unwrap();
+            ready(roomy.set(key, value.clone(), None)).unwrap();
+            ready(full.set(key, value.clone(), None)).unwrap();
             ready(ns.incr(counter, 1)).unwrap();
             floor.insert(key.clone(), value.clone());
             floor_counters.insert(counter.clone(), 1);
         }
         Fixture {
             ns,
+            roomy,
+            full,
+            more_keys,
             keys,
             counters,
             value,
@@ -113,6 +137,23 @@ fn mset10(f: &mut Fixture, i: usize) {
 fn mdel10_mset10(f: &mut Fixture, i: usize) {
     ready(f.ns.mdel(f.batch(i))).unwrap();
     mset10(f, i);
+}
+
+// namestore with a budget: nothing evicted (the bookkeeping alone), and every set evicting.
+fn budget_get(f: &mut Fixture, i: usize) {
+    black_box(ready(f.roomy.get(f.key(i))).unwrap());
+}
+fn budget_set(f: &mut Fixture, i: usize) {
+    ready(f.roomy.set(f.key(i), f.value.clone(), None)).unwrap();
+}
+fn evicting_set(f: &mut Fixture, i: usize) {
+    // Round the 2 × LIVE keys in order: the store holds the last LIVE written, so each set
+    // adds a key it evicted long ago, and evicts one.
+    ready(
+        f.full
+            .set(&f.more_keys[i % (2 * LIVE)], f.value.clone(), None),
+    )
+    .unwrap();
 }
 
 // namestore, the key formatted per operation, as the Go toolkit's benchmark does.
@@ -180,6 +221,9 @@ macro_rules! for_each_operation {
         $apply!($($arg),*, "mget(10)", mget10);
         $apply!($($arg),*, "mset(10)", mset10);
         $apply!($($arg),*, "mdel(10)+mset(10)", mdel10_mset10);
+        $apply!($($arg),*, "get, with a budget", budget_get);
+        $apply!($($arg),*, "set (overwrite), with a budget", budget_set);
+        $apply!($($arg),*, "set, evicting", evicting_set);
         $apply!($($arg),*, "get, key formatted", fmt_get);
         $apply!($($arg),*, "set, key formatted", fmt_set);
         $apply!($($arg),*, "exists, key formatted", fmt_exists);

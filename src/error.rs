@@ -156,6 +156,7 @@ impl Error {
     }
 
     /// Attaches the underlying cause.
+    #[cfg(feature = "redis")]
     pub(crate) fn set_source(&mut self, source: BoxError) {
         self.0.source = Some(source);
     }
@@ -194,6 +195,7 @@ impl Error {
     /// A second error with the same kind and message, for a failure shared by several calls
     /// (one failed commit answers every write it carried). The source is not carried over;
     /// its message already is.
+    #[cfg(feature = "redb")]
     pub(crate) fn duplicate(&self) -> Self {
         Error(Box::new(Inner {
             kind: self.0.kind,

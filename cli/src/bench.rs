@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
-use namestore::{AnyDriver, Bytes, Driver, MemoryDriver, Namespace};
+use namestore::{AnyDriver, Bytes, Driver, MemoryDriver, Namespace, NamespaceName};
 use serde_json::json;
 
 use crate::args::Bench;
@@ -144,17 +144,49 @@ pub async fn run(
     // are ready at once, and awaiting them in a task adds the cost of keeping each one in the
     // task's state (measured: 0 to 40% per operation, most for calls that carry a value).
     // Other stores run through `AnyDriver` and are awaited; their round trips dwarf both.
-    let (results, driver) = match store.downcast_ref::<MemoryDriver>() {
-        Some(memory) => (
-            measure(memory.namespace::<String>(root, domain)?, true, args, &ops).await?,
-            "memory, statically dispatched, calls polled in place on threads",
-        ),
-        None => (
-            measure(store.namespace::<String>(root, domain)?, false, args, &ops).await?,
-            "through AnyDriver, calls awaited in tokio tasks",
-        ),
+    let (results, driver, budget) = match store.downcast_ref::<MemoryDriver>() {
+        Some(memory) => {
+            let ns = memory.namespace::<String>(root, domain)?;
+            let (results, budget) = measure(ns, true, args, &ops, Some(memory)).await?;
+            (
+                results,
+                "memory, statically dispatched, calls polled in place on threads",
+                budget,
+            )
+        }
+        None => {
+            let ns = store.namespace::<String>(root, domain)?;
+            let (results, budget) = measure(ns, false, args, &ops, None).await?;
+            (
+                results,
+                "through AnyDriver, calls awaited in tokio tasks",
+                budget,
+            )
+        }
     };
-    report(&results, url, driver, args, json, out)
+    report(&results, url, driver, args, json, out)?;
+    if let (Some(budget), false) = (budget, json) {
+        writeln!(out, "{budget}")?;
+    }
+    Ok(())
+}
+
+/// For a memory store with a budget: what the bench's keys used of it, and what was evicted
+/// and reclaimed after expiry, read before the bench clears its namespace.
+fn budget_report(memory: &MemoryDriver, ns: &NamespaceName) -> Option<String> {
+    let usage = memory.usage()?;
+    let stats = memory.namespace_stats();
+    let mine = stats.iter().find(|s| &s.name == ns)?;
+    let limit = match (usage.max_bytes, usage.max_entries) {
+        (Some(bytes), Some(entries)) => format!("{bytes} bytes and {entries} entries"),
+        (Some(bytes), None) => format!("{bytes} bytes"),
+        (None, Some(entries)) => format!("{entries} entries"),
+        (None, None) => return None,
+    };
+    Some(format!(
+        "budget: {} bytes in {} entries of {limit}; {ns} (eviction {}): {} keys evicted, {} expired",
+        usage.bytes, usage.entries, mine.eviction, mine.evicted, mine.expired
+    ))
 }
 
 async fn measure<D: Driver>(
@@ -162,7 +194,8 @@ async fn measure<D: Driver>(
     in_place: bool,
     args: &Bench,
     ops: &[Op],
-) -> Result<(Vec<Measured>, f64), Failure> {
+    memory: Option<&MemoryDriver>,
+) -> Result<((Vec<Measured>, f64), Option<String>), Failure> {
     let mut stream = ns.scan("*")?;
     if futures_util::StreamExt::next(&mut stream)
         .await
@@ -184,6 +217,7 @@ async fn measure<D: Driver>(
         interrupted: interrupted(),
     });
     let measured = fill_and_run(&work, args, ops).await;
+    let budget = memory.and_then(|memory| budget_report(memory, work.ns.name()));
     // The bench's keys go whatever happened, Ctrl-C included.
     let cleared = work.ns.clear().await;
     let measured = measured?;
@@ -194,7 +228,7 @@ async fn measure<D: Driver>(
             "interrupted; the bench's keys were removed",
         ));
     }
-    Ok((measured, timer_cost().as_nanos() as f64))
+    Ok(((measured, timer_cost().as_nanos() as f64), budget))
 }
 
 async fn fill_and_run<D: Driver>(
@@ -202,7 +236,9 @@ async fn fill_and_run<D: Driver>(
     args: &Bench,
     ops: &[Op],
 ) -> Result<Vec<Measured>, Failure> {
-    for chunk in work.keys.chunks(1000) {
+    // Small batches: a store with a budget may hold fewer keys than the bench uses, and refuses
+    // a batch larger than what it may evict.
+    for chunk in work.keys.chunks(10) {
         if work.interrupted.load(Ordering::Relaxed) {
             return Ok(Vec::new());
         }

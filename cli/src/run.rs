@@ -416,6 +416,11 @@ async fn clear(
 /// Streams the namespaces: a row per namespace as the store reports it. The count column has
 /// a fixed width so rows line up without waiting for the last one.
 async fn namespaces(session: &Session<'_>, out: &mut dyn Write) -> Result<(), Failure> {
+    if let Some(memory) = session.store.downcast_ref::<namestore::MemoryDriver>() {
+        if memory.usage().is_some() {
+            return budget_namespaces(session, memory, out);
+        }
+    }
     let mut stream = pin!(session.store.namespaces());
     let mut array = if session.json {
         Some(JsonArray::start(out)?)
@@ -442,5 +447,71 @@ async fn namespaces(session: &Session<'_>, out: &mut dyn Write) -> Result<(), Fa
     if let Some(array) = array {
         array.finish(out)?;
     }
+    Ok(())
+}
+
+/// `namespaces` on a memory store with a budget: usage against the budget, then each
+/// namespace with its eviction mode and the keys it evicted and reclaimed after expiry.
+fn budget_namespaces(
+    session: &Session<'_>,
+    memory: &namestore::MemoryDriver,
+    out: &mut dyn Write,
+) -> Result<(), Failure> {
+    let usage = memory.usage().expect("a store with a budget");
+    let stats = memory.namespace_stats();
+    if session.json {
+        let namespaces: Vec<Value> = stats
+            .iter()
+            .filter(|s| s.keys > 0 || s.evicted > 0 || s.expired > 0)
+            .map(|s| {
+                json!({
+                    "namespace": s.name.to_string(),
+                    "root": s.name.root(),
+                    "domain": s.name.domain(),
+                    "keys": s.keys,
+                    "eviction": s.eviction.as_str(),
+                    "evicted": s.evicted,
+                    "expired": s.expired,
+                })
+            })
+            .collect();
+        let document = json!({
+            "used_bytes": usage.bytes,
+            "used_entries": usage.entries,
+            "max_bytes": usage.max_bytes,
+            "max_entries": usage.max_entries,
+            "namespaces": namespaces,
+        });
+        return Ok(write_json(out, &document)?);
+    }
+    let of = |used: u64, max: Option<u64>| match max {
+        Some(max) => format!("{used} of {max}"),
+        None => used.to_string(),
+    };
+    writeln!(
+        out,
+        "budget: {} bytes, {} entries",
+        of(usage.bytes, usage.max_bytes),
+        of(usage.entries, usage.max_entries)
+    )?;
+    let rows: Vec<Vec<String>> = stats
+        .iter()
+        .filter(|s| s.keys > 0 || s.evicted > 0 || s.expired > 0)
+        .map(|s| {
+            vec![
+                s.keys.to_string(),
+                s.evicted.to_string(),
+                s.expired.to_string(),
+                s.eviction.to_string(),
+                s.name.to_string(),
+            ]
+        })
+        .collect();
+    crate::output::write_table(
+        out,
+        &["KEYS", "EVICTED", "EXPIRED", "EVICTION", "NAMESPACE"],
+        &rows,
+        &[0, 1, 2],
+    )?;
     Ok(())
 }

@@ -991,3 +991,33 @@ fn redis_refusing_the_password_is_one_line_without_it() {
     assert_eq!(ok(&url, &["set", "a:b", "k", "v"]), "OK\n");
     assert_eq!(ok(&url, &["get", "a:b", "k"]), "v\n");
 }
+
+/// A memory store with a budget: `namespaces` shows usage against it, `bench` runs in it and
+/// reports what it evicted, and a budget that may not evict refuses the bench's writes
+/// (exit 4, out of memory) instead of growing.
+#[test]
+fn memory_budget_in_namespaces_and_bench() {
+    let shown = ok("memory://?max_bytes=1MiB&eviction=any", &["namespaces"]);
+    assert!(
+        shown.starts_with("budget: 0 of 1048576 bytes, 0 entries\n"),
+        "{shown}"
+    );
+    let json = json(&ok("memory://?max_entries=5", &["--json", "namespaces"]));
+    assert_eq!(json["max_entries"], 5);
+    let report = ok(
+        "memory://?max_entries=100&eviction=any",
+        &[
+            "bench", "--time", "50ms", "--ops", "get,set", "--keys", "1000",
+        ],
+    );
+    let budget = report.lines().last().unwrap();
+    assert!(budget.starts_with("budget: "), "{report}");
+    assert!(budget.contains("in 100 entries of 100 entries"), "{budget}");
+    assert!(budget.contains("(eviction any)"), "{budget}");
+    let line = fails(
+        "memory://?max_entries=100",
+        &["bench", "--time", "50ms", "--ops", "set", "--keys", "1000"],
+        4,
+    );
+    assert!(line.contains("out of memory"), "{line}");
+}

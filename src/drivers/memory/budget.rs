@@ -16,9 +16,9 @@ use super::slots::Tally;
 use super::table::Table;
 use crate::{Error, Result};
 
-/// How many rounds of freeing a write tries before it gives up (others may be taking the room
-/// it frees).
-const ROUNDS: usize = 64;
+/// How many victims a write evicts at most before it gives up (others may be taking the room
+/// it frees as fast as it frees it).
+const ROUNDS: usize = 10_000;
 
 pub(crate) struct Budget {
     pub(super) max_bytes: u64,
@@ -77,16 +77,32 @@ impl Budget {
         self.epoch.load(Ordering::Relaxed) as u32
     }
 
-    /// Takes `want` if it fits now.
+    /// Takes `want` if it fits now. Each counter only ever moves within its limit, so the
+    /// usage a reader sees is never over the budget because of a reservation.
     fn try_take(&self, want: Reservation) -> bool {
-        let bytes = self.bytes.fetch_add(want.bytes, Ordering::AcqRel) + want.bytes;
-        let entries = self.entries.fetch_add(want.entries, Ordering::AcqRel) + want.entries;
-        if bytes <= self.max_bytes && entries <= self.max_entries {
-            return true;
+        let take = |counter: &AtomicU64, amount: u64, max: u64| {
+            amount == 0
+                || counter
+                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                        used.checked_add(amount).filter(|&total| total <= max)
+                    })
+                    .is_ok()
+        };
+        if !take(&self.entries, want.entries, self.max_entries) {
+            return false;
         }
-        self.bytes.fetch_sub(want.bytes, Ordering::AcqRel);
-        self.entries.fetch_sub(want.entries, Ordering::AcqRel);
-        false
+        if !take(&self.bytes, want.bytes, self.max_bytes) {
+            self.entries.fetch_sub(want.entries, Ordering::AcqRel);
+            return false;
+        }
+        true
+    }
+
+    /// Whether usage is over a limit: a write stored more than it reserved (the key it meant
+    /// to overwrite was evicted by another write meanwhile).
+    fn over(&self) -> bool {
+        self.bytes.load(Ordering::Acquire) > self.max_bytes
+            || self.entries.load(Ordering::Acquire) > self.max_entries
     }
 
     /// Whether evicting everything evictable would make room for `want`.
@@ -103,8 +119,9 @@ impl Budget {
             && fixed_entries.saturating_add(want.entries) <= self.max_entries
     }
 
-    /// Applies what changes to a shard did, net of what the write had reserved.
-    pub(super) fn settle(&self, reserved: Reservation, tally: &Tally) {
+    /// Applies what changes to a shard did, net of what the write had reserved; true when
+    /// they stored more than that and the store is now over its budget.
+    pub(super) fn settle(&self, reserved: Reservation, tally: &Tally) -> bool {
         let apply = |counter: &AtomicU64, delta: i64| {
             if delta > 0 {
                 counter.fetch_add(delta as u64, Ordering::AcqRel);
@@ -119,6 +136,8 @@ impl Budget {
         if tally.earliest != u64::MAX {
             self.earliest.fetch_min(tally.earliest, Ordering::AcqRel);
         }
+        let grew = tally.bytes > reserved.bytes as i64 || tally.entries > reserved.entries as i64;
+        grew && self.over()
     }
 }
 
@@ -131,11 +150,17 @@ impl Table {
     /// [`ErrorKind::OutOfMemory`](crate::ErrorKind::OutOfMemory), with nothing evicted, when
     /// the write is larger than the room evicting every evictable entry would make.
     #[inline]
-    pub(super) fn reserve(&self, key: &str, bytes: u64, entries: u64) -> Result<Reservation> {
+    pub(super) fn reserve(
+        &self,
+        key: &str,
+        bytes: impl FnOnce() -> u64,
+        entries: u64,
+    ) -> Result<Reservation> {
         if self.budget().is_none() {
             return Ok(Reservation::default());
         }
-        self.reserve_with(key, Reservation { bytes, entries }, || {
+        let bytes = bytes();
+        self.reserve_with(&[key], Reservation { bytes, entries }, || {
             // A write over a present key only needs what it adds to it.
             match self.charge_of(key) {
                 Some(old) => Reservation {
@@ -147,19 +172,44 @@ impl Table {
         })
     }
 
-    /// Reserves room for a batch: `pairs` are the keys and what each new entry will cost.
-    pub(super) fn reserve_batch(&self, pairs: &[(&str, u64)]) -> Result<Reservation> {
+    /// Reserves room for a write that only replaces a present value (`cas`): nothing when the
+    /// key is missing, since the write then stores nothing.
+    pub(super) fn reserve_replacement(
+        &self,
+        key: &str,
+        bytes: impl FnOnce() -> u64,
+    ) -> Result<Reservation> {
         if self.budget().is_none() {
             return Ok(Reservation::default());
         }
-        let first = pairs.first().map_or("", |(key, _)| *key);
+        let bytes = bytes();
+        self.reserve_with(&[key], Reservation { bytes, entries: 0 }, || {
+            match self.charge_of(key) {
+                Some(old) => Reservation {
+                    bytes: bytes.saturating_sub(old),
+                    entries: 0,
+                },
+                None => Reservation::default(),
+            }
+        })
+    }
+
+    /// Reserves room for a batch: `keys` and what each new entry will cost.
+    pub(super) fn reserve_batch(&self, keys: &[&str], costs: &[u64]) -> Result<Reservation> {
+        if self.budget().is_none() {
+            return Ok(Reservation::default());
+        }
         let all = Reservation {
-            bytes: pairs.iter().map(|(_, bytes)| bytes).sum(),
-            entries: pairs.len() as u64,
+            bytes: costs.iter().sum(),
+            entries: keys.len() as u64,
         };
-        self.reserve_with(first, all, || {
+        self.reserve_with(keys, all, || {
             let mut want = Reservation::default();
-            for &(key, bytes) in pairs {
+            for (at, (&key, &bytes)) in keys.iter().zip(costs).enumerate() {
+                // A key given twice is stored once, as its last pair.
+                if keys[at + 1..].contains(&key) {
+                    continue;
+                }
                 match self.charge_of(key) {
                     Some(old) => want.bytes += bytes.saturating_sub(old),
                     None => {
@@ -176,14 +226,16 @@ impl Table {
     /// adds to what is already there, making room for it.
     fn reserve_with(
         &self,
-        key: &str,
+        keys: &[&str],
         want: Reservation,
         needed: impl FnOnce() -> Reservation,
     ) -> Result<Reservation> {
         let Some(budget) = self.budget() else {
             return Ok(Reservation::default());
         };
-        budget.epoch.fetch_add(1, Ordering::Relaxed);
+        if self.counts_writes() {
+            budget.epoch.fetch_add(1, Ordering::Relaxed);
+        }
         if budget.try_take(want) {
             return Ok(want);
         }
@@ -191,11 +243,13 @@ impl Table {
         if budget.try_take(want) {
             return Ok(want);
         }
-        self.make_room(budget, key, want)
+        self.make_room(budget, keys, want)
     }
 
+    /// Frees room for `want`, sparing `keys` (the write's own).
     #[cold]
-    fn make_room(&self, budget: &Budget, key: &str, want: Reservation) -> Result<Reservation> {
+    fn make_room(&self, budget: &Budget, keys: &[&str], want: Reservation) -> Result<Reservation> {
+        let key = keys.first().copied().unwrap_or("");
         for _ in 0..ROUNDS {
             // Expired entries first, wherever they are (SPEC 10.4).
             if budget.earliest.load(Ordering::Acquire) <= self.now() {
@@ -207,7 +261,7 @@ impl Table {
             if !budget.could_fit(want) {
                 return Err(refused(budget, key, want));
             }
-            if !self.evict_somewhere(budget) {
+            if !self.evict_somewhere(budget, keys) {
                 return Err(refused(budget, key, want));
             }
             if budget.try_take(want) {
@@ -217,9 +271,20 @@ impl Table {
         Err(refused(budget, key, want))
     }
 
+    /// After a write that stored more than it reserved: evicts until the store is within
+    /// its budget again (or nothing more may go).
+    #[cold]
+    pub(super) fn shed(&self, budget: &Budget) {
+        for _ in 0..ROUNDS {
+            if !budget.over() || !self.evict_somewhere(budget, &[]) {
+                return;
+            }
+        }
+    }
+
     /// Evicts one victim: from this namespace's shards first, then from other namespaces.
-    fn evict_somewhere(&self, budget: &Budget) -> bool {
-        if self.evict_one(budget) {
+    fn evict_somewhere(&self, budget: &Budget, keys: &[&str]) -> bool {
+        if self.evict_one(budget, keys) {
             return true;
         }
         let Some(registry) = self.meta.registry.upgrade() else {

@@ -74,11 +74,12 @@ impl FromStr for Eviction {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Policy {
-    /// S3-FIFO (Yang et al., SOSP 2023): new keys enter a small FIFO queue and leave it at
-    /// once unless read again; keys read again move to the main queue, which evicts like
-    /// CLOCK; recently evicted keys are remembered, so a key that comes back goes straight to
-    /// the main queue. Resists scans, and keeps a hot set. The default, by measurement
-    /// (`docs/eviction.md`).
+    /// S3-FIFO (Yang et al., SOSP 2023), adaptive: new keys enter a small FIFO queue and
+    /// leave it at once unless read again; keys read again move to the main queue, which
+    /// evicts like CLOCK; keys recently evicted are remembered, so a key that comes back goes
+    /// straight to the main queue, and its coming back moves the small queue's share of the
+    /// room (as ARC moves its target). Resists scans, keeps a hot set, O(1) per operation.
+    /// The default, by measurement (`docs/eviction.md`).
     #[default]
     S3Fifo,
     /// Redis's approximate LRU: the least recently used of five entries sampled at random.

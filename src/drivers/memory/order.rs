@@ -22,6 +22,14 @@ const MAIN: u8 = 2;
 
 /// The highest access mark S3-FIFO keeps (two bits, as in the paper).
 pub(super) const MAX_FREQUENCY: u32 = 3;
+/// The small queue's first share of a shard's charge, in thousandths; it then adapts between
+/// [`MIN_SMALL_SHARE`] and [`MAX_SMALL_SHARE`], by [`SHARE_STEP`] a ghost hit.
+const SMALL_SHARE: u64 = 50;
+const MIN_SMALL_SHARE: u64 = 10;
+const MAX_SMALL_SHARE: u64 = 500;
+const SHARE_STEP: u64 = 5;
+/// Each ghost list remembers as many keys as 40% of the shard's queued entries.
+const GHOST_PERCENT: usize = 40;
 /// Entries the sampled LRU compares per eviction (Redis's `maxmemory-samples` default).
 const SAMPLES: usize = 5;
 
@@ -34,6 +42,8 @@ pub(super) struct Order {
     next_id: u32,
 }
 
+// A shard's whole order is boxed already; the variants' sizes matter no further.
+#[allow(clippy::large_enum_variant)]
 enum Victims {
     S3Fifo(S3Fifo),
     SampledLru { rng: u64 },
@@ -131,12 +141,21 @@ impl Order {
 
     /// Removes and returns the next victim among the evictable entries, or `None` when the
     /// shard holds none. `epoch` is the store's recency clock (for the sampled LRU).
-    pub(super) fn victim(&mut self, map: &mut HashTable<Entry>, epoch: u32) -> Option<Entry> {
+    /// Keys in `spared` (those of the write the room is for) are not taken.
+    pub(super) fn victim(
+        &mut self,
+        map: &mut HashTable<Entry>,
+        epoch: u32,
+        spared: &[&str],
+    ) -> Option<Entry> {
         let mode = self.mode;
         let evictable = move |e: &Entry| mode.allows(e);
+        let spared = move |e: &Entry| spared.iter().any(|key| *key == e.key.as_str());
         match &mut self.policy {
-            Victims::S3Fifo(queues) => queues.victim(map, evictable),
-            Victims::SampledLru { rng } => sampled_victim(map, rng, epoch, evictable),
+            Victims::S3Fifo(queues) => queues.victim(map, evictable, spared),
+            Victims::SampledLru { rng } => {
+                sampled_victim(map, rng, epoch, move |e: &Entry| evictable(e) && !spared(e))
+            }
         }
     }
 
@@ -167,9 +186,11 @@ impl Order {
 }
 
 /// S3-FIFO's queues for one shard, by charge (bytes): a small FIFO that new entries enter, a
-/// main FIFO with second chances, and a ghost list of keys recently evicted from the small
-/// queue.
-#[derive(Default)]
+/// main FIFO that gives entries read since they came a second chance, and two ghost lists of
+/// keys recently evicted, from the small queue and from the main one. A key that comes back
+/// while remembered goes straight to the main queue, and moves the small queue's share as ARC
+/// moves its target: up when it came back from the small queue's ghosts (the small queue was
+/// too short to see its second read), down when from the main queue's.
 struct S3Fifo {
     small: VecDeque<Slot>,
     main: VecDeque<Slot>,
@@ -177,14 +198,42 @@ struct S3Fifo {
     main_charge: u64,
     queued: usize,
     ghost: Ghost,
+    main_ghost: Ghost,
+    /// The small queue's share of the charge, in thousandths.
+    small_share: u64,
+}
+
+impl Default for S3Fifo {
+    fn default() -> Self {
+        S3Fifo {
+            small: VecDeque::new(),
+            main: VecDeque::new(),
+            small_charge: 0,
+            main_charge: 0,
+            queued: 0,
+            ghost: Ghost::default(),
+            main_ghost: Ghost::default(),
+            small_share: SMALL_SHARE,
+        }
+    }
 }
 
 impl S3Fifo {
     fn enqueue(&mut self, hash: u64, entry: &mut Entry) {
         let slot = (hash, entry.id);
         if self.ghost.take(hash) {
+            // Evicted from the small queue, and back: the small queue was too short.
             entry.queue = MAIN;
             self.main.push_back(slot);
+            self.small_share = (self.small_share + SHARE_STEP).min(MAX_SMALL_SHARE);
+        } else if self.main_ghost.take(hash) {
+            // Evicted from the main queue, and back: the main queue was too short.
+            entry.queue = MAIN;
+            self.main.push_back(slot);
+            self.small_share = self
+                .small_share
+                .saturating_sub(SHARE_STEP)
+                .max(MIN_SMALL_SHARE);
         } else {
             entry.queue = SMALL;
             self.small.push_back(slot);
@@ -217,11 +266,15 @@ impl S3Fifo {
         &mut self,
         map: &mut HashTable<Entry>,
         evictable: impl Fn(&Entry) -> bool,
+        spared: impl Fn(&Entry) -> bool,
     ) -> Option<Entry> {
+        // Spared entries go round again; once every queued entry has been spared in a row,
+        // nothing here can go.
+        let mut spared_in_a_row = 0;
         loop {
             let total = self.small_charge + self.main_charge;
-            let from_small =
-                self.small_charge > 0 && (self.small_charge * 10 >= total || self.main_charge == 0);
+            let from_small = self.small_charge > 0
+                && (self.small_charge * 1000 >= total * self.small_share || self.main_charge == 0);
             let queue = if from_small { SMALL } else { MAIN };
             let slot = if from_small {
                 self.small.pop_front()
@@ -249,27 +302,55 @@ impl S3Fifo {
                 entry.queue = NOT_QUEUED;
                 continue;
             }
+            if spared(entry) {
+                spared_in_a_row += 1;
+                if spared_in_a_row > self.queued {
+                    self.main.push_front((hash, id));
+                    if from_small {
+                        entry.queue = MAIN;
+                        self.small_charge -= charge;
+                        self.main_charge += charge;
+                    }
+                    return None;
+                }
+                // Being written, it is wanted: out of the small queue, into the main one.
+                if from_small {
+                    entry.queue = MAIN;
+                    self.small_charge -= charge;
+                    self.main_charge += charge;
+                }
+                self.main.push_back((hash, id));
+                continue;
+            }
+            spared_in_a_row = 0;
             let mark = entry.mark.load(Ordering::Relaxed);
             if from_small {
                 if mark > 0 {
-                    // Read again while in the small queue: it stays, in the main queue.
-                    entry.mark.store(0, Ordering::Relaxed);
+                    // Read again while in the small queue: it stays, in the main queue, with
+                    // one read less to its credit.
+                    entry.mark.store(mark - 1, Ordering::Relaxed);
                     entry.queue = MAIN;
                     self.small_charge -= charge;
                     self.main_charge += charge;
                     self.main.push_back((hash, id));
                     continue;
                 }
-                self.ghost.insert(hash, self.queued.max(64));
+                self.ghost.insert(hash, self.ghost_capacity());
             } else if mark > 0 {
                 entry.mark.store(mark - 1, Ordering::Relaxed);
                 self.main.push_back((hash, id));
                 continue;
+            } else {
+                self.main_ghost.insert(hash, self.ghost_capacity());
             }
             self.forget(entry, charge);
             let (entry, _) = found.remove();
             return Some(entry);
         }
+    }
+
+    fn ghost_capacity(&self) -> usize {
+        (self.queued * GHOST_PERCENT / 100).max(8)
     }
 
     /// Drops the slots of entries that left the shard, once they outnumber the queued

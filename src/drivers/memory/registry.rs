@@ -124,7 +124,7 @@ impl Registry {
                     len => evictable[at % len].clone(),
                 }
             };
-            if !table.same(this) && table.evict_one(budget) {
+            if !table.same(this) && table.evict_one(budget, &[]) {
                 return true;
             }
         }

@@ -198,12 +198,13 @@ impl Slots {
         }
     }
 
-    /// Evicts the shard's next victim, if it holds an evictable entry.
-    pub(super) fn evict(&mut self, epoch: u32, tally: &mut Tally) -> bool {
+    /// Evicts the shard's next victim, if it holds an evictable entry other than the keys in
+    /// `spared`.
+    pub(super) fn evict(&mut self, epoch: u32, spared: &[&str], tally: &mut Tally) -> bool {
         let Some(order) = &mut self.order else {
             return false;
         };
-        let Some(entry) = order.victim(&mut self.map, epoch) else {
+        let Some(entry) = order.victim(&mut self.map, epoch, spared) else {
             return false;
         };
         tally.evicted += 1;

@@ -192,7 +192,9 @@ impl Table {
     #[inline]
     fn finish(&self, reserved: Reservation, tally: &Tally, deadline: u64) {
         if let Some(budget) = &self.budget {
-            budget.settle(reserved, tally);
+            if budget.settle(reserved, tally) {
+                self.shed(budget);
+            }
         }
         if tally.expired | tally.evicted != 0 {
             self.meta.count(tally);
@@ -217,6 +219,12 @@ impl Table {
         }
     }
 
+    /// Whether the policy needs the store's recency clock to move with writes.
+    #[inline]
+    pub(super) fn counts_writes(&self) -> bool {
+        self.meta.policy == Policy::SampledLru
+    }
+
     /// The mark a new entry starts with.
     #[inline]
     fn first_mark(&self) -> u32 {
@@ -235,18 +243,22 @@ impl Table {
         entry.live(&mut now).then(|| entry.charge())
     }
 
-    /// Evicts one victim from this namespace, trying its shards in turn from where the last
-    /// eviction stopped; false when none holds an evictable entry.
-    pub(super) fn evict_one(&self, budget: &Budget) -> bool {
+    /// Evicts one victim from this namespace, none of `spared` (the keys being written):
+    /// from the shard of the first of them first, so each shard keeps the room it has, then
+    /// from the others in turn; false when none holds an evictable entry.
+    pub(super) fn evict_one(&self, budget: &Budget, spared: &[&str]) -> bool {
         if self.meta.mode == Eviction::Never {
             return false;
         }
         let shards = self.shards.len();
-        let start = self.meta.evict_hand.fetch_add(1, Ordering::Relaxed);
+        let start = match spared.first() {
+            Some(key) => self.shard_index(self.hash(key)),
+            None => self.meta.evict_hand.fetch_add(1, Ordering::Relaxed),
+        };
         for i in 0..shards {
             let mut tally = Tally::new();
             let evicted =
-                write(&self.shards[(start + i) % shards]).evict(budget.epoch(), &mut tally);
+                write(&self.shards[(start + i) % shards]).evict(budget.epoch(), spared, &mut tally);
             if evicted {
                 budget.settle(Reservation::default(), &tally);
                 self.meta.count(&tally);
@@ -370,7 +382,7 @@ impl Table {
     pub(crate) fn set(&self, key: &str, value: Bytes, expiry: Expiry) -> Result<()> {
         let hash = self.hash(key);
         let value = Value::Bytes(value);
-        let reserved = self.reserve(key, cost(key, &value), 1)?;
+        let reserved = self.reserve(key, || cost(key, &value), 1)?;
         let mode = self.bounded_mode();
         let mut tally = Tally::new();
         let mut slots = write(self.shard(hash));
@@ -409,7 +421,7 @@ impl Table {
     pub(crate) fn set_nx(&self, key: &str, value: Bytes, ttl: Option<Ttl>) -> Result<bool> {
         let hash = self.hash(key);
         let value = Value::Bytes(value);
-        let reserved = self.reserve(key, cost(key, &value), 1)?;
+        let reserved = self.reserve(key, || cost(key, &value), 1)?;
         let mut tally = Tally::new();
         let mut slots = write(self.shard(hash));
         let mut now = Now::new(&self.clock);
@@ -527,7 +539,7 @@ impl Table {
                         // again.
                         drop(slots);
                         self.finish(Reservation::default(), &tally, 0);
-                        reserved = Some(self.reserve(key, cost(key, &Value::Int(delta)), 1)?);
+                        reserved = Some(self.reserve(key, || cost(key, &Value::Int(delta)), 1)?);
                         continue;
                     }
                     Some(_) => {
@@ -561,7 +573,7 @@ impl Table {
     ) -> Result<Option<Bytes>> {
         let hash = self.hash(key);
         let value = Value::Bytes(value);
-        let reserved = self.reserve(key, cost(key, &value), 1)?;
+        let reserved = self.reserve(key, || cost(key, &value), 1)?;
         let mode = self.bounded_mode();
         let mut tally = Tally::new();
         let mut slots = write(self.shard(hash));
@@ -597,7 +609,7 @@ impl Table {
     ) -> Result<bool> {
         let hash = self.hash(key);
         let new = Value::Bytes(new);
-        let reserved = self.reserve(key, cost(key, &new), 1)?;
+        let reserved = self.reserve_replacement(key, || cost(key, &new))?;
         let mode = self.bounded_mode();
         let mut tally = Tally::new();
         let mut slots = write(self.shard(hash));
@@ -689,11 +701,12 @@ impl Table {
         let reserved = match self.budget {
             None => Reservation::default(),
             Some(_) => {
-                let costs: Batch<(&str, u64)> = pairs
+                let keys: Batch<&str> = pairs.iter().map(|(key, _)| *key).collect();
+                let costs: Batch<u64> = pairs
                     .iter()
-                    .map(|(key, value)| (*key, cost(key, &Value::Bytes(value.clone()))))
+                    .map(|(key, value)| cost(key, &Value::Bytes(value.clone())))
                     .collect();
-                self.reserve_batch(&costs)?
+                self.reserve_batch(&keys, &costs)?
             }
         };
         let mode = self.bounded_mode();

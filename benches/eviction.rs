@@ -1,0 +1,305 @@
+//! Hit ratios of the memory driver's eviction policies on real and synthetic workloads, beside
+//! an exact LRU, ARC's published figures, moka, quick_cache and Belady's optimal, all in one
+//! run (SPEC 10.6). Every cache is filled on a miss and every hit checks the value it returns.
+//!
+//! Run: `cargo bench --bench eviction` (a few minutes; `EVICTION_QUICK=1` for one size per
+//! workload). Reads the ARC paper's traces from `../shared/traces/`; prints a progress line
+//! per workload and size, the tables as Markdown, and writes `target/eviction.csv` for the
+//! plot (`python3 docs/plot_eviction.py`).
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use namestore::drivers::memory::{Eviction, MemoryDriver, Policy};
+use namestore::{Bytes, Namespace};
+
+#[path = "../tests/support/replay.rs"]
+mod replay;
+
+#[allow(dead_code)]
+mod common;
+
+use common::ready;
+use replay::{Lru, Replay, belady, hit_ratio, load_trace, scan_workload, zipf};
+
+/// The memory driver as a cache of `capacity` entries, through the typed namespace API.
+struct Namestore {
+    ns: Namespace<u64, MemoryDriver>,
+}
+
+impl Namestore {
+    fn new(capacity: usize, policy: Policy, shards: Option<usize>) -> Self {
+        let mut builder = MemoryDriver::builder()
+            .max_entries(capacity as u64)
+            .eviction(Eviction::Any)
+            .policy(policy)
+            .reap_interval(None);
+        if let Some(shards) = shards {
+            builder = builder.shards(shards);
+        }
+        let ns = builder
+            .build()
+            .unwrap()
+            .namespace("bench", "cache")
+            .unwrap();
+        Namestore { ns }
+    }
+}
+
+impl Replay for Namestore {
+    fn access(&mut self, key: u64) -> bool {
+        match ready(self.ns.get(&key)).unwrap() {
+            Some(value) => {
+                assert_eq!(
+                    &value[..],
+                    &key.to_be_bytes()[..],
+                    "a hit returned another value"
+                );
+                true
+            }
+            None => {
+                ready(
+                    self.ns
+                        .set(&key, Bytes::copy_from_slice(&key.to_be_bytes()), None),
+                )
+                .unwrap();
+                false
+            }
+        }
+    }
+}
+
+struct Moka(moka::sync::Cache<u64, u64>);
+
+impl Replay for Moka {
+    fn access(&mut self, key: u64) -> bool {
+        match self.0.get(&key) {
+            Some(value) => {
+                assert_eq!(value, key);
+                true
+            }
+            None => {
+                self.0.insert(key, key);
+                // Settle moka's eviction, so its size is the capacity at every access.
+                self.0.run_pending_tasks();
+                false
+            }
+        }
+    }
+}
+
+struct QuickCache(quick_cache::unsync::Cache<u64, u64>);
+
+impl Replay for QuickCache {
+    fn access(&mut self, key: u64) -> bool {
+        match self.0.get(&key) {
+            Some(&value) => {
+                assert_eq!(value, key);
+                true
+            }
+            None => {
+                self.0.insert(key, key);
+                false
+            }
+        }
+    }
+}
+
+/// The columns, in order.
+const COLUMNS: [&str; 8] = [
+    "S3-FIFO",
+    "S3-FIFO 1 shard",
+    "sampled LRU",
+    "LRU",
+    "ARC (published)",
+    "moka",
+    "quick_cache",
+    "Belady",
+];
+
+struct Row {
+    size: usize,
+    ratios: [Option<f64>; 8],
+}
+
+fn measure(name: &str, accesses: &[u64], size: usize, arc: Option<f64>) -> Row {
+    let started = Instant::now();
+    let run = |cache: &mut dyn Replay| Some(hit_ratio(cache, accesses));
+    let ratios = [
+        run(&mut Namestore::new(size, Policy::S3Fifo, None)),
+        run(&mut Namestore::new(size, Policy::S3Fifo, Some(1))),
+        run(&mut Namestore::new(size, Policy::SampledLru, None)),
+        run(&mut Lru::new(size)),
+        arc,
+        run(&mut Moka(
+            moka::sync::Cache::builder()
+                .max_capacity(size as u64)
+                .build(),
+        )),
+        run(&mut QuickCache(quick_cache::unsync::Cache::new(size))),
+        Some(belady(accesses, size)),
+    ];
+    eprintln!(
+        "  {name} at {size}: done in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Row { size, ratios }
+}
+
+fn table(title: &str, rows: &[Row], out: &mut String, csv: &mut String) {
+    writeln!(out, "\n### {title}\n").unwrap();
+    writeln!(out, "| entries | {} |", COLUMNS.join(" | ")).unwrap();
+    writeln!(out, "|---:|{}", "---:|".repeat(COLUMNS.len())).unwrap();
+    for row in rows {
+        let cells: Vec<String> = row
+            .ratios
+            .iter()
+            .map(|r| r.map_or("".to_owned(), |r| format!("{:.2}%", r * 100.0)))
+            .collect();
+        writeln!(out, "| {} | {} |", row.size, cells.join(" | ")).unwrap();
+        for (column, ratio) in COLUMNS.iter().zip(&row.ratios) {
+            if let Some(ratio) = ratio {
+                writeln!(csv, "{title},{column},{},{ratio:.6}", row.size).unwrap();
+            }
+        }
+    }
+    let mean = |i: usize| {
+        let values: Vec<f64> = rows.iter().filter_map(|r| r.ratios[i]).collect();
+        (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+    };
+    let means: Vec<String> = (0..COLUMNS.len())
+        .map(|i| mean(i).map_or(String::new(), |m| format!("{:.2}%", m * 100.0)))
+        .collect();
+    writeln!(out, "| mean | {} |", means.join(" | ")).unwrap();
+}
+
+fn traces() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/traces");
+    assert!(
+        dir.join("OLTP.lis.zst").exists(),
+        "the ARC traces are expected in {} (OLTP.lis.zst, P3.lis.zst)",
+        dir.display()
+    );
+    dir
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; anything else is a filter we do not support.
+    let quick = std::env::var_os("EVICTION_QUICK").is_some();
+    let pick = |sizes: &[usize]| -> Vec<usize> {
+        if quick {
+            sizes[..1].to_vec()
+        } else {
+            sizes.to_vec()
+        }
+    };
+    let mut out = String::new();
+    let mut csv = String::from("workload,cache,entries,hit_ratio\n");
+    let dir = traces();
+
+    eprintln!("OLTP");
+    let oltp = load_trace(&dir.join("OLTP.lis.zst"));
+    let published = [
+        (1_000, 0.3893),
+        (2_000, 0.4608),
+        (5_000, 0.5525),
+        (10_000, 0.6187),
+        (15_000, 0.6540),
+    ];
+    let rows: Vec<Row> = pick(&published.map(|(s, _)| s))
+        .into_iter()
+        .map(|size| {
+            let arc = published.iter().find(|(s, _)| *s == size).map(|(_, r)| *r);
+            measure("OLTP", &oltp, size, arc)
+        })
+        .collect();
+    table("OLTP", &rows, &mut out, &mut csv);
+
+    eprintln!("P3");
+    let p3 = load_trace(&dir.join("P3.lis.zst"));
+    let published = [(4_096, 0.0233), (16_384, 0.0700), (65_536, 0.2689)];
+    let rows: Vec<Row> = pick(&published.map(|(s, _)| s))
+        .into_iter()
+        .map(|size| {
+            let arc = published.iter().find(|(s, _)| *s == size).map(|(_, r)| *r);
+            measure("P3", &p3, size, arc)
+        })
+        .collect();
+    table("P3", &rows, &mut out, &mut csv);
+
+    for alpha in [0.7, 0.9, 1.1] {
+        let name = format!("Zipf {alpha}");
+        eprintln!("{name}");
+        let accesses = zipf(100_000, alpha, 1_000_000, 0x2f1e);
+        let rows: Vec<Row> = pick(&[1_000, 10_000])
+            .into_iter()
+            .map(|size| measure(&name, &accesses, size, None))
+            .collect();
+        table(
+            &format!("{name} (1M requests over 100k keys)"),
+            &rows,
+            &mut out,
+            &mut csv,
+        );
+    }
+
+    // Scan resistance: a hot set, a one-time sweep over 10x the cache, the hot set again.
+    eprintln!("scan");
+    let size = 1_000;
+    let (accesses, start, end) = scan_workload(5_000, 200_000, 10 * size, 0x5ca7);
+    writeln!(
+        out,
+        "\n### Scan resistance ({size} entries; hot Zipf 0.9 over 5,000 keys, a sweep of {} new keys in the middle)\n",
+        10 * size
+    )
+    .unwrap();
+    writeln!(
+        out,
+        "| cache | hot set before the sweep | hot set after the sweep |"
+    )
+    .unwrap();
+    writeln!(out, "|---|---:|---:|").unwrap();
+    let mut caches: Vec<(&str, Box<dyn Replay>)> = vec![
+        (
+            "S3-FIFO",
+            Box::new(Namestore::new(size, Policy::S3Fifo, None)),
+        ),
+        (
+            "sampled LRU",
+            Box::new(Namestore::new(size, Policy::SampledLru, None)),
+        ),
+        ("LRU", Box::new(Lru::new(size))),
+        (
+            "moka",
+            Box::new(Moka(
+                moka::sync::Cache::builder()
+                    .max_capacity(size as u64)
+                    .build(),
+            )),
+        ),
+        (
+            "quick_cache",
+            Box::new(QuickCache(quick_cache::unsync::Cache::new(size))),
+        ),
+    ];
+    for (name, cache) in &mut caches {
+        let before = hit_ratio(cache.as_mut(), &accesses[..start]);
+        hit_ratio(cache.as_mut(), &accesses[start..end]);
+        // The first 10% after the sweep shows how much of the hot set survived it.
+        let after_end = end + (accesses.len() - end) / 10;
+        let after = hit_ratio(cache.as_mut(), &accesses[end..after_end]);
+        writeln!(
+            out,
+            "| {name} | {:.2}% | {:.2}% |",
+            before * 100.0,
+            after * 100.0
+        )
+        .unwrap();
+    }
+
+    println!("{out}");
+    let csv_path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/eviction.csv");
+    std::fs::write(&csv_path, csv).unwrap();
+    eprintln!("wrote {}", csv_path.display());
+}
