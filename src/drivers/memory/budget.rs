@@ -39,8 +39,8 @@ pub(crate) struct Budget {
 /// What a write reserved.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Reservation {
-    bytes: u64,
-    entries: u64,
+    pub(super) bytes: u64,
+    pub(super) entries: u64,
 }
 
 /// The budget's state, for [`MemoryDriver::usage`](super::MemoryDriver::usage).
@@ -71,6 +71,20 @@ impl Budget {
         }
     }
 
+    /// Moves the recency clock on (a write, for the sampled LRU).
+    #[inline]
+    pub(super) fn bump_epoch(&self) {
+        self.epoch.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Whether some stored entry may have expired by `now` (driver-clock nanoseconds).
+    #[inline]
+    pub(super) fn may_hold_expired(&self, now: impl FnOnce() -> u64) -> bool {
+        let earliest = self.earliest.load(Ordering::Acquire);
+        // No deadline stored: no clock read.
+        earliest != u64::MAX && earliest <= now()
+    }
+
     /// The recency clock, for marks.
     #[inline]
     pub(super) fn epoch(&self) -> u32 {
@@ -79,7 +93,7 @@ impl Budget {
 
     /// Takes `want` if it fits now. Each counter only ever moves within its limit, so the
     /// usage a reader sees is never over the budget because of a reservation.
-    fn try_take(&self, want: Reservation) -> bool {
+    pub(super) fn try_take(&self, want: Reservation) -> bool {
         let take = |counter: &AtomicU64, amount: u64, max: u64| {
             amount == 0
                 || counter
@@ -98,6 +112,42 @@ impl Budget {
         true
     }
 
+    /// Takes `want` while giving back what `freed` removed (its counts are negative), in one
+    /// update of each counter, if the result is within the budget; otherwise nothing changes.
+    pub(super) fn trade(&self, want: Reservation, freed: &Tally) -> bool {
+        let moved = |counter: &AtomicU64, amount: u64, delta: i64, max: u64| {
+            counter
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                    let total = (used as i128) + (amount as i128) + (delta as i128);
+                    (0..=max as i128).contains(&total).then_some(total as u64)
+                })
+                .is_ok()
+        };
+        if !moved(&self.entries, want.entries, freed.entries, self.max_entries) {
+            return false;
+        }
+        if !moved(&self.bytes, want.bytes, freed.bytes, self.max_bytes) {
+            // Undo the entries' part.
+            let back = want.entries as i64 + freed.entries;
+            if back > 0 {
+                self.entries.fetch_sub(back as u64, Ordering::AcqRel);
+            } else if back < 0 {
+                self.entries
+                    .fetch_add(back.unsigned_abs(), Ordering::AcqRel);
+            }
+            return false;
+        }
+        self.settle(
+            Reservation::default(),
+            &Tally {
+                bytes: 0,
+                entries: 0,
+                ..*freed
+            },
+        );
+        true
+    }
+
     /// Whether usage is over a limit: a write stored more than it reserved (the key it meant
     /// to overwrite was evicted by another write meanwhile).
     fn over(&self) -> bool {
@@ -106,7 +156,7 @@ impl Budget {
     }
 
     /// Whether evicting everything evictable would make room for `want`.
-    fn could_fit(&self, want: Reservation) -> bool {
+    pub(super) fn could_fit(&self, want: Reservation) -> bool {
         let fixed_bytes = self
             .bytes
             .load(Ordering::Acquire)
@@ -252,7 +302,7 @@ impl Table {
         let key = keys.first().copied().unwrap_or("");
         for _ in 0..ROUNDS {
             // Expired entries first, wherever they are (SPEC 10.4).
-            if budget.earliest.load(Ordering::Acquire) <= self.now() {
+            if budget.may_hold_expired(|| self.now()) {
                 self.purge_expired_everywhere(budget);
                 if budget.try_take(want) {
                     return Ok(want);

@@ -75,8 +75,12 @@ impl Meta {
     /// Counts what a change removed.
     #[cold]
     fn count(&self, tally: &Tally) {
-        self.evicted.fetch_add(tally.evicted, Ordering::Relaxed);
-        self.expired.fetch_add(tally.expired, Ordering::Relaxed);
+        if tally.evicted > 0 {
+            self.evicted.fetch_add(tally.evicted, Ordering::Relaxed);
+        }
+        if tally.expired > 0 {
+            self.expired.fetch_add(tally.expired, Ordering::Relaxed);
+        }
     }
 }
 
@@ -234,6 +238,71 @@ impl Table {
         }
     }
 
+    /// Locks the shard of `key` for a write that stores a new value costing `bytes`, with
+    /// room for it taken from the budget (nothing to take without one). `adds`: whether the
+    /// write adds an entry when the key is missing.
+    ///
+    /// The room is taken under the lock, exactly: what the new value adds to the live entry
+    /// the lock shows. When it does not fit, the shard's own victims make room under the same
+    /// lock (the common case: a write evicts from its own shard first), unless an expired entry
+    /// may still hold memory somewhere, or the room must come from elsewhere: then the lock is
+    /// let go, room is made without it, and the shard is locked again.
+    #[inline]
+    fn lock_with_room(
+        &self,
+        hash: u64,
+        key: &str,
+        bytes: impl FnOnce() -> u64,
+        adds: bool,
+    ) -> Result<(RwLockWriteGuard<'_, Slots>, Reservation)> {
+        let shard = self.shard(hash);
+        let Some(budget) = &self.budget else {
+            return Ok((write(shard), Reservation::default()));
+        };
+        let bytes = bytes();
+        if self.counts_writes() {
+            budget.bump_epoch();
+        }
+        let mut slots = write(shard);
+        let mut now = Now::new(&self.clock);
+        let old = slots
+            .map
+            .find(hash, |e| key_eq(&e.key, key))
+            .filter(|e| e.live(&mut now))
+            .map(Entry::charge);
+        let want = match old {
+            Some(old) => Reservation {
+                bytes: bytes.saturating_sub(old),
+                entries: 0,
+            },
+            // A write that only replaces (`cas`) stores nothing when the key is missing.
+            None if !adds => Reservation::default(),
+            None => Reservation { bytes, entries: 1 },
+        };
+        if budget.try_take(want) {
+            return Ok((slots, want));
+        }
+        if !budget.may_hold_expired(|| now.get()) && budget.could_fit(want) {
+            // Victims go, and their room is traded for the write's in one update.
+            let mut evicted = Tally::new();
+            while slots.evict(budget.epoch(), &[key], &mut evicted) {
+                if budget.trade(want, &evicted) {
+                    self.meta.count(&evicted);
+                    return Ok((slots, want));
+                }
+            }
+            budget.settle(Reservation::default(), &evicted);
+            self.meta.count(&evicted);
+        }
+        drop(slots);
+        let reserved = if adds {
+            self.reserve(key, || bytes, 1)?
+        } else {
+            self.reserve_replacement(key, || bytes)?
+        };
+        Ok((write(shard), reserved))
+    }
+
     /// What the live entry of `key` costs the budget, if there is one.
     pub(super) fn charge_of(&self, key: &str) -> Option<u64> {
         let hash = self.hash(key);
@@ -382,10 +451,9 @@ impl Table {
     pub(crate) fn set(&self, key: &str, value: Bytes, expiry: Expiry) -> Result<()> {
         let hash = self.hash(key);
         let value = Value::Bytes(value);
-        let reserved = self.reserve(key, || cost(key, &value), 1)?;
+        let (mut slots, reserved) = self.lock_with_room(hash, key, || cost(key, &value), true)?;
         let mode = self.bounded_mode();
         let mut tally = Tally::new();
-        let mut slots = write(self.shard(hash));
         let mut now = Now::new(&self.clock);
         let stored = match slots.live_mut(hash, key, &mut now, &mut tally) {
             Some(entry) => {
@@ -421,9 +489,8 @@ impl Table {
     pub(crate) fn set_nx(&self, key: &str, value: Bytes, ttl: Option<Ttl>) -> Result<bool> {
         let hash = self.hash(key);
         let value = Value::Bytes(value);
-        let reserved = self.reserve(key, || cost(key, &value), 1)?;
+        let (mut slots, reserved) = self.lock_with_room(hash, key, || cost(key, &value), true)?;
         let mut tally = Tally::new();
-        let mut slots = write(self.shard(hash));
         let mut now = Now::new(&self.clock);
         let stored = if slots.live_mut(hash, key, &mut now, &mut tally).is_some() {
             None
@@ -573,10 +640,9 @@ impl Table {
     ) -> Result<Option<Bytes>> {
         let hash = self.hash(key);
         let value = Value::Bytes(value);
-        let reserved = self.reserve(key, || cost(key, &value), 1)?;
+        let (mut slots, reserved) = self.lock_with_room(hash, key, || cost(key, &value), true)?;
         let mode = self.bounded_mode();
         let mut tally = Tally::new();
-        let mut slots = write(self.shard(hash));
         let mut now = Now::new(&self.clock);
         let deadline = deadline_of(&mut now, ttl);
         let previous = match slots.live_mut(hash, key, &mut now, &mut tally) {
@@ -609,10 +675,9 @@ impl Table {
     ) -> Result<bool> {
         let hash = self.hash(key);
         let new = Value::Bytes(new);
-        let reserved = self.reserve_replacement(key, || cost(key, &new))?;
+        let (mut slots, reserved) = self.lock_with_room(hash, key, || cost(key, &new), false)?;
         let mode = self.bounded_mode();
         let mut tally = Tally::new();
-        let mut slots = write(self.shard(hash));
         let mut now = Now::new(&self.clock);
         let deadline = deadline_of(&mut now, ttl);
         let swapped = match slots.live_mut(hash, key, &mut now, &mut tally) {
