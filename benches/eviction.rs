@@ -11,64 +11,12 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use namestore::drivers::memory::{Eviction, MemoryDriver, Policy};
-use namestore::{Bytes, Namespace};
+use namestore::drivers::memory::Policy;
 
 #[path = "../tests/support/replay.rs"]
 mod replay;
 
-#[allow(dead_code)]
-mod common;
-
-use common::ready;
-use replay::{Lru, Replay, belady, hit_ratio, load_trace, scan_workload, zipf};
-
-/// The memory driver as a cache of `capacity` entries, through the typed namespace API.
-struct Namestore {
-    ns: Namespace<u64, MemoryDriver>,
-}
-
-impl Namestore {
-    fn new(capacity: usize, policy: Policy, shards: Option<usize>) -> Self {
-        let mut builder = MemoryDriver::builder()
-            .max_entries(capacity as u64)
-            .eviction(Eviction::Any)
-            .policy(policy)
-            .reap_interval(None);
-        if let Some(shards) = shards {
-            builder = builder.shards(shards);
-        }
-        let ns = builder
-            .build()
-            .unwrap()
-            .namespace("bench", "cache")
-            .unwrap();
-        Namestore { ns }
-    }
-}
-
-impl Replay for Namestore {
-    fn access(&mut self, key: u64) -> bool {
-        match ready(self.ns.get(&key)).unwrap() {
-            Some(value) => {
-                assert_eq!(
-                    &value[..],
-                    &key.to_be_bytes()[..],
-                    "a hit returned another value"
-                );
-                true
-            }
-            None => {
-                ready(
-                    self.ns
-                        .set(&key, Bytes::copy_from_slice(&key.to_be_bytes()), None),
-                )
-                .unwrap();
-                false
-            }
-        }
-    }
-}
+use replay::{Lru, Namestore, Replay, belady, hit_ratio, load_trace, scan_workload, zipf};
 
 struct Moka(moka::sync::Cache<u64, u64>);
 

@@ -7,56 +7,8 @@
 #[path = "support/replay.rs"]
 mod replay;
 
-use std::future::Future;
-
-use futures_util::FutureExt;
-use namestore::drivers::memory::{Eviction, MemoryDriver, Policy};
-use namestore::{Bytes, Namespace};
-use replay::{Lru, Replay, hit_ratio, load_trace, scan_workload};
-
-fn ready<T>(future: impl Future<Output = T>) -> T {
-    future
-        .now_or_never()
-        .expect("memory driver futures are ready at once")
-}
-
-struct Store(Namespace<u64, MemoryDriver>);
-
-impl Store {
-    fn new(capacity: u64, policy: Policy) -> Self {
-        let driver = MemoryDriver::builder()
-            .max_entries(capacity)
-            .eviction(Eviction::Any)
-            .policy(policy)
-            .reap_interval(None)
-            .build()
-            .unwrap();
-        Store(driver.namespace("test", "cache").unwrap())
-    }
-}
-
-impl Replay for Store {
-    fn access(&mut self, key: u64) -> bool {
-        match ready(self.0.get(&key)).unwrap() {
-            Some(value) => {
-                assert_eq!(
-                    &value[..],
-                    &key.to_be_bytes()[..],
-                    "a hit returned another value"
-                );
-                true
-            }
-            None => {
-                ready(
-                    self.0
-                        .set(&key, Bytes::copy_from_slice(&key.to_be_bytes()), None),
-                )
-                .unwrap();
-                false
-            }
-        }
-    }
-}
+use namestore::drivers::memory::Policy;
+use replay::{Lru, Namestore, hit_ratio, load_trace, scan_workload};
 
 #[test]
 fn the_default_policy_beats_lru_on_oltp() {
@@ -69,7 +21,10 @@ fn the_default_policy_beats_lru_on_oltp() {
         "the trace's first 100,000 requests, one block each"
     );
     let lru = hit_ratio(&mut Lru::new(1000), &accesses);
-    let s3fifo = hit_ratio(&mut Store::new(1000, Policy::default()), &accesses);
+    let s3fifo = hit_ratio(
+        &mut Namestore::new(1000, Policy::default(), None),
+        &accesses,
+    );
     println!(
         "OLTP, first 100k requests, 1000 entries: LRU {:.2}%, S3-FIFO {:.2}%",
         lru * 100.0,
@@ -85,7 +40,7 @@ fn the_default_policy_beats_lru_on_oltp() {
 fn a_sweep_does_not_flush_the_hot_set() {
     let size = 1000;
     let (accesses, start, end) = scan_workload(5_000, 100_000, 10 * size, 0x5ca7);
-    let mut store = Store::new(size as u64, Policy::default());
+    let mut store = Namestore::new(size, Policy::default(), None);
     let mut lru = Lru::new(size);
     let before = hit_ratio(&mut store, &accesses[..start]);
     hit_ratio(&mut lru, &accesses[..start]);

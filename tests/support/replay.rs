@@ -7,6 +7,10 @@ use std::collections::{BTreeSet, HashMap};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 
+use futures_util::FutureExt;
+use namestore::drivers::memory::{Eviction, MemoryDriver, Policy};
+use namestore::{Bytes, Namespace};
+
 /// The block accesses of a trace in the ARC paper's format (`start count _ _` per request; a
 /// request of `count` blocks is `count` accesses to `start`, `start + 1`, …), zstd-compressed.
 pub fn load_trace(path: &Path) -> Vec<u64> {
@@ -87,6 +91,59 @@ pub trait Replay {
 pub fn hit_ratio(cache: &mut dyn Replay, accesses: &[u64]) -> f64 {
     let hits = accesses.iter().filter(|&&key| cache.access(key)).count();
     hits as f64 / accesses.len().max(1) as f64
+}
+
+/// The memory driver as a cache of `capacity` entries (eviction `any`), through the typed
+/// namespace API; `shards` overrides the default shard count.
+pub struct Namestore(Namespace<u64, MemoryDriver>);
+
+impl Namestore {
+    pub fn new(capacity: usize, policy: Policy, shards: Option<usize>) -> Self {
+        let mut builder = MemoryDriver::builder()
+            .max_entries(capacity as u64)
+            .eviction(Eviction::Any)
+            .policy(policy)
+            .reap_interval(None);
+        if let Some(shards) = shards {
+            builder = builder.shards(shards);
+        }
+        Namestore(
+            builder
+                .build()
+                .unwrap()
+                .namespace("replay", "cache")
+                .unwrap(),
+        )
+    }
+}
+
+impl Replay for Namestore {
+    fn access(&mut self, key: u64) -> bool {
+        match self
+            .0
+            .get(&key)
+            .now_or_never()
+            .expect("ready at once")
+            .unwrap()
+        {
+            Some(value) => {
+                assert_eq!(
+                    &value[..],
+                    &key.to_be_bytes()[..],
+                    "a hit returned another value"
+                );
+                true
+            }
+            None => {
+                self.0
+                    .set(&key, Bytes::copy_from_slice(&key.to_be_bytes()), None)
+                    .now_or_never()
+                    .expect("ready at once")
+                    .unwrap();
+                false
+            }
+        }
+    }
 }
 
 /// An exact LRU of `capacity` entries: a hash map into a doubly linked list kept in a vector.

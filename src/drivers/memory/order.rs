@@ -1,14 +1,15 @@
 //! The eviction order of one shard of a store with a budget: which entry goes next (S3-FIFO or
-//! a sampled LRU), and the shard's entries with a TTL by deadline, so expired entries are
-//! found without scanning. Every method runs under the shard's write lock; reads only mark
-//! entries (an atomic store), so a read never takes this lock.
+//! a sampled LRU, O(1) amortized per write), and the shard's entries with a TTL by deadline (a
+//! heap: O(log n) per write that sets a deadline), so expired entries are found without
+//! scanning. Every method runs under the shard's write lock; reads only mark entries (an
+//! atomic store), so a read never takes this lock.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
+use std::hash::BuildHasher;
 use std::sync::atomic::Ordering;
 
 use hashbrown::{DefaultHashBuilder, HashTable};
-use std::hash::BuildHasher;
 
 use super::entry::Entry;
 use super::eviction::{Eviction, Policy};
