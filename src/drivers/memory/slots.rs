@@ -115,9 +115,17 @@ impl Slots {
         })
     }
 
-    /// Accounts a change to the entry `before` described (value or deadline).
+    /// Accounts a change to the entry `before` described (value or deadline); nothing to do
+    /// without a budget.
+    #[inline]
     pub(super) fn changed(&mut self, hash: u64, before: Option<Before>, tally: &mut Tally) {
-        let (Some(before), Some(order)) = (before, &mut self.order) else {
+        if let Some(before) = before {
+            self.account_change(hash, before, tally);
+        }
+    }
+
+    fn account_change(&mut self, hash: u64, before: Before, tally: &mut Tally) {
+        let Some(order) = &mut self.order else {
             return;
         };
         let Ok(mut found) = self.map.find_entry(hash, |e| e.id == before.id) else {

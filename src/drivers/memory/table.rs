@@ -247,7 +247,7 @@ impl Table {
     /// lock (the common case: a write evicts from its own shard first), unless an expired entry
     /// may still hold memory somewhere, or the room must come from elsewhere: then the lock is
     /// let go, room is made without it, and the shard is locked again.
-    #[inline]
+    #[inline(always)]
     fn lock_with_room(
         &self,
         hash: u64,
@@ -255,11 +255,21 @@ impl Table {
         bytes: impl FnOnce() -> u64,
         adds: bool,
     ) -> Result<(RwLockWriteGuard<'_, Slots>, Reservation)> {
+        match &self.budget {
+            None => Ok((write(self.shard(hash)), Reservation::default())),
+            Some(budget) => self.lock_with_budget(budget, hash, key, bytes(), adds),
+        }
+    }
+
+    fn lock_with_budget(
+        &self,
+        budget: &Budget,
+        hash: u64,
+        key: &str,
+        bytes: u64,
+        adds: bool,
+    ) -> Result<(RwLockWriteGuard<'_, Slots>, Reservation)> {
         let shard = self.shard(hash);
-        let Some(budget) = &self.budget else {
-            return Ok((write(shard), Reservation::default()));
-        };
-        let bytes = bytes();
         if self.counts_writes() {
             budget.bump_epoch();
         }
