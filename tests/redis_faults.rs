@@ -243,44 +243,6 @@ async fn acknowledged_writes_survive_a_crash_with_appendfsync_always() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn clearing_100_000_keys_never_blocks_the_server() {
-    let port = free_port();
-    let url = start_server(port, "");
-    let ns = RedisDriver::from_url(&url)
-        .unwrap()
-        .namespace::<String>("app", "big")
-        .unwrap();
-    for chunk in 0..100 {
-        ns.mset((0..1000).map(|i| (format!("k{chunk}-{i}"), "v")), None)
-            .await
-            .unwrap();
-    }
-    let mut connection = redis::Client::open(url.as_str())
-        .unwrap()
-        .get_connection()
-        .unwrap();
-    // Log every command slower than 5 ms.
-    redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("slowlog-log-slower-than")
-        .arg(5000)
-        .query::<()>(&mut connection)
-        .unwrap();
-    redis::cmd("SLOWLOG")
-        .arg("RESET")
-        .query::<()>(&mut connection)
-        .unwrap();
-    assert_eq!(ns.clear().await.unwrap(), 100_000);
-    let slow: usize = redis::cmd("SLOWLOG")
-        .arg("LEN")
-        .query(&mut connection)
-        .unwrap();
-    assert_eq!(slow, 0, "a command of clear took over 5 ms");
-    let left: usize = redis::cmd("DBSIZE").query(&mut connection).unwrap();
-    assert_eq!(left, 0);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_of_ten_is_one_round_trip() {
     let url = start_server(free_port(), "");
     let ns = RedisDriver::from_url(&url)
