@@ -14,7 +14,8 @@ use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use hashbrown::HashMap;
 use namestore::drivers::memory::Eviction;
-use namestore::{MemoryDriver, Namespace};
+use namestore::{Key, KeyBuf, MemoryDriver, Namespace};
+use uuid::Uuid;
 
 mod common;
 
@@ -25,6 +26,22 @@ static GLOBAL: Counting = Counting;
 
 const LIVE: usize = 1000;
 
+/// The Go toolkit's benchmark key, `key:<i>`, as a typed key: formatted from the integer on
+/// every call, the same stored key as the `String` rows.
+struct GoKey(u64);
+
+impl Key for GoKey {
+    #[inline]
+    fn encode(&self, out: &mut KeyBuf) {
+        out.push_str("key:");
+        out.push_key(&self.0);
+    }
+
+    fn decode(key: &str) -> Option<Self> {
+        u64::decode(key.strip_prefix("key:")?).map(GoKey)
+    }
+}
+
 struct Fixture {
     ns: Namespace<String, MemoryDriver>,
     /// The same keys in a store with a budget nothing reaches.
@@ -33,6 +50,20 @@ struct Fixture {
     /// not hold evicts one.
     full: Namespace<String, MemoryDriver>,
     more_keys: Vec<String>,
+    /// The same store through typed keys: the Go benchmark's key formatted per call, plain
+    /// integers, UUIDs, pairs of integers.
+    go: Namespace<GoKey, MemoryDriver>,
+    ids: Namespace<u64, MemoryDriver>,
+    uuids: Namespace<Uuid, MemoryDriver>,
+    pairs: Namespace<(u64, u64), MemoryDriver>,
+    /// The same three namespaces as `String` keys, with each typed key's text built up front:
+    /// the typed rows' reference, the same stored keys.
+    ids_text: Namespace<String, MemoryDriver>,
+    uuids_text: Namespace<String, MemoryDriver>,
+    pairs_text: Namespace<String, MemoryDriver>,
+    id_texts: Vec<String>,
+    uuid_texts: Vec<String>,
+    pair_texts: Vec<String>,
     keys: Vec<String>,
     counters: Vec<String>,
     value: Bytes,
@@ -42,9 +73,24 @@ struct Fixture {
 
 impl Fixture {
     fn new() -> Self {
-        let ns = MemoryDriver::new()
-            .namespace::<String>("bench", "memory")
-            .unwrap();
+        let store = MemoryDriver::new();
+        let ns = store.namespace::<String>("bench", "memory").unwrap();
+        let go = store.namespace::<GoKey>("bench", "memory").unwrap();
+        let ids = store.namespace::<u64>("bench", "ids").unwrap();
+        let uuids = store.namespace::<Uuid>("bench", "uuids").unwrap();
+        let pairs = store.namespace::<(u64, u64)>("bench", "pairs").unwrap();
+        let ids_text = store.namespace::<String>("bench", "ids").unwrap();
+        let uuids_text = store.namespace::<String>("bench", "uuids").unwrap();
+        let pairs_text = store.namespace::<String>("bench", "pairs").unwrap();
+        let text_of = |full: String, ns: &str| full[ns.len() + 1..].to_owned();
+        let (mut id_texts, mut uuid_texts, mut pair_texts) = (vec![], vec![], vec![]);
+        for i in 0..2 * LIVE as u64 {
+            let second = if i < LIVE as u64 { i } else { i - LIVE as u64 };
+            let pair = if i < LIVE as u64 { (i, i) } else { (second, i) };
+            id_texts.push(text_of(ids.full_key(&i).unwrap(), "bench:ids"));
+            uuid_texts.push(text_of(uuids.full_key(&uuid_of(i)).unwrap(), "bench:uuids"));
+            pair_texts.push(text_of(pairs.full_key(&pair).unwrap(), "bench:pairs"));
+        }
         let bounded = |entries: u64| {
             MemoryDriver::builder()
                 .max_entries(entries)
@@ -70,11 +116,31 @@ impl Fixture {
             floor.insert(key.clone(), value.clone());
             floor_counters.insert(counter.clone(), 1);
         }
+        for i in 0..LIVE as u64 {
+            ready(ids.set(&i, value.clone(), None)).unwrap();
+            ready(uuids.set(&uuid_of(i), value.clone(), None)).unwrap();
+            ready(pairs.set(&(i, i), value.clone(), None)).unwrap();
+        }
+        for i in 0..LIVE as u64 {
+            ready(ids.incr(&(LIVE as u64 + i), 1)).unwrap();
+            ready(uuids.incr(&uuid_of(LIVE as u64 + i), 1)).unwrap();
+            ready(pairs.incr(&(i, LIVE as u64 + i), 1)).unwrap();
+        }
         Fixture {
             ns,
             roomy,
             full,
             more_keys,
+            go,
+            ids,
+            uuids,
+            pairs,
+            ids_text,
+            uuids_text,
+            pairs_text,
+            id_texts,
+            uuid_texts,
+            pair_texts,
             keys,
             counters,
             value,
@@ -170,6 +236,95 @@ fn fmt_incr(f: &mut Fixture, i: usize) {
     black_box(ready(f.ns.incr(&format!("counter:{}", i % LIVE), 1)).unwrap());
 }
 
+/// A UUID computed from an integer, as a service computes a key per request.
+#[inline]
+fn uuid_of(i: u64) -> Uuid {
+    Uuid::from_u64_pair(0x67e5_5044_10b1_426f, i)
+}
+
+// Typed keys, computed from the integer on every call.
+fn go_get(f: &mut Fixture, i: usize) {
+    black_box(ready(f.go.get(&GoKey((i % LIVE) as u64))).unwrap());
+}
+fn go_set(f: &mut Fixture, i: usize) {
+    ready(f.go.set(&GoKey((i % LIVE) as u64), f.value.clone(), None)).unwrap();
+}
+fn go_incr(f: &mut Fixture, i: usize) {
+    // `counter:<i>` in the Go benchmark; the same length here.
+    black_box(ready(f.go.incr(&GoKey((LIVE + i % LIVE) as u64), 1)).unwrap());
+}
+fn u64_get(f: &mut Fixture, i: usize) {
+    black_box(ready(f.ids.get(&((i % LIVE) as u64))).unwrap());
+}
+fn u64_set(f: &mut Fixture, i: usize) {
+    ready(f.ids.set(&((i % LIVE) as u64), f.value.clone(), None)).unwrap();
+}
+fn u64_incr(f: &mut Fixture, i: usize) {
+    black_box(ready(f.ids.incr(&((LIVE + i % LIVE) as u64), 1)).unwrap());
+}
+fn uuid_get(f: &mut Fixture, i: usize) {
+    black_box(ready(f.uuids.get(&uuid_of((i % LIVE) as u64))).unwrap());
+}
+fn uuid_set(f: &mut Fixture, i: usize) {
+    ready(
+        f.uuids
+            .set(&uuid_of((i % LIVE) as u64), f.value.clone(), None),
+    )
+    .unwrap();
+}
+fn uuid_incr(f: &mut Fixture, i: usize) {
+    black_box(ready(f.uuids.incr(&uuid_of((LIVE + i % LIVE) as u64), 1)).unwrap());
+}
+fn pair_get(f: &mut Fixture, i: usize) {
+    let i = (i % LIVE) as u64;
+    black_box(ready(f.pairs.get(&(i, i))).unwrap());
+}
+fn pair_set(f: &mut Fixture, i: usize) {
+    let i = (i % LIVE) as u64;
+    ready(f.pairs.set(&(i, i), f.value.clone(), None)).unwrap();
+}
+fn pair_incr(f: &mut Fixture, i: usize) {
+    let i = (i % LIVE) as u64;
+    black_box(ready(f.pairs.incr(&(i, LIVE as u64 + i), 1)).unwrap());
+}
+
+// The same keys as `String`s built up front.
+fn u64_text_get(f: &mut Fixture, i: usize) {
+    black_box(ready(f.ids_text.get(&f.id_texts[i % LIVE])).unwrap());
+}
+fn u64_text_set(f: &mut Fixture, i: usize) {
+    ready(f.ids_text.set(&f.id_texts[i % LIVE], f.value.clone(), None)).unwrap();
+}
+fn u64_text_incr(f: &mut Fixture, i: usize) {
+    black_box(ready(f.ids_text.incr(&f.id_texts[LIVE + i % LIVE], 1)).unwrap());
+}
+fn uuid_text_get(f: &mut Fixture, i: usize) {
+    black_box(ready(f.uuids_text.get(&f.uuid_texts[i % LIVE])).unwrap());
+}
+fn uuid_text_set(f: &mut Fixture, i: usize) {
+    ready(
+        f.uuids_text
+            .set(&f.uuid_texts[i % LIVE], f.value.clone(), None),
+    )
+    .unwrap();
+}
+fn uuid_text_incr(f: &mut Fixture, i: usize) {
+    black_box(ready(f.uuids_text.incr(&f.uuid_texts[LIVE + i % LIVE], 1)).unwrap());
+}
+fn pair_text_get(f: &mut Fixture, i: usize) {
+    black_box(ready(f.pairs_text.get(&f.pair_texts[i % LIVE])).unwrap());
+}
+fn pair_text_set(f: &mut Fixture, i: usize) {
+    ready(
+        f.pairs_text
+            .set(&f.pair_texts[i % LIVE], f.value.clone(), None),
+    )
+    .unwrap();
+}
+fn pair_text_incr(f: &mut Fixture, i: usize) {
+    black_box(ready(f.pairs_text.incr(&f.pair_texts[LIVE + i % LIVE], 1)).unwrap());
+}
+
 // The floor: a plain single-threaded hashbrown map.
 fn floor_get(f: &mut Fixture, i: usize) {
     black_box(f.floor.get(&f.keys[i % LIVE]).cloned());
@@ -228,6 +383,27 @@ macro_rules! for_each_operation {
         $apply!($($arg),*, "set, key formatted", fmt_set);
         $apply!($($arg),*, "exists, key formatted", fmt_exists);
         $apply!($($arg),*, "incr, key formatted", fmt_incr);
+        $apply!($($arg),*, "get, GoKey(u64) key:<i>", go_get);
+        $apply!($($arg),*, "set, GoKey(u64) key:<i>", go_set);
+        $apply!($($arg),*, "incr, GoKey(u64) key:<i>", go_incr);
+        $apply!($($arg),*, "get, u64 key", u64_get);
+        $apply!($($arg),*, "set, u64 key", u64_set);
+        $apply!($($arg),*, "incr, u64 key", u64_incr);
+        $apply!($($arg),*, "get, Uuid key", uuid_get);
+        $apply!($($arg),*, "set, Uuid key", uuid_set);
+        $apply!($($arg),*, "incr, Uuid key", uuid_incr);
+        $apply!($($arg),*, "get, (u64, u64) key", pair_get);
+        $apply!($($arg),*, "set, (u64, u64) key", pair_set);
+        $apply!($($arg),*, "incr, (u64, u64) key", pair_incr);
+        $apply!($($arg),*, "get, u64 key as String", u64_text_get);
+        $apply!($($arg),*, "set, u64 key as String", u64_text_set);
+        $apply!($($arg),*, "incr, u64 key as String", u64_text_incr);
+        $apply!($($arg),*, "get, Uuid key as String", uuid_text_get);
+        $apply!($($arg),*, "set, Uuid key as String", uuid_text_set);
+        $apply!($($arg),*, "incr, Uuid key as String", uuid_text_incr);
+        $apply!($($arg),*, "get, (u64, u64) key as String", pair_text_get);
+        $apply!($($arg),*, "set, (u64, u64) key as String", pair_text_set);
+        $apply!($($arg),*, "incr, (u64, u64) key as String", pair_text_incr);
         $apply!($($arg),*, "floor get", floor_get);
         $apply!($($arg),*, "floor set", floor_set);
         $apply!($($arg),*, "floor exists", floor_exists);

@@ -2,24 +2,15 @@
 //!
 //! Run: `cargo run --example quickstart`
 
-use std::borrow::Cow;
 use std::time::Duration;
 
-use namestore::{Key, KeyTtl};
+use namestore::KeyTtl;
 
 /// A user id: a namespace of `UserId`s takes no other key type.
 #[derive(Debug, Clone, PartialEq)]
 struct UserId(u64);
 
-impl Key for UserId {
-    fn encode(&self) -> Cow<'_, str> {
-        Cow::Owned(self.0.to_string())
-    }
-
-    fn decode(key: &str) -> Option<Self> {
-        u64::decode(key).map(UserId)
-    }
-}
+namestore::newtype_key!(UserId);
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> namestore::Result<()> {

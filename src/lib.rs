@@ -23,7 +23,7 @@ pub use driver::Driver;
 pub use drivers::memory::MemoryDriver;
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use glob::Pattern;
-pub use key::{Key, MAX_KEY_LEN};
+pub use key::{Key, KeyBuf, MAX_KEY_LEN};
 pub use name::{MAX_NAME_LEN, NamespaceInfo, NamespaceName};
 pub use namespace::{KeyStream, MAX_VALUE_LEN, Namespace};
 pub use open::open;

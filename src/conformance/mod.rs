@@ -253,6 +253,7 @@ macro_rules! conformance_tests {
             namespace_layout,
             namespace_validation,
             typed_keys,
+            composite_keys,
             key_validation,
             namespace_isolation,
             namespace_listing,

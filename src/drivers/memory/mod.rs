@@ -504,6 +504,8 @@ impl Stream for NamespacePages {
 impl Driver for MemoryDriver {
     type Scope = MemoryScope;
 
+    const ANSWERS_AT_ONCE: bool = true;
+
     fn scope(&self, namespace: &NamespaceName) -> Result<MemoryScope> {
         self.scope_with(namespace, None)
     }
