@@ -5,7 +5,9 @@
 //! Run: `cargo bench --bench guide`. It prints a line per measurement as it goes
 //! (`[12/171] basic/get/dashmap`), then every table with times, ratios to namestore,
 //! allocations and bytes per operation, and writes the same tables as Markdown to
-//! `target/guide-report.md`. `GUIDE_QUICK=1` shortens every measurement (a smoke run).
+//! `target/guide-report.md`. `GUIDE_QUICK=1` shortens every measurement (a smoke run);
+//! `GUIDE_ONLY='up front/set/|up front/get/'` measures only the ids (`table/row/store`)
+//! containing one of the `|`-separated pieces.
 
 // Keys are `&String` because that is what a `Namespace<String>` takes; converting from `&str`
 // would add a copy to namestore's rows only.
@@ -712,6 +714,9 @@ struct Runner {
     total: usize,
     started: Instant,
     quick: bool,
+    /// `GUIDE_ONLY`: measure only the ids (`table/row/store`) containing one of these
+    /// `|`-separated pieces.
+    only: Option<Vec<String>>,
 }
 
 const LIVE: usize = 1000;
@@ -720,6 +725,9 @@ impl Runner {
     /// Measures `op(i)` with criterion and records the median and allocations per op.
     fn measure(&mut self, table: &str, row: &str, store: &str, mut op: impl FnMut(usize)) {
         self.done += 1;
+        if !self.selected(table, row, store) {
+            return;
+        }
         eprintln!(
             "[{}/{}] {:>6.1?} {table} / {row} / {store}",
             self.done,
@@ -767,6 +775,14 @@ impl Runner {
         self.record(table, row, store, Measure { ns, allocs, bytes });
     }
 
+    /// Whether `GUIDE_ONLY` (if set) selects this measurement.
+    fn selected(&self, table: &str, row: &str, store: &str) -> bool {
+        let id = format!("{table}/{row}/{store}");
+        self.only
+            .as_ref()
+            .is_none_or(|pieces| pieces.iter().any(|piece| id.contains(piece.as_str())))
+    }
+
     /// Records a measurement taken outside criterion (threads, heap size).
     fn record(&mut self, table: &str, row: &str, store: &str, measure: Measure) {
         let entry = match self
@@ -800,6 +816,9 @@ impl Runner {
         op: &(dyn Fn(usize, usize) + Sync),
     ) {
         self.done += 1;
+        if !self.selected(table, row, store) {
+            return;
+        }
         eprintln!(
             "[{}/{}] {:>6.1?} {table} / {row} / {store}",
             self.done,
@@ -1154,6 +1173,9 @@ fn heap_per_entry(runner: &mut Runner) {
             "quick_cache",
         ] {
             runner.done += 1;
+            if !runner.selected("heap per entry", "", name) {
+                continue;
+            }
             eprintln!("[{}/{}] heap per entry / {name}", runner.done, runner.total);
             let before = LIVE_BYTES.load(Ordering::Relaxed);
             let store: AnyStore = match (name, ttl) {
@@ -1315,6 +1337,9 @@ fn main() {
         total,
         started: Instant::now(),
         quick,
+        only: std::env::var("GUIDE_ONLY")
+            .ok()
+            .map(|only| only.split('|').map(str::to_owned).collect()),
     };
     basic(&mut runner);
     batches(&mut runner);

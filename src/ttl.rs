@@ -45,6 +45,7 @@ impl Ttl {
     /// assert!(Ttl::new(Duration::ZERO).is_err());
     /// assert!(Ttl::new(Duration::MAX).is_err());
     /// ```
+    #[inline]
     pub fn new(duration: Duration) -> crate::Result<Ttl> {
         if duration.is_zero() {
             return Err(Error::invalid_ttl(
@@ -67,16 +68,19 @@ impl Ttl {
     /// # Errors
     ///
     /// As [`Ttl::new`].
+    #[inline]
     pub fn from_option(duration: Option<Duration>) -> crate::Result<Option<Ttl>> {
         duration.map(Ttl::new).transpose()
     }
 
     /// The TTL in whole milliseconds, at least 1.
+    #[inline]
     pub fn as_millis(self) -> u64 {
         self.0.get()
     }
 
     /// The TTL as a duration.
+    #[inline]
     pub fn as_duration(self) -> Duration {
         Duration::from_millis(self.0.get())
     }
@@ -94,6 +98,7 @@ pub enum Expiry {
 }
 
 impl From<Option<Ttl>> for Expiry {
+    #[inline]
     fn from(ttl: Option<Ttl>) -> Self {
         ttl.map_or(Expiry::Never, Expiry::After)
     }
@@ -113,11 +118,13 @@ pub enum KeyTtl {
 
 impl KeyTtl {
     /// Whether the key is present.
+    #[inline]
     pub fn exists(self) -> bool {
         !matches!(self, KeyTtl::Missing)
     }
 
     /// The time left, if the key is present and expires.
+    #[inline]
     pub fn remaining(self) -> Option<Duration> {
         match self {
             KeyTtl::ExpiresIn(left) => Some(left),
