@@ -87,6 +87,7 @@ impl fmt::Debug for AnyDriver {
 trait DynDriver: Send + Sync + 'static {
     fn as_any(&self) -> &dyn Any;
     fn name(&self) -> &'static str;
+    fn answers_at_once(&self) -> bool;
     fn scope(&self, namespace: &NamespaceName) -> Result<AnyScope>;
     fn set<'a>(
         &'a self,
@@ -173,6 +174,10 @@ impl<D: Driver> DynDriver for D {
 
     fn name(&self) -> &'static str {
         std::any::type_name::<D>()
+    }
+
+    fn answers_at_once(&self) -> bool {
+        Driver::answers_at_once(self)
     }
 
     fn scope(&self, namespace: &NamespaceName) -> Result<AnyScope> {
@@ -323,6 +328,12 @@ impl<T: Unpin> Stream for Once<T> {
 
 impl Driver for AnyDriver {
     type Scope = AnyScope;
+
+    /// As the wrapped driver: a boxed future of the memory driver is still ready at once.
+    #[inline]
+    fn answers_at_once(&self) -> bool {
+        self.0.answers_at_once()
+    }
 
     fn scope(&self, namespace: &NamespaceName) -> Result<AnyScope> {
         self.0.scope(namespace)

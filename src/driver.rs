@@ -46,12 +46,16 @@ pub trait Driver: Clone + Send + Sync + 'static {
     /// Whether every future this driver returns is ready when first polled: an in-process
     /// driver that never waits (the memory driver). `false` by default.
     ///
-    /// A [`Namespace`](crate::Namespace) on such a driver encodes a computed key on the
-    /// stack of the call and polls the driver's future in place, so its own future holds
-    /// nothing of the key; on any other driver a computed key is copied into an owned string
-    /// for as long as the call waits. A driver that sets it and returns a pending future
-    /// fails that call with [`ErrorKind::Backend`](crate::ErrorKind::Backend).
-    const ANSWERS_AT_ONCE: bool = false;
+    /// A [`Namespace`](crate::Namespace) on such a driver runs each call as one computation
+    /// on first poll: a computed key is encoded on the stack and the driver's future polled in
+    /// place, with no state machine of the namespace's own around it. On any other driver the
+    /// namespace awaits the driver's future, and a computed key is copied into an owned string
+    /// for as long as the call waits. A driver that answers `true` and returns a pending
+    /// future fails that call with [`ErrorKind::Backend`](crate::ErrorKind::Backend).
+    #[inline]
+    fn answers_at_once(&self) -> bool {
+        false
+    }
 
     /// Resolves a validated namespace name into this driver's scope.
     fn scope(&self, namespace: &NamespaceName) -> Result<Self::Scope>;

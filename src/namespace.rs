@@ -77,26 +77,69 @@ impl<K, D: Driver> fmt::Debug for Namespace<K, D> {
 /// Batches of up to 16 items stay on the stack.
 type Batch<T> = smallvec::SmallVec<[T; 16]>;
 
-/// Encodes `$key` (SPEC 1.4 checked), binds the text to `$k`, and runs `$call`, an expression
-/// (which may return early with `?`) that builds the driver's future for it.
+/// A namespace call: `$call` is an expression (which may return early with `?`) building
+/// the driver's future for the encoded key, bound to `$k`.
 ///
-/// A driver that answers at once ([`Driver::ANSWERS_AT_ONCE`]) gets a key encoded on this
-/// call's stack and its future polled in place: nothing of the key is kept in the namespace's
-/// future, which stays small (a 4 KiB buffer in it would be copied each time the future
-/// moves). Any other driver gets the key borrowed when it already is a string, and encoded
-/// into an owned `String` otherwise, kept in the future while it waits.
+/// On a driver that answers at once ([`Driver::answers_at_once`]) the call is a closure run
+/// on first poll: the key is encoded on its stack and the driver's future polled in place, so
+/// the namespace adds no state machine of its own and nothing of the key is kept (a 4 KiB
+/// buffer in a future would be copied each time the future moves). On any other driver it is
+/// an `async` block: the key borrowed when it already is a string, else encoded into an
+/// owned `String` kept while the call waits.
 macro_rules! call {
-    ($key:expr, |$k:ident| $call:expr) => {
-        if D::ANSWERS_AT_ONCE {
-            let mut buf = KeyBuf::new();
-            let $k: &str = key::encode($key, &mut buf)?;
-            at_once($call)
+    ($self:ident, $key:ident, |$k:ident| $call:expr) => {
+        if $self.shared.driver.answers_at_once() {
+            Call::Now {
+                now: Lazy(Some(move || {
+                    let mut buf = KeyBuf::new();
+                    let $k: &str = key::encode($key, &mut buf)?;
+                    at_once($call)
+                })),
+            }
         } else {
-            let owned = key::encode_owned($key)?;
-            let $k: &str = &owned;
-            $call.await
+            Call::Later {
+                later: async move {
+                    let owned = key::encode_owned($key)?;
+                    let $k: &str = &owned;
+                    $call.await
+                },
+            }
         }
     };
+}
+
+pin_project_lite::pin_project! {
+    /// The future of a namespace call: computed on first poll, or the driver's wait.
+    #[project = CallProj]
+    enum Call<A, B> {
+        Now { now: Lazy<A> },
+        Later { #[pin] later: B },
+    }
+}
+
+impl<T, A: FnOnce() -> T, B: Future<Output = T>> Future for Call<A, B> {
+    type Output = T;
+
+    #[inline(always)]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        match self.project() {
+            CallProj::Now { now } => now.poll(),
+            CallProj::Later { later } => later.poll(cx),
+        }
+    }
+}
+
+/// A computation run on first poll.
+struct Lazy<F>(Option<F>);
+
+impl<T, F: FnOnce() -> T> Lazy<F> {
+    #[inline(always)]
+    fn poll(&mut self) -> Poll<T> {
+        match self.0.take() {
+            Some(compute) => Poll::Ready(compute()),
+            None => panic!("a namespace future was polled after it completed"),
+        }
+    }
 }
 
 /// Polls the future of a driver that answers at once, in place.
@@ -114,7 +157,7 @@ fn at_once<T>(future: impl Future<Output = Result<T>>) -> Result<T> {
 
 #[cold]
 fn pending() -> Error {
-    Error::backend("a driver that answers at once (Driver::ANSWERS_AT_ONCE) left a call pending")
+    Error::backend("a driver that answers at once (Driver::answers_at_once) left a call pending")
 }
 
 /// A batch's keys as the store sees them: borrowed when a key already is a string, else
@@ -263,8 +306,13 @@ impl<K: Key, D: Driver> Namespace<K, D> {
     ///
     /// [`ErrorKind::InvalidKey`](crate::ErrorKind::InvalidKey), [`ErrorKind::ValueTooLarge`](crate::ErrorKind::ValueTooLarge), [`ErrorKind::InvalidTtl`](crate::ErrorKind::InvalidTtl) (zero or over
     /// [`Ttl::MAX`]); nothing is written.
-    pub async fn set(&self, key: &K, value: impl Into<Bytes>, ttl: Option<Duration>) -> Result<()> {
-        call!(key, |key| {
+    pub fn set(
+        &self,
+        key: &K,
+        value: impl Into<Bytes>,
+        ttl: Option<Duration>,
+    ) -> impl Future<Output = Result<()>> {
+        call!(self, key, |key| {
             let value = self::value(key, value)?;
             let ttl = Ttl::from_option(ttl)?;
             self.shared
@@ -283,8 +331,12 @@ impl<K: Key, D: Driver> Namespace<K, D> {
     /// # Errors
     ///
     /// [`ErrorKind::InvalidKey`](crate::ErrorKind::InvalidKey), [`ErrorKind::ValueTooLarge`](crate::ErrorKind::ValueTooLarge); nothing is written.
-    pub async fn set_keep_ttl(&self, key: &K, value: impl Into<Bytes>) -> Result<()> {
-        call!(key, |key| {
+    pub fn set_keep_ttl(
+        &self,
+        key: &K,
+        value: impl Into<Bytes>,
+    ) -> impl Future<Output = Result<()>> {
+        call!(self, key, |key| {
             let value = self::value(key, value)?;
             self.shared
                 .driver
@@ -302,13 +354,13 @@ impl<K: Key, D: Driver> Namespace<K, D> {
     /// # Errors
     ///
     /// As [`set`](Self::set).
-    pub async fn set_nx(
+    pub fn set_nx(
         &self,
         key: &K,
         value: impl Into<Bytes>,
         ttl: Option<Duration>,
-    ) -> Result<bool> {
-        call!(key, |key| {
+    ) -> impl Future<Output = Result<bool>> {
+        call!(self, key, |key| {
             let value = self::value(key, value)?;
             let ttl = Ttl::from_option(ttl)?;
             self.shared
@@ -328,8 +380,8 @@ impl<K: Key, D: Driver> Namespace<K, D> {
     /// # Errors
     ///
     /// [`ErrorKind::InvalidKey`](crate::ErrorKind::InvalidKey).
-    pub async fn get(&self, key: &K) -> Result<Option<Bytes>> {
-        call!(key, |key| {
+    pub fn get(&self, key: &K) -> impl Future<Output = Result<Option<Bytes>>> {
+        call!(self, key, |key| {
             self.shared.driver.get(&self.shared.scope, key)
         })
     }
@@ -340,8 +392,8 @@ impl<K: Key, D: Driver> Namespace<K, D> {
     ///
     /// [`ErrorKind::InvalidKey`](crate::ErrorKind::InvalidKey).
     #[inline]
-    pub async fn exists(&self, key: &K) -> Result<bool> {
-        call!(key, |key| {
+    pub fn exists(&self, key: &K) -> impl Future<Output = Result<bool>> {
+        call!(self, key, |key| {
             self.shared.driver.exists(&self.shared.scope, key)
         })
     }
@@ -355,8 +407,8 @@ impl<K: Key, D: Driver> Namespace<K, D> {
     /// # Errors
     ///
     /// [`ErrorKind::InvalidKey`](crate::ErrorKind::InvalidKey).
-    pub async fn delete(&self, key: &K) -> Result<bool> {
-        call!(key, |key| {
+    pub fn delete(&self, key: &K) -> impl Future<Output = Result<bool>> {
+        call!(self, key, |key| {
             self.shared.driver.delete(&self.shared.scope, key)
         })
     }
@@ -366,8 +418,8 @@ impl<K: Key, D: Driver> Namespace<K, D> {
     /// # Errors
     ///
     /// [`ErrorKind::InvalidKey`](crate::ErrorKind::InvalidKey).
-    pub async fn ttl(&self, key: &K) -> Result<KeyTtl> {
-        call!(key, |key| {
+    pub fn ttl(&self, key: &K) -> impl Future<Output = Result<KeyTtl>> {
+        call!(self, key, |key| {
             self.shared.driver.ttl(&self.shared.scope, key)
         })
     }
@@ -382,16 +434,30 @@ impl<K: Key, D: Driver> Namespace<K, D> {
     /// # Errors
     ///
     /// [`ErrorKind::InvalidKey`](crate::ErrorKind::InvalidKey), [`ErrorKind::InvalidTtl`](crate::ErrorKind::InvalidTtl) over [`Ttl::MAX`].
-    pub async fn expire(&self, key: &K, ttl: Duration) -> Result<bool> {
-        if ttl.is_zero() {
-            return self.delete(key).await;
+    pub fn expire(&self, key: &K, ttl: Duration) -> impl Future<Output = Result<bool>> {
+        let (driver, scope) = (&self.shared.driver, &self.shared.scope);
+        if driver.answers_at_once() {
+            Call::Now {
+                now: Lazy(Some(move || {
+                    let mut buf = KeyBuf::new();
+                    let key = key::encode(key, &mut buf)?;
+                    if ttl.is_zero() {
+                        return at_once(driver.delete(scope, key));
+                    }
+                    at_once(driver.expire(scope, key, Ttl::new(ttl)?))
+                })),
+            }
+        } else {
+            Call::Later {
+                later: async move {
+                    let key = key::encode_owned(key)?;
+                    if ttl.is_zero() {
+                        return driver.delete(scope, &key).await;
+                    }
+                    driver.expire(scope, &key, Ttl::new(ttl)?).await
+                },
+            }
         }
-        let ttl = Ttl::new(ttl)?;
-        call!(key, |key| self.shared.driver.expire(
-            &self.shared.scope,
-            key,
-            ttl
-        ))
     }
 
     /// Removes the TTL of `key`; returns whether a TTL was removed (SPEC 3.6).
@@ -403,8 +469,8 @@ impl<K: Key, D: Driver> Namespace<K, D> {
     /// # Errors
     ///
     /// [`ErrorKind::InvalidKey`](crate::ErrorKind::InvalidKey).
-    pub async fn persist(&self, key: &K) -> Result<bool> {
-        call!(key, |key| {
+    pub fn persist(&self, key: &K) -> impl Future<Output = Result<bool>> {
+        call!(self, key, |key| {
             self.shared.driver.persist(&self.shared.scope, key)
         })
     }
@@ -422,8 +488,8 @@ impl<K: Key, D: Driver> Namespace<K, D> {
     /// [`ErrorKind::NotAnInteger`](crate::ErrorKind::NotAnInteger) when the value is not a canonical base-10 i64 (`+1`, `007`,
     /// `-0`, ` 1` are not), [`ErrorKind::Overflow`](crate::ErrorKind::Overflow) when the result leaves the i64 range; the
     /// value is left untouched. [`ErrorKind::InvalidKey`](crate::ErrorKind::InvalidKey).
-    pub async fn incr(&self, key: &K, delta: i64) -> Result<i64> {
-        call!(key, |key| {
+    pub fn incr(&self, key: &K, delta: i64) -> impl Future<Output = Result<i64>> {
+        call!(self, key, |key| {
             self.shared
                 .driver
                 .incr(&self.shared.scope, key, delta, None)
@@ -436,8 +502,13 @@ impl<K: Key, D: Driver> Namespace<K, D> {
     /// # Errors
     ///
     /// As [`incr`](Self::incr), and [`ErrorKind::InvalidTtl`](crate::ErrorKind::InvalidTtl).
-    pub async fn incr_with_ttl(&self, key: &K, delta: i64, ttl: Duration) -> Result<i64> {
-        call!(key, |key| {
+    pub fn incr_with_ttl(
+        &self,
+        key: &K,
+        delta: i64,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<i64>> {
+        call!(self, key, |key| {
             let ttl = Ttl::new(ttl)?;
             self.shared
                 .driver
@@ -450,8 +521,8 @@ impl<K: Key, D: Driver> Namespace<K, D> {
     /// # Errors
     ///
     /// As [`incr`](Self::incr); `delta == i64::MIN` is [`ErrorKind::Overflow`](crate::ErrorKind::Overflow), as in Redis.
-    pub async fn decr(&self, key: &K, delta: i64) -> Result<i64> {
-        call!(key, |key| {
+    pub fn decr(&self, key: &K, delta: i64) -> impl Future<Output = Result<i64>> {
+        call!(self, key, |key| {
             let delta = delta.checked_neg().ok_or_else(|| Error::overflow(key))?;
             self.shared
                 .driver
@@ -464,13 +535,13 @@ impl<K: Key, D: Driver> Namespace<K, D> {
     /// # Errors
     ///
     /// As [`set`](Self::set).
-    pub async fn get_set(
+    pub fn get_set(
         &self,
         key: &K,
         value: impl Into<Bytes>,
         ttl: Option<Duration>,
-    ) -> Result<Option<Bytes>> {
-        call!(key, |key| {
+    ) -> impl Future<Output = Result<Option<Bytes>>> {
+        call!(self, key, |key| {
             let value = self::value(key, value)?;
             let ttl = Ttl::from_option(ttl)?;
             self.shared
@@ -486,14 +557,14 @@ impl<K: Key, D: Driver> Namespace<K, D> {
     /// # Errors
     ///
     /// As [`set`](Self::set).
-    pub async fn cas(
+    pub fn cas(
         &self,
         key: &K,
         expected: impl AsRef<[u8]>,
         new: impl Into<Bytes>,
         ttl: Option<Duration>,
-    ) -> Result<bool> {
-        call!(key, |key| {
+    ) -> impl Future<Output = Result<bool>> {
+        call!(self, key, |key| {
             let new = self::value(key, new)?;
             let ttl = Ttl::from_option(ttl)?;
             self.shared
@@ -509,8 +580,8 @@ impl<K: Key, D: Driver> Namespace<K, D> {
     /// # Errors
     ///
     /// [`ErrorKind::InvalidKey`](crate::ErrorKind::InvalidKey).
-    pub async fn cad(&self, key: &K, expected: impl AsRef<[u8]>) -> Result<bool> {
-        call!(key, |key| {
+    pub fn cad(&self, key: &K, expected: impl AsRef<[u8]>) -> impl Future<Output = Result<bool>> {
+        call!(self, key, |key| {
             self.shared
                 .driver
                 .cad(&self.shared.scope, key, expected.as_ref())
@@ -527,26 +598,35 @@ impl<K: Key, D: Driver> Namespace<K, D> {
     /// # Errors
     ///
     /// [`ErrorKind::InvalidKey`](crate::ErrorKind::InvalidKey) for any key; nothing is read.
-    pub async fn mget<Q: Borrow<K>>(
+    pub fn mget<Q: Borrow<K>>(
         &self,
         keys: impl IntoIterator<Item = Q>,
-    ) -> Result<Vec<Option<Bytes>>> {
-        // Twice the same steps: polled in place, the batch's locals never enter this future.
-        if D::ANSWERS_AT_ONCE {
-            let keys: Batch<Q> = keys.into_iter().collect();
-            let encoded = Encoded::new::<K, Q>(&keys)?;
-            if encoded.is_empty() {
-                return Ok(Vec::new());
+    ) -> impl Future<Output = Result<Vec<Option<Bytes>>>> {
+        let (driver, scope) = (&self.shared.driver, &self.shared.scope);
+        if driver.answers_at_once() {
+            Call::Now {
+                now: Lazy(Some(move || {
+                    let keys: Batch<Q> = keys.into_iter().collect();
+                    let encoded = Encoded::new::<K, Q>(&keys)?;
+                    if encoded.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    at_once(driver.mget(scope, &encoded.refs()))
+                })),
             }
-            return at_once(self.shared.driver.mget(&self.shared.scope, &encoded.refs()));
+        } else {
+            Call::Later {
+                later: async move {
+                    let keys: Batch<Q> = keys.into_iter().collect();
+                    let encoded = Encoded::new::<K, Q>(&keys)?;
+                    if encoded.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    let refs = encoded.refs();
+                    driver.mget(scope, &refs).await
+                },
+            }
         }
-        let keys: Batch<Q> = keys.into_iter().collect();
-        let encoded = Encoded::new::<K, Q>(&keys)?;
-        if encoded.is_empty() {
-            return Ok(Vec::new());
-        }
-        let refs = encoded.refs();
-        self.shared.driver.mget(&self.shared.scope, &refs).await
     }
 
     /// Writes many pairs with one TTL, atomically: no reader sees some and not others
@@ -556,32 +636,39 @@ impl<K: Key, D: Driver> Namespace<K, D> {
     ///
     /// [`ErrorKind::InvalidKey`](crate::ErrorKind::InvalidKey), [`ErrorKind::ValueTooLarge`](crate::ErrorKind::ValueTooLarge), [`ErrorKind::InvalidTtl`](crate::ErrorKind::InvalidTtl); every pair is
     /// checked first and nothing is written on error (SPEC 5.4). An empty batch is a no-op.
-    pub async fn mset<Q: Borrow<K>, V: Into<Bytes>>(
+    pub fn mset<Q: Borrow<K>, V: Into<Bytes>>(
         &self,
         pairs: impl IntoIterator<Item = (Q, V)>,
         ttl: Option<Duration>,
-    ) -> Result<()> {
-        let ttl = Ttl::from_option(ttl)?;
-        // Twice the same steps: polled in place, the batch's locals never enter this future.
-        if D::ANSWERS_AT_ONCE {
-            let (keys, mut values) = split_pairs(pairs);
-            let encoded = Encoded::new::<K, Q>(&keys)?;
-            let mut batch = pair_up(&encoded, &mut values)?;
-            if batch.is_empty() {
-                return Ok(());
+    ) -> impl Future<Output = Result<()>> {
+        let (driver, scope) = (&self.shared.driver, &self.shared.scope);
+        if driver.answers_at_once() {
+            Call::Now {
+                now: Lazy(Some(move || {
+                    let ttl = Ttl::from_option(ttl)?;
+                    let (keys, mut values) = split_pairs(pairs);
+                    let encoded = Encoded::new::<K, Q>(&keys)?;
+                    let mut batch = pair_up(&encoded, &mut values)?;
+                    if batch.is_empty() {
+                        return Ok(());
+                    }
+                    at_once(driver.mset(scope, &mut batch, ttl))
+                })),
             }
-            return at_once(self.shared.driver.mset(&self.shared.scope, &mut batch, ttl));
+        } else {
+            Call::Later {
+                later: async move {
+                    let ttl = Ttl::from_option(ttl)?;
+                    let (keys, mut values) = split_pairs(pairs);
+                    let encoded = Encoded::new::<K, Q>(&keys)?;
+                    let mut batch = pair_up(&encoded, &mut values)?;
+                    if batch.is_empty() {
+                        return Ok(());
+                    }
+                    driver.mset(scope, &mut batch, ttl).await
+                },
+            }
         }
-        let (keys, mut values) = split_pairs(pairs);
-        let encoded = Encoded::new::<K, Q>(&keys)?;
-        let mut batch = pair_up(&encoded, &mut values)?;
-        if batch.is_empty() {
-            return Ok(());
-        }
-        self.shared
-            .driver
-            .mset(&self.shared.scope, &mut batch, ttl)
-            .await
     }
 
     /// Deletes many keys; returns how many distinct keys were present (SPEC 5.3).
@@ -589,23 +676,35 @@ impl<K: Key, D: Driver> Namespace<K, D> {
     /// # Errors
     ///
     /// [`ErrorKind::InvalidKey`](crate::ErrorKind::InvalidKey) for any key; nothing is deleted (SPEC 5.4).
-    pub async fn mdel<Q: Borrow<K>>(&self, keys: impl IntoIterator<Item = Q>) -> Result<u64> {
-        // Twice the same steps: polled in place, the batch's locals never enter this future.
-        if D::ANSWERS_AT_ONCE {
-            let keys: Batch<Q> = keys.into_iter().collect();
-            let encoded = Encoded::new::<K, Q>(&keys)?;
-            if encoded.is_empty() {
-                return Ok(0);
+    pub fn mdel<Q: Borrow<K>>(
+        &self,
+        keys: impl IntoIterator<Item = Q>,
+    ) -> impl Future<Output = Result<u64>> {
+        let (driver, scope) = (&self.shared.driver, &self.shared.scope);
+        if driver.answers_at_once() {
+            Call::Now {
+                now: Lazy(Some(move || {
+                    let keys: Batch<Q> = keys.into_iter().collect();
+                    let encoded = Encoded::new::<K, Q>(&keys)?;
+                    if encoded.is_empty() {
+                        return Ok(0);
+                    }
+                    at_once(driver.mdel(scope, &encoded.refs()))
+                })),
             }
-            return at_once(self.shared.driver.mdel(&self.shared.scope, &encoded.refs()));
+        } else {
+            Call::Later {
+                later: async move {
+                    let keys: Batch<Q> = keys.into_iter().collect();
+                    let encoded = Encoded::new::<K, Q>(&keys)?;
+                    if encoded.is_empty() {
+                        return Ok(0);
+                    }
+                    let refs = encoded.refs();
+                    driver.mdel(scope, &refs).await
+                },
+            }
         }
-        let keys: Batch<Q> = keys.into_iter().collect();
-        let encoded = Encoded::new::<K, Q>(&keys)?;
-        if encoded.is_empty() {
-            return Ok(0);
-        }
-        let refs = encoded.refs();
-        self.shared.driver.mdel(&self.shared.scope, &refs).await
     }
 
     /// The live keys of this namespace that match `pattern`, in no particular order

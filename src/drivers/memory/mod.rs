@@ -504,7 +504,10 @@ impl Stream for NamespacePages {
 impl Driver for MemoryDriver {
     type Scope = MemoryScope;
 
-    const ANSWERS_AT_ONCE: bool = true;
+    #[inline]
+    fn answers_at_once(&self) -> bool {
+        true
+    }
 
     fn scope(&self, namespace: &NamespaceName) -> Result<MemoryScope> {
         self.scope_with(namespace, None)
