@@ -357,6 +357,15 @@ fn floor_mget10(f: &mut Fixture, i: usize) {
         .collect();
     black_box(values);
 }
+fn floor_mset10(f: &mut Fixture, i: usize) {
+    let start = (i * 10) % (LIVE - 10);
+    for key in &f.keys[start..start + 10] {
+        let value = f.value.clone();
+        if let Some(slot) = f.floor.get_mut(key) {
+            *slot = value;
+        }
+    }
+}
 
 /// Lists every measured operation once, for both the allocation count and the timed runs.
 /// Each expands to its own monomorphized loop, so the operation is inlined into the loop
@@ -410,6 +419,7 @@ macro_rules! for_each_operation {
         $apply!($($arg),*, "floor incr", floor_incr);
         $apply!($($arg),*, "floor delete+set", floor_delete_set);
         $apply!($($arg),*, "floor mget(10)", floor_mget10);
+        $apply!($($arg),*, "floor mset(10)", floor_mset10);
     };
 }
 

@@ -160,61 +160,44 @@ fn pending() -> Error {
     Error::backend("a driver that answers at once (Driver::answers_at_once) left a call pending")
 }
 
-/// A batch's keys as the store sees them: borrowed when a key already is a string, else
-/// encoded into one shared buffer (one allocation for the batch, none when every key is a
-/// string).
-struct Encoded<'k> {
-    arena: String,
-    keys: Batch<Part<'k>>,
-}
-
-enum Part<'k> {
-    Borrowed(&'k str),
-    InArena(usize, usize),
-}
-
-impl<'k> Encoded<'k> {
-    /// Encodes and checks every key of a batch: a batch is validated whole before the driver
-    /// sees any of it (SPEC 5.4).
-    fn new<K: Key, Q: Borrow<K>>(keys: &'k [Q]) -> Result<Self> {
-        let mut encoded = Encoded {
-            arena: String::new(),
-            keys: Batch::with_capacity(keys.len()),
-        };
-        let mut buf = KeyBuf::new();
-        for key in keys {
-            let key = key.borrow();
-            let part = match key.encoded() {
-                Some(text) => {
-                    key::validate(text)?;
-                    Part::Borrowed(text)
-                }
-                None => {
-                    buf.clear();
-                    let text = key::encode(key, &mut buf)?;
-                    let start = encoded.arena.len();
-                    encoded.arena.push_str(text);
-                    Part::InArena(start, encoded.arena.len())
-                }
-            };
-            encoded.keys.push(part);
+/// A batch's keys as the store sees them, checked: a batch is validated whole before the
+/// driver sees any of it (SPEC 5.4). Keys that already are strings are borrowed (one pass, no
+/// copy); computed keys are encoded one after another into `arena` (one allocation for the
+/// batch) and borrowed from it.
+/// (Out-parameters, not return values: a returned inline batch is copied whole.)
+#[inline]
+fn encode_batch<'k, K: Key, Q: Borrow<K>>(
+    keys: &'k [Q],
+    arena: &'k mut String,
+    refs: &mut Batch<&'k str>,
+) -> Result<()> {
+    refs.reserve(keys.len());
+    for key in keys {
+        match key.borrow().encoded() {
+            Some(text) => {
+                key::validate(text)?;
+                refs.push(text);
+            }
+            None => break,
         }
-        Ok(encoded)
     }
-
-    fn is_empty(&self) -> bool {
-        self.keys.is_empty()
+    if refs.len() == keys.len() {
+        return Ok(());
     }
-
-    fn refs(&self) -> Batch<&str> {
-        self.keys
-            .iter()
-            .map(|part| match *part {
-                Part::Borrowed(text) => text,
-                Part::InArena(start, end) => &self.arena[start..end],
-            })
-            .collect()
+    let mut ends: Batch<usize> = Batch::new();
+    let mut buf = KeyBuf::new();
+    for key in &keys[refs.len()..] {
+        buf.clear();
+        arena.push_str(key::encode(key.borrow(), &mut buf)?);
+        ends.push(arena.len());
     }
+    let arena: &'k str = arena;
+    let mut start = 0;
+    for end in ends {
+        refs.push(&arena[start..end]);
+        start = end;
+    }
+    Ok(())
 }
 
 /// A batch's pairs as keys and values.
@@ -228,15 +211,17 @@ fn split_pairs<Q, V>(pairs: impl IntoIterator<Item = (Q, V)>) -> (Batch<Q>, Batc
 }
 
 /// Every encoded key with its value, checked (SPEC 2.1).
+#[inline]
 fn pair_up<'e, V: Into<Bytes>>(
-    encoded: &'e Encoded<'_>,
+    keys: &[&'e str],
     values: &mut Batch<V>,
-) -> Result<Batch<(&'e str, Bytes)>> {
-    let mut batch = Batch::with_capacity(values.len());
-    for (key, value) in encoded.refs().into_iter().zip(values.drain(..)) {
+    batch: &mut Batch<(&'e str, Bytes)>,
+) -> Result<()> {
+    batch.reserve(values.len());
+    for (&key, value) in keys.iter().zip(values.drain(..)) {
         batch.push((key, self::value(key, value)?));
     }
-    Ok(batch)
+    Ok(())
 }
 
 fn value<V: Into<Bytes>>(key: &str, value: V) -> Result<Bytes> {
@@ -607,22 +592,25 @@ impl<K: Key, D: Driver> Namespace<K, D> {
             Call::Now {
                 now: Lazy(Some(move || {
                     let keys: Batch<Q> = keys.into_iter().collect();
-                    let encoded = Encoded::new::<K, Q>(&keys)?;
-                    if encoded.is_empty() {
+                    let mut arena = String::new();
+                    let mut refs = Batch::new();
+                    encode_batch::<K, Q>(&keys, &mut arena, &mut refs)?;
+                    if refs.is_empty() {
                         return Ok(Vec::new());
                     }
-                    at_once(driver.mget(scope, &encoded.refs()))
+                    at_once(driver.mget(scope, &refs))
                 })),
             }
         } else {
             Call::Later {
                 later: async move {
                     let keys: Batch<Q> = keys.into_iter().collect();
-                    let encoded = Encoded::new::<K, Q>(&keys)?;
-                    if encoded.is_empty() {
+                    let mut arena = String::new();
+                    let mut refs = Batch::new();
+                    encode_batch::<K, Q>(&keys, &mut arena, &mut refs)?;
+                    if refs.is_empty() {
                         return Ok(Vec::new());
                     }
-                    let refs = encoded.refs();
                     driver.mget(scope, &refs).await
                 },
             }
@@ -647,8 +635,11 @@ impl<K: Key, D: Driver> Namespace<K, D> {
                 now: Lazy(Some(move || {
                     let ttl = Ttl::from_option(ttl)?;
                     let (keys, mut values) = split_pairs(pairs);
-                    let encoded = Encoded::new::<K, Q>(&keys)?;
-                    let mut batch = pair_up(&encoded, &mut values)?;
+                    let mut arena = String::new();
+                    let mut refs = Batch::new();
+                    encode_batch::<K, Q>(&keys, &mut arena, &mut refs)?;
+                    let mut batch = Batch::new();
+                    pair_up(&refs, &mut values, &mut batch)?;
                     if batch.is_empty() {
                         return Ok(());
                     }
@@ -660,8 +651,11 @@ impl<K: Key, D: Driver> Namespace<K, D> {
                 later: async move {
                     let ttl = Ttl::from_option(ttl)?;
                     let (keys, mut values) = split_pairs(pairs);
-                    let encoded = Encoded::new::<K, Q>(&keys)?;
-                    let mut batch = pair_up(&encoded, &mut values)?;
+                    let mut arena = String::new();
+                    let mut refs = Batch::new();
+                    encode_batch::<K, Q>(&keys, &mut arena, &mut refs)?;
+                    let mut batch = Batch::new();
+                    pair_up(&refs, &mut values, &mut batch)?;
                     if batch.is_empty() {
                         return Ok(());
                     }
@@ -685,22 +679,25 @@ impl<K: Key, D: Driver> Namespace<K, D> {
             Call::Now {
                 now: Lazy(Some(move || {
                     let keys: Batch<Q> = keys.into_iter().collect();
-                    let encoded = Encoded::new::<K, Q>(&keys)?;
-                    if encoded.is_empty() {
+                    let mut arena = String::new();
+                    let mut refs = Batch::new();
+                    encode_batch::<K, Q>(&keys, &mut arena, &mut refs)?;
+                    if refs.is_empty() {
                         return Ok(0);
                     }
-                    at_once(driver.mdel(scope, &encoded.refs()))
+                    at_once(driver.mdel(scope, &refs))
                 })),
             }
         } else {
             Call::Later {
                 later: async move {
                     let keys: Batch<Q> = keys.into_iter().collect();
-                    let encoded = Encoded::new::<K, Q>(&keys)?;
-                    if encoded.is_empty() {
+                    let mut arena = String::new();
+                    let mut refs = Batch::new();
+                    encode_batch::<K, Q>(&keys, &mut arena, &mut refs)?;
+                    if refs.is_empty() {
                         return Ok(0);
                     }
-                    let refs = encoded.refs();
                     driver.mdel(scope, &refs).await
                 },
             }

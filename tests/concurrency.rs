@@ -113,9 +113,19 @@ fn cas_increment_loop_loses_no_update() {
     );
 }
 
+/// Up to 64 shards a batch finds its shards in a bit set; above, by sorting its keys.
 #[test]
 fn mget_never_sees_a_torn_mset() {
-    let ns = namespace(64);
+    torn_batches(64);
+}
+
+#[test]
+fn mget_never_sees_a_torn_mset_with_more_shards_than_a_bit_set_holds() {
+    torn_batches(256);
+}
+
+fn torn_batches(shards: usize) {
+    let ns = namespace(shards);
     let keys: Arc<Vec<String>> = Arc::new((0..32).map(|i| format!("k{i}")).collect());
     ready(ns.mset(keys.iter().map(|k| (k, "0")), None)).unwrap();
     let done = Arc::new(AtomicBool::new(false));

@@ -40,6 +40,9 @@ const REAP_CHUNK: usize = 256;
 /// Batches of up to 16 keys plan and lock on the stack.
 type Batch<T> = smallvec::SmallVec<[T; 16]>;
 
+/// A batch's keys' hashes, by position in the batch.
+type Plan = Batch<u64>;
+
 /// Cheap to clone: clones share the shards. Held inline by each namespace handle, one
 /// pointer away from the shard locks.
 #[derive(Clone)]
@@ -724,33 +727,61 @@ impl Table {
         deleted
     }
 
-    /// Visits a batch's keys, locking the shards they fall in with `lock`, in ascending shard
-    /// order, and holding every lock until all keys are visited: the batch is atomic, and as
-    /// everyone takes shard locks in the same order, batches cannot deadlock. Keys of one
-    /// shard are visited in the caller's order, so for a key given twice the last one wins.
+    /// The hash of each key of a batch. (An out-parameter: a returned inline batch is
+    /// copied whole.)
+    fn plan<'k>(&self, keys: impl ExactSizeIterator<Item = &'k str>, plan: &mut Plan) {
+        plan.reserve(keys.len());
+        plan.extend(keys.map(|key| self.hash(key)));
+    }
+
+    /// Visits a batch's keys (`plan`), locking the shards they fall in with `lock`, in
+    /// ascending shard order, and holding every lock until all keys are visited: the batch is
+    /// atomic, and as everyone takes shard locks in the same order, batches cannot deadlock.
+    /// Keys are visited in the caller's order, so for a key given twice the last one wins.
     /// `visit` gets the shard's guard, the key's position in the batch and its hash.
-    fn locked<'k, G>(
-        &'k self,
-        keys: impl Iterator<Item = &'k str>,
-        lock: impl Fn(&'k Shard) -> G,
+    ///
+    /// With up to 64 shards (the default up to 16 CPUs) the shards are a bit set, locked by
+    /// walking its bits and found again by counting the bits below a key's shard: no sort.
+    fn locked<'s, G>(
+        &'s self,
+        plan: &Plan,
+        lock: impl Fn(&'s Shard) -> G,
         mut visit: impl FnMut(&mut G, usize, u64),
     ) {
-        let mut plan: Batch<(usize, usize, u64)> = Batch::new();
-        plan.extend(keys.enumerate().map(|(i, key)| {
-            let hash = self.hash(key);
-            (self.shard_index(hash), i, hash)
-        }));
-        plan.sort_unstable_by_key(|&(shard, i, _)| (shard, i));
-        let shards = 1 + plan.windows(2).filter(|w| w[0].0 != w[1].0).count();
-        let mut guards: Batch<G> = Batch::with_capacity(shards);
-        let mut held = usize::MAX;
-        for &(shard, i, hash) in plan.iter() {
-            if shard != held {
-                guards.push(lock(&self.shards[shard]));
-                held = shard;
+        let mut guards: Batch<G> = Batch::new();
+        if self.shards.len() <= 64 {
+            let mut set = 0u64;
+            for &hash in plan.iter() {
+                set |= 1 << self.shard_index(hash);
             }
-            if let Some(guard) = guards.last_mut() {
-                visit(guard, i, hash);
+            let mut rest = set;
+            while rest != 0 {
+                guards.push(lock(&self.shards[rest.trailing_zeros() as usize]));
+                rest &= rest - 1;
+            }
+            for (i, &hash) in plan.iter().enumerate() {
+                let below = set & ((1 << self.shard_index(hash)) - 1);
+                visit(&mut guards[below.count_ones() as usize], i, hash);
+            }
+        } else {
+            // Each step: the shard index (below 2^16) in the top 16 bits, the position below.
+            let mut steps: Batch<u64> = Batch::new();
+            steps.extend(plan.iter().enumerate().map(|(i, &hash)| {
+                debug_assert!((i as u64) < 1 << 48);
+                (self.shard_index(hash) as u64) << 48 | i as u64
+            }));
+            steps.sort_unstable();
+            let mut held = usize::MAX;
+            for step in steps {
+                let shard = (step >> 48) as usize;
+                if shard != held {
+                    guards.push(lock(&self.shards[shard]));
+                    held = shard;
+                }
+                let i = (step & ((1 << 48) - 1)) as usize;
+                if let Some(guard) = guards.last_mut() {
+                    visit(guard, i, plan[i]);
+                }
             }
         }
     }
@@ -758,7 +789,9 @@ impl Table {
     pub(crate) fn mget(&self, keys: &[&str]) -> Vec<Option<Bytes>> {
         let mut answers = vec![None; keys.len()];
         let mut now = Now::new(&self.clock);
-        self.locked(keys.iter().copied(), read, |slots, i, hash| {
+        let mut plan = Plan::new();
+        self.plan(keys.iter().copied(), &mut plan);
+        self.locked(&plan, read, |slots, i, hash| {
             let key = keys[i];
             answers[i] = slots
                 .map
@@ -789,8 +822,9 @@ impl Table {
         let mut tally = Tally::new();
         let mut now = Now::new(&self.clock);
         let deadline = deadline_of(&mut now, ttl);
-        let keys: Batch<&str> = pairs.iter().map(|(k, _)| *k).collect();
-        self.locked(keys.iter().copied(), write, |slots, i, hash| {
+        let mut plan = Plan::new();
+        self.plan(pairs.iter().map(|(k, _)| *k), &mut plan);
+        self.locked(&plan, write, |slots, i, hash| {
             let (key, value) = &mut pairs[i];
             let value = Value::Bytes(mem::take(value));
             match slots.live_mut(hash, key, &mut now, &mut tally) {
@@ -812,7 +846,9 @@ impl Table {
         let mut tally = Tally::new();
         let mut now = Now::new(&self.clock);
         let mut removed = 0;
-        self.locked(keys.iter().copied(), write, |slots, i, hash| {
+        let mut plan = Plan::new();
+        self.plan(keys.iter().copied(), &mut plan);
+        self.locked(&plan, write, |slots, i, hash| {
             if slots
                 .remove(hash, keys[i], &mut tally)
                 .is_some_and(|e| e.live(&mut now))
