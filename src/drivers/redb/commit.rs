@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::sync::mpsc;
 
 use redb::{Durability, ReadableTable};
+use tokio::sync::oneshot;
 
 use super::layout::{DATA, EXPIRY, decode, encode, live};
 use super::store::{Store, storage};
@@ -86,7 +87,7 @@ pub(super) trait Job: Send {
 struct Call<T, F> {
     work: F,
     result: Option<Result<T>>,
-    reply: mpsc::SyncSender<Result<T>>,
+    reply: oneshot::Sender<Result<T>>,
 }
 
 impl<T, F> Job for Call<T, F>
@@ -112,16 +113,16 @@ where
     }
 }
 
-/// Queues `work` for the committer and waits until the transaction that carries it has
-/// committed (durably unless configured otherwise). `work` must be repeatable: it runs again
-/// if its group is rolled back for another call's failure.
-pub(super) fn write<T: Send + 'static>(
+/// Queues `work` for the committer; the receiver answers once the transaction that carries
+/// it has committed (durably unless configured otherwise). `work` must be repeatable: it runs
+/// again if its group is rolled back for another call's failure.
+fn queue<T: Send + 'static>(
     store: &Store,
     jobs: Option<&mpsc::Sender<Box<dyn Job>>>,
     work: impl FnMut(&mut Writer<'_>) -> Result<T> + Send + 'static,
-) -> Result<T> {
+) -> Result<oneshot::Receiver<Result<T>>> {
     store.check()?;
-    let (reply, answered) = mpsc::sync_channel::<Result<T>>(1);
+    let (reply, answered) = oneshot::channel();
     let job: Box<dyn Job> = Box::new(Call {
         work,
         result: None,
@@ -130,9 +131,35 @@ pub(super) fn write<T: Send + 'static>(
     let jobs = jobs.ok_or_else(|| Error::backend("the store is closing"))?;
     jobs.send(job)
         .map_err(|_| Error::backend("the committer thread stopped"))?;
-    match answered.recv() {
-        Ok(answer) => answer,
-        Err(_) => {
+    Ok(answered)
+}
+
+/// Queues `work` and waits, blocking the thread, until it is committed: for the store's own
+/// threads (the reclaimer).
+pub(super) fn write<T: Send + 'static>(
+    store: &Store,
+    jobs: Option<&mpsc::Sender<Box<dyn Job>>>,
+    work: impl FnMut(&mut Writer<'_>) -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let answered = queue(store, jobs, work)?;
+    answer(store, answered.blocking_recv().ok())
+}
+
+/// Queues `work` and awaits its commit: the calling task waits without holding a thread (the
+/// queue never blocks, the committer answers through a one-shot channel).
+pub(super) async fn write_async<T: Send + 'static>(
+    store: &Store,
+    jobs: Option<&mpsc::Sender<Box<dyn Job>>>,
+    work: impl FnMut(&mut Writer<'_>) -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let answered = queue(store, jobs, work)?;
+    answer(store, answered.await.ok())
+}
+
+fn answer<T>(store: &Store, answer: Option<Result<T>>) -> Result<T> {
+    match answer {
+        Some(answer) => answer,
+        None => {
             store.check()?;
             Err(Error::backend("the write was dropped"))
         }
@@ -210,8 +237,8 @@ mod tests {
 
     fn job<T: Send + 'static>(
         work: impl FnMut(&mut Writer<'_>) -> Result<T> + Send + 'static,
-    ) -> (Box<dyn Job>, mpsc::Receiver<Result<T>>) {
-        let (reply, answered) = mpsc::sync_channel(1);
+    ) -> (Box<dyn Job>, oneshot::Receiver<Result<T>>) {
+        let (reply, answered) = oneshot::channel();
         let call = Call {
             work,
             result: None,
@@ -242,13 +269,13 @@ mod tests {
         });
         commit_group(&store, vec![before, half, after]);
 
-        assert!(before_answer.recv().unwrap().is_ok());
-        let failed = half_answer.recv().unwrap().unwrap_err();
+        assert!(before_answer.blocking_recv().unwrap().is_ok());
+        let failed = half_answer.blocking_recv().unwrap().unwrap_err();
         assert!(
             failed.to_string().contains("the second insert failed"),
             "{failed}"
         );
-        assert!(after_answer.recv().unwrap().is_ok());
+        assert!(after_answer.blocking_recv().unwrap().is_ok());
         assert_eq!(
             store.entry(b"t:half-1").unwrap(),
             None,

@@ -8,6 +8,27 @@
 //! without scanning the data. Each operation, and each batch, is one write transaction; by
 //! default a call returns once its transaction is durable on disk.
 //!
+//! # The write path
+//!
+//! One committer thread owns redb's single writer. A call queues its write (a channel send
+//! that never blocks) and its task awaits the answer, holding no thread; the committer takes
+//! every write queued while the previous commit was in flight, runs them in one write
+//! transaction and commits once (group commit), so 64 concurrent writers share each `fsync`.
+//!
+//! # The read path
+//!
+//! A read (`get`, `exists`, `ttl`, an `mget` of up to 64 keys) runs on the calling task's
+//! thread: one redb read transaction on the latest committed snapshot, a microsecond or two
+//! when the pages are cached, plus the file reads of the pages that are not. It never waits
+//! for a lock held across a commit: redb's readers do not block on its writer. Two cases hand
+//! the read to tokio's blocking pool instead (`spawn_blocking`): a read that found a key
+//! expired while a write in flight may have decided otherwise (it must wait for that commit,
+//! SPEC 3.2), and a file that must be opened again after an I/O failure. Listings (`keys`,
+//! `scan`, `namespaces`) page through many keys, one page per read transaction, and larger
+//! `mget`s hold their transaction for longer: both run on the blocking pool too. Outside a
+//! tokio runtime (another executor, or a future polled by hand) every call works: what would
+//! go to the blocking pool runs on the calling thread.
+//!
 //! The parts: [`config`](RedbConfig) (settings and URL), `layout` (tables, value encoding, the
 //! clock), `store` (the file: opening, reopening after an I/O failure, containing redb's
 //! panics), `commit` (the group-commit write path), `read` (snapshots) and `reclaim`.
@@ -23,7 +44,6 @@ use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::sync::{Arc, mpsc};
-use std::time::Duration;
 
 use bytes::Bytes;
 use futures_core::Stream;
@@ -40,6 +60,10 @@ use crate::glob::Pattern;
 use crate::name::{NamespaceInfo, NamespaceName};
 use crate::ttl::{Expiry, KeyTtl, Ttl};
 use crate::{Error, Key, Namespace, Result, counter};
+
+/// The largest `mget` read on the calling thread; a larger batch holds its read transaction
+/// for longer and is read on a blocking thread.
+const INLINE_BATCH: usize = 64;
 
 /// The URL scheme of the persistent driver: `redb:///path/to/file.redb`.
 pub const SCHEME: &str = "redb";
@@ -270,21 +294,27 @@ impl RedbDriver {
         })
     }
 
-    /// Queues a write for the committer and waits for its commit.
-    fn write<T: Send + 'static>(
+    /// Queues a write for the committer and awaits its commit (see the module's write path).
+    async fn write<T: Send + 'static>(
         &self,
         work: impl FnMut(&mut Writer<'_>) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        commit::write(&self.inner.store, self.inner.jobs.as_ref(), work)
+        commit::write_async(&self.inner.store, self.inner.jobs.as_ref(), work).await
     }
 
-    /// Runs blocking work off the async executor, with redb's panics contained.
+    /// Runs blocking work off the async executor (tokio's blocking pool), with redb's panics
+    /// contained. Outside a tokio runtime there is no executor to keep free: the work runs on
+    /// the calling thread.
     async fn blocking<T: Send + 'static>(
         &self,
         f: impl FnOnce(&RedbDriver) -> Result<T> + Send + 'static,
     ) -> Result<T> {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return self.inner.store.contain(|| f(self));
+        };
         let driver = self.clone();
-        tokio::task::spawn_blocking(move || driver.inner.store.contain(|| f(&driver)))
+        runtime
+            .spawn_blocking(move || driver.inner.store.contain(|| f(&driver)))
             .await
             .map_err(|e| Error::backend(format!("a storage task failed: {e}")))?
     }
@@ -295,6 +325,28 @@ impl RedbDriver {
         f: impl FnOnce(&Store) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         self.blocking(move |d| f(&d.inner.store)).await
+    }
+
+    /// Answers `look` on `args` with one read transaction on the calling thread when the
+    /// answer needs no wait; else (a write in flight may decide an expiry the read saw, or
+    /// the file must be opened again) on a blocking thread (see the module's read path).
+    async fn look<A: Send + 'static, T: Send + 'static>(
+        &self,
+        args: A,
+        look: fn(&A, &read::Data, u64, &mut read::Expired) -> Result<T>,
+    ) -> Result<T> {
+        let store = &self.inner.store;
+        let now = store
+            .contain(|| store.read_now(|data, now, expired| look(&args, data, now, expired)))?;
+        match now {
+            Some(answer) => Ok(answer),
+            None => {
+                self.read(move |store| {
+                    store.read(|data, now, expired| look(&args, data, now, expired))
+                })
+                .await
+            }
+        }
     }
 }
 
@@ -315,15 +367,13 @@ impl Driver for RedbDriver {
 
     async fn set(&self, s: &RedbScope, key: &str, value: Bytes, expiry: Expiry) -> Result<()> {
         let full = s.key(key);
-        self.blocking(move |d| {
-            d.write(move |w| {
-                let deadline = match expiry {
-                    Expiry::Never => 0,
-                    Expiry::After(ttl) => deadline(Some(ttl), w.now),
-                    Expiry::Keep => w.live(&full)?.map_or(0, |(deadline, _)| deadline),
-                };
-                w.put(&full, deadline, &value)
-            })
+        self.write(move |w| {
+            let deadline = match expiry {
+                Expiry::Never => 0,
+                Expiry::After(ttl) => deadline(Some(ttl), w.now),
+                Expiry::Keep => w.live(&full)?.map_or(0, |(deadline, _)| deadline),
+            };
+            w.put(&full, deadline, &value)
         })
         .await
     }
@@ -336,79 +386,65 @@ impl Driver for RedbDriver {
         ttl: Option<Ttl>,
     ) -> Result<bool> {
         let full = s.key(key);
-        self.blocking(move |d| {
-            d.write(move |w| {
-                if w.live(&full)?.is_some() {
-                    return Ok(false);
-                }
-                w.put(&full, deadline(ttl, w.now), &value)?;
-                Ok(true)
-            })
+        self.write(move |w| {
+            if w.live(&full)?.is_some() {
+                return Ok(false);
+            }
+            w.put(&full, deadline(ttl, w.now), &value)?;
+            Ok(true)
         })
         .await
     }
 
     async fn get(&self, s: &RedbScope, key: &str) -> Result<Option<Bytes>> {
         let full = s.key(key);
-        self.read(move |store| Ok(store.entry(&full)?.map(|(_, v)| v)))
-            .await
+        let found = self.look(full, |key, data, now, expired| {
+            read::entry(key, data, now, expired)
+        });
+        Ok(found.await?.map(|(_, value)| value))
     }
 
     async fn exists(&self, s: &RedbScope, key: &str) -> Result<bool> {
         let full = s.key(key);
-        self.read(move |store| Ok(store.entry(&full)?.is_some()))
-            .await
+        let found = self.look(full, |key, data, now, expired| {
+            read::entry(key, data, now, expired)
+        });
+        Ok(found.await?.is_some())
     }
 
     async fn delete(&self, s: &RedbScope, key: &str) -> Result<bool> {
         let full = s.key(key);
-        self.blocking(move |d| d.write(move |w| w.remove(&full)))
-            .await
+        self.write(move |w| w.remove(&full)).await
     }
 
     async fn ttl(&self, s: &RedbScope, key: &str) -> Result<KeyTtl> {
         let full = s.key(key);
-        self.read(move |store| {
-            store.read(|data, now, expired| {
-                Ok(match data.get(full.as_slice()).map_err(storage)? {
-                    None => KeyTtl::Missing,
-                    Some(v) => match layout::decode(v.value()).0 {
-                        0 => KeyTtl::NoExpiry,
-                        deadline if expired.live(deadline, now) => {
-                            KeyTtl::ExpiresIn(Duration::from_millis(deadline - now))
-                        }
-                        _ => KeyTtl::Missing,
-                    },
-                })
-            })
+        self.look(full, |key, data, now, expired| {
+            read::ttl(key, data, now, expired)
         })
         .await
     }
 
     async fn expire(&self, s: &RedbScope, key: &str, ttl: Ttl) -> Result<bool> {
         let full = s.key(key);
-        self.blocking(move |d| {
-            d.write(move |w| match w.live(&full)? {
-                Some((_, value)) => {
-                    w.put(&full, deadline(Some(ttl), w.now), &value)?;
-                    Ok(true)
-                }
-                None => Ok(false),
-            })
+        self.write(move |w| match w.live(&full)? {
+            Some((_, value)) => {
+                w.put(&full, deadline(Some(ttl), w.now), &value)?;
+                Ok(true)
+            }
+            None => Ok(false),
         })
         .await
     }
 
     async fn persist(&self, s: &RedbScope, key: &str) -> Result<bool> {
         let full = s.key(key);
-        self.blocking(move |d| {
-            d.write(move |w| match w.live(&full)? {
-                Some((deadline, value)) if deadline != 0 => {
-                    w.put(&full, 0, &value)?;
-                    Ok(true)
-                }
-                _ => Ok(false),
-            })
+        self.write(move |w| match w.live(&full)? {
+            Some((deadline, value)) if deadline != 0 => {
+                w.put(&full, 0, &value)?;
+                Ok(true)
+            }
+            _ => Ok(false),
         })
         .await
     }
@@ -422,26 +458,24 @@ impl Driver for RedbDriver {
     ) -> Result<i64> {
         let full = s.key(key);
         let shown = key.to_owned();
-        self.blocking(move |d| {
-            d.write(move |w| {
-                let (deadline, current) = match w.live(&full)? {
-                    Some((deadline, value)) => {
-                        let current = counter::parse_canonical(&value)
-                            .ok_or_else(|| Error::not_an_integer(&shown))?;
-                        (deadline, current)
-                    }
-                    None => (deadline(ttl_on_create, w.now), 0),
-                };
-                let next = current
-                    .checked_add(delta)
-                    .ok_or_else(|| Error::overflow(&shown))?;
-                w.put(
-                    &full,
-                    deadline,
-                    counter::format(next, &mut itoa::Buffer::new()),
-                )?;
-                Ok(next)
-            })
+        self.write(move |w| {
+            let (deadline, current) = match w.live(&full)? {
+                Some((deadline, value)) => {
+                    let current = counter::parse_canonical(&value)
+                        .ok_or_else(|| Error::not_an_integer(&shown))?;
+                    (deadline, current)
+                }
+                None => (deadline(ttl_on_create, w.now), 0),
+            };
+            let next = current
+                .checked_add(delta)
+                .ok_or_else(|| Error::overflow(&shown))?;
+            w.put(
+                &full,
+                deadline,
+                counter::format(next, &mut itoa::Buffer::new()),
+            )?;
+            Ok(next)
         })
         .await
     }
@@ -454,12 +488,10 @@ impl Driver for RedbDriver {
         ttl: Option<Ttl>,
     ) -> Result<Option<Bytes>> {
         let full = s.key(key);
-        self.blocking(move |d| {
-            d.write(move |w| {
-                let previous = w.live(&full)?.map(|(_, v)| Bytes::from(v));
-                w.put(&full, deadline(ttl, w.now), &value)?;
-                Ok(previous)
-            })
+        self.write(move |w| {
+            let previous = w.live(&full)?.map(|(_, v)| Bytes::from(v));
+            w.put(&full, deadline(ttl, w.now), &value)?;
+            Ok(previous)
         })
         .await
     }
@@ -473,33 +505,40 @@ impl Driver for RedbDriver {
         ttl: Option<Ttl>,
     ) -> Result<bool> {
         let (full, expected) = (s.key(key), expected.to_vec());
-        self.blocking(move |d| {
-            d.write(move |w| match w.live(&full)? {
-                Some((_, value)) if value == expected => {
-                    w.put(&full, deadline(ttl, w.now), &new)?;
-                    Ok(true)
-                }
-                _ => Ok(false),
-            })
+        self.write(move |w| match w.live(&full)? {
+            Some((_, value)) if value == expected => {
+                w.put(&full, deadline(ttl, w.now), &new)?;
+                Ok(true)
+            }
+            _ => Ok(false),
         })
         .await
     }
 
     async fn cad(&self, s: &RedbScope, key: &str, expected: &[u8]) -> Result<bool> {
         let (full, expected) = (s.key(key), expected.to_vec());
-        self.blocking(move |d| {
-            d.write(move |w| match w.live(&full)? {
-                Some((_, value)) if value == expected => w.remove(&full),
-                _ => Ok(false),
-            })
+        self.write(move |w| match w.live(&full)? {
+            Some((_, value)) if value == expected => w.remove(&full),
+            _ => Ok(false),
         })
         .await
     }
 
     async fn mget(&self, s: &RedbScope, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
         let full: Vec<Vec<u8>> = keys.iter().map(|k| s.key(k)).collect();
-        // One read transaction: one consistent snapshot for the whole batch.
-        self.read(move |store| store.entries(&full)).await
+        // One read transaction: one consistent snapshot for the whole batch; a large batch
+        // is read on a blocking thread, as it holds the transaction for longer.
+        if full.len() > INLINE_BATCH {
+            return self
+                .read(move |store| {
+                    store.read(|data, now, expired| read::entries(&full, data, now, expired))
+                })
+                .await;
+        }
+        self.look(full, |keys, data, now, expired| {
+            read::entries(keys, data, now, expired)
+        })
+        .await
     }
 
     async fn mset(
@@ -512,30 +551,26 @@ impl Driver for RedbDriver {
             .iter_mut()
             .map(|(k, v)| (s.key(k), std::mem::take(v)))
             .collect();
-        self.blocking(move |d| {
-            d.write(move |w| {
-                let deadline = deadline(ttl, w.now);
-                for (key, value) in &pairs {
-                    w.put(key, deadline, value)?;
-                }
-                Ok(())
-            })
+        self.write(move |w| {
+            let deadline = deadline(ttl, w.now);
+            for (key, value) in &pairs {
+                w.put(key, deadline, value)?;
+            }
+            Ok(())
         })
         .await
     }
 
     async fn mdel(&self, s: &RedbScope, keys: &[&str]) -> Result<u64> {
         let full: Vec<Vec<u8>> = keys.iter().map(|k| s.key(k)).collect();
-        self.blocking(move |d| {
-            d.write(move |w| {
-                let mut removed = 0;
-                for key in &full {
-                    if w.remove(key)? {
-                        removed += 1;
-                    }
+        self.write(move |w| {
+            let mut removed = 0;
+            for key in &full {
+                if w.remove(key)? {
+                    removed += 1;
                 }
-                Ok(removed)
-            })
+            }
+            Ok(removed)
         })
         .await
     }
@@ -584,13 +619,12 @@ impl Driver for RedbDriver {
     }
 
     async fn clear(&self, s: &RedbScope) -> Result<u64> {
-        let prefix = s.0.clone();
-        self.blocking(move |d| {
-            let mut cleared = 0;
-            loop {
-                // A page per transaction, so a huge namespace never holds the writer for long.
-                let prefix = prefix.clone();
-                let (count, more) = d.write(move |w| {
+        let mut cleared = 0;
+        loop {
+            // A page per transaction, so a huge namespace never holds the writer for long.
+            let prefix = s.0.clone();
+            let (count, more) = self
+                .write(move |w| {
                     let keys: Vec<Vec<u8>> = w
                         .data
                         .range::<&[u8]>(&prefix[..]..)
@@ -606,14 +640,13 @@ impl Driver for RedbDriver {
                         }
                     }
                     Ok((count, keys.len() == PAGE))
-                })?;
-                cleared += count;
-                if !more {
-                    return Ok(cleared);
-                }
+                })
+                .await?;
+            cleared += count;
+            if !more {
+                return Ok(cleared);
             }
-        })
-        .await
+        }
     }
 
     /// Walks the whole data table in key order, 1000 keys per read transaction, and

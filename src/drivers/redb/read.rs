@@ -1,7 +1,10 @@
 //! The read path: read transactions on the latest committed snapshot.
 //!
-//! Every read that judges a key expired goes through [`Store::read`], which makes sure no
-//! write in flight has decided otherwise (see [`Visibility`](super::store::Visibility)).
+//! Every read that judges a key expired goes through [`Store::read`] (or
+//! [`Store::read_now`]), which makes sure no write in flight has decided otherwise (see
+//! [`Visibility`](super::store::Visibility)). The lookups a driver call makes are plain
+//! functions ([`entry`], [`entries`], [`ttl`]), so the same lookup runs on the caller's
+//! thread or, when it must wait, on a blocking one.
 
 use std::ops::Bound;
 
@@ -13,6 +16,7 @@ use super::store::{Store, storage};
 use crate::Result;
 use crate::glob::Pattern;
 use crate::name::{NamespaceInfo, NamespaceName, split_full_key};
+use crate::ttl::KeyTtl;
 
 /// The data table as a read sees it.
 pub(super) type Data = ReadOnlyTable<&'static [u8], &'static [u8]>;
@@ -30,6 +34,47 @@ impl Expired {
         }
         live
     }
+}
+
+/// The live entry of `key`: its deadline and value.
+pub(super) fn entry(
+    key: &[u8],
+    data: &Data,
+    now: u64,
+    expired: &mut Expired,
+) -> Result<Option<(u64, Bytes)>> {
+    Ok(data.get(key).map_err(storage)?.and_then(|v| {
+        let (deadline, value) = decode(v.value());
+        expired
+            .live(deadline, now)
+            .then(|| (deadline, Bytes::copy_from_slice(value)))
+    }))
+}
+
+/// The live values of `keys`, from one snapshot.
+pub(super) fn entries(
+    keys: &[Vec<u8>],
+    data: &Data,
+    now: u64,
+    expired: &mut Expired,
+) -> Result<Vec<Option<Bytes>>> {
+    keys.iter()
+        .map(|key| Ok(entry(key, data, now, expired)?.map(|(_, value)| value)))
+        .collect()
+}
+
+/// The time `key` has left.
+pub(super) fn ttl(key: &[u8], data: &Data, now: u64, expired: &mut Expired) -> Result<KeyTtl> {
+    Ok(match data.get(key).map_err(storage)? {
+        None => KeyTtl::Missing,
+        Some(v) => match decode(v.value()).0 {
+            0 => KeyTtl::NoExpiry,
+            deadline if expired.live(deadline, now) => {
+                KeyTtl::ExpiresIn(std::time::Duration::from_millis(deadline - now))
+            }
+            _ => KeyTtl::Missing,
+        },
+    })
 }
 
 impl Store {
@@ -57,32 +102,34 @@ impl Store {
         }
     }
 
-    /// The live entry of `key`: its deadline and value.
-    pub(super) fn entry(&self, key: &[u8]) -> Result<Option<(u64, Bytes)>> {
-        self.read(|data, now, expired| {
-            Ok(data.get(key).map_err(storage)?.and_then(|v| {
-                let (deadline, value) = decode(v.value());
-                expired
-                    .live(deadline, now)
-                    .then(|| (deadline, Bytes::copy_from_slice(value)))
-            }))
+    /// As [`read`](Self::read), but never waits: `None` when answering would need a wait
+    /// (the file must be opened again after an I/O failure, or a write in flight may have
+    /// decided otherwise about an expiry this read saw). The caller then reads again with
+    /// `read`, on a thread that may block. Takes one read transaction.
+    pub(super) fn read_now<T>(
+        &self,
+        look: impl FnOnce(&Data, u64, &mut Expired) -> Result<T>,
+    ) -> Result<Option<T>> {
+        let mark = self.visibility.mark();
+        let Some(db) = self.database_now()? else {
+            return Ok(None);
+        };
+        let mut expired = Expired::default();
+        let answer = {
+            let txn = self.redb(db.begin_read())?;
+            let data = self.redb(txn.open_table(DATA))?;
+            look(&data, now_ms(), &mut expired)?
+        };
+        Ok(match expired.0 {
+            Some(deadline) if !self.visibility.stands_now(mark, deadline) => None,
+            _ => Some(answer),
         })
     }
 
-    /// The live values of `keys`, from one snapshot.
-    pub(super) fn entries(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Bytes>>> {
-        self.read(|data, now, expired| {
-            keys.iter()
-                .map(|key| {
-                    Ok(data.get(key.as_slice()).map_err(storage)?.and_then(|v| {
-                        let (deadline, value) = decode(v.value());
-                        expired
-                            .live(deadline, now)
-                            .then(|| Bytes::copy_from_slice(value))
-                    }))
-                })
-                .collect()
-        })
+    /// The live entry of `key`: its deadline and value.
+    #[cfg(test)]
+    pub(super) fn entry(&self, key: &[u8]) -> Result<Option<(u64, Bytes)>> {
+        self.read(|data, now, expired| entry(key, data, now, expired))
     }
 
     /// Entries stored under `prefix`, expired ones not reclaimed yet included.

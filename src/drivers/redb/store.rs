@@ -118,6 +118,20 @@ impl Store {
         self.close();
     }
 
+    /// The open database, or `None` when it must be opened again first (after an I/O
+    /// failure): a read that must not wait for the file to be opened goes elsewhere then.
+    pub(super) fn database_now(&self) -> Result<Option<Arc<Database>>> {
+        self.check()?;
+        if self.shut.load(Ordering::SeqCst) {
+            return Err(Error::backend("the store is closed"));
+        }
+        Ok(self
+            .db
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone())
+    }
+
     /// Drops the store's handle on the database (redb closes the file with the last one).
     fn close(&self) {
         let taken = self
@@ -340,16 +354,21 @@ impl Visibility {
     }
 
     /// Whether a read that began after `mark` and found a key expired at `deadline` can
+    /// answer so now: no group finished since it began, and none in flight decides at a later
+    /// clock reading.
+    pub(super) fn stands_now(&self, mark: u64, deadline: u64) -> bool {
+        let deciding = self.deciding.load(Ordering::SeqCst);
+        self.finished.load(Ordering::SeqCst) == mark && deciding >= deadline
+    }
+
+    /// Whether a read that began after `mark` and found a key expired at `deadline` can
     /// answer so. When it cannot, waits until the group in flight is done: read again.
     pub(super) fn expiry_stands(&self, mark: u64, deadline: u64) -> bool {
-        let deciding = self.deciding.load(Ordering::SeqCst);
-        if self.finished.load(Ordering::SeqCst) != mark {
-            // A group finished since the read began: its snapshot may predate it.
-            return false;
-        }
-        if deciding >= deadline {
+        if self.stands_now(mark, deadline) {
             return true;
         }
+        // A group finished since the read began (its snapshot may predate it), or the group
+        // in flight decides later than the deadline: once it is done, read again.
         let mut guard = self.signal.0.lock().unwrap_or_else(PoisonError::into_inner);
         while self.finished.load(Ordering::SeqCst) == mark {
             guard = self
