@@ -50,6 +50,8 @@ struct Fixture {
     /// not hold evicts one.
     full: Namespace<String, MemoryDriver>,
     more_keys: Vec<String>,
+    /// The same keys in a store of one shard: a batch takes one lock.
+    one_shard: Namespace<String, MemoryDriver>,
     /// The same store through typed keys: the Go benchmark's key formatted per call, plain
     /// integers, UUIDs, pairs of integers.
     go: Namespace<GoKey, MemoryDriver>,
@@ -102,6 +104,12 @@ impl Fixture {
                 .unwrap()
         };
         let (roomy, full) = (bounded(1 << 40), bounded(LIVE as u64));
+        let one_shard = MemoryDriver::builder()
+            .shards(1)
+            .build()
+            .unwrap()
+            .namespace::<String>("bench", "memory")
+            .unwrap();
         let more_keys: Vec<String> = (0..2 * LIVE).map(|i| format!("key:{i}")).collect();
         let keys: Vec<String> = (0..LIVE).map(|i| format!("key:{i}")).collect();
         let counters: Vec<String> = (0..LIVE).map(|i| format!("counter:{i}")).collect();
@@ -112,6 +120,7 @@ impl Fixture {
             ready(ns.set(key, value.clone(), None)).unwrap();
             ready(roomy.set(key, value.clone(), None)).unwrap();
             ready(full.set(key, value.clone(), None)).unwrap();
+            ready(one_shard.set(key, value.clone(), None)).unwrap();
             ready(ns.incr(counter, 1)).unwrap();
             floor.insert(key.clone(), value.clone());
             floor_counters.insert(counter.clone(), 1);
@@ -131,6 +140,7 @@ impl Fixture {
             roomy,
             full,
             more_keys,
+            one_shard,
             go,
             ids,
             uuids,
@@ -199,6 +209,17 @@ fn mget10(f: &mut Fixture, i: usize) {
 fn mset10(f: &mut Fixture, i: usize) {
     let value = &f.value;
     ready(f.ns.mset(f.batch(i).iter().map(|k| (k, value.clone())), None)).unwrap();
+}
+fn one_shard_mget10(f: &mut Fixture, i: usize) {
+    black_box(ready(f.one_shard.mget(f.batch(i))).unwrap());
+}
+fn one_shard_mset10(f: &mut Fixture, i: usize) {
+    let value = &f.value;
+    ready(
+        f.one_shard
+            .mset(f.batch(i).iter().map(|k| (k, value.clone())), None),
+    )
+    .unwrap();
 }
 fn mdel10_mset10(f: &mut Fixture, i: usize) {
     ready(f.ns.mdel(f.batch(i))).unwrap();
@@ -385,6 +406,8 @@ macro_rules! for_each_operation {
         $apply!($($arg),*, "mget(10)", mget10);
         $apply!($($arg),*, "mset(10)", mset10);
         $apply!($($arg),*, "mdel(10)+mset(10)", mdel10_mset10);
+        $apply!($($arg),*, "mget(10), one shard", one_shard_mget10);
+        $apply!($($arg),*, "mset(10), one shard", one_shard_mset10);
         $apply!($($arg),*, "get, with a budget", budget_get);
         $apply!($($arg),*, "set (overwrite), with a budget", budget_set);
         $apply!($($arg),*, "set, evicting", evicting_set);

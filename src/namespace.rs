@@ -161,65 +161,61 @@ fn pending() -> Error {
 }
 
 /// A batch's keys as the store sees them, checked: a batch is validated whole before the
-/// driver sees any of it (SPEC 5.4). Keys that already are strings are borrowed (one pass, no
-/// copy); computed keys are encoded one after another into `arena` (one allocation for the
-/// batch) and borrowed from it.
-/// (Out-parameters, not return values: a returned inline batch is copied whole.)
+/// driver sees any of it (SPEC 5.4). `put(i, key)` gets each key's text by position. Keys
+/// that already are strings are borrowed (one pass, no copy); computed keys are encoded one
+/// after another into `arena` (one allocation for the batch) and borrowed from it.
 #[inline]
 fn encode_batch<'k, K: Key, Q: Borrow<K>>(
     keys: &'k [Q],
     arena: &'k mut String,
-    refs: &mut Batch<&'k str>,
+    mut put: impl FnMut(usize, &'k str),
 ) -> Result<()> {
-    refs.reserve(keys.len());
+    let mut borrowed = 0;
     for key in keys {
         match key.borrow().encoded() {
             Some(text) => {
                 key::validate(text)?;
-                refs.push(text);
+                put(borrowed, text);
+                borrowed += 1;
             }
             None => break,
         }
     }
-    if refs.len() == keys.len() {
+    if borrowed == keys.len() {
         return Ok(());
     }
     let mut ends: Batch<usize> = Batch::new();
     let mut buf = KeyBuf::new();
-    for key in &keys[refs.len()..] {
+    for key in &keys[borrowed..] {
         buf.clear();
         arena.push_str(key::encode(key.borrow(), &mut buf)?);
         ends.push(arena.len());
     }
     let arena: &'k str = arena;
     let mut start = 0;
-    for end in ends {
-        refs.push(&arena[start..end]);
+    for (i, end) in ends.into_iter().enumerate() {
+        put(borrowed + i, &arena[start..end]);
         start = end;
     }
     Ok(())
 }
 
-/// A batch's pairs as keys and values.
-fn split_pairs<Q, V>(pairs: impl IntoIterator<Item = (Q, V)>) -> (Batch<Q>, Batch<V>) {
-    let (mut keys, mut values) = (Batch::new(), Batch::new());
-    for (key, value) in pairs {
-        keys.push(key);
-        values.push(value);
-    }
-    (keys, values)
+/// A batch's keys, encoded and checked, in `refs`.
+#[inline]
+fn encode_keys<'k, K: Key, Q: Borrow<K>>(
+    keys: &'k [Q],
+    arena: &'k mut String,
+    refs: &mut Batch<&'k str>,
+) -> Result<()> {
+    refs.reserve(keys.len());
+    encode_batch::<K, Q>(keys, arena, |_, key| refs.push(key))
 }
 
-/// Every encoded key with its value, checked (SPEC 2.1).
+/// Checks a value's size (SPEC 2.1).
 #[inline]
-fn pair_up<'e, V: Into<Bytes>>(
-    keys: &[&'e str],
-    values: &mut Batch<V>,
-    batch: &mut Batch<(&'e str, Bytes)>,
-) -> Result<()> {
-    batch.reserve(values.len());
-    for (&key, value) in keys.iter().zip(values.drain(..)) {
-        batch.push((key, self::value(key, value)?));
+fn check_value(key: &str, value: &Bytes) -> Result<()> {
+    if value.len() > MAX_VALUE_LEN {
+        return Err(Error::value_too_large(key, value.len(), MAX_VALUE_LEN));
     }
     Ok(())
 }
@@ -594,7 +590,7 @@ impl<K: Key, D: Driver> Namespace<K, D> {
                     let keys: Batch<Q> = keys.into_iter().collect();
                     let mut arena = String::new();
                     let mut refs = Batch::new();
-                    encode_batch::<K, Q>(&keys, &mut arena, &mut refs)?;
+                    encode_keys::<K, Q>(&keys, &mut arena, &mut refs)?;
                     if refs.is_empty() {
                         return Ok(Vec::new());
                     }
@@ -607,7 +603,7 @@ impl<K: Key, D: Driver> Namespace<K, D> {
                     let keys: Batch<Q> = keys.into_iter().collect();
                     let mut arena = String::new();
                     let mut refs = Batch::new();
-                    encode_batch::<K, Q>(&keys, &mut arena, &mut refs)?;
+                    encode_keys::<K, Q>(&keys, &mut arena, &mut refs)?;
                     if refs.is_empty() {
                         return Ok(Vec::new());
                     }
@@ -634,14 +630,18 @@ impl<K: Key, D: Driver> Namespace<K, D> {
             Call::Now {
                 now: Lazy(Some(move || {
                     let ttl = Ttl::from_option(ttl)?;
-                    let (keys, mut values) = split_pairs(pairs);
                     let mut arena = String::new();
-                    let mut refs = Batch::new();
-                    encode_batch::<K, Q>(&keys, &mut arena, &mut refs)?;
-                    let mut batch = Batch::new();
-                    pair_up(&refs, &mut values, &mut batch)?;
+                    let (mut keys, mut batch) = (Batch::<Q>::new(), Batch::new());
+                    for (key, value) in pairs {
+                        keys.push(key);
+                        batch.push(("", value.into()));
+                    }
                     if batch.is_empty() {
                         return Ok(());
+                    }
+                    encode_batch::<K, Q>(&keys, &mut arena, |i, key| batch[i].0 = key)?;
+                    for (key, value) in &batch {
+                        check_value(key, value)?;
                     }
                     at_once(driver.mset(scope, &mut batch, ttl))
                 })),
@@ -650,14 +650,18 @@ impl<K: Key, D: Driver> Namespace<K, D> {
             Call::Later {
                 later: async move {
                     let ttl = Ttl::from_option(ttl)?;
-                    let (keys, mut values) = split_pairs(pairs);
                     let mut arena = String::new();
-                    let mut refs = Batch::new();
-                    encode_batch::<K, Q>(&keys, &mut arena, &mut refs)?;
-                    let mut batch = Batch::new();
-                    pair_up(&refs, &mut values, &mut batch)?;
+                    let (mut keys, mut batch) = (Batch::<Q>::new(), Batch::new());
+                    for (key, value) in pairs {
+                        keys.push(key);
+                        batch.push(("", value.into()));
+                    }
                     if batch.is_empty() {
                         return Ok(());
+                    }
+                    encode_batch::<K, Q>(&keys, &mut arena, |i, key| batch[i].0 = key)?;
+                    for (key, value) in &batch {
+                        check_value(key, value)?;
                     }
                     driver.mset(scope, &mut batch, ttl).await
                 },
@@ -681,7 +685,7 @@ impl<K: Key, D: Driver> Namespace<K, D> {
                     let keys: Batch<Q> = keys.into_iter().collect();
                     let mut arena = String::new();
                     let mut refs = Batch::new();
-                    encode_batch::<K, Q>(&keys, &mut arena, &mut refs)?;
+                    encode_keys::<K, Q>(&keys, &mut arena, &mut refs)?;
                     if refs.is_empty() {
                         return Ok(0);
                     }
@@ -694,7 +698,7 @@ impl<K: Key, D: Driver> Namespace<K, D> {
                     let keys: Batch<Q> = keys.into_iter().collect();
                     let mut arena = String::new();
                     let mut refs = Batch::new();
-                    encode_batch::<K, Q>(&keys, &mut arena, &mut refs)?;
+                    encode_keys::<K, Q>(&keys, &mut arena, &mut refs)?;
                     if refs.is_empty() {
                         return Ok(0);
                     }

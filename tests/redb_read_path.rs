@@ -60,8 +60,15 @@ fn reads_of_live_keys_answer_on_first_poll() {
     assert_eq!(get.unwrap(), Some(Bytes::from_static(b"v")));
     let missing = first_poll(ns.get(&"nope".to_owned())).expect("get of a missing key waited");
     assert_eq!(missing.unwrap(), None);
-    assert!(first_poll(ns.exists(&"k2".to_owned())).expect("exists waited").unwrap());
-    match first_poll(ns.ttl(&"t".to_owned())).expect("ttl waited").unwrap() {
+    assert!(
+        first_poll(ns.exists(&"k2".to_owned()))
+            .expect("exists waited")
+            .unwrap()
+    );
+    match first_poll(ns.ttl(&"t".to_owned()))
+        .expect("ttl waited")
+        .unwrap()
+    {
         KeyTtl::ExpiresIn(left) => assert!(left > Duration::from_secs(3500), "{left:?}"),
         other => panic!("ttl of a key with an hour left: {other:?}"),
     }
@@ -76,8 +83,15 @@ fn every_call_works_without_a_tokio_runtime() {
     block_on(ns.set(&1, "one", None)).unwrap();
     block_on(ns.set(&2, "two", Some(Duration::from_millis(1)))).unwrap();
     std::thread::sleep(Duration::from_millis(5));
-    assert_eq!(block_on(ns.get(&1)).unwrap(), Some(Bytes::from_static(b"one")));
-    assert_eq!(block_on(ns.get(&2)).unwrap(), None, "an expired key was read");
+    assert_eq!(
+        block_on(ns.get(&1)).unwrap(),
+        Some(Bytes::from_static(b"one"))
+    );
+    assert_eq!(
+        block_on(ns.get(&2)).unwrap(),
+        None,
+        "an expired key was read"
+    );
     assert_eq!(block_on(ns.incr(&3, 5)).unwrap(), 5);
     // A large batch and a listing go to the blocking pool under tokio; here, this thread.
     let many: Vec<u64> = (100..300).collect();
