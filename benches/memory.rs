@@ -1,5 +1,8 @@
 //! The memory driver through the public namespace API, against a single-threaded `hashbrown`
-//! map doing the same lookup or write (the floor), on 1000 live keys.
+//! map doing the same lookup or write (the floor), on 1000 live keys: single calls, batches of
+//! 10 (also in a store of one shard, one lock per batch), a memory budget, typed keys (`u64`,
+//! `Uuid`, `(u64, u64)`) beside the same keys as prebuilt strings, and the Go toolkit's
+//! workload (its key `key:<i>` formatted per call, by the typed key `GoKey`).
 //!
 //! Before the timed runs it prints allocations and bytes allocated per operation, counted by
 //! a global allocator (the equivalent of Go's `-benchmem`).
@@ -271,8 +274,28 @@ fn go_set(f: &mut Fixture, i: usize) {
     ready(f.go.set(&GoKey((i % LIVE) as u64), f.value.clone(), None)).unwrap();
 }
 fn go_incr(f: &mut Fixture, i: usize) {
-    // `counter:<i>` in the Go benchmark; the same length here.
+    // Keys of their own (`key:1000` on), so the counters never meet the `set` rows' values.
     black_box(ready(f.go.incr(&GoKey((LIVE + i % LIVE) as u64), 1)).unwrap());
+}
+fn go_exists(f: &mut Fixture, i: usize) {
+    black_box(ready(f.go.exists(&GoKey((i % LIVE) as u64))).unwrap());
+}
+fn go_ttl(f: &mut Fixture, i: usize) {
+    black_box(ready(f.go.ttl(&GoKey((i % LIVE) as u64))).unwrap());
+}
+fn go_delete_set(f: &mut Fixture, i: usize) {
+    let key = GoKey((i % LIVE) as u64);
+    ready(f.go.delete(&key)).unwrap();
+    ready(f.go.set(&key, f.value.clone(), None)).unwrap();
+}
+fn go_delete_set_nx(f: &mut Fixture, i: usize) {
+    let key = GoKey((i % LIVE) as u64);
+    ready(f.go.delete(&key)).unwrap();
+    black_box(ready(f.go.set_nx(&key, f.value.clone(), None)).unwrap());
+}
+fn go_cas(f: &mut Fixture, i: usize) {
+    let key = GoKey((i % LIVE) as u64);
+    black_box(ready(f.go.cas(&key, &f.value, f.value.clone(), None)).unwrap());
 }
 fn u64_get(f: &mut Fixture, i: usize) {
     black_box(ready(f.ids.get(&((i % LIVE) as u64))).unwrap());
@@ -418,6 +441,11 @@ macro_rules! for_each_operation {
         $apply!($($arg),*, "get, GoKey(u64) key:<i>", go_get);
         $apply!($($arg),*, "set, GoKey(u64) key:<i>", go_set);
         $apply!($($arg),*, "incr, GoKey(u64) key:<i>", go_incr);
+        $apply!($($arg),*, "exists, GoKey(u64) key:<i>", go_exists);
+        $apply!($($arg),*, "ttl, GoKey(u64) key:<i>", go_ttl);
+        $apply!($($arg),*, "delete+set, GoKey(u64) key:<i>", go_delete_set);
+        $apply!($($arg),*, "delete+set_nx, GoKey(u64) key:<i>", go_delete_set_nx);
+        $apply!($($arg),*, "cas, GoKey(u64) key:<i>", go_cas);
         $apply!($($arg),*, "get, u64 key", u64_get);
         $apply!($($arg),*, "set, u64 key", u64_set);
         $apply!($($arg),*, "incr, u64 key", u64_incr);
