@@ -108,6 +108,23 @@ macro_rules! call {
     };
 }
 
+/// A batch call: `$body` is an `async` block that prepares the batch and awaits the driver.
+///
+/// On a driver that answers at once the block is built and polled in place on first poll, so
+/// its state (the batch, the key buffer) lives on that poll's stack, not in the namespace's
+/// future; on any other driver the block is the future.
+macro_rules! batch_call {
+    ($self:ident, $body:expr) => {
+        if $self.shared.driver.answers_at_once() {
+            Call::Now {
+                now: Lazy(Some(move || at_once($body))),
+            }
+        } else {
+            Call::Later { later: $body }
+        }
+    };
+}
+
 pin_project_lite::pin_project! {
     /// The future of a namespace call: computed on first poll, or the driver's wait.
     #[project = CallProj]
@@ -584,33 +601,16 @@ impl<K: Key, D: Driver> Namespace<K, D> {
         keys: impl IntoIterator<Item = Q>,
     ) -> impl Future<Output = Result<Vec<Option<Bytes>>>> {
         let (driver, scope) = (&self.shared.driver, &self.shared.scope);
-        if driver.answers_at_once() {
-            Call::Now {
-                now: Lazy(Some(move || {
-                    let keys: Batch<Q> = keys.into_iter().collect();
-                    let mut arena = String::new();
-                    let mut refs = Batch::new();
-                    encode_keys::<K, Q>(&keys, &mut arena, &mut refs)?;
-                    if refs.is_empty() {
-                        return Ok(Vec::new());
-                    }
-                    at_once(driver.mget(scope, &refs))
-                })),
+        batch_call!(self, async move {
+            let keys: Batch<Q> = keys.into_iter().collect();
+            let mut arena = String::new();
+            let mut refs = Batch::new();
+            encode_keys::<K, Q>(&keys, &mut arena, &mut refs)?;
+            if refs.is_empty() {
+                return Ok(Vec::new());
             }
-        } else {
-            Call::Later {
-                later: async move {
-                    let keys: Batch<Q> = keys.into_iter().collect();
-                    let mut arena = String::new();
-                    let mut refs = Batch::new();
-                    encode_keys::<K, Q>(&keys, &mut arena, &mut refs)?;
-                    if refs.is_empty() {
-                        return Ok(Vec::new());
-                    }
-                    driver.mget(scope, &refs).await
-                },
-            }
-        }
+            driver.mget(scope, &refs).await
+        })
     }
 
     /// Writes many pairs with one TTL, atomically: no reader sees some and not others
@@ -626,47 +626,23 @@ impl<K: Key, D: Driver> Namespace<K, D> {
         ttl: Option<Duration>,
     ) -> impl Future<Output = Result<()>> {
         let (driver, scope) = (&self.shared.driver, &self.shared.scope);
-        if driver.answers_at_once() {
-            Call::Now {
-                now: Lazy(Some(move || {
-                    let ttl = Ttl::from_option(ttl)?;
-                    let mut arena = String::new();
-                    let (mut keys, mut batch) = (Batch::<Q>::new(), Batch::new());
-                    for (key, value) in pairs {
-                        keys.push(key);
-                        batch.push(("", value.into()));
-                    }
-                    if batch.is_empty() {
-                        return Ok(());
-                    }
-                    encode_batch::<K, Q>(&keys, &mut arena, |i, key| batch[i].0 = key)?;
-                    for (key, value) in &batch {
-                        check_value(key, value)?;
-                    }
-                    at_once(driver.mset(scope, &mut batch, ttl))
-                })),
+        batch_call!(self, async move {
+            let ttl = Ttl::from_option(ttl)?;
+            let mut arena = String::new();
+            let (mut keys, mut batch) = (Batch::<Q>::new(), Batch::new());
+            for (key, value) in pairs {
+                keys.push(key);
+                batch.push(("", value.into()));
             }
-        } else {
-            Call::Later {
-                later: async move {
-                    let ttl = Ttl::from_option(ttl)?;
-                    let mut arena = String::new();
-                    let (mut keys, mut batch) = (Batch::<Q>::new(), Batch::new());
-                    for (key, value) in pairs {
-                        keys.push(key);
-                        batch.push(("", value.into()));
-                    }
-                    if batch.is_empty() {
-                        return Ok(());
-                    }
-                    encode_batch::<K, Q>(&keys, &mut arena, |i, key| batch[i].0 = key)?;
-                    for (key, value) in &batch {
-                        check_value(key, value)?;
-                    }
-                    driver.mset(scope, &mut batch, ttl).await
-                },
+            if batch.is_empty() {
+                return Ok(());
             }
-        }
+            encode_batch::<K, Q>(&keys, &mut arena, |i, key| batch[i].0 = key)?;
+            for (key, value) in &batch {
+                check_value(key, value)?;
+            }
+            driver.mset(scope, &mut batch, ttl).await
+        })
     }
 
     /// Deletes many keys; returns how many distinct keys were present (SPEC 5.3).
@@ -679,33 +655,16 @@ impl<K: Key, D: Driver> Namespace<K, D> {
         keys: impl IntoIterator<Item = Q>,
     ) -> impl Future<Output = Result<u64>> {
         let (driver, scope) = (&self.shared.driver, &self.shared.scope);
-        if driver.answers_at_once() {
-            Call::Now {
-                now: Lazy(Some(move || {
-                    let keys: Batch<Q> = keys.into_iter().collect();
-                    let mut arena = String::new();
-                    let mut refs = Batch::new();
-                    encode_keys::<K, Q>(&keys, &mut arena, &mut refs)?;
-                    if refs.is_empty() {
-                        return Ok(0);
-                    }
-                    at_once(driver.mdel(scope, &refs))
-                })),
+        batch_call!(self, async move {
+            let keys: Batch<Q> = keys.into_iter().collect();
+            let mut arena = String::new();
+            let mut refs = Batch::new();
+            encode_keys::<K, Q>(&keys, &mut arena, &mut refs)?;
+            if refs.is_empty() {
+                return Ok(0);
             }
-        } else {
-            Call::Later {
-                later: async move {
-                    let keys: Batch<Q> = keys.into_iter().collect();
-                    let mut arena = String::new();
-                    let mut refs = Batch::new();
-                    encode_keys::<K, Q>(&keys, &mut arena, &mut refs)?;
-                    if refs.is_empty() {
-                        return Ok(0);
-                    }
-                    driver.mdel(scope, &refs).await
-                },
-            }
-        }
+            driver.mdel(scope, &refs).await
+        })
     }
 
     /// The live keys of this namespace that match `pattern`, in no particular order
