@@ -16,8 +16,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use hashbrown::HashMap;
+use namestore::codec::{Json, Postcard};
 use namestore::drivers::memory::Eviction;
-use namestore::{Key, KeyBuf, MemoryDriver, Namespace};
+use namestore::{Key, KeyBuf, MemoryDriver, Namespace, TypedNamespace};
 use uuid::Uuid;
 
 mod common;
@@ -72,6 +73,11 @@ struct Fixture {
     keys: Vec<String>,
     counters: Vec<String>,
     value: Bytes,
+    /// Typed values: a small struct through the JSON and postcard codecs, and the same
+    /// namespace as bytes for the codec called by hand.
+    json: TypedNamespace<String, Json<Small>, MemoryDriver>,
+    postcard: TypedNamespace<String, Postcard<Small>, MemoryDriver>,
+    small: Small,
     floor: HashMap<String, Bytes>,
     floor_counters: HashMap<String, i64>,
 }
@@ -117,6 +123,23 @@ impl Fixture {
         let keys: Vec<String> = (0..LIVE).map(|i| format!("key:{i}")).collect();
         let counters: Vec<String> = (0..LIVE).map(|i| format!("counter:{i}")).collect();
         let value = Bytes::from(b"value-0123456789".to_vec());
+        let small = Small {
+            id: 42,
+            name: "ada".to_owned(),
+            active: true,
+        };
+        let json = store
+            .namespace::<String>("bench", "json")
+            .unwrap()
+            .with_codec(Json::<Small>::new());
+        let postcard = store
+            .namespace::<String>("bench", "postcard")
+            .unwrap()
+            .with_codec(Postcard::<Small>::new());
+        for key in &keys {
+            ready(json.set(key, &small, None)).unwrap();
+            ready(postcard.set(key, &small, None)).unwrap();
+        }
         let mut floor = HashMap::new();
         let mut floor_counters = HashMap::new();
         for (key, counter) in keys.iter().zip(&counters) {
@@ -157,6 +180,9 @@ impl Fixture {
             keys,
             counters,
             value,
+            json,
+            postcard,
+            small,
             floor,
             floor_counters,
         }
@@ -369,6 +395,42 @@ fn pair_text_incr(f: &mut Fixture, i: usize) {
     black_box(ready(f.pairs_text.incr(&f.pair_texts[LIVE + i % LIVE], 1)).unwrap());
 }
 
+// Typed values, and the same work with the codec called by hand around the byte API.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Small {
+    id: u64,
+    name: String,
+    active: bool,
+}
+fn json_set(f: &mut Fixture, i: usize) {
+    ready(f.json.set(f.key(i), &f.small, None)).unwrap();
+}
+fn json_get(f: &mut Fixture, i: usize) {
+    black_box(ready(f.json.get(f.key(i))).unwrap());
+}
+fn json_by_hand_set(f: &mut Fixture, i: usize) {
+    let encoded = serde_json::to_vec(&f.small).unwrap();
+    ready(f.json.bytes().set(f.key(i), encoded, None)).unwrap();
+}
+fn json_by_hand_get(f: &mut Fixture, i: usize) {
+    let stored = ready(f.json.bytes().get(f.key(i))).unwrap().unwrap();
+    black_box(serde_json::from_slice::<Small>(&stored).unwrap());
+}
+fn postcard_set(f: &mut Fixture, i: usize) {
+    ready(f.postcard.set(f.key(i), &f.small, None)).unwrap();
+}
+fn postcard_get(f: &mut Fixture, i: usize) {
+    black_box(ready(f.postcard.get(f.key(i))).unwrap());
+}
+fn postcard_by_hand_set(f: &mut Fixture, i: usize) {
+    let encoded = postcard::to_allocvec(&f.small).unwrap();
+    ready(f.postcard.bytes().set(f.key(i), encoded, None)).unwrap();
+}
+fn postcard_by_hand_get(f: &mut Fixture, i: usize) {
+    let stored = ready(f.postcard.bytes().get(f.key(i))).unwrap().unwrap();
+    black_box(postcard::from_bytes::<Small>(&stored).unwrap());
+}
+
 // The floor: a plain single-threaded hashbrown map.
 fn floor_get(f: &mut Fixture, i: usize) {
     black_box(f.floor.get(&f.keys[i % LIVE]).cloned());
@@ -464,6 +526,14 @@ macro_rules! for_each_operation {
         $apply!($($arg),*, "get, (u64, u64) key as String", pair_text_get);
         $apply!($($arg),*, "set, (u64, u64) key as String", pair_text_set);
         $apply!($($arg),*, "incr, (u64, u64) key as String", pair_text_incr);
+        $apply!($($arg),*, "set, Json<Small>", json_set);
+        $apply!($($arg),*, "set, JSON by hand + bytes", json_by_hand_set);
+        $apply!($($arg),*, "get, Json<Small>", json_get);
+        $apply!($($arg),*, "get, bytes + JSON by hand", json_by_hand_get);
+        $apply!($($arg),*, "set, Postcard<Small>", postcard_set);
+        $apply!($($arg),*, "set, postcard by hand + bytes", postcard_by_hand_set);
+        $apply!($($arg),*, "get, Postcard<Small>", postcard_get);
+        $apply!($($arg),*, "get, bytes + postcard by hand", postcard_by_hand_get);
         $apply!($($arg),*, "floor get", floor_get);
         $apply!($($arg),*, "floor set", floor_set);
         $apply!($($arg),*, "floor exists", floor_exists);

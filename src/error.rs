@@ -52,6 +52,13 @@ pub enum ErrorKind {
     /// call with this kind; `RedbDriver::check` (the `namestore check` command) runs the
     /// engine's integrity check and repair on the closed file.
     Corrupted,
+    /// A stored value is not a valid encoding for the namespace's codec (SPEC 11.2): the
+    /// message names the key, [`std::error::Error::source`] carries the codec's reason, and
+    /// the stored value is left as it was.
+    Decode,
+    /// The codec could not encode a value (a JSON map whose keys are not strings, say).
+    /// Nothing was written.
+    Encode,
     /// Any other backend failure; [`std::error::Error::source`] carries the cause.
     Backend,
 }
@@ -265,6 +272,28 @@ impl Error {
             None,
             format!("invalid TTL {ttl:?}: {reason}"),
         )
+    }
+
+    /// The value stored under `key` does not decode with the namespace's codec.
+    pub(crate) fn decode(key: &str, codec: &str, source: BoxError) -> Self {
+        let message = format!(
+            "value of key {:?} is not valid {codec}: {source}",
+            shorten(key)
+        );
+        let mut error = Error::new(ErrorKind::Decode, Some("value"), Some(key), message);
+        error.0.source = Some(source);
+        error
+    }
+
+    /// A value for `key` does not encode with the namespace's codec.
+    pub(crate) fn encode(key: &str, codec: &str, source: BoxError) -> Self {
+        let message = format!(
+            "value for key {:?} cannot be encoded as {codec}: {source}",
+            shorten(key)
+        );
+        let mut error = Error::new(ErrorKind::Encode, Some("value"), Some(key), message);
+        error.0.source = Some(source);
+        error
     }
 
     pub(crate) fn value_too_large(key: &str, len: usize, max: usize) -> Self {

@@ -4,6 +4,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod any;
+pub mod codec;
 pub mod counter;
 mod driver;
 pub mod drivers;
@@ -14,11 +15,13 @@ mod name;
 mod namespace;
 mod open;
 mod ttl;
+mod typed;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
 
 pub use any::{AnyDriver, AnyScope, BoxFuture, PageStream};
+pub use codec::Codec;
 pub use driver::Driver;
 pub use drivers::memory::MemoryDriver;
 pub use error::{BoxError, Error, ErrorKind, Result};
@@ -28,6 +31,7 @@ pub use name::{MAX_NAME_LEN, NamespaceInfo, NamespaceName};
 pub use namespace::{KeyStream, MAX_VALUE_LEN, Namespace};
 pub use open::open;
 pub use ttl::{Expiry, KeyTtl, Ttl};
+pub use typed::TypedNamespace;
 
 /// Re-exported so drivers and callers name the same `Bytes`.
 pub use bytes::Bytes;

@@ -27,6 +27,7 @@ mod linearizability;
 mod listing;
 mod namespaces;
 mod single;
+mod typed;
 mod values;
 
 use std::fmt;
@@ -42,6 +43,7 @@ pub use linearizability::*;
 pub use listing::*;
 pub use namespaces::*;
 pub use single::*;
+pub use typed::*;
 pub use values::*;
 
 use crate::drivers::memory::ManualClock;
@@ -295,6 +297,8 @@ macro_rules! conformance_tests {
             batch_atomic_for_single_reads,
             handles_are_shared,
             bad_input_leaves_store_unchanged,
+            typed_values,
+            codec_round_trips,
         );
     };
     (@each $harness:expr; $($rule:ident),* $(,)?) => {

@@ -1,0 +1,43 @@
+//! JSON, with `serde_json`.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::{Codec, ValueType, codec_type};
+use crate::BoxError;
+
+/// JSON (`serde_json`): values any other client reads, `redis-cli` included. Cargo feature
+/// `json`.
+///
+/// ```
+/// # #[cfg(feature = "json")]
+/// # async fn run() -> namestore::Result<()> {
+/// use namestore::codec::Json;
+///
+/// #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+/// struct Flag { on: bool }
+///
+/// let store = namestore::MemoryDriver::new();
+/// let flags = store.namespace::<String>("app", "flags")?.with_codec(Json::<Flag>::new());
+/// flags.set(&"beta".to_owned(), &Flag { on: true }, None).await?;
+/// // The stored bytes are plain JSON.
+/// let raw = flags.bytes().get(&"beta".to_owned()).await?.unwrap();
+/// assert_eq!(&raw[..], br#"{"on":true}"#);
+/// # Ok(()) }
+/// ```
+pub struct Json<T>(ValueType<T>);
+
+codec_type!(Json, "Json");
+
+impl<T: Serialize + DeserializeOwned + 'static> Codec for Json<T> {
+    type Value = T;
+    const NAME: &'static str = "JSON";
+
+    fn encode(&self, value: &T, out: &mut Vec<u8>) -> Result<(), BoxError> {
+        Ok(serde_json::to_writer(out, value)?)
+    }
+
+    fn decode(&self, bytes: &[u8]) -> Result<T, BoxError> {
+        Ok(serde_json::from_slice(bytes)?)
+    }
+}

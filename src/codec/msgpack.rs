@@ -1,0 +1,32 @@
+//! MessagePack, with `rmp-serde`.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::{Codec, ValueType, codec_type};
+use crate::BoxError;
+
+/// MessagePack (`rmp-serde`), in its compact form: a struct is an array of its fields, as
+/// `rmp_serde::to_vec` writes it (what other Rust session stores write). Reads the named
+/// form (structs as maps) too. Cargo feature `msgpack`.
+pub struct MessagePack<T>(ValueType<T>);
+
+codec_type!(MessagePack, "MessagePack");
+
+impl<T: Serialize + DeserializeOwned + 'static> Codec for MessagePack<T> {
+    type Value = T;
+    const NAME: &'static str = "MessagePack";
+
+    fn encode(&self, value: &T, out: &mut Vec<u8>) -> Result<(), BoxError> {
+        Ok(rmp_serde::encode::write(out, value)?)
+    }
+
+    fn decode(&self, bytes: &[u8]) -> Result<T, BoxError> {
+        let mut read = bytes;
+        let value = rmp_serde::decode::from_read(&mut read)?;
+        if !read.is_empty() {
+            return Err(format!("{} bytes after the value", read.len()).into());
+        }
+        Ok(value)
+    }
+}

@@ -1,0 +1,34 @@
+//! postcard, the compact binary format.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::{Codec, ValueType, codec_type};
+use crate::BoxError;
+
+/// postcard (`postcard`): the most compact encoding, for values read by Rust programs (it is
+/// not self-describing: reader and writer must agree on the type). Cargo feature `postcard`.
+pub struct Postcard<T>(ValueType<T>);
+
+codec_type!(Postcard, "Postcard");
+
+impl<T: Serialize + DeserializeOwned + 'static> Codec for Postcard<T> {
+    type Value = T;
+    const NAME: &'static str = "postcard";
+
+    fn encode(&self, value: &T, out: &mut Vec<u8>) -> Result<(), BoxError> {
+        let taken = std::mem::take(out);
+        *out = postcard::to_extend(value, taken)?;
+        Ok(())
+    }
+
+    fn decode(&self, bytes: &[u8]) -> Result<T, BoxError> {
+        // A value must be the whole of the stored bytes: trailing bytes are not an encoding
+        // of `T`.
+        let (value, rest) = postcard::take_from_bytes(bytes)?;
+        if !rest.is_empty() {
+            return Err(format!("{} bytes after the value", rest.len()).into());
+        }
+        Ok(value)
+    }
+}
