@@ -18,7 +18,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use hashbrown::HashMap;
 use namestore::codec::{Json, Postcard};
 use namestore::drivers::memory::Eviction;
-use namestore::{Key, KeyBuf, MemoryDriver, Namespace, TypedNamespace};
+use namestore::{Instrumented, Key, KeyBuf, MemoryDriver, Namespace, TypedNamespace};
 use uuid::Uuid;
 
 mod common;
@@ -54,6 +54,8 @@ struct Fixture {
     /// not hold evicts one.
     full: Namespace<String, MemoryDriver>,
     more_keys: Vec<String>,
+    /// The same store behind the telemetry layer, with no subscriber installed.
+    instrumented: Namespace<String, Instrumented<MemoryDriver>>,
     /// The same keys in a store of one shard: a batch takes one lock.
     one_shard: Namespace<String, MemoryDriver>,
     /// The same store through typed keys: the Go benchmark's key formatted per call, plain
@@ -87,6 +89,8 @@ impl Fixture {
         let store = MemoryDriver::new();
         let ns = store.namespace::<String>("bench", "memory").unwrap();
         let go = store.namespace::<GoKey>("bench", "memory").unwrap();
+        let instrumented =
+            Namespace::new(Instrumented::new(store.clone()), "bench", "memory").unwrap();
         let ids = store.namespace::<u64>("bench", "ids").unwrap();
         let uuids = store.namespace::<Uuid>("bench", "uuids").unwrap();
         let pairs = store.namespace::<(u64, u64)>("bench", "pairs").unwrap();
@@ -166,6 +170,7 @@ impl Fixture {
             roomy,
             full,
             more_keys,
+            instrumented,
             one_shard,
             go,
             ids,
@@ -238,6 +243,12 @@ fn mget10(f: &mut Fixture, i: usize) {
 fn mset10(f: &mut Fixture, i: usize) {
     let value = &f.value;
     ready(f.ns.mset(f.batch(i).iter().map(|k| (k, value.clone())), None)).unwrap();
+}
+fn instrumented_get(f: &mut Fixture, i: usize) {
+    black_box(ready(f.instrumented.get(f.key(i))).unwrap());
+}
+fn instrumented_set(f: &mut Fixture, i: usize) {
+    ready(f.instrumented.set(f.key(i), f.value.clone(), None)).unwrap();
 }
 fn one_shard_mget10(f: &mut Fixture, i: usize) {
     black_box(ready(f.one_shard.mget(f.batch(i))).unwrap());
@@ -493,6 +504,8 @@ macro_rules! for_each_operation {
         $apply!($($arg),*, "mdel(10)+mset(10)", mdel10_mset10);
         $apply!($($arg),*, "mget(10), one shard", one_shard_mget10);
         $apply!($($arg),*, "mset(10), one shard", one_shard_mset10);
+        $apply!($($arg),*, "get, instrumented, no subscriber", instrumented_get);
+        $apply!($($arg),*, "set (overwrite), instrumented, no subscriber", instrumented_set);
         $apply!($($arg),*, "get, with a budget", budget_get);
         $apply!($($arg),*, "set (overwrite), with a budget", budget_set);
         $apply!($($arg),*, "set, evicting", evicting_set);

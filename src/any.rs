@@ -88,6 +88,7 @@ trait DynDriver: Send + Sync + 'static {
     fn as_any(&self) -> &dyn Any;
     fn name(&self) -> &'static str;
     fn answers_at_once(&self) -> bool;
+    fn system_name(&self) -> &'static str;
     fn scope(&self, namespace: &NamespaceName) -> Result<AnyScope>;
     fn set<'a>(
         &'a self,
@@ -178,6 +179,10 @@ impl<D: Driver> DynDriver for D {
 
     fn answers_at_once(&self) -> bool {
         Driver::answers_at_once(self)
+    }
+
+    fn system_name(&self) -> &'static str {
+        Driver::system_name(self)
     }
 
     fn scope(&self, namespace: &NamespaceName) -> Result<AnyScope> {
@@ -333,6 +338,11 @@ impl Driver for AnyDriver {
     #[inline]
     fn answers_at_once(&self) -> bool {
         self.0.answers_at_once()
+    }
+
+    /// As the wrapped driver.
+    fn system_name(&self) -> &'static str {
+        self.0.system_name()
     }
 
     fn scope(&self, namespace: &NamespaceName) -> Result<AnyScope> {

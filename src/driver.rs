@@ -57,6 +57,12 @@ pub trait Driver: Clone + Send + Sync + 'static {
         false
     }
 
+    /// The store's kind as telemetry names it (OpenTelemetry's `db.system.name`): `"memory"`,
+    /// `"redis"`, `"redb"`; `"other"` by default.
+    fn system_name(&self) -> &'static str {
+        "other"
+    }
+
     /// Resolves a validated namespace name into this driver's scope.
     fn scope(&self, namespace: &NamespaceName) -> Result<Self::Scope>;
 

@@ -63,6 +63,29 @@ pub enum ErrorKind {
     Backend,
 }
 
+impl ErrorKind {
+    /// The kind's name in snake case (`"not_an_integer"`), as telemetry records it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidNamespace => "invalid_namespace",
+            ErrorKind::InvalidKey => "invalid_key",
+            ErrorKind::InvalidPattern => "invalid_pattern",
+            ErrorKind::InvalidTtl => "invalid_ttl",
+            ErrorKind::ValueTooLarge => "value_too_large",
+            ErrorKind::NotAnInteger => "not_an_integer",
+            ErrorKind::Overflow => "overflow",
+            ErrorKind::Unavailable => "unavailable",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::InvalidUrl => "invalid_url",
+            ErrorKind::OutOfMemory => "out_of_memory",
+            ErrorKind::Corrupted => "corrupted",
+            ErrorKind::Decode => "decode",
+            ErrorKind::Encode => "encode",
+            ErrorKind::Backend => "backend",
+        }
+    }
+}
+
 /// Everything that can go wrong in namestore.
 ///
 /// Match on [`Error::kind`]. The message says which argument was wrong and why, and names

@@ -10,6 +10,8 @@ mod driver;
 pub mod drivers;
 mod error;
 mod glob;
+#[cfg(feature = "tracing")]
+pub mod instrument;
 mod key;
 mod name;
 mod namespace;
@@ -26,6 +28,8 @@ pub use driver::Driver;
 pub use drivers::memory::MemoryDriver;
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use glob::Pattern;
+#[cfg(feature = "tracing")]
+pub use instrument::Instrumented;
 pub use key::{Key, KeyBuf, MAX_KEY_LEN};
 pub use name::{MAX_NAME_LEN, NamespaceInfo, NamespaceName};
 pub use namespace::{KeyStream, MAX_VALUE_LEN, Namespace};

@@ -11,7 +11,9 @@ use crate::{AnyDriver, Error, Result};
 /// | `redis://`, `rediss://` (TLS), `redis+cluster://` | the Redis driver (cargo feature `redis`); see `RedisConfig::from_url` |
 /// | `redb:///path/file.redb` | the persistent driver (cargo feature `redb`); see `RedbConfig::from_url` |
 ///
-/// The scheme is case-insensitive.
+/// The scheme is case-insensitive. Any URL may add `telemetry=1` to its query: the store is
+/// then wrapped in [`Instrumented`](crate::Instrumented), a `tracing` span per operation
+/// (cargo feature `tracing`; without it the parameter is refused).
 ///
 /// A store opened here behaves exactly as the same driver built in code (SPEC 9.2).
 ///
@@ -27,6 +29,52 @@ use crate::{AnyDriver, Error, Result};
 /// assert!(namestore::open("nosuch://host").is_err());
 /// ```
 pub fn open(url: &str) -> Result<AnyDriver> {
+    let (url, telemetry) = take_telemetry(url)?;
+    let driver = open_driver(&url)?;
+    if !telemetry {
+        return Ok(driver);
+    }
+    #[cfg(feature = "tracing")]
+    return Ok(AnyDriver::new(crate::Instrumented::new(driver)));
+    #[cfg(not(feature = "tracing"))]
+    Err(Error::invalid_url(
+        "`telemetry=1` needs namestore's `tracing` cargo feature",
+    ))
+}
+
+/// Takes `telemetry=…` out of the URL's query, for every scheme; what is left goes to the
+/// driver's own parser. The query starts at the first `?` after the credentials (which run
+/// to the last `@` and may hold a `?` of their own).
+fn take_telemetry(url: &str) -> Result<(std::borrow::Cow<'_, str>, bool)> {
+    let authority = url.rfind('@').map_or(0, |at| at + 1);
+    let Some(mark) = url[authority..].find('?').map(|at| authority + at) else {
+        return Ok((url.into(), false));
+    };
+    let (base, query) = (&url[..mark], &url[mark + 1..]);
+    let mut telemetry = false;
+    let mut rest = Vec::new();
+    for pair in query.split('&') {
+        match pair.split_once('=').unwrap_or((pair, "")) {
+            ("telemetry", "1" | "true" | "on") => telemetry = true,
+            ("telemetry", "0" | "false" | "off") => telemetry = false,
+            ("telemetry", _) => {
+                return Err(Error::invalid_url(
+                    "`telemetry` takes 1 or 0 (true/false, on/off)",
+                ));
+            }
+            _ => rest.push(pair),
+        }
+    }
+    if rest.len() == query.split('&').count() {
+        return Ok((url.into(), false));
+    }
+    Ok(match rest.is_empty() {
+        true => (base.to_owned().into(), telemetry),
+        false => (format!("{base}?{}", rest.join("&")).into(), telemetry),
+    })
+}
+
+fn open_driver(url: &str) -> Result<AnyDriver> {
     let Some((scheme, _)) = url.split_once("://") else {
         return Err(Error::invalid_url(
             "expected `scheme://…`, such as `memory://`",
@@ -82,4 +130,43 @@ fn not_built(scheme: &str, available: &str) -> Error {
     Error::invalid_url(format!(
         "the `{scheme}` driver is not part of this build of namestore; available: {available}"
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::take_telemetry;
+
+    #[test]
+    fn telemetry_is_taken_from_the_query_only() {
+        let taken = |url| {
+            let (rest, on) = take_telemetry(url).unwrap();
+            (rest.into_owned(), on)
+        };
+        assert_eq!(taken("memory://"), ("memory://".to_owned(), false));
+        assert_eq!(
+            taken("memory://?telemetry=1"),
+            ("memory://".to_owned(), true)
+        );
+        assert_eq!(
+            taken("memory://?max_entries=5&telemetry=on&shards=4"),
+            ("memory://?max_entries=5&shards=4".to_owned(), true)
+        );
+        assert_eq!(
+            taken("memory://?max_entries=5"),
+            ("memory://?max_entries=5".to_owned(), false)
+        );
+        // A password may hold `?` and even `telemetry=1`: the query starts after the last `@`.
+        assert_eq!(
+            taken("redis://u:p?telemetry=1@host:6379/0"),
+            ("redis://u:p?telemetry=1@host:6379/0".to_owned(), false)
+        );
+        assert_eq!(
+            taken("redis://u:p?x@host:6379/0?telemetry=1&response_timeout_ms=5"),
+            (
+                "redis://u:p?x@host:6379/0?response_timeout_ms=5".to_owned(),
+                true
+            )
+        );
+        assert!(take_telemetry("memory://?telemetry=maybe").is_err());
+    }
 }

@@ -504,6 +504,10 @@ impl Stream for NamespacePages {
 impl Driver for MemoryDriver {
     type Scope = MemoryScope;
 
+    fn system_name(&self) -> &'static str {
+        "memory"
+    }
+
     #[inline]
     fn answers_at_once(&self) -> bool {
         true

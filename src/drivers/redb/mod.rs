@@ -361,6 +361,10 @@ impl fmt::Debug for RedbDriver {
 impl Driver for RedbDriver {
     type Scope = RedbScope;
 
+    fn system_name(&self) -> &'static str {
+        "redb"
+    }
+
     fn scope(&self, namespace: &NamespaceName) -> Result<RedbScope> {
         Ok(RedbScope(namespace.prefix().as_bytes().into()))
     }

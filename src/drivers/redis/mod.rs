@@ -209,6 +209,10 @@ fn px(command: &mut redis::Cmd, ttl: Option<Ttl>) {
 impl Driver for RedisDriver {
     type Scope = RedisScope;
 
+    fn system_name(&self) -> &'static str {
+        "redis"
+    }
+
     fn scope(&self, namespace: &NamespaceName) -> Result<RedisScope> {
         Ok(RedisScope(if self.config().hash_tag {
             format!("{{{}:{}}}:", namespace.root(), namespace.domain()).into()
