@@ -5,18 +5,12 @@ use namestore::codec::{Json, MessagePack, Postcard};
 use namestore::{Codec, ErrorKind, MemoryDriver, Namespace};
 use proptest::prelude::*;
 
-type Record = (String, u64, Option<Vec<i32>>, bool);
+#[path = "support/ready.rs"]
+mod support_ready;
 
-fn ready<F: std::future::Future>(future: F) -> F::Output {
-    let mut future = std::pin::pin!(future);
-    match future
-        .as_mut()
-        .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
-    {
-        std::task::Poll::Ready(output) => output,
-        std::task::Poll::Pending => panic!("the memory driver answers at once"),
-    }
-}
+use support_ready::ready;
+
+type Record = (String, u64, Option<Vec<i32>>, bool);
 
 fn read_back<C: Codec>(bytes: &Namespace<String, MemoryDriver>, codec: C, stored: &[u8]) {
     let key = "k".to_owned();

@@ -13,6 +13,11 @@ use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::{Layer, Registry};
 
+#[path = "support/ready.rs"]
+mod support_ready;
+
+use support_ready::ready;
+
 /// One span's fields by name.
 type SpanFields = HashMap<String, String>;
 
@@ -51,17 +56,6 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Spans {
 impl Spans {
     fn take(&self) -> Vec<HashMap<String, String>> {
         self.0.lock().unwrap().drain(..).map(|(_, f)| f).collect()
-    }
-}
-
-fn ready<F: std::future::Future>(future: F) -> F::Output {
-    let mut future = std::pin::pin!(future);
-    match future
-        .as_mut()
-        .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
-    {
-        std::task::Poll::Ready(output) => output,
-        std::task::Poll::Pending => panic!("the memory driver answers at once"),
     }
 }
 
