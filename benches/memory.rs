@@ -10,6 +10,7 @@
 //! Run: `cargo bench --bench memory`.
 
 use std::hint::black_box;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -249,6 +250,96 @@ fn instrumented_get(f: &mut Fixture, i: usize) {
 }
 fn instrumented_set(f: &mut Fixture, i: usize) {
     ready(f.instrumented.set(f.key(i), f.value.clone(), None)).unwrap();
+}
+/// A recorder that keeps every counter and histogram in atomics behind one map, as an
+/// exporter's registry does (histograms keep a count and a sum, so memory stays flat).
+#[derive(Default)]
+struct AtomicRecorder(std::sync::Mutex<HashMap<metrics::Key, Arc<Cell>>>);
+
+#[derive(Default)]
+struct Cell(std::sync::atomic::AtomicU64, std::sync::atomic::AtomicU64);
+
+impl metrics::CounterFn for Cell {
+    fn increment(&self, value: u64) {
+        self.0.fetch_add(value, Ordering::Relaxed);
+    }
+    fn absolute(&self, value: u64) {
+        self.0.store(value, Ordering::Relaxed);
+    }
+}
+
+impl metrics::HistogramFn for Cell {
+    fn record(&self, value: f64) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        self.1.fetch_add((value * 1e9) as u64, Ordering::Relaxed);
+    }
+}
+
+impl AtomicRecorder {
+    fn cell(&self, key: &metrics::Key) -> Arc<Cell> {
+        let mut cells = self.0.lock().unwrap();
+        if let Some(cell) = cells.get(key) {
+            return Arc::clone(cell);
+        }
+        Arc::clone(cells.entry(key.clone()).or_default())
+    }
+}
+
+impl metrics::Recorder for AtomicRecorder {
+    fn describe_counter(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_gauge(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_histogram(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn register_counter(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Counter {
+        metrics::Counter::from_arc(self.cell(key))
+    }
+    fn register_gauge(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
+        metrics::Gauge::noop()
+    }
+    fn register_histogram(
+        &self,
+        key: &metrics::Key,
+        _: &metrics::Metadata<'_>,
+    ) -> metrics::Histogram {
+        metrics::Histogram::from_arc(self.cell(key))
+    }
+}
+
+fn recorder() -> &'static AtomicRecorder {
+    static RECORDER: std::sync::OnceLock<AtomicRecorder> = std::sync::OnceLock::new();
+    RECORDER.get_or_init(AtomicRecorder::default)
+}
+fn recorded_get(f: &mut Fixture, i: usize) {
+    metrics::with_local_recorder(recorder(), || {
+        black_box(ready(f.instrumented.get(f.key(i))).unwrap());
+    });
+}
+fn recorded_set(f: &mut Fixture, i: usize) {
+    metrics::with_local_recorder(recorder(), || {
+        ready(f.instrumented.set(f.key(i), f.value.clone(), None)).unwrap();
+    });
+}
+fn unrecorded_get_under_a_local_recorder_guard(f: &mut Fixture, i: usize) {
+    metrics::with_local_recorder(&metrics::NoopRecorder, || {
+        black_box(ready(f.ns.get(f.key(i))).unwrap());
+    });
 }
 fn one_shard_mget10(f: &mut Fixture, i: usize) {
     black_box(ready(f.one_shard.mget(f.batch(i))).unwrap());
@@ -506,6 +597,9 @@ macro_rules! for_each_operation {
         $apply!($($arg),*, "mset(10), one shard", one_shard_mset10);
         $apply!($($arg),*, "get, instrumented, no subscriber", instrumented_get);
         $apply!($($arg),*, "set (overwrite), instrumented, no subscriber", instrumented_set);
+        $apply!($($arg),*, "get, instrumented, recorder installed", recorded_get);
+        $apply!($($arg),*, "set (overwrite), instrumented, recorder installed", recorded_set);
+        $apply!($($arg),*, "get, plain, inside a local recorder guard", unrecorded_get_under_a_local_recorder_guard);
         $apply!($($arg),*, "get, with a budget", budget_get);
         $apply!($($arg),*, "set (overwrite), with a budget", budget_set);
         $apply!($($arg),*, "set, evicting", evicting_set);

@@ -20,13 +20,26 @@
 //! interested in the span, the layer hands back the driver's own future: no span, no
 //! allocation, one check of tracing's level filter per call.
 //!
+//! With the cargo feature `metrics` too, every call is also counted through the `metrics`
+//! facade (labels `namespace`, `operation`, `driver`, and `outcome` = `ok` or the error kind;
+//! never a key): [`OPERATIONS`](meter::OPERATIONS) and the latency histogram
+//! [`DURATION`](meter::DURATION), and for reads [`HITS`](meter::HITS) and
+//! [`MISSES`](meter::MISSES). With no recorder installed (the facade's no-op recorder), a
+//! call pays one check and no clock read. The no-op recorder is recognised by being a
+//! zero-sized type: a recorder of a zero-sized type of your own is treated the same way.
+//!
 //! `namestore::open` applies the layer when the URL asks for it with `telemetry=1`
 //! (`memory://?telemetry=1`, `redis://host?telemetry=1`).
+
+#[cfg(feature = "metrics")]
+pub mod meter;
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+#[cfg(feature = "metrics")]
+use std::time::Instant;
 
 use bytes::Bytes;
 use futures_core::Stream;
@@ -38,6 +51,60 @@ use crate::glob::Pattern;
 use crate::name::{NamespaceInfo, NamespaceName};
 use crate::ttl::{Expiry, KeyTtl, Ttl};
 use crate::{Error, Result};
+
+/// The operations the layer observes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Op {
+    Set,
+    SetNx,
+    Get,
+    Exists,
+    Delete,
+    Ttl,
+    Expire,
+    Persist,
+    Incr,
+    GetSet,
+    Cas,
+    Cad,
+    Mget,
+    Mset,
+    Mdel,
+    Clear,
+}
+
+impl Op {
+    #[cfg(feature = "metrics")]
+    pub(crate) const COUNT: usize = Op::Clear as usize + 1;
+
+    /// The driver operation's name, as `db.operation.name` and the `operation` label.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Op::Set => "set",
+            Op::SetNx => "set_nx",
+            Op::Get => "get",
+            Op::Exists => "exists",
+            Op::Delete => "delete",
+            Op::Ttl => "ttl",
+            Op::Expire => "expire",
+            Op::Persist => "persist",
+            Op::Incr => "incr",
+            Op::GetSet => "get_set",
+            Op::Cas => "cas",
+            Op::Cad => "cad",
+            Op::Mget => "mget",
+            Op::Mset => "mset",
+            Op::Mdel => "mdel",
+            Op::Clear => "clear",
+        }
+    }
+}
+
+/// What a call measured for metrics: the namespace's keys, the operation, when it started.
+#[cfg(feature = "metrics")]
+type Meter = (Arc<meter::Meters>, Op, Instant);
+#[cfg(not(feature = "metrics"))]
+type Meter = std::convert::Infallible;
 
 /// A driver whose every operation is traced; see the [module](self) for the fields.
 ///
@@ -69,12 +136,8 @@ impl<D: Driver> Instrumented<D> {
     /// The span of one operation, or a disabled span when nobody listens.
     #[cold]
     #[inline(never)]
-    fn span(
-        &self,
-        s: &InstrumentedScope<D::Scope>,
-        operation: &'static str,
-        key: Option<&str>,
-    ) -> Span {
+    fn span(&self, s: &InstrumentedScope<D::Scope>, op: Op, key: Option<&str>) -> Span {
+        let operation = op.name();
         let span = tracing::debug_span!(
             target: "namestore",
             "namestore",
@@ -100,38 +163,52 @@ impl<D: Driver> Instrumented<D> {
         }
         span
     }
-}
 
-/// Runs `call` in `span` and records its outcome there; hands back `call` itself when the
-/// span is disabled.
-///
-/// The first check is tracing's global level filter, one relaxed load: with no subscriber (or
-/// none at DEBUG) nothing else runs, not even the span's callsite lookup. A traced call is
-/// boxed, so the untraced one stays the size of the driver's own future.
-#[inline(always)]
-fn traced<T, F: Future<Output = Result<T>>>(
-    span: impl FnOnce() -> Span,
-    hit: fn(&T) -> Option<bool>,
-    call: impl FnOnce() -> F,
-) -> Traced<F, T> {
-    if !tracing::level_enabled!(Level::DEBUG) {
-        return Traced::Bare { call: call() };
-    }
-    let span = span();
-    if span.is_disabled() {
-        return Traced::Bare { call: call() };
-    }
-    let recording = Recording {
-        call: call(),
-        span: span.clone(),
-        hit,
-    };
-    Traced::Spanned {
-        call: Box::pin(recording.instrument(span)),
+    /// Runs `call` in the operation's span and records its outcome there and in metrics;
+    /// hands back `call` itself when nobody listens.
+    ///
+    /// The checks: tracing's global level filter (one relaxed load; with no subscriber at
+    /// DEBUG not even the span's callsite is looked up) and, with `metrics`, whether a
+    /// recorder is installed. An observed call is boxed, so an unobserved one stays the size
+    /// of the driver's own future.
+    #[inline(always)]
+    fn traced<T, F: Future<Output = Result<T>>>(
+        &self,
+        s: &InstrumentedScope<D::Scope>,
+        op: Op,
+        key: Option<&str>,
+        hit: fn(&T) -> Option<bool>,
+        call: impl FnOnce() -> F,
+    ) -> Traced<F, T> {
+        let span = if tracing::level_enabled!(Level::DEBUG) {
+            self.span(s, op, key)
+        } else {
+            Span::none()
+        };
+        #[cfg(feature = "metrics")]
+        let meter: Option<Meter> =
+            meter::recorder_listens().then(|| (Arc::clone(&s.meters), op, Instant::now()));
+        #[cfg(not(feature = "metrics"))]
+        let meter: Option<Meter> = None;
+        if span.is_disabled() && meter.is_none() {
+            return Traced::Bare { call: call() };
+        }
+        let recording = Recording {
+            call: call(),
+            span: span.clone(),
+            hit,
+            meter,
+        };
+        Traced::Spanned {
+            call: Box::pin(recording.instrument(span)),
+        }
     }
 }
 
 fn record<T>(span: &Span, result: &Result<T>, hit: fn(&T) -> Option<bool>) {
+    if span.is_disabled() {
+        return;
+    }
     match result {
         Ok(value) => {
             span.record("namestore.outcome", "ok");
@@ -157,6 +234,7 @@ pin_project_lite::pin_project! {
         call: F,
         span: Span,
         hit: fn(&T) -> Option<bool>,
+        meter: Option<Meter>,
     }
 }
 
@@ -168,6 +246,10 @@ impl<T, F: Future<Output = Result<T>>> Future for Recording<F, T> {
         match this.call.poll(cx) {
             Poll::Ready(result) => {
                 record(this.span, &result, *this.hit);
+                #[cfg(feature = "metrics")]
+                if let Some((meters, op, started)) = this.meter.take() {
+                    meters.record(op, &result, *this.hit, started.elapsed());
+                }
                 Poll::Ready(result)
             }
             Poll::Pending => Poll::Pending,
@@ -202,6 +284,8 @@ impl<T, F: Future<Output = Result<T>>> Future for Traced<F, T> {
 pub struct InstrumentedScope<S> {
     inner: S,
     namespace: Arc<str>,
+    #[cfg(feature = "metrics")]
+    meters: Arc<meter::Meters>,
 }
 
 impl<D: Driver> Driver for Instrumented<D> {
@@ -217,9 +301,12 @@ impl<D: Driver> Driver for Instrumented<D> {
     }
 
     fn scope(&self, namespace: &NamespaceName) -> Result<Self::Scope> {
+        let name = namespace.to_string();
         Ok(InstrumentedScope {
             inner: self.inner.scope(namespace)?,
-            namespace: namespace.to_string().into(),
+            #[cfg(feature = "metrics")]
+            meters: Arc::new(meter::Meters::new(&name, self.inner.system_name())),
+            namespace: name.into(),
         })
     }
 
@@ -231,11 +318,9 @@ impl<D: Driver> Driver for Instrumented<D> {
         value: Bytes,
         expiry: Expiry,
     ) -> impl Future<Output = Result<()>> + Send {
-        traced(
-            || self.span(s, "set", Some(key)),
-            no_hit,
-            || self.inner.set(&s.inner, key, value, expiry),
-        )
+        self.traced(s, Op::Set, Some(key), no_hit, || {
+            self.inner.set(&s.inner, key, value, expiry)
+        })
     }
 
     #[inline]
@@ -246,11 +331,9 @@ impl<D: Driver> Driver for Instrumented<D> {
         value: Bytes,
         ttl: Option<Ttl>,
     ) -> impl Future<Output = Result<bool>> + Send {
-        traced(
-            || self.span(s, "set_nx", Some(key)),
-            no_hit,
-            || self.inner.set_nx(&s.inner, key, value, ttl),
-        )
+        self.traced(s, Op::SetNx, Some(key), no_hit, || {
+            self.inner.set_nx(&s.inner, key, value, ttl)
+        })
     }
 
     #[inline]
@@ -259,8 +342,10 @@ impl<D: Driver> Driver for Instrumented<D> {
         s: &Self::Scope,
         key: &str,
     ) -> impl Future<Output = Result<Option<Bytes>>> + Send {
-        traced(
-            || self.span(s, "get", Some(key)),
+        self.traced(
+            s,
+            Op::Get,
+            Some(key),
             |v: &Option<Bytes>| Some(v.is_some()),
             || self.inner.get(&s.inner, key),
         )
@@ -268,8 +353,10 @@ impl<D: Driver> Driver for Instrumented<D> {
 
     #[inline]
     fn exists(&self, s: &Self::Scope, key: &str) -> impl Future<Output = Result<bool>> + Send {
-        traced(
-            || self.span(s, "exists", Some(key)),
+        self.traced(
+            s,
+            Op::Exists,
+            Some(key),
             |hit: &bool| Some(*hit),
             || self.inner.exists(&s.inner, key),
         )
@@ -277,17 +364,17 @@ impl<D: Driver> Driver for Instrumented<D> {
 
     #[inline]
     fn delete(&self, s: &Self::Scope, key: &str) -> impl Future<Output = Result<bool>> + Send {
-        traced(
-            || self.span(s, "delete", Some(key)),
-            no_hit,
-            || self.inner.delete(&s.inner, key),
-        )
+        self.traced(s, Op::Delete, Some(key), no_hit, || {
+            self.inner.delete(&s.inner, key)
+        })
     }
 
     #[inline]
     fn ttl(&self, s: &Self::Scope, key: &str) -> impl Future<Output = Result<KeyTtl>> + Send {
-        traced(
-            || self.span(s, "ttl", Some(key)),
+        self.traced(
+            s,
+            Op::Ttl,
+            Some(key),
             |t: &KeyTtl| Some(*t != KeyTtl::Missing),
             || self.inner.ttl(&s.inner, key),
         )
@@ -300,20 +387,16 @@ impl<D: Driver> Driver for Instrumented<D> {
         key: &str,
         ttl: Ttl,
     ) -> impl Future<Output = Result<bool>> + Send {
-        traced(
-            || self.span(s, "expire", Some(key)),
-            no_hit,
-            || self.inner.expire(&s.inner, key, ttl),
-        )
+        self.traced(s, Op::Expire, Some(key), no_hit, || {
+            self.inner.expire(&s.inner, key, ttl)
+        })
     }
 
     #[inline]
     fn persist(&self, s: &Self::Scope, key: &str) -> impl Future<Output = Result<bool>> + Send {
-        traced(
-            || self.span(s, "persist", Some(key)),
-            no_hit,
-            || self.inner.persist(&s.inner, key),
-        )
+        self.traced(s, Op::Persist, Some(key), no_hit, || {
+            self.inner.persist(&s.inner, key)
+        })
     }
 
     #[inline]
@@ -324,11 +407,9 @@ impl<D: Driver> Driver for Instrumented<D> {
         delta: i64,
         ttl_on_create: Option<Ttl>,
     ) -> impl Future<Output = Result<i64>> + Send {
-        traced(
-            || self.span(s, "incr", Some(key)),
-            no_hit,
-            || self.inner.incr(&s.inner, key, delta, ttl_on_create),
-        )
+        self.traced(s, Op::Incr, Some(key), no_hit, || {
+            self.inner.incr(&s.inner, key, delta, ttl_on_create)
+        })
     }
 
     #[inline]
@@ -339,8 +420,10 @@ impl<D: Driver> Driver for Instrumented<D> {
         value: Bytes,
         ttl: Option<Ttl>,
     ) -> impl Future<Output = Result<Option<Bytes>>> + Send {
-        traced(
-            || self.span(s, "get_set", Some(key)),
+        self.traced(
+            s,
+            Op::GetSet,
+            Some(key),
             |v: &Option<Bytes>| Some(v.is_some()),
             || self.inner.get_set(&s.inner, key, value, ttl),
         )
@@ -355,11 +438,9 @@ impl<D: Driver> Driver for Instrumented<D> {
         new: Bytes,
         ttl: Option<Ttl>,
     ) -> impl Future<Output = Result<bool>> + Send {
-        traced(
-            || self.span(s, "cas", Some(key)),
-            no_hit,
-            || self.inner.cas(&s.inner, key, expected, new, ttl),
-        )
+        self.traced(s, Op::Cas, Some(key), no_hit, || {
+            self.inner.cas(&s.inner, key, expected, new, ttl)
+        })
     }
 
     #[inline]
@@ -369,11 +450,9 @@ impl<D: Driver> Driver for Instrumented<D> {
         key: &str,
         expected: &[u8],
     ) -> impl Future<Output = Result<bool>> + Send {
-        traced(
-            || self.span(s, "cad", Some(key)),
-            no_hit,
-            || self.inner.cad(&s.inner, key, expected),
-        )
+        self.traced(s, Op::Cad, Some(key), no_hit, || {
+            self.inner.cad(&s.inner, key, expected)
+        })
     }
 
     #[inline]
@@ -382,11 +461,9 @@ impl<D: Driver> Driver for Instrumented<D> {
         s: &Self::Scope,
         keys: &[&str],
     ) -> impl Future<Output = Result<Vec<Option<Bytes>>>> + Send {
-        traced(
-            || self.span(s, "mget", None),
-            no_hit,
-            || self.inner.mget(&s.inner, keys),
-        )
+        self.traced(s, Op::Mget, None, no_hit, || {
+            self.inner.mget(&s.inner, keys)
+        })
     }
 
     #[inline]
@@ -396,20 +473,16 @@ impl<D: Driver> Driver for Instrumented<D> {
         pairs: &mut [(&str, Bytes)],
         ttl: Option<Ttl>,
     ) -> impl Future<Output = Result<()>> + Send {
-        traced(
-            || self.span(s, "mset", None),
-            no_hit,
-            || self.inner.mset(&s.inner, pairs, ttl),
-        )
+        self.traced(s, Op::Mset, None, no_hit, || {
+            self.inner.mset(&s.inner, pairs, ttl)
+        })
     }
 
     #[inline]
     fn mdel(&self, s: &Self::Scope, keys: &[&str]) -> impl Future<Output = Result<u64>> + Send {
-        traced(
-            || self.span(s, "mdel", None),
-            no_hit,
-            || self.inner.mdel(&s.inner, keys),
-        )
+        self.traced(s, Op::Mdel, None, no_hit, || {
+            self.inner.mdel(&s.inner, keys)
+        })
     }
 
     /// Listings pass through untraced.
@@ -423,11 +496,7 @@ impl<D: Driver> Driver for Instrumented<D> {
 
     #[inline]
     fn clear(&self, s: &Self::Scope) -> impl Future<Output = Result<u64>> + Send {
-        traced(
-            || self.span(s, "clear", None),
-            no_hit,
-            || self.inner.clear(&s.inner),
-        )
+        self.traced(s, Op::Clear, None, no_hit, || self.inner.clear(&s.inner))
     }
 
     /// Listings pass through untraced.

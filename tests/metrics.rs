@@ -1,0 +1,120 @@
+//! SPEC 12 through the `metrics` facade: call counts and latency by namespace, operation,
+//! driver and outcome, hits and misses of reads; labels never hold a key.
+#![cfg(feature = "metrics")]
+
+use std::collections::HashMap;
+
+use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+use namestore::instrument::meter::{DURATION, HITS, MISSES, OPERATIONS};
+use namestore::{Instrumented, MemoryDriver, Namespace};
+
+#[path = "support/ready.rs"]
+mod support_ready;
+
+use support_ready::ready;
+
+/// Every metric recorded while `work` ran, by name and sorted labels.
+fn recorded(work: impl FnOnce()) -> HashMap<(String, Vec<(String, String)>), DebugValue> {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    metrics::with_local_recorder(&recorder, work);
+    snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .map(|(key, _, _, value)| {
+            let (_, key) = key.into_parts();
+            let mut labels: Vec<(String, String)> = key
+                .labels()
+                .map(|l| (l.key().to_owned(), l.value().to_owned()))
+                .collect();
+            labels.sort();
+            ((key.name().to_owned(), labels), value)
+        })
+        .collect()
+}
+
+fn labels(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut labels: Vec<(String, String)> = pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    labels.sort();
+    labels
+}
+
+#[test]
+fn calls_latency_hits_and_misses_by_namespace_operation_driver_and_outcome() {
+    let ns =
+        Namespace::<String, _>::new(Instrumented::new(MemoryDriver::new()), "app", "m").unwrap();
+    let metrics = recorded(|| {
+        ready(ns.set(&"user:secret-key".to_owned(), "v", None)).unwrap();
+        ready(ns.get(&"user:secret-key".to_owned())).unwrap();
+        ready(ns.get(&"absent".to_owned())).unwrap();
+        ready(ns.get(&"absent".to_owned())).unwrap();
+        ready(ns.incr(&"user:secret-key".to_owned(), 1)).unwrap_err();
+    });
+    let of = |name: &str, pairs: &[(&str, &str)]| metrics.get(&(name.to_owned(), labels(pairs)));
+    let get_ok = [
+        ("namespace", "app:m"),
+        ("operation", "get"),
+        ("driver", "memory"),
+        ("outcome", "ok"),
+    ];
+    assert_eq!(of(OPERATIONS, &get_ok), Some(&DebugValue::Counter(3)));
+    match of(DURATION, &get_ok) {
+        Some(DebugValue::Histogram(samples)) => {
+            assert_eq!(samples.len(), 3);
+            assert!(
+                samples.iter().all(|s| s.0 >= 0.0 && s.0 < 1.0),
+                "{samples:?}"
+            );
+        }
+        other => panic!("no latency histogram for get: {other:?}"),
+    }
+    let get = [
+        ("namespace", "app:m"),
+        ("operation", "get"),
+        ("driver", "memory"),
+    ];
+    assert_eq!(of(HITS, &get), Some(&DebugValue::Counter(1)));
+    assert_eq!(of(MISSES, &get), Some(&DebugValue::Counter(2)));
+    let set_ok = [
+        ("namespace", "app:m"),
+        ("operation", "set"),
+        ("driver", "memory"),
+        ("outcome", "ok"),
+    ];
+    assert_eq!(of(OPERATIONS, &set_ok), Some(&DebugValue::Counter(1)));
+    let incr_failed = [
+        ("namespace", "app:m"),
+        ("operation", "incr"),
+        ("driver", "memory"),
+        ("outcome", "not_an_integer"),
+    ];
+    assert_eq!(of(OPERATIONS, &incr_failed), Some(&DebugValue::Counter(1)));
+    for (_, labels) in metrics.keys() {
+        for (_, value) in labels {
+            assert!(
+                !value.contains("secret-key") && value != "absent",
+                "a key in a label: {labels:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn without_a_recorder_nothing_is_recorded_and_calls_answer() {
+    let ns = Namespace::<String, _>::new(Instrumented::new(MemoryDriver::new()), "app", "quiet")
+        .unwrap();
+    ready(ns.set(&"k".to_owned(), "v", None)).unwrap();
+    assert_eq!(
+        ready(ns.get(&"k".to_owned())).unwrap().as_deref(),
+        Some(&b"v"[..])
+    );
+    // A recorder installed afterwards sees the calls made from then on.
+    let metrics = recorded(|| {
+        ready(ns.exists(&"k".to_owned())).unwrap();
+    });
+    assert_eq!(metrics.len(), 3, "{:?}", metrics.keys().collect::<Vec<_>>());
+}
