@@ -118,3 +118,48 @@ fn without_a_recorder_nothing_is_recorded_and_calls_answer() {
     });
     assert_eq!(metrics.len(), 3, "{:?}", metrics.keys().collect::<Vec<_>>());
 }
+
+#[test]
+fn the_memory_driver_exports_evictions_and_expirations() {
+    use namestore::drivers::memory::{Eviction, ManualClock};
+    use namestore::instrument::meter::{EVICTIONS, EXPIRATIONS};
+
+    let clock = ManualClock::new();
+    let store = MemoryDriver::builder()
+        .max_entries(2)
+        .eviction(Eviction::Any)
+        .manual_clock(clock.clone())
+        .reap_interval(None)
+        .build()
+        .unwrap();
+    let ns = store.namespace::<String>("app", "cache").unwrap();
+    let metrics = recorded(|| {
+        for i in 0..5 {
+            ready(ns.set(&format!("k{i}"), "v", None)).unwrap();
+        }
+        ready(ns.set(
+            &"t".to_owned(),
+            "v",
+            Some(std::time::Duration::from_secs(1)),
+        ))
+        .unwrap();
+        clock.advance(std::time::Duration::from_secs(2));
+        assert_eq!(ready(ns.get(&"t".to_owned())).unwrap(), None);
+        ready(ns.set(&"after".to_owned(), "v", None)).unwrap();
+    });
+    let stats = store.namespace_stats();
+    let stats = stats
+        .iter()
+        .find(|s| s.name.to_string() == "app:cache")
+        .unwrap();
+    let of = |name: &str| {
+        metrics.get(&(
+            name.to_owned(),
+            labels(&[("namespace", "app:cache"), ("driver", "memory")]),
+        ))
+    };
+    assert_eq!(of(EVICTIONS), Some(&DebugValue::Counter(stats.evicted)));
+    assert!(stats.evicted >= 3, "{stats:?}");
+    assert_eq!(of(EXPIRATIONS), Some(&DebugValue::Counter(stats.expired)));
+    assert!(stats.expired >= 1, "{stats:?}");
+}

@@ -19,6 +19,10 @@ pub const DURATION: &str = "namestore_operation_duration_seconds";
 pub const HITS: &str = "namestore_hits_total";
 /// Reads that did not.
 pub const MISSES: &str = "namestore_misses_total";
+/// Keys evicted to keep a memory budget (SPEC 10), by `namespace` and `driver`.
+pub const EVICTIONS: &str = "namestore_evictions_total";
+/// Keys removed after their TTL ran out, by `namespace` and `driver`.
+pub const EXPIRATIONS: &str = "namestore_expirations_total";
 
 static META: Metadata<'static> = Metadata::new("namestore", Level::INFO, Some(module_path!()));
 
@@ -105,6 +109,44 @@ impl Meters {
                 recorder
                     .register_histogram(&duration, &META)
                     .record(took.as_secs_f64());
+            }
+        })
+    }
+}
+
+/// A namespace's eviction and expiration counters, for a driver that removes keys on its own
+/// (the memory driver).
+#[derive(Debug)]
+pub(crate) struct Removals {
+    evictions: Key,
+    expirations: Key,
+}
+
+impl Removals {
+    pub(crate) fn new(namespace: &str, driver: &'static str) -> Self {
+        let labels = || {
+            vec![
+                Label::new("namespace", namespace.to_owned()),
+                Label::new("driver", driver),
+            ]
+        };
+        Removals {
+            evictions: Key::from_parts(EVICTIONS, labels()),
+            expirations: Key::from_parts(EXPIRATIONS, labels()),
+        }
+    }
+
+    pub(crate) fn record(&self, evicted: u64, expired: u64) {
+        metrics::with_recorder(|recorder| {
+            if evicted > 0 {
+                recorder
+                    .register_counter(&self.evictions, &META)
+                    .increment(evicted);
+            }
+            if expired > 0 {
+                recorder
+                    .register_counter(&self.expirations, &META)
+                    .increment(expired);
             }
         })
     }

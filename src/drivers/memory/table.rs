@@ -72,10 +72,14 @@ pub(crate) struct Meta {
     pub(super) expired: AtomicU64,
     /// The shard the next eviction starts from.
     evict_hand: AtomicUsize,
+    /// The namespace's eviction and expiration metrics, built on first use.
+    #[cfg(feature = "metrics")]
+    exported: std::sync::OnceLock<crate::instrument::meter::Removals>,
 }
 
 impl Meta {
-    /// Counts what a change removed.
+    /// Counts what a change removed (SPEC 10.7), and exports it as metrics with the feature
+    /// `metrics` (SPEC 12.1).
     #[cold]
     fn count(&self, tally: &Tally) {
         if tally.evicted > 0 {
@@ -83,6 +87,15 @@ impl Meta {
         }
         if tally.expired > 0 {
             self.expired.fetch_add(tally.expired, Ordering::Relaxed);
+        }
+        #[cfg(feature = "metrics")]
+        if tally.evicted > 0 || tally.expired > 0 {
+            self.exported
+                .get_or_init(|| {
+                    let namespace = self.name.strip_suffix(':').unwrap_or(&self.name);
+                    crate::instrument::meter::Removals::new(namespace, "memory")
+                })
+                .record(tally.evicted, tally.expired);
         }
     }
 }
@@ -155,6 +168,8 @@ impl Table {
                 evicted: AtomicU64::new(0),
                 expired: AtomicU64::new(0),
                 evict_hand: AtomicUsize::new(0),
+                #[cfg(feature = "metrics")]
+                exported: std::sync::OnceLock::new(),
             }),
         };
         table.shards = (0..shards)
