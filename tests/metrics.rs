@@ -163,3 +163,43 @@ fn the_memory_driver_exports_evictions_and_expirations() {
     assert_eq!(of(EXPIRATIONS), Some(&DebugValue::Counter(stats.expired)));
     assert!(stats.expired >= 1, "{stats:?}");
 }
+
+/// Redis's connection failures are counted by kind (`unavailable` here); no label holds the
+/// URL's password.
+#[cfg(feature = "redis")]
+#[test]
+fn redis_connection_failures_are_counted_by_kind() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!(
+        "redis://user:s3cr3t%3F%40@127.0.0.1:{port}/0?connect_timeout_ms=300&response_timeout_ms=300&telemetry=1"
+    );
+    let store = namestore::open(&url).unwrap();
+    let ns = store.namespace::<String>("app", "down").unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let metrics = recorded(|| {
+        let error = runtime.block_on(ns.get(&"k".to_owned())).unwrap_err();
+        assert_eq!(error.kind(), namestore::ErrorKind::Unavailable, "{error}");
+    });
+    let failed = labels(&[
+        ("namespace", "app:down"),
+        ("operation", "get"),
+        ("driver", "redis"),
+        ("outcome", "unavailable"),
+    ]);
+    assert_eq!(
+        metrics.get(&(OPERATIONS.to_owned(), failed)),
+        Some(&DebugValue::Counter(1))
+    );
+    for (_, labels) in metrics.keys() {
+        for (_, value) in labels {
+            assert!(!value.contains("s3cr3t"), "a password in a label: {labels:?}");
+        }
+    }
+}
