@@ -199,7 +199,10 @@ fn redis_connection_failures_are_counted_by_kind() {
     );
     for (_, labels) in metrics.keys() {
         for (_, value) in labels {
-            assert!(!value.contains("s3cr3t"), "a password in a label: {labels:?}");
+            assert!(
+                !value.contains("s3cr3t"),
+                "a password in a label: {labels:?}"
+            );
         }
     }
 }
