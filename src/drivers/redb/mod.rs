@@ -40,6 +40,7 @@ mod read;
 mod reclaim;
 mod store;
 
+use std::borrow::Borrow;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
@@ -112,6 +113,14 @@ impl Drop for Inner {
 pub struct RedbScope(Arc<[u8]>);
 
 impl RedbScope {
+    /// The stored key of `key`, on the stack for keys up to 128 bytes with their prefix.
+    fn stack_key(&self, key: &str) -> smallvec::SmallVec<[u8; 128]> {
+        let mut full = smallvec::SmallVec::with_capacity(self.0.len() + key.len());
+        full.extend_from_slice(&self.0);
+        full.extend_from_slice(key.as_bytes());
+        full
+    }
+
     fn key(&self, key: &str) -> Vec<u8> {
         let mut full = Vec::with_capacity(self.0.len() + key.len());
         full.extend_from_slice(&self.0);
@@ -330,19 +339,26 @@ impl RedbDriver {
     /// Answers `look` on `args` with one read transaction on the calling thread when the
     /// answer needs no wait; else (a write in flight may decide an expiry the read saw, or
     /// the file must be opened again) on a blocking thread (see the module's read path).
-    async fn look<A: Send + 'static, T: Send + 'static>(
+    ///
+    /// `args` is borrowed for the read on the calling thread (a key built on the stack) and
+    /// copied only when the read goes to the blocking pool.
+    async fn look<A: ?Sized + ToOwned + Sync + 'static, T: Send + 'static>(
         &self,
-        args: A,
+        args: &A,
         look: fn(&A, &read::Data, u64, &mut read::Expired) -> Result<T>,
-    ) -> Result<T> {
+    ) -> Result<T>
+    where
+        A::Owned: Send + 'static,
+    {
         let store = &self.inner.store;
         let now = store
-            .contain(|| store.read_now(|data, now, expired| look(&args, data, now, expired)))?;
+            .contain(|| store.read_now(|data, now, expired| look(args, data, now, expired)))?;
         match now {
             Some(answer) => Ok(answer),
             None => {
+                let args = args.to_owned();
                 self.read(move |store| {
-                    store.read(|data, now, expired| look(&args, data, now, expired))
+                    store.read(|data, now, expired| look(args.borrow(), data, now, expired))
                 })
                 .await
             }
@@ -401,16 +417,16 @@ impl Driver for RedbDriver {
     }
 
     async fn get(&self, s: &RedbScope, key: &str) -> Result<Option<Bytes>> {
-        let full = s.key(key);
-        let found = self.look(full, |key, data, now, expired| {
+        let full = s.stack_key(key);
+        let found = self.look(&full[..], |key, data, now, expired| {
             read::entry(key, data, now, expired)
         });
         Ok(found.await?.map(|(_, value)| value))
     }
 
     async fn exists(&self, s: &RedbScope, key: &str) -> Result<bool> {
-        let full = s.key(key);
-        let found = self.look(full, |key, data, now, expired| {
+        let full = s.stack_key(key);
+        let found = self.look(&full[..], |key, data, now, expired| {
             read::entry(key, data, now, expired)
         });
         Ok(found.await?.is_some())
@@ -422,8 +438,8 @@ impl Driver for RedbDriver {
     }
 
     async fn ttl(&self, s: &RedbScope, key: &str) -> Result<KeyTtl> {
-        let full = s.key(key);
-        self.look(full, |key, data, now, expired| {
+        let full = s.stack_key(key);
+        self.look(&full[..], |key, data, now, expired| {
             read::ttl(key, data, now, expired)
         })
         .await
@@ -539,7 +555,7 @@ impl Driver for RedbDriver {
                 })
                 .await;
         }
-        self.look(full, |keys, data, now, expired| {
+        self.look(&full[..], |keys, data, now, expired| {
             read::entries(keys, data, now, expired)
         })
         .await
@@ -624,10 +640,11 @@ impl Driver for RedbDriver {
 
     async fn clear(&self, s: &RedbScope) -> Result<u64> {
         let mut cleared = 0;
+        let mut previous_first: Option<Vec<u8>> = None;
         loop {
             // A page per transaction, so a huge namespace never holds the writer for long.
             let prefix = s.0.clone();
-            let (count, more) = self
+            let (count, first, more) = self
                 .write(move |w| {
                     let keys: Vec<Vec<u8>> = w
                         .data
@@ -643,13 +660,21 @@ impl Driver for RedbDriver {
                             count += 1;
                         }
                     }
-                    Ok((count, keys.len() == PAGE))
+                    Ok((count, keys.first().cloned(), keys.len() == PAGE))
                 })
                 .await?;
             cleared += count;
             if !more {
                 return Ok(cleared);
             }
+            // Every page's keys were removed, so the next page starts after them: a page that
+            // starts where the last one did means a damaged tree that would loop for ever.
+            if first.is_some() && first == previous_first {
+                return Err(Error::corrupted(
+                    "clearing made no progress: the file is damaged",
+                ));
+            }
+            previous_first = first;
         }
     }
 

@@ -77,6 +77,18 @@ pub(super) fn ttl(key: &[u8], data: &Data, now: u64, expired: &mut Expired) -> R
     })
 }
 
+/// Checks that a range scan's keys rise strictly. A damaged tree can hand back keys it
+/// already gave (a page pointing back at an earlier one), which would make a listing endless;
+/// that is a damaged file, reported as such.
+fn rising(previous: Option<&[u8]>, key: &[u8]) -> Result<()> {
+    match previous {
+        Some(previous) if key <= previous => Err(crate::Error::corrupted(
+            "the data table's keys are out of order: the file is damaged",
+        )),
+        _ => Ok(()),
+    }
+}
+
 impl Store {
     /// Runs `look` on a snapshot of the data at the clock reading `now`, and answers what it
     /// returns once no write in flight contradicts an expiry it saw; reads again otherwise.
@@ -136,11 +148,16 @@ impl Store {
     pub(super) fn stored_entries(&self, prefix: &[u8]) -> Result<usize> {
         self.read(|data, _, _| {
             let mut count = 0;
+            let mut previous: Vec<u8> = Vec::new();
             for entry in data.range::<&[u8]>(prefix..).map_err(storage)? {
                 let (key, _) = entry.map_err(storage)?;
-                if !key.value().starts_with(prefix) {
+                let key = key.value();
+                if !key.starts_with(prefix) {
                     break;
                 }
+                rising((count > 0).then_some(&previous[..]), key)?;
+                previous.clear();
+                previous.extend_from_slice(key);
                 count += 1;
             }
             Ok(count)
@@ -165,7 +182,7 @@ impl Store {
             None => Bound::Included(prefix),
         };
         let mut keys = Vec::new();
-        let mut last = None;
+        let mut last: Option<Vec<u8>> = None;
         for entry in data
             .range::<&[u8]>((start, Bound::Unbounded))
             .map_err(storage)?
@@ -173,6 +190,7 @@ impl Store {
         {
             let (key, value) = entry.map_err(storage)?;
             let full = key.value();
+            rising(last.as_deref().or(after), full)?;
             let Some(business) = full.strip_prefix(prefix) else {
                 return Ok((keys, None));
             };
@@ -207,6 +225,7 @@ impl Store {
             let (key, value) = entry.map_err(storage)?;
             read += 1;
             let full = key.value();
+            rising(census.after.as_deref(), full)?;
             census.after = Some(full.to_vec());
             let name = std::str::from_utf8(full)
                 .ok()

@@ -13,6 +13,9 @@ use super::layout::PAGE;
 use super::store::storage;
 use crate::Result;
 
+/// The most pages of expired keys one tick reclaims.
+const PAGES_PER_TICK: usize = 64;
+
 /// Deletes up to [`PAGE`] keys whose deadline has passed; returns how many.
 pub(super) fn reclaim(writer: &mut Writer<'_>) -> Result<usize> {
     let due: Vec<Vec<u8>> = writer
@@ -40,7 +43,13 @@ pub(super) fn reclaim_loop(inner: Weak<Inner>, stopped: mpsc::Receiver<()>, inte
         else {
             return;
         };
-        // Keep going while whole pages come back: a mass expiry is reclaimed in one tick.
-        while let Ok(PAGE) = commit::write(&store, Some(&jobs), reclaim) {}
+        // Keep going while whole pages come back, up to a bound: a mass expiry is reclaimed in
+        // a few ticks, and a damaged expiry index that keeps answering whole pages cannot
+        // keep the committer busy for ever.
+        for _ in 0..PAGES_PER_TICK {
+            if !matches!(commit::write(&store, Some(&jobs), reclaim), Ok(PAGE)) {
+                break;
+            }
+        }
     }
 }
