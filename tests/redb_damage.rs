@@ -162,11 +162,19 @@ async fn damaged_files_never_panic_a_caller() {
     let source = dir.join("original.redb");
     original(&source).await;
     let pristine = std::fs::read(&source).unwrap();
-    let seed = u64::from(std::process::id()) << 20 | 0x9e37;
+    // A new sample of damage each run; `NAMESTORE_DAMAGE_SEED` replays one (it is printed).
+    let seed = std::env::var("NAMESTORE_DAMAGE_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(u64::from(std::process::id()) << 20 | 0x9e37);
+    println!("damage seed {seed}");
     let mut rng = Rng(seed);
     let (mut opened, mut refused, mut corrupted_calls) = (0, 0, 0);
     for round in 0..200 {
         let (bytes, what) = damage(&pristine, &mut rng);
+        if std::env::var_os("NAMESTORE_DAMAGE_VERBOSE").is_some() {
+            eprintln!("round {round}: {what}");
+        }
         let path = dir.join(format!("damaged-{round}.redb"));
         std::fs::write(&path, &bytes).unwrap();
         let mut config = RedbConfig::new(&path);
