@@ -46,11 +46,11 @@ use futures_core::Stream;
 use tracing::field::Empty;
 use tracing::{Instrument, Level, Span};
 
+use crate::Result;
 use crate::driver::Driver;
 use crate::glob::Pattern;
 use crate::name::{NamespaceInfo, NamespaceName};
 use crate::ttl::{Expiry, KeyTtl, Ttl};
-use crate::{Error, Result};
 
 /// The operations the layer observes.
 #[derive(Clone, Copy, Debug)]
@@ -503,10 +503,4 @@ impl<D: Driver> Driver for Instrumented<D> {
     fn namespaces(&self) -> impl Stream<Item = Result<NamespaceInfo>> + Send + 'static {
         self.inner.namespaces()
     }
-}
-
-/// The error a store opened with `telemetry=1` reports when the `tracing` feature is off.
-#[allow(dead_code)]
-pub(crate) fn not_built() -> Error {
-    Error::invalid_url("`telemetry=1` needs namestore's `tracing` cargo feature")
 }
