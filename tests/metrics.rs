@@ -104,6 +104,38 @@ fn calls_latency_hits_and_misses_by_namespace_operation_driver_and_outcome() {
 }
 
 #[test]
+fn listings_are_counted_once_when_they_end() {
+    use futures_util::StreamExt;
+    use namestore::Driver;
+
+    let store = Instrumented::new(MemoryDriver::new());
+    let ns = Namespace::<String, _>::new(store.clone(), "app", "list").unwrap();
+    ready(ns.set(&"k".to_owned(), "v", None)).unwrap();
+    let metrics = recorded(|| {
+        assert_eq!(ready(ns.keys("*")).unwrap(), ["k"]);
+        assert_eq!(ready(store.namespaces().collect::<Vec<_>>()).len(), 1);
+        // A listing dropped before its end is not counted.
+        drop(ready(ns.scan("*").unwrap().into_future()));
+    });
+    let of = |name: &str, pairs: &[(&str, &str)]| metrics.get(&(name.to_owned(), labels(pairs)));
+    let scan = [
+        ("namespace", "app:list"),
+        ("operation", "scan"),
+        ("driver", "memory"),
+        ("outcome", "ok"),
+    ];
+    assert_eq!(of(OPERATIONS, &scan), Some(&DebugValue::Counter(1)));
+    assert!(matches!(of(DURATION, &scan), Some(DebugValue::Histogram(s)) if s.len() == 1));
+    let namespaces = [
+        ("namespace", ""),
+        ("operation", "namespaces"),
+        ("driver", "memory"),
+        ("outcome", "ok"),
+    ];
+    assert_eq!(of(OPERATIONS, &namespaces), Some(&DebugValue::Counter(1)));
+}
+
+#[test]
 fn without_a_recorder_nothing_is_recorded_and_calls_answer() {
     let ns = Namespace::<String, _>::new(Instrumented::new(MemoryDriver::new()), "app", "quiet")
         .unwrap();

@@ -172,3 +172,33 @@ fn without_a_subscriber_calls_answer_as_the_plain_store() {
     );
     assert_eq!(ready(ns.incr(&"n".to_owned(), 5)).unwrap(), 5);
 }
+
+#[test]
+fn listings_are_one_span_each_recorded_when_they_end() {
+    use futures_util::StreamExt;
+    use namestore::Driver;
+
+    let store = Instrumented::new(MemoryDriver::new());
+    let ns = Namespace::<String, _>::new(store.clone(), "app", "l").unwrap();
+    for key in ["a", "b", "c"] {
+        ready(ns.set(&key.to_owned(), "v", None)).unwrap();
+    }
+    let spans = captured(Level::DEBUG, || {
+        let mut keys = ready(ns.keys("*")).unwrap();
+        keys.sort();
+        assert_eq!(keys, ["a", "b", "c"]);
+        let listed: Vec<_> = ready(store.namespaces().collect::<Vec<_>>());
+        assert_eq!(listed.len(), 1);
+    });
+    let ops: Vec<&str> = spans
+        .iter()
+        .map(|s| field(s, "db.operation.name").unwrap())
+        .collect();
+    assert_eq!(ops, ["scan", "namespaces"]);
+    assert_eq!(field(&spans[0], "db.namespace"), Some("app:l"));
+    assert_eq!(field(&spans[0], "otel.name"), Some("scan app:l"));
+    assert_eq!(field(&spans[0], "namestore.outcome"), Some("ok"));
+    assert_eq!(field(&spans[1], "db.namespace"), None);
+    assert_eq!(field(&spans[1], "otel.name"), Some("namespaces"));
+    assert_eq!(field(&spans[1], "namestore.outcome"), Some("ok"));
+}

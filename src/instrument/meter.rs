@@ -8,7 +8,7 @@ use std::time::Duration;
 use metrics::{Key, Label, Level, Metadata, Recorder};
 
 use super::Op;
-use crate::Result;
+use crate::ErrorKind;
 
 /// Calls, by `namespace`, `operation`, `driver` and `outcome` (`ok` or an error kind).
 pub const OPERATIONS: &str = "namestore_operations_total";
@@ -84,11 +84,11 @@ impl Meters {
     pub(super) fn record<T>(
         &self,
         op: Op,
-        result: &Result<T>,
+        outcome: Result<&T, ErrorKind>,
         hit: fn(&T) -> Option<bool>,
         took: Duration,
     ) {
-        metrics::with_recorder(|recorder: &dyn Recorder| match result {
+        metrics::with_recorder(|recorder: &dyn Recorder| match outcome {
             Ok(value) => {
                 let keys = self.keys(op);
                 recorder.register_counter(&keys.calls, &META).increment(1);
@@ -101,8 +101,8 @@ impl Meters {
                     None => {}
                 }
             }
-            Err(error) => {
-                let outcome = Some(error.kind().name());
+            Err(kind) => {
+                let outcome = Some(kind.name());
                 let calls = Key::from_parts(OPERATIONS, self.labels(op, outcome));
                 recorder.register_counter(&calls, &META).increment(1);
                 let duration = Key::from_parts(DURATION, self.labels(op, outcome));

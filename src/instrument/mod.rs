@@ -16,6 +16,9 @@
 //! | `namestore.hit` | on `get`, `exists`, `ttl` and `get_set`: whether the key was there |
 //! | `namestore.key` | the key, shortened to 64 characters, only when TRACE is enabled for `namestore` |
 //!
+//! Listings (`scan`, and so `keys`; `namespaces`) are one span each, entered while each page
+//! is fetched and recorded when the listing ends; `namespaces` has no `db.namespace`.
+//!
 //! Values are never recorded, and neither is anything from a store's URL. With no subscriber
 //! interested in the span, the layer hands back the driver's own future: no span, no
 //! allocation, one check of tracing's level filter per call.
@@ -44,10 +47,10 @@ use std::time::Instant;
 use bytes::Bytes;
 use futures_core::Stream;
 use tracing::field::Empty;
-use tracing::{Instrument, Level, Span};
+use tracing::{Level, Span};
 
-use crate::Result;
 use crate::driver::Driver;
+use crate::{ErrorKind, Result};
 use crate::glob::Pattern;
 use crate::name::{NamespaceInfo, NamespaceName};
 use crate::ttl::{Expiry, KeyTtl, Ttl};
@@ -71,11 +74,13 @@ pub(crate) enum Op {
     Mset,
     Mdel,
     Clear,
+    Scan,
+    Namespaces,
 }
 
 impl Op {
     #[cfg(feature = "metrics")]
-    pub(crate) const COUNT: usize = Op::Clear as usize + 1;
+    pub(crate) const COUNT: usize = Op::Namespaces as usize + 1;
 
     /// The driver operation's name, as `db.operation.name` and the `operation` label.
     pub(crate) fn name(self) -> &'static str {
@@ -96,6 +101,8 @@ impl Op {
             Op::Mset => "mset",
             Op::Mdel => "mdel",
             Op::Clear => "clear",
+            Op::Scan => "scan",
+            Op::Namespaces => "namespaces",
         }
     }
 }
@@ -103,8 +110,6 @@ impl Op {
 /// What a call measured for metrics: the namespace's keys, the operation, when it started.
 #[cfg(feature = "metrics")]
 type Meter = (Arc<meter::Meters>, Op, Instant);
-#[cfg(not(feature = "metrics"))]
-type Meter = std::convert::Infallible;
 
 /// A driver whose every operation is traced; see the [module](self) for the fields.
 ///
@@ -120,12 +125,19 @@ type Meter = std::convert::Infallible;
 #[derive(Clone, Debug)]
 pub struct Instrumented<D> {
     inner: D,
+    /// The store-wide listing's meters (namespace label empty).
+    #[cfg(feature = "metrics")]
+    listing: Arc<meter::Meters>,
 }
 
 impl<D: Driver> Instrumented<D> {
     /// Wraps `inner`.
     pub fn new(inner: D) -> Self {
-        Instrumented { inner }
+        Instrumented {
+            #[cfg(feature = "metrics")]
+            listing: Arc::new(meter::Meters::new("", inner.system_name())),
+            inner,
+        }
     }
 
     /// The wrapped driver.
@@ -133,17 +145,24 @@ impl<D: Driver> Instrumented<D> {
         &self.inner
     }
 
+    fn listing(&self) -> &Meters {
+        #[cfg(feature = "metrics")]
+        return &self.listing;
+        #[cfg(not(feature = "metrics"))]
+        &()
+    }
+
     /// The span of one operation, or a disabled span when nobody listens.
     #[cold]
     #[inline(never)]
-    fn span(&self, s: &InstrumentedScope<D::Scope>, op: Op, key: Option<&str>) -> Span {
+    fn span(&self, namespace: &str, op: Op, key: Option<&str>) -> Span {
         let operation = op.name();
         let span = tracing::debug_span!(
             target: "namestore",
             "namestore",
             "db.system.name" = self.inner.system_name(),
             "db.operation.name" = operation,
-            "db.namespace" = &*s.namespace,
+            "db.namespace" = (!namespace.is_empty()).then_some(namespace),
             "otel.name" = Empty,
             "namestore.outcome" = Empty,
             "error.type" = Empty,
@@ -151,10 +170,14 @@ impl<D: Driver> Instrumented<D> {
             "namestore.key" = Empty,
         );
         if !span.is_disabled() {
-            span.record(
-                "otel.name",
-                tracing::field::display(format_args!("{operation} {}", s.namespace)),
-            );
+            if namespace.is_empty() {
+                span.record("otel.name", operation);
+            } else {
+                span.record(
+                    "otel.name",
+                    tracing::field::display(format_args!("{operation} {namespace}")),
+                );
+            }
             if let Some(key) = key
                 && tracing::enabled!(target: "namestore", Level::TRACE)
             {
@@ -169,8 +192,8 @@ impl<D: Driver> Instrumented<D> {
     ///
     /// The checks: tracing's global level filter (one relaxed load; with no subscriber at
     /// DEBUG not even the span's callsite is looked up) and, with `metrics`, whether a
-    /// recorder is installed. An observed call is boxed, so an unobserved one stays the size
-    /// of the driver's own future.
+    /// recorder is installed. They come first and the observed path is out of line, so an
+    /// unobserved call is the driver's future in one arm of an enum; an observed one is boxed.
     #[inline(always)]
     fn traced<T, F: Future<Output = Result<T>>>(
         &self,
@@ -180,61 +203,132 @@ impl<D: Driver> Instrumented<D> {
         hit: fn(&T) -> Option<bool>,
         call: impl FnOnce() -> F,
     ) -> Traced<F, T> {
+        if !observed() {
+            return Traced::Bare { call: call() };
+        }
+        self.observe(s, op, key, hit, call)
+    }
+
+    /// The observed half of [`traced`](Self::traced), out of the unobserved call's way.
+    #[inline(never)]
+    fn observe<T, F: Future<Output = Result<T>>>(
+        &self,
+        s: &InstrumentedScope<D::Scope>,
+        op: Op,
+        key: Option<&str>,
+        hit: fn(&T) -> Option<bool>,
+        call: impl FnOnce() -> F,
+    ) -> Traced<F, T> {
+        match self.observer(&s.namespace, s.meters(), op, key, hit) {
+            None => Traced::Bare { call: call() },
+            Some(observer) => Traced::Observed {
+                call: Box::pin(Recording {
+                    call: call(),
+                    observer,
+                }),
+            },
+        }
+    }
+
+    /// What watches one call: its span (when a subscriber wants it) and its meter (when a
+    /// recorder is installed); `None` when neither listens after all.
+    fn observer<T>(
+        &self,
+        namespace: &str,
+        meters: &Meters,
+        op: Op,
+        key: Option<&str>,
+        hit: fn(&T) -> Option<bool>,
+    ) -> Option<Observer<T>> {
         let span = if tracing::level_enabled!(Level::DEBUG) {
-            self.span(s, op, key)
+            self.span(namespace, op, key)
         } else {
             Span::none()
         };
         #[cfg(feature = "metrics")]
         let meter: Option<Meter> =
-            meter::recorder_listens().then(|| (Arc::clone(&s.meters), op, Instant::now()));
+            meter::recorder_listens().then(|| (Arc::clone(meters), op, Instant::now()));
+        #[cfg(feature = "metrics")]
+        let unmetered = meter.is_none();
         #[cfg(not(feature = "metrics"))]
-        let meter: Option<Meter> = None;
-        if span.is_disabled() && meter.is_none() {
-            return Traced::Bare { call: call() };
-        }
-        let recording = Recording {
-            call: call(),
-            span: span.clone(),
-            hit,
-            meter,
+        let unmetered = {
+            let _ = meters;
+            true
         };
-        Traced::Spanned {
-            call: Box::pin(recording.instrument(span)),
+        if span.is_disabled() && unmetered {
+            return None;
         }
+        Some(Observer {
+            span,
+            hit,
+            #[cfg(feature = "metrics")]
+            meter,
+        })
     }
 }
 
-fn record<T>(span: &Span, result: &Result<T>, hit: fn(&T) -> Option<bool>) {
-    if span.is_disabled() {
-        return;
+/// Whether anyone may observe a call: tracing's global level filter lets DEBUG through (one
+/// relaxed load), or, with `metrics`, a recorder is installed.
+#[inline(always)]
+fn observed() -> bool {
+    if tracing::level_enabled!(Level::DEBUG) {
+        return true;
     }
-    match result {
-        Ok(value) => {
-            span.record("namestore.outcome", "ok");
-            if let Some(hit) = hit(value) {
-                span.record("namestore.hit", hit);
-            }
-        }
-        Err(error) => {
-            span.record("namestore.outcome", "error");
-            span.record("error.type", error.kind().name());
-        }
+    #[cfg(feature = "metrics")]
+    if meter::recorder_listens() {
+        return true;
     }
+    false
 }
 
 fn no_hit<T>(_: &T) -> Option<bool> {
     None
 }
 
+/// A namespace's metric keys: with `metrics`, the real ones; without, nothing.
+#[cfg(feature = "metrics")]
+type Meters = Arc<meter::Meters>;
+#[cfg(not(feature = "metrics"))]
+type Meters = ();
+
+/// The span and meter of one observed call.
+pub(crate) struct Observer<T> {
+    span: Span,
+    hit: fn(&T) -> Option<bool>,
+    #[cfg(feature = "metrics")]
+    meter: Option<Meter>,
+}
+
+impl<T> Observer<T> {
+    /// Records how the call ended, in its span and its meter.
+    fn finish(&mut self, outcome: std::result::Result<&T, ErrorKind>) {
+        if !self.span.is_disabled() {
+            match outcome {
+                Ok(value) => {
+                    self.span.record("namestore.outcome", "ok");
+                    if let Some(hit) = (self.hit)(value) {
+                        self.span.record("namestore.hit", hit);
+                    }
+                }
+                Err(kind) => {
+                    self.span.record("namestore.outcome", "error");
+                    self.span.record("error.type", kind.name());
+                }
+            }
+        }
+        #[cfg(feature = "metrics")]
+        if let Some((meters, op, started)) = self.meter.take() {
+            meters.record(op, outcome, self.hit, started.elapsed());
+        }
+    }
+}
+
 pin_project_lite::pin_project! {
-    /// A call that records its outcome in its span when it completes.
+    /// A call polled inside its span, recording its outcome when it completes.
     pub(crate) struct Recording<F, T> {
         #[pin]
         call: F,
-        span: Span,
-        hit: fn(&T) -> Option<bool>,
-        meter: Option<Meter>,
+        observer: Observer<T>,
     }
 }
 
@@ -243,17 +337,15 @@ impl<T, F: Future<Output = Result<T>>> Future for Recording<F, T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
         let this = self.project();
-        match this.call.poll(cx) {
-            Poll::Ready(result) => {
-                record(this.span, &result, *this.hit);
-                #[cfg(feature = "metrics")]
-                if let Some((meters, op, started)) = this.meter.take() {
-                    meters.record(op, &result, *this.hit, started.elapsed());
-                }
-                Poll::Ready(result)
-            }
-            Poll::Pending => Poll::Pending,
+        let polled = {
+            let _entered = this.observer.span.enter();
+            this.call.poll(cx)
+        };
+        if let Poll::Ready(result) = &polled {
+            this.observer
+                .finish(result.as_ref().map_err(|error| error.kind()));
         }
+        polled
     }
 }
 
@@ -262,7 +354,7 @@ pin_project_lite::pin_project! {
     #[project = TracedProj]
     pub(crate) enum Traced<F, T> {
         Bare { #[pin] call: F },
-        Spanned { call: Pin<Box<tracing::instrument::Instrumented<Recording<F, T>>>> },
+        Observed { call: Pin<Box<Recording<F, T>>> },
     }
 }
 
@@ -273,7 +365,7 @@ impl<T, F: Future<Output = Result<T>>> Future for Traced<F, T> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
         match self.project() {
             TracedProj::Bare { call } => call.poll(cx),
-            TracedProj::Spanned { call } => call.as_mut().poll(cx),
+            TracedProj::Observed { call } => call.as_mut().poll(cx),
         }
     }
 }
@@ -286,6 +378,15 @@ pub struct InstrumentedScope<S> {
     namespace: Arc<str>,
     #[cfg(feature = "metrics")]
     meters: Arc<meter::Meters>,
+}
+
+impl<S> InstrumentedScope<S> {
+    fn meters(&self) -> &Meters {
+        #[cfg(feature = "metrics")]
+        return &self.meters;
+        #[cfg(not(feature = "metrics"))]
+        &()
+    }
 }
 
 impl<D: Driver> Driver for Instrumented<D> {
@@ -485,13 +586,22 @@ impl<D: Driver> Driver for Instrumented<D> {
         })
     }
 
-    /// Listings pass through untraced.
+    /// One span for the whole listing, entered while a page is fetched; counted once, when
+    /// the listing ends (with its first error, or exhausted), not when it is dropped early.
     fn scan(
         &self,
         s: &Self::Scope,
         pattern: &Pattern,
     ) -> impl Stream<Item = Result<Vec<String>>> + Send + 'static {
-        self.inner.scan(&s.inner, pattern)
+        let observer = if observed() {
+            self.observer(&s.namespace, s.meters(), Op::Scan, None, no_hit)
+        } else {
+            None
+        };
+        TracedStream {
+            pages: self.inner.scan(&s.inner, pattern),
+            observer: observer.map(Box::new),
+        }
     }
 
     #[inline]
@@ -499,8 +609,53 @@ impl<D: Driver> Driver for Instrumented<D> {
         self.traced(s, Op::Clear, None, no_hit, || self.inner.clear(&s.inner))
     }
 
-    /// Listings pass through untraced.
+    /// Like [`scan`](Driver::scan): one span for the whole listing, with no `db.namespace`;
+    /// its metrics carry an empty `namespace` label.
     fn namespaces(&self) -> impl Stream<Item = Result<NamespaceInfo>> + Send + 'static {
-        self.inner.namespaces()
+        let observer = if observed() {
+            self.observer("", self.listing(), Op::Namespaces, None, no_hit)
+        } else {
+            None
+        };
+        TracedStream {
+            pages: self.inner.namespaces(),
+            observer: observer.map(Box::new),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A listing under its span: entered while each item is fetched, recorded when the
+    /// listing ends.
+    pub(crate) struct TracedStream<S> {
+        #[pin]
+        pages: S,
+        observer: Option<Box<Observer<()>>>,
+    }
+}
+
+impl<I, S: Stream<Item = Result<I>>> Stream for TracedStream<S> {
+    type Item = Result<I>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<I>>> {
+        let this = self.project();
+        let Some(observer) = this.observer else {
+            return this.pages.poll_next(cx);
+        };
+        let polled = {
+            let _entered = observer.span.enter();
+            this.pages.poll_next(cx)
+        };
+        match &polled {
+            Poll::Ready(None) => observer.finish(Ok(&())),
+            Poll::Ready(Some(Err(error))) => observer.finish(Err(error.kind())),
+            _ => return polled,
+        }
+        *this.observer = None;
+        polled
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.pages.size_hint()
     }
 }
