@@ -1,47 +1,36 @@
-//! A fixed-window rate limiter in one atomic call per request: `incr_with_ttl` creates the
-//! window's counter with its TTL, and later increments keep it.
+//! The library's rate limiter: 3 requests per client per window, decided in one atomic call
+//! to the store (fixed windows; see `namestore::rate_limit`).
 //!
 //! Run: `cargo run --example rate_limiter`
 
 use std::time::Duration;
 
-use namestore::{Driver, Namespace};
-
-/// Allows `limit` requests per client per `window`.
-struct RateLimiter<D: Driver> {
-    hits: Namespace<String, D>,
-    limit: i64,
-    window: Duration,
-}
-
-impl<D: Driver> RateLimiter<D> {
-    async fn allow(&self, client: &str) -> namestore::Result<bool> {
-        let count = self
-            .hits
-            .incr_with_ttl(&client.to_owned(), 1, self.window)
-            .await?;
-        Ok(count <= self.limit)
-    }
-}
+use namestore::rate_limit::RateLimiter;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> namestore::Result<()> {
     let store = namestore::MemoryDriver::new();
-    let limiter = RateLimiter {
-        hits: store.namespace("api", "rate-limit")?,
-        limit: 3,
-        window: Duration::from_millis(200),
-    };
+    let limiter = RateLimiter::new(
+        store.namespace::<String>("api", "rate-limit")?,
+        3,
+        Duration::from_secs(1),
+    )?;
+    let client = "client-a".to_owned();
+    let mut last = None;
     for request in 1..=5 {
+        let decision = limiter.check(&client).await?;
         println!(
-            "request {request}: allowed = {}",
-            limiter.allow("client-a").await?
+            "request {request}: allowed = {}, remaining = {}, retry after = {:?}",
+            decision.allowed, decision.remaining, decision.retry_after
         );
+        last = Some(decision);
     }
-    tokio::time::sleep(Duration::from_millis(250)).await;
+    if let Some(wait) = last.and_then(|d| d.retry_after) {
+        tokio::time::sleep(wait).await;
+    }
     println!(
         "next window: allowed = {}",
-        limiter.allow("client-a").await?
+        limiter.check(&client).await?.allowed
     );
     Ok(())
 }

@@ -13,9 +13,11 @@ mod glob;
 #[cfg(feature = "tracing")]
 pub mod instrument;
 mod key;
+pub mod lock;
 mod name;
 mod namespace;
 mod open;
+pub mod rate_limit;
 mod ttl;
 mod typed;
 

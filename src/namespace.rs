@@ -271,6 +271,15 @@ impl<K: Key, D: Driver> Namespace<K, D> {
         }
     }
 
+    /// The same namespace, addressed with another key type (the helpers built on a namespace
+    /// store composite keys in it).
+    pub(crate) fn rekey<K2: Key>(&self) -> Namespace<K2, D> {
+        Namespace {
+            shared: Arc::clone(&self.shared),
+            _key: PhantomData,
+        }
+    }
+
     /// The namespace's name.
     pub fn name(&self) -> &NamespaceName {
         &self.shared.name

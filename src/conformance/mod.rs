@@ -21,6 +21,7 @@
 
 mod batches;
 mod concurrency;
+mod coordination;
 mod errors;
 mod expiry;
 mod linearizability;
@@ -37,6 +38,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub use batches::*;
 pub use concurrency::*;
+pub use coordination::*;
 pub use errors::*;
 pub use expiry::*;
 pub use linearizability::*;
@@ -299,6 +301,8 @@ macro_rules! conformance_tests {
             bad_input_leaves_store_unchanged,
             typed_values,
             codec_round_trips,
+            rate_limiter,
+            locks,
         );
     };
     (@each $harness:expr; $($rule:ident),* $(,)?) => {

@@ -1,0 +1,176 @@
+//! The helpers built on the operations: the rate limiter ([`crate::rate_limit`]) and locks
+//! ([`crate::lock`]). No SPEC section of their own: they rest on SPEC 4 (counters with a TTL
+//! on creation), 5 (compare-and-swap, compare-and-delete) and 7 (atomicity); these tests hold
+//! every driver to the promises their docs make.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, UNIX_EPOCH};
+
+use super::{Harness, assert_err, k};
+use crate::lock::Lock;
+use crate::rate_limit::RateLimiter;
+use crate::{Driver, KeyTtl};
+
+/// The rate limiter allows exactly `limit` requests per window however many tasks ask at
+/// once, tells the denied when the window ends, starts again in the next window, and leaves
+/// counters that expire.
+pub async fn rate_limiter<D: Driver>(h: &Harness<D>) {
+    let ns = h.namespace::<String>();
+    let window = Duration::from_secs(10);
+    // A window-aligned time of our own, so the test does not straddle a boundary.
+    let now_ms = Arc::new(AtomicU64::new(1_700_000_000_000 + 2_500));
+    let clock = {
+        let now_ms = Arc::clone(&now_ms);
+        move || UNIX_EPOCH + Duration::from_millis(now_ms.load(Ordering::SeqCst))
+    };
+    assert_err!(
+        RateLimiter::new(ns.clone(), 5, Duration::ZERO),
+        InvalidTtl,
+        "a zero window"
+    );
+    assert_err!(
+        RateLimiter::new(ns.clone(), 5, Duration::from_micros(1_500)),
+        InvalidTtl,
+        "a window of a fraction of a millisecond"
+    );
+    let limiter = RateLimiter::new(ns.clone(), 5, window)
+        .unwrap()
+        .with_clock(clock);
+
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let limiter = limiter.clone();
+            tokio::spawn(async move {
+                let mut decisions = Vec::new();
+                for _ in 0..4 {
+                    decisions.push(limiter.check(&k("client")).await.unwrap());
+                }
+                decisions
+            })
+        })
+        .collect();
+    let mut decisions = Vec::new();
+    for task in tasks {
+        decisions.extend(task.await.expect("a task panicked"));
+    }
+    let allowed: Vec<_> = decisions.iter().filter(|d| d.allowed).collect();
+    assert_eq!(allowed.len(), 5, "exactly the limit allowed: {decisions:?}");
+    let mut remaining: Vec<u64> = allowed.iter().map(|d| d.remaining).collect();
+    remaining.sort_unstable();
+    assert_eq!(remaining, [0, 1, 2, 3, 4], "each allowed request saw its own count");
+    for d in &decisions {
+        assert_eq!(d.limit, 5);
+        assert_eq!(d.window, 170_000_000, "the window's number");
+        assert_eq!(d.reset_after, Duration::from_millis(7_500), "{d:?}");
+        if d.allowed {
+            assert_eq!(d.retry_after, None);
+        } else {
+            assert_eq!(d.remaining, 0);
+            assert_eq!(d.retry_after, Some(Duration::from_millis(7_500)));
+        }
+    }
+    // Another key has its own count.
+    assert!(limiter.check(&k("other")).await.unwrap().allowed);
+
+    // The last millisecond of the window is still in it; the next one starts again.
+    now_ms.fetch_add(7_499, Ordering::SeqCst);
+    let last = limiter.check(&k("client")).await.unwrap();
+    assert!(!last.allowed);
+    assert_eq!(last.retry_after, Some(Duration::from_millis(1)));
+    now_ms.fetch_add(1, Ordering::SeqCst);
+    let next = limiter.check(&k("client")).await.unwrap();
+    assert!(next.allowed, "a new window: {next:?}");
+    assert_eq!((next.window, next.remaining), (170_000_001, 4));
+    assert_eq!(next.reset_after, window);
+
+    // A cost counts as that many requests, all or nothing.
+    let batch = limiter.check_n(&k("batch"), 3).await.unwrap();
+    assert!(batch.allowed);
+    assert_eq!(batch.remaining, 2);
+    assert!(!limiter.check_n(&k("batch"), 3).await.unwrap().allowed);
+
+    // The counters expire: at most one window after they were created.
+    let counters = h.named::<(String, u64)>(ns.name().root(), ns.name().domain());
+    match counters.ttl(&(k("client"), 170_000_001)).await.unwrap() {
+        KeyTtl::ExpiresIn(ttl) => assert!(ttl <= window, "{ttl:?}"),
+        other => panic!("a window's counter without its TTL: {other:?}"),
+    }
+}
+
+/// Locks: one holder at a time among contending tasks, tokens strictly increasing from one
+/// holder to the next, and a holder whose lease ran out can neither renew nor release the
+/// next holder's lock.
+pub async fn locks<D: Driver>(h: &Harness<D>) {
+    let ns = h.namespace::<String>();
+    let name = k("job");
+
+    // Taken, refused while held, released, taken again with a higher token.
+    let locks = Lock::new(ns.clone(), Duration::from_secs(60)).unwrap();
+    assert_eq!(locks.last_token(&name).await.unwrap(), 0);
+    let first = locks.try_acquire(&name).await.unwrap().expect("free");
+    assert_eq!(first.token(), 1);
+    assert_eq!(locks.last_token(&name).await.unwrap(), 1);
+    assert!(locks.try_acquire(&name).await.unwrap().is_none(), "held");
+    assert!(first.is_held().await.unwrap());
+    assert!(first.renew().await.unwrap());
+    assert!(first.release().await.unwrap());
+    let second = locks.try_acquire(&name).await.unwrap().expect("released");
+    assert!(second.token() > 1);
+    assert!(second.release().await.unwrap());
+    // Another name is another lock.
+    let other = locks.try_acquire(&k("other")).await.unwrap().expect("free");
+    assert_eq!(other.token(), 1);
+
+    // A lease that runs out ends the hold; the stale holder cannot touch the next one's lock.
+    let lease = h.ttl();
+    let short = Lock::new(ns.clone(), lease).unwrap();
+    let stale = short.try_acquire(&k("leased")).await.unwrap().expect("free");
+    h.outlive(lease).await;
+    let fresh = short
+        .try_acquire(&k("leased"))
+        .await
+        .unwrap()
+        .expect("the lease ran out");
+    assert!(fresh.token() > stale.token());
+    assert!(!stale.is_held().await.unwrap());
+    assert!(!stale.renew().await.unwrap(), "a stale holder renewed");
+    assert!(!stale.release().await.unwrap(), "a stale holder released");
+    assert!(fresh.is_held().await.unwrap(), "the next holder lost its lock");
+    assert!(fresh.release().await.unwrap());
+
+    // Contention: at most one holder at any instant; tokens in hold order strictly rise.
+    let holders = Arc::new(AtomicUsize::new(0));
+    let tokens = Arc::new(Mutex::new(Vec::new()));
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let (locks, holders, tokens) = (locks.clone(), holders.clone(), tokens.clone());
+            tokio::spawn(async move {
+                let mut held = 0;
+                let deadline = std::time::Instant::now() + Duration::from_secs(20);
+                while held < 10 {
+                    assert!(std::time::Instant::now() < deadline, "starved");
+                    let Some(guard) = locks.try_acquire(&k("contended")).await.unwrap() else {
+                        tokio::task::yield_now().await;
+                        continue;
+                    };
+                    assert_eq!(holders.fetch_add(1, Ordering::SeqCst), 0, "two holders");
+                    tokens.lock().unwrap().push(guard.token());
+                    tokio::task::yield_now().await;
+                    assert_eq!(holders.fetch_sub(1, Ordering::SeqCst), 1);
+                    assert!(guard.release().await.unwrap(), "the holder could not release");
+                    held += 1;
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("a task panicked");
+    }
+    let tokens = tokens.lock().unwrap();
+    assert_eq!(tokens.len(), 80);
+    assert!(
+        tokens.windows(2).all(|pair| pair[0] < pair[1]),
+        "tokens not strictly rising: {tokens:?}"
+    );
+}

@@ -1,0 +1,272 @@
+//! A lock over a namespace, on every driver: one holder at a time, a lease that ends a
+//! crashed holder's hold, and a fencing token with every acquisition.
+//!
+//! # Protocol
+//!
+//! Each lock name has two keys in the namespace: `(name, "lock")` holds the current holder's
+//! owner id (unique per acquisition) with the lease as its TTL, and `(name, "fence")` is a
+//! counter without TTL.
+//!
+//! - **acquire**: `set_nx` of the owner id with the lease; on success, `incr` of the fence
+//!   counter gives the token, then a compare-and-swap of the owner id with itself (renewing
+//!   the lease) proves the lock was still held when the token was drawn. Every token is
+//!   therefore drawn while its holder held the lock, and holds do not overlap, so **tokens
+//!   strictly increase from one holder to the next**. If the lease ran out in between, the
+//!   acquisition fails (`None`), its token unused.
+//! - **renew**: compare-and-swap of the owner id with itself and a fresh lease: only the
+//!   holder renews, and only while its lease runs.
+//! - **release**: compare-and-delete of the owner id: a holder whose lease ran out cannot
+//!   release the lock someone else took since.
+//!
+//! A lease is the only protection from a holder that stalls (a GC pause, a slow disk) past
+//! it: it may still act believing it holds the lock. That is what the token is for: give it
+//! to the resource the lock protects with every write, and have the resource refuse a token
+//! lower than one it has seen.
+//!
+//! Keep the fence counters: put locks in a namespace whose keys are never evicted (the
+//! default; with a memory budget, a namespace in `never` mode) and never clear it, or tokens
+//! start again from 1.
+//!
+//! ```
+//! # async fn run() -> namestore::Result<()> {
+//! use std::time::Duration;
+//! use namestore::lock::Lock;
+//!
+//! let store = namestore::MemoryDriver::new();
+//! let locks = Lock::new(store.namespace::<String>("jobs", "locks")?, Duration::from_secs(30))?;
+//! let name = "nightly-report".to_owned();
+//! let guard = locks.try_acquire(&name).await?.expect("nobody holds it");
+//! assert!(locks.try_acquire(&name).await?.is_none()); // held
+//! let token = guard.token(); // hand it to the resource with every write
+//! assert!(guard.renew().await?);
+//! assert!(guard.release().await?);
+//! let next = locks.try_acquire(&name).await?.unwrap();
+//! assert!(next.token() > token);
+//! # Ok(()) }
+//! ```
+
+use std::collections::hash_map::RandomState;
+use std::fmt;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+
+use crate::driver::Driver;
+use crate::error::Result;
+use crate::key::{Key, KeyBuf};
+use crate::namespace::Namespace;
+use crate::ttl::Ttl;
+
+/// Which of a lock's two keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Part {
+    Lock,
+    Fence,
+}
+
+impl Key for Part {
+    fn encode(&self, out: &mut KeyBuf) {
+        out.push_str(match self {
+            Part::Lock => "lock",
+            Part::Fence => "fence",
+        });
+    }
+
+    fn decode(key: &str) -> Option<Self> {
+        match key {
+            "lock" => Some(Part::Lock),
+            "fence" => Some(Part::Fence),
+            _ => None,
+        }
+    }
+
+    const NEVER_ESCAPED: bool = true;
+}
+
+/// Locks named by keys of type `K`, each held by one owner at a time for a lease; see the
+/// [module](self).
+pub struct Lock<K, D: Driver> {
+    keys: Namespace<(K, Part), D>,
+    lease: Duration,
+}
+
+impl<K, D: Driver> Clone for Lock<K, D> {
+    fn clone(&self) -> Self {
+        Lock {
+            keys: self.keys.clone(),
+            lease: self.lease,
+        }
+    }
+}
+
+impl<K, D: Driver> fmt::Debug for Lock<K, D> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Lock")
+            .field("namespace", &self.keys)
+            .field("lease", &self.lease)
+            .finish()
+    }
+}
+
+/// A held lock: its token, and the means to renew and release it. Dropping it does not
+/// release the lock (that takes a call to the store); the lease then ends the hold.
+pub struct LockGuard<K, D: Driver> {
+    lock: Lock<K, D>,
+    name: K,
+    owner: Bytes,
+    token: u64,
+}
+
+impl<K: fmt::Debug, D: Driver> fmt::Debug for LockGuard<K, D> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LockGuard")
+            .field("name", &self.name)
+            .field("token", &self.token)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K: Key + Clone, D: Driver> Lock<K, D> {
+    /// Locks kept in `namespace` (give them one of their own), each hold lasting `lease`
+    /// unless renewed.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidTtl`](crate::ErrorKind::InvalidTtl) when `lease` is not a valid
+    /// TTL.
+    pub fn new(namespace: Namespace<K, D>, lease: Duration) -> Result<Self> {
+        Ttl::new(lease)?;
+        Ok(Lock {
+            keys: namespace.rekey(),
+            lease,
+        })
+    }
+
+    /// The lease each acquisition and renewal grants.
+    pub fn lease(&self) -> Duration {
+        self.lease
+    }
+
+    /// Takes the lock `name` if nobody holds it: `Some` guard with a fencing token, or `None`
+    /// when it is held (or the lease ran out while the token was drawn). Does not wait: to
+    /// wait, retry with your runtime's sleep in between.
+    ///
+    /// # Errors
+    ///
+    /// The store's errors; [`ErrorKind::InvalidKey`](crate::ErrorKind::InvalidKey) for a
+    /// name breaking SPEC 1.4; [`ErrorKind::NotAnInteger`](crate::ErrorKind::NotAnInteger)
+    /// if something else wrote the fence counter.
+    pub async fn try_acquire(&self, name: &K) -> Result<Option<LockGuard<K, D>>> {
+        let owner = owner_id();
+        let lock_key = (name.clone(), Part::Lock);
+        if !self
+            .keys
+            .set_nx(&lock_key, owner.clone(), Some(self.lease))
+            .await?
+        {
+            return Ok(None);
+        }
+        let token = self.keys.incr(&(name.clone(), Part::Fence), 1).await?;
+        if !self
+            .keys
+            .cas(&lock_key, &owner, owner.clone(), Some(self.lease))
+            .await?
+        {
+            return Ok(None);
+        }
+        Ok(Some(LockGuard {
+            lock: self.clone(),
+            name: name.clone(),
+            owner,
+            // The counter only grows from 0 by 1, so it is positive.
+            token: u64::try_from(token).unwrap_or(0),
+        }))
+    }
+
+    /// The last token handed out for `name` (0 before the first acquisition): what a
+    /// resource compares a writer's token with.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_acquire`](Self::try_acquire).
+    pub async fn last_token(&self, name: &K) -> Result<u64> {
+        let value = self.keys.get(&(name.clone(), Part::Fence)).await?;
+        Ok(value
+            .and_then(|v| crate::counter::parse_canonical(&v))
+            .and_then(|v| u64::try_from(v).ok())
+            .unwrap_or(0))
+    }
+}
+
+impl<K: Key + Clone, D: Driver> LockGuard<K, D> {
+    /// The fencing token of this acquisition: higher than every earlier holder's.
+    pub fn token(&self) -> u64 {
+        self.token
+    }
+
+    /// The lock's name.
+    pub fn name(&self) -> &K {
+        &self.name
+    }
+
+    /// Extends the hold by a fresh lease, if it is still held by this guard: `false` when the
+    /// lease already ran out (someone else may hold the lock now; stop acting on it).
+    ///
+    /// # Errors
+    ///
+    /// The store's errors.
+    pub async fn renew(&self) -> Result<bool> {
+        self.lock
+            .keys
+            .cas(
+                &(self.name.clone(), Part::Lock),
+                &self.owner,
+                self.owner.clone(),
+                Some(self.lock.lease),
+            )
+            .await
+    }
+
+    /// Whether this guard still holds the lock.
+    ///
+    /// # Errors
+    ///
+    /// The store's errors.
+    pub async fn is_held(&self) -> Result<bool> {
+        let value = self.lock.keys.get(&(self.name.clone(), Part::Lock)).await?;
+        Ok(value.as_deref() == Some(&self.owner[..]))
+    }
+
+    /// Releases the lock if this guard still holds it: `false` when the lease had run out
+    /// (the lock, possibly someone else's now, is left as it is).
+    ///
+    /// # Errors
+    ///
+    /// The store's errors.
+    pub async fn release(self) -> Result<bool> {
+        self.lock
+            .keys
+            .cad(&(self.name.clone(), Part::Lock), &self.owner)
+            .await
+    }
+}
+
+/// An id no other acquisition, in this process or another, shares: the process id, the
+/// time, a per-process sequence number and 64 random bits.
+fn owner_id() -> Bytes {
+    static SEQUENCE: AtomicU64 = AtomicU64::new(0);
+    let sequence = SEQUENCE.fetch_add(1, Ordering::Relaxed);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    let mut random = RandomState::new().build_hasher();
+    random.write_u64(sequence);
+    let random = random.finish();
+    Bytes::from(format!(
+        "{:x}-{nanos:x}-{sequence:x}-{random:016x}",
+        std::process::id()
+    ))
+}

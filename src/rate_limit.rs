@@ -1,0 +1,196 @@
+//! A rate limiter over a namespace, on every driver: at most `limit` requests per key in each
+//! window of time, decided in one atomic call to the store.
+//!
+//! # Algorithm: fixed windows aligned to the clock
+//!
+//! Time is cut into windows of `window` each, aligned to the Unix epoch (a 60-second window
+//! runs from one whole minute to the next). A request for `key` at time `t` increments the
+//! counter `(key, t / window)` with [`incr_with_ttl`](Namespace::incr_with_ttl): the counter
+//! is created with a TTL of one window, so it is gone soon after its window ends. The request
+//! is allowed when the counter, after the increment, is at most `limit`.
+//!
+//! Why this algorithm: it is the one whose decision is a single operation every driver
+//! already makes atomic (`INCRBY` with a TTL on creation in one round trip on Redis, on a
+//! Cluster too since it touches one key; one shard lock in memory; one transaction in redb),
+//! so any number of service instances sharing a store allow **exactly `limit` requests per
+//! window**, with no error term. The price is the fixed window's known burst: a client may
+//! spend one window's limit at its very end and the next window's at the start of the next,
+//! so up to `2 × limit` requests can pass within one window's length across a boundary. A
+//! sliding-window estimate or GCRA smooths that, but needs a read and a conditional write
+//! (a script on Redis), and the sliding estimate is only approximate.
+//!
+//! Denied requests are counted too (the counter is past `limit` until the window ends); they
+//! change nothing but the counter. Instances must agree on the time to agree on windows:
+//! processes on one machine do; across machines, the clocks' skew (NTP keeps it to
+//! milliseconds) shifts their window boundaries by as much.
+//!
+//! ```
+//! # async fn run() -> namestore::Result<()> {
+//! use std::time::Duration;
+//! use namestore::rate_limit::RateLimiter;
+//!
+//! let store = namestore::MemoryDriver::new();
+//! let limiter = RateLimiter::new(
+//!     store.namespace::<std::net::IpAddr>("api", "rate")?,
+//!     2,
+//!     Duration::from_secs(60),
+//! )?;
+//! let client: std::net::IpAddr = "192.0.2.7".parse().unwrap();
+//! assert!(limiter.check(&client).await?.allowed);
+//! assert!(limiter.check(&client).await?.allowed);
+//! let third = limiter.check(&client).await?;
+//! assert!(!third.allowed);
+//! assert_eq!(third.remaining, 0);
+//! assert!(third.retry_after.unwrap() <= Duration::from_secs(60));
+//! # Ok(()) }
+//! ```
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::driver::Driver;
+use crate::error::{Error, Result};
+use crate::key::Key;
+use crate::namespace::Namespace;
+use crate::ttl::Ttl;
+
+/// Allows `limit` requests per key in each window; see the [module](self).
+pub struct RateLimiter<K, D: Driver> {
+    counters: Namespace<(K, u64), D>,
+    limit: u64,
+    window: Duration,
+    clock: Arc<dyn Fn() -> SystemTime + Send + Sync>,
+}
+
+impl<K, D: Driver> Clone for RateLimiter<K, D> {
+    fn clone(&self) -> Self {
+        RateLimiter {
+            counters: self.counters.clone(),
+            limit: self.limit,
+            window: self.window,
+            clock: Arc::clone(&self.clock),
+        }
+    }
+}
+
+impl<K, D: Driver> fmt::Debug for RateLimiter<K, D> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RateLimiter")
+            .field("namespace", &self.counters)
+            .field("limit", &self.limit)
+            .field("window", &self.window)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The answer to one request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Decision {
+    /// Whether the request is within the limit.
+    pub allowed: bool,
+    /// The limit per window.
+    pub limit: u64,
+    /// Requests left in this window after this one.
+    pub remaining: u64,
+    /// The window's number: its start is `number × window` after the Unix epoch.
+    pub window: u64,
+    /// Time until this window ends and the count starts again.
+    pub reset_after: Duration,
+    /// For a denied request, when to try again: the end of the window (`reset_after`).
+    pub retry_after: Option<Duration>,
+}
+
+impl<K: Key, D: Driver> RateLimiter<K, D> {
+    /// A limiter allowing `limit` requests per key in each `window`, counting in `namespace`
+    /// (its keys are `(key, window number)` pairs; give the limiter a namespace of its own).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidTtl`](crate::ErrorKind::InvalidTtl) when `window` is not a valid
+    /// TTL (zero, or not a whole number of milliseconds: windows are counted in milliseconds).
+    pub fn new(namespace: Namespace<K, D>, limit: u64, window: Duration) -> Result<Self> {
+        Ttl::new(window)?;
+        if window.subsec_nanos() % 1_000_000 != 0 {
+            return Err(Error::invalid_ttl(
+                window,
+                "a rate limit window is a whole number of milliseconds",
+            ));
+        }
+        Ok(RateLimiter {
+            counters: namespace.rekey(),
+            limit,
+            window,
+            clock: Arc::new(SystemTime::now),
+        })
+    }
+
+    /// Reads the time from `clock` instead of the system's (tests; a clock shared by
+    /// instances that do not share a system clock).
+    pub fn with_clock(mut self, clock: impl Fn() -> SystemTime + Send + Sync + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// The limit per window.
+    pub fn limit(&self) -> u64 {
+        self.limit
+    }
+
+    /// The window's length.
+    pub fn window(&self) -> Duration {
+        self.window
+    }
+
+    /// Counts one request for `key` and decides it.
+    ///
+    /// # Errors
+    ///
+    /// The store's errors (the request is then neither allowed nor denied: the caller
+    /// chooses), [`ErrorKind::InvalidKey`](crate::ErrorKind::InvalidKey) for a key breaking
+    /// SPEC 1.4, [`ErrorKind::NotAnInteger`](crate::ErrorKind::NotAnInteger) if something
+    /// else wrote a non-counter under the limiter's key.
+    pub async fn check(&self, key: &K) -> Result<Decision>
+    where
+        K: Clone,
+    {
+        self.check_n(key, 1).await
+    }
+
+    /// Counts `cost` requests for `key` at once (a batch, a costly call) and decides them
+    /// together: allowed when all of them fit in what is left of the window.
+    ///
+    /// # Errors
+    ///
+    /// As [`check`](Self::check); [`ErrorKind::Overflow`](crate::ErrorKind::Overflow) when
+    /// `cost` is over `i64::MAX`.
+    pub async fn check_n(&self, key: &K, cost: u64) -> Result<Decision>
+    where
+        K: Clone,
+    {
+        let window_ms = self.window.as_millis();
+        let now_ms = (self.clock)()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis();
+        let number = now_ms / window_ms;
+        let reset_after_ms = (number + 1) * window_ms - now_ms;
+        let number = u64::try_from(number).unwrap_or(u64::MAX);
+        let delta = i64::try_from(cost).map_err(|_| Error::overflow("rate limit cost"))?;
+        let count = self
+            .counters
+            .incr_with_ttl(&(key.clone(), number), delta, self.window)
+            .await?;
+        let count = u64::try_from(count).unwrap_or(0);
+        let allowed = count <= self.limit;
+        let reset_after = Duration::from_millis(u64::try_from(reset_after_ms).unwrap_or(u64::MAX));
+        Ok(Decision {
+            allowed,
+            limit: self.limit,
+            remaining: self.limit.saturating_sub(count),
+            window: number,
+            reset_after,
+            retry_after: (!allowed).then_some(reset_after),
+        })
+    }
+}
