@@ -1,1 +1,24 @@
+//! namestore in tower and axum services, on any namestore driver (memory, redb, Redis,
+//! Redis Cluster):
+//!
+//! - [`SessionStore`]: a [`tower_sessions`](https://docs.rs/tower-sessions) session store.
+//!   Records are MessagePack (what other tower-sessions stores write) in a namespace of
+//!   your choosing, each session's expiry is its key's TTL, and `create` never overwrites
+//!   another session on an id collision.
+//! - [`RateLimitLayer`]: a tower layer applying a
+//!   [`namestore::rate_limit::RateLimiter`] to requests: `429 Too Many Requests` with
+//!   `Retry-After`, and the `RateLimit` / `RateLimit-Policy` fields of the IETF draft on
+//!   every limited response. Instances of a service sharing a store share the limit.
+//!
+//! Locks need nothing web-specific: [`namestore::lock::Lock`].
+//!
+//! The crate's `examples/service` is an axum service with all three:
+//! `cargo run -p namestore-web --example service`.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
+mod rate_limit;
+mod session_store;
+
+pub use rate_limit::{OnStoreError, RateLimit, RateLimitLayer};
+pub use session_store::{SessionKey, SessionStore};

@@ -1,0 +1,215 @@
+//! The service: an axum router with sessions, a rate-limited API route, a lock-protected job
+//! route and the metrics endpoint, all on one namestore store. Shared by the example's `main`
+//! and by the end-to-end tests, which run it as separate processes.
+
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use namestore::lock::Lock;
+use namestore::rate_limit::{Decision, RateLimiter};
+use namestore::{AnyDriver, Instrumented, Namespace};
+use namestore_web::{RateLimitLayer, SessionStore};
+use serde::{Deserialize, Serialize};
+use tower_sessions::{Expiry, Session, SessionManagerLayer};
+
+/// The service's settings, from the environment.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `NAMESTORE_URL`: the store (`memory://` by default; `redb:///path`, `redis://host`).
+    pub store_url: String,
+    /// `SESSION_TTL_SECS`: a session ends after this long without a request (default 3600).
+    pub session_ttl: Duration,
+    /// `RATE_LIMIT` requests per `RATE_WINDOW_SECS` on `/api/ping`, per client (10 per 60 s).
+    pub rate_limit: u64,
+    /// See `rate_limit`.
+    pub rate_window: Duration,
+    /// `JOB_LEASE_SECS`: the job lock's lease (default 30).
+    pub job_lease: Duration,
+}
+
+impl Config {
+    /// Reads the settings, with their defaults.
+    pub fn from_env() -> Self {
+        let number = |name: &str, default: u64| -> u64 {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(default)
+        };
+        Config {
+            store_url: std::env::var("NAMESTORE_URL").unwrap_or_else(|_| "memory://".into()),
+            session_ttl: Duration::from_secs(number("SESSION_TTL_SECS", 3600)),
+            rate_limit: number("RATE_LIMIT", 10),
+            rate_window: Duration::from_secs(number("RATE_WINDOW_SECS", 60)),
+            job_lease: Duration::from_secs(number("JOB_LEASE_SECS", 30)),
+        }
+    }
+}
+
+type Store = Instrumented<AnyDriver>;
+
+#[derive(Clone)]
+struct App {
+    jobs: Lock<String, Store>,
+    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+}
+
+/// Builds the router on the store `config` names. `metrics` renders the Prometheus page at
+/// `/metrics` (the process installs the recorder once; `None` leaves the route out).
+pub fn router(
+    config: &Config,
+    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+) -> namestore::Result<Router> {
+    let store = Instrumented::new(namestore::open(&config.store_url)?);
+
+    let sessions = SessionStore::new(store.clone(), "demo", "sessions")?;
+    let session_layer = SessionManagerLayer::new(sessions)
+        .with_secure(false)
+        .with_expiry(Expiry::OnInactivity(
+            time::Duration::try_from(config.session_ttl).expect("a session TTL in range"),
+        ));
+
+    let limiter = RateLimiter::new(
+        Namespace::new(store.clone(), "demo", "rate")?,
+        config.rate_limit,
+        config.rate_window,
+    )?;
+    // One limit per API key, else per client address.
+    let rate_limit = RateLimitLayer::new(limiter, |request: &axum::extract::Request| {
+        if let Some(key) = request.headers().get("x-api-key") {
+            return Some(format!("key:{}", key.to_str().ok()?));
+        }
+        let peer = request.extensions().get::<ConnectInfo<SocketAddr>>()?;
+        Some(format!("ip:{}", peer.0.ip()))
+    })
+    .with_policy_name("api");
+
+    let app = App {
+        jobs: Lock::new(Namespace::new(store, "demo", "locks")?, config.job_lease)?,
+        metrics,
+    };
+    let api = Router::new()
+        .route("/api/ping", get(ping))
+        .layer(rate_limit);
+    let mut router = Router::new()
+        .route("/login", post(login))
+        .route("/logout", post(logout))
+        .route("/visits", get(visits))
+        .route("/jobs/report", post(report))
+        .layer(session_layer)
+        .merge(api);
+    if app.metrics.is_some() {
+        router = router.route("/metrics", get(render_metrics));
+    }
+    Ok(router.with_state(app))
+}
+
+#[derive(Deserialize)]
+struct Login {
+    user: String,
+}
+
+#[derive(Serialize)]
+struct Visits {
+    user: Option<String>,
+    visits: u64,
+}
+
+async fn login(session: Session, Query(login): Query<Login>) -> Result<String, StatusCode> {
+    // A new id on login keeps a session id fixed before it from carrying over.
+    session.cycle_id().await.map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
+    session
+        .insert("user", &login.user)
+        .await
+        .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
+    Ok(format!("hello {}\n", login.user))
+}
+
+async fn logout(session: Session) -> Result<StatusCode, StatusCode> {
+    session.flush().await.map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Counts the session's visits to this page.
+async fn visits(session: Session) -> Result<Json<Visits>, StatusCode> {
+    let failed = |_| StatusCode::INTERNAL_SERVER_ERROR;
+    let visits: u64 = session.get("visits").await.map_err(failed)?.unwrap_or(0) + 1;
+    session.insert("visits", visits).await.map_err(failed)?;
+    let user = session.get("user").await.map_err(failed)?;
+    Ok(Json(Visits { user, visits }))
+}
+
+/// The rate-limited route: answers with the window it was counted in and what is left.
+async fn ping(Extension(decision): Extension<Decision>) -> String {
+    format!(
+        "pong window={} remaining={}\n",
+        decision.window, decision.remaining
+    )
+}
+
+#[derive(Deserialize)]
+struct Job {
+    #[serde(default)]
+    work_ms: u64,
+}
+
+#[derive(Serialize)]
+struct Report {
+    token: u64,
+    started_ms: u64,
+    finished_ms: u64,
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64
+}
+
+/// A job one instance at a time may run: `409 Conflict` while another holds its lock.
+async fn report(
+    State(app): State<App>,
+    Query(job): Query<Job>,
+) -> Result<Json<Report>, StatusCode> {
+    let unavailable = |_| StatusCode::SERVICE_UNAVAILABLE;
+    let Some(guard) = app
+        .jobs
+        .try_acquire(&"report".to_owned())
+        .await
+        .map_err(unavailable)?
+    else {
+        return Err(StatusCode::CONFLICT);
+    };
+    let token = guard.token();
+    let started_ms = unix_ms();
+    tokio::time::sleep(Duration::from_millis(job.work_ms)).await;
+    let finished_ms = unix_ms();
+    // A holder whose lease ran out must not report the work as done under the lock.
+    if !guard.release().await.map_err(unavailable)? {
+        return Err(StatusCode::CONFLICT);
+    }
+    Ok(Json(Report {
+        token,
+        started_ms,
+        finished_ms,
+    }))
+}
+
+async fn render_metrics(State(app): State<App>) -> String {
+    app.metrics.as_ref().map(|m| m.render()).unwrap_or_default()
+}
+
+/// Serves the router on `listener` until the process is stopped; prints the address first.
+pub async fn serve(listener: tokio::net::TcpListener, router: Router) -> std::io::Result<()> {
+    println!("listening on http://{}", listener.local_addr()?);
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .await
+}

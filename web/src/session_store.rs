@@ -1,0 +1,161 @@
+//! A `tower_sessions` session store on any namestore driver.
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use namestore::codec::MessagePack;
+use namestore::{AnyDriver, Driver, ErrorKind, Key, KeyBuf, Namespace, TypedNamespace};
+use time::OffsetDateTime;
+use tower_sessions_core::session::{Id, Record};
+use tower_sessions_core::session_store::{self, Error};
+
+/// How many fresh ids `create` tries when the ones it drew are taken. A 128-bit random id
+/// collides with a live one with odds far below 2^-64; more than one retry in a row means
+/// something other than chance writes the ids.
+const CREATE_ATTEMPTS: usize = 8;
+
+/// A session id as a namestore key: the id's own text form (22 characters of URL-safe
+/// base64), so `root:domain:<id>` holds the session the cookie names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SessionKey(pub Id);
+
+impl Key for SessionKey {
+    fn encode(&self, out: &mut KeyBuf) {
+        use std::fmt::Write;
+        let _ = write!(out, "{}", self.0);
+    }
+
+    fn decode(key: &str) -> Option<Self> {
+        key.parse().ok().map(SessionKey)
+    }
+
+    // URL-safe base64: letters, digits, `-` and `_`.
+    const NEVER_ESCAPED: bool = true;
+}
+
+/// A [`tower_sessions_core::SessionStore`] keeping each session as one key of a namestore
+/// namespace: the record in MessagePack, the session's expiry as the key's TTL.
+///
+/// ```
+/// # fn run() -> namestore::Result<()> {
+/// use namestore_web::SessionStore;
+///
+/// let store = SessionStore::new(namestore::open("memory://")?, "app", "sessions")?;
+/// let layer = tower_sessions::SessionManagerLayer::new(store);
+/// # let _ = layer;
+/// # Ok(()) }
+/// ```
+///
+/// The same code serves a store opened from `redb:///var/lib/app/sessions.redb` (sessions
+/// survive a restart) or `redis://…` (sessions shared by every instance of the service).
+/// Expired sessions need no deletion task: their keys expire.
+pub struct SessionStore<D: Driver = AnyDriver> {
+    sessions: TypedNamespace<SessionKey, MessagePack<Record>, D>,
+}
+
+impl<D: Driver> Clone for SessionStore<D> {
+    fn clone(&self) -> Self {
+        SessionStore {
+            sessions: self.sessions.clone(),
+        }
+    }
+}
+
+impl<D: Driver> fmt::Debug for SessionStore<D> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionStore")
+            .field("namespace", &self.sessions.name().to_string())
+            .finish()
+    }
+}
+
+impl<D: Driver> SessionStore<D> {
+    /// Sessions in the namespace (`root`, `domain`) of `driver`.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidNamespace`] for a name breaking SPEC 1.2.
+    pub fn new(driver: D, root: &str, domain: &str) -> namestore::Result<Self> {
+        Ok(Self::from_namespace(Namespace::new(driver, root, domain)?))
+    }
+
+    /// Sessions in `namespace`.
+    pub fn from_namespace(namespace: Namespace<SessionKey, D>) -> Self {
+        SessionStore {
+            sessions: namespace.with_codec(MessagePack::<Record>::new()),
+        }
+    }
+
+    /// The typed namespace holding the sessions.
+    pub fn namespace(&self) -> &TypedNamespace<SessionKey, MessagePack<Record>, D> {
+        &self.sessions
+    }
+}
+
+/// The time left before `expiry`, or `None` once it has passed.
+fn time_left(expiry: OffsetDateTime) -> Option<Duration> {
+    let left = expiry - OffsetDateTime::now_utc();
+    Duration::try_from(left).ok().filter(|left| !left.is_zero())
+}
+
+fn store_error(error: namestore::Error) -> Error {
+    match error.kind() {
+        ErrorKind::Decode => Error::Decode(error.to_string()),
+        ErrorKind::Encode => Error::Encode(error.to_string()),
+        _ => Error::Backend(error.to_string()),
+    }
+}
+
+#[async_trait]
+impl<D: Driver> session_store::SessionStore for SessionStore<D> {
+    /// Stores a new session under a fresh id: `set_nx`, drawing another id while the one
+    /// drawn is taken, so a collision never overwrites another session.
+    async fn create(&self, record: &mut Record) -> session_store::Result<()> {
+        let Some(ttl) = time_left(record.expiry_date) else {
+            return Ok(()); // already expired: nothing to keep
+        };
+        for _ in 0..CREATE_ATTEMPTS {
+            if self
+                .sessions
+                .set_nx(&SessionKey(record.id), record, Some(ttl))
+                .await
+                .map_err(store_error)?
+            {
+                return Ok(());
+            }
+            record.id = Id::default();
+        }
+        Err(Error::Backend(format!(
+            "no free session id after {CREATE_ATTEMPTS} attempts"
+        )))
+    }
+
+    /// Replaces the session's record and TTL; a record whose expiry has passed is deleted.
+    async fn save(&self, record: &Record) -> session_store::Result<()> {
+        let key = SessionKey(record.id);
+        match time_left(record.expiry_date) {
+            Some(ttl) => self.sessions.set(&key, record, Some(ttl)).await,
+            None => self.sessions.delete(&key).await.map(drop),
+        }
+        .map_err(store_error)
+    }
+
+    async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
+        let record = self
+            .sessions
+            .get(&SessionKey(*id))
+            .await
+            .map_err(store_error)?;
+        // The key's TTL is rounded to the store's resolution; the record's own date rules.
+        Ok(record.filter(|record| time_left(record.expiry_date).is_some()))
+    }
+
+    async fn delete(&self, id: &Id) -> session_store::Result<()> {
+        self.sessions
+            .delete(&SessionKey(*id))
+            .await
+            .map(drop)
+            .map_err(store_error)
+    }
+}
