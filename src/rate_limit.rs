@@ -6,8 +6,11 @@
 //! Time is cut into windows of `window` each, aligned to the Unix epoch (a 60-second window
 //! runs from one whole minute to the next). A request for `key` at time `t` increments the
 //! counter `(key, t / window)` with [`incr_with_ttl`](Namespace::incr_with_ttl): the counter
-//! is created with a TTL of one window, so it is gone soon after its window ends. The request
-//! is allowed when the counter, after the increment, is at most `limit`.
+//! is created with a TTL of two windows, so it is gone one window after its own ends at the
+//! latest. (One window would not do: a request decided at the window's last millisecond can
+//! reach the store after a counter created at the window's first has expired, and start the
+//! count again.) The request is allowed when the counter, after the increment, is at most
+//! `limit`.
 //!
 //! Why this algorithm: it is the one whose decision is a single operation every driver
 //! already makes atomic (`INCRBY` with a TTL on creation in one round trip on Redis, on a
@@ -60,6 +63,8 @@ pub struct RateLimiter<K, D: Driver> {
     counters: Namespace<(K, u64), D>,
     limit: u64,
     window: Duration,
+    /// Two windows (one when two is beyond the longest TTL).
+    counter_ttl: Duration,
     clock: Arc<dyn Fn() -> SystemTime + Send + Sync>,
 }
 
@@ -69,6 +74,7 @@ impl<K, D: Driver> Clone for RateLimiter<K, D> {
             counters: self.counters.clone(),
             limit: self.limit,
             window: self.window,
+            counter_ttl: self.counter_ttl,
             clock: Arc::clone(&self.clock),
         }
     }
@@ -117,10 +123,15 @@ impl<K: Key, D: Driver> RateLimiter<K, D> {
                 "a rate limit window is a whole number of milliseconds",
             ));
         }
+        let counter_ttl = window
+            .checked_mul(2)
+            .filter(|ttl| Ttl::new(*ttl).is_ok())
+            .unwrap_or(window);
         Ok(RateLimiter {
             counters: namespace.rekey(),
             limit,
             window,
+            counter_ttl,
             clock: Arc::new(SystemTime::now),
         })
     }
@@ -179,7 +190,7 @@ impl<K: Key, D: Driver> RateLimiter<K, D> {
         let delta = i64::try_from(cost).map_err(|_| Error::overflow("rate limit cost"))?;
         let count = self
             .counters
-            .incr_with_ttl(&(key.clone(), number), delta, self.window)
+            .incr_with_ttl(&(key.clone(), number), delta, self.counter_ttl)
             .await?;
         let count = u64::try_from(count).unwrap_or(0);
         let allowed = count <= self.limit;

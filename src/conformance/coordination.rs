@@ -90,12 +90,24 @@ pub async fn rate_limiter<D: Driver>(h: &Harness<D>) {
     assert_eq!(batch.remaining, 2);
     assert!(!limiter.check_n(&k("batch"), 3).await.unwrap().allowed);
 
-    // The counters expire: at most one window after they were created.
+    // The counters expire: at most two windows after they were created.
     let counters = h.named::<(String, u64)>(ns.name().root(), ns.name().domain());
     match counters.ttl(&(k("client"), 170_000_001)).await.unwrap() {
-        KeyTtl::ExpiresIn(ttl) => assert!(ttl <= window, "{ttl:?}"),
+        KeyTtl::ExpiresIn(ttl) => assert!(ttl <= 2 * window && ttl > window, "{ttl:?}"),
         other => panic!("a window's counter without its TTL: {other:?}"),
     }
+
+    // A request decided at a window's end can reach the store a while later: a window's
+    // worth of the store's time after the count was full, it must still be counted in it.
+    let window = h.ttl();
+    let late = RateLimiter::new(h.namespace::<String>(), 2, window)
+        .unwrap()
+        .with_clock(|| UNIX_EPOCH + Duration::from_secs(1_700_000_000));
+    assert!(late.check(&k("client")).await.unwrap().allowed);
+    assert!(late.check(&k("client")).await.unwrap().allowed);
+    h.outlive(window).await;
+    let decision = late.check(&k("client")).await.unwrap();
+    assert!(!decision.allowed, "the window's count started again: {decision:?}");
 }
 
 /// Locks: one holder at a time among contending tasks, tokens strictly increasing from one

@@ -1,0 +1,124 @@
+//! The `tower_sessions` store contract, on memory, redb and Redis: create, save, load,
+//! delete, expiry, id collisions. tower-sessions publishes no conformance tests for stores;
+//! these are the trait's documented cases.
+
+use std::time::Duration;
+
+use namestore::{AnyDriver, Driver};
+use namestore_web::{SessionKey, SessionStore};
+use time::OffsetDateTime;
+use tower_sessions::session::{Id, Record};
+use tower_sessions::session_store::{Error, SessionStore as _};
+
+#[path = "../../tests/support/mod.rs"]
+mod support;
+
+fn record(expires_in: time::Duration) -> Record {
+    let mut data = std::collections::HashMap::new();
+    data.insert("user".to_owned(), serde_json::json!("alice"));
+    data.insert("visits".to_owned(), serde_json::json!(3));
+    Record {
+        id: Id::default(),
+        data,
+        expiry_date: OffsetDateTime::now_utc() + expires_in,
+    }
+}
+
+fn unique() -> String {
+    format!(
+        "s{}-{}",
+        std::process::id(),
+        OffsetDateTime::now_utc().unix_timestamp_nanos()
+    )
+}
+
+async fn contract<D: Driver>(driver: D) {
+    let store = SessionStore::new(driver.clone(), "contract", &unique()).unwrap();
+
+    // create stores under the record's id; load gives back the same record.
+    let mut first = record(time::Duration::hours(1));
+    store.create(&mut first).await.unwrap();
+    assert_eq!(store.load(&first.id).await.unwrap(), Some(first.clone()));
+
+    // save replaces; the key's TTL follows the record's expiry.
+    first.data.insert("visits".into(), serde_json::json!(4));
+    first.expiry_date = OffsetDateTime::now_utc() + time::Duration::minutes(5);
+    store.save(&first).await.unwrap();
+    let loaded = store.load(&first.id).await.unwrap().unwrap();
+    assert_eq!(loaded.data["visits"], 4);
+    match store.namespace().ttl(&SessionKey(first.id)).await.unwrap() {
+        namestore::KeyTtl::ExpiresIn(ttl) => {
+            assert!(ttl <= Duration::from_secs(300) && ttl > Duration::from_secs(290), "{ttl:?}")
+        }
+        other => panic!("a session without its expiry as TTL: {other:?}"),
+    }
+
+    // An id collision: create never overwrites the session already there.
+    let mut colliding = record(time::Duration::hours(1));
+    colliding.id = first.id;
+    colliding.data.insert("user".into(), serde_json::json!("mallory"));
+    store.create(&mut colliding).await.unwrap();
+    assert_ne!(colliding.id, first.id, "create kept a taken id");
+    assert_eq!(store.load(&first.id).await.unwrap().unwrap().data["user"], "alice");
+    assert_eq!(store.load(&colliding.id).await.unwrap().unwrap().data["user"], "mallory");
+
+    // delete; loading a missing id is None, deleting it again is fine.
+    store.delete(&first.id).await.unwrap();
+    assert_eq!(store.load(&first.id).await.unwrap(), None);
+    store.delete(&first.id).await.unwrap();
+    assert_eq!(store.load(&Id::default()).await.unwrap(), None);
+
+    // Expiry: a record saved with an expiry in the past is gone; a short one runs out.
+    let mut past = colliding.clone();
+    past.expiry_date = OffsetDateTime::now_utc() - time::Duration::seconds(1);
+    store.save(&past).await.unwrap();
+    assert_eq!(store.load(&colliding.id).await.unwrap(), None);
+    let mut short = record(time::Duration::milliseconds(300));
+    store.create(&mut short).await.unwrap();
+    assert!(store.load(&short.id).await.unwrap().is_some());
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    assert_eq!(store.load(&short.id).await.unwrap(), None);
+    assert!(!store.namespace().exists(&SessionKey(short.id)).await.unwrap(), "the key outlived the session");
+
+    // Stored bytes are plain MessagePack of the record: what rmp-serde reads directly.
+    let mut plain = record(time::Duration::hours(1));
+    store.create(&mut plain).await.unwrap();
+    let bytes = store.namespace().bytes().get(&SessionKey(plain.id)).await.unwrap().unwrap();
+    assert_eq!(rmp_serde::from_slice::<Record>(&bytes).unwrap(), plain);
+
+    // A record something else damaged is a decode error naming the store's problem, not a panic.
+    store.namespace().bytes().set(&SessionKey(plain.id), "not msgpack", None).await.unwrap();
+    assert!(matches!(store.load(&plain.id).await, Err(Error::Decode(_))));
+}
+
+#[tokio::test]
+async fn memory() {
+    contract(namestore::MemoryDriver::new()).await;
+}
+
+#[tokio::test]
+async fn memory_through_open() {
+    contract::<AnyDriver>(namestore::open("memory://").unwrap()).await;
+}
+
+#[tokio::test]
+async fn redb() {
+    let dir = std::env::temp_dir().join(unique());
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("redb://{}/sessions.redb", dir.display());
+    contract::<AnyDriver>(namestore::open(&url).unwrap()).await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn redis() {
+    let port = support::free_port();
+    let url = support::start_server(port, "");
+    contract::<AnyDriver>(namestore::open(&url).unwrap()).await;
+}
+
+#[tokio::test]
+async fn redis_cluster() {
+    let url = support::start_cluster();
+    contract::<AnyDriver>(namestore::open(&url).unwrap()).await;
+}
