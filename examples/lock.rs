@@ -16,7 +16,10 @@ async fn main() -> namestore::Result<()> {
     )?;
     let name = "nightly-report".to_owned();
 
-    let a = locks.try_acquire(&name).await?.expect("nobody holds it yet");
+    let a = locks
+        .try_acquire(&name)
+        .await?
+        .expect("nobody holds it yet");
     println!("a holds the lock with token {}", a.token());
     println!(
         "b tries while a holds it: {:?}",

@@ -58,7 +58,11 @@ pub async fn rate_limiter<D: Driver>(h: &Harness<D>) {
     assert_eq!(allowed.len(), 5, "exactly the limit allowed: {decisions:?}");
     let mut remaining: Vec<u64> = allowed.iter().map(|d| d.remaining).collect();
     remaining.sort_unstable();
-    assert_eq!(remaining, [0, 1, 2, 3, 4], "each allowed request saw its own count");
+    assert_eq!(
+        remaining,
+        [0, 1, 2, 3, 4],
+        "each allowed request saw its own count"
+    );
     for d in &decisions {
         assert_eq!(d.limit, 5);
         assert_eq!(d.window, 170_000_000, "the window's number");
@@ -107,7 +111,10 @@ pub async fn rate_limiter<D: Driver>(h: &Harness<D>) {
     assert!(late.check(&k("client")).await.unwrap().allowed);
     h.outlive(window).await;
     let decision = late.check(&k("client")).await.unwrap();
-    assert!(!decision.allowed, "the window's count started again: {decision:?}");
+    assert!(
+        !decision.allowed,
+        "the window's count started again: {decision:?}"
+    );
 }
 
 /// Locks: one holder at a time among contending tasks, tokens strictly increasing from one
@@ -137,7 +144,11 @@ pub async fn locks<D: Driver>(h: &Harness<D>) {
     // A lease that runs out ends the hold; the stale holder cannot touch the next one's lock.
     let lease = h.ttl();
     let short = Lock::new(ns.clone(), lease).unwrap();
-    let stale = short.try_acquire(&k("leased")).await.unwrap().expect("free");
+    let stale = short
+        .try_acquire(&k("leased"))
+        .await
+        .unwrap()
+        .expect("free");
     h.outlive(lease).await;
     let fresh = short
         .try_acquire(&k("leased"))
@@ -148,7 +159,10 @@ pub async fn locks<D: Driver>(h: &Harness<D>) {
     assert!(!stale.is_held().await.unwrap());
     assert!(!stale.renew().await.unwrap(), "a stale holder renewed");
     assert!(!stale.release().await.unwrap(), "a stale holder released");
-    assert!(fresh.is_held().await.unwrap(), "the next holder lost its lock");
+    assert!(
+        fresh.is_held().await.unwrap(),
+        "the next holder lost its lock"
+    );
     assert!(fresh.release().await.unwrap());
 
     // Contention: at most one holder at any instant; tokens in hold order strictly rise.
@@ -170,7 +184,10 @@ pub async fn locks<D: Driver>(h: &Harness<D>) {
                     tokens.lock().unwrap().push(guard.token());
                     tokio::task::yield_now().await;
                     assert_eq!(holders.fetch_sub(1, Ordering::SeqCst), 1);
-                    assert!(guard.release().await.unwrap(), "the holder could not release");
+                    assert!(
+                        guard.release().await.unwrap(),
+                        "the holder could not release"
+                    );
                     held += 1;
                 }
             })

@@ -50,10 +50,10 @@ use tracing::field::Empty;
 use tracing::{Level, Span};
 
 use crate::driver::Driver;
-use crate::{ErrorKind, Result};
 use crate::glob::Pattern;
 use crate::name::{NamespaceInfo, NamespaceName};
 use crate::ttl::{Expiry, KeyTtl, Ttl};
+use crate::{ErrorKind, Result};
 
 /// The operations the layer observes.
 #[derive(Clone, Copy, Debug)]

@@ -175,7 +175,11 @@ fn seconds_up(duration: Duration) -> u64 {
     duration.as_secs() + u64::from(duration.subsec_nanos() > 0)
 }
 
-fn header_fields(policy: &HeaderValue, decision: &Decision, window: Duration) -> [(HeaderName, HeaderValue); 2] {
+fn header_fields(
+    policy: &HeaderValue,
+    decision: &Decision,
+    window: Duration,
+) -> [(HeaderName, HeaderValue); 2] {
     let policy = policy.to_str().unwrap_or("default");
     let number = |text: String| HeaderValue::from_str(&text).expect("ASCII");
     [

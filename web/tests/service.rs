@@ -135,7 +135,11 @@ async fn a_session_survives_a_restart_of_the_server_on_redb() {
     first.stop();
 
     let second = Server::start(&[("NAMESTORE_URL", &url)]);
-    assert_eq!(visits(&client, &second).await, alice(3), "the session did not survive");
+    assert_eq!(
+        visits(&client, &second).await,
+        alice(3),
+        "the session did not survive"
+    );
     second.stop();
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -201,13 +205,27 @@ async fn an_expired_session_is_gone() {
         .get_connection()
         .unwrap();
     let sessions = |redis: &mut redis::Connection| -> Vec<String> {
-        redis::cmd("KEYS").arg("demo:sessions:*").query(redis).unwrap()
+        redis::cmd("KEYS")
+            .arg("demo:sessions:*")
+            .query(redis)
+            .unwrap()
     };
     assert_eq!(sessions(&mut redis).len(), 1);
     tokio::time::sleep(Duration::from_millis(2200)).await;
-    assert_eq!(sessions(&mut redis), Vec::<String>::new(), "the session's key outlived it");
+    assert_eq!(
+        sessions(&mut redis),
+        Vec::<String>::new(),
+        "the session's key outlived it"
+    );
     let after: Visits = with_cookie().send().await.unwrap().json().await.unwrap();
-    assert_eq!(after, Visits { user: None, visits: 1 }, "an expired session came back");
+    assert_eq!(
+        after,
+        Visits {
+            user: None,
+            visits: 1
+        },
+        "an expired session came back"
+    );
 }
 
 fn unix_ms() -> u64 {
@@ -339,7 +357,10 @@ async fn rate_limit_holds_across_two_servers(url: &str) {
         assert!(*count <= LIMIT, "window {n} allowed {count}");
     }
     let denied = pings.iter().filter(|p| p.status == 429).count();
-    assert!(denied > whole.len() * LIMIT, "too few requests to test the limit: {denied} denied");
+    assert!(
+        denied > whole.len() * LIMIT,
+        "too few requests to test the limit: {denied} denied"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -396,14 +417,21 @@ async fn the_job_lock_holds_across_two_servers_on_redis() {
         done.extend(d);
         refused += r;
     }
-    assert!(done.len() >= 2 && refused > 0, "no contention: {} done, {refused} refused", done.len());
+    assert!(
+        done.len() >= 2 && refused > 0,
+        "no contention: {} done, {refused} refused",
+        done.len()
+    );
     done.sort_by_key(|r| r.started_ms);
     for pair in done.windows(2) {
         assert!(
             pair[0].finished_ms <= pair[1].started_ms,
             "two jobs at once: {pair:?}"
         );
-        assert!(pair[0].token < pair[1].token, "tokens out of order: {pair:?}");
+        assert!(
+            pair[0].token < pair[1].token,
+            "tokens out of order: {pair:?}"
+        );
     }
 }
 

@@ -48,7 +48,10 @@ async fn contract<D: Driver>(driver: D) {
     assert_eq!(loaded.data["visits"], 4);
     match store.namespace().ttl(&SessionKey(first.id)).await.unwrap() {
         namestore::KeyTtl::ExpiresIn(ttl) => {
-            assert!(ttl <= Duration::from_secs(300) && ttl > Duration::from_secs(290), "{ttl:?}")
+            assert!(
+                ttl <= Duration::from_secs(300) && ttl > Duration::from_secs(290),
+                "{ttl:?}"
+            )
         }
         other => panic!("a session without its expiry as TTL: {other:?}"),
     }
@@ -56,11 +59,19 @@ async fn contract<D: Driver>(driver: D) {
     // An id collision: create never overwrites the session already there.
     let mut colliding = record(time::Duration::hours(1));
     colliding.id = first.id;
-    colliding.data.insert("user".into(), serde_json::json!("mallory"));
+    colliding
+        .data
+        .insert("user".into(), serde_json::json!("mallory"));
     store.create(&mut colliding).await.unwrap();
     assert_ne!(colliding.id, first.id, "create kept a taken id");
-    assert_eq!(store.load(&first.id).await.unwrap().unwrap().data["user"], "alice");
-    assert_eq!(store.load(&colliding.id).await.unwrap().unwrap().data["user"], "mallory");
+    assert_eq!(
+        store.load(&first.id).await.unwrap().unwrap().data["user"],
+        "alice"
+    );
+    assert_eq!(
+        store.load(&colliding.id).await.unwrap().unwrap().data["user"],
+        "mallory"
+    );
 
     // delete; loading a missing id is None, deleting it again is fine.
     store.delete(&first.id).await.unwrap();
@@ -78,16 +89,34 @@ async fn contract<D: Driver>(driver: D) {
     assert!(store.load(&short.id).await.unwrap().is_some());
     tokio::time::sleep(Duration::from_millis(450)).await;
     assert_eq!(store.load(&short.id).await.unwrap(), None);
-    assert!(!store.namespace().exists(&SessionKey(short.id)).await.unwrap(), "the key outlived the session");
+    assert!(
+        !store
+            .namespace()
+            .exists(&SessionKey(short.id))
+            .await
+            .unwrap(),
+        "the key outlived the session"
+    );
 
     // Stored bytes are plain MessagePack of the record: what rmp-serde reads directly.
     let mut plain = record(time::Duration::hours(1));
     store.create(&mut plain).await.unwrap();
-    let bytes = store.namespace().bytes().get(&SessionKey(plain.id)).await.unwrap().unwrap();
+    let bytes = store
+        .namespace()
+        .bytes()
+        .get(&SessionKey(plain.id))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(rmp_serde::from_slice::<Record>(&bytes).unwrap(), plain);
 
     // A record something else damaged is a decode error naming the store's problem, not a panic.
-    store.namespace().bytes().set(&SessionKey(plain.id), "not msgpack", None).await.unwrap();
+    store
+        .namespace()
+        .bytes()
+        .set(&SessionKey(plain.id), "not msgpack", None)
+        .await
+        .unwrap();
     assert!(matches!(store.load(&plain.id).await, Err(Error::Decode(_))));
 }
 

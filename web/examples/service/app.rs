@@ -121,7 +121,10 @@ struct Visits {
 
 async fn login(session: Session, Query(login): Query<Login>) -> Result<String, StatusCode> {
     // A new id on login keeps a session id fixed before it from carrying over.
-    session.cycle_id().await.map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
+    session
+        .cycle_id()
+        .await
+        .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
     session
         .insert("user", &login.user)
         .await
@@ -130,7 +133,10 @@ async fn login(session: Session, Query(login): Query<Login>) -> Result<String, S
 }
 
 async fn logout(session: Session) -> Result<StatusCode, StatusCode> {
-    session.flush().await.map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
+    session
+        .flush()
+        .await
+        .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
