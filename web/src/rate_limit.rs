@@ -10,7 +10,7 @@ use std::time::Duration;
 use http::header::{HeaderName, HeaderValue, RETRY_AFTER};
 use http::{Request, Response, StatusCode};
 use namestore::rate_limit::{Decision, RateLimiter};
-use namestore::{Driver, Key};
+use namestore::{Driver, ErrorKind, Key};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -69,7 +69,11 @@ impl<K: Key + Clone, D: Driver, F> RateLimitLayer<K, D, F> {
     ///   `RateLimit-Policy: "default";q=<limit>;w=<window seconds>` and
     ///   `RateLimit: "default";r=<remaining>;t=<seconds until the window ends>`;
     /// - over it, the answer is `429 Too Many Requests` with those fields and
-    ///   `Retry-After: <seconds>`, the seconds until the window ends, rounded up.
+    ///   `Retry-After: <seconds>`, the seconds until the window ends, rounded up;
+    /// - a key the store refuses (longer than [`namestore::MAX_KEY_LEN`]) is answered
+    ///   `400 Bad Request`: it comes from the request, and letting it through would let a
+    ///   client escape the limit;
+    /// - when the store cannot answer, [`on_store_error`](Self::on_store_error) decides.
     ///
     /// ```
     /// # fn run() -> namestore::Result<()> {
@@ -170,6 +174,12 @@ impl<K, D: Driver, F, S: fmt::Debug> fmt::Debug for RateLimit<K, D, F, S> {
     }
 }
 
+fn status<R: Default>(status: StatusCode) -> Response<R> {
+    let mut response = Response::new(R::default());
+    *response.status_mut() = status;
+    response
+}
+
 /// Whole seconds, rounded up: a client waiting this long is past the window's end.
 fn seconds_up(duration: Duration) -> u64 {
     duration.as_secs() + u64::from(duration.subsec_nanos() > 0)
@@ -231,22 +241,22 @@ where
             };
             let decision = match shared.limiter.check(&key).await {
                 Ok(decision) => decision,
+                // A key the store refuses (too long, SPEC 1.4) came from the request itself:
+                // letting it through unlimited would let any client opt out of the limit.
+                Err(error) if error.kind() == ErrorKind::InvalidKey => {
+                    return Ok(status(StatusCode::BAD_REQUEST));
+                }
                 Err(_) if shared.on_error == OnStoreError::Allow => {
                     return inner.call(request).await;
                 }
-                Err(_) => {
-                    let mut response = Response::new(R::default());
-                    *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
-                    return Ok(response);
-                }
+                Err(_) => return Ok(status(StatusCode::SERVICE_UNAVAILABLE)),
             };
             let fields = header_fields(&shared.policy, &decision, shared.limiter.window());
             let mut response = if decision.allowed {
                 request.extensions_mut().insert(decision);
                 inner.call(request).await?
             } else {
-                let mut response = Response::new(R::default());
-                *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+                let mut response = status(StatusCode::TOO_MANY_REQUESTS);
                 let wait = seconds_up(decision.retry_after.unwrap_or(decision.reset_after));
                 response
                     .headers_mut()

@@ -81,7 +81,8 @@ pub fn router(
     // One limit per API key, else per client address.
     let rate_limit = RateLimitLayer::new(limiter, |request: &axum::extract::Request| {
         if let Some(key) = request.headers().get("x-api-key") {
-            return Some(format!("key:{}", key.to_str().ok()?));
+            // Any bytes: a key that is not text must not escape the limit.
+            return Some(format!("key:{}", String::from_utf8_lossy(key.as_bytes())));
         }
         let peer = request.extensions().get::<ConnectInfo<SocketAddr>>()?;
         Some(format!("ip:{}", peer.0.ip()))

@@ -1,0 +1,133 @@
+//! The rate-limiting layer on its own, over a plain tower service: the status codes and
+//! header fields it answers with, requests it does not limit, keys the store refuses, and a
+//! store that cannot answer.
+
+use std::convert::Infallible;
+use std::time::{Duration, UNIX_EPOCH};
+
+use http::{Request, Response, StatusCode};
+use namestore::rate_limit::{Decision, RateLimiter};
+use namestore::{AnyDriver, Namespace};
+use namestore_web::{OnStoreError, RateLimitLayer};
+use tower::{Layer, Service, ServiceExt};
+
+/// The inner service: echoes the decision it was given.
+fn echo()
+-> impl Service<Request<String>, Response = Response<String>, Error = Infallible, Future: Send>
++ Clone
++ Send
++ 'static {
+    tower::service_fn(|request: Request<String>| async move {
+        let remaining = request.extensions().get::<Decision>().map(|d| d.remaining);
+        Ok::<_, Infallible>(Response::new(format!("{remaining:?}")))
+    })
+}
+
+fn request(key: Option<&str>) -> Request<String> {
+    let mut builder = Request::builder().uri("/api");
+    if let Some(key) = key {
+        builder = builder.header("x-api-key", key);
+    }
+    builder.body(String::new()).unwrap()
+}
+
+fn by_api_key(request: &Request<String>) -> Option<String> {
+    Some(String::from_utf8_lossy(request.headers().get("x-api-key")?.as_bytes()).into_owned())
+}
+
+/// A limiter of 2 per 10 s whose clock reads 2.5 s into a window.
+fn limiter(store: AnyDriver) -> RateLimiter<String, AnyDriver> {
+    RateLimiter::new(
+        Namespace::new(store, "api", "rate").unwrap(),
+        2,
+        Duration::from_secs(10),
+    )
+    .unwrap()
+    .with_clock(|| UNIX_EPOCH + Duration::from_millis(1_700_000_002_500))
+}
+
+fn header<'a>(response: &'a Response<String>, name: &str) -> Option<&'a str> {
+    response.headers().get(name).map(|v| v.to_str().unwrap())
+}
+
+#[tokio::test]
+async fn within_and_over_the_limit() {
+    let layer = RateLimitLayer::new(limiter(namestore::open("memory://").unwrap()), by_api_key)
+        .with_policy_name("api");
+    let service = layer.layer(echo());
+
+    for remaining in [1, 0] {
+        let response = service.clone().oneshot(request(Some("k"))).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.body(), &format!("Some({remaining})"));
+        assert_eq!(
+            header(&response, "ratelimit-policy"),
+            Some("\"api\";q=2;w=10")
+        );
+        assert_eq!(
+            header(&response, "ratelimit"),
+            Some(format!("\"api\";r={remaining};t=8").as_str())
+        );
+        assert_eq!(header(&response, "retry-after"), None);
+    }
+    let denied = service.clone().oneshot(request(Some("k"))).await.unwrap();
+    assert_eq!(denied.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(denied.body(), "", "the inner service ran");
+    // 7.5 s to the window's end: 8 whole seconds.
+    assert_eq!(header(&denied, "retry-after"), Some("8"));
+    assert_eq!(header(&denied, "ratelimit"), Some("\"api\";r=0;t=8"));
+
+    // Another key has its own count; a request without a key is not limited.
+    let other = service.clone().oneshot(request(Some("k2"))).await.unwrap();
+    assert_eq!(other.status(), StatusCode::OK);
+    for _ in 0..5 {
+        let free = service.clone().oneshot(request(None)).await.unwrap();
+        assert_eq!(free.status(), StatusCode::OK);
+        assert_eq!(free.body(), "None");
+        assert_eq!(header(&free, "ratelimit"), None);
+    }
+}
+
+#[tokio::test]
+async fn a_key_the_store_refuses_does_not_escape_the_limit() {
+    let service = RateLimitLayer::new(limiter(namestore::open("memory://").unwrap()), by_api_key)
+        .layer(echo());
+    let long = "k".repeat(namestore::MAX_KEY_LEN + 1);
+    for _ in 0..3 {
+        let response = service.clone().oneshot(request(Some(&long))).await.unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    }
+}
+
+#[tokio::test]
+async fn a_store_that_cannot_answer() {
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("redis://127.0.0.1:{port}/?connect_timeout_ms=200&response_timeout_ms=200");
+    let store = namestore::open(&url).unwrap();
+
+    let open = RateLimitLayer::new(limiter(store.clone()), by_api_key).layer(echo());
+    let response = open.oneshot(request(Some("k"))).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "fails open by default");
+    assert_eq!(response.body(), "None");
+
+    let closed = RateLimitLayer::new(limiter(store), by_api_key)
+        .on_store_error(OnStoreError::Reject)
+        .layer(echo());
+    let response = closed.oneshot(request(Some("k"))).await.unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+}
+
+#[test]
+#[should_panic(expected = "policy name")]
+fn a_policy_name_that_is_not_a_token() {
+    let _ = RateLimitLayer::new(
+        limiter(AnyDriver::new(namestore::MemoryDriver::new())),
+        by_api_key,
+    )
+    .with_policy_name("a\"b");
+}
