@@ -19,6 +19,9 @@ use crate::{Error, Result};
 /// How many victims a write evicts at most before it gives up (others may be taking the room
 /// it frees as fast as it frees it).
 const ROUNDS: usize = 10_000;
+/// How many times in a row `make_room` finds nothing to evict before it refuses a write the
+/// counts say eviction could make room for.
+const FRUITLESS_ROUNDS: usize = 64;
 
 pub(crate) struct Budget {
     pub(super) max_bytes: u64,
@@ -300,6 +303,7 @@ impl Table {
     #[cold]
     fn make_room(&self, budget: &Budget, keys: &[&str], want: Reservation) -> Result<Reservation> {
         let key = keys.first().copied().unwrap_or("");
+        let mut fruitless = 0;
         for _ in 0..ROUNDS {
             // Expired entries first, wherever they are (SPEC 10.4).
             if budget.may_hold_expired(|| self.now()) {
@@ -311,8 +315,17 @@ impl Table {
             if !budget.could_fit(want) {
                 return Err(refused(budget, key, want));
             }
-            if !self.evict_somewhere(budget, keys) {
-                return Err(refused(budget, key, want));
+            if self.evict_somewhere(budget, keys) {
+                fruitless = 0;
+            } else {
+                // Nothing could go just now, though the counts say something may: the
+                // entries other writes are evicting and storing at this instant. Try again
+                // a few times before refusing.
+                fruitless += 1;
+                if fruitless > FRUITLESS_ROUNDS {
+                    return Err(refused(budget, key, want));
+                }
+                std::thread::yield_now();
             }
             if budget.try_take(want) {
                 return Ok(want);

@@ -107,28 +107,18 @@ impl Registry {
     /// Evicts one victim from a namespace other than `this`, taking the namespaces that may
     /// evict in turn; false when none holds an evictable entry.
     pub(crate) fn evict_elsewhere(&self, this: &Table, budget: &Budget) -> bool {
-        let count = self
+        // Each table once, from a snapshot: with a hand other evicting threads move too,
+        // re-reading the list could visit one table twice and another never.
+        let tables = self
             .evictable
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .len();
-        for _ in 0..count {
-            let at = self.hand.fetch_add(1, Ordering::Relaxed);
-            let table = {
-                let evictable = self
-                    .evictable
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner);
-                match evictable.len() {
-                    0 => return false,
-                    len => evictable[at % len].clone(),
-                }
-            };
-            if !table.same(this) && table.evict_one(budget, &[]) {
-                return true;
-            }
-        }
-        false
+            .clone();
+        let start = self.hand.fetch_add(1, Ordering::Relaxed);
+        (0..tables.len()).any(|i| {
+            let table = &tables[(start + i) % tables.len()];
+            !table.same(this) && table.evict_one(budget, &[])
+        })
     }
 
     /// The tables that hold keys with a TTL.
