@@ -131,3 +131,19 @@ fn a_policy_name_that_is_not_a_token() {
     )
     .with_policy_name("a\"b");
 }
+
+#[tokio::test]
+async fn keys_with_separators_are_counted_apart() {
+    let service = RateLimitLayer::new(limiter(namestore::open("memory://").unwrap()), by_api_key)
+        .layer(echo());
+    // `:` and `%` are escaped in the stored key: "a:b" is neither "a" nor "a%3Ab".
+    for key in ["a:b", "a", "a%3Ab", "a:b:170000000"] {
+        for remaining in [1, 0] {
+            let response = service.clone().oneshot(request(Some(key))).await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK, "{key}");
+            assert_eq!(response.body(), &format!("Some({remaining})"), "{key}");
+        }
+        let denied = service.clone().oneshot(request(Some(key))).await.unwrap();
+        assert_eq!(denied.status(), StatusCode::TOO_MANY_REQUESTS, "{key}");
+    }
+}
