@@ -140,9 +140,9 @@ const fn heap(len: usize) -> u64 {
 
 /// The driver's memory per entry, whatever its key and value: the entry in its hash table
 /// (which keeps at most 7 of 8 buckets full, plus a control byte a bucket), its slot in an
-/// eviction queue and its share of the queue of recently evicted keys, and its expiry-index
-/// slot.
-pub(super) const ENTRY_OVERHEAD: u64 = (size_of::<Entry>() * 8 / 7 + 1) as u64 + 16 + 8 + 24;
+/// eviction queue, its share of the queue of recently evicted keys and of the frequency
+/// sketch (at most 16 bytes), and its expiry-index slot.
+pub(super) const ENTRY_OVERHEAD: u64 = (size_of::<Entry>() * 8 / 7 + 1) as u64 + 16 + 8 + 16 + 24;
 
 /// What an entry of `key` and `value` costs a budget, in bytes: [`ENTRY_OVERHEAD`], the key's
 /// heap block if it is too long to be stored inline (keys up to 23 bytes are), and the value's
