@@ -29,8 +29,9 @@ const SMALL_SHARE: u64 = 50;
 const MIN_SMALL_SHARE: u64 = 10;
 const MAX_SMALL_SHARE: u64 = 500;
 const SHARE_STEP: u64 = 5;
-/// Each ghost list remembers as many keys as 40% of the shard's queued entries.
-const GHOST_PERCENT: usize = 40;
+/// Each ghost list remembers as many keys as 15% of the shard's queued entries (40% before the
+/// frequency sketch, which remembers over a longer horizon; docs/eviction.md).
+const GHOST_PERCENT: usize = 15;
 /// Entries the sampled LRU compares per eviction (Redis's `maxmemory-samples` default).
 const SAMPLES: usize = 5;
 
