@@ -278,6 +278,36 @@ async fn a_batch_of_ten_is_one_round_trip() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limit_decision_is_one_transaction() {
+    use namestore::rate_limit::RateLimiter;
+
+    let url = start_server(free_port(), "");
+    let ns = RedisDriver::from_url(&url)
+        .unwrap()
+        .namespace::<String>("app", "rate")
+        .unwrap();
+    let limiter = RateLimiter::new(ns, 3, Duration::from_secs(60)).unwrap();
+    let client = "client".to_owned();
+    limiter.check(&client).await.unwrap();
+    let calls = |name: &str| command_calls(&url, name);
+    let before = (calls("exec"), calls("incrby"), calls("get"), calls("ttl"));
+    for _ in 0..10 {
+        limiter.check(&client).await.unwrap();
+    }
+    let after = (calls("exec"), calls("incrby"), calls("get"), calls("ttl"));
+    assert_eq!(
+        (
+            after.0 - before.0,
+            after.1 - before.1,
+            after.2 - before.2,
+            after.3 - before.3
+        ),
+        (10, 10, 0, 0),
+        "one MULTI/EXEC with one INCRBY per decision, no reads"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_timed_out_increment_is_applied_at_most_once() {
     let port = free_port();
     let url = start_server(port, "");
