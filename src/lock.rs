@@ -168,7 +168,14 @@ impl<K: Key + Clone, D: Driver> Lock<K, D> {
         {
             return Ok(None);
         }
-        let token = self.keys.incr(&(name.clone(), Part::Fence), 1).await?;
+        let token = match self.keys.incr(&(name.clone(), Part::Fence), 1).await {
+            Ok(token) => token,
+            Err(error) => {
+                // No token, no hold: give the lock back rather than leave it to the lease.
+                let _ = self.keys.cad(&lock_key, &owner).await;
+                return Err(error);
+            }
+        };
         if !self
             .keys
             .cas(&lock_key, &owner, owner.clone(), Some(self.lease))

@@ -165,6 +165,20 @@ pub async fn locks<D: Driver>(h: &Harness<D>) {
     );
     assert!(fresh.release().await.unwrap());
 
+    // A fence counter something else overwrote: an error, and the lock is not left held.
+    ns.set(&k("damaged:fence"), "not a counter", None)
+        .await
+        .unwrap();
+    assert_err!(
+        locks.try_acquire(&k("damaged")).await,
+        NotAnInteger,
+        "a damaged fence counter"
+    );
+    assert!(
+        !ns.exists(&k("damaged:lock")).await.unwrap(),
+        "a failed acquisition left the lock held"
+    );
+
     // Contention: at most one holder at any instant; tokens in hold order strictly rise.
     let holders = Arc::new(AtomicUsize::new(0));
     let tokens = Arc::new(Mutex::new(Vec::new()));
