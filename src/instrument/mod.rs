@@ -337,10 +337,7 @@ impl<T, F: Future<Output = Result<T>>> Future for Recording<F, T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
         let this = self.project();
-        let polled = {
-            let _entered = this.observer.span.enter();
-            this.call.poll(cx)
-        };
+        let polled = this.observer.span.in_scope(|| this.call.poll(cx));
         if let Poll::Ready(result) = &polled {
             this.observer
                 .finish(result.as_ref().map_err(|error| error.kind()));
@@ -642,10 +639,7 @@ impl<I, S: Stream<Item = Result<I>>> Stream for TracedStream<S> {
         let Some(observer) = this.observer else {
             return this.pages.poll_next(cx);
         };
-        let polled = {
-            let _entered = observer.span.enter();
-            this.pages.poll_next(cx)
-        };
+        let polled = observer.span.in_scope(|| this.pages.poll_next(cx));
         match &polled {
             Poll::Ready(None) => observer.finish(Ok(&())),
             Poll::Ready(Some(Err(error))) => observer.finish(Err(error.kind())),
