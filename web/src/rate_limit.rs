@@ -36,9 +36,20 @@ pub struct RateLimitLayer<K, D: Driver, F> {
 
 struct Shared<K, D: Driver, F> {
     limiter: RateLimiter<K, D>,
-    key: F,
+    key: Arc<F>,
     policy: HeaderValue,
     on_error: OnStoreError,
+}
+
+impl<K, D: Driver, F> Clone for Shared<K, D, F> {
+    fn clone(&self) -> Self {
+        Shared {
+            limiter: self.limiter.clone(),
+            key: Arc::clone(&self.key),
+            policy: self.policy.clone(),
+            on_error: self.on_error,
+        }
+    }
 }
 
 impl<K, D: Driver, F> Clone for RateLimitLayer<K, D, F> {
@@ -98,7 +109,7 @@ impl<K: Key + Clone, D: Driver, F> RateLimitLayer<K, D, F> {
         RateLimitLayer {
             shared: Arc::new(Shared {
                 limiter,
-                key,
+                key: Arc::new(key),
                 policy: HeaderValue::from_static("default"),
                 on_error: OnStoreError::default(),
             }),
@@ -131,10 +142,8 @@ impl<K: Key + Clone, D: Driver, F> RateLimitLayer<K, D, F> {
     }
 
     fn map(self, change: impl FnOnce(Shared<K, D, F>) -> Shared<K, D, F>) -> Self {
-        let shared = Arc::try_unwrap(self.shared)
-            .unwrap_or_else(|_| panic!("configure a RateLimitLayer before cloning it"));
         RateLimitLayer {
-            shared: Arc::new(change(shared)),
+            shared: Arc::new(change(Arc::unwrap_or_clone(self.shared))),
         }
     }
 }
@@ -236,7 +245,7 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let shared = Arc::clone(&self.shared);
         Box::pin(async move {
-            let Some(key) = (shared.key)(&request) else {
+            let Some(key) = (*shared.key)(&request) else {
                 return inner.call(request).await;
             };
             let decision = match shared.limiter.check(&key).await {

@@ -147,3 +147,22 @@ async fn keys_with_separators_are_counted_apart() {
         assert_eq!(denied.status(), StatusCode::TOO_MANY_REQUESTS, "{key}");
     }
 }
+
+#[tokio::test]
+async fn a_clone_is_configured_apart() {
+    let first = RateLimitLayer::new(limiter(namestore::open("memory://").unwrap()), by_api_key)
+        .with_policy_name("first");
+    let second = first.clone().with_policy_name("second");
+    for (layer, name, remaining) in [(first, "first", 1), (second, "second", 0)] {
+        // Both share the limiter's counts; each names its own policy.
+        let response = layer
+            .layer(echo())
+            .oneshot(request(Some("k")))
+            .await
+            .unwrap();
+        assert_eq!(
+            header(&response, "ratelimit"),
+            Some(format!("\"{name}\";r={remaining};t=8").as_str())
+        );
+    }
+}
