@@ -1,6 +1,7 @@
 //! The memory driver through the public namespace API, against a single-threaded `hashbrown`
 //! map doing the same lookup or write (the floor), on 1000 live keys: single calls, batches of
-//! 10 (also in a store of one shard, one lock per batch), a memory budget, typed keys (`u64`,
+//! 10 (also in a store of one shard, one lock per batch), a memory budget (beside quick_cache's
+//! and moka's bounded caches doing the same), typed keys (`u64`,
 //! `Uuid`, `(u64, u64)`) beside the same keys as prebuilt strings, and the Go toolkit's
 //! workload (its key `key:<i>` formatted per call, by the typed key `GoKey`).
 //!
@@ -83,6 +84,11 @@ struct Fixture {
     small: Small,
     floor: HashMap<String, Bytes>,
     floor_counters: HashMap<String, i64>,
+    /// The bounded caches users compare a store with a budget with, holding `LIVE` entries:
+    /// quick_cache's and moka's thread-safe caches (their APIs take an owned key, so a write
+    /// clones the key's `String`, as a caller of theirs does).
+    quick: quick_cache::sync::Cache<String, Bytes>,
+    moka: moka::sync::Cache<String, Bytes>,
 }
 
 impl Fixture {
@@ -147,6 +153,8 @@ impl Fixture {
         }
         let mut floor = HashMap::new();
         let mut floor_counters = HashMap::new();
+        let quick = quick_cache::sync::Cache::new(LIVE);
+        let moka = moka::sync::Cache::new(LIVE as u64);
         for (key, counter) in keys.iter().zip(&counters) {
             ready(ns.set(key, value.clone(), None)).unwrap();
             ready(roomy.set(key, value.clone(), None)).unwrap();
@@ -155,7 +163,10 @@ impl Fixture {
             ready(ns.incr(counter, 1)).unwrap();
             floor.insert(key.clone(), value.clone());
             floor_counters.insert(counter.clone(), 1);
+            quick.insert(key.clone(), value.clone());
+            moka.insert(key.clone(), value.clone());
         }
+        moka.run_pending_tasks();
         for i in 0..LIVE as u64 {
             ready(ids.set(&i, value.clone(), None)).unwrap();
             ready(uuids.set(&uuid_of(i), value.clone(), None)).unwrap();
@@ -191,6 +202,8 @@ impl Fixture {
             small,
             floor,
             floor_counters,
+            quick,
+            moka,
         }
     }
 
@@ -575,6 +588,29 @@ fn floor_mset10(f: &mut Fixture, i: usize) {
     }
 }
 
+// Bounded caches with the same 1000 entries: a read, an overwrite, and a set of a key they
+// evicted long ago (the same round of 2 × LIVE keys as `evicting_set`).
+fn quick_get(f: &mut Fixture, i: usize) {
+    black_box(f.quick.get(f.key(i)));
+}
+fn quick_set(f: &mut Fixture, i: usize) {
+    f.quick.insert(f.key(i).clone(), f.value.clone());
+}
+fn quick_evicting_set(f: &mut Fixture, i: usize) {
+    let key = f.more_keys[i % (2 * LIVE)].clone();
+    f.quick.insert(key, f.value.clone());
+}
+fn moka_get(f: &mut Fixture, i: usize) {
+    black_box(f.moka.get(f.key(i)));
+}
+fn moka_set(f: &mut Fixture, i: usize) {
+    f.moka.insert(f.key(i).clone(), f.value.clone());
+}
+fn moka_evicting_set(f: &mut Fixture, i: usize) {
+    let key = f.more_keys[i % (2 * LIVE)].clone();
+    f.moka.insert(key, f.value.clone());
+}
+
 /// Lists every measured operation once, for both the allocation count and the timed runs.
 /// Each expands to its own monomorphized loop, so the operation is inlined into the loop
 /// exactly as the floor's map call is.
@@ -603,6 +639,12 @@ macro_rules! for_each_operation {
         $apply!($($arg),*, "get, with a budget", budget_get);
         $apply!($($arg),*, "set (overwrite), with a budget", budget_set);
         $apply!($($arg),*, "set, evicting", evicting_set);
+        $apply!($($arg),*, "quick_cache get", quick_get);
+        $apply!($($arg),*, "quick_cache set (overwrite)", quick_set);
+        $apply!($($arg),*, "quick_cache set, evicting", quick_evicting_set);
+        $apply!($($arg),*, "moka get", moka_get);
+        $apply!($($arg),*, "moka set (overwrite)", moka_set);
+        $apply!($($arg),*, "moka set, evicting", moka_evicting_set);
         $apply!($($arg),*, "get, key formatted", fmt_get);
         $apply!($($arg),*, "set, key formatted", fmt_set);
         $apply!($($arg),*, "exists, key formatted", fmt_exists);

@@ -115,13 +115,19 @@ impl Budget {
         true
     }
 
-    /// Takes `want` while giving back what `freed` removed (its counts are negative), in one
-    /// update of each counter, if the result is within the budget; otherwise nothing changes.
+    /// Takes `want` while giving back what `freed` removed (its counts are negative), in at
+    /// most one update of each counter, if the result is within the budget; otherwise nothing
+    /// changes. The caller settles the rest of `freed` (what was evictable) with the write.
     pub(super) fn trade(&self, want: Reservation, freed: &Tally) -> bool {
         let moved = |counter: &AtomicU64, amount: u64, delta: i64, max: u64| {
+            let change = (amount as i128) + (delta as i128);
+            if change == 0 {
+                // A victim the size of the new entry: nothing to move.
+                return counter.load(Ordering::Acquire) <= max;
+            }
             counter
                 .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
-                    let total = (used as i128) + (amount as i128) + (delta as i128);
+                    let total = (used as i128) + change;
                     (0..=max as i128).contains(&total).then_some(total as u64)
                 })
                 .is_ok()
@@ -140,14 +146,6 @@ impl Budget {
             }
             return false;
         }
-        self.settle(
-            Reservation::default(),
-            &Tally {
-                bytes: 0,
-                entries: 0,
-                ..*freed
-            },
-        );
         true
     }
 

@@ -86,6 +86,15 @@ impl Value {
         }
     }
 
+    /// The heap the value holds (a counter holds none).
+    #[inline]
+    pub(super) fn heap(&self) -> u64 {
+        match self {
+            Value::Bytes(bytes) => bytes_heap(bytes),
+            Value::Int(_) => 0,
+        }
+    }
+
     #[inline]
     pub(super) fn as_integer(&self) -> Option<i64> {
         match self {
@@ -150,21 +159,83 @@ pub(super) const ENTRY_OVERHEAD: u64 = (size_of::<Entry>() * 8 / 7 + 1) as u64 +
 /// is stored inline. A value buffer shared by several keys is charged to each: the budget then
 /// holds less than it could, never more.
 pub(super) fn charge(key: &SmolStr, value: &Value) -> u64 {
-    let key_heap = if key.is_heap_allocated() {
-        heap(key.len() + 16)
-    } else {
+    ENTRY_OVERHEAD + key_heap(key.is_heap_allocated(), key.len()) + value.heap()
+}
+
+/// What a new entry of `key` and a value taking `value_heap` bytes of heap
+/// ([`Value::heap`], [`bytes_heap`]) will cost: its [`charge`] once stored, computed without
+/// building the stored key (which, for a long key, would allocate).
+#[inline]
+pub(super) fn cost(key: &str, value_heap: u64) -> u64 {
+    ENTRY_OVERHEAD + key_heap(key_on_heap(key), key.len()) + value_heap
+}
+
+/// The heap a value of `bytes` holds once stored: its buffer and the header `Bytes` shares it
+/// through.
+#[inline]
+pub(super) fn bytes_heap(bytes: &[u8]) -> u64 {
+    if bytes.is_empty() {
         0
-    };
-    let value_heap = match value {
-        Value::Bytes(bytes) if !bytes.is_empty() => heap(bytes.len()) + heap(24),
-        Value::Bytes(_) | Value::Int(_) => 0,
-    };
-    ENTRY_OVERHEAD + key_heap + value_heap
+    } else {
+        heap(bytes.len()) + heap(24)
+    }
+}
+
+#[inline]
+fn key_heap(on_heap: bool, len: usize) -> u64 {
+    if on_heap { heap(len + 16) } else { 0 }
+}
+
+/// Whether `SmolStr` keeps `key` on the heap: it stores keys of up to 23 bytes inline, and
+/// points a run of up to 32 newlines then up to 128 spaces into a static string. A unit test
+/// holds this to `SmolStr` itself.
+#[inline]
+fn key_on_heap(key: &str) -> bool {
+    const INLINE: usize = 23;
+    const NEWLINES: usize = 32;
+    const SPACES: usize = 128;
+    let bytes = key.as_bytes();
+    if bytes.len() <= INLINE {
+        return false;
+    }
+    if bytes.len() > NEWLINES + SPACES {
+        return true;
+    }
+    let newlines = bytes
+        .iter()
+        .take(NEWLINES)
+        .take_while(|&&b| b == b'\n')
+        .count();
+    let spaces = &bytes[newlines..];
+    !(spaces.len() <= SPACES && spaces.iter().all(|&b| b == b' '))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::key_eq;
+    use smol_str::SmolStr;
+
+    use super::{key_eq, key_on_heap};
+
+    #[test]
+    fn key_on_heap_agrees_with_smol_str() {
+        let mut keys: Vec<String> = (0..200).map(|n| "k".repeat(n)).collect();
+        for newlines in [0, 1, 31, 32, 33] {
+            for spaces in [0, 1, 22, 23, 24, 100, 127, 128, 129] {
+                let run = format!("{}{}", "\n".repeat(newlines), " ".repeat(spaces));
+                keys.push(format!("{run}x"));
+                keys.push(format!(" {run}"));
+                keys.push(run);
+            }
+        }
+        keys.push("é".repeat(12));
+        for key in keys {
+            assert_eq!(
+                key_on_heap(&key),
+                SmolStr::new(&key).is_heap_allocated(),
+                "{key:?}"
+            );
+        }
+    }
 
     #[test]
     fn key_eq_agrees_with_str_eq() {

@@ -20,6 +20,13 @@ pub(super) struct Slots {
     pub(super) order: Option<Box<Order>>,
 }
 
+/// A live entry found for a change, with the bookkeeping of its shard the change updates.
+pub(super) struct Live<'s> {
+    pub(super) entry: &'s mut Entry,
+    with_ttl: &'s mut usize,
+    order: Option<&'s mut Order>,
+}
+
 /// What changes to a shard did to its store's budget, applied once the shard is unlocked.
 #[derive(Clone, Copy, Debug, Default)]
 pub(super) struct Tally {
@@ -60,7 +67,6 @@ impl Tally {
 /// An entry's cost and deadline before a change, to account the change afterwards.
 #[derive(Clone, Copy)]
 pub(super) struct Before {
-    id: u32,
     deadline: u64,
     charge: u64,
     evictable: bool,
@@ -75,81 +81,30 @@ impl Slots {
         key: &str,
         now: &mut Now<'_>,
         tally: &mut Tally,
-    ) -> Option<&mut Entry> {
-        match self.map.find_entry(hash, |e| key_eq(&e.key, key)) {
-            Ok(found) if found.get().live(now) => Some(found.into_mut()),
+    ) -> Option<Live<'_>> {
+        let Slots {
+            map,
+            with_ttl,
+            order,
+        } = self;
+        match map.find_entry(hash, |e| key_eq(&e.key, key)) {
+            Ok(found) if found.get().live(now) => Some(Live {
+                entry: found.into_mut(),
+                with_ttl,
+                order: order.as_deref_mut(),
+            }),
             Ok(found) => {
                 // An expired entry had a deadline.
                 let (entry, _) = found.remove();
-                self.with_ttl -= 1;
+                *with_ttl -= 1;
                 tally.expired += 1;
-                if let Some(order) = &mut self.order {
+                if let Some(order) = order {
                     order.removed(&entry);
                     tally.count(order, &entry, -1);
                 }
                 None
             }
             Err(_) => None,
-        }
-    }
-
-    /// Keeps the count of entries with a deadline as one changes from `old` to `new`.
-    #[inline]
-    pub(super) fn retimed(&mut self, old: u64, new: u64) {
-        match (old != 0, new != 0) {
-            (false, true) => self.with_ttl += 1,
-            (true, false) => self.with_ttl -= 1,
-            _ => {}
-        }
-    }
-
-    /// What a change to `entry` needs to be accounted, in a store with a budget (`mode` is the
-    /// namespace's eviction mode there, `None` without a budget).
-    #[inline]
-    pub(super) fn before(mode: Option<Eviction>, entry: &Entry) -> Option<Before> {
-        mode.map(|mode| Before {
-            id: entry.id,
-            deadline: entry.deadline,
-            charge: entry.charge(),
-            evictable: mode.allows(entry),
-        })
-    }
-
-    /// Accounts a change to the entry `before` described (value or deadline); nothing to do
-    /// without a budget.
-    #[inline]
-    pub(super) fn changed(&mut self, hash: u64, before: Option<Before>, tally: &mut Tally) {
-        if let Some(before) = before {
-            self.account_change(hash, before, tally);
-        }
-    }
-
-    fn account_change(&mut self, hash: u64, before: Before, tally: &mut Tally) {
-        let Some(order) = &mut self.order else {
-            return;
-        };
-        let Ok(mut found) = self.map.find_entry(hash, |e| e.id == before.id) else {
-            return;
-        };
-        let entry = found.get_mut();
-        order.changed(hash, entry, before.deadline, before.charge);
-        let charge = entry.charge() as i64;
-        tally.bytes += charge - before.charge as i64;
-        let evictable = order.evictable(entry);
-        match (before.evictable, evictable) {
-            (true, true) => tally.evictable_bytes += charge - before.charge as i64,
-            (false, true) => {
-                tally.evictable_bytes += charge;
-                tally.evictable_entries += 1;
-            }
-            (true, false) => {
-                tally.evictable_bytes -= before.charge as i64;
-                tally.evictable_entries -= 1;
-            }
-            (false, false) => {}
-        }
-        if entry.deadline != 0 && entry.deadline != before.deadline {
-            tally.earliest = tally.earliest.min(entry.deadline);
         }
     }
 
@@ -251,5 +206,66 @@ impl Slots {
         self.order
             .as_ref()
             .map_or(u64::MAX, |order| order.earliest())
+    }
+}
+
+impl Live<'_> {
+    /// Keeps the shard's count of entries with a deadline as the entry's changes from `old`
+    /// to `new`.
+    #[inline]
+    pub(super) fn retimed(&mut self, old: u64, new: u64) {
+        match (old != 0, new != 0) {
+            (false, true) => *self.with_ttl += 1,
+            (true, false) => *self.with_ttl -= 1,
+            _ => {}
+        }
+    }
+
+    /// What a change to the entry needs to be accounted, in a store with a budget (`mode` is
+    /// the namespace's eviction mode there, `None` without a budget).
+    #[inline]
+    pub(super) fn before(&self, mode: Option<Eviction>) -> Option<Before> {
+        mode.map(|mode| Before {
+            deadline: self.entry.deadline,
+            charge: self.entry.charge(),
+            evictable: mode.allows(self.entry),
+        })
+    }
+
+    /// Accounts a change to the entry `before` described (value or deadline); nothing to do
+    /// without a budget.
+    #[inline]
+    pub(super) fn changed(self, hash: u64, before: Option<Before>, tally: &mut Tally) {
+        if let (Some(before), Some(order)) = (before, self.order) {
+            account_change(order, hash, self.entry, before, tally);
+        }
+    }
+}
+
+fn account_change(
+    order: &mut Order,
+    hash: u64,
+    entry: &mut Entry,
+    before: Before,
+    tally: &mut Tally,
+) {
+    order.changed(hash, entry, before.deadline, before.charge);
+    let charge = entry.charge() as i64;
+    tally.bytes += charge - before.charge as i64;
+    let evictable = order.evictable(entry);
+    match (before.evictable, evictable) {
+        (true, true) => tally.evictable_bytes += charge - before.charge as i64,
+        (false, true) => {
+            tally.evictable_bytes += charge;
+            tally.evictable_entries += 1;
+        }
+        (true, false) => {
+            tally.evictable_bytes -= before.charge as i64;
+            tally.evictable_entries -= 1;
+        }
+        (false, false) => {}
+    }
+    if entry.deadline != 0 && entry.deadline != before.deadline {
+        tally.earliest = tally.earliest.min(entry.deadline);
     }
 }

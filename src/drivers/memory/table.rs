@@ -21,11 +21,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hashbrown::DefaultHashBuilder;
-use smol_str::SmolStr;
 
 use super::budget::{Budget, Reservation};
 use super::clock::{Clock, Now};
-use super::entry::{Entry, Value, charge, key_eq};
+use super::entry::{Entry, Value, bytes_heap, cost, key_eq};
 use super::eviction::{Eviction, Policy};
 use super::order::{MAX_FREQUENCY, Order};
 use super::registry::Registry;
@@ -126,12 +125,6 @@ fn deadline(now: &mut Now<'_>, ttl: Ttl) -> u64 {
 #[inline]
 fn deadline_of(now: &mut Now<'_>, ttl: Option<Ttl>) -> u64 {
     ttl.map_or(0, |ttl| deadline(now, ttl))
-}
-
-/// What a new entry of `key` and `value` will cost a budget.
-#[inline]
-fn cost(key: &str, value: &Value) -> u64 {
-    charge(&SmolStr::new(key), value)
 }
 
 /// What the store knows when it makes a table: its budget, and the namespace's mode.
@@ -258,7 +251,8 @@ impl Table {
 
     /// Locks the shard of `key` for a write that stores a new value costing `bytes`, with
     /// room for it taken from the budget (nothing to take without one). `adds`: whether the
-    /// write adds an entry when the key is missing.
+    /// write adds an entry when the key is missing. Also returns the tally the write goes on
+    /// with: what evicting its victims did that is still to be settled with the budget.
     ///
     /// The room is taken under the lock, exactly: what the new value adds to the live entry
     /// the lock shows. When it does not fit, the shard's own victims make room under the same
@@ -272,9 +266,13 @@ impl Table {
         key: &str,
         bytes: impl FnOnce() -> u64,
         adds: bool,
-    ) -> Result<(RwLockWriteGuard<'_, Slots>, Reservation)> {
+    ) -> Result<(RwLockWriteGuard<'_, Slots>, Reservation, Tally)> {
         match &self.budget {
-            None => Ok((write(self.shard(hash)), Reservation::default())),
+            None => Ok((
+                write(self.shard(hash)),
+                Reservation::default(),
+                Tally::new(),
+            )),
             Some(budget) => self.lock_with_budget(budget, hash, key, bytes(), adds),
         }
     }
@@ -286,7 +284,7 @@ impl Table {
         key: &str,
         bytes: u64,
         adds: bool,
-    ) -> Result<(RwLockWriteGuard<'_, Slots>, Reservation)> {
+    ) -> Result<(RwLockWriteGuard<'_, Slots>, Reservation, Tally)> {
         let shard = self.shard(hash);
         if self.counts_writes() {
             budget.bump_epoch();
@@ -308,15 +306,20 @@ impl Table {
             None => Reservation { bytes, entries: 1 },
         };
         if budget.try_take(want) {
-            return Ok((slots, want));
+            return Ok((slots, want, Tally::new()));
         }
         if !budget.may_hold_expired(|| now.get()) && budget.could_fit(want) {
-            // Victims go, and their room is traded for the write's in one update.
+            // Victims go, and their room is traded for the write's in one update; the rest of
+            // their accounting is settled with the write's own.
             let mut evicted = Tally::new();
             while slots.evict(budget.epoch(), &[key], &mut evicted) {
                 if budget.trade(want, &evicted) {
-                    self.meta.count(&evicted);
-                    return Ok((slots, want));
+                    let rest = Tally {
+                        bytes: 0,
+                        entries: 0,
+                        ..evicted
+                    };
+                    return Ok((slots, want, rest));
                 }
             }
             budget.settle(Reservation::default(), &evicted);
@@ -328,7 +331,7 @@ impl Table {
         } else {
             self.reserve_replacement(key, || bytes)?
         };
-        Ok((write(shard), reserved))
+        Ok((write(shard), reserved, Tally::new()))
     }
 
     /// What the live entry of `key` costs the budget, if there is one.
@@ -479,23 +482,23 @@ impl Table {
     pub(crate) fn set(&self, key: &str, value: Bytes, expiry: Expiry) -> Result<()> {
         let hash = self.hash(key);
         let value = Value::Bytes(value);
-        let (mut slots, reserved) = self.lock_with_room(hash, key, || cost(key, &value), true)?;
+        let (mut slots, reserved, mut tally) =
+            self.lock_with_room(hash, key, || cost(key, value.heap()), true)?;
         let mode = self.bounded_mode();
-        let mut tally = Tally::new();
         let mut now = Now::new(&self.clock);
         let stored = match slots.live_mut(hash, key, &mut now, &mut tally) {
-            Some(entry) => {
-                let before = Slots::before(mode, entry);
-                entry.value = value;
-                let old = entry.deadline;
+            Some(mut live) => {
+                let before = live.before(mode);
+                live.entry.value = value;
+                let old = live.entry.deadline;
                 match expiry {
-                    Expiry::Never => entry.deadline = 0,
-                    Expiry::After(ttl) => entry.deadline = deadline(&mut now, ttl),
+                    Expiry::Never => live.entry.deadline = 0,
+                    Expiry::After(ttl) => live.entry.deadline = deadline(&mut now, ttl),
                     Expiry::Keep => {}
                 }
-                let new = entry.deadline;
-                slots.retimed(old, new);
-                slots.changed(hash, before, &mut tally);
+                let new = live.entry.deadline;
+                live.retimed(old, new);
+                live.changed(hash, before, &mut tally);
                 new
             }
             None => {
@@ -517,8 +520,8 @@ impl Table {
     pub(crate) fn set_nx(&self, key: &str, value: Bytes, ttl: Option<Ttl>) -> Result<bool> {
         let hash = self.hash(key);
         let value = Value::Bytes(value);
-        let (mut slots, reserved) = self.lock_with_room(hash, key, || cost(key, &value), true)?;
-        let mut tally = Tally::new();
+        let (mut slots, reserved, mut tally) =
+            self.lock_with_room(hash, key, || cost(key, value.heap()), true)?;
         let mut now = Now::new(&self.clock);
         let stored = if slots.live_mut(hash, key, &mut now, &mut tally).is_some() {
             None
@@ -556,11 +559,11 @@ impl Table {
         let mut now = Now::new(&self.clock);
         let deadline = deadline(&mut now, ttl);
         let found = match slots.live_mut(hash, key, &mut now, &mut tally) {
-            Some(entry) => {
-                let before = Slots::before(mode, entry);
-                let old = mem::replace(&mut entry.deadline, deadline);
-                slots.retimed(old, deadline);
-                slots.changed(hash, before, &mut tally);
+            Some(mut live) => {
+                let before = live.before(mode);
+                let old = mem::replace(&mut live.entry.deadline, deadline);
+                live.retimed(old, deadline);
+                live.changed(hash, before, &mut tally);
                 true
             }
             None => false,
@@ -582,11 +585,11 @@ impl Table {
         let mut slots = write(self.shard(hash));
         let mut now = Now::new(&self.clock);
         let persisted = match slots.live_mut(hash, key, &mut now, &mut tally) {
-            Some(entry) if entry.deadline != 0 => {
-                let before = Slots::before(mode, entry);
-                entry.deadline = 0;
-                slots.with_ttl -= 1;
-                slots.changed(hash, before, &mut tally);
+            Some(mut live) if live.entry.deadline != 0 => {
+                let before = live.before(mode);
+                live.entry.deadline = 0;
+                live.retimed(1, 0);
+                live.changed(hash, before, &mut tally);
                 true
             }
             _ => false,
@@ -611,8 +614,9 @@ impl Table {
             let mut slots = write(self.shard(hash));
             let mut now = Now::new(&self.clock);
             let (answer, stored) = match slots.live_mut(hash, key, &mut now, &mut tally) {
-                Some(entry) => {
-                    let next = entry
+                Some(live) => {
+                    let next = live
+                        .entry
                         .value
                         .as_integer()
                         .ok_or_else(|| Error::not_an_integer(key))
@@ -622,9 +626,9 @@ impl Table {
                                 .ok_or_else(|| Error::overflow(key))
                         });
                     if let Ok(next) = next {
-                        let before = Slots::before(mode, entry);
-                        entry.value = Value::Int(next);
-                        slots.changed(hash, before, &mut tally);
+                        let before = live.before(mode);
+                        live.entry.value = Value::Int(next);
+                        live.changed(hash, before, &mut tally);
                     }
                     (next, 0)
                 }
@@ -634,7 +638,7 @@ impl Table {
                         // again.
                         drop(slots);
                         self.finish(Reservation::default(), &tally, 0);
-                        reserved = Some(self.reserve(key, || cost(key, &Value::Int(delta)), 1)?);
+                        reserved = Some(self.reserve(key, || cost(key, 0), 1)?);
                         continue;
                     }
                     Some(_) => {
@@ -668,18 +672,18 @@ impl Table {
     ) -> Result<Option<Bytes>> {
         let hash = self.hash(key);
         let value = Value::Bytes(value);
-        let (mut slots, reserved) = self.lock_with_room(hash, key, || cost(key, &value), true)?;
+        let (mut slots, reserved, mut tally) =
+            self.lock_with_room(hash, key, || cost(key, value.heap()), true)?;
         let mode = self.bounded_mode();
-        let mut tally = Tally::new();
         let mut now = Now::new(&self.clock);
         let deadline = deadline_of(&mut now, ttl);
         let previous = match slots.live_mut(hash, key, &mut now, &mut tally) {
-            Some(entry) => {
-                let before = Slots::before(mode, entry);
-                let previous = mem::replace(&mut entry.value, value);
-                let old = mem::replace(&mut entry.deadline, deadline);
-                slots.retimed(old, deadline);
-                slots.changed(hash, before, &mut tally);
+            Some(mut live) => {
+                let before = live.before(mode);
+                let previous = mem::replace(&mut live.entry.value, value);
+                let old = mem::replace(&mut live.entry.deadline, deadline);
+                live.retimed(old, deadline);
+                live.changed(hash, before, &mut tally);
                 Some(previous)
             }
             None => {
@@ -703,18 +707,18 @@ impl Table {
     ) -> Result<bool> {
         let hash = self.hash(key);
         let new = Value::Bytes(new);
-        let (mut slots, reserved) = self.lock_with_room(hash, key, || cost(key, &new), false)?;
+        let (mut slots, reserved, mut tally) =
+            self.lock_with_room(hash, key, || cost(key, new.heap()), false)?;
         let mode = self.bounded_mode();
-        let mut tally = Tally::new();
         let mut now = Now::new(&self.clock);
         let deadline = deadline_of(&mut now, ttl);
         let swapped = match slots.live_mut(hash, key, &mut now, &mut tally) {
-            Some(entry) if entry.value.eq_bytes(expected) => {
-                let before = Slots::before(mode, entry);
-                entry.value = new;
-                let old = mem::replace(&mut entry.deadline, deadline);
-                slots.retimed(old, deadline);
-                slots.changed(hash, before, &mut tally);
+            Some(mut live) if live.entry.value.eq_bytes(expected) => {
+                let before = live.before(mode);
+                live.entry.value = new;
+                let old = mem::replace(&mut live.entry.deadline, deadline);
+                live.retimed(old, deadline);
+                live.changed(hash, before, &mut tally);
                 true
             }
             _ => false,
@@ -827,7 +831,7 @@ impl Table {
                 let keys: Batch<&str> = pairs.iter().map(|(key, _)| *key).collect();
                 let costs: Batch<u64> = pairs
                     .iter()
-                    .map(|(key, value)| cost(key, &Value::Bytes(value.clone())))
+                    .map(|(key, value)| cost(key, bytes_heap(value)))
                     .collect();
                 self.reserve_batch(&keys, &costs)?
             }
@@ -843,12 +847,12 @@ impl Table {
             let (key, value) = &mut pairs[i];
             let value = Value::Bytes(mem::take(value));
             match slots.live_mut(hash, key, &mut now, &mut tally) {
-                Some(entry) => {
-                    let before = Slots::before(mode, entry);
-                    entry.value = value;
-                    let old = mem::replace(&mut entry.deadline, deadline);
-                    slots.retimed(old, deadline);
-                    slots.changed(hash, before, &mut tally);
+                Some(mut live) => {
+                    let before = live.before(mode);
+                    live.entry.value = value;
+                    let old = mem::replace(&mut live.entry.deadline, deadline);
+                    live.retimed(old, deadline);
+                    live.changed(hash, before, &mut tally);
                 }
                 None => slots.insert(&self.hasher, hash, key, value, deadline, mark, &mut tally),
             }

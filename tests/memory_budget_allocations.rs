@@ -1,0 +1,120 @@
+//! A store with a budget allocates no more than one without: reads and overwrites allocate
+//! nothing, whatever the key's length, and a set that adds a key allocates only what the
+//! entry keeps (the key's heap block, for a key too long to be stored inline). Allocations
+//! are counted per thread by a counting allocator.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::future::Future;
+
+use futures_util::FutureExt;
+use namestore::Bytes;
+use namestore::drivers::memory::{Eviction, MemoryDriver};
+
+struct Counting;
+
+thread_local! {
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+// SAFETY: every method forwards to the system allocator unchanged; the counter is a
+// thread-local cell with no destructor.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn ready<T>(future: impl Future<Output = T>) -> T {
+    future
+        .now_or_never()
+        .expect("memory driver futures are ready at once")
+}
+
+/// Allocations `work` makes on this thread.
+fn allocations(work: impl FnOnce()) -> u64 {
+    let before = ALLOCATIONS.with(Cell::get);
+    work();
+    ALLOCATIONS.with(Cell::get) - before
+}
+
+const LIVE: usize = 1000;
+
+#[test]
+fn budgeted_reads_and_overwrites_allocate_nothing_and_inserts_only_their_key() {
+    for (name, key_len) in [("short keys", 16), ("long keys", 40)] {
+        let store = MemoryDriver::builder()
+            .max_entries(LIVE as u64)
+            .max_bytes(1 << 30)
+            .eviction(Eviction::Any)
+            .build()
+            .unwrap();
+        let ns = store.namespace::<String>("alloc", "budget").unwrap();
+        let keys: Vec<String> = (0..2 * LIVE).map(|i| format!("{i:0>key_len$}")).collect();
+        let value = Bytes::from_static(b"value-0123456789");
+        // Two rounds over twice the budget's keys: the store and its queues reach their
+        // steady size.
+        for key in keys.iter().chain(&keys) {
+            ready(ns.set(key, value.clone(), None)).unwrap();
+        }
+        let held: Vec<&String> = keys
+            .iter()
+            .filter(|key| ready(ns.exists(*key)).unwrap())
+            .collect();
+        assert!(held.len() >= LIVE / 2, "{name}: {} keys held", held.len());
+
+        let reads = allocations(|| {
+            for key in &held {
+                ready(ns.get(*key)).unwrap().unwrap();
+            }
+        });
+        assert_eq!(reads, 0, "{name}: allocations by {} gets", held.len());
+
+        let overwrites = allocations(|| {
+            for key in &held {
+                ready(ns.set(*key, value.clone(), None)).unwrap();
+            }
+        });
+        assert_eq!(
+            overwrites,
+            0,
+            "{name}: allocations by {} overwrites",
+            held.len()
+        );
+
+        // Round the keys again, in order: each set adds a key evicted a round ago and evicts
+        // one. A long key's entry keeps its key on the heap (one allocation); the eviction
+        // queues, compacted now and then, grow back (a few allocations a compaction).
+        let rounds = 4;
+        let inserts = allocations(|| {
+            for key in (0..rounds).flat_map(|_| &keys) {
+                ready(ns.set(key, value.clone(), None)).unwrap();
+            }
+        });
+        let sets = (rounds * keys.len()) as f64;
+        let per_key = if key_len > 23 { 1.0 } else { 0.0 };
+        let most = (sets * (per_key + 0.2)) as u64;
+        println!("{name}: {inserts} allocations by {sets} evicting sets");
+        assert!(
+            inserts <= most,
+            "{name}: {inserts} allocations by {sets} evicting sets (at most {most})"
+        );
+        assert!(store.usage().unwrap().entries <= LIVE as u64);
+    }
+}
