@@ -278,6 +278,48 @@ async fn expired_keys_go_first() {
     }
 }
 
+/// SPEC 10.7: the counts hold with and without a budget, for keys a read finds expired and
+/// keys the reclaimer frees, each counted once, and a clear of the namespace keeps them.
+#[tokio::test]
+async fn expirations_are_counted_however_they_are_reclaimed() {
+    for budget in [None, Some(100)] {
+        let clock = ManualClock::new();
+        let mut builder = MemoryDriver::builder()
+            .manual_clock(clock.clone())
+            .shards(4)
+            .reap_interval(None);
+        if let Some(entries) = budget {
+            builder = builder.max_entries(entries).eviction(Eviction::Any);
+        }
+        let store = builder.build().unwrap();
+        let ns = store.namespace::<String>("app", "ttl").unwrap();
+        for i in 0..10 {
+            ns.set(&k(i), "v", Some(Duration::from_secs(1)))
+                .await
+                .unwrap();
+        }
+        ns.set(&k(10), "v", None).await.unwrap();
+        clock.advance(Duration::from_secs(2));
+        // Three found expired by writes, two by deletes, the other five by the reclaimer; a
+        // read leaves an expired key to the others.
+        for i in 0..3 {
+            assert_eq!(ns.get(&k(i)).await.unwrap(), None);
+            assert!(ns.set_nx(&k(i), "again", None).await.unwrap());
+        }
+        assert!(!ns.delete(&k(3)).await.unwrap());
+        assert_eq!(ns.mdel(&[k(4), k(10)]).await.unwrap(), 1);
+        assert_eq!(store.purge_expired(), 5, "{budget:?}");
+        assert_eq!(store.purge_expired(), 0, "{budget:?}");
+        let expired = |store: &MemoryDriver| {
+            let stats = store.namespace_stats();
+            (stats[0].expired, stats[0].evicted)
+        };
+        assert_eq!(expired(&store), (10, 0), "{budget:?}");
+        ns.clear().await.unwrap();
+        assert_eq!(expired(&store), (10, 0), "{budget:?}: after a clear");
+    }
+}
+
 /// SPEC 10.5: an evicted key is missing for every operation, exactly as an expired one.
 #[tokio::test]
 async fn an_evicted_key_is_missing_everywhere() {

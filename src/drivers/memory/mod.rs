@@ -313,12 +313,13 @@ impl MemoryDriver {
             .into_iter()
             .filter_map(|(prefix, table)| {
                 let (name, _) = split_full_key(&prefix)?;
+                let removed = table.removed();
                 Some(NamespaceStats {
                     name,
                     keys: table.live(),
                     eviction: table.meta.mode,
-                    evicted: table.meta.evicted.load(Ordering::Relaxed),
-                    expired: table.meta.expired.load(Ordering::Relaxed),
+                    evicted: removed.evicted,
+                    expired: removed.expired,
                 })
             })
             .collect();

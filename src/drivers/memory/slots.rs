@@ -18,6 +18,17 @@ pub(super) struct Slots {
     pub(super) with_ttl: usize,
     /// The eviction order, in a store with a budget.
     pub(super) order: Option<Box<Order>>,
+    /// Keys evicted from the shard, and removed from it after they expired (SPEC 10.7):
+    /// counted under its lock, which every removal holds already, instead of in counters all
+    /// the namespace's writers would share.
+    pub(super) removed: Removed,
+}
+
+/// Keys a shard evicted, and removed after they expired.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Removed {
+    pub(super) evicted: u64,
+    pub(super) expired: u64,
 }
 
 /// A live entry found for a change, with the bookkeeping of its shard the change updates.
@@ -86,6 +97,7 @@ impl Slots {
             map,
             with_ttl,
             order,
+            removed,
         } = self;
         match map.find_entry(hash, |e| key_eq(&e.key, key)) {
             Ok(found) if found.get().live(now) => Some(Live {
@@ -98,6 +110,7 @@ impl Slots {
                 let (entry, _) = found.remove();
                 *with_ttl -= 1;
                 tally.expired += 1;
+                removed.expired += 1;
                 if let Some(order) = order {
                     order.removed(&entry);
                     tally.count(order, &entry, -1);
@@ -108,16 +121,27 @@ impl Slots {
         }
     }
 
-    /// Removes `key`'s entry, live or not.
+    /// Removes `key`'s entry, live or not; true when it was live. An expired one is
+    /// counted as reclaimed after expiry.
     #[inline]
-    pub(super) fn remove(&mut self, hash: u64, key: &str, tally: &mut Tally) -> Option<Entry> {
-        let (entry, _) = self
-            .map
-            .find_entry(hash, |e| key_eq(&e.key, key))
-            .ok()?
-            .remove();
+    pub(super) fn remove(
+        &mut self,
+        hash: u64,
+        key: &str,
+        now: &mut Now<'_>,
+        tally: &mut Tally,
+    ) -> bool {
+        let Ok(found) = self.map.find_entry(hash, |e| key_eq(&e.key, key)) else {
+            return false;
+        };
+        let (entry, _) = found.remove();
         self.forget(&entry, tally);
-        Some(entry)
+        let live = entry.live(now);
+        if !live {
+            tally.expired += 1;
+            self.removed.expired += 1;
+        }
+        live
     }
 
     /// Bookkeeping for an entry taken out of the map.
@@ -171,6 +195,7 @@ impl Slots {
             return false;
         };
         tally.evicted += 1;
+        self.removed.evicted += 1;
         if entry.deadline != 0 {
             self.with_ttl -= 1;
         }
@@ -198,6 +223,7 @@ impl Slots {
             tally.expired += 1;
             purged += 1;
         }
+        self.removed.expired += purged as u64;
         purged
     }
 

@@ -15,7 +15,7 @@
 
 use std::hash::BuildHasher;
 use std::mem;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
 use std::time::Duration;
 
@@ -28,7 +28,7 @@ use super::entry::{Entry, Value, bytes_heap, cost, key_eq};
 use super::eviction::{Eviction, Policy};
 use super::order::{MAX_FREQUENCY, Order};
 use super::registry::Registry;
-use super::slots::{Slots, Tally};
+use super::slots::{Removed, Slots, Tally};
 use crate::glob::Pattern;
 use crate::ttl::{Expiry, KeyTtl, Ttl};
 use crate::{Error, Result};
@@ -66,9 +66,6 @@ pub(crate) struct Meta {
     /// What may be evicted from this namespace (SPEC 10.3), and how victims are picked.
     pub(super) mode: Eviction,
     policy: Policy,
-    /// Keys evicted, and keys removed after they expired (SPEC 10.7).
-    pub(super) evicted: AtomicU64,
-    pub(super) expired: AtomicU64,
     /// The shard the next eviction starts from.
     evict_hand: AtomicUsize,
     /// The namespace's eviction and expiration metrics, built on first use.
@@ -77,16 +74,10 @@ pub(crate) struct Meta {
 }
 
 impl Meta {
-    /// Counts what a change removed (SPEC 10.7), and exports it as metrics with the feature
-    /// `metrics` (SPEC 12.1).
+    /// Exports what a change removed as metrics with the feature `metrics` (SPEC 12.1); the
+    /// counts the program reads are the shards' own ([`Table::removed`]).
     #[cold]
     fn count(&self, tally: &Tally) {
-        if tally.evicted > 0 {
-            self.evicted.fetch_add(tally.evicted, Ordering::Relaxed);
-        }
-        if tally.expired > 0 {
-            self.expired.fetch_add(tally.expired, Ordering::Relaxed);
-        }
         #[cfg(feature = "metrics")]
         if tally.evicted > 0 || tally.expired > 0 {
             self.exported
@@ -96,6 +87,8 @@ impl Meta {
                 })
                 .record(tally.evicted, tally.expired);
         }
+        #[cfg(not(feature = "metrics"))]
+        let _ = tally;
     }
 }
 
@@ -158,8 +151,6 @@ impl Table {
                 registry,
                 mode,
                 policy,
-                evicted: AtomicU64::new(0),
-                expired: AtomicU64::new(0),
                 evict_hand: AtomicUsize::new(0),
                 #[cfg(feature = "metrics")]
                 exported: std::sync::OnceLock::new(),
@@ -211,7 +202,7 @@ impl Table {
                 self.shed(budget);
             }
         }
-        if tally.expired | tally.evicted != 0 {
+        if cfg!(feature = "metrics") && tally.expired | tally.evicted != 0 {
             self.meta.count(tally);
         }
         self.reap_later(deadline);
@@ -542,9 +533,7 @@ impl Table {
         let mut tally = Tally::new();
         let mut slots = write(self.shard(hash));
         let mut now = Now::new(&self.clock);
-        let deleted = slots
-            .remove(hash, key, &mut tally)
-            .is_some_and(|e| e.live(&mut now));
+        let deleted = slots.remove(hash, key, &mut now, &mut tally);
         drop(slots);
         self.finish(Reservation::default(), &tally, 0);
         deleted
@@ -736,7 +725,7 @@ impl Table {
         let mut now = Now::new(&self.clock);
         let deleted = match slots.map.find(hash, |e| key_eq(&e.key, key)) {
             Some(found) if found.live(&mut now) && found.value.eq_bytes(expected) => {
-                slots.remove(hash, key, &mut tally);
+                slots.remove(hash, key, &mut now, &mut tally);
                 true
             }
             _ => false,
@@ -868,10 +857,7 @@ impl Table {
         let mut plan = Plan::new();
         self.plan(keys.iter().copied(), &mut plan);
         self.locked(&plan, write, |slots, i, hash| {
-            if slots
-                .remove(hash, keys[i], &mut tally)
-                .is_some_and(|e| e.live(&mut now))
-            {
+            if slots.remove(hash, keys[i], &mut now, &mut tally) {
                 removed += 1;
             }
         });
@@ -903,7 +889,12 @@ impl Table {
     pub(crate) fn clear(&self) -> u64 {
         let mut cleared = 0;
         for (i, shard) in self.shards.iter().enumerate() {
-            let taken = mem::replace(&mut *write(shard), self.fresh_slots(i));
+            let mut slots = write(shard);
+            let mut fresh = self.fresh_slots(i);
+            // What the shard removed before stays counted.
+            fresh.removed = slots.removed;
+            let taken = mem::replace(&mut *slots, fresh);
+            drop(slots);
             let now = self.clock.now();
             cleared += taken.map.iter().filter(|e| !e.expired_at(now)).count() as u64;
             if let (Some(budget), Some(order)) = (&self.budget, &taken.order) {
@@ -915,6 +906,18 @@ impl Table {
             }
         }
         cleared
+    }
+
+    /// Keys the namespace evicted, and removed after they expired, since it was made
+    /// (SPEC 10.7): the sum of its shards' counts.
+    pub(crate) fn removed(&self) -> Removed {
+        self.shards.iter().fold(Removed::default(), |sum, shard| {
+            let removed = read(shard).removed;
+            Removed {
+                evicted: sum.evicted + removed.evicted,
+                expired: sum.expired + removed.expired,
+            }
+        })
     }
 
     /// Live entries, counted one shard at a time under its read lock.
@@ -986,8 +989,17 @@ impl Table {
                         }
                     }
                     slots.with_ttl -= dropped.len();
+                    slots.removed.expired += dropped.len() as u64;
                     drop(slots);
                     freed += dropped.len();
+                    self.finish(
+                        Reservation::default(),
+                        &Tally {
+                            expired: dropped.len() as u64,
+                            ..Tally::new()
+                        },
+                        0,
+                    );
                 }
                 scanned += end.saturating_sub(cursor).max(1);
                 cursor = end;
