@@ -141,15 +141,15 @@ impl Order {
         }
     }
 
-    /// Removes and returns the next victim among the evictable entries, or `None` when the
-    /// shard holds none. `epoch` is the store's recency clock (for the sampled LRU).
+    /// Removes the next victim among the evictable entries and says what it was, or `None`
+    /// when the shard holds none. `epoch` is the store's recency clock (for the sampled LRU).
     /// Keys in `spared` (those of the write the room is for) are not taken.
     pub(super) fn victim(
         &mut self,
         map: &mut HashTable<Entry>,
         epoch: u32,
         spared: &[&str],
-    ) -> Option<Entry> {
+    ) -> Option<Victim> {
         let mode = self.mode;
         let evictable = move |e: &Entry| mode.allows(e);
         let spared = move |e: &Entry| spared.iter().any(|key| *key == e.key.as_str());
@@ -185,6 +185,12 @@ impl Order {
             .peek()
             .map_or(u64::MAX, |Reverse((deadline, _, _))| *deadline)
     }
+}
+
+/// An evicted entry: what it cost, and its deadline (0 for none). It was evictable.
+pub(super) struct Victim {
+    pub(super) charge: u64,
+    pub(super) deadline: u64,
 }
 
 /// S3-FIFO's queues for one shard, by charge (bytes): a small FIFO that new entries enter, a
@@ -274,7 +280,7 @@ impl S3Fifo {
         map: &mut HashTable<Entry>,
         evictable: impl Fn(&Entry) -> bool,
         spared: impl Fn(&Entry) -> bool,
-    ) -> Option<Entry> {
+    ) -> Option<Victim> {
         // Spared entries go round again; once every queued entry has been spared in a row,
         // nothing here can go.
         let mut spared_in_a_row = 0;
@@ -364,8 +370,13 @@ impl S3Fifo {
                 self.main_ghost.insert(hash, self.ghost_capacity());
             }
             self.forget(entry, charge);
-            let (entry, _) = found.remove();
-            return Some(entry);
+            let victim = Victim {
+                charge,
+                deadline: entry.deadline,
+            };
+            // Dropped here: handing the entry back would copy it out and back.
+            drop(found.remove());
+            return Some(victim);
         }
     }
 
@@ -525,7 +536,7 @@ fn sampled_victim(
     rng: &mut u64,
     epoch: u32,
     evictable: impl Fn(&Entry) -> bool,
-) -> Option<Entry> {
+) -> Option<Victim> {
     let buckets = map.num_buckets();
     if map.is_empty() || buckets == 0 {
         return None;
@@ -555,7 +566,13 @@ fn sampled_victim(
         // Few evictable entries among many: look at every bucket once.
         None => (0..buckets).find(|&i| map.get_bucket(i).is_some_and(&evictable))?,
     };
-    map.get_bucket_entry(at).ok().map(|found| found.remove().0)
+    let found = map.get_bucket_entry(at).ok()?;
+    let victim = Victim {
+        charge: found.get().charge(),
+        deadline: found.get().deadline,
+    };
+    drop(found.remove());
+    Some(victim)
 }
 
 #[cfg(test)]

@@ -191,15 +191,19 @@ impl Slots {
         let Some(order) = &mut self.order else {
             return false;
         };
-        let Some(entry) = order.victim(&mut self.map, epoch, spared) else {
+        let Some(victim) = order.victim(&mut self.map, epoch, spared) else {
             return false;
         };
         tally.evicted += 1;
         self.removed.evicted += 1;
-        if entry.deadline != 0 {
+        if victim.deadline != 0 {
             self.with_ttl -= 1;
         }
-        tally.count(order, &entry, -1);
+        let charge = victim.charge as i64;
+        tally.bytes -= charge;
+        tally.entries -= 1;
+        tally.evictable_bytes -= charge;
+        tally.evictable_entries -= 1;
         true
     }
 

@@ -92,6 +92,20 @@ impl Meta {
     }
 }
 
+/// A shard locked for a write, with room for it taken from the budget.
+struct Locked<'t> {
+    slots: RwLockWriteGuard<'t, Slots>,
+    /// What the write reserved.
+    reserved: Reservation,
+    /// The tally the write goes on with: what evicting its victims did that is still to be
+    /// settled with the budget.
+    tally: Tally,
+    /// Whether the lock showed no entry for the key, live or expired (only known in a store
+    /// with a budget, where the room taken depends on it): the write then adds one without
+    /// looking again.
+    absent: bool,
+}
+
 #[repr(align(128))]
 struct Shard {
     slots: RwLock<Slots>,
@@ -242,8 +256,7 @@ impl Table {
 
     /// Locks the shard of `key` for a write that stores a new value costing `bytes`, with
     /// room for it taken from the budget (nothing to take without one). `adds`: whether the
-    /// write adds an entry when the key is missing. Also returns the tally the write goes on
-    /// with: what evicting its victims did that is still to be settled with the budget.
+    /// write adds an entry when the key is missing. See [`Locked`] for what comes back.
     ///
     /// The room is taken under the lock, exactly: what the new value adds to the live entry
     /// the lock shows. When it does not fit, the shard's own victims make room under the same
@@ -257,13 +270,14 @@ impl Table {
         key: &str,
         bytes: impl FnOnce() -> u64,
         adds: bool,
-    ) -> Result<(RwLockWriteGuard<'_, Slots>, Reservation, Tally)> {
+    ) -> Result<Locked<'_>> {
         match &self.budget {
-            None => Ok((
-                write(self.shard(hash)),
-                Reservation::default(),
-                Tally::new(),
-            )),
+            None => Ok(Locked {
+                slots: write(self.shard(hash)),
+                reserved: Reservation::default(),
+                tally: Tally::new(),
+                absent: false,
+            }),
             Some(budget) => self.lock_with_budget(budget, hash, key, bytes(), adds),
         }
     }
@@ -275,18 +289,17 @@ impl Table {
         key: &str,
         bytes: u64,
         adds: bool,
-    ) -> Result<(RwLockWriteGuard<'_, Slots>, Reservation, Tally)> {
+    ) -> Result<Locked<'_>> {
         let shard = self.shard(hash);
         if self.counts_writes() {
             budget.bump_epoch();
         }
         let mut slots = write(shard);
         let mut now = Now::new(&self.clock);
-        let old = slots
-            .map
-            .find(hash, |e| key_eq(&e.key, key))
-            .filter(|e| e.live(&mut now))
-            .map(Entry::charge);
+        let found = slots.map.find(hash, |e| key_eq(&e.key, key));
+        // No entry at all, live or expired: the write need not look again.
+        let absent = found.is_none();
+        let old = found.filter(|e| e.live(&mut now)).map(Entry::charge);
         let want = match old {
             Some(old) => Reservation {
                 bytes: bytes.saturating_sub(old),
@@ -297,7 +310,12 @@ impl Table {
             None => Reservation { bytes, entries: 1 },
         };
         if budget.try_take(want) {
-            return Ok((slots, want, Tally::new()));
+            return Ok(Locked {
+                slots,
+                reserved: want,
+                tally: Tally::new(),
+                absent,
+            });
         }
         if !budget.may_hold_expired(|| now.get()) && budget.could_fit(want) {
             // Victims go, and their room is traded for the write's in one update; the rest of
@@ -305,12 +323,18 @@ impl Table {
             let mut evicted = Tally::new();
             while slots.evict(budget.epoch(), &[key], &mut evicted) {
                 if budget.trade(want, &evicted) {
+                    // Victims are never the write's own key: it is still as it was.
                     let rest = Tally {
                         bytes: 0,
                         entries: 0,
                         ..evicted
                     };
-                    return Ok((slots, want, rest));
+                    return Ok(Locked {
+                        slots,
+                        reserved: want,
+                        tally: rest,
+                        absent,
+                    });
                 }
             }
             budget.settle(Reservation::default(), &evicted);
@@ -322,7 +346,12 @@ impl Table {
         } else {
             self.reserve_replacement(key, || bytes)?
         };
-        Ok((write(shard), reserved, Tally::new()))
+        Ok(Locked {
+            slots: write(shard),
+            reserved,
+            tally: Tally::new(),
+            absent: false,
+        })
     }
 
     /// What the live entry of `key` costs the budget, if there is one.
@@ -473,11 +502,20 @@ impl Table {
     pub(crate) fn set(&self, key: &str, value: Bytes, expiry: Expiry) -> Result<()> {
         let hash = self.hash(key);
         let value = Value::Bytes(value);
-        let (mut slots, reserved, mut tally) =
-            self.lock_with_room(hash, key, || cost(key, value.heap()), true)?;
+        let Locked {
+            mut slots,
+            reserved,
+            mut tally,
+            absent,
+        } = self.lock_with_room(hash, key, || cost(key, value.heap()), true)?;
         let mode = self.bounded_mode();
         let mut now = Now::new(&self.clock);
-        let stored = match slots.live_mut(hash, key, &mut now, &mut tally) {
+        let found = if absent {
+            None
+        } else {
+            slots.live_mut(hash, key, &mut now, &mut tally)
+        };
+        let stored = match found {
             Some(mut live) => {
                 let before = live.before(mode);
                 live.entry.value = value;
@@ -511,10 +549,14 @@ impl Table {
     pub(crate) fn set_nx(&self, key: &str, value: Bytes, ttl: Option<Ttl>) -> Result<bool> {
         let hash = self.hash(key);
         let value = Value::Bytes(value);
-        let (mut slots, reserved, mut tally) =
-            self.lock_with_room(hash, key, || cost(key, value.heap()), true)?;
+        let Locked {
+            mut slots,
+            reserved,
+            mut tally,
+            absent,
+        } = self.lock_with_room(hash, key, || cost(key, value.heap()), true)?;
         let mut now = Now::new(&self.clock);
-        let stored = if slots.live_mut(hash, key, &mut now, &mut tally).is_some() {
+        let stored = if !absent && slots.live_mut(hash, key, &mut now, &mut tally).is_some() {
             None
         } else {
             let deadline = deadline_of(&mut now, ttl);
@@ -661,12 +703,21 @@ impl Table {
     ) -> Result<Option<Bytes>> {
         let hash = self.hash(key);
         let value = Value::Bytes(value);
-        let (mut slots, reserved, mut tally) =
-            self.lock_with_room(hash, key, || cost(key, value.heap()), true)?;
+        let Locked {
+            mut slots,
+            reserved,
+            mut tally,
+            absent,
+        } = self.lock_with_room(hash, key, || cost(key, value.heap()), true)?;
         let mode = self.bounded_mode();
         let mut now = Now::new(&self.clock);
         let deadline = deadline_of(&mut now, ttl);
-        let previous = match slots.live_mut(hash, key, &mut now, &mut tally) {
+        let found = if absent {
+            None
+        } else {
+            slots.live_mut(hash, key, &mut now, &mut tally)
+        };
+        let previous = match found {
             Some(mut live) => {
                 let before = live.before(mode);
                 let previous = mem::replace(&mut live.entry.value, value);
@@ -696,12 +747,21 @@ impl Table {
     ) -> Result<bool> {
         let hash = self.hash(key);
         let new = Value::Bytes(new);
-        let (mut slots, reserved, mut tally) =
-            self.lock_with_room(hash, key, || cost(key, new.heap()), false)?;
+        let Locked {
+            mut slots,
+            reserved,
+            mut tally,
+            absent,
+        } = self.lock_with_room(hash, key, || cost(key, new.heap()), false)?;
         let mode = self.bounded_mode();
         let mut now = Now::new(&self.clock);
         let deadline = deadline_of(&mut now, ttl);
-        let swapped = match slots.live_mut(hash, key, &mut now, &mut tally) {
+        let found = if absent {
+            None
+        } else {
+            slots.live_mut(hash, key, &mut now, &mut tally)
+        };
+        let swapped = match found {
             Some(mut live) if live.entry.value.eq_bytes(expected) => {
                 let before = live.before(mode);
                 live.entry.value = new;
