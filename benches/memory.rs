@@ -618,6 +618,9 @@ macro_rules! for_each_operation {
     ($apply:ident, $($arg:expr),*) => {
         $apply!($($arg),*, "get", get);
         $apply!($($arg),*, "set (overwrite)", set);
+        // Right after the plain rows, on the store as they left it.
+        $apply!($($arg),*, "get, instrumented, no subscriber", instrumented_get);
+        $apply!($($arg),*, "set (overwrite), instrumented, no subscriber", instrumented_set);
         $apply!($($arg),*, "exists", exists);
         $apply!($($arg),*, "incr", incr);
         $apply!($($arg),*, "delete+set", delete_set);
@@ -631,8 +634,6 @@ macro_rules! for_each_operation {
         $apply!($($arg),*, "mdel(10)+mset(10)", mdel10_mset10);
         $apply!($($arg),*, "mget(10), one shard", one_shard_mget10);
         $apply!($($arg),*, "mset(10), one shard", one_shard_mset10);
-        $apply!($($arg),*, "get, instrumented, no subscriber", instrumented_get);
-        $apply!($($arg),*, "set (overwrite), instrumented, no subscriber", instrumented_set);
         $apply!($($arg),*, "get, instrumented, recorder installed", recorded_get);
         $apply!($($arg),*, "set (overwrite), instrumented, recorder installed", recorded_set);
         $apply!($($arg),*, "get, plain, inside a local recorder guard", unrecorded_get_under_a_local_recorder_guard);
@@ -721,12 +722,16 @@ fn time(
     let mut next = 0usize;
     group.bench_function(name, |b| {
         b.iter_custom(|iters| {
+            // The key index in a local, so the loop does not store it back each call.
+            let mut i = next;
             let start = Instant::now();
             for _ in 0..iters {
-                next = next.wrapping_add(1);
-                op(f, next);
+                i = i.wrapping_add(1);
+                op(f, i);
             }
-            start.elapsed()
+            let elapsed = start.elapsed();
+            next = i;
+            elapsed
         })
     });
 }
@@ -743,11 +748,76 @@ macro_rules! timed {
     };
 }
 
+const PAIRED_ROUNDS: usize = 301;
+const PAIRED_OPS: usize = 20_000;
+
+/// What a layer adds to an operation, paired: rounds of `PAIRED_OPS` calls of `plain` and as
+/// many of `layered`, alternating which goes first, on the same keys; printed are the medians
+/// over rounds of each side's time per call and of their difference, with the difference's
+/// 10th and 90th percentiles. Criterion's rows run one after another, and on a shared
+/// machine they drift by a few nanoseconds between rows; a difference taken within each
+/// round cancels the drift.
+fn paired(
+    f: &mut Fixture,
+    name: &str,
+    plain: impl Fn(&mut Fixture, usize),
+    layered: impl Fn(&mut Fixture, usize),
+) {
+    fn run(f: &mut Fixture, op: &impl Fn(&mut Fixture, usize)) -> f64 {
+        let start = Instant::now();
+        for i in 0..PAIRED_OPS {
+            op(f, i);
+        }
+        start.elapsed().as_secs_f64() * 1e9 / PAIRED_OPS as f64
+    }
+    let (mut plains, mut layereds, mut differences) = (vec![], vec![], vec![]);
+    for round in 0..PAIRED_ROUNDS {
+        let (a, b) = if round % 2 == 0 {
+            let a = run(f, &plain);
+            (a, run(f, &layered))
+        } else {
+            let b = run(f, &layered);
+            (run(f, &plain), b)
+        };
+        plains.push(a);
+        layereds.push(b);
+        differences.push(b - a);
+    }
+    let at = |v: &mut Vec<f64>, q: f64| {
+        v.sort_by(f64::total_cmp);
+        v[((v.len() - 1) as f64 * q) as usize]
+    };
+    println!(
+        "{name:<44} {:>8.2} {:>8.2} {:>+8.2} ({:+.2} to {:+.2})",
+        at(&mut plains, 0.5),
+        at(&mut layereds, 0.5),
+        at(&mut differences, 0.5),
+        at(&mut differences, 0.1),
+        at(&mut differences, 0.9),
+    );
+}
+
 fn basic_operations(c: &mut Criterion) {
     let mut f = Fixture::new();
     println!("\nallocations per operation ({ALLOC_ROUNDS} operations each, {LIVE} live keys)");
     println!("{:<24} {:>10} {:>10}", "operation", "allocs/op", "bytes/op");
     for_each_operation!(count, &mut f);
+    println!();
+
+    println!(
+        "the telemetry layer with nothing installed, paired ({PAIRED_ROUNDS} rounds of {PAIRED_OPS} calls a side)"
+    );
+    println!(
+        "{:<44} {:>8} {:>8} {:>8} (10th to 90th percentile)",
+        "operation", "plain", "layered", "added"
+    );
+    paired(&mut f, "get (ns per call)", get, instrumented_get);
+    paired(
+        &mut f,
+        "set (overwrite) (ns per call)",
+        set,
+        instrumented_set,
+    );
     println!();
 
     let mut group = c.benchmark_group("memory");

@@ -4,6 +4,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod any;
+mod at_once;
 pub mod codec;
 pub mod counter;
 mod driver;

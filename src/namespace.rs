@@ -4,14 +4,15 @@ use std::borrow::Borrow;
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
-use std::pin::{Pin, pin};
+use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_core::Stream;
 
+use crate::at_once::{Call, Lazy, at_once};
 use crate::driver::Driver;
 use crate::error::Error;
 use crate::glob::Pattern;
@@ -123,58 +124,6 @@ macro_rules! batch_call {
             Call::Later { later: $body }
         }
     };
-}
-
-pin_project_lite::pin_project! {
-    /// The future of a namespace call: computed on first poll, or the driver's wait.
-    #[project = CallProj]
-    enum Call<A, B> {
-        Now { now: Lazy<A> },
-        Later { #[pin] later: B },
-    }
-}
-
-impl<T, A: FnOnce() -> T, B: Future<Output = T>> Future for Call<A, B> {
-    type Output = T;
-
-    #[inline(always)]
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
-        match self.project() {
-            CallProj::Now { now } => now.poll(),
-            CallProj::Later { later } => later.poll(cx),
-        }
-    }
-}
-
-/// A computation run on first poll.
-struct Lazy<F>(Option<F>);
-
-impl<T, F: FnOnce() -> T> Lazy<F> {
-    #[inline(always)]
-    fn poll(&mut self) -> Poll<T> {
-        match self.0.take() {
-            Some(compute) => Poll::Ready(compute()),
-            None => panic!("a namespace future was polled after it completed"),
-        }
-    }
-}
-
-/// Polls the future of a driver that answers at once, in place.
-#[inline(always)]
-fn at_once<T>(future: impl Future<Output = Result<T>>) -> Result<T> {
-    let mut future = pin!(future);
-    match future
-        .as_mut()
-        .poll(&mut Context::from_waker(Waker::noop()))
-    {
-        Poll::Ready(output) => output,
-        Poll::Pending => Err(pending()),
-    }
-}
-
-#[cold]
-fn pending() -> Error {
-    Error::backend("a driver that answers at once (Driver::answers_at_once) left a call pending")
 }
 
 /// A batch's keys as the store sees them, checked: a batch is validated whole before the
@@ -769,17 +718,5 @@ impl<K> fmt::Debug for KeyStream<K> {
         f.debug_struct("KeyStream")
             .field("buffered", &self.page.len())
             .finish()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_pending_answer_from_a_driver_that_answers_at_once_is_an_error() {
-        let answer = at_once(std::future::pending::<Result<()>>());
-        assert_eq!(answer.unwrap_err().kind(), crate::ErrorKind::Backend);
-        assert_eq!(at_once(std::future::ready(Ok(7))).unwrap(), 7);
     }
 }
