@@ -205,8 +205,7 @@ struct S3Fifo {
     small_charge: u64,
     main_charge: u64,
     queued: usize,
-    ghost: Ghost,
-    main_ghost: Ghost,
+    ghosts: Ghosts,
     /// The small queue's share of the charge, in thousandths.
     small_share: u64,
     /// How often keys came and were read, over a long horizon: the small queue admits a key
@@ -222,8 +221,7 @@ impl Default for S3Fifo {
             small_charge: 0,
             main_charge: 0,
             queued: 0,
-            ghost: Ghost::default(),
-            main_ghost: Ghost::default(),
+            ghosts: Ghosts::default(),
             small_share: SMALL_SHARE,
             sketch: Sketch::default(),
         }
@@ -234,22 +232,26 @@ impl S3Fifo {
     fn enqueue(&mut self, hash: u64, entry: &mut Entry) {
         let slot = (hash, entry.id);
         self.sketch.record(hash, self.queued + 1);
-        if self.ghost.take(hash) {
-            // Evicted from the small queue, and back: the small queue was too short.
-            entry.queue = MAIN;
-            self.main.push_back(slot);
-            self.small_share = (self.small_share + SHARE_STEP).min(MAX_SMALL_SHARE);
-        } else if self.main_ghost.take(hash) {
-            // Evicted from the main queue, and back: the main queue was too short.
-            entry.queue = MAIN;
-            self.main.push_back(slot);
-            self.small_share = self
-                .small_share
-                .saturating_sub(SHARE_STEP)
-                .max(MIN_SMALL_SHARE);
-        } else {
-            entry.queue = SMALL;
-            self.small.push_back(slot);
+        match self.ghosts.take(hash, self.ghost_capacity()) {
+            Some(GhostList::Small) => {
+                // Evicted from the small queue, and back: the small queue was too short.
+                entry.queue = MAIN;
+                self.main.push_back(slot);
+                self.small_share = (self.small_share + SHARE_STEP).min(MAX_SMALL_SHARE);
+            }
+            Some(GhostList::Main) => {
+                // Evicted from the main queue, and back: the main queue was too short.
+                entry.queue = MAIN;
+                self.main.push_back(slot);
+                self.small_share = self
+                    .small_share
+                    .saturating_sub(SHARE_STEP)
+                    .max(MIN_SMALL_SHARE);
+            }
+            None => {
+                entry.queue = SMALL;
+                self.small.push_back(slot);
+            }
         }
         self.recharge(entry, 0, entry.charge());
         self.queued += 1;
@@ -360,14 +362,16 @@ impl S3Fifo {
                     self.main.push_back((hash, id));
                     continue;
                 }
-                self.ghost.insert(hash, self.ghost_capacity());
+                self.ghosts
+                    .insert(hash, GhostList::Small, self.ghost_capacity());
             } else if mark > 0 {
                 entry.mark.store(mark - 1, Ordering::Relaxed);
                 self.main.push_back((hash, id));
                 self.sketch.record(hash, self.queued);
                 continue;
             } else {
-                self.main_ghost.insert(hash, self.ghost_capacity());
+                self.ghosts
+                    .insert(hash, GhostList::Main, self.ghost_capacity());
             }
             self.forget(entry, charge);
             let victim = Victim {
@@ -495,38 +499,68 @@ impl Sketch {
     }
 }
 
-/// Hashes of keys recently evicted from the small queue, oldest first: a key that comes back
-/// while remembered goes straight to the main queue.
-#[derive(Default)]
-struct Ghost {
-    members: HashTable<u64>,
-    order: VecDeque<u64>,
+/// Which ghost list remembers a key.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum GhostList {
+    /// Evicted from the small queue without a second read.
+    Small = 0,
+    /// Evicted from the main queue.
+    Main = 1,
 }
 
-impl Ghost {
-    fn insert(&mut self, hash: u64, capacity: usize) {
-        if self.members.find(hash, |h| *h == hash).is_none() {
-            self.members.insert_unique(hash, hash, |h| *h);
-            self.order.push_back(hash);
-        }
-        while self.order.len() > capacity {
-            if let Some(old) = self.order.pop_front() {
-                if let Ok(found) = self.members.find_entry(old, |h| *h == old) {
-                    found.remove();
-                }
+/// Hashes of keys recently evicted, in two lists: from the small queue and from the main
+/// one, each remembering the keys of its last `capacity` evictions. A key that comes back while
+/// remembered goes straight to the main queue.
+///
+/// Both lists are one table of hashes, each with its list and the number of the eviction
+/// into that list that put it there: a key is remembered while fewer than `capacity`
+/// evictions into its list have followed. So an eviction and a return are one probe of the
+/// table each, and nothing is taken out when a key is forgotten; forgotten keys are swept
+/// out once they outnumber the remembered ones (amortized over the evictions that made them).
+#[derive(Default)]
+struct Ghosts {
+    /// Hash, and the eviction's number shifted left once with its list in the low bit.
+    members: HashTable<(u64, u64)>,
+    /// Evictions into each list so far.
+    evictions: [u64; 2],
+}
+
+impl Ghosts {
+    fn insert(&mut self, hash: u64, list: GhostList, capacity: usize) {
+        let count = &mut self.evictions[list as usize];
+        let stamp = (*count << 1) | list as u64;
+        *count += 1;
+        match self.members.find_entry(hash, |&(h, _)| h == hash) {
+            Ok(mut found) => found.get_mut().1 = stamp,
+            Err(_) => {
+                self.members.insert_unique(hash, (hash, stamp), |&(h, _)| h);
             }
+        }
+        if self.members.len() > 4 * capacity + 16 {
+            let evictions = self.evictions;
+            self.members
+                .retain(|&mut (_, stamp)| remembered(evictions, stamp, capacity).is_some());
         }
     }
 
-    fn take(&mut self, hash: u64) -> bool {
-        match self.members.find_entry(hash, |h| *h == hash) {
-            Ok(found) => {
-                found.remove();
-                true
-            }
-            Err(_) => false,
-        }
+    /// Forgets `hash`; the list that remembered it, if one still did.
+    fn take(&mut self, hash: u64, capacity: usize) -> Option<GhostList> {
+        let found = self.members.find_entry(hash, |&(h, _)| h == hash).ok()?;
+        let ((_, stamp), _) = found.remove();
+        remembered(self.evictions, stamp, capacity)
     }
+}
+
+/// The list an entry of stamp `stamp` is remembered in, if fewer than `capacity` evictions into
+/// it have followed.
+fn remembered(evictions: [u64; 2], stamp: u64, capacity: usize) -> Option<GhostList> {
+    let list = if stamp & 1 == 0 {
+        GhostList::Small
+    } else {
+        GhostList::Main
+    };
+    let since = evictions[list as usize] - (stamp >> 1);
+    (since <= capacity as u64).then_some(list)
 }
 
 /// Redis's approximate LRU: of up to [`SAMPLES`] evictable entries at random buckets, the
@@ -582,6 +616,45 @@ mod tests {
     /// A fixed hash (the store's hasher is seeded at random per instance).
     fn hash(n: u64) -> u64 {
         (n ^ 0x5851_f42d_4c95_7f2d).wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    #[test]
+    fn ghosts_remember_each_lists_last_evictions() {
+        let mut ghosts = Ghosts::default();
+        // Ten evictions into each list, with a capacity of 4: the last four of each are
+        // remembered, in their own list.
+        for n in 0..10 {
+            ghosts.insert(hash(n), GhostList::Small, 4);
+            ghosts.insert(hash(100 + n), GhostList::Main, 4);
+        }
+        for n in 0..10 {
+            let small = ghosts.take(hash(n), 4);
+            let main = ghosts.take(hash(100 + n), 4);
+            if n >= 6 {
+                assert_eq!(small, Some(GhostList::Small), "{n}");
+                assert_eq!(main, Some(GhostList::Main), "{n}");
+            } else {
+                assert_eq!((small, main), (None, None), "{n}");
+            }
+        }
+        // Taken keys are forgotten.
+        assert_eq!(ghosts.take(hash(9), 4), None);
+        // A key evicted again is remembered from its latest eviction, in its latest list.
+        ghosts.insert(hash(1), GhostList::Small, 4);
+        ghosts.insert(hash(1), GhostList::Main, 4);
+        for n in 200..203 {
+            ghosts.insert(hash(n), GhostList::Small, 4);
+        }
+        assert_eq!(ghosts.take(hash(1), 4), Some(GhostList::Main));
+        // Many evictions: the table keeps at most four times the capacity (plus 16) of hashes,
+        // the remembered ones among them.
+        for n in 1_000..11_000 {
+            ghosts.insert(hash(n), GhostList::Small, 8);
+            assert!(ghosts.members.len() <= 4 * 8 + 16 + 1);
+        }
+        for n in 10_992..11_000 {
+            assert_eq!(ghosts.take(hash(n), 8), Some(GhostList::Small), "{n}");
+        }
     }
 
     #[test]
