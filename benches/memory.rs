@@ -751,17 +751,16 @@ macro_rules! timed {
 const PAIRED_ROUNDS: usize = 301;
 const PAIRED_OPS: usize = 20_000;
 
-/// What a layer adds to an operation, paired: rounds of `PAIRED_OPS` calls of `plain` and as
-/// many of `layered`, alternating which goes first, on the same keys; printed are the medians
-/// over rounds of each side's time per call and of their difference, with the difference's
-/// 10th and 90th percentiles. Criterion's rows run one after another, and on a shared
-/// machine they drift by a few nanoseconds between rows; a difference taken within each
-/// round cancels the drift.
+/// Two operations side by side, paired: rounds of `PAIRED_OPS` calls of `first` and as many
+/// of `second`, alternating which goes first; printed are the medians over rounds of each
+/// side's time per call and of their difference, with the difference's 10th and 90th
+/// percentiles. Criterion's rows run one after another, and on a shared machine they drift by
+/// a few nanoseconds between rows; a difference taken within each round cancels the drift.
 fn paired(
     f: &mut Fixture,
     name: &str,
-    plain: impl Fn(&mut Fixture, usize),
-    layered: impl Fn(&mut Fixture, usize),
+    first: impl Fn(&mut Fixture, usize),
+    second: impl Fn(&mut Fixture, usize),
 ) {
     fn run(f: &mut Fixture, op: &impl Fn(&mut Fixture, usize)) -> f64 {
         let start = Instant::now();
@@ -773,11 +772,11 @@ fn paired(
     let (mut plains, mut layereds, mut differences) = (vec![], vec![], vec![]);
     for round in 0..PAIRED_ROUNDS {
         let (a, b) = if round % 2 == 0 {
-            let a = run(f, &plain);
-            (a, run(f, &layered))
+            let a = run(f, &first);
+            (a, run(f, &second))
         } else {
-            let b = run(f, &layered);
-            (run(f, &plain), b)
+            let b = run(f, &second);
+            (run(f, &first), b)
         };
         plains.push(a);
         layereds.push(b);
@@ -788,7 +787,7 @@ fn paired(
         v[((v.len() - 1) as f64 * q) as usize]
     };
     println!(
-        "{name:<44} {:>8.2} {:>8.2} {:>+8.2} ({:+.2} to {:+.2})",
+        "{name:<64} {:>8.2} {:>8.2} {:>+8.2} ({:+.2} to {:+.2})",
         at(&mut plains, 0.5),
         at(&mut layereds, 0.5),
         at(&mut differences, 0.5),
@@ -805,18 +804,43 @@ fn basic_operations(c: &mut Criterion) {
     println!();
 
     println!(
-        "the telemetry layer with nothing installed, paired ({PAIRED_ROUNDS} rounds of {PAIRED_OPS} calls a side)"
+        "side by side, paired ({PAIRED_ROUNDS} rounds of {PAIRED_OPS} calls a side, ns per call)"
     );
     println!(
-        "{:<44} {:>8} {:>8} {:>8} (10th to 90th percentile)",
-        "operation", "plain", "layered", "added"
+        "{:<64} {:>8} {:>8} {:>8} (10th to 90th percentile)",
+        "first / second", "first", "second", "added"
     );
-    paired(&mut f, "get (ns per call)", get, instrumented_get);
+    // SPEC 12.3: the telemetry layer with nothing installed.
     paired(
         &mut f,
-        "set (overwrite) (ns per call)",
+        "get / get, instrumented, no subscriber",
+        get,
+        instrumented_get,
+    );
+    paired(
+        &mut f,
+        "set (overwrite) / set (overwrite), instrumented, no subscriber",
         set,
         instrumented_set,
+    );
+    // SPEC 10: a budget, and the bounded cache users compare it with.
+    paired(
+        &mut f,
+        "set (overwrite) / set (overwrite), with a budget",
+        set,
+        budget_set,
+    );
+    paired(
+        &mut f,
+        "delete+set / set, evicting",
+        delete_set,
+        evicting_set,
+    );
+    paired(
+        &mut f,
+        "quick_cache set, evicting / set, evicting",
+        quick_evicting_set,
+        evicting_set,
     );
     println!();
 
