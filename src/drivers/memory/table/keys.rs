@@ -1,0 +1,355 @@
+//! The single-key operations: a read under its shard's shared lock, a write under its
+//! exclusive lock, with room taken first in a store with a budget.
+
+use std::mem;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::room::Locked;
+use super::{Table, deadline, deadline_of, read, write};
+use crate::drivers::memory::budget::Reservation;
+use crate::drivers::memory::clock::Now;
+use crate::drivers::memory::entry::{Value, cost, key_eq};
+use crate::drivers::memory::slots::Tally;
+use crate::ttl::{Expiry, KeyTtl, Ttl};
+use crate::{Error, Result};
+
+impl Table {
+    #[inline]
+    pub(crate) fn get(&self, key: &str) -> Option<Bytes> {
+        let hash = self.hash(key);
+        let slots = read(self.shard(hash));
+        let mut now = Now::new(&self.clock);
+        let entry = slots.map.find(hash, |e| key_eq(&e.key, key))?;
+        if !entry.live(&mut now) {
+            return None;
+        }
+        self.mark(entry);
+        Some(entry.value.to_bytes())
+    }
+
+    #[inline]
+    pub(crate) fn exists(&self, key: &str) -> bool {
+        let hash = self.hash(key);
+        let slots = read(self.shard(hash));
+        let Some(entry) = slots.map.find(hash, |e| key_eq(&e.key, key)) else {
+            return false;
+        };
+        entry.deadline == 0 || self.clock.now() < entry.deadline
+    }
+
+    #[inline]
+    pub(crate) fn ttl(&self, key: &str) -> KeyTtl {
+        let hash = self.hash(key);
+        let slots = read(self.shard(hash));
+        let Some(entry) = slots.map.find(hash, |e| key_eq(&e.key, key)) else {
+            return KeyTtl::Missing;
+        };
+        if entry.deadline == 0 {
+            return KeyTtl::NoExpiry;
+        }
+        match entry.deadline.checked_sub(self.clock.now()) {
+            None | Some(0) => KeyTtl::Missing,
+            // Rounded up to the millisecond: more than zero, at most the TTL that was set.
+            Some(left) => KeyTtl::ExpiresIn(Duration::from_millis(left.div_ceil(1_000_000))),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn set(&self, key: &str, value: Bytes, expiry: Expiry) -> Result<()> {
+        let hash = self.hash(key);
+        let value = Value::Bytes(value);
+        let Locked {
+            mut slots,
+            reserved,
+            mut tally,
+            absent,
+        } = self.lock_with_room(hash, key, || cost(key, value.heap()), true)?;
+        let mode = self.bounded_mode();
+        let mut now = Now::new(&self.clock);
+        let found = if absent {
+            None
+        } else {
+            slots.live_mut(hash, key, &mut now, &mut tally)
+        };
+        let stored = match found {
+            Some(mut live) => {
+                let before = live.before(mode);
+                live.entry.value = value;
+                let old = live.entry.deadline;
+                match expiry {
+                    Expiry::Never => live.entry.deadline = 0,
+                    Expiry::After(ttl) => live.entry.deadline = deadline(&mut now, ttl),
+                    Expiry::Keep => {}
+                }
+                let new = live.entry.deadline;
+                live.retimed(old, new);
+                live.changed(hash, before, &mut tally);
+                new
+            }
+            None => {
+                let deadline = match expiry {
+                    Expiry::After(ttl) => deadline(&mut now, ttl),
+                    Expiry::Never | Expiry::Keep => 0,
+                };
+                let mark = self.first_mark();
+                slots.insert(&self.hasher, hash, key, value, deadline, mark, &mut tally);
+                deadline
+            }
+        };
+        drop(slots);
+        self.finish(reserved, &tally, stored);
+        Ok(())
+    }
+
+    #[inline]
+    pub(crate) fn set_nx(&self, key: &str, value: Bytes, ttl: Option<Ttl>) -> Result<bool> {
+        let hash = self.hash(key);
+        let value = Value::Bytes(value);
+        let Locked {
+            mut slots,
+            reserved,
+            mut tally,
+            absent,
+        } = self.lock_with_room(hash, key, || cost(key, value.heap()), true)?;
+        let mut now = Now::new(&self.clock);
+        let stored = if !absent && slots.live_mut(hash, key, &mut now, &mut tally).is_some() {
+            None
+        } else {
+            let deadline = deadline_of(&mut now, ttl);
+            let mark = self.first_mark();
+            slots.insert(&self.hasher, hash, key, value, deadline, mark, &mut tally);
+            Some(deadline)
+        };
+        drop(slots);
+        self.finish(reserved, &tally, stored.unwrap_or(0));
+        Ok(stored.is_some())
+    }
+
+    #[inline]
+    pub(crate) fn delete(&self, key: &str) -> bool {
+        let hash = self.hash(key);
+        let mut tally = Tally::new();
+        let mut slots = write(self.shard(hash));
+        let mut now = Now::new(&self.clock);
+        let deleted = slots.remove(hash, key, &mut now, &mut tally);
+        drop(slots);
+        self.finish(Reservation::default(), &tally, 0);
+        deleted
+    }
+
+    #[inline]
+    pub(crate) fn expire(&self, key: &str, ttl: Ttl) -> bool {
+        let hash = self.hash(key);
+        let mode = self.bounded_mode();
+        let mut tally = Tally::new();
+        let mut slots = write(self.shard(hash));
+        let mut now = Now::new(&self.clock);
+        let deadline = deadline(&mut now, ttl);
+        let found = match slots.live_mut(hash, key, &mut now, &mut tally) {
+            Some(mut live) => {
+                let before = live.before(mode);
+                let old = mem::replace(&mut live.entry.deadline, deadline);
+                live.retimed(old, deadline);
+                live.changed(hash, before, &mut tally);
+                true
+            }
+            None => false,
+        };
+        drop(slots);
+        self.finish(
+            Reservation::default(),
+            &tally,
+            if found { deadline } else { 0 },
+        );
+        found
+    }
+
+    #[inline]
+    pub(crate) fn persist(&self, key: &str) -> bool {
+        let hash = self.hash(key);
+        let mode = self.bounded_mode();
+        let mut tally = Tally::new();
+        let mut slots = write(self.shard(hash));
+        let mut now = Now::new(&self.clock);
+        let persisted = match slots.live_mut(hash, key, &mut now, &mut tally) {
+            Some(mut live) if live.entry.deadline != 0 => {
+                let before = live.before(mode);
+                live.entry.deadline = 0;
+                live.retimed(1, 0);
+                live.changed(hash, before, &mut tally);
+                true
+            }
+            _ => false,
+        };
+        drop(slots);
+        self.finish(Reservation::default(), &tally, 0);
+        persisted
+    }
+
+    /// Adds `delta` to a counter. In a store with a budget, room for a new counter is
+    /// reserved only when the key turns out to be missing (then the shard is locked again).
+    #[inline]
+    pub(crate) fn incr(&self, key: &str, delta: i64, ttl_on_create: Option<Ttl>) -> Result<i64> {
+        let hash = self.hash(key);
+        let mode = self.bounded_mode();
+        let mut reserved = match mode {
+            None => Some(Reservation::default()),
+            Some(_) => None,
+        };
+        loop {
+            let mut tally = Tally::new();
+            let mut slots = write(self.shard(hash));
+            let mut now = Now::new(&self.clock);
+            let (answer, stored) = match slots.live_mut(hash, key, &mut now, &mut tally) {
+                Some(live) => {
+                    let next = live
+                        .entry
+                        .value
+                        .as_integer()
+                        .ok_or_else(|| Error::not_an_integer(key))
+                        .and_then(|current| {
+                            current
+                                .checked_add(delta)
+                                .ok_or_else(|| Error::overflow(key))
+                        });
+                    if let Ok(next) = next {
+                        let before = live.before(mode);
+                        live.entry.value = Value::Int(next);
+                        live.changed(hash, before, &mut tally);
+                    }
+                    (next, 0)
+                }
+                None => match reserved {
+                    None => {
+                        // A new counter: reserve its room without holding the lock, then look
+                        // again.
+                        drop(slots);
+                        self.finish(Reservation::default(), &tally, 0);
+                        reserved = Some(self.reserve(key, || cost(key, 0), 1)?);
+                        continue;
+                    }
+                    Some(_) => {
+                        let deadline = deadline_of(&mut now, ttl_on_create);
+                        let mark = self.first_mark();
+                        slots.insert(
+                            &self.hasher,
+                            hash,
+                            key,
+                            Value::Int(delta),
+                            deadline,
+                            mark,
+                            &mut tally,
+                        );
+                        (Ok(delta), deadline)
+                    }
+                },
+            };
+            drop(slots);
+            self.finish(reserved.unwrap_or_default(), &tally, stored);
+            return answer;
+        }
+    }
+
+    #[inline]
+    pub(crate) fn get_set(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Option<Ttl>,
+    ) -> Result<Option<Bytes>> {
+        let hash = self.hash(key);
+        let value = Value::Bytes(value);
+        let Locked {
+            mut slots,
+            reserved,
+            mut tally,
+            absent,
+        } = self.lock_with_room(hash, key, || cost(key, value.heap()), true)?;
+        let mode = self.bounded_mode();
+        let mut now = Now::new(&self.clock);
+        let deadline = deadline_of(&mut now, ttl);
+        let found = if absent {
+            None
+        } else {
+            slots.live_mut(hash, key, &mut now, &mut tally)
+        };
+        let previous = match found {
+            Some(mut live) => {
+                let before = live.before(mode);
+                let previous = mem::replace(&mut live.entry.value, value);
+                let old = mem::replace(&mut live.entry.deadline, deadline);
+                live.retimed(old, deadline);
+                live.changed(hash, before, &mut tally);
+                Some(previous)
+            }
+            None => {
+                let mark = self.first_mark();
+                slots.insert(&self.hasher, hash, key, value, deadline, mark, &mut tally);
+                None
+            }
+        };
+        drop(slots);
+        self.finish(reserved, &tally, deadline);
+        Ok(previous.map(Value::into_bytes))
+    }
+
+    #[inline]
+    pub(crate) fn cas(
+        &self,
+        key: &str,
+        expected: &[u8],
+        new: Bytes,
+        ttl: Option<Ttl>,
+    ) -> Result<bool> {
+        let hash = self.hash(key);
+        let new = Value::Bytes(new);
+        let Locked {
+            mut slots,
+            reserved,
+            mut tally,
+            absent,
+        } = self.lock_with_room(hash, key, || cost(key, new.heap()), false)?;
+        let mode = self.bounded_mode();
+        let mut now = Now::new(&self.clock);
+        let deadline = deadline_of(&mut now, ttl);
+        let found = if absent {
+            None
+        } else {
+            slots.live_mut(hash, key, &mut now, &mut tally)
+        };
+        let swapped = match found {
+            Some(mut live) if live.entry.value.eq_bytes(expected) => {
+                let before = live.before(mode);
+                live.entry.value = new;
+                let old = mem::replace(&mut live.entry.deadline, deadline);
+                live.retimed(old, deadline);
+                live.changed(hash, before, &mut tally);
+                true
+            }
+            _ => false,
+        };
+        drop(slots);
+        self.finish(reserved, &tally, if swapped { deadline } else { 0 });
+        Ok(swapped)
+    }
+
+    #[inline]
+    pub(crate) fn cad(&self, key: &str, expected: &[u8]) -> bool {
+        let hash = self.hash(key);
+        let mut tally = Tally::new();
+        let mut slots = write(self.shard(hash));
+        let mut now = Now::new(&self.clock);
+        let deleted = match slots.map.find(hash, |e| key_eq(&e.key, key)) {
+            Some(found) if found.live(&mut now) && found.value.eq_bytes(expected) => {
+                slots.remove(hash, key, &mut now, &mut tally);
+                true
+            }
+            _ => false,
+        };
+        drop(slots);
+        self.finish(Reservation::default(), &tally, 0);
+        deleted
+    }
+}

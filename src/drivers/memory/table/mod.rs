@@ -1,0 +1,354 @@
+//! One namespace's data: a sharded hash table of entries.
+//!
+//! Each shard is a `RwLock` around a `hashbrown::HashTable`, padded to its own cache lines.
+//! Reads take a shared lock on one shard, writes an exclusive lock on one shard. Batches lock
+//! every shard they touch in ascending shard order and hold them until done, which makes them
+//! atomic without a global lock and free of deadlocks (everyone acquires in the same order).
+//!
+//! Keys are the business keys only: the namespace is the table, so nothing concatenates
+//! `root:domain:key` and hashing covers only the business key.
+//!
+//! In a store with a budget, a write first reserves what it will store (see `budget.rs`),
+//! holding no lock, then writes under its shard's lock, keeping the shard's eviction order,
+//! and settles the budget once the lock is released. A read marks its entry for the eviction
+//! order with one atomic store.
+
+use std::hash::BuildHasher;
+use std::mem;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
+
+use hashbrown::DefaultHashBuilder;
+
+use super::budget::{Budget, Reservation};
+use super::clock::{Clock, Now};
+use super::entry::Entry;
+use super::eviction::{Eviction, Policy};
+use super::order::{MAX_FREQUENCY, Order};
+use super::registry::Registry;
+use super::slots::{Removed, Slots, Tally};
+use crate::glob::Pattern;
+use crate::ttl::Ttl;
+
+mod batch;
+mod keys;
+mod reap;
+mod room;
+
+/// Cheap to clone: clones share the shards. Held inline by each namespace handle, one
+/// pointer away from the shard locks.
+#[derive(Clone)]
+pub(crate) struct Table {
+    shards: Arc<[Shard]>,
+    hasher: DefaultHashBuilder,
+    clock: Clock,
+    /// The store's budget, when it has one.
+    budget: Option<Arc<Budget>>,
+    pub(super) meta: Arc<Meta>,
+}
+
+/// What the driver's registry knows of a table, off the hot path.
+pub(crate) struct Meta {
+    /// The registry's key: the namespace prefix.
+    pub(super) name: Arc<str>,
+    /// Namespace handles (scopes) on the table; at 0, an empty table is dropped.
+    pub(super) handles: AtomicUsize,
+    /// Whether the table is on the reclaimer's list (it holds, or held, keys with a TTL).
+    pub(super) reaping: AtomicBool,
+    pub(super) registry: Weak<Registry>,
+    /// What may be evicted from this namespace (SPEC 10.3), and how victims are picked.
+    pub(super) mode: Eviction,
+    policy: Policy,
+    /// The shard the next eviction starts from.
+    evict_hand: AtomicUsize,
+    /// The namespace's eviction and expiration metrics, built on first use.
+    #[cfg(feature = "metrics")]
+    exported: std::sync::OnceLock<crate::instrument::meter::Removals>,
+}
+
+impl Meta {
+    /// Exports what a change removed as metrics with the feature `metrics` (SPEC 12.1); the
+    /// counts the program reads are the shards' own ([`Table::removed`]).
+    #[cold]
+    fn count(&self, tally: &Tally) {
+        #[cfg(feature = "metrics")]
+        if tally.evicted > 0 || tally.expired > 0 {
+            self.exported
+                .get_or_init(|| {
+                    let namespace = self.name.strip_suffix(':').unwrap_or(&self.name);
+                    crate::instrument::meter::Removals::new(namespace, "memory")
+                })
+                .record(tally.evicted, tally.expired);
+        }
+        #[cfg(not(feature = "metrics"))]
+        let _ = tally;
+    }
+}
+
+#[repr(align(128))]
+struct Shard {
+    slots: RwLock<Slots>,
+    reap_cursor: AtomicUsize,
+}
+
+#[inline]
+fn read(shard: &Shard) -> RwLockReadGuard<'_, Slots> {
+    // No code path panics while holding a shard lock, so a poisoned lock has consistent data.
+    shard.slots.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[inline]
+fn write(shard: &Shard) -> RwLockWriteGuard<'_, Slots> {
+    shard.slots.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[inline]
+fn deadline(now: &mut Now<'_>, ttl: Ttl) -> u64 {
+    now.get()
+        .saturating_add(ttl.as_millis().saturating_mul(1_000_000))
+}
+
+#[inline]
+fn deadline_of(now: &mut Now<'_>, ttl: Option<Ttl>) -> u64 {
+    ttl.map_or(0, |ttl| deadline(now, ttl))
+}
+
+/// What the store knows when it makes a table: its budget, and the namespace's mode.
+pub(crate) struct Bounds {
+    pub(crate) budget: Arc<Budget>,
+    pub(crate) mode: Eviction,
+    pub(crate) policy: Policy,
+}
+
+impl Table {
+    pub(crate) fn new(
+        shards: usize,
+        clock: Clock,
+        name: Arc<str>,
+        registry: Weak<Registry>,
+        bounds: Option<Bounds>,
+    ) -> Self {
+        let (budget, mode, policy) = match bounds {
+            Some(b) => (Some(b.budget), b.mode, b.policy),
+            None => (None, Eviction::Never, Policy::default()),
+        };
+        let mut table = Table {
+            shards: Arc::new([]),
+            hasher: DefaultHashBuilder::default(),
+            clock,
+            budget,
+            meta: Arc::new(Meta {
+                name,
+                handles: AtomicUsize::new(0),
+                reaping: AtomicBool::new(false),
+                registry,
+                mode,
+                policy,
+                evict_hand: AtomicUsize::new(0),
+                #[cfg(feature = "metrics")]
+                exported: std::sync::OnceLock::new(),
+            }),
+        };
+        table.shards = (0..shards)
+            .map(|i| Shard {
+                slots: RwLock::new(table.fresh_slots(i)),
+                reap_cursor: AtomicUsize::new(0),
+            })
+            .collect();
+        table
+    }
+
+    /// An empty shard, with an eviction order in a store with a budget.
+    fn fresh_slots(&self, shard: usize) -> Slots {
+        Slots {
+            order: self.budget.as_ref().map(|_| {
+                let seed = self.hasher.hash_one(shard) | 1;
+                Box::new(Order::new(self.meta.mode, self.meta.policy, seed))
+            }),
+            ..Slots::default()
+        }
+    }
+
+    /// The store's budget, when it has one.
+    #[inline]
+    pub(super) fn budget(&self) -> Option<&Budget> {
+        self.budget.as_deref()
+    }
+
+    /// The namespace's eviction mode, in a store with a budget (what changes need accounted).
+    #[inline]
+    fn bounded_mode(&self) -> Option<Eviction> {
+        self.budget.as_ref().map(|_| self.meta.mode)
+    }
+
+    /// The driver's clock now, in nanoseconds.
+    pub(super) fn now(&self) -> u64 {
+        self.clock.now()
+    }
+
+    /// After a write: settles the budget, counts evictions and expirations, and puts the
+    /// table on the reclaimer's list if it stored a deadline.
+    #[inline]
+    fn finish(&self, reserved: Reservation, tally: &Tally, deadline: u64) {
+        if let Some(budget) = &self.budget {
+            if budget.settle(reserved, tally) {
+                self.shed(budget);
+            }
+        }
+        if cfg!(feature = "metrics") && tally.expired | tally.evicted != 0 {
+            self.meta.count(tally);
+        }
+        self.reap_later(deadline);
+    }
+
+    /// Marks a read entry for the eviction order: a frequency (S3-FIFO) or a recency (the
+    /// sampled LRU), with one atomic store.
+    #[inline]
+    fn mark(&self, entry: &Entry) {
+        if let Some(budget) = &self.budget {
+            match self.meta.policy {
+                Policy::S3Fifo => {
+                    let seen = entry.mark.load(Ordering::Relaxed);
+                    if seen < MAX_FREQUENCY {
+                        entry.mark.store(seen + 1, Ordering::Relaxed);
+                    }
+                }
+                Policy::SampledLru => entry.mark.store(budget.epoch(), Ordering::Relaxed),
+            }
+        }
+    }
+
+    /// Whether the policy needs the store's recency clock to move with writes.
+    #[inline]
+    pub(super) fn counts_writes(&self) -> bool {
+        self.meta.policy == Policy::SampledLru
+    }
+
+    /// The mark a new entry starts with.
+    #[inline]
+    fn first_mark(&self) -> u32 {
+        match (&self.budget, self.meta.policy) {
+            (Some(budget), Policy::SampledLru) => budget.epoch(),
+            _ => 0,
+        }
+    }
+
+    /// After a write that may have stored a deadline: puts the table on the reclaimer's list
+    /// if it is not there yet (one relaxed load when it is).
+    #[inline]
+    fn reap_later(&self, deadline: u64) {
+        if deadline != 0 && !self.meta.reaping.load(Ordering::Relaxed) {
+            self.enlist();
+        }
+    }
+
+    #[cold]
+    fn enlist(&self) {
+        if !self.meta.reaping.swap(true, Ordering::SeqCst) {
+            if let Some(registry) = self.meta.registry.upgrade() {
+                registry.enlist(self.clone());
+            }
+        }
+    }
+
+    /// Whether no shard holds an entry, expired or not.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.shards.iter().all(|s| read(s).map.is_empty())
+    }
+
+    /// Entries with a deadline, counted one shard at a time.
+    pub(crate) fn with_ttl(&self) -> usize {
+        self.shards.iter().map(|s| read(s).with_ttl).sum()
+    }
+
+    /// Whether `self` and `other` are the same table.
+    pub(crate) fn same(&self, other: &Table) -> bool {
+        Arc::ptr_eq(&self.meta, &other.meta)
+    }
+
+    #[inline]
+    fn hash(&self, key: &str) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    /// The shard for a hash. hashbrown uses the low bits for the bucket and the top seven for
+    /// its tag, so the shard takes bits from the middle.
+    #[inline]
+    fn shard_index(&self, hash: u64) -> usize {
+        (hash >> 32) as usize & (self.shards.len() - 1)
+    }
+
+    #[inline]
+    fn shard(&self, hash: u64) -> &Shard {
+        &self.shards[self.shard_index(hash)]
+    }
+
+    pub(crate) fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// The live keys of one shard that match `pattern`: one page of a scan.
+    pub(crate) fn scan_shard(&self, shard: usize, pattern: &Pattern) -> Vec<String> {
+        let Some(shard) = self.shards.get(shard) else {
+            return Vec::new();
+        };
+        let slots = read(shard);
+        let mut now = Now::new(&self.clock);
+        slots
+            .map
+            .iter()
+            .filter(|e| e.live(&mut now) && pattern.matches(&e.key))
+            .map(|e| e.key.to_string())
+            .collect()
+    }
+
+    /// Empties every shard; returns how many live entries there were. Each shard's table is
+    /// swapped out under its lock and freed after the lock is released.
+    pub(crate) fn clear(&self) -> u64 {
+        let mut cleared = 0;
+        for (i, shard) in self.shards.iter().enumerate() {
+            let mut slots = write(shard);
+            let mut fresh = self.fresh_slots(i);
+            // What the shard removed before stays counted.
+            fresh.removed = slots.removed;
+            let taken = mem::replace(&mut *slots, fresh);
+            drop(slots);
+            let now = self.clock.now();
+            cleared += taken.map.iter().filter(|e| !e.expired_at(now)).count() as u64;
+            if let (Some(budget), Some(order)) = (&self.budget, &taken.order) {
+                let mut tally = Tally::new();
+                for entry in taken.map.iter() {
+                    tally.count(order, entry, -1);
+                }
+                budget.settle(Reservation::default(), &tally);
+            }
+        }
+        cleared
+    }
+
+    /// Keys the namespace evicted, and removed after they expired, since it was made
+    /// (SPEC 10.7): the sum of its shards' counts.
+    pub(crate) fn removed(&self) -> Removed {
+        self.shards.iter().fold(Removed::default(), |sum, shard| {
+            let removed = read(shard).removed;
+            Removed {
+                evicted: sum.evicted + removed.evicted,
+                expired: sum.expired + removed.expired,
+            }
+        })
+    }
+
+    /// Live entries, counted one shard at a time under its read lock.
+    pub(crate) fn live(&self) -> u64 {
+        let now = self.clock.now();
+        self.shards
+            .iter()
+            .map(|s| read(s).map.iter().filter(|e| !e.expired_at(now)).count() as u64)
+            .sum()
+    }
+
+    /// Entries held, expired ones not yet reclaimed included.
+    pub(crate) fn stored(&self) -> usize {
+        self.shards.iter().map(|s| read(s).map.len()).sum()
+    }
+}

@@ -1,0 +1,133 @@
+//! Reclaiming expired entries: by scanning chunks of buckets (a store without a budget), or by
+//! deadline from the shards' expiry index (a store with one).
+
+use std::sync::atomic::Ordering;
+
+use super::{Table, read, write};
+use crate::drivers::memory::budget::Reservation;
+use crate::drivers::memory::slots::Tally;
+
+/// Buckets the reclaimer inspects per lock acquisition: a few microseconds of lock time.
+const REAP_CHUNK: usize = 256;
+
+impl Table {
+    /// Removes this namespace's expired entries (a store with a budget keeps them by
+    /// deadline); returns the earliest deadline left, or `u64::MAX`.
+    pub(in crate::drivers::memory) fn purge(&self, now: u64) -> u64 {
+        let mut earliest = u64::MAX;
+        for shard in self.shards.iter() {
+            if read(shard).with_ttl == 0 {
+                continue;
+            }
+            let mut tally = Tally::new();
+            let left = {
+                let mut slots = write(shard);
+                slots.purge(now, &mut tally);
+                slots.earliest()
+            };
+            earliest = earliest.min(left);
+            self.finish(Reservation::default(), &tally, 0);
+        }
+        earliest
+    }
+
+    /// Reclaims expired entries, resuming each shard where the last call stopped.
+    ///
+    /// A full reap inspects every bucket. Otherwise each shard is inspected for 1/32 of its
+    /// buckets (at least one chunk), and further while the last chunk was at least a quarter
+    /// expired, up to one full pass: a full pass takes about 32 calls whatever the size. A chunk is first read
+    /// under the shared lock; only a chunk holding expired entries takes the exclusive lock.
+    /// Returns how many entries were freed.
+    pub(crate) fn reap(&self, full: bool) -> usize {
+        if self.budget.is_some() {
+            return self.reap_by_deadline();
+        }
+        let mut freed = 0;
+        for shard in self.shards.iter() {
+            let (buckets, with_ttl) = {
+                let slots = read(shard);
+                (slots.map.num_buckets(), slots.with_ttl)
+            };
+            if with_ttl == 0 {
+                // Nothing here can expire.
+                continue;
+            }
+            let budget = if full {
+                buckets
+            } else {
+                (buckets / 32).max(REAP_CHUNK)
+            };
+            let mut cursor = shard.reap_cursor.load(Ordering::Relaxed);
+            let mut scanned = 0;
+            while scanned < buckets {
+                let now = self.clock.now();
+                let (end, expired) = {
+                    let slots = read(shard);
+                    let buckets = slots.map.num_buckets();
+                    if cursor >= buckets {
+                        cursor = 0;
+                    }
+                    let end = (cursor + REAP_CHUNK).min(buckets);
+                    let expired = (cursor..end)
+                        .filter(|&i| slots.map.get_bucket(i).is_some_and(|e| e.expired_at(now)))
+                        .count();
+                    (end, expired)
+                };
+                if expired > 0 {
+                    let mut dropped = Vec::with_capacity(expired);
+                    let mut slots = write(shard);
+                    // Buckets may have moved since the shared read; any expired entry found
+                    // here is fair game, whichever it is.
+                    for i in cursor..end {
+                        if let Ok(found) = slots.map.get_bucket_entry(i) {
+                            if found.get().expired_at(now) {
+                                dropped.push(found.remove().0);
+                            }
+                        }
+                    }
+                    slots.with_ttl -= dropped.len();
+                    slots.removed.expired += dropped.len() as u64;
+                    drop(slots);
+                    freed += dropped.len();
+                    self.finish(
+                        Reservation::default(),
+                        &Tally {
+                            expired: dropped.len() as u64,
+                            ..Tally::new()
+                        },
+                        0,
+                    );
+                }
+                scanned += end.saturating_sub(cursor).max(1);
+                cursor = end;
+                if scanned >= budget && expired * 4 < REAP_CHUNK {
+                    break;
+                }
+            }
+            shard.reap_cursor.store(cursor, Ordering::Relaxed);
+        }
+        freed
+    }
+
+    /// Reclaims expired entries in a store with a budget, which keeps them by deadline: at
+    /// most a chunk per lock acquisition, until none is left.
+    fn reap_by_deadline(&self) -> usize {
+        let mut freed = 0;
+        for shard in self.shards.iter() {
+            loop {
+                if read(shard).with_ttl == 0 {
+                    break;
+                }
+                let now = self.clock.now();
+                let mut tally = Tally::new();
+                let purged = write(shard).purge_some(now, REAP_CHUNK, &mut tally);
+                self.finish(Reservation::default(), &tally, 0);
+                freed += purged;
+                if purged < REAP_CHUNK {
+                    break;
+                }
+            }
+        }
+        freed
+    }
+}

@@ -1,0 +1,164 @@
+//! Taking room for a write in a store with a budget: its shard locked with the room its new
+//! value needs, made by evicting under that lock when it can be; and one eviction for a write
+//! that makes room elsewhere.
+
+use std::sync::RwLockWriteGuard;
+use std::sync::atomic::Ordering;
+
+use super::{Table, read, write};
+use crate::Result;
+use crate::drivers::memory::budget::{Budget, Reservation};
+use crate::drivers::memory::clock::Now;
+use crate::drivers::memory::entry::{Entry, key_eq};
+use crate::drivers::memory::eviction::Eviction;
+use crate::drivers::memory::slots::{Slots, Tally};
+
+/// A shard locked for a write, with room for it taken from the budget.
+pub(super) struct Locked<'t> {
+    pub(super) slots: RwLockWriteGuard<'t, Slots>,
+    /// What the write reserved.
+    pub(super) reserved: Reservation,
+    /// The tally the write goes on with: what evicting its victims did that is still to be
+    /// settled with the budget.
+    pub(super) tally: Tally,
+    /// Whether the lock showed no entry for the key, live or expired (only known in a store
+    /// with a budget, where the room taken depends on it): the write then adds one without
+    /// looking again.
+    pub(super) absent: bool,
+}
+
+impl Table {
+    /// Locks the shard of `key` for a write that stores a new value costing `bytes`, with
+    /// room for it taken from the budget (nothing to take without one). `adds`: whether the
+    /// write adds an entry when the key is missing. See [`Locked`] for what comes back.
+    ///
+    /// The room is taken under the lock, exactly: what the new value adds to the live entry
+    /// the lock shows. When it does not fit, the shard's own victims make room under the same
+    /// lock (the common case: a write evicts from its own shard first), unless an expired entry
+    /// may still hold memory somewhere, or the room must come from elsewhere: then the lock is
+    /// let go, room is made without it, and the shard is locked again.
+    #[inline(always)]
+    pub(super) fn lock_with_room(
+        &self,
+        hash: u64,
+        key: &str,
+        bytes: impl FnOnce() -> u64,
+        adds: bool,
+    ) -> Result<Locked<'_>> {
+        match &self.budget {
+            None => Ok(Locked {
+                slots: write(self.shard(hash)),
+                reserved: Reservation::default(),
+                tally: Tally::new(),
+                absent: false,
+            }),
+            Some(budget) => self.lock_with_budget(budget, hash, key, bytes(), adds),
+        }
+    }
+
+    fn lock_with_budget(
+        &self,
+        budget: &Budget,
+        hash: u64,
+        key: &str,
+        bytes: u64,
+        adds: bool,
+    ) -> Result<Locked<'_>> {
+        let shard = self.shard(hash);
+        if self.counts_writes() {
+            budget.bump_epoch();
+        }
+        let mut slots = write(shard);
+        let mut now = Now::new(&self.clock);
+        let found = slots.map.find(hash, |e| key_eq(&e.key, key));
+        // No entry at all, live or expired: the write need not look again.
+        let absent = found.is_none();
+        let old = found.filter(|e| e.live(&mut now)).map(Entry::charge);
+        let want = match old {
+            Some(old) => Reservation {
+                bytes: bytes.saturating_sub(old),
+                entries: 0,
+            },
+            // A write that only replaces (`cas`) stores nothing when the key is missing.
+            None if !adds => Reservation::default(),
+            None => Reservation { bytes, entries: 1 },
+        };
+        if budget.try_take(want) {
+            return Ok(Locked {
+                slots,
+                reserved: want,
+                tally: Tally::new(),
+                absent,
+            });
+        }
+        if !budget.may_hold_expired(|| now.get()) && budget.could_fit(want) {
+            // Victims go, and their room is traded for the write's in one update; the rest of
+            // their accounting is settled with the write's own.
+            let mut evicted = Tally::new();
+            while slots.evict(budget.epoch(), &[key], &mut evicted) {
+                if budget.trade(want, &evicted) {
+                    // Victims are never the write's own key: it is still as it was.
+                    let rest = Tally {
+                        bytes: 0,
+                        entries: 0,
+                        ..evicted
+                    };
+                    return Ok(Locked {
+                        slots,
+                        reserved: want,
+                        tally: rest,
+                        absent,
+                    });
+                }
+            }
+            budget.settle(Reservation::default(), &evicted);
+            self.meta.count(&evicted);
+        }
+        drop(slots);
+        let reserved = if adds {
+            self.reserve(key, || bytes, 1)?
+        } else {
+            self.reserve_replacement(key, || bytes)?
+        };
+        Ok(Locked {
+            slots: write(shard),
+            reserved,
+            tally: Tally::new(),
+            absent: false,
+        })
+    }
+
+    /// What the live entry of `key` costs the budget, if there is one.
+    pub(in crate::drivers::memory) fn charge_of(&self, key: &str) -> Option<u64> {
+        let hash = self.hash(key);
+        let slots = read(self.shard(hash));
+        let mut now = Now::new(&self.clock);
+        let entry = slots.map.find(hash, |e| key_eq(&e.key, key))?;
+        entry.live(&mut now).then(|| entry.charge())
+    }
+
+    /// Evicts one victim from this namespace, none of `spared` (the keys being written):
+    /// from the shard of the first of them first, so each shard keeps the room it has, then
+    /// from the others in turn; false when none holds an evictable entry.
+    pub(in crate::drivers::memory) fn evict_one(&self, budget: &Budget, spared: &[&str]) -> bool {
+        if self.meta.mode == Eviction::Never {
+            return false;
+        }
+        let shards = self.shards.len();
+        let start = match spared.first() {
+            Some(key) => self.shard_index(self.hash(key)),
+            None => self.meta.evict_hand.fetch_add(1, Ordering::Relaxed),
+        };
+        for i in 0..shards {
+            let mut tally = Tally::new();
+            let evicted =
+                write(&self.shards[(start + i) % shards]).evict(budget.epoch(), spared, &mut tally);
+            if evicted {
+                budget.settle(Reservation::default(), &tally);
+                self.meta.count(&tally);
+                return true;
+            }
+        }
+        false
+    }
+}
