@@ -1,57 +1,27 @@
 //! A store with a budget allocates no more than one without: reads and overwrites allocate
 //! nothing, whatever the key's length, and a set that adds a key allocates only what the
 //! entry keeps (the key's heap block, for a key too long to be stored inline). Allocations
-//! are counted per thread by a counting allocator.
+//! are counted per thread by a counting allocator (tests/support/counting.rs).
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-use std::future::Future;
-
-use futures_util::FutureExt;
 use namestore::Bytes;
 use namestore::drivers::memory::{Eviction, MemoryDriver};
 
-struct Counting;
+#[path = "support/counting.rs"]
+mod counting;
+#[path = "support/ready.rs"]
+mod support_ready;
 
-thread_local! {
-    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
-}
-
-// SAFETY: every method forwards to the system allocator unchanged; the counter is a
-// thread-local cell with no destructor.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+use counting::{Counting, allocations_here};
+use support_ready::ready;
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-fn ready<T>(future: impl Future<Output = T>) -> T {
-    future
-        .now_or_never()
-        .expect("memory driver futures are ready at once")
-}
-
 /// Allocations `work` makes on this thread.
 fn allocations(work: impl FnOnce()) -> u64 {
-    let before = ALLOCATIONS.with(Cell::get);
+    let before = allocations_here();
     work();
-    ALLOCATIONS.with(Cell::get) - before
+    allocations_here() - before
 }
 
 const LIVE: usize = 1000;

@@ -11,47 +11,19 @@
 //! arena (`MALLOC_ARENA_MAX=1`), where it measures what the store holds. `BUDGET_MIB` sets the
 //! budget (32 by default; docs/eviction.md records 256).
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::future::Future;
-use std::sync::atomic::{AtomicI64, Ordering};
-
-use futures_util::FutureExt;
 use namestore::Bytes;
 use namestore::drivers::memory::{Eviction, MemoryDriver};
 
-struct Counting;
+#[path = "support/counting.rs"]
+mod counting;
+#[path = "support/ready.rs"]
+mod support_ready;
 
-static LIVE: AtomicI64 = AtomicI64::new(0);
-
-// SAFETY: every method forwards to the system allocator unchanged; the counter is an atomic.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as i64, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as i64, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size as i64 - layout.size() as i64, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+use counting::{Counting, bytes_in_use};
+use support_ready::ready;
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
-
-fn ready<T>(future: impl Future<Output = T>) -> T {
-    future
-        .now_or_never()
-        .expect("memory driver futures are ready at once")
-}
 
 /// A field of /proc/self/status, in bytes.
 fn status(field: &str) -> u64 {
@@ -142,7 +114,7 @@ fn workload(budget: u64) -> (u64, u64, u64) {
         .build()
         .unwrap();
     let ns = store.namespace::<String>("load", "blobs").unwrap();
-    let (rss_before, heap_before) = (status("VmRSS:"), LIVE.load(Ordering::Relaxed));
+    let (rss_before, heap_before) = (status("VmRSS:"), bytes_in_use());
     std::thread::scope(|scope| {
         for thread in 0..THREADS {
             let ns = ns.clone();
@@ -164,7 +136,7 @@ fn workload(budget: u64) -> (u64, u64, u64) {
         }
     });
     let usage = store.usage().unwrap().bytes;
-    let heap = (LIVE.load(Ordering::Relaxed) - heap_before) as u64;
+    let heap = (bytes_in_use() - heap_before) as u64;
     let peak = status("VmHWM:").saturating_sub(rss_before);
     (usage, heap, peak)
 }

@@ -121,6 +121,23 @@ impl Slots {
         }
     }
 
+    /// As [`live_mut`](Self::live_mut), without looking when the caller's lock already
+    /// showed no entry for the key (`absent`).
+    #[inline]
+    pub(super) fn live_unless(
+        &mut self,
+        absent: bool,
+        hash: u64,
+        key: &str,
+        now: &mut Now<'_>,
+        tally: &mut Tally,
+    ) -> Option<Live<'_>> {
+        if absent {
+            return None;
+        }
+        self.live_mut(hash, key, now, tally)
+    }
+
     /// Removes `key`'s entry, live or not; true when it was live. An expired one is
     /// counted as reclaimed after expiry.
     #[inline]

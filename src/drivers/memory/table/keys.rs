@@ -68,11 +68,7 @@ impl Table {
         } = self.lock_with_room(hash, key, || cost(key, value.heap()), true)?;
         let mode = self.bounded_mode();
         let mut now = Now::new(&self.clock);
-        let found = if absent {
-            None
-        } else {
-            slots.live_mut(hash, key, &mut now, &mut tally)
-        };
+        let found = slots.live_unless(absent, hash, key, &mut now, &mut tally);
         let stored = match found {
             Some(mut live) => {
                 let before = live.before(mode);
@@ -114,7 +110,10 @@ impl Table {
             absent,
         } = self.lock_with_room(hash, key, || cost(key, value.heap()), true)?;
         let mut now = Now::new(&self.clock);
-        let stored = if !absent && slots.live_mut(hash, key, &mut now, &mut tally).is_some() {
+        let stored = if slots
+            .live_unless(absent, hash, key, &mut now, &mut tally)
+            .is_some()
+        {
             None
         } else {
             let deadline = deadline_of(&mut now, ttl);
@@ -270,11 +269,7 @@ impl Table {
         let mode = self.bounded_mode();
         let mut now = Now::new(&self.clock);
         let deadline = deadline_of(&mut now, ttl);
-        let found = if absent {
-            None
-        } else {
-            slots.live_mut(hash, key, &mut now, &mut tally)
-        };
+        let found = slots.live_unless(absent, hash, key, &mut now, &mut tally);
         let previous = match found {
             Some(mut live) => {
                 let before = live.before(mode);
@@ -314,11 +309,7 @@ impl Table {
         let mode = self.bounded_mode();
         let mut now = Now::new(&self.clock);
         let deadline = deadline_of(&mut now, ttl);
-        let found = if absent {
-            None
-        } else {
-            slots.live_mut(hash, key, &mut now, &mut tally)
-        };
+        let found = slots.live_unless(absent, hash, key, &mut now, &mut tally);
         let swapped = match found {
             Some(mut live) if live.entry.value.eq_bytes(expected) => {
                 let before = live.before(mode);
