@@ -516,7 +516,7 @@ enum GhostList {
 /// into that list that put it there: a key is remembered while fewer than `capacity`
 /// evictions into its list have followed. So an eviction and a return are one probe of the
 /// table each, and nothing is taken out when a key is forgotten; forgotten keys are swept
-/// out once they outnumber the remembered ones (amortized over the evictions that made them).
+/// out in bulk (amortized over the evictions that made them).
 #[derive(Default)]
 struct Ghosts {
     /// Hash, and the eviction's number shifted left once with its list in the low bit.
@@ -536,7 +536,10 @@ impl Ghosts {
                 self.members.insert_unique(hash, (hash, stamp), |&(h, _)| h);
             }
         }
-        if self.members.len() > 4 * capacity + 16 {
+        // Swept once half a list's capacity of forgotten keys may have gathered beyond what
+        // both lists remember: the table stays near the lists' size (its share of an entry's
+        // charge), and a sweep, one pass over it, comes at most every `capacity / 2` evictions.
+        if self.members.len() > sweep_above(capacity) {
             let evictions = self.evictions;
             self.members
                 .retain(|&mut (_, stamp)| remembered(evictions, stamp, capacity).is_some());
@@ -549,6 +552,11 @@ impl Ghosts {
         let ((_, stamp), _) = found.remove();
         remembered(self.evictions, stamp, capacity)
     }
+}
+
+/// How many hashes the table may hold before forgotten ones are swept out.
+fn sweep_above(capacity: usize) -> usize {
+    2 * capacity + capacity / 2 + 16
 }
 
 /// The list an entry of stamp `stamp` is remembered in, if fewer than `capacity` evictions into
@@ -646,11 +654,11 @@ mod tests {
             ghosts.insert(hash(n), GhostList::Small, 4);
         }
         assert_eq!(ghosts.take(hash(1), 4), Some(GhostList::Main));
-        // Many evictions: the table keeps at most four times the capacity (plus 16) of hashes,
-        // the remembered ones among them.
+        // Many evictions: the table keeps at most `sweep_above` hashes, the remembered ones
+        // among them.
         for n in 1_000..11_000 {
             ghosts.insert(hash(n), GhostList::Small, 8);
-            assert!(ghosts.members.len() <= 4 * 8 + 16 + 1);
+            assert!(ghosts.members.len() <= sweep_above(8));
         }
         for n in 10_992..11_000 {
             assert_eq!(ghosts.take(hash(n), 8), Some(GhostList::Small), "{n}");
