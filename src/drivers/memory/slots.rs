@@ -257,35 +257,34 @@ impl Slots {
 }
 
 impl Live<'_> {
-    /// Keeps the shard's count of entries with a deadline as the entry's changes from `old`
-    /// to `new`.
+    /// Changes the entry (its value, its deadline, or both) with `change`, and keeps the
+    /// shard's bookkeeping: its count of entries with a deadline and, in a store with a
+    /// budget (`mode` is the namespace's eviction mode there, `None` without one), the
+    /// eviction order and what the change did to the budget. Returns what `change` returns.
     #[inline]
-    pub(super) fn retimed(&mut self, old: u64, new: u64) {
-        match (old != 0, new != 0) {
+    pub(super) fn update<R>(
+        self,
+        mode: Option<Eviction>,
+        hash: u64,
+        tally: &mut Tally,
+        change: impl FnOnce(&mut Entry) -> R,
+    ) -> R {
+        let before = mode.map(|mode| Before {
+            deadline: self.entry.deadline,
+            charge: self.entry.charge(),
+            evictable: mode.allows(self.entry),
+        });
+        let old = self.entry.deadline;
+        let answer = change(self.entry);
+        match (old != 0, self.entry.deadline != 0) {
             (false, true) => *self.with_ttl += 1,
             (true, false) => *self.with_ttl -= 1,
             _ => {}
         }
-    }
-
-    /// What a change to the entry needs to be accounted, in a store with a budget (`mode` is
-    /// the namespace's eviction mode there, `None` without a budget).
-    #[inline]
-    pub(super) fn before(&self, mode: Option<Eviction>) -> Option<Before> {
-        mode.map(|mode| Before {
-            deadline: self.entry.deadline,
-            charge: self.entry.charge(),
-            evictable: mode.allows(self.entry),
-        })
-    }
-
-    /// Accounts a change to the entry `before` described (value or deadline); nothing to do
-    /// without a budget.
-    #[inline]
-    pub(super) fn changed(self, hash: u64, before: Option<Before>, tally: &mut Tally) {
         if let (Some(before), Some(order)) = (before, self.order) {
             account_change(order, hash, self.entry, before, tally);
         }
+        answer
     }
 }
 

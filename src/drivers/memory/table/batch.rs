@@ -121,13 +121,10 @@ impl Table {
             let (key, value) = &mut pairs[i];
             let value = Value::Bytes(mem::take(value));
             match slots.live_mut(hash, key, &mut now, &mut tally) {
-                Some(mut live) => {
-                    let before = live.before(mode);
-                    live.entry.value = value;
-                    let old = mem::replace(&mut live.entry.deadline, deadline);
-                    live.retimed(old, deadline);
-                    live.changed(hash, before, &mut tally);
-                }
+                Some(live) => live.update(mode, hash, &mut tally, |entry| {
+                    entry.value = value;
+                    entry.deadline = deadline;
+                }),
                 None => slots.insert(&self.hasher, hash, key, value, deadline, mark, &mut tally),
             }
         });

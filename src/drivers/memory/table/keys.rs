@@ -70,20 +70,15 @@ impl Table {
         let mut now = Now::new(&self.clock);
         let found = slots.live_unless(absent, hash, key, &mut now, &mut tally);
         let stored = match found {
-            Some(mut live) => {
-                let before = live.before(mode);
-                live.entry.value = value;
-                let old = live.entry.deadline;
+            Some(live) => live.update(mode, hash, &mut tally, |entry| {
+                entry.value = value;
                 match expiry {
-                    Expiry::Never => live.entry.deadline = 0,
-                    Expiry::After(ttl) => live.entry.deadline = deadline(&mut now, ttl),
+                    Expiry::Never => entry.deadline = 0,
+                    Expiry::After(ttl) => entry.deadline = deadline(&mut now, ttl),
                     Expiry::Keep => {}
                 }
-                let new = live.entry.deadline;
-                live.retimed(old, new);
-                live.changed(hash, before, &mut tally);
-                new
-            }
+                entry.deadline
+            }),
             None => {
                 let deadline = match expiry {
                     Expiry::After(ttl) => deadline(&mut now, ttl),
@@ -147,11 +142,8 @@ impl Table {
         let mut now = Now::new(&self.clock);
         let deadline = deadline(&mut now, ttl);
         let found = match slots.live_mut(hash, key, &mut now, &mut tally) {
-            Some(mut live) => {
-                let before = live.before(mode);
-                let old = mem::replace(&mut live.entry.deadline, deadline);
-                live.retimed(old, deadline);
-                live.changed(hash, before, &mut tally);
+            Some(live) => {
+                live.update(mode, hash, &mut tally, |entry| entry.deadline = deadline);
                 true
             }
             None => false,
@@ -173,11 +165,8 @@ impl Table {
         let mut slots = write(self.shard(hash));
         let mut now = Now::new(&self.clock);
         let persisted = match slots.live_mut(hash, key, &mut now, &mut tally) {
-            Some(mut live) if live.entry.deadline != 0 => {
-                let before = live.before(mode);
-                live.entry.deadline = 0;
-                live.retimed(1, 0);
-                live.changed(hash, before, &mut tally);
+            Some(live) if live.entry.deadline != 0 => {
+                live.update(mode, hash, &mut tally, |entry| entry.deadline = 0);
                 true
             }
             _ => false,
@@ -214,9 +203,9 @@ impl Table {
                                 .ok_or_else(|| Error::overflow(key))
                         });
                     if let Ok(next) = next {
-                        let before = live.before(mode);
-                        live.entry.value = Value::Int(next);
-                        live.changed(hash, before, &mut tally);
+                        live.update(mode, hash, &mut tally, |entry| {
+                            entry.value = Value::Int(next)
+                        });
                     }
                     (next, 0)
                 }
@@ -271,14 +260,10 @@ impl Table {
         let deadline = deadline_of(&mut now, ttl);
         let found = slots.live_unless(absent, hash, key, &mut now, &mut tally);
         let previous = match found {
-            Some(mut live) => {
-                let before = live.before(mode);
-                let previous = mem::replace(&mut live.entry.value, value);
-                let old = mem::replace(&mut live.entry.deadline, deadline);
-                live.retimed(old, deadline);
-                live.changed(hash, before, &mut tally);
-                Some(previous)
-            }
+            Some(live) => Some(live.update(mode, hash, &mut tally, |entry| {
+                entry.deadline = deadline;
+                mem::replace(&mut entry.value, value)
+            })),
             None => {
                 let mark = self.first_mark();
                 slots.insert(&self.hasher, hash, key, value, deadline, mark, &mut tally);
@@ -311,12 +296,11 @@ impl Table {
         let deadline = deadline_of(&mut now, ttl);
         let found = slots.live_unless(absent, hash, key, &mut now, &mut tally);
         let swapped = match found {
-            Some(mut live) if live.entry.value.eq_bytes(expected) => {
-                let before = live.before(mode);
-                live.entry.value = new;
-                let old = mem::replace(&mut live.entry.deadline, deadline);
-                live.retimed(old, deadline);
-                live.changed(hash, before, &mut tally);
+            Some(live) if live.entry.value.eq_bytes(expected) => {
+                live.update(mode, hash, &mut tally, |entry| {
+                    entry.value = new;
+                    entry.deadline = deadline;
+                });
                 true
             }
             _ => false,
