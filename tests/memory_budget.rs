@@ -426,3 +426,49 @@ async fn a_write_too_large_is_refused_whole() {
         assert!(store.usage().unwrap().bytes <= 64 * 1024);
     }
 }
+
+/// SPEC 10.2 and 10.3: entries whose key and value take no heap of their own (counters under
+/// short keys) still fill the table the store keeps them in, and the table is charged as it
+/// grows. A `never` namespace refuses the write (one key, or a batch) whose table growth would
+/// go over the budget, with nothing changed; the store never reports more than its budget.
+#[tokio::test]
+async fn entries_that_cost_nothing_of_their_own_fill_the_budget_with_their_table() {
+    const BUDGET: u64 = 256 * 1024;
+    for policy in POLICIES {
+        for batched in [false, true] {
+            let store = MemoryDriver::builder()
+                .max_bytes(BUDGET)
+                .eviction(Eviction::Never)
+                .policy(policy)
+                .reap_interval(None)
+                .build()
+                .unwrap();
+            let ns = store.namespace::<String>("app", "counters").unwrap();
+            let mut stored = 0;
+            let refused = loop {
+                let written = if batched {
+                    ns.mset((stored..stored + 10).map(|i| (k(i), "1")), None)
+                        .await
+                        .map(|()| 10)
+                } else {
+                    ns.incr(&k(stored), 1).await.map(|_| 1)
+                };
+                let used = store.usage().unwrap();
+                assert!(
+                    used.bytes <= BUDGET,
+                    "{policy:?}, batched {batched}: {used:?} after {stored} keys"
+                );
+                match written {
+                    Ok(n) => stored += n,
+                    Err(error) => break error,
+                }
+                assert!(stored < 1_000_000, "{policy:?}: never refused");
+            };
+            assert_eq!(refused.kind(), ErrorKind::OutOfMemory, "{refused}");
+            // Tables of a few thousand entries fit in 256 KiB; every key stored is still there.
+            assert!(stored > 500, "{policy:?}, batched {batched}: {stored}");
+            assert_eq!(present(&ns, (0..stored).map(k)).await, stored);
+            assert_eq!(present(&ns, (stored..stored + 10).map(k)).await, 0);
+        }
+    }
+}

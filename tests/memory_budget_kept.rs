@@ -12,7 +12,7 @@
 //! budget (32 by default; docs/eviction.md records 256).
 
 use namestore::Bytes;
-use namestore::drivers::memory::{Eviction, MemoryDriver};
+use namestore::drivers::memory::{Eviction, MemoryDriver, MemoryUsage};
 
 #[path = "support/counting.rs"]
 mod counting;
@@ -36,15 +36,11 @@ fn status(field: &str) -> u64 {
     kib * 1024
 }
 
-/// Runs the workload in a child process with `env`; returns (usage, heap, peak RSS growth).
-fn child(env: &[(&str, &str)]) -> (u64, u64, u64) {
+/// Runs `test`'s workload in a child process with `env`; returns the numbers of each line it
+/// printed after `RESULT `.
+fn child(test: &str, env: &[(&str, &str)]) -> Vec<Vec<u64>> {
     let output = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "the_process_keeps_the_budget",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
         .env("NAMESTORE_BUDGET_CHILD", "1")
         .envs(env.iter().copied())
         .output()
@@ -55,15 +51,17 @@ fn child(env: &[(&str, &str)]) -> (u64, u64, u64) {
         "the child failed: {text}{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let line = text
+    let results: Vec<Vec<u64>> = text
         .lines()
-        .find_map(|l| l.split_once("RESULT ").map(|(_, rest)| rest))
-        .unwrap_or_else(|| panic!("no result from the child: {text}"));
-    let numbers: Vec<u64> = line
-        .split_whitespace()
-        .map(|n| n.parse().unwrap())
+        .filter_map(|l| l.split_once("RESULT ").map(|(_, rest)| rest))
+        .map(|line| {
+            line.split_whitespace()
+                .map(|n| n.parse().unwrap())
+                .collect()
+        })
         .collect();
-    (numbers[0], numbers[1], numbers[2])
+    assert!(!results.is_empty(), "no result from the child: {text}");
+    results
 }
 
 #[test]
@@ -78,8 +76,12 @@ fn the_process_keeps_the_budget() {
         println!("RESULT {usage} {heap} {peak}");
         return;
     }
-    let (_, _, default_peak) = child(&[]);
-    let (usage, heap, peak) = child(&[("MALLOC_ARENA_MAX", "1")]);
+    let default_peak = child("the_process_keeps_the_budget", &[])[0][2];
+    let [usage, heap, peak] =
+        child("the_process_keeps_the_budget", &[("MALLOC_ARENA_MAX", "1")])[0][..]
+    else {
+        panic!("three numbers")
+    };
     println!(
         "{} MiB budget, 8 threads writing 10x that: usage {usage} bytes, heap held {heap} bytes; \
          peak RSS +{} MiB with one malloc arena, +{} MiB with glibc's defaults",
@@ -139,4 +141,121 @@ fn workload(budget: u64) -> (u64, u64, u64) {
     let heap = (bytes_in_use() - heap_before) as u64;
     let peak = status("VmHWM:").saturating_sub(rss_before);
     (usage, heap, peak)
+}
+
+/// SPEC 10.2 for the smallest entries, where the driver's own memory is most of what an entry
+/// holds: 16-byte values under short keys, written until four times as many keys as fit have
+/// been stored, at budgets (in bytes, and in entries) whose shards' tables sit at different
+/// points between two doublings. The usage the store reports stays within 10% of the heap it
+/// holds, and within the budget.
+#[test]
+fn small_entries_are_charged_the_memory_they_hold() {
+    if std::env::var_os("NAMESTORE_BUDGET_CHILD").is_some() {
+        for (max_bytes, max_entries) in [
+            (1 << 20, None),
+            (3 << 20, None),
+            (10 << 20, None),
+            (u64::MAX, Some(10_000)),
+            (u64::MAX, Some(100_000)),
+        ] {
+            let (usage, heap) = small_entries(max_bytes, max_entries);
+            println!(
+                "RESULT {max_bytes} {} {} {} {heap}",
+                max_entries.unwrap_or(u64::MAX),
+                usage.bytes,
+                usage.entries
+            );
+        }
+        return;
+    }
+    let mut failures = vec![];
+    for result in child("small_entries_are_charged_the_memory_they_hold", &[]) {
+        let [max_bytes, max_entries, usage, entries, heap] = result[..] else {
+            panic!("five numbers")
+        };
+        let off = usage as f64 / heap as f64 - 1.0;
+        println!(
+            "max_bytes {max_bytes}, max_entries {max_entries}: {entries} entries, usage {usage} \
+             bytes, heap held {heap} bytes ({:+.1}%, {} bytes an entry)",
+            off * 100.0,
+            heap / entries.max(1)
+        );
+        if off.abs() > 0.10 || usage > max_bytes {
+            failures.push(format!(
+                "max_bytes {max_bytes}, max_entries {max_entries}: usage {usage} for a heap of \
+                 {heap} ({:+.1}%)",
+                off * 100.0
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// One thread writes 16-byte values under new short keys until four times as many as fit are
+/// stored; returns the store's usage and the heap it holds then.
+fn small_entries(max_bytes: u64, max_entries: Option<u64>) -> (MemoryUsage, u64) {
+    let mut builder = MemoryDriver::builder()
+        .max_bytes(max_bytes)
+        .eviction(Eviction::Any)
+        .reap_interval(None);
+    if let Some(entries) = max_entries {
+        builder = builder.max_entries(entries);
+    }
+    let store = builder.build().unwrap();
+    let ns = store.namespace::<String>("load", "small").unwrap();
+    // The namespace exists: its empty shards are the fixed part, not charged.
+    let _ = ready(ns.get(&"warm".to_owned())).unwrap();
+    let heap_empty = bytes_in_use();
+    let fits = max_entries.unwrap_or(max_bytes / 64);
+    let value = Bytes::from(vec![7u8; 16]);
+    for n in 0..4 * fits {
+        // Each value its own buffer, as values read from a socket are, and read once (a
+        // value handed out shares its buffer through a header `Bytes` allocates then).
+        let key = format!("k{n}");
+        ready(ns.set(&key, Bytes::copy_from_slice(&value), None)).unwrap();
+        ready(ns.get(&key)).unwrap().unwrap();
+    }
+    let usage = store.usage().unwrap();
+    let heap = (bytes_in_use() - heap_empty) as u64;
+    (usage, heap)
+}
+
+/// SPEC 10.2 when entries go away: a store that held 100,000 small entries and deleted all
+/// but 2,000 gives its tables back (they are rebuilt smaller once under a quarter full), and
+/// the usage it reports still follows the heap it holds.
+#[test]
+fn a_store_whose_entries_went_away_gives_its_tables_back() {
+    if std::env::var_os("NAMESTORE_BUDGET_CHILD").is_some() {
+        let store = MemoryDriver::builder()
+            .max_bytes(1 << 30)
+            .eviction(Eviction::Any)
+            .reap_interval(None)
+            .build()
+            .unwrap();
+        let ns = store.namespace::<String>("load", "shrinking").unwrap();
+        let _ = ready(ns.get(&"warm".to_owned())).unwrap();
+        let keys: Vec<String> = (0..100_000).map(|n| format!("k{n}")).collect();
+        let heap_empty = bytes_in_use();
+        for key in &keys {
+            let value = Bytes::copy_from_slice(b"sixteen bytes!!!");
+            ready(ns.set(key, value, None)).unwrap();
+        }
+        let full = (bytes_in_use() - heap_empty) as u64;
+        ready(ns.mdel(keys[2_000..].iter().cloned())).unwrap();
+        let left = (bytes_in_use() - heap_empty) as u64;
+        let usage = store.usage().unwrap().bytes;
+        println!("RESULT {full} {left} {usage}");
+        return;
+    }
+    let result = child("a_store_whose_entries_went_away_gives_its_tables_back", &[]);
+    let [full, left, usage] = result[0][..] else {
+        panic!("three numbers")
+    };
+    println!("100,000 entries: heap {full} bytes; 2,000 left: heap {left} bytes, usage {usage}");
+    assert!(
+        left * 10 < full,
+        "2% of the entries left hold {left} of {full} bytes"
+    );
+    let off = usage.abs_diff(left) as f64 / left as f64;
+    assert!(off <= 0.10, "usage {usage} for a heap of {left}");
 }

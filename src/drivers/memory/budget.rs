@@ -16,9 +16,10 @@ use super::slots::Tally;
 use super::table::Table;
 use crate::{Error, Result};
 
-/// How many victims a write evicts at most before it gives up (others may be taking the room
-/// it frees as fast as it frees it).
-const ROUNDS: usize = 10_000;
+/// How many victims a write evicts at least before it gives up (others may be taking the room
+/// it frees as fast as it frees it); it goes on to twice the entries the store held when it
+/// began: a shard whose table just doubled may need thousands of small entries evicted.
+const ROUNDS: u64 = 10_000;
 /// How many times in a row `make_room` finds nothing to evict before it refuses a write the
 /// counts say eviction could make room for.
 const FRUITLESS_ROUNDS: usize = 64;
@@ -96,14 +97,20 @@ impl Budget {
 
     /// Takes `want` if it fits now. Each counter only ever moves within its limit, so the
     /// usage a reader sees is never over the budget because of a reservation.
+    ///
+    /// A new entry is refused while the store is over its budget even if its key and value
+    /// cost nothing (a counter under a short key): the table it goes into, charged as it grows,
+    /// is what the store is over by.
     pub(super) fn try_take(&self, want: Reservation) -> bool {
         let take = |counter: &AtomicU64, amount: u64, max: u64| {
-            amount == 0
-                || counter
-                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
-                        used.checked_add(amount).filter(|&total| total <= max)
-                    })
-                    .is_ok()
+            if amount == 0 {
+                return want.entries == 0 || counter.load(Ordering::Acquire) <= max;
+            }
+            counter
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                    used.checked_add(amount).filter(|&total| total <= max)
+                })
+                .is_ok()
         };
         if !take(&self.entries, want.entries, self.max_entries) {
             return false;
@@ -245,13 +252,19 @@ impl Table {
         })
     }
 
-    /// Reserves room for a batch: `keys` and what each new entry will cost.
-    pub(super) fn reserve_batch(&self, keys: &[&str], costs: &[u64]) -> Result<Reservation> {
+    /// Reserves room for a batch: `keys`, what each new entry will cost, and what adding them
+    /// may grow their shards' tables by.
+    pub(super) fn reserve_batch(
+        &self,
+        keys: &[&str],
+        costs: &[u64],
+        growth: u64,
+    ) -> Result<Reservation> {
         if self.budget().is_none() {
             return Ok(Reservation::default());
         }
         let all = Reservation {
-            bytes: costs.iter().sum(),
+            bytes: costs.iter().sum::<u64>() + growth,
             entries: keys.len() as u64,
         };
         self.reserve_with(keys, all, || {
@@ -268,6 +281,9 @@ impl Table {
                         want.entries += 1;
                     }
                 }
+            }
+            if want.entries > 0 {
+                want.bytes += growth;
             }
             want
         })
@@ -302,7 +318,7 @@ impl Table {
     fn make_room(&self, budget: &Budget, keys: &[&str], want: Reservation) -> Result<Reservation> {
         let key = keys.first().copied().unwrap_or("");
         let mut fruitless = 0;
-        for _ in 0..ROUNDS {
+        for _ in 0..rounds(budget) {
             // Expired entries first, wherever they are (SPEC 10.4).
             if budget.may_hold_expired(|| self.now()) {
                 self.purge_expired_everywhere(budget);
@@ -336,7 +352,7 @@ impl Table {
     /// its budget again (or nothing more may go).
     #[cold]
     pub(super) fn shed(&self, budget: &Budget) {
-        for _ in 0..ROUNDS {
+        for _ in 0..rounds(budget) {
             if !budget.over() || !self.evict_somewhere(budget, &[]) {
                 return;
             }
@@ -375,6 +391,11 @@ impl Table {
                 .earliest
                 .compare_exchange(seen, earliest, Ordering::AcqRel, Ordering::Acquire);
     }
+}
+
+/// How many victims a write evicts at most: see [`ROUNDS`].
+fn rounds(budget: &Budget) -> u64 {
+    ROUNDS.max(budget.used().entries.saturating_mul(2))
 }
 
 fn refused(budget: &Budget, key: &str, want: Reservation) -> Error {

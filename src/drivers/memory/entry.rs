@@ -145,37 +145,49 @@ impl Entry {
         }
     }
 
-    /// What the entry costs a budget, in bytes (SPEC 10.2): its key and value bytes and the
-    /// driver's own memory for it. See [`charge`].
+    /// What the entry costs a budget, in bytes (SPEC 10.2), beyond the driver's tables: its
+    /// key and value bytes. See [`charge`].
     #[inline]
     pub(super) fn charge(&self) -> u64 {
         charge(&self.key, &self.value)
     }
-}
 
-/// Bytes the allocator takes for a block of `len` bytes: glibc's malloc adds an 8-byte
-/// header and rounds to 16.
-const fn heap(len: usize) -> u64 {
-    if len == 0 {
-        0
-    } else {
-        ((len + 8 + 15) & !15) as u64
+    /// The entry's weight in the eviction queues: its [`charge`](Self::charge) and the
+    /// driver's average memory per entry ([`ENTRY_OVERHEAD`]), so an entry of a few bytes (a
+    /// counter) still weighs what it takes.
+    #[inline]
+    pub(super) fn weight(&self) -> u64 {
+        self.charge() + ENTRY_OVERHEAD
     }
 }
 
-/// The driver's memory per entry, whatever its key and value: the entry in its hash table
-/// (which keeps at most 7 of 8 buckets full, plus a control byte a bucket), its slot in an
-/// eviction queue, its share of the queue of recently evicted keys and of the frequency
-/// sketch (at most 16 bytes), and its expiry-index slot.
+/// Bytes the allocator takes for a block of `len` bytes: glibc's malloc adds an 8-byte
+/// header, rounds to 16, and takes at least 32.
+pub(super) const fn heap(len: usize) -> u64 {
+    if len == 0 {
+        0
+    } else {
+        let block = (len + 8 + 15) & !15;
+        if block < 32 { 32 } else { block as u64 }
+    }
+}
+
+/// The driver's memory per entry on average, whatever its key and value: the entry in its
+/// hash table (which keeps at most 7 of 8 buckets full, plus a control byte a bucket), its
+/// slot in an eviction queue, its share of the table of recently evicted keys and of the
+/// frequency sketch (at most 16 bytes), and its expiry-index slot. The eviction queues weigh
+/// an entry by it plus its [`charge`] ([`Entry::weight`]); the budget is charged those
+/// structures as they really are, doubling as they grow (see `Slots::restructured`), not this
+/// average.
 pub(super) const ENTRY_OVERHEAD: u64 = (size_of::<Entry>() * 8 / 7 + 1) as u64 + 16 + 8 + 16 + 24;
 
-/// What an entry of `key` and `value` costs a budget, in bytes: [`ENTRY_OVERHEAD`], the key's
-/// heap block if it is too long to be stored inline (keys up to 23 bytes are), and the value's
-/// heap block plus the shared header `Bytes` allocates once a value is handed out. A counter
-/// is stored inline. A value buffer shared by several keys is charged to each: the budget then
-/// holds less than it could, never more.
+/// What an entry of `key` and `value` costs a budget, in bytes, beyond the driver's tables
+/// (charged as they are): the key's heap block if it is too long to be stored inline (keys up
+/// to 23 bytes are), and the value's heap block plus the shared header `Bytes` allocates once
+/// a value is handed out. A counter is stored inline. A value buffer shared by several keys is
+/// charged to each: the budget then holds less than it could, never more.
 pub(super) fn charge(key: &SmolStr, value: &Value) -> u64 {
-    ENTRY_OVERHEAD + key_heap(key.is_heap_allocated(), key.len()) + value.heap()
+    key_heap(key.is_heap_allocated(), key.len()) + value.heap()
 }
 
 /// What a new entry of `key` and a value taking `value_heap` bytes of heap
@@ -183,7 +195,7 @@ pub(super) fn charge(key: &SmolStr, value: &Value) -> u64 {
 /// building the stored key (which, for a long key, would allocate).
 #[inline]
 pub(super) fn cost(key: &str, value_heap: u64) -> u64 {
-    ENTRY_OVERHEAD + key_heap(key_on_heap(key), key.len()) + value_heap
+    key_heap(key_on_heap(key), key.len()) + value_heap
 }
 
 /// The heap a value of `bytes` holds once stored: its buffer and the header `Bytes` shares it

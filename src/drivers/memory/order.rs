@@ -7,11 +7,12 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::hash::BuildHasher;
+use std::mem::size_of;
 use std::sync::atomic::Ordering;
 
 use hashbrown::{DefaultHashBuilder, HashTable};
 
-use super::entry::Entry;
+use super::entry::{ENTRY_OVERHEAD, Entry};
 use super::eviction::{Eviction, Policy};
 
 /// An entry's place in a queue: its hash (to find its bucket) and its number in the shard.
@@ -42,6 +43,8 @@ pub(super) struct Order {
     /// stay until popped and are skipped then.
     expiry: BinaryHeap<Reverse<(u64, u32, u64)>>,
     next_id: u32,
+    /// The heap the order's structures held when last charged to the budget.
+    charged: u64,
 }
 
 // A shard's whole order is boxed already; the variants' sizes matter no further.
@@ -61,7 +64,65 @@ impl Order {
             },
             expiry: BinaryHeap::new(),
             next_id: 0,
+            charged: 0,
         }
+    }
+
+    /// The heap the order's structures hold: the expiry index, and S3-FIFO's queues, ghost
+    /// table and sketch (their blocks' sizes; the allocator's few bytes a block are left out,
+    /// so that this stays a handful of loads on every insert).
+    fn structures(&self) -> u64 {
+        let queues = match &self.policy {
+            Victims::S3Fifo(queues) => {
+                (queues.small.capacity() + queues.main.capacity()) * size_of::<Slot>()
+                    + queues.ghosts.members.allocation_size()
+                    + queues.sketch.words.capacity() * size_of::<u64>()
+            }
+            Victims::SampledLru { .. } => 0,
+        };
+        (self.expiry.capacity() * size_of::<Reverse<(u64, u32, u64)>>() + queues) as u64
+    }
+
+    /// Gives back the room of a structure that holds under a quarter of it, down to twice
+    /// what it holds (entries left the shard; nothing shrinks these by itself). True when one
+    /// shrank.
+    pub(super) fn trim(&mut self) -> bool {
+        let mut trimmed = false;
+        if sparse(self.expiry.len(), self.expiry.capacity()) {
+            self.expiry.shrink_to(2 * self.expiry.len());
+            trimmed = true;
+        }
+        if let Victims::S3Fifo(queues) = &mut self.policy {
+            for queue in [&mut queues.small, &mut queues.main] {
+                if sparse(queue.len(), queue.capacity()) {
+                    queue.shrink_to(2 * queue.len());
+                    trimmed = true;
+                }
+            }
+            let ghosts = &mut queues.ghosts.members;
+            if sparse(ghosts.len(), ghosts.capacity()) {
+                ghosts.shrink_to(2 * ghosts.len(), |&(hash, _)| hash);
+                trimmed = true;
+            }
+            let counters = queues.sketch.counters();
+            queues.sketch.fit(queues.queued);
+            trimmed |= queues.sketch.counters() != counters;
+        }
+        trimmed
+    }
+
+    /// What the order's structures grew (or shrank) by since last asked, in bytes: the budget
+    /// is charged them as they are, a queue that doubled the bytes it took.
+    pub(super) fn restructured(&mut self) -> i64 {
+        let now = self.structures();
+        let change = now as i64 - self.charged as i64;
+        self.charged = now;
+        change
+    }
+
+    /// The heap the order's structures held when last charged.
+    pub(super) fn charged(&self) -> u64 {
+        self.charged
     }
 
     /// A number for a new entry, unique among the shard's entries in practice (it wraps after
@@ -92,32 +153,37 @@ impl Order {
     /// An entry leaves the shard.
     pub(super) fn removed(&mut self, entry: &Entry) {
         if let Victims::S3Fifo(queues) = &mut self.policy {
-            queues.forget(entry, entry.charge());
+            queues.forget(entry, entry.weight());
         }
     }
 
-    /// An entry's value or deadline changed; `old_charge` is what it cost before.
+    /// An entry's value or deadline changed; `old_charge` is what it cost the budget before.
+    /// True when the entry took a new position in the expiry index or a queue.
     pub(super) fn changed(
         &mut self,
         hash: u64,
         entry: &mut Entry,
         old_deadline: u64,
         old_charge: u64,
-    ) {
+    ) -> bool {
+        let mut placed = false;
         if entry.deadline != 0 && entry.deadline != old_deadline {
             self.expiry.push(Reverse((entry.deadline, entry.id, hash)));
+            placed = true;
         }
         let evictable = self.evictable(entry);
         if let Victims::S3Fifo(queues) = &mut self.policy {
             if entry.queue == NOT_QUEUED {
                 if evictable {
                     queues.enqueue(hash, entry);
+                    placed = true;
                 }
             } else {
                 // Still queued where it was, at its new cost.
-                queues.recharge(entry, old_charge, entry.charge());
+                queues.recharge(entry, old_charge + ENTRY_OVERHEAD, entry.weight());
             }
         }
+        placed
     }
 
     /// Keeps the queues and the expiry index from growing with positions of entries that
@@ -193,7 +259,7 @@ pub(super) struct Victim {
     pub(super) deadline: u64,
 }
 
-/// S3-FIFO's queues for one shard, by charge (bytes): a small FIFO that new entries enter, a
+/// S3-FIFO's queues for one shard, by weight ([`Entry::weight`], bytes): a small FIFO that new entries enter, a
 /// main FIFO that gives entries read since they came a second chance, and two ghost lists of
 /// keys recently evicted, from the small queue and from the main one. A key that comes back
 /// while remembered goes straight to the main queue, and moves the small queue's share as ARC
@@ -206,7 +272,7 @@ struct S3Fifo {
     main_charge: u64,
     queued: usize,
     ghosts: Ghosts,
-    /// The small queue's share of the charge, in thousandths.
+    /// The small queue's share of the weight, in thousandths.
     small_share: u64,
     /// How often keys came and were read, over a long horizon: the small queue admits a key
     /// to the main queue when it was seen more often than the main queue's next victim.
@@ -253,11 +319,11 @@ impl S3Fifo {
                 self.small.push_back(slot);
             }
         }
-        self.recharge(entry, 0, entry.charge());
+        self.recharge(entry, 0, entry.weight());
         self.queued += 1;
     }
 
-    /// Moves the charge of `entry`'s queue from `old` to `new`.
+    /// Moves the weight of `entry`'s queue from `old` to `new`.
     fn recharge(&mut self, entry: &Entry, old: u64, new: u64) {
         match entry.queue {
             SMALL => self.small_charge = self.small_charge - old + new,
@@ -266,12 +332,12 @@ impl S3Fifo {
         }
     }
 
-    /// Takes `charge` off the queue that holds `entry`; its slot stays, and is skipped when
+    /// Takes `weight` off the queue that holds `entry`; its slot stays, and is skipped when
     /// it comes out.
-    fn forget(&mut self, entry: &Entry, charge: u64) {
+    fn forget(&mut self, entry: &Entry, weight: u64) {
         match entry.queue {
-            SMALL => self.small_charge -= charge,
-            MAIN => self.main_charge -= charge,
+            SMALL => self.small_charge -= weight,
+            MAIN => self.main_charge -= weight,
             _ => return,
         }
         self.queued -= 1;
@@ -310,10 +376,10 @@ impl S3Fifo {
             if entry.queue != queue {
                 continue;
             }
-            let charge = entry.charge();
+            let weight = entry.weight();
             if !evictable(entry) {
                 // Its TTL was removed in a `with-ttl` namespace: it leaves the queues.
-                self.forget(entry, charge);
+                self.forget(entry, weight);
                 entry.queue = NOT_QUEUED;
                 continue;
             }
@@ -323,16 +389,16 @@ impl S3Fifo {
                     self.main.push_front((hash, id));
                     if from_small {
                         entry.queue = MAIN;
-                        self.small_charge -= charge;
-                        self.main_charge += charge;
+                        self.small_charge -= weight;
+                        self.main_charge += weight;
                     }
                     return None;
                 }
                 // Being written, it is wanted: out of the small queue, into the main one.
                 if from_small {
                     entry.queue = MAIN;
-                    self.small_charge -= charge;
-                    self.main_charge += charge;
+                    self.small_charge -= weight;
+                    self.main_charge += weight;
                 }
                 self.main.push_back((hash, id));
                 continue;
@@ -345,8 +411,8 @@ impl S3Fifo {
                     // one read less to its credit.
                     entry.mark.store(mark - 1, Ordering::Relaxed);
                     entry.queue = MAIN;
-                    self.small_charge -= charge;
-                    self.main_charge += charge;
+                    self.small_charge -= weight;
+                    self.main_charge += weight;
                     self.main.push_back((hash, id));
                     self.sketch.record(hash, self.queued);
                     continue;
@@ -357,8 +423,8 @@ impl S3Fifo {
                     // Not read since it came, but seen more often than the main queue's next
                     // victim over the sketch's horizon (TinyLFU's admission): it stays.
                     entry.queue = MAIN;
-                    self.small_charge -= charge;
-                    self.main_charge += charge;
+                    self.small_charge -= weight;
+                    self.main_charge += weight;
                     self.main.push_back((hash, id));
                     continue;
                 }
@@ -373,9 +439,9 @@ impl S3Fifo {
                 self.ghosts
                     .insert(hash, GhostList::Main, self.ghost_capacity());
             }
-            self.forget(entry, charge);
+            self.forget(entry, weight);
             let victim = Victim {
-                charge,
+                charge: weight - ENTRY_OVERHEAD,
                 deadline: entry.deadline,
             };
             // Dropped here: handing the entry back would copy it out and back.
@@ -451,7 +517,7 @@ impl Sketch {
 
     /// Sizes the sketch for `queued` entries: grown (and emptied) when they outgrow it,
     /// shrunk when it is over twice their need, so it never holds more than 16 bytes an
-    /// entry (what [`ENTRY_OVERHEAD`](super::entry::ENTRY_OVERHEAD) charges for it).
+    /// entry (what [`ENTRY_OVERHEAD`] counts for it).
     fn fit(&mut self, queued: usize) {
         let need = (queued * SKETCH_COUNTERS_PER_ENTRY).max(256);
         let have = self.counters();
@@ -615,6 +681,13 @@ fn sampled_victim(
     };
     drop(found.remove());
     Some(victim)
+}
+
+/// Whether a structure holding `len` values has over four times the room it needs (and
+/// more than a few values' worth).
+#[inline]
+fn sparse(len: usize, capacity: usize) -> bool {
+    capacity > 64 && capacity > 4 * len
 }
 
 #[cfg(test)]

@@ -3,11 +3,12 @@
 //! eviction order and what the change did to the budget ([`Tally`]).
 
 use std::hash::BuildHasher;
+use std::mem::size_of;
 
 use hashbrown::{DefaultHashBuilder, HashTable};
 
 use super::clock::Now;
-use super::entry::{Entry, Value, key_eq};
+use super::entry::{Entry, Value, heap, key_eq};
 use super::eviction::Eviction;
 use super::order::Order;
 
@@ -22,7 +23,21 @@ pub(super) struct Slots {
     /// counted under its lock, which every removal holds already, instead of in counters all
     /// the namespace's writers would share.
     pub(super) removed: Removed,
+    /// What the table takes beyond [`TABLE_ALLOWANCE`], as last charged to the budget.
+    table_charged: u64,
+    /// The most entries the table has held room for (hashbrown's "full capacity", 7/8 of its
+    /// buckets, which `capacity()` reports right after a growth or a rehash).
+    table_full: usize,
 }
+
+/// Tables with room for this many entries or fewer are not shrunk (a shard that empties and
+/// fills again would rebuild them each time).
+const SMALLEST_SHRUNK: usize = 64;
+
+/// The heap of a shard's table not charged to a budget: the fixed part of a namespace's
+/// memory (a table's first block, four entries, is under it), so a budget of a few entries
+/// still holds them.
+const TABLE_ALLOWANCE: u64 = 1024;
 
 /// Keys a shard evicted, and removed after they expired.
 #[derive(Clone, Copy, Debug, Default)]
@@ -84,6 +99,14 @@ pub(super) struct Before {
 }
 
 impl Slots {
+    /// An empty shard; `order` in a store with a budget.
+    pub(super) fn new(order: Option<Box<Order>>) -> Self {
+        Slots {
+            order,
+            ..Slots::default()
+        }
+    }
+
     /// The live entry for `key`; an expired one found on the way is removed.
     #[inline]
     pub(super) fn live_mut(
@@ -98,6 +121,7 @@ impl Slots {
             with_ttl,
             order,
             removed,
+            ..
         } = self;
         match map.find_entry(hash, |e| key_eq(&e.key, key)) {
             Ok(found) if found.get().live(now) => Some(Live {
@@ -143,6 +167,7 @@ impl Slots {
     #[inline]
     pub(super) fn remove(
         &mut self,
+        hasher: &DefaultHashBuilder,
         hash: u64,
         key: &str,
         now: &mut Now<'_>,
@@ -153,6 +178,7 @@ impl Slots {
         };
         let (entry, _) = found.remove();
         self.forget(&entry, tally);
+        self.shrink_if_sparse(hasher, tally);
         let live = entry.live(now);
         if !live {
             tally.expired += 1;
@@ -199,12 +225,69 @@ impl Slots {
             .insert_unique(hash, entry, |e| hasher.hash_one(e.key.as_str()));
         if let Some(order) = &mut self.order {
             order.maintain(&self.map, self.with_ttl, hasher);
+            tally.bytes += order.restructured();
+            // The table's room only ever goes up, when it grows (or back to where it was
+            // after a rehash in place).
+            let room = self.map.capacity();
+            if room > self.table_full {
+                self.table_full = room;
+                let table = heap(self.map.allocation_size()).saturating_sub(TABLE_ALLOWANCE);
+                tally.bytes += table as i64 - self.table_charged as i64;
+                self.table_charged = table;
+            }
         }
+    }
+
+    /// What adding `n` entries may grow the table by, as the budget charges it. A hashbrown
+    /// table with no room left (entries and the tombstones of removed ones at 7/8 of its
+    /// buckets) doubles on the next insert, unless half its capacity holds its entries: then
+    /// it is rehashed in place. A new key that lands on a tombstone spares the growth: the
+    /// write then reserved more than it used, never less.
+    pub(super) fn growth_if_adding(&self, n: usize) -> u64 {
+        let len = self.map.len();
+        if len + n <= self.map.capacity() || len + n <= self.table_full / 2 {
+            return 0;
+        }
+        let mut buckets = match self.table_full {
+            0 => 2,
+            full if full < 8 => full + 1,
+            full => full / 7 * 8,
+        };
+        loop {
+            buckets *= 2;
+            let full = if buckets < 8 {
+                buckets - 1
+            } else {
+                buckets / 8 * 7
+            };
+            if full >= len + n {
+                break;
+            }
+        }
+        // hashbrown's layout: the entries, then a control byte a bucket and a group's worth
+        // more (16 bytes with SSE2).
+        let table = (buckets * size_of::<Entry>()).next_multiple_of(16) + buckets + 16;
+        heap(table)
+            .saturating_sub(TABLE_ALLOWANCE)
+            .saturating_sub(self.table_charged)
+    }
+
+    /// The heap the shard's structures (its table beyond [`TABLE_ALLOWANCE`], its eviction
+    /// order) hold as last charged to the budget: what a store with a budget gives back when
+    /// the shard is dropped.
+    pub(super) fn charged_structures(&self) -> u64 {
+        self.table_charged + self.order.as_ref().map_or(0, |order| order.charged())
     }
 
     /// Evicts the shard's next victim, if it holds an evictable entry other than the keys in
     /// `spared`.
-    pub(super) fn evict(&mut self, epoch: u32, spared: &[&str], tally: &mut Tally) -> bool {
+    pub(super) fn evict(
+        &mut self,
+        hasher: &DefaultHashBuilder,
+        epoch: u32,
+        spared: &[&str],
+        tally: &mut Tally,
+    ) -> bool {
         let Some(order) = &mut self.order else {
             return false;
         };
@@ -216,21 +299,63 @@ impl Slots {
         if victim.deadline != 0 {
             self.with_ttl -= 1;
         }
+        // What the ghost table grew by is charged with the shard's next insert.
         let charge = victim.charge as i64;
         tally.bytes -= charge;
         tally.entries -= 1;
         tally.evictable_bytes -= charge;
         tally.evictable_entries -= 1;
+        self.shrink_if_sparse(hasher, tally);
         true
     }
 
+    /// After entries left: a table that holds under a quarter of what it has room for
+    /// (hashbrown's tables never shrink by themselves) is rebuilt with room for twice its
+    /// entries, and the budget gets back what it gave up. Twice, because a table whose entries
+    /// come and go settles between a quarter and a half full (past half, removals' tombstones
+    /// make it double); so a shrunk table does not grow back while its entries stay as few.
+    /// Only in a store with a budget (`table_full` stays 0 without one).
+    #[inline]
+    fn shrink_if_sparse(&mut self, hasher: &DefaultHashBuilder, tally: &mut Tally) {
+        if self.table_full > SMALLEST_SHRUNK && self.map.len() * 4 < self.table_full {
+            self.shrink_table(hasher, tally);
+        }
+    }
+
+    #[cold]
+    fn shrink_table(&mut self, hasher: &DefaultHashBuilder, tally: &mut Tally) {
+        self.map
+            .shrink_to(self.map.len() * 2, |e| hasher.hash_one(e.key.as_str()));
+        self.table_full = self.map.capacity();
+        let table = heap(self.map.allocation_size()).saturating_sub(TABLE_ALLOWANCE);
+        tally.bytes += table as i64 - self.table_charged as i64;
+        self.table_charged = table;
+        // The order's positions of entries that left go too, and what held them.
+        if let Some(order) = &mut self.order {
+            order.maintain(&self.map, self.with_ttl, hasher);
+            order.trim();
+            tally.bytes += order.restructured();
+        }
+    }
+
     /// Removes the shard's entries that expired at or before `now`; returns how many.
-    pub(super) fn purge(&mut self, now: u64, tally: &mut Tally) -> usize {
-        self.purge_some(now, usize::MAX, tally)
+    pub(super) fn purge(
+        &mut self,
+        hasher: &DefaultHashBuilder,
+        now: u64,
+        tally: &mut Tally,
+    ) -> usize {
+        self.purge_some(hasher, now, usize::MAX, tally)
     }
 
     /// Removes up to `most` of the shard's entries that expired at or before `now`.
-    pub(super) fn purge_some(&mut self, now: u64, most: usize, tally: &mut Tally) -> usize {
+    pub(super) fn purge_some(
+        &mut self,
+        hasher: &DefaultHashBuilder,
+        now: u64,
+        most: usize,
+        tally: &mut Tally,
+    ) -> usize {
         let Some(order) = &mut self.order else {
             return 0;
         };
@@ -245,6 +370,9 @@ impl Slots {
             purged += 1;
         }
         self.removed.expired += purged as u64;
+        if purged > 0 {
+            self.shrink_if_sparse(hasher, tally);
+        }
         purged
     }
 
@@ -295,7 +423,10 @@ fn account_change(
     before: Before,
     tally: &mut Tally,
 ) {
-    order.changed(hash, entry, before.deadline, before.charge);
+    if order.changed(hash, entry, before.deadline, before.charge) {
+        // The expiry index or a queue may have grown.
+        tally.bytes += order.restructured();
+    }
     let charge = entry.charge() as i64;
     tally.bytes += charge - before.charge as i64;
     let evictable = order.evictable(entry);
@@ -313,5 +444,72 @@ fn account_change(
     }
     if entry.deadline != 0 && entry.deadline != before.deadline {
         tally.earliest = tally.earliest.min(entry.deadline);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::hash::BuildHasher;
+
+    use hashbrown::DefaultHashBuilder;
+
+    use super::{Order, Slots, Tally};
+    use crate::drivers::memory::entry::{Value, key_eq};
+    use crate::drivers::memory::eviction::{Eviction, Policy};
+
+    /// The budget is charged a table's growth when the write that makes it takes its room:
+    /// the prediction is never under what the insert then grows the table by (a new key that
+    /// lands on a tombstone spares a predicted growth). Removals leave tombstones, so the table
+    /// also rehashes in place, which costs nothing.
+    #[test]
+    fn a_tables_growth_is_known_before_the_insert_that_makes_it() {
+        let hasher = DefaultHashBuilder::default();
+        let order = Order::new(Eviction::Any, Policy::S3Fifo, 1);
+        let mut slots = Slots::new(Some(Box::new(order)));
+        let mut grew = 0;
+        for n in 0..50_000u32 {
+            let key = format!("k{n}");
+            let hash = hasher.hash_one(key.as_str());
+            let predicted = slots.growth_if_adding(1);
+            let before = slots.table_charged;
+            let mut tally = Tally::new();
+            slots.insert(&hasher, hash, &key, Value::Int(1), 0, 0, &mut tally);
+            let actual = slots.table_charged - before;
+            assert!(
+                actual == predicted || (actual == 0 && predicted > 0),
+                "insert {n}: grew by {actual}, predicted {predicted}"
+            );
+            grew += usize::from(actual > 0);
+            if n % 3 == 2 {
+                let old = format!("k{}", n / 2);
+                let hash = hasher.hash_one(old.as_str());
+                if let Ok(found) = slots.map.find_entry(hash, |e| key_eq(&e.key, &old)) {
+                    let (entry, _) = found.remove();
+                    slots.forget(&entry, &mut tally);
+                }
+            }
+        }
+        assert!(grew >= 5, "the table grew {grew} times");
+
+        // Batches: what `n` inserts in a row may grow the table by is never under what they do.
+        let order = Order::new(Eviction::Any, Policy::S3Fifo, 1);
+        let mut slots = Slots::new(Some(Box::new(order)));
+        let mut next = 0u32;
+        for n in (1..200).chain([1000, 5000, 20_000]) {
+            let predicted = slots.growth_if_adding(n);
+            let before = slots.table_charged;
+            let mut tally = Tally::new();
+            for _ in 0..n {
+                let key = format!("k{next}");
+                next += 1;
+                let hash = hasher.hash_one(key.as_str());
+                slots.insert(&hasher, hash, &key, Value::Int(1), 0, 0, &mut tally);
+            }
+            let actual = slots.table_charged - before;
+            assert!(
+                actual <= predicted,
+                "{n} inserts: grew by {actual}, predicted {predicted}"
+            );
+        }
     }
 }

@@ -107,7 +107,7 @@ impl Table {
                     .iter()
                     .map(|(key, value)| cost(key, bytes_heap(value)))
                     .collect();
-                self.reserve_batch(&keys, &costs)?
+                self.reserve_batch(&keys, &costs, self.growth_if_adding(&keys))?
             }
         };
         let mode = self.bounded_mode();
@@ -132,6 +132,21 @@ impl Table {
         Ok(())
     }
 
+    /// What adding every one of `keys` may grow their shards' tables by (see
+    /// [`Slots::growth_if_adding`](crate::drivers::memory::slots::Slots::growth_if_adding)): a
+    /// batch reserves it with its entries.
+    fn growth_if_adding(&self, keys: &[&str]) -> u64 {
+        let mut shards: Batch<usize> = keys
+            .iter()
+            .map(|key| self.shard_index(self.hash(key)))
+            .collect();
+        shards.sort_unstable();
+        shards
+            .chunk_by(|a, b| a == b)
+            .map(|run| read(&self.shards[run[0]]).growth_if_adding(run.len()))
+            .sum()
+    }
+
     pub(crate) fn mdel(&self, keys: &[&str]) -> u64 {
         let mut tally = Tally::new();
         let mut now = Now::new(&self.clock);
@@ -139,7 +154,7 @@ impl Table {
         let mut plan = Plan::new();
         self.plan(keys.iter().copied(), &mut plan);
         self.locked(&plan, write, |slots, i, hash| {
-            if slots.remove(hash, keys[i], &mut now, &mut tally) {
+            if slots.remove(&self.hasher, hash, keys[i], &mut now, &mut tally) {
                 removed += 1;
             }
         });

@@ -127,7 +127,7 @@ impl Table {
         let mut tally = Tally::new();
         let mut slots = write(self.shard(hash));
         let mut now = Now::new(&self.clock);
-        let deleted = slots.remove(hash, key, &mut now, &mut tally);
+        let deleted = slots.remove(&self.hasher, hash, key, &mut now, &mut tally);
         drop(slots);
         self.finish(Reservation::default(), &tally, 0);
         deleted
@@ -211,11 +211,12 @@ impl Table {
                 }
                 None => match reserved {
                     None => {
-                        // A new counter: reserve its room without holding the lock, then look
-                        // again.
+                        // A new counter: reserve its room (and the table's growth, if adding
+                        // it makes the table double) without holding the lock, then look again.
+                        let growth = slots.growth_if_adding(1);
                         drop(slots);
                         self.finish(Reservation::default(), &tally, 0);
-                        reserved = Some(self.reserve(key, || cost(key, 0), 1)?);
+                        reserved = Some(self.reserve(key, || cost(key, 0) + growth, 1)?);
                         continue;
                     }
                     Some(_) => {
@@ -318,7 +319,7 @@ impl Table {
         let mut now = Now::new(&self.clock);
         let deleted = match slots.map.find(hash, |e| key_eq(&e.key, key)) {
             Some(found) if found.live(&mut now) && found.value.eq_bytes(expected) => {
-                slots.remove(hash, key, &mut now, &mut tally);
+                slots.remove(&self.hasher, hash, key, &mut now, &mut tally);
                 true
             }
             _ => false,

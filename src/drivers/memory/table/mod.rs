@@ -160,13 +160,10 @@ impl Table {
 
     /// An empty shard, with an eviction order in a store with a budget.
     fn fresh_slots(&self, shard: usize) -> Slots {
-        Slots {
-            order: self.budget.as_ref().map(|_| {
-                let seed = self.hasher.hash_one(shard) | 1;
-                Box::new(Order::new(self.meta.mode, self.meta.policy, seed))
-            }),
-            ..Slots::default()
-        }
+        Slots::new(self.budget.as_ref().map(|_| {
+            let seed = self.hasher.hash_one(shard) | 1;
+            Box::new(Order::new(self.meta.mode, self.meta.policy, seed))
+        }))
     }
 
     /// The store's budget, when it has one.
@@ -320,6 +317,7 @@ impl Table {
                 for entry in taken.map.iter() {
                     tally.count(order, entry, -1);
                 }
+                tally.bytes -= taken.charged_structures() as i64;
                 budget.settle(Reservation::default(), &tally);
             }
         }

@@ -22,7 +22,7 @@ impl Table {
             let mut tally = Tally::new();
             let left = {
                 let mut slots = write(shard);
-                slots.purge(now, &mut tally);
+                slots.purge(&self.hasher, now, &mut tally);
                 slots.earliest()
             };
             earliest = earliest.min(left);
@@ -120,7 +120,7 @@ impl Table {
                 }
                 let now = self.clock.now();
                 let mut tally = Tally::new();
-                let purged = write(shard).purge_some(now, REAP_CHUNK, &mut tally);
+                let purged = write(shard).purge_some(&self.hasher, now, REAP_CHUNK, &mut tally);
                 self.finish(Reservation::default(), &tally, 0);
                 freed += purged;
                 if purged < REAP_CHUNK {

@@ -74,14 +74,18 @@ impl Table {
         // No entry at all, live or expired: the write need not look again.
         let absent = found.is_none();
         let old = found.filter(|e| e.live(&mut now)).map(Entry::charge);
-        let want = match old {
+        let mut want = match old {
             Some(old) => Reservation {
                 bytes: bytes.saturating_sub(old),
                 entries: 0,
             },
             // A write that only replaces (`cas`) stores nothing when the key is missing.
             None if !adds => Reservation::default(),
-            None => Reservation { bytes, entries: 1 },
+            // A new entry, and the table's growth if it makes the table double.
+            None => Reservation {
+                bytes: bytes + slots.growth_if_adding(1),
+                entries: 1,
+            },
         };
         if budget.try_take(want) {
             return Ok(Locked {
@@ -95,7 +99,11 @@ impl Table {
             // Victims go, and their room is traded for the write's in one update; the rest of
             // their accounting is settled with the write's own.
             let mut evicted = Tally::new();
-            while slots.evict(budget.epoch(), &[key], &mut evicted) {
+            while slots.evict(&self.hasher, budget.epoch(), &[key], &mut evicted) {
+                if want.entries == 1 {
+                    // The room a victim left in the table may spare its growth.
+                    want.bytes = bytes + slots.growth_if_adding(1);
+                }
                 if budget.trade(want, &evicted) {
                     // Victims are never the write's own key: it is still as it was.
                     let rest = Tally {
@@ -116,6 +124,8 @@ impl Table {
         }
         drop(slots);
         let reserved = if adds {
+            // With the table's growth, if the lock showed the key missing.
+            let bytes = if old.is_none() { want.bytes } else { bytes };
             self.reserve(key, || bytes, 1)?
         } else {
             self.reserve_replacement(key, || bytes)?
@@ -151,8 +161,12 @@ impl Table {
         };
         for i in 0..shards {
             let mut tally = Tally::new();
-            let evicted =
-                write(&self.shards[(start + i) % shards]).evict(budget.epoch(), spared, &mut tally);
+            let evicted = write(&self.shards[(start + i) % shards]).evict(
+                &self.hasher,
+                budget.epoch(),
+                spared,
+                &mut tally,
+            );
             if evicted {
                 budget.settle(Reservation::default(), &tally);
                 self.meta.count(&tally);
