@@ -144,8 +144,8 @@ fn workload(budget: u64) -> (u64, u64, u64) {
 }
 
 /// SPEC 10.2 for the smallest entries, where the driver's own memory is most of what an entry
-/// holds: 16-byte values under short keys, written until four times as many keys as fit have
-/// been stored, at budgets (in bytes, and in entries) whose shards' tables sit at different
+/// holds: 16-byte values under short keys, written by 4 threads until four times as many keys
+/// as fit have been stored, at budgets (in bytes, and in entries) whose shards' tables sit at different
 /// points between two doublings. The usage the store reports stays within 10% of the heap it
 /// holds, and within the budget.
 #[test]
@@ -191,9 +191,10 @@ fn small_entries_are_charged_the_memory_they_hold() {
     assert!(failures.is_empty(), "{failures:#?}");
 }
 
-/// One thread writes 16-byte values under new short keys until four times as many as fit are
+/// 4 threads write 16-byte values under new short keys until four times as many as fit are
 /// stored; returns the store's usage and the heap it holds then.
 fn small_entries(max_bytes: u64, max_entries: Option<u64>) -> (MemoryUsage, u64) {
+    const THREADS: u64 = 4;
     let mut builder = MemoryDriver::builder()
         .max_bytes(max_bytes)
         .eviction(Eviction::Any)
@@ -207,14 +208,22 @@ fn small_entries(max_bytes: u64, max_entries: Option<u64>) -> (MemoryUsage, u64)
     let _ = ready(ns.get(&"warm".to_owned())).unwrap();
     let heap_empty = bytes_in_use();
     let fits = max_entries.unwrap_or(max_bytes / 64);
-    let value = Bytes::from(vec![7u8; 16]);
-    for n in 0..4 * fits {
-        // Each value its own buffer, as values read from a socket are, and read once (a
-        // value handed out shares its buffer through a header `Bytes` allocates then).
-        let key = format!("k{n}");
-        ready(ns.set(&key, Bytes::copy_from_slice(&value), None)).unwrap();
-        ready(ns.get(&key)).unwrap().unwrap();
-    }
+    std::thread::scope(|scope| {
+        for thread in 0..THREADS {
+            let ns = ns.clone();
+            scope.spawn(move || {
+                let value = [thread as u8; 16];
+                for n in 0..4 * fits / THREADS {
+                    // Each value its own buffer, as values read from a socket are, and read
+                    // once (a value handed out shares its buffer through a header `Bytes`
+                    // allocates then).
+                    let key = format!("t{thread}-{n}");
+                    ready(ns.set(&key, Bytes::copy_from_slice(&value), None)).unwrap();
+                    let _ = ready(ns.get(&key)).unwrap();
+                }
+            });
+        }
+    });
     let usage = store.usage().unwrap();
     let heap = (bytes_in_use() - heap_empty) as u64;
     (usage, heap)
