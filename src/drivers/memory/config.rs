@@ -23,7 +23,7 @@ pub struct MemoryConfig {
     /// only expiry on access. Default: 100 ms.
     pub reap_interval: Option<Duration>,
     /// The most bytes the store's entries may cost (SPEC 10.1, 10.2: keys, values and the
-    /// driver's own memory per entry). Default: none, an unbounded store.
+    /// driver's own tables and queues). Default: none, an unbounded store.
     pub max_bytes: Option<u64>,
     /// The most entries the store may hold. Default: none.
     pub max_entries: Option<u64>,

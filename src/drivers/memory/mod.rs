@@ -97,9 +97,10 @@ impl MemoryBuilder {
         self
     }
 
-    /// Gives the store a budget of `bytes` (SPEC 10.1): what its entries may cost, keys,
-    /// values and the driver's own memory per entry included (SPEC 10.2). A write that would
-    /// go over it evicts what the namespaces' modes allow, or fails with
+    /// Gives the store a budget of `bytes` (SPEC 10.1): what its entries may cost, keys and
+    /// values, and the driver's own tables and queues as they really are (SPEC 10.2; a table
+    /// grows by doubling, and a write that makes one double reserves the doubling first). A
+    /// write that would go over it evicts what the namespaces' modes allow, or fails with
     /// [`ErrorKind::OutOfMemory`](crate::ErrorKind::OutOfMemory).
     pub fn max_bytes(mut self, bytes: u64) -> Self {
         self.config.max_bytes = Some(bytes);
@@ -365,7 +366,8 @@ impl MemoryDriver {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct MemoryUsage {
-    /// Bytes charged to the stored entries (SPEC 10.2), and to writes in flight.
+    /// Bytes charged to the stored entries and the driver's tables and queues (SPEC 10.2), and
+    /// to writes in flight.
     pub bytes: u64,
     /// Entries stored, expired ones not yet reclaimed included.
     pub entries: u64,
