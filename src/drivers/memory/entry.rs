@@ -177,8 +177,8 @@ pub(super) const fn heap(len: usize) -> u64 {
 /// slot in an eviction queue, its share of the table of recently evicted keys and of the
 /// frequency sketch (at most 16 bytes), and its expiry-index slot. The eviction queues weigh
 /// an entry by it plus its [`charge`] ([`Entry::weight`]); the budget is charged those
-/// structures as they really are, doubling as they grow (see `Slots::restructured`), not this
-/// average.
+/// structures as they really are, as they double and shrink (`Slots::insert`,
+/// `Order::restructured`), not this average.
 pub(super) const ENTRY_OVERHEAD: u64 = (size_of::<Entry>() * 8 / 7 + 1) as u64 + 16 + 8 + 16 + 24;
 
 /// What an entry of `key` and `value` costs a budget, in bytes, beyond the driver's tables

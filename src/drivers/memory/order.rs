@@ -259,17 +259,17 @@ pub(super) struct Victim {
     pub(super) deadline: u64,
 }
 
-/// S3-FIFO's queues for one shard, by weight ([`Entry::weight`], bytes): a small FIFO that new entries enter, a
-/// main FIFO that gives entries read since they came a second chance, and two ghost lists of
-/// keys recently evicted, from the small queue and from the main one. A key that comes back
-/// while remembered goes straight to the main queue, and moves the small queue's share as ARC
-/// moves its target: up when it came back from the small queue's ghosts (the small queue was
-/// too short to see its second read), down when from the main queue's.
+/// S3-FIFO's queues for one shard, by weight ([`Entry::weight`], bytes): a small FIFO that new
+/// entries enter, a main FIFO that gives entries read since they came a second chance, and two
+/// ghost lists of keys recently evicted, from the small queue and from the main one. A key that
+/// comes back while remembered goes straight to the main queue, and moves the small queue's
+/// share as ARC moves its target: up when it came back from the small queue's ghosts (the small
+/// queue was too short to see its second read), down when from the main queue's.
 struct S3Fifo {
     small: VecDeque<Slot>,
     main: VecDeque<Slot>,
-    small_charge: u64,
-    main_charge: u64,
+    small_weight: u64,
+    main_weight: u64,
     queued: usize,
     ghosts: Ghosts,
     /// The small queue's share of the weight, in thousandths.
@@ -284,8 +284,8 @@ impl Default for S3Fifo {
         S3Fifo {
             small: VecDeque::new(),
             main: VecDeque::new(),
-            small_charge: 0,
-            main_charge: 0,
+            small_weight: 0,
+            main_weight: 0,
             queued: 0,
             ghosts: Ghosts::default(),
             small_share: SMALL_SHARE,
@@ -326,8 +326,8 @@ impl S3Fifo {
     /// Moves the weight of `entry`'s queue from `old` to `new`.
     fn recharge(&mut self, entry: &Entry, old: u64, new: u64) {
         match entry.queue {
-            SMALL => self.small_charge = self.small_charge - old + new,
-            MAIN => self.main_charge = self.main_charge - old + new,
+            SMALL => self.small_weight = self.small_weight - old + new,
+            MAIN => self.main_weight = self.main_weight - old + new,
             _ => {}
         }
     }
@@ -336,8 +336,8 @@ impl S3Fifo {
     /// it comes out.
     fn forget(&mut self, entry: &Entry, weight: u64) {
         match entry.queue {
-            SMALL => self.small_charge -= weight,
-            MAIN => self.main_charge -= weight,
+            SMALL => self.small_weight -= weight,
+            MAIN => self.main_weight -= weight,
             _ => return,
         }
         self.queued -= 1;
@@ -353,9 +353,9 @@ impl S3Fifo {
         // nothing here can go.
         let mut spared_in_a_row = 0;
         loop {
-            let total = self.small_charge + self.main_charge;
-            let from_small = self.small_charge > 0
-                && (self.small_charge * 1000 >= total * self.small_share || self.main_charge == 0);
+            let total = self.small_weight + self.main_weight;
+            let from_small = self.small_weight > 0
+                && (self.small_weight * 1000 >= total * self.small_share || self.main_weight == 0);
             let queue = if from_small { SMALL } else { MAIN };
             let slot = if from_small {
                 self.small.pop_front()
@@ -364,8 +364,8 @@ impl S3Fifo {
             };
             let Some((hash, id)) = slot else {
                 // Both queues ran out: what they still count is stale.
-                self.small_charge = 0;
-                self.main_charge = 0;
+                self.small_weight = 0;
+                self.main_weight = 0;
                 self.queued = 0;
                 return None;
             };
@@ -389,16 +389,16 @@ impl S3Fifo {
                     self.main.push_front((hash, id));
                     if from_small {
                         entry.queue = MAIN;
-                        self.small_charge -= weight;
-                        self.main_charge += weight;
+                        self.small_weight -= weight;
+                        self.main_weight += weight;
                     }
                     return None;
                 }
                 // Being written, it is wanted: out of the small queue, into the main one.
                 if from_small {
                     entry.queue = MAIN;
-                    self.small_charge -= weight;
-                    self.main_charge += weight;
+                    self.small_weight -= weight;
+                    self.main_weight += weight;
                 }
                 self.main.push_back((hash, id));
                 continue;
@@ -411,8 +411,8 @@ impl S3Fifo {
                     // one read less to its credit.
                     entry.mark.store(mark - 1, Ordering::Relaxed);
                     entry.queue = MAIN;
-                    self.small_charge -= weight;
-                    self.main_charge += weight;
+                    self.small_weight -= weight;
+                    self.main_weight += weight;
                     self.main.push_back((hash, id));
                     self.sketch.record(hash, self.queued);
                     continue;
@@ -423,8 +423,8 @@ impl S3Fifo {
                     // Not read since it came, but seen more often than the main queue's next
                     // victim over the sketch's horizon (TinyLFU's admission): it stays.
                     entry.queue = MAIN;
-                    self.small_charge -= weight;
-                    self.main_charge += weight;
+                    self.small_weight -= weight;
+                    self.main_weight += weight;
                     self.main.push_back((hash, id));
                     continue;
                 }
