@@ -472,3 +472,37 @@ async fn entries_that_cost_nothing_of_their_own_fill_the_budget_with_their_table
         }
     }
 }
+
+/// SPEC 10.2: what a namespace's tables and queues were charged goes back to the budget with
+/// them. A namespace whose entries were all deleted (not cleared), and whose handles are all
+/// dropped, leaves the store's usage at zero; so does one whose entries expired.
+#[tokio::test]
+async fn a_namespace_that_goes_away_gives_back_what_its_tables_were_charged() {
+    for policy in POLICIES {
+        let clock = ManualClock::new();
+        let store = MemoryDriver::builder()
+            .manual_clock(clock.clone())
+            .max_bytes(1 << 30)
+            .eviction(Eviction::Any)
+            .policy(policy)
+            .reap_interval(None)
+            .build()
+            .unwrap();
+        let deleted = store.namespace::<String>("app", "deleted").unwrap();
+        let expired = store.namespace::<String>("app", "expired").unwrap();
+        for i in 0..5_000 {
+            deleted.set(&k(i), "value", None).await.unwrap();
+            expired
+                .set(&k(i), "value", Some(Duration::from_secs(1)))
+                .await
+                .unwrap();
+        }
+        assert!(store.usage().unwrap().bytes > 5_000 * 2 * 64);
+        deleted.mdel((0..5_000).map(k)).await.unwrap();
+        clock.advance(Duration::from_secs(2));
+        assert_eq!(store.purge_expired(), 5_000);
+        drop((deleted, expired));
+        let left = store.usage().unwrap();
+        assert_eq!((left.bytes, left.entries), (0, 0), "{policy:?}: {left:?}");
+    }
+}

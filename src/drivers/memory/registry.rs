@@ -150,8 +150,10 @@ impl Registry {
             }
             removed
         };
-        // Freed outside the lock.
-        drop(removed);
+        // Freed outside the lock, its structures' charge given back to the budget.
+        if let Some(table) = removed {
+            table.give_back();
+        }
     }
 
     /// Puts a table that now holds a key with a TTL on the reclaimer's list.

@@ -324,6 +324,21 @@ impl Table {
         cleared
     }
 
+    /// For a table the registry dropped (no handle, no entry): frees its shards' structures
+    /// and gives back to the budget what they were charged.
+    pub(crate) fn give_back(&self) {
+        let Some(budget) = &self.budget else {
+            return;
+        };
+        let mut tally = Tally::new();
+        for shard in self.shards.iter() {
+            let mut slots = write(shard);
+            tally.bytes -= slots.charged_structures() as i64;
+            *slots = Slots::default();
+        }
+        budget.settle(Reservation::default(), &tally);
+    }
+
     /// Keys the namespace evicted, and removed after they expired, since it was made
     /// (SPEC 10.7): the sum of its shards' counts.
     pub(crate) fn removed(&self) -> Removed {
