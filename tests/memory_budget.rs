@@ -506,3 +506,40 @@ async fn a_namespace_that_goes_away_gives_back_what_its_tables_were_charged() {
         assert_eq!((left.bytes, left.entries), (0, 0), "{policy:?}: {left:?}");
     }
 }
+
+/// SPEC 10.3: an `any` namespace of entries that cost nothing of their own (counters under
+/// short keys) keeps taking new ones at its budget: a write whose table would double evicts a
+/// victim instead (the room it leaves cancels the doubling), and is never refused.
+#[tokio::test]
+async fn an_evicting_namespace_of_counters_is_never_full() {
+    const BUDGET: u64 = 256 * 1024;
+    for policy in POLICIES {
+        for batched in [false, true] {
+            let store = MemoryDriver::builder()
+                .max_bytes(BUDGET)
+                .eviction(Eviction::Any)
+                .policy(policy)
+                .reap_interval(None)
+                .build()
+                .unwrap();
+            let ns = store.namespace::<String>("app", "counters").unwrap();
+            for i in (0..50_000).step_by(10) {
+                if batched {
+                    ns.mset((i..i + 10).map(|i| (k(i), "1")), None)
+                        .await
+                        .unwrap_or_else(|e| panic!("{policy:?}, batch at {i}: {e}"));
+                } else {
+                    for i in i..i + 10 {
+                        ns.incr(&k(i), 1)
+                            .await
+                            .unwrap_or_else(|e| panic!("{policy:?}, counter {i}: {e}"));
+                    }
+                }
+                let used = store.usage().unwrap();
+                assert!(used.bytes <= BUDGET, "{policy:?}: {used:?} after {i} keys");
+            }
+            let held = store.usage().unwrap().entries;
+            assert!(held > 500, "{policy:?}, batched {batched}: {held} held");
+        }
+    }
+}

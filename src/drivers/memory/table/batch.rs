@@ -10,6 +10,7 @@ use crate::Result;
 use crate::drivers::memory::budget::Reservation;
 use crate::drivers::memory::clock::Now;
 use crate::drivers::memory::entry::{Value, bytes_heap, cost, key_eq};
+use crate::drivers::memory::eviction::Eviction;
 use crate::drivers::memory::slots::Tally;
 use crate::ttl::Ttl;
 
@@ -132,10 +133,12 @@ impl Table {
         Ok(())
     }
 
-    /// What adding every one of `keys` may grow their shards' tables by (see
-    /// [`Slots::growth_if_adding`](crate::drivers::memory::slots::Slots::growth_if_adding)): a
-    /// batch reserves it with its entries.
+    /// What adding every one of `keys` may grow their shards' tables by, to be reserved with
+    /// them (see [`Table::growth_to_reserve`]).
     fn growth_if_adding(&self, keys: &[&str]) -> u64 {
+        if self.meta.mode != Eviction::Never {
+            return 0;
+        }
         let mut shards: Batch<usize> = keys
             .iter()
             .map(|key| self.shard_index(self.hash(key)))
@@ -143,7 +146,7 @@ impl Table {
         shards.sort_unstable();
         shards
             .chunk_by(|a, b| a == b)
-            .map(|run| read(&self.shards[run[0]]).growth_if_adding(run.len()))
+            .map(|run| self.growth_to_reserve(&read(&self.shards[run[0]]), run.len()))
             .sum()
     }
 

@@ -211,9 +211,10 @@ impl Table {
                 }
                 None => match reserved {
                     None => {
-                        // A new counter: reserve its room (and the table's growth, if adding
-                        // it makes the table double) without holding the lock, then look again.
-                        let growth = slots.growth_if_adding(1);
+                        // A new counter: reserve its room (and in a `never` namespace the
+                        // table's growth, if adding it makes the table double) without holding
+                        // the lock, then look again.
+                        let growth = self.growth_to_reserve(&slots, 1);
                         drop(slots);
                         self.finish(Reservation::default(), &tally, 0);
                         reserved = Some(self.reserve(key, || cost(key, 0) + growth, 1)?);

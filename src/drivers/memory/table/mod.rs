@@ -221,6 +221,19 @@ impl Table {
         self.meta.policy == Policy::SampledLru
     }
 
+    /// What adding `n` entries to a shard (`slots`) may grow its table by, to be reserved
+    /// with them: in a `never` namespace, whose writes must not take the store over its
+    /// budget at all. Elsewhere a table's growth is charged as it happens and victims make up
+    /// for it right after: a write reserving it would be refused for want of room that
+    /// evicting one victim from its shard makes (a removal leaves the table room).
+    pub(super) fn growth_to_reserve(&self, slots: &Slots, n: usize) -> u64 {
+        if self.meta.mode == Eviction::Never {
+            slots.growth_if_adding(n)
+        } else {
+            0
+        }
+    }
+
     /// The mark a new entry starts with.
     #[inline]
     fn first_mark(&self) -> u32 {

@@ -74,19 +74,31 @@ impl Table {
         // No entry at all, live or expired: the write need not look again.
         let absent = found.is_none();
         let old = found.filter(|e| e.live(&mut now)).map(Entry::charge);
-        let mut want = match old {
+        let adding = old.is_none() && adds;
+        // What the write needs: what it adds, and in a `never` namespace the table's growth if
+        // it makes the table double (`growth_to_reserve`).
+        let needs = match old {
             Some(old) => Reservation {
                 bytes: bytes.saturating_sub(old),
                 entries: 0,
             },
             // A write that only replaces (`cas`) stores nothing when the key is missing.
             None if !adds => Reservation::default(),
-            // A new entry, and the table's growth if it makes the table double.
             None => Reservation {
-                bytes: bytes + slots.growth_if_adding(1),
+                bytes: bytes + self.growth_to_reserve(&slots, 1),
                 entries: 1,
             },
         };
+        // What it takes when it fits: the table's growth too, in any namespace.
+        let with_growth = |slots: &Slots| Reservation {
+            bytes: if adding {
+                bytes + slots.growth_if_adding(1)
+            } else {
+                needs.bytes
+            },
+            ..needs
+        };
+        let want = with_growth(&slots);
         if budget.try_take(want) {
             return Ok(Locked {
                 slots,
@@ -95,15 +107,13 @@ impl Table {
                 absent,
             });
         }
-        if !budget.may_hold_expired(|| now.get()) && budget.could_fit(want) {
+        if !budget.may_hold_expired(|| now.get()) && budget.could_fit(needs) {
             // Victims go, and their room is traded for the write's in one update; the rest of
-            // their accounting is settled with the write's own.
+            // their accounting is settled with the write's own. The room a victim leaves in
+            // the table may spare its doubling: a table at the budget stays the size it is.
             let mut evicted = Tally::new();
             while slots.evict(&self.hasher, budget.epoch(), &[key], &mut evicted) {
-                if want.entries == 1 {
-                    // The room a victim left in the table may spare its growth.
-                    want.bytes = bytes + slots.growth_if_adding(1);
-                }
+                let want = with_growth(&slots);
                 if budget.trade(want, &evicted) {
                     // Victims are never the write's own key: it is still as it was.
                     let rest = Tally {
@@ -124,8 +134,9 @@ impl Table {
         }
         drop(slots);
         let reserved = if adds {
-            // With the table's growth, if the lock showed the key missing.
-            let bytes = if old.is_none() { want.bytes } else { bytes };
+            // With the table's growth in a `never` namespace, if the lock showed the key
+            // missing.
+            let bytes = if old.is_none() { needs.bytes } else { bytes };
             self.reserve(key, || bytes, 1)?
         } else {
             self.reserve_replacement(key, || bytes)?
