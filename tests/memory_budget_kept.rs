@@ -268,3 +268,95 @@ fn a_store_whose_entries_went_away_gives_its_tables_back() {
     let off = usage.abs_diff(left) as f64 / left as f64;
     assert!(off <= 0.10, "usage {usage} for a heap of {left}");
 }
+
+/// SPEC 10.2 under every kind of write at once: 4 threads, each on its own keys, mix `set`
+/// with and without a TTL (some of them short, so the reclaimer and reads find expired keys),
+/// `incr`, `mset`, `mdel`, `delete`, `expire`, `persist`, `get_set` and `cas` against a 2 MiB
+/// budget in an evicting namespace, and the store's usage, once they are done, is still
+/// within 2% of the heap it holds and within the budget.
+#[test]
+fn every_kind_of_write_is_charged_the_memory_it_holds() {
+    if std::env::var_os("NAMESTORE_BUDGET_CHILD").is_some() {
+        let (usage, heap) = mixed_writes(2 << 20);
+        println!("RESULT {} {} {heap}", usage.bytes, usage.entries);
+        return;
+    }
+    let result = child("every_kind_of_write_is_charged_the_memory_it_holds", &[]);
+    let [usage, entries, heap] = result[0][..] else {
+        panic!("three numbers")
+    };
+    let off = usage as f64 / heap as f64 - 1.0;
+    println!(
+        "mixed writes, 2 MiB budget: {entries} entries, usage {usage} bytes, heap held {heap} \
+         bytes ({:+.1}%)",
+        off * 100.0
+    );
+    assert!(usage <= 2 << 20, "usage {usage} over the budget");
+    assert!(off.abs() <= 0.02, "usage {usage} for a heap of {heap}");
+}
+
+fn mixed_writes(max_bytes: u64) -> (MemoryUsage, u64) {
+    use std::time::Duration;
+    const THREADS: u64 = 4;
+    let store = MemoryDriver::builder()
+        .max_bytes(max_bytes)
+        .eviction(Eviction::Any)
+        .reap_interval(Some(Duration::from_millis(5)))
+        .build()
+        .unwrap();
+    let ns = store.namespace::<String>("load", "mixed").unwrap();
+    let _ = ready(ns.get(&"warm".to_owned())).unwrap();
+    let heap_empty = bytes_in_use();
+    std::thread::scope(|scope| {
+        for thread in 0..THREADS {
+            let ns = ns.clone();
+            scope.spawn(move || {
+                let mut rng = 0x9e37_79b9_7f4a_7c15_u64 ^ (thread + 1);
+                let mut next = || {
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    rng
+                };
+                for _ in 0..150_000 {
+                    let n = next();
+                    let key = format!("t{thread}-{}", n % 20_000);
+                    let size = [8, 16, 100, 1000][(n >> 20) as usize % 4];
+                    let value = Bytes::from(vec![thread as u8; size]);
+                    let ttl = match (n >> 24) % 4 {
+                        0 => Some(Duration::from_millis(1 + (n >> 30) % 20)),
+                        1 => Some(Duration::from_secs(60)),
+                        _ => None,
+                    };
+                    // Answers may be errors (an `incr` of a value that is not a number):
+                    // what matters is what the store holds after.
+                    let _ = match (n >> 16) % 10 {
+                        0 | 1 => ready(ns.set(&key, value, ttl)).map(|_| ()),
+                        2 => ready(ns.incr(&key, 1)).map(|_| ()),
+                        3 => {
+                            // Each value its own buffer: one shared by several keys is
+                            // charged to each (the budget then holds less, never more).
+                            let keys: Vec<String> = (0..5).map(|i| format!("{key}.{i}")).collect();
+                            let pairs = keys.iter().map(|k| (k, Bytes::copy_from_slice(&value)));
+                            let stored = ready(ns.mset(pairs, ttl));
+                            let _ = ready(ns.mget(&keys));
+                            stored
+                        }
+                        4 => ready(ns.mdel((0..5).map(|i| format!("{key}.{i}")))).map(|_| ()),
+                        5 => ready(ns.delete(&key)).map(|_| ()),
+                        6 => ready(ns.expire(&key, Duration::from_millis(3))).map(|_| ()),
+                        7 => ready(ns.persist(&key)).map(|_| ()),
+                        8 => ready(ns.get_set(&key, value, ttl)).map(|_| ()),
+                        _ => ready(ns.cas(&key, [thread as u8; 16], value, ttl)).map(|_| ()),
+                    };
+                    let _ = ready(ns.get(&key));
+                }
+            });
+        }
+    });
+    // The short TTLs run out and the reclaimer takes what it finds.
+    std::thread::sleep(Duration::from_millis(100));
+    let usage = store.usage().unwrap();
+    let heap = (bytes_in_use() - heap_empty) as u64;
+    (usage, heap)
+}
