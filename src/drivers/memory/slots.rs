@@ -231,11 +231,16 @@ impl Slots {
             let room = self.map.capacity();
             if room > self.table_full {
                 self.table_full = room;
-                let table = heap(self.map.allocation_size()).saturating_sub(TABLE_ALLOWANCE);
-                tally.bytes += table as i64 - self.table_charged as i64;
-                self.table_charged = table;
+                self.recharge_table(tally);
             }
         }
+    }
+
+    /// Charges `tally` what the table grew or shrank by since it was last charged.
+    fn recharge_table(&mut self, tally: &mut Tally) {
+        let table = heap(self.map.allocation_size()).saturating_sub(TABLE_ALLOWANCE);
+        tally.bytes += table as i64 - self.table_charged as i64;
+        self.table_charged = table;
     }
 
     /// What adding `n` entries may grow the table by, as the budget charges it. A hashbrown
@@ -327,9 +332,7 @@ impl Slots {
         self.map
             .shrink_to(self.map.len() * 2, |e| hasher.hash_one(e.key.as_str()));
         self.table_full = self.map.capacity();
-        let table = heap(self.map.allocation_size()).saturating_sub(TABLE_ALLOWANCE);
-        tally.bytes += table as i64 - self.table_charged as i64;
-        self.table_charged = table;
+        self.recharge_table(tally);
         // The order's positions of entries that left go too, and what held them.
         if let Some(order) = &mut self.order {
             order.maintain(&self.map, self.with_ttl, hasher);

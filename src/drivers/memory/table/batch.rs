@@ -10,7 +10,6 @@ use crate::Result;
 use crate::drivers::memory::budget::Reservation;
 use crate::drivers::memory::clock::Now;
 use crate::drivers::memory::entry::{Value, bytes_heap, cost, key_eq};
-use crate::drivers::memory::eviction::Eviction;
 use crate::drivers::memory::slots::Tally;
 use crate::ttl::Ttl;
 
@@ -108,7 +107,7 @@ impl Table {
                     .iter()
                     .map(|(key, value)| cost(key, bytes_heap(value)))
                     .collect();
-                self.reserve_batch(&keys, &costs, self.growth_if_adding(&keys))?
+                self.reserve_batch(&keys, &costs, self.growth_to_reserve_for(&keys))?
             }
         };
         let mode = self.bounded_mode();
@@ -135,8 +134,8 @@ impl Table {
 
     /// What adding every one of `keys` may grow their shards' tables by, to be reserved with
     /// them (see [`Table::growth_to_reserve`]).
-    fn growth_if_adding(&self, keys: &[&str]) -> u64 {
-        if self.meta.mode != Eviction::Never {
+    fn growth_to_reserve_for(&self, keys: &[&str]) -> u64 {
+        if !self.reserves_growth() {
             return 0;
         }
         let mut shards: Batch<usize> = keys
@@ -146,7 +145,7 @@ impl Table {
         shards.sort_unstable();
         shards
             .chunk_by(|a, b| a == b)
-            .map(|run| self.growth_to_reserve(&read(&self.shards[run[0]]), run.len()))
+            .map(|run| read(&self.shards[run[0]]).growth_if_adding(run.len()))
             .sum()
     }
 

@@ -227,11 +227,17 @@ impl Table {
     /// for it right after: a write reserving it would be refused for want of room that
     /// evicting one victim from its shard makes (a removal leaves the table room).
     pub(super) fn growth_to_reserve(&self, slots: &Slots, n: usize) -> u64 {
-        if self.meta.mode == Eviction::Never {
+        if self.reserves_growth() {
             slots.growth_if_adding(n)
         } else {
             0
         }
+    }
+
+    /// Whether writes reserve their tables' growth: see
+    /// [`growth_to_reserve`](Self::growth_to_reserve).
+    pub(super) fn reserves_growth(&self) -> bool {
+        self.meta.mode == Eviction::Never
     }
 
     /// The mark a new entry starts with.
