@@ -736,6 +736,45 @@ fn time(
     });
 }
 
+/// An unbounded store's `set` of a key it does not hold: the evicting row's operation without
+/// the eviction. Timed are sets of new keys into a store that holds `LIVE` entries at first and
+/// `2 × LIVE` at the end of a round (its tables' doublings on the way included); a fresh store
+/// of `LIVE` entries is made, untimed, for each round.
+fn time_new_keys(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    f: &Fixture,
+) {
+    let fresh = || {
+        let ns = MemoryDriver::builder()
+            .reap_interval(None)
+            .build()
+            .unwrap()
+            .namespace::<String>("bench", "memory")
+            .unwrap();
+        for key in &f.more_keys[..LIVE] {
+            ready(ns.set(key, f.value.clone(), None)).unwrap();
+        }
+        ns
+    };
+    group.bench_function("set of a new key, unbounded", |b| {
+        b.iter_custom(|iters| {
+            let mut elapsed = Duration::ZERO;
+            let mut done = 0;
+            while done < iters {
+                let ns = fresh();
+                let round = (iters - done).min(LIVE as u64) as usize;
+                let start = Instant::now();
+                for key in &f.more_keys[LIVE..LIVE + round] {
+                    ready(ns.set(key, f.value.clone(), None)).unwrap();
+                }
+                elapsed += start.elapsed();
+                done += round as u64;
+            }
+            elapsed
+        })
+    });
+}
+
 macro_rules! count {
     ($f:expr, $name:expr, $op:ident) => {
         count_allocations($f, $name, $op)
@@ -846,6 +885,7 @@ fn basic_operations(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("memory");
     for_each_operation!(timed, &mut group, &mut f);
+    time_new_keys(&mut group, &f);
     group.finish();
 }
 
