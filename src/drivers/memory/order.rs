@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 
 use hashbrown::{DefaultHashBuilder, HashTable};
 
-use super::entry::{ENTRY_OVERHEAD, Entry};
+use super::entry::{ENTRY_OVERHEAD, Entry, key_eq};
 use super::eviction::{Eviction, Policy};
 
 /// An entry's place in a queue: its hash (to find its bucket) and its number in the shard.
@@ -218,7 +218,7 @@ impl Order {
     ) -> Option<Victim> {
         let mode = self.mode;
         let evictable = move |e: &Entry| mode.allows(e);
-        let spared = move |e: &Entry| spared.iter().any(|key| *key == e.key.as_str());
+        let spared = move |e: &Entry| spared.iter().any(|key| key_eq(key, &e.key));
         match &mut self.policy {
             Victims::S3Fifo(queues) => queues.victim(map, evictable, spared),
             Victims::SampledLru { rng } => {
