@@ -436,20 +436,11 @@ async fn entries_that_cost_nothing_of_their_own_fill_the_budget_with_their_table
     const BUDGET: u64 = 256 * 1024;
     for policy in POLICIES {
         for batched in [false, true] {
-            let store = MemoryDriver::builder()
-                .max_bytes(BUDGET)
-                .eviction(Eviction::Never)
-                .policy(policy)
-                .reap_interval(None)
-                .build()
-                .unwrap();
-            let ns = store.namespace::<String>("app", "counters").unwrap();
+            let (store, ns) = counters(BUDGET, Eviction::Never, policy);
             let mut stored = 0;
             let refused = loop {
                 let written = if batched {
-                    ns.mset((stored..stored + 10).map(|i| (k(i), "1")), None)
-                        .await
-                        .map(|()| 10)
+                    write_ten(&ns, stored, true).await.map(|()| 10)
                 } else {
                     ns.incr(&k(stored), 1).await.map(|_| 1)
                 };
@@ -515,26 +506,11 @@ async fn an_evicting_namespace_of_counters_is_never_full() {
     const BUDGET: u64 = 256 * 1024;
     for policy in POLICIES {
         for batched in [false, true] {
-            let store = MemoryDriver::builder()
-                .max_bytes(BUDGET)
-                .eviction(Eviction::Any)
-                .policy(policy)
-                .reap_interval(None)
-                .build()
-                .unwrap();
-            let ns = store.namespace::<String>("app", "counters").unwrap();
+            let (store, ns) = counters(BUDGET, Eviction::Any, policy);
             for i in (0..50_000).step_by(10) {
-                if batched {
-                    ns.mset((i..i + 10).map(|i| (k(i), "1")), None)
-                        .await
-                        .unwrap_or_else(|e| panic!("{policy:?}, batch at {i}: {e}"));
-                } else {
-                    for i in i..i + 10 {
-                        ns.incr(&k(i), 1)
-                            .await
-                            .unwrap_or_else(|e| panic!("{policy:?}, counter {i}: {e}"));
-                    }
-                }
+                write_ten(&ns, i, batched)
+                    .await
+                    .unwrap_or_else(|e| panic!("{policy:?}, batched {batched}, at {i}: {e}"));
                 let used = store.usage().unwrap();
                 assert!(used.bytes <= BUDGET, "{policy:?}: {used:?} after {i} keys");
             }
@@ -542,4 +518,36 @@ async fn an_evicting_namespace_of_counters_is_never_full() {
             assert!(held > 500, "{policy:?}, batched {batched}: {held} held");
         }
     }
+}
+
+/// A store with a byte budget and a namespace for entries that cost nothing of their own.
+fn counters(
+    max_bytes: u64,
+    mode: Eviction,
+    policy: Policy,
+) -> (MemoryDriver, Namespace<String, MemoryDriver>) {
+    let store = MemoryDriver::builder()
+        .max_bytes(max_bytes)
+        .eviction(mode)
+        .policy(policy)
+        .reap_interval(None)
+        .build()
+        .unwrap();
+    let ns = store.namespace::<String>("app", "counters").unwrap();
+    (store, ns)
+}
+
+/// Ten new keys from `from` on: counters one by one, or short values in one batch.
+async fn write_ten(
+    ns: &Namespace<String, MemoryDriver>,
+    from: usize,
+    batched: bool,
+) -> namestore::Result<()> {
+    if batched {
+        return ns.mset((from..from + 10).map(|i| (k(i), "1")), None).await;
+    }
+    for i in from..from + 10 {
+        ns.incr(&k(i), 1).await?;
+    }
+    Ok(())
 }
