@@ -24,6 +24,21 @@ fn store(max_entries: u64, eviction: Eviction, policy: Policy) -> (MemoryDriver,
     (store, clock)
 }
 
+/// A store with a byte budget nothing in these tests reaches, any key evictable, and a
+/// manual clock.
+fn roomy(policy: Policy) -> (MemoryDriver, ManualClock) {
+    let clock = ManualClock::new();
+    let store = MemoryDriver::builder()
+        .manual_clock(clock.clone())
+        .max_bytes(1 << 30)
+        .eviction(Eviction::Any)
+        .policy(policy)
+        .reap_interval(None)
+        .build()
+        .unwrap();
+    (store, clock)
+}
+
 fn k(i: usize) -> String {
     format!("k{i}")
 }
@@ -72,15 +87,7 @@ async fn a_budget_in_code_and_in_the_url() {
 #[tokio::test]
 async fn usage_follows_what_is_stored() {
     for policy in POLICIES {
-        let clock = ManualClock::new();
-        let store = MemoryDriver::builder()
-            .manual_clock(clock.clone())
-            .max_bytes(1 << 30)
-            .eviction(Eviction::Any)
-            .policy(policy)
-            .reap_interval(None)
-            .build()
-            .unwrap();
+        let (store, clock) = roomy(policy);
         let ns = store.namespace::<String>("app", "usage").unwrap();
         let used = || store.usage().unwrap();
         ns.set(&k(0), vec![0u8; 1000], None).await.unwrap();
@@ -470,15 +477,7 @@ async fn entries_that_cost_nothing_of_their_own_fill_the_budget_with_their_table
 #[tokio::test]
 async fn a_namespace_that_goes_away_gives_back_what_its_tables_were_charged() {
     for policy in POLICIES {
-        let clock = ManualClock::new();
-        let store = MemoryDriver::builder()
-            .manual_clock(clock.clone())
-            .max_bytes(1 << 30)
-            .eviction(Eviction::Any)
-            .policy(policy)
-            .reap_interval(None)
-            .build()
-            .unwrap();
+        let (store, clock) = roomy(policy);
         let deleted = store.namespace::<String>("app", "deleted").unwrap();
         let expired = store.namespace::<String>("app", "expired").unwrap();
         for i in 0..5_000 {
