@@ -30,9 +30,10 @@ pub(crate) struct Budget {
     /// Charged to stored entries and to reservations in flight.
     bytes: AtomicU64,
     entries: AtomicU64,
-    /// Of which evictable under their namespace's mode.
-    evictable_bytes: AtomicU64,
-    evictable_entries: AtomicU64,
+    /// Of which eviction cannot free: entries their namespace's mode keeps, and the shards'
+    /// structures (see [`Tally`]).
+    fixed_bytes: AtomicU64,
+    fixed_entries: AtomicU64,
     /// A lower bound of the deadlines held (driver-clock nanoseconds), `u64::MAX` for none:
     /// when it has passed, some entry may have expired.
     earliest: AtomicU64,
@@ -61,8 +62,8 @@ impl Budget {
             max_entries: max_entries.unwrap_or(u64::MAX),
             bytes: AtomicU64::new(0),
             entries: AtomicU64::new(0),
-            evictable_bytes: AtomicU64::new(0),
-            evictable_entries: AtomicU64::new(0),
+            fixed_bytes: AtomicU64::new(0),
+            fixed_entries: AtomicU64::new(0),
             earliest: AtomicU64::new(u64::MAX),
             epoch: AtomicU64::new(0),
         }
@@ -124,7 +125,7 @@ impl Budget {
 
     /// Takes `want` while giving back what `freed` removed (its counts are negative), in at
     /// most one update of each counter, if the result is within the budget; otherwise nothing
-    /// changes. The caller settles the rest of `freed` (what was evictable) with the write.
+    /// changes. The caller settles the rest of `freed` (what of it was fixed) with the write.
     pub(super) fn trade(&self, want: Reservation, freed: &Tally) -> bool {
         let moved = |counter: &AtomicU64, amount: u64, delta: i64, max: u64| {
             let change = (amount as i128) + (delta as i128);
@@ -165,14 +166,8 @@ impl Budget {
 
     /// Whether evicting everything evictable would make room for `want`.
     pub(super) fn could_fit(&self, want: Reservation) -> bool {
-        let fixed_bytes = self
-            .bytes
-            .load(Ordering::Acquire)
-            .saturating_sub(self.evictable_bytes.load(Ordering::Acquire));
-        let fixed_entries = self
-            .entries
-            .load(Ordering::Acquire)
-            .saturating_sub(self.evictable_entries.load(Ordering::Acquire));
+        let fixed_bytes = self.fixed_bytes.load(Ordering::Acquire);
+        let fixed_entries = self.fixed_entries.load(Ordering::Acquire);
         fixed_bytes.saturating_add(want.bytes) <= self.max_bytes
             && fixed_entries.saturating_add(want.entries) <= self.max_entries
     }
@@ -189,8 +184,8 @@ impl Budget {
         };
         apply(&self.bytes, tally.bytes - reserved.bytes as i64);
         apply(&self.entries, tally.entries - reserved.entries as i64);
-        apply(&self.evictable_bytes, tally.evictable_bytes);
-        apply(&self.evictable_entries, tally.evictable_entries);
+        apply(&self.fixed_bytes, tally.fixed_bytes);
+        apply(&self.fixed_entries, tally.fixed_entries);
         if tally.earliest != u64::MAX {
             self.earliest.fetch_min(tally.earliest, Ordering::AcqRel);
         }

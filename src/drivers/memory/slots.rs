@@ -58,8 +58,12 @@ pub(super) struct Live<'s> {
 pub(super) struct Tally {
     pub(super) bytes: i64,
     pub(super) entries: i64,
-    pub(super) evictable_bytes: i64,
-    pub(super) evictable_entries: i64,
+    /// Of which eviction cannot free: entries their namespace's mode keeps, and the shards'
+    /// structures. Kept instead of the evictable part so that in an `any` namespace, where
+    /// every entry is evictable, a change moves no more of the budget's shared counters than
+    /// its bytes and entries.
+    pub(super) fixed_bytes: i64,
+    pub(super) fixed_entries: i64,
     /// Entries removed because they had expired, and evicted.
     pub(super) expired: u64,
     pub(super) evicted: u64,
@@ -80,13 +84,21 @@ impl Tally {
         let charge = entry.charge() as i64 * sign;
         self.bytes += charge;
         self.entries += sign;
-        if order.evictable(entry) {
-            self.evictable_bytes += charge;
-            self.evictable_entries += sign;
+        if !order.evictable(entry) {
+            self.fixed_bytes += charge;
+            self.fixed_entries += sign;
         }
         if sign > 0 && entry.deadline != 0 {
             self.earliest = self.earliest.min(entry.deadline);
         }
+    }
+
+    /// Counts what a shard's structures (its table, its eviction order) grew by, or shrank
+    /// by when negative: charged to the budget, and not freed by eviction.
+    #[inline]
+    pub(super) fn restructure(&mut self, bytes: i64) {
+        self.bytes += bytes;
+        self.fixed_bytes += bytes;
     }
 }
 
@@ -225,7 +237,7 @@ impl Slots {
             .insert_unique(hash, entry, |e| hasher.hash_one(e.key.as_str()));
         if let Some(order) = &mut self.order {
             order.maintain(&self.map, self.with_ttl, hasher);
-            tally.bytes += order.restructured();
+            tally.restructure(order.restructured());
             // The table's room only ever goes up, when it grows (or back to where it was
             // after a rehash in place).
             let room = self.map.capacity();
@@ -239,7 +251,7 @@ impl Slots {
     /// Charges `tally` what the table grew or shrank by since it was last charged.
     fn recharge_table(&mut self, tally: &mut Tally) {
         let table = heap(self.map.allocation_size()).saturating_sub(TABLE_ALLOWANCE);
-        tally.bytes += table as i64 - self.table_charged as i64;
+        tally.restructure(table as i64 - self.table_charged as i64);
         self.table_charged = table;
     }
 
@@ -308,8 +320,6 @@ impl Slots {
         let charge = victim.charge as i64;
         tally.bytes -= charge;
         tally.entries -= 1;
-        tally.evictable_bytes -= charge;
-        tally.evictable_entries -= 1;
         self.shrink_if_sparse(hasher, tally);
         true
     }
@@ -337,7 +347,7 @@ impl Slots {
         if let Some(order) = &mut self.order {
             order.maintain(&self.map, self.with_ttl, hasher);
             order.trim();
-            tally.bytes += order.restructured();
+            tally.restructure(order.restructured());
         }
     }
 
@@ -428,22 +438,22 @@ fn account_change(
 ) {
     if order.changed(hash, entry, before.deadline, before.charge) {
         // The expiry index or a queue may have grown.
-        tally.bytes += order.restructured();
+        tally.restructure(order.restructured());
     }
     let charge = entry.charge() as i64;
     tally.bytes += charge - before.charge as i64;
     let evictable = order.evictable(entry);
     match (before.evictable, evictable) {
-        (true, true) => tally.evictable_bytes += charge - before.charge as i64,
-        (false, true) => {
-            tally.evictable_bytes += charge;
-            tally.evictable_entries += 1;
-        }
+        (true, true) => {}
+        (false, false) => tally.fixed_bytes += charge - before.charge as i64,
         (true, false) => {
-            tally.evictable_bytes -= before.charge as i64;
-            tally.evictable_entries -= 1;
+            tally.fixed_bytes += charge;
+            tally.fixed_entries += 1;
         }
-        (false, false) => {}
+        (false, true) => {
+            tally.fixed_bytes -= before.charge as i64;
+            tally.fixed_entries -= 1;
+        }
     }
     if entry.deadline != 0 && entry.deadline != before.deadline {
         tally.earliest = tally.earliest.min(entry.deadline);

@@ -336,7 +336,7 @@ impl Table {
                 for entry in taken.map.iter() {
                     tally.count(order, entry, -1);
                 }
-                tally.bytes -= taken.charged_structures() as i64;
+                tally.restructure(-(taken.charged_structures() as i64));
                 budget.settle(Reservation::default(), &tally);
             }
         }
@@ -352,7 +352,7 @@ impl Table {
         let mut tally = Tally::new();
         for shard in self.shards.iter() {
             let mut slots = write(shard);
-            tally.bytes -= slots.charged_structures() as i64;
+            tally.restructure(-(slots.charged_structures() as i64));
             *slots = Slots::default();
         }
         budget.settle(Reservation::default(), &tally);
