@@ -18,8 +18,10 @@ mod clock;
 mod config;
 mod entry;
 mod eviction;
+mod ghosts;
 mod order;
 mod registry;
+mod sketch;
 mod slots;
 mod table;
 

@@ -14,6 +14,8 @@ use hashbrown::{DefaultHashBuilder, HashTable};
 
 use super::entry::{ENTRY_OVERHEAD, Entry, key_eq};
 use super::eviction::{Eviction, Policy};
+use super::ghosts::{GhostList, Ghosts};
+use super::sketch::Sketch;
 
 /// An entry's place in a queue: its hash (to find its bucket) and its number in the shard.
 type Slot = (u64, u32);
@@ -75,8 +77,8 @@ impl Order {
         let queues = match &self.policy {
             Victims::S3Fifo(queues) => {
                 (queues.small.capacity() + queues.main.capacity()) * size_of::<Slot>()
-                    + queues.ghosts.members.allocation_size()
-                    + queues.sketch.words.capacity() * size_of::<u64>()
+                    + queues.ghosts.heap()
+                    + queues.sketch.heap()
             }
             Victims::SampledLru { .. } => 0,
         };
@@ -99,11 +101,9 @@ impl Order {
                     trimmed = true;
                 }
             }
-            let ghosts = &mut queues.ghosts.members;
-            if sparse(ghosts.len(), ghosts.capacity()) {
-                ghosts.shrink_to(2 * ghosts.len(), |&(hash, _)| hash);
-                trimmed = true;
-            }
+            let ghosts = queues.ghosts.heap();
+            queues.ghosts.fit(queues.ghost_capacity());
+            trimmed |= queues.ghosts.heap() != ghosts;
             let counters = queues.sketch.counters();
             queues.sketch.fit(queues.queued);
             trimmed |= queues.sketch.counters() != counters;
@@ -473,170 +473,6 @@ impl S3Fifo {
     }
 }
 
-/// Counters a queued entry has in the [`Sketch`] (4 bits each: 8 bytes an entry).
-const SKETCH_COUNTERS_PER_ENTRY: usize = 16;
-/// The sketch halves every counter after this many sightings per counter, in quarters (40: a
-/// horizon of 640 sightings per queued entry). Chosen by measurement (docs/eviction.md): from
-/// 120 to 240 quarters the hit ratios moved by under 0.2 point; shorter horizons lose P3 and
-/// small Zipf caches.
-const SKETCH_AGING_QUARTERS: usize = 160;
-
-/// A count-min sketch of 4-bit counters, four probes a key, sized to the shard's queued
-/// entries: how many times each key was inserted, or passed a queue with a read to its
-/// credit, with every count halved as the additions reach the horizon (TinyLFU's aging, Einziger
-/// et al., 2017). Counts are estimates from above; a collision can only make a key look more
-/// frequent.
-#[derive(Default)]
-struct Sketch {
-    /// 16 counters a word.
-    words: Vec<u64>,
-    additions: usize,
-}
-
-impl Sketch {
-    fn counters(&self) -> usize {
-        self.words.len() * 16
-    }
-
-    /// Counter `probe` of `hash`: its word and the shift of its 4 bits.
-    fn at(&self, hash: u64, probe: u64) -> (usize, u32) {
-        const SEEDS: [u64; 4] = [
-            0x9e37_79b9_7f4a_7c15,
-            0xc2b2_ae3d_27d4_eb4f,
-            0x1656_67b1_9e37_79f9,
-            0xd6e8_feb8_6659_fd93,
-        ];
-        let mixed = (hash ^ SEEDS[probe as usize]).wrapping_mul(0xff51_afd7_ed55_8ccd);
-        let index = ((u128::from(mixed) * self.counters() as u128) >> 64) as usize;
-        (index / 16, (index % 16) as u32 * 4)
-    }
-
-    fn get(&self, (word, shift): (usize, u32)) -> u64 {
-        (self.words[word] >> shift) & 0xf
-    }
-
-    /// Sizes the sketch for `queued` entries: grown (and emptied) when they outgrow it,
-    /// shrunk when it is over twice their need, so it never holds more than 16 bytes an
-    /// entry (what [`ENTRY_OVERHEAD`] counts for it).
-    fn fit(&mut self, queued: usize) {
-        let need = (queued * SKETCH_COUNTERS_PER_ENTRY).max(256);
-        let have = self.counters();
-        if have < need || (have > 2 * need && have > 1024) {
-            // A quarter more than needed, so a growing shard resizes a logarithmic number
-            // of times.
-            self.words = vec![0; (need + need / 4).div_ceil(16)];
-            self.additions = 0;
-        }
-    }
-
-    /// Counts one more sighting of `hash` in a shard of `queued` entries: the smallest of
-    /// its counters go up by one (a conservative update), up to 15.
-    fn record(&mut self, hash: u64, queued: usize) {
-        self.fit(queued);
-        let probes = [0, 1, 2, 3].map(|probe| self.at(hash, probe));
-        let least = probes.iter().map(|&p| self.get(p)).min().unwrap_or(0);
-        if least < 15 {
-            for (word, shift) in probes {
-                if (self.words[word] >> shift) & 0xf == least {
-                    self.words[word] += 1 << shift;
-                }
-            }
-        }
-        // Every sighting counts towards the horizon, a saturated one too: otherwise a sketch
-        // whose counters all reached 15 would never age again.
-        self.additions += 1;
-        if self.additions >= self.counters() * SKETCH_AGING_QUARTERS / 4 {
-            for word in &mut self.words {
-                *word = (*word >> 1) & 0x7777_7777_7777_7777;
-            }
-            self.additions /= 2;
-        }
-    }
-
-    /// How often `hash` was seen, at most 15.
-    fn estimate(&self, hash: u64) -> u64 {
-        if self.words.is_empty() {
-            return 0;
-        }
-        (0..4)
-            .map(|probe| self.get(self.at(hash, probe)))
-            .min()
-            .unwrap_or(0)
-    }
-}
-
-/// Which ghost list remembers a key.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum GhostList {
-    /// Evicted from the small queue without a second read.
-    Small = 0,
-    /// Evicted from the main queue.
-    Main = 1,
-}
-
-/// Hashes of keys recently evicted, in two lists: from the small queue and from the main
-/// one, each remembering the keys of its last `capacity` evictions. A key that comes back while
-/// remembered goes straight to the main queue.
-///
-/// Both lists are one table of hashes, each with its list and the number of the eviction
-/// into that list that put it there: a key is remembered while fewer than `capacity`
-/// evictions into its list have followed. So an eviction and a return are one probe of the
-/// table each, and nothing is taken out when a key is forgotten; forgotten keys are swept
-/// out in bulk (amortized over the evictions that made them).
-#[derive(Default)]
-struct Ghosts {
-    /// Hash, and the eviction's number shifted left once with its list in the low bit.
-    members: HashTable<(u64, u64)>,
-    /// Evictions into each list so far.
-    evictions: [u64; 2],
-}
-
-impl Ghosts {
-    fn insert(&mut self, hash: u64, list: GhostList, capacity: usize) {
-        let count = &mut self.evictions[list as usize];
-        let stamp = (*count << 1) | list as u64;
-        *count += 1;
-        match self.members.find_entry(hash, |&(h, _)| h == hash) {
-            Ok(mut found) => found.get_mut().1 = stamp,
-            Err(_) => {
-                self.members.insert_unique(hash, (hash, stamp), |&(h, _)| h);
-            }
-        }
-        // Swept once half a list's capacity of forgotten keys may have gathered beyond what
-        // both lists remember: the table stays near the lists' size (its share of an entry's
-        // charge), and a sweep, one pass over it, comes at most every `capacity / 2` evictions.
-        if self.members.len() > sweep_above(capacity) {
-            let evictions = self.evictions;
-            self.members
-                .retain(|&mut (_, stamp)| remembered(evictions, stamp, capacity).is_some());
-        }
-    }
-
-    /// Forgets `hash`; the list that remembered it, if one still did.
-    fn take(&mut self, hash: u64, capacity: usize) -> Option<GhostList> {
-        let found = self.members.find_entry(hash, |&(h, _)| h == hash).ok()?;
-        let ((_, stamp), _) = found.remove();
-        remembered(self.evictions, stamp, capacity)
-    }
-}
-
-/// How many hashes the table may hold before forgotten ones are swept out.
-fn sweep_above(capacity: usize) -> usize {
-    2 * capacity + capacity / 2 + 16
-}
-
-/// The list an entry of stamp `stamp` is remembered in, if fewer than `capacity` evictions into
-/// it have followed.
-fn remembered(evictions: [u64; 2], stamp: u64, capacity: usize) -> Option<GhostList> {
-    let list = if stamp & 1 == 0 {
-        GhostList::Small
-    } else {
-        GhostList::Main
-    };
-    let since = evictions[list as usize] - (stamp >> 1);
-    (since <= capacity as u64).then_some(list)
-}
-
 /// Redis's approximate LRU: of up to [`SAMPLES`] evictable entries at random buckets, the
 /// one read or written longest ago (by the store's recency clock).
 fn sampled_victim(
@@ -688,99 +524,4 @@ fn sampled_victim(
 #[inline]
 fn sparse(len: usize, capacity: usize) -> bool {
     capacity > 64 && capacity > 4 * len
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A fixed hash (the store's hasher is seeded at random per instance).
-    fn hash(n: u64) -> u64 {
-        (n ^ 0x5851_f42d_4c95_7f2d).wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    #[test]
-    fn ghosts_remember_each_lists_last_evictions() {
-        let mut ghosts = Ghosts::default();
-        // Ten evictions into each list, with a capacity of 4: the last four of each are
-        // remembered, in their own list.
-        for n in 0..10 {
-            ghosts.insert(hash(n), GhostList::Small, 4);
-            ghosts.insert(hash(100 + n), GhostList::Main, 4);
-        }
-        for n in 0..10 {
-            let small = ghosts.take(hash(n), 4);
-            let main = ghosts.take(hash(100 + n), 4);
-            if n >= 6 {
-                assert_eq!(small, Some(GhostList::Small), "{n}");
-                assert_eq!(main, Some(GhostList::Main), "{n}");
-            } else {
-                assert_eq!((small, main), (None, None), "{n}");
-            }
-        }
-        // Taken keys are forgotten.
-        assert_eq!(ghosts.take(hash(9), 4), None);
-        // A key evicted again is remembered from its latest eviction, in its latest list.
-        ghosts.insert(hash(1), GhostList::Small, 4);
-        ghosts.insert(hash(1), GhostList::Main, 4);
-        for n in 200..203 {
-            ghosts.insert(hash(n), GhostList::Small, 4);
-        }
-        assert_eq!(ghosts.take(hash(1), 4), Some(GhostList::Main));
-        // Many evictions: the table keeps at most `sweep_above` hashes, the remembered ones
-        // among them.
-        for n in 1_000..11_000 {
-            ghosts.insert(hash(n), GhostList::Small, 8);
-            assert!(ghosts.members.len() <= sweep_above(8));
-        }
-        for n in 10_992..11_000 {
-            assert_eq!(ghosts.take(hash(n), 8), Some(GhostList::Small), "{n}");
-        }
-    }
-
-    #[test]
-    fn the_sketch_counts_caps_and_ages() {
-        let mut sketch = Sketch::default();
-        assert_eq!(sketch.estimate(hash(1)), 0);
-        for _ in 0..5 {
-            sketch.record(hash(1), 100);
-        }
-        sketch.record(hash(2), 100);
-        assert_eq!(sketch.estimate(hash(1)), 5);
-        assert_eq!(sketch.estimate(hash(2)), 1);
-        assert_eq!(sketch.estimate(hash(3)), 0);
-        for _ in 0..40 {
-            sketch.record(hash(1), 100);
-        }
-        assert_eq!(sketch.estimate(hash(1)), 15, "4-bit counters stop at 15");
-        // Other keys, up to the horizon: every count is halved (collisions may add a little
-        // to a count, never take from it).
-        let horizon = sketch.counters() * SKETCH_AGING_QUARTERS / 4;
-        let mut n = 1_000;
-        loop {
-            let last = sketch.additions;
-            sketch.record(hash(n), 100);
-            n += 1;
-            if sketch.additions < last {
-                break;
-            }
-        }
-        assert!(n - 1_000 < horizon as u64, "aged after {n} additions");
-        let aged = sketch.estimate(hash(1));
-        assert!((7..15).contains(&aged), "{aged}");
-    }
-
-    #[test]
-    fn the_sketch_stays_within_its_charge() {
-        let mut sketch = Sketch::default();
-        for queued in [1, 10, 1_000, 100_000, 50_000, 1_000, 10] {
-            sketch.fit(queued);
-            let bytes = sketch.words.len() * 8;
-            assert!(
-                bytes <= queued.max(16) * 16 || bytes <= 1024,
-                "{bytes} bytes for {queued} entries"
-            );
-            assert!(sketch.counters() >= queued * SKETCH_COUNTERS_PER_ENTRY);
-        }
-    }
 }
