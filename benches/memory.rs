@@ -377,6 +377,10 @@ fn budget_get(f: &mut Fixture, i: usize) {
 fn budget_set(f: &mut Fixture, i: usize) {
     ready(f.roomy.set(f.key(i), f.value.clone(), None)).unwrap();
 }
+fn budget_delete_set(f: &mut Fixture, i: usize) {
+    ready(f.roomy.delete(f.key(i))).unwrap();
+    ready(f.roomy.set(f.key(i), f.value.clone(), None)).unwrap();
+}
 fn evicting_set(f: &mut Fixture, i: usize) {
     // Round the 2 × LIVE keys in order: the store holds the last LIVE written, so each set
     // adds a key it evicted long ago, and evicts one.
@@ -639,6 +643,7 @@ macro_rules! for_each_operation {
         $apply!($($arg),*, "get, plain, inside a local recorder guard", unrecorded_get_under_a_local_recorder_guard);
         $apply!($($arg),*, "get, with a budget", budget_get);
         $apply!($($arg),*, "set (overwrite), with a budget", budget_set);
+        $apply!($($arg),*, "delete+set, with a budget", budget_delete_set);
         $apply!($($arg),*, "set, evicting", evicting_set);
         $apply!($($arg),*, "quick_cache get", quick_get);
         $apply!($($arg),*, "quick_cache set (overwrite)", quick_set);
@@ -868,6 +873,12 @@ fn basic_operations(c: &mut Criterion) {
         "set (overwrite) / set (overwrite), with a budget",
         set,
         budget_set,
+    );
+    paired(
+        &mut f,
+        "delete+set / delete+set, with a budget",
+        delete_set,
+        budget_delete_set,
     );
     paired(
         &mut f,
