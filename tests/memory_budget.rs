@@ -550,3 +550,147 @@ async fn write_ten(
     }
     Ok(())
 }
+
+/// SPEC 10.5 after a long life: what eviction cannot free (entries a `never` namespace holds,
+/// keys without a TTL in a `with-ttl` one, the shards' structures) is counted back exactly as
+/// keys come, change mode of eviction (`expire`, `persist`, a write with or without a TTL) and
+/// go, by every kind of write. Once those namespaces are empty again, a write that fits only by
+/// evicting is not refused: the store does not believe more is fixed than is.
+#[tokio::test]
+async fn what_eviction_cannot_free_is_counted_back_as_keys_come_and_go() {
+    for policy in POLICIES {
+        // A byte budget, then an entry budget: each has its own count of what is fixed.
+        for by_entries in [false, true] {
+            let clock = ManualClock::new();
+            let builder = MemoryDriver::builder()
+                .manual_clock(clock.clone())
+                .shards(2)
+                .eviction(Eviction::Any)
+                .policy(policy)
+                .reap_interval(None);
+            let store = if by_entries {
+                builder.max_entries(8)
+            } else {
+                builder.max_bytes(64 * 1024)
+            }
+            .build()
+            .unwrap();
+            let volatile = store
+                .namespace_with_eviction::<String>("app", "volatile", Eviction::WithTtl)
+                .unwrap();
+            let locks = store
+                .namespace_with_eviction::<String>("app", "locks", Eviction::Never)
+                .unwrap();
+            let cache = store.namespace::<String>("app", "cache").unwrap();
+            let context = format!("{policy:?}, by entries {by_entries}");
+
+            let mut rng = 0x2545_f491_4f6c_dd1d_u64;
+            for _ in 0..20_000 {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                let ns = if rng & 1 == 0 { &volatile } else { &locks };
+                let key = k((rng >> 8) as usize % 12);
+                let value = vec![b'v'; [4, 60, 300][(rng >> 16) as usize % 3]];
+                let ttl = [
+                    None,
+                    Some(Duration::from_millis(5)),
+                    Some(Duration::from_secs(60)),
+                ][(rng >> 20) as usize % 3];
+                // Refusals (a full `never` namespace) and type errors are answers too: what
+                // matters is what the store counts after.
+                let _ = match (rng >> 24) % 11 {
+                    0 | 1 => ns.set(&key, value, ttl).await.map(drop),
+                    2 => ns.set_keep_ttl(&key, value).await.map(drop),
+                    3 => ns.incr(&key, 1).await.map(drop),
+                    4 => ns.expire(&key, Duration::from_millis(3)).await.map(drop),
+                    5 => ns.persist(&key).await.map(drop),
+                    6 => ns.get_set(&key, value, ttl).await.map(drop),
+                    7 => ns.cas(&key, b"0", value, ttl).await.map(drop),
+                    8 => {
+                        let pairs = (0..3).map(|i| (k((rng >> 32) as usize % 12 + i), "mset"));
+                        ns.mset(pairs, ttl).await.map(drop)
+                    }
+                    9 => ns
+                        .mdel((0..3).map(|i| k(i + (rng >> 32) as usize % 12)))
+                        .await
+                        .map(drop),
+                    _ => ns.delete(&key).await.map(drop),
+                };
+                if (rng >> 40) % 50 == 0 {
+                    clock.advance(Duration::from_millis(2));
+                }
+                if (rng >> 40) % 500 == 1 {
+                    store.purge_expired();
+                }
+            }
+            volatile.mdel((0..16).map(k)).await.unwrap();
+            locks.mdel((0..16).map(k)).await.unwrap();
+            let empty = store.usage().unwrap();
+            assert_eq!(empty.entries, 0, "{context}: {empty:?}");
+
+            // The `never` namespace takes all but a little room; the cache takes one value
+            // in what is left, then another that fits only in place of the first.
+            let (little, value) = if by_entries {
+                for i in 0..7 {
+                    locks.set(&k(i), "held", None).await.unwrap();
+                }
+                (1, vec![b'c'; 8])
+            } else {
+                let room = 64 * 1024 - empty.bytes;
+                locks
+                    .set(&k(0), vec![b'l'; room as usize - 4096], None)
+                    .await
+                    .unwrap();
+                let left = 64 * 1024 - store.usage().unwrap().bytes;
+                (left, vec![b'c'; left as usize - 1024])
+            };
+            cache
+                .set(&"first".to_owned(), value.clone(), None)
+                .await
+                .unwrap_or_else(|e| panic!("{context}: {e} with {little} left"));
+            cache
+                .set(&"second".to_owned(), value, None)
+                .await
+                .unwrap_or_else(|e| panic!("{context}: {e}, though evicting `first` makes room"));
+            assert!(
+                !cache.exists(&"first".to_owned()).await.unwrap(),
+                "{context}"
+            );
+        }
+    }
+}
+
+/// SPEC 10.2: a key whose TTL is renewed over and over (a session kept alive by every
+/// request) costs what it costs once: the expiry index does not keep every deadline it had.
+#[tokio::test]
+async fn renewing_a_ttl_again_and_again_does_not_grow_the_store() {
+    for policy in POLICIES {
+        let (store, clock) = roomy(policy);
+        let sessions = store.namespace::<String>("app", "sessions").unwrap();
+        for i in 0..10 {
+            sessions
+                .set(&k(i), "session", Some(Duration::from_secs(60)))
+                .await
+                .unwrap();
+        }
+        let before = store.usage().unwrap();
+        for round in 0..100_000 {
+            clock.advance(Duration::from_millis(1));
+            assert!(
+                sessions
+                    .expire(&k(round % 10), Duration::from_secs(60))
+                    .await
+                    .unwrap()
+            );
+        }
+        let after = store.usage().unwrap();
+        assert_eq!(after.entries, 10, "{policy:?}");
+        assert!(
+            after.bytes <= before.bytes + 16 * 1024,
+            "{policy:?}: {} bytes after 100,000 renewals, {} before",
+            after.bytes,
+            before.bytes
+        );
+    }
+}

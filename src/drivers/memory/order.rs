@@ -6,11 +6,10 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
-use std::hash::BuildHasher;
 use std::mem::size_of;
 use std::sync::atomic::Ordering;
 
-use hashbrown::{DefaultHashBuilder, HashTable};
+use hashbrown::HashTable;
 
 use super::entry::{ENTRY_OVERHEAD, Entry, key_eq};
 use super::eviction::{Eviction, Policy};
@@ -35,6 +34,11 @@ const SHARE_STEP: u64 = 5;
 /// Each ghost list remembers as many keys as 15% of the shard's queued entries (40% before the
 /// frequency sketch, which remembers over a longer horizon; docs/eviction.md).
 const GHOST_PERCENT: usize = 15;
+/// Positions of entries that went (or of deadlines they no longer have) a shard's queues and
+/// expiry index may hold beyond twice their live ones before they are dropped: few, so that
+/// a small budget is not spent on them (they are charged as they are), and enough that a
+/// small shard is not compacted on every write.
+const STALE_ALLOWANCE: usize = 64;
 /// Entries the sampled LRU compares per eviction (Redis's `maxmemory-samples` default).
 const SAMPLES: usize = 5;
 
@@ -187,22 +191,42 @@ impl Order {
     }
 
     /// Keeps the queues and the expiry index from growing with positions of entries that
-    /// have gone: rebuilt from the shard's entries when stale positions outnumber live ones
-    /// (amortized over the writes that made them stale).
-    pub(super) fn maintain(
-        &mut self,
-        map: &HashTable<Entry>,
-        with_ttl: usize,
-        hasher: &DefaultHashBuilder,
-    ) {
-        if self.expiry.len() > 2 * with_ttl + 1024 {
-            self.expiry = map
-                .iter()
-                .filter(|e| e.deadline != 0)
-                .map(|e| Reverse((e.deadline, e.id, hasher.hash_one(e.key.as_str()))))
-                .collect();
+    /// have gone, or of deadlines an entry no longer has: once stale positions outnumber live
+    /// ones by [`STALE_ALLOWANCE`], only the live ones are kept (amortized over the changes
+    /// that made the others stale). True when anything was dropped: the structures' charge
+    /// then changed.
+    #[inline]
+    pub(super) fn maintain(&mut self, map: &HashTable<Entry>, with_ttl: usize) -> bool {
+        let stale_queues = match &self.policy {
+            Victims::S3Fifo(queues) => queues.stale(),
+            Victims::SampledLru { .. } => false,
+        };
+        if !stale_queues && self.expiry.len() <= 2 * with_ttl + STALE_ALLOWANCE {
+            return false;
         }
-        if let Victims::S3Fifo(queues) = &mut self.policy {
+        self.compact(map, with_ttl);
+        true
+    }
+
+    #[cold]
+    fn compact(&mut self, map: &HashTable<Entry>, with_ttl: usize) {
+        if self.expiry.len() > 2 * with_ttl + STALE_ALLOWANCE {
+            let mut positions = std::mem::take(&mut self.expiry).into_vec();
+            positions.retain(|&Reverse((deadline, id, hash))| {
+                map.find(hash, |e| e.id == id && e.deadline == deadline)
+                    .is_some()
+            });
+            // An entry given a deadline it had before holds that position twice.
+            positions.sort_unstable();
+            positions.dedup();
+            if sparse(positions.len(), positions.capacity()) {
+                positions.shrink_to(2 * positions.len() + STALE_ALLOWANCE);
+            }
+            self.expiry = BinaryHeap::from(positions);
+        }
+        if let Victims::S3Fifo(queues) = &mut self.policy
+            && queues.stale()
+        {
             queues.compact(map);
         }
     }
@@ -454,12 +478,15 @@ impl S3Fifo {
         (self.queued * GHOST_PERCENT / 100).max(8)
     }
 
-    /// Drops the slots of entries that left the shard, once they outnumber the queued
-    /// entries (otherwise they are skipped as they come out).
+    /// Whether stale slots (of entries that left the shard) outnumber the queued entries by
+    /// [`STALE_ALLOWANCE`]; until then they are skipped as they come out.
+    #[inline]
+    fn stale(&self) -> bool {
+        self.small.len() + self.main.len() > 2 * self.queued + STALE_ALLOWANCE
+    }
+
+    /// Drops the stale slots.
     fn compact(&mut self, map: &HashTable<Entry>) {
-        if self.small.len() + self.main.len() <= 2 * self.queued + 1024 {
-            return;
-        }
         let queued_in = |queue: u8| {
             move |&(hash, id): &Slot| {
                 map.find(hash, |e| e.id == id)
@@ -468,8 +495,11 @@ impl S3Fifo {
         };
         self.small.retain(queued_in(SMALL));
         self.main.retain(queued_in(MAIN));
-        self.small.shrink_to_fit();
-        self.main.shrink_to_fit();
+        for queue in [&mut self.small, &mut self.main] {
+            if sparse(queue.len(), queue.capacity()) {
+                queue.shrink_to(2 * queue.len() + STALE_ALLOWANCE / 2);
+            }
+        }
     }
 }
 

@@ -128,6 +128,14 @@ impl Slots {
         now: &mut Now<'_>,
         tally: &mut Tally,
     ) -> Option<Live<'_>> {
+        // A change to a present entry (a new deadline, most often) may leave a stale
+        // position: the queues and the expiry index are kept from growing with them here,
+        // as inserts keep them.
+        if let Some(order) = &mut self.order
+            && order.maintain(&self.map, self.with_ttl)
+        {
+            tally.restructure(order.restructured());
+        }
         let Slots {
             map,
             with_ttl,
@@ -236,7 +244,7 @@ impl Slots {
         self.map
             .insert_unique(hash, entry, |e| hasher.hash_one(e.key.as_str()));
         if let Some(order) = &mut self.order {
-            order.maintain(&self.map, self.with_ttl, hasher);
+            order.maintain(&self.map, self.with_ttl);
             tally.restructure(order.restructured());
             // The table's room only ever goes up, when it grows (or back to where it was
             // after a rehash in place).
@@ -345,7 +353,7 @@ impl Slots {
         self.recharge_table(tally);
         // The order's positions of entries that left go too, and what held them.
         if let Some(order) = &mut self.order {
-            order.maintain(&self.map, self.with_ttl, hasher);
+            order.maintain(&self.map, self.with_ttl);
             order.trim();
             tally.restructure(order.restructured());
         }
