@@ -37,8 +37,10 @@ const GHOST_PERCENT: usize = 15;
 /// Positions of entries that went (or of deadlines they no longer have) a shard's queues and
 /// expiry index may hold beyond twice their live ones before they are dropped: few, so that
 /// a small budget is not spent on them (they are charged as they are), and enough that a
-/// small shard is not compacted on every write.
-const STALE_ALLOWANCE: usize = 64;
+/// small shard is not compacted on every write. A compacted structure keeps room for as
+/// many as it may hold before the next compaction (up to twice that, as it grew), so it
+/// does not grow back block by block in between.
+const STALE_ALLOWANCE: usize = 32;
 /// Entries the sampled LRU compares per eviction (Redis's `maxmemory-samples` default).
 const SAMPLES: usize = 5;
 
@@ -219,8 +221,9 @@ impl Order {
             // An entry given a deadline it had before holds that position twice.
             positions.sort_unstable();
             positions.dedup();
-            if sparse(positions.len(), positions.capacity()) {
-                positions.shrink_to(2 * positions.len() + STALE_ALLOWANCE);
+            let room = 2 * with_ttl + STALE_ALLOWANCE;
+            if positions.capacity() > 2 * room {
+                positions.shrink_to(room);
             }
             self.expiry = BinaryHeap::from(positions);
         }
@@ -495,9 +498,10 @@ impl S3Fifo {
         };
         self.small.retain(queued_in(SMALL));
         self.main.retain(queued_in(MAIN));
+        let room = 2 * self.queued + STALE_ALLOWANCE;
         for queue in [&mut self.small, &mut self.main] {
-            if sparse(queue.len(), queue.capacity()) {
-                queue.shrink_to(2 * queue.len() + STALE_ALLOWANCE / 2);
+            if queue.capacity() > 2 * room {
+                queue.shrink_to(room);
             }
         }
     }
