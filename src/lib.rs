@@ -18,6 +18,7 @@ pub mod lock;
 mod name;
 mod namespace;
 mod open;
+mod query;
 pub mod rate_limit;
 mod ttl;
 mod typed;

@@ -19,8 +19,10 @@ use crate::{AnyDriver, Error, Result};
 ///
 /// # Errors
 ///
-/// [`ErrorKind::InvalidUrl`](crate::ErrorKind::InvalidUrl) for a URL without a scheme, an unknown scheme, or bad parameters. The
-/// message names the scheme or parameter, never the URL's user or password.
+/// [`ErrorKind::InvalidUrl`](crate::ErrorKind::InvalidUrl) for a URL without a scheme, an
+/// unknown scheme, or bad parameters: unknown, malformed, or given twice (rather than the last
+/// one silently winning). The message names the scheme or parameter, never the URL's user or
+/// password.
 ///
 /// ```
 /// let store = namestore::open("memory://").unwrap();
@@ -51,23 +53,25 @@ fn take_telemetry(url: &str) -> Result<(std::borrow::Cow<'_, str>, bool)> {
         return Ok((url.into(), false));
     };
     let (base, query) = (&url[..mark], &url[mark + 1..]);
-    let mut telemetry = false;
+    let parameters = crate::query::parameters(query, "store")?;
+    let mut telemetry = None;
     let mut rest = Vec::new();
-    for pair in query.split('&') {
-        match pair.split_once('=').unwrap_or((pair, "")) {
-            ("telemetry", "1" | "true" | "on") => telemetry = true,
-            ("telemetry", "0" | "false" | "off") => telemetry = false,
+    for (name, value) in &parameters {
+        match (*name, *value) {
+            ("telemetry", "1" | "true" | "on") => telemetry = Some(true),
+            ("telemetry", "0" | "false" | "off") => telemetry = Some(false),
             ("telemetry", _) => {
                 return Err(Error::invalid_url(
                     "`telemetry` takes 1 or 0 (true/false, on/off)",
                 ));
             }
-            _ => rest.push(pair),
+            (name, "") => rest.push(name.to_owned()),
+            (name, value) => rest.push(format!("{name}={value}")),
         }
     }
-    if rest.len() == query.split('&').count() {
+    let Some(telemetry) = telemetry else {
         return Ok((url.into(), false));
-    }
+    };
     Ok(match rest.is_empty() {
         true => (base.to_owned().into(), telemetry),
         false => (format!("{base}?{}", rest.join("&")).into(), telemetry),

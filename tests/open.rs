@@ -54,6 +54,49 @@ fn bad_urls_are_clear_errors() {
     }
 }
 
+/// A parameter given twice is an error, in every driver's URL and in `open`'s own
+/// (`telemetry`): not the last one silently winning.
+#[test]
+fn a_parameter_given_twice_is_an_error() {
+    let twice = |result: namestore::Result<()>, name: &str| {
+        let err = result.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidUrl, "{name}: {err}");
+        assert!(
+            err.to_string()
+                .contains(&format!("`{name}` is given twice")),
+            "{name}: {err}"
+        );
+    };
+    twice(
+        open("memory://?max_bytes=1GiB&eviction=any&max_bytes=1KiB").map(drop),
+        "max_bytes",
+    );
+    twice(
+        open("memory://?telemetry=1&shards=4&telemetry=0").map(drop),
+        "telemetry",
+    );
+    twice(
+        MemoryConfig::from_url("memory://?shards=4&shards=8").map(drop),
+        "shards",
+    );
+    #[cfg(feature = "redb")]
+    twice(
+        namestore::drivers::redb::RedbConfig::from_url("redb:///tmp/x.redb?durable=1&durable=0")
+            .map(drop),
+        "durable",
+    );
+    #[cfg(feature = "redis")]
+    twice(
+        namestore::drivers::redis::RedisConfig::from_url(
+            "redis://localhost:6379?hash_tag=1&hash_tag=0",
+        )
+        .map(drop),
+        "hash_tag",
+    );
+    // Once each is fine, as before.
+    open("memory://?telemetry=0&max_bytes=1MiB&eviction=any").unwrap();
+}
+
 #[test]
 fn secrets_never_appear_in_errors() {
     for url in [

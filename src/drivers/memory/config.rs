@@ -84,8 +84,7 @@ impl MemoryConfig {
             }
         };
         let mut config = MemoryConfig::default();
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        for (name, value) in crate::query::parameters(query, "memory store")? {
             let number = || {
                 value.parse::<u64>().map_err(|_| {
                     Error::invalid_url(format!(

@@ -61,8 +61,8 @@ impl RedbConfig {
             ));
         }
         let mut config = RedbConfig::new(path);
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            let flag = match pair.split_once('=').unwrap_or((pair, "")) {
+        for pair in crate::query::parameters(query, "redb")? {
+            let flag = match pair {
                 (name @ ("durable" | "create"), "1" | "true") => (name, true),
                 (name @ ("durable" | "create"), "0" | "false") => (name, false),
                 (name, _) => {

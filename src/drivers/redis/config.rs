@@ -239,8 +239,7 @@ impl RedisConfig {
             connect_timeout: Duration::from_secs(2),
             response_timeout: Duration::from_secs(2),
         };
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        for (name, value) in crate::query::parameters(query, "Redis")? {
             let value = percent_decode(value).ok_or_else(|| {
                 Error::invalid_url(format!(
                     "Redis parameter `{}` has a malformed %-escape",
