@@ -11,7 +11,9 @@ use crate::{AnyDriver, Error, Result};
 /// | `redis://`, `rediss://` (TLS), `redis+cluster://` | the Redis driver (cargo feature `redis`); see `RedisConfig::from_url` |
 /// | `redb:///path/file.redb` | the persistent driver (cargo feature `redb`); see `RedbConfig::from_url` |
 ///
-/// The scheme is case-insensitive. Any URL may add `telemetry=1` to its query: the store is
+/// The scheme is case-insensitive. In the query, names and values may use `%XX` escapes
+/// (RFC 3986; a `+` stays a `+`), as may a redb path and a Redis user and password. Any URL
+/// may add `telemetry=1` to its query: the store is
 /// then wrapped in [`Instrumented`](crate::Instrumented), a `tracing` span per operation
 /// (cargo feature `tracing`; without it the parameter is refused).
 ///
@@ -56,8 +58,8 @@ fn take_telemetry(url: &str) -> Result<(std::borrow::Cow<'_, str>, bool)> {
     let parameters = crate::query::parameters(query, "store")?;
     let mut telemetry = None;
     let mut rest = Vec::new();
-    for (name, value) in &parameters {
-        match (*name, *value) {
+    for parameter in &parameters {
+        match (&*parameter.name, &*parameter.value) {
             ("telemetry", "1" | "true" | "on") => telemetry = Some(true),
             ("telemetry", "0" | "false" | "off") => telemetry = Some(false),
             ("telemetry", _) => {
@@ -65,8 +67,8 @@ fn take_telemetry(url: &str) -> Result<(std::borrow::Cow<'_, str>, bool)> {
                     "`telemetry` takes 1 or 0 (true/false, on/off)",
                 ));
             }
-            (name, "") => rest.push(name.to_owned()),
-            (name, value) => rest.push(format!("{name}={value}")),
+            // Passed on as written, escapes and all.
+            _ => rest.push(parameter.text),
         }
     }
     let Some(telemetry) = telemetry else {

@@ -98,6 +98,66 @@ fn a_parameter_given_twice_is_an_error() {
 }
 
 #[test]
+fn escapes_in_a_url_are_decoded_everywhere() {
+    // What a URL builder writes is what was meant.
+    let config =
+        MemoryConfig::from_url("memory://?max%5Fbytes=1%20MiB&eviction=with%2Dttl").unwrap();
+    assert_eq!(config.max_bytes, Some(1 << 20));
+    assert_eq!(
+        config.eviction,
+        namestore::drivers::memory::Eviction::WithTtl
+    );
+    for bad in [
+        "memory://?max_bytes=1%2",
+        "memory://?max_bytes=%zz",
+        "memory://?shards=%+4",
+    ] {
+        let err = MemoryConfig::from_url(bad).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidUrl, "{bad}");
+        assert!(
+            err.to_string().contains("malformed %-escape"),
+            "{bad}: {err}"
+        );
+    }
+    // `telemetry` too, and what open passes on keeps its escapes.
+    open("memory://?telemetry=%30&max_bytes=1%20MiB").unwrap();
+}
+
+/// A file whose name holds `?`, `#`, `%` or a space can be named by its URL.
+#[cfg(feature = "redb")]
+#[tokio::test]
+async fn a_redb_file_with_any_name_opens_by_its_url() {
+    let dir = std::env::temp_dir().join(format!("namestore-open-odd-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let name = "what? #1 at 100%.redb";
+    let escaped = "what%3F%20%231%20at%20100%25.redb";
+    let url = format!("redb://{}/{escaped}?durable=0", dir.as_path().display());
+    let store = open(&url).unwrap();
+    let ns = store.namespace::<String>("app", "files").unwrap();
+    ns.set(&"k".to_owned(), "v", None).await.unwrap();
+    drop((ns, store));
+    assert!(
+        dir.as_path().join(name).is_file(),
+        "{:?}",
+        std::fs::read_dir(dir.as_path())
+            .unwrap()
+            .collect::<Vec<_>>()
+    );
+    // Opened again by the same URL with telemetry asked for: the same file, the same value.
+    let again = open(&format!("{url}&telemetry=0&create=0")).unwrap();
+    let ns = again.namespace::<String>("app", "files").unwrap();
+    assert_eq!(
+        ns.get(&"k".to_owned()).await.unwrap().as_deref(),
+        Some(&b"v"[..])
+    );
+    let err = open("redb:///tmp/bad%zz.redb").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidUrl);
+    assert!(err.to_string().contains("malformed %-escape"), "{err}");
+    drop((ns, again));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn secrets_never_appear_in_errors() {
     for url in [
         "redis://admin:hunter2secret@localhost:6379/0",

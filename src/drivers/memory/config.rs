@@ -84,7 +84,8 @@ impl MemoryConfig {
             }
         };
         let mut config = MemoryConfig::default();
-        for (name, value) in crate::query::parameters(query, "memory store")? {
+        for parameter in crate::query::parameters(query, "memory store")? {
+            let (name, value) = (&*parameter.name, &*parameter.value);
             let number = || {
                 value.parse::<u64>().map_err(|_| {
                     Error::invalid_url(format!(

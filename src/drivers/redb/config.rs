@@ -36,7 +36,9 @@ impl RedbConfig {
     }
 
     /// Parses `redb:///absolute/path` or `redb://relative/path`, with `?durable=0` for the fast,
-    /// non-durable mode and `?create=0` to open only a file that is already a store.
+    /// non-durable mode and `?create=0` to open only a file that is already a store. The path
+    /// runs to the first `?`; `%XX` escapes in it are decoded, so a file whose name holds a `?`
+    /// is `%3F` (and a `%` is `%25`).
     ///
     /// # Errors
     ///
@@ -49,6 +51,9 @@ impl RedbConfig {
     /// let config = RedbConfig::from_url("redb:///var/lib/app/store.redb?durable=0").unwrap();
     /// assert!(!config.durable && config.create);
     /// assert!(RedbConfig::from_url("redb://").is_err());
+    ///
+    /// let odd = RedbConfig::from_url("redb:///tmp/what%3F%20100%25.redb").unwrap();
+    /// assert_eq!(odd.path, std::path::Path::new("/tmp/what? 100%.redb"));
     /// ```
     pub fn from_url(url: &str) -> Result<Self> {
         let rest = url
@@ -60,9 +65,12 @@ impl RedbConfig {
                 "a redb URL names a file: `redb:///path/to/file.redb`",
             ));
         }
-        let mut config = RedbConfig::new(path);
-        for pair in crate::query::parameters(query, "redb")? {
-            let flag = match pair {
+        let path = crate::query::percent_decode(path).ok_or_else(|| {
+            Error::invalid_url("the path in the redb URL has a malformed %-escape or is not UTF-8")
+        })?;
+        let mut config = RedbConfig::new(&*path);
+        for parameter in crate::query::parameters(query, "redb")? {
+            let flag = match (&*parameter.name, &*parameter.value) {
                 (name @ ("durable" | "create"), "1" | "true") => (name, true),
                 (name @ ("durable" | "create"), "0" | "false") => (name, false),
                 (name, _) => {

@@ -1,5 +1,6 @@
 //! The Redis driver's settings, parsed from a `redis://` URL or built in code.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
 
@@ -85,24 +86,6 @@ impl fmt::Display for Node {
             write!(f, "{}:{}", self.host, self.port)
         }
     }
-}
-
-/// Decodes `%XX` escapes. `None` for a malformed escape or bytes that are not UTF-8.
-fn percent_decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = text.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 /// Parses `host[:port]` or `[v6]:port`.
@@ -192,7 +175,7 @@ impl RedisConfig {
                     None => (credentials, None),
                 };
                 let decode = |part: &str, what: &str| {
-                    percent_decode(part).ok_or_else(|| {
+                    crate::query::percent_decode(part).map(Cow::into_owned).ok_or_else(|| {
                         Error::invalid_url(format!(
                             "the {what} in the Redis URL has a malformed %-escape or is not UTF-8"
                         ))
@@ -239,14 +222,8 @@ impl RedisConfig {
             connect_timeout: Duration::from_secs(2),
             response_timeout: Duration::from_secs(2),
         };
-        for (name, value) in crate::query::parameters(query, "Redis")? {
-            let value = percent_decode(value).ok_or_else(|| {
-                Error::invalid_url(format!(
-                    "Redis parameter `{}` has a malformed %-escape",
-                    crate::error::shorten(name)
-                ))
-            })?;
-            config.parameter(name, &value)?;
+        for parameter in crate::query::parameters(query, "Redis")? {
+            config.parameter(&parameter.name, &parameter.value)?;
         }
         // The connection settings redis-rs will use: checked now, not on first use.
         config.connection_infos()?;
