@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use namestore::codec::MessagePack;
-use namestore::{AnyDriver, Driver, ErrorKind, Key, KeyBuf, Namespace, TypedNamespace};
+use namestore::{AnyDriver, Driver, ErrorKind, Key, KeyBuf, Namespace, Ttl, TypedNamespace};
 use time::OffsetDateTime;
 use tower_sessions_core::session::{Id, Record};
 use tower_sessions_core::session_store::{self, Error};
@@ -49,7 +49,8 @@ impl Key for SessionKey {
 ///
 /// The same code serves a store opened from `redb:///var/lib/app/sessions.redb` (sessions
 /// survive a restart) or `redis://…` (sessions shared by every instance of the service).
-/// Expired sessions need no deletion task: their keys expire.
+/// Expired sessions need no deletion task: their keys expire. A session set to outlive the
+/// longest TTL a key may have ([`Ttl::MAX`], 100 years) is kept with that TTL.
 pub struct SessionStore<D: Driver = AnyDriver> {
     sessions: TypedNamespace<SessionKey, MessagePack<Record>, D>,
 }
@@ -93,10 +94,14 @@ impl<D: Driver> SessionStore<D> {
     }
 }
 
-/// The time left before `expiry`, or `None` once it has passed.
+/// The time left before `expiry`, or `None` once it has passed; at most [`Ttl::MAX`] (100
+/// years), the longest a key may live: a session meant to outlast it is kept that long.
 fn time_left(expiry: OffsetDateTime) -> Option<Duration> {
     let left = expiry - OffsetDateTime::now_utc();
-    Duration::try_from(left).ok().filter(|left| !left.is_zero())
+    Duration::try_from(left)
+        .ok()
+        .filter(|left| !left.is_zero())
+        .map(|left| left.min(Ttl::MAX.as_duration()))
 }
 
 fn store_error(error: namestore::Error) -> Error {

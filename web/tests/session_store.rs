@@ -98,6 +98,29 @@ async fn contract<D: Driver>(driver: D) {
         "the key outlived the session"
     );
 
+    // A session meant to last longer than the longest TTL a key can have (Ttl::MAX, 100
+    // years) is kept with that TTL, not refused.
+    let mut lasting = record(time::Duration::days(365 * 150));
+    store.create(&mut lasting).await.unwrap();
+    assert_eq!(
+        store.load(&lasting.id).await.unwrap(),
+        Some(lasting.clone())
+    );
+    store.save(&lasting).await.unwrap();
+    match store
+        .namespace()
+        .ttl(&SessionKey(lasting.id))
+        .await
+        .unwrap()
+    {
+        namestore::KeyTtl::ExpiresIn(ttl) => assert!(
+            ttl <= namestore::Ttl::MAX.as_duration()
+                && ttl > namestore::Ttl::MAX.as_duration() - Duration::from_secs(60),
+            "{ttl:?}"
+        ),
+        other => panic!("a lasting session without the longest TTL: {other:?}"),
+    }
+
     // Stored bytes are plain MessagePack of the record: what rmp-serde reads directly.
     let mut plain = record(time::Duration::hours(1));
     store.create(&mut plain).await.unwrap();
