@@ -467,6 +467,45 @@ async fn a_server_paused_mid_call_is_a_timeout_and_one_never_reached_is_unavaila
     assert_eq!(connected.incr(&key, 1).await.unwrap(), 3);
 }
 
+/// A call resent after its connection was lost has been sent once already: when connecting
+/// again fails too, it is a timeout (outcome unknown), never `Unavailable` (which promises
+/// the call was not sent). A `set` is in flight to a stopped server that is then killed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_lost_in_flight_that_cannot_be_resent_is_a_timeout() {
+    let port = free_port();
+    let url = start_server(port, "");
+    let ns = RedisDriver::from_url(&format!(
+        "{url}?connect_timeout_ms=500&response_timeout_ms=5000"
+    ))
+    .unwrap()
+    .namespace::<String>("app", "lost")
+    .unwrap();
+    ns.set(&"k".to_owned(), "before", None).await.unwrap();
+    let pid = server_pid(port);
+    signal(pid, "STOP");
+    let in_flight = tokio::spawn({
+        let ns = ns.clone();
+        async move { ns.set(&"k".to_owned(), "after", None).await }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !in_flight.is_finished(),
+        "the set answered a stopped server"
+    );
+    signal(pid, "KILL");
+    let error = in_flight.await.unwrap().unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Timeout, "{error:?}");
+    assert!(
+        error
+            .to_string()
+            .contains("may or may not have been applied"),
+        "{error}"
+    );
+    // A call that never had a connection is unavailable, as before.
+    let unsent = ns.get(&"k".to_owned()).await.unwrap_err();
+    assert_eq!(unsent.kind(), ErrorKind::Unavailable, "{unsent:?}");
+}
+
 /// Stops the server on `port` that requires `password`.
 fn stop_server_with_password(port: u16, password: &str) {
     let status = std::process::Command::new("redis-cli")
