@@ -1035,7 +1035,7 @@ fn concurrency(runner: &mut Runner) {
                     let write = match row {
                         "reads" => false,
                         "writes" => true,
-                        _ => i % 2 == 0,
+                        _ => i.is_multiple_of(2),
                     };
                     if write {
                         store.set(key, value.clone());

@@ -186,12 +186,12 @@ impl Pattern {
                     continue;
                 }
                 Some(token) => {
-                    if let Some(c) = key[s..].chars().next() {
-                        if token.matches(c) {
-                            t += 1;
-                            s += c.len_utf8();
-                            continue;
-                        }
+                    if let Some(c) = key[s..].chars().next()
+                        && token.matches(c)
+                    {
+                        t += 1;
+                        s += c.len_utf8();
+                        continue;
                     }
                 }
                 None if s == key.len() => return true,

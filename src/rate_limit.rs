@@ -117,7 +117,7 @@ impl<K: Key, D: Driver> RateLimiter<K, D> {
     /// TTL (zero, or not a whole number of milliseconds: windows are counted in milliseconds).
     pub fn new(namespace: Namespace<K, D>, limit: u64, window: Duration) -> Result<Self> {
         Ttl::new(window)?;
-        if window.subsec_nanos() % 1_000_000 != 0 {
+        if !window.subsec_nanos().is_multiple_of(1_000_000) {
             return Err(Error::invalid_ttl(
                 window,
                 "a rate limit window is a whole number of milliseconds",

@@ -617,7 +617,7 @@ async fn what_eviction_cannot_free_is_counted_back_as_keys_come_and_go() {
                         .map(drop),
                     _ => ns.delete(&key).await.map(drop),
                 };
-                if (rng >> 40) % 50 == 0 {
+                if (rng >> 40).is_multiple_of(50) {
                     clock.advance(Duration::from_millis(2));
                 }
                 if (rng >> 40) % 500 == 1 {

@@ -101,10 +101,10 @@ fn damage(original: &[u8], rng: &mut Rng) -> (Vec<u8>, String) {
 async fn every_operation(store: &RedbDriver) -> usize {
     let mut corrupted = 0;
     let mut count = |result: Result<(), namestore::Error>| {
-        if let Err(e) = result {
-            if e.kind() == ErrorKind::Corrupted {
-                corrupted += 1;
-            }
+        if let Err(e) = result
+            && e.kind() == ErrorKind::Corrupted
+        {
+            corrupted += 1;
         }
     };
     for domain in ["users", "sessions", "counters", "big", "new"] {

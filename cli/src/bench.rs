@@ -528,7 +528,7 @@ impl Tally {
             self.next_sample = self.n.saturating_add(self.sample_every);
         }
         self.n += 1;
-        let tick = self.n % 256 == 0;
+        let tick = self.n.is_multiple_of(256);
         if tick {
             done.fetch_add(256, Ordering::Relaxed);
         }
@@ -554,7 +554,7 @@ async fn task<D: Driver, const OP: u8>(
         // Every few milliseconds on a store that answers at once, let the other tasks on this
         // worker run (a network store's tasks yield at every round trip anyway). A yield goes
         // through the scheduler, which polls the I/O driver: about a microsecond.
-        if tally.done(began, done) && tally.n % (64 * 1024) == 0 {
+        if tally.done(began, done) && tally.n.is_multiple_of(64 * 1024) {
             tokio::task::yield_now().await;
         }
         i += 1;
@@ -694,7 +694,7 @@ fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut shown = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             shown.push(',');
         }
         shown.push(c);

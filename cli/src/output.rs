@@ -111,10 +111,10 @@ pub fn shown_key(namespace: &str, key: &str) -> String {
 /// escapes for control characters, so stored data cannot send the terminal an escape
 /// sequence). The second part says whether it was escaped.
 pub fn shown_value(bytes: &[u8]) -> (String, bool) {
-    if let Ok(text) = std::str::from_utf8(bytes) {
-        if !text.chars().any(char::is_control) {
-            return (text.to_owned(), false);
-        }
+    if let Ok(text) = std::str::from_utf8(bytes)
+        && !text.chars().any(char::is_control)
+    {
+        return (text.to_owned(), false);
     }
     let mut shown = String::with_capacity(bytes.len() * 2);
     for chunk in bytes.utf8_chunks() {

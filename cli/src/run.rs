@@ -366,7 +366,7 @@ async fn keys(session: &Session<'_>, target: &Words, out: &mut dyn Write) -> Res
             None => writeln!(out, "{}", shown_listed_key(&key))?,
         }
         written += 1;
-        if written % 512 == 0 {
+        if written.is_multiple_of(512) {
             out.flush()?;
         }
     }
@@ -416,10 +416,10 @@ async fn clear(
 /// Streams the namespaces: a row per namespace as the store reports it. The count column has
 /// a fixed width so rows line up without waiting for the last one.
 async fn namespaces(session: &Session<'_>, out: &mut dyn Write) -> Result<(), Failure> {
-    if let Some(memory) = session.store.downcast_ref::<namestore::MemoryDriver>() {
-        if memory.usage().is_some() {
-            return budget_namespaces(session, memory, out);
-        }
+    if let Some(memory) = session.store.downcast_ref::<namestore::MemoryDriver>()
+        && memory.usage().is_some()
+    {
+        return budget_namespaces(session, memory, out);
     }
     let mut stream = pin!(session.store.namespaces());
     let mut array = if session.json {

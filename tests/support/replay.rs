@@ -240,11 +240,11 @@ pub fn belady(accesses: &[u64], capacity: usize) -> f64 {
         }
         // Demand fill, as every cache measured here does: the block comes in, and the
         // resident block used furthest in the future goes.
-        if resident.len() == capacity {
-            if let Some(&(furthest, victim)) = cache.iter().next_back() {
-                cache.remove(&(furthest, victim));
-                resident.remove(&victim);
-            }
+        if resident.len() == capacity
+            && let Some(&(furthest, victim)) = cache.iter().next_back()
+        {
+            cache.remove(&(furthest, victim));
+            resident.remove(&victim);
         }
         resident.insert(key, next_use[i]);
         cache.insert((next_use[i], key));

@@ -448,10 +448,10 @@ impl Clone for MemoryScope {
 
 impl Drop for MemoryScope {
     fn drop(&mut self) {
-        if self.0.meta.handles.fetch_sub(1, Ordering::SeqCst) == 1 {
-            if let Some(registry) = self.0.meta.registry.upgrade() {
-                registry.release(&self.0);
-            }
+        if self.0.meta.handles.fetch_sub(1, Ordering::SeqCst) == 1
+            && let Some(registry) = self.0.meta.registry.upgrade()
+        {
+            registry.release(&self.0);
         }
     }
 }

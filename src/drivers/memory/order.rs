@@ -149,10 +149,10 @@ impl Order {
         if entry.deadline != 0 {
             self.expiry.push(Reverse((entry.deadline, entry.id, hash)));
         }
-        if self.evictable(entry) {
-            if let Victims::S3Fifo(queues) = &mut self.policy {
-                queues.enqueue(hash, entry);
-            }
+        if self.evictable(entry)
+            && let Victims::S3Fifo(queues) = &mut self.policy
+        {
+            queues.enqueue(hash, entry);
         }
     }
 
@@ -526,16 +526,16 @@ fn sampled_victim(
         *rng ^= *rng >> 7;
         *rng ^= *rng << 17;
         let at = (*rng % buckets as u64) as usize;
-        if let Some(entry) = map.get_bucket(at) {
-            if evictable(entry) {
-                let age = epoch.wrapping_sub(entry.mark.load(Ordering::Relaxed));
-                if best.is_none_or(|(oldest, _)| age > oldest) {
-                    best = Some((age, at));
-                }
-                sampled += 1;
-                if sampled == SAMPLES {
-                    break;
-                }
+        if let Some(entry) = map.get_bucket(at)
+            && evictable(entry)
+        {
+            let age = epoch.wrapping_sub(entry.mark.load(Ordering::Relaxed));
+            if best.is_none_or(|(oldest, _)| age > oldest) {
+                best = Some((age, at));
+            }
+            sampled += 1;
+            if sampled == SAMPLES {
+                break;
             }
         }
     }

@@ -195,10 +195,11 @@ impl Store {
                 return Ok((keys, None));
             };
             last = Some(full.to_vec());
-            if let Ok(business) = std::str::from_utf8(business) {
-                if live(decode(value.value()).0, now) && pattern.matches(business) {
-                    keys.push(business.to_owned());
-                }
+            if let Ok(business) = std::str::from_utf8(business)
+                && live(decode(value.value()).0, now)
+                && pattern.matches(business)
+            {
+                keys.push(business.to_owned());
             }
         }
         Ok((keys, last))

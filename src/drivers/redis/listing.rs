@@ -142,10 +142,10 @@ impl RedisDriver {
                 command.arg(cursor).arg("COUNT").arg(SCAN_COUNT);
                 let (next, raw): (u64, Vec<Vec<u8>>) = self.routed("", command, &target).await?;
                 for full in raw {
-                    if let Some(name) = self.namespace_of(&full) {
-                        if seen.insert(&full) {
-                            *counts.entry(name).or_default() += 1;
-                        }
+                    if let Some(name) = self.namespace_of(&full)
+                        && seen.insert(&full)
+                    {
+                        *counts.entry(name).or_default() += 1;
                     }
                 }
                 if next == 0 {

@@ -187,10 +187,10 @@ impl Table {
     /// table on the reclaimer's list if it stored a deadline.
     #[inline]
     fn finish(&self, reserved: Reservation, tally: &Tally, deadline: u64) {
-        if let Some(budget) = &self.budget {
-            if budget.settle(reserved, tally) {
-                self.shed(budget);
-            }
+        if let Some(budget) = &self.budget
+            && budget.settle(reserved, tally)
+        {
+            self.shed(budget);
         }
         if cfg!(feature = "metrics") && tally.expired | tally.evicted != 0 {
             self.meta.count(tally);
@@ -260,10 +260,10 @@ impl Table {
 
     #[cold]
     fn enlist(&self) {
-        if !self.meta.reaping.swap(true, Ordering::SeqCst) {
-            if let Some(registry) = self.meta.registry.upgrade() {
-                registry.enlist(self.clone());
-            }
+        if !self.meta.reaping.swap(true, Ordering::SeqCst)
+            && let Some(registry) = self.meta.registry.upgrade()
+        {
+            registry.enlist(self.clone());
         }
     }
 

@@ -79,10 +79,10 @@ impl Table {
                     // Buckets may have moved since the shared read; any expired entry found
                     // here is fair game, whichever it is.
                     for i in cursor..end {
-                        if let Ok(found) = slots.map.get_bucket_entry(i) {
-                            if found.get().expired_at(now) {
-                                dropped.push(found.remove().0);
-                            }
+                        if let Ok(found) = slots.map.get_bucket_entry(i)
+                            && found.get().expired_at(now)
+                        {
+                            dropped.push(found.remove().0);
                         }
                     }
                     slots.with_ttl -= dropped.len();
