@@ -27,8 +27,9 @@ pub const EXPIRATIONS: &str = "namestore_expirations_total";
 static META: Metadata<'static> = Metadata::new("namestore", Level::INFO, Some(module_path!()));
 
 /// Whether a recorder other than the facade's no-op one is in effect. The no-op recorder is a
-/// zero-sized type, so this is one thread-local read, one atomic load and one vtable read;
-/// a recorder of a zero-sized type of its own gets counts but no latency (see the module).
+/// zero-sized type, so this is one thread-local read, one atomic load and one vtable read; a
+/// recorder of a zero-sized type of its own is taken for the no-op one, and calls are not
+/// counted through it (see the module).
 #[inline]
 pub(super) fn recorder_listens() -> bool {
     metrics::with_recorder(|recorder| std::mem::size_of_val(recorder) != 0)
