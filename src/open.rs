@@ -13,9 +13,9 @@ use crate::{AnyDriver, Error, Result};
 ///
 /// The scheme is case-insensitive. In the query, names and values may use `%XX` escapes
 /// (RFC 3986; a `+` stays a `+`), as may a redb path and a Redis user and password. Any URL
-/// may add `telemetry=1` to its query: the store is
-/// then wrapped in [`Instrumented`](crate::Instrumented), a `tracing` span per operation
-/// (cargo feature `tracing`; without it the parameter is refused).
+/// may add `telemetry=1` to its query: the store is then wrapped in
+/// [`Instrumented`](crate::Instrumented), a `tracing` span per operation (cargo feature
+/// `tracing`; without it the parameter is refused).
 ///
 /// A store opened here behaves exactly as the same driver built in code (SPEC 9.2).
 ///
