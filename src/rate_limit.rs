@@ -22,6 +22,12 @@
 //! sliding-window estimate or GCRA smooths that, but needs a read and a conditional write
 //! (a script on Redis), and the sliding estimate is only approximate.
 //!
+//! Every counter has a TTL, so on an in-memory store with a budget the limiter's namespace
+//! belongs in `with-ttl` (or `any`) eviction mode: a flood of new keys then evicts old
+//! counters (their clients start the window again) rather than failing every check with
+//! `OutOfMemory`, which a caller that lets requests through when the store cannot answer
+//! (namestore-web's layer, by default) would turn into no limit at all.
+//!
 //! Denied requests are counted too (the counter is past `limit` until the window ends); they
 //! change nothing but the counter. Instances must agree on the time to agree on windows:
 //! processes on one machine do; across machines, the clocks' skew (NTP keeps it to
