@@ -24,7 +24,7 @@
 //!
 //! Every counter has a TTL, so on an in-memory store with a budget the limiter's namespace
 //! belongs in `with-ttl` (or `any`) eviction mode: a flood of new keys then evicts old
-//! counters (their clients start the window again) rather than failing every check with
+//! counters (their clients start the window again) rather than failing the checks of new keys with
 //! `OutOfMemory`, which a caller that lets requests through when the store cannot answer
 //! (namestore-web's layer, by default) would turn into no limit at all.
 //!
