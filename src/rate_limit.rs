@@ -24,9 +24,9 @@
 //!
 //! Every counter has a TTL, so on an in-memory store with a budget the limiter's namespace
 //! belongs in `with-ttl` (or `any`) eviction mode: a flood of new keys then evicts old
-//! counters (their clients start the window again) rather than failing the checks of new keys with
-//! `OutOfMemory`, which a caller that lets requests through when the store cannot answer
-//! (namestore-web's layer, by default) would turn into no limit at all.
+//! counters (their clients start the window again) rather than failing the checks of new
+//! keys with `OutOfMemory`, which a caller that lets requests through when the store cannot
+//! answer (namestore-web's layer, by default) would turn into no limit for them.
 //!
 //! Denied requests are counted too (the counter is past `limit` until the window ends); they
 //! change nothing but the counter. Instances must agree on the time to agree on windows:
