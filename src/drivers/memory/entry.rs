@@ -119,16 +119,22 @@ impl Entry {
 const INLINE_KEY: usize = 23;
 
 /// The stored form of `key`. A key short enough to be stored inline is copied by
-/// `SmolStr::new_inline`, which compiles to a few moves in place, rather than by
-/// `SmolStr::new`'s out-of-line copy (a call to `memcpy` for a few bytes: measured, 10 ns of
-/// a write that adds a key).
+/// `SmolStr::new_inline` at a length known when compiled, one arm per length, so that each
+/// copy is a few moves. `SmolStr::new` copies with a call to `memcpy` (measured: 10 ns of a
+/// write that adds a key), and `new_inline` at a length known only when run copies in place
+/// with narrow stores that the next wide load of the key must wait for (measured: 2.4 ns of
+/// the criterion row `set of a new key, unbounded`, 3 ns of an evicting set).
 #[inline(always)]
 fn stored_key(key: &str) -> SmolStr {
-    if key.len() <= INLINE_KEY {
-        SmolStr::new_inline(key)
-    } else {
-        SmolStr::new(key)
+    macro_rules! by_length {
+        ($($n:literal)*) => {
+            match key.len() {
+                $($n => SmolStr::new_inline(&key[..$n]),)*
+                _ => SmolStr::new(key),
+            }
+        };
     }
+    by_length!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23)
 }
 
 impl Entry {
@@ -241,7 +247,7 @@ fn key_on_heap(key: &str) -> bool {
 mod tests {
     use smol_str::SmolStr;
 
-    use super::{key_eq, key_on_heap};
+    use super::{key_eq, key_on_heap, stored_key};
 
     #[test]
     fn key_on_heap_agrees_with_smol_str() {
@@ -261,6 +267,18 @@ mod tests {
                 SmolStr::new(&key).is_heap_allocated(),
                 "{key:?}"
             );
+        }
+    }
+
+    #[test]
+    fn stored_key_keeps_every_key_whole() {
+        let mut keys: Vec<String> = (0..40).map(|n| "k".repeat(n)).collect();
+        keys.extend((0..12).map(|n| "é".repeat(n)));
+        keys.push("ü🙂x".repeat(3));
+        for key in keys {
+            let stored = stored_key(&key);
+            assert_eq!(stored.as_str(), key);
+            assert_eq!(stored.is_heap_allocated(), key_on_heap(&key), "{key:?}");
         }
     }
 
