@@ -104,6 +104,13 @@ trait DynDriver: Send + Sync + 'static {
         value: Bytes,
         ttl: Option<Ttl>,
     ) -> BoxFuture<'a, Result<bool>>;
+    fn replace<'a>(
+        &'a self,
+        s: &'a AnyScope,
+        key: &'a str,
+        value: Bytes,
+        ttl: Option<Ttl>,
+    ) -> BoxFuture<'a, Result<bool>>;
     fn get<'a>(&'a self, s: &'a AnyScope, key: &'a str) -> BoxFuture<'a, Result<Option<Bytes>>>;
     fn exists<'a>(&'a self, s: &'a AnyScope, key: &'a str) -> BoxFuture<'a, Result<bool>>;
     fn delete<'a>(&'a self, s: &'a AnyScope, key: &'a str) -> BoxFuture<'a, Result<bool>>;
@@ -207,6 +214,16 @@ impl<D: Driver> DynDriver for D {
         ttl: Option<Ttl>,
     ) -> BoxFuture<'a, Result<bool>> {
         erased!(s, |s: D::Scope| Driver::set_nx(self, s, key, value, ttl))
+    }
+
+    fn replace<'a>(
+        &'a self,
+        s: &'a AnyScope,
+        key: &'a str,
+        value: Bytes,
+        ttl: Option<Ttl>,
+    ) -> BoxFuture<'a, Result<bool>> {
+        erased!(s, |s: D::Scope| Driver::replace(self, s, key, value, ttl))
     }
 
     fn get<'a>(&'a self, s: &'a AnyScope, key: &'a str) -> BoxFuture<'a, Result<Option<Bytes>>> {
@@ -361,6 +378,16 @@ impl Driver for AnyDriver {
         ttl: Option<Ttl>,
     ) -> Result<bool> {
         self.0.set_nx(s, key, value, ttl).await
+    }
+
+    async fn replace(
+        &self,
+        s: &AnyScope,
+        key: &str,
+        value: Bytes,
+        ttl: Option<Ttl>,
+    ) -> Result<bool> {
+        self.0.replace(s, key, value, ttl).await
     }
 
     async fn get(&self, s: &AnyScope, key: &str) -> Result<Option<Bytes>> {

@@ -84,6 +84,17 @@ pub trait Driver: Clone + Send + Sync + 'static {
         ttl: Option<Ttl>,
     ) -> impl Future<Output = Result<bool>> + Send;
 
+    /// Stores `value` only if `key` is present (neither missing nor expired), with the TTL
+    /// given (`None` clears an old one); returns whether it did. Redis `SET … XX`, memcached's
+    /// `replace`: an update that never brings back a key deleted or expired in the meantime.
+    fn replace(
+        &self,
+        scope: &Self::Scope,
+        key: &str,
+        value: Bytes,
+        ttl: Option<Ttl>,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
     /// Returns the value, or `None` when the key is missing or expired (SPEC 4.2). A counter
     /// reads back as its decimal ASCII form (SPEC 4.4).
     fn get(

@@ -325,6 +325,48 @@ impl<K: Key, D: Driver> Namespace<K, D> {
         })
     }
 
+    /// Stores `value` only if `key` is present; returns whether it did. Redis `SET … XX`,
+    /// memcached's `replace`: the update that never brings back a key someone else deleted,
+    /// or that expired, since the caller read it (a session saved after a logout removed it).
+    ///
+    /// # Behavior
+    ///
+    /// - An expired key counts as missing (SPEC 3.2): nothing is stored.
+    /// - A replaced key gets `ttl`; `None` clears an old TTL, as [`set`](Self::set) does.
+    /// - A counter is replaced like any other value.
+    ///
+    /// ```
+    /// # async fn run() -> namestore::Result<()> {
+    /// let ns = namestore::MemoryDriver::new().namespace::<String>("app", "sessions")?;
+    /// let id = "s-1".to_owned();
+    /// assert!(!ns.replace(&id, "late", None).await?); // missing: not created
+    /// ns.set(&id, "v1", None).await?;
+    /// assert!(ns.replace(&id, "v2", None).await?);
+    /// ns.delete(&id).await?; // a logout
+    /// assert!(!ns.replace(&id, "v3", None).await?); // a save racing it brings nothing back
+    /// assert_eq!(ns.get(&id).await?, None);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`set`](Self::set).
+    #[doc(alias = "set_xx")]
+    pub fn replace(
+        &self,
+        key: &K,
+        value: impl Into<Bytes>,
+        ttl: Option<Duration>,
+    ) -> impl Future<Output = Result<bool>> {
+        call!(self, key, |key| {
+            let value = self::value(key, value)?;
+            let ttl = Ttl::from_option(ttl)?;
+            self.shared
+                .driver
+                .replace(&self.shared.scope, key, value, ttl)
+        })
+    }
+
     /// Returns the value of `key`, or `None` when it is missing or expired (SPEC 4.2).
     ///
     /// # Behavior

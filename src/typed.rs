@@ -164,6 +164,16 @@ impl<K: Key, C: Codec, D: Driver> TypedNamespace<K, C, D> {
         self.bytes.set_nx(key, encoded, ttl).await
     }
 
+    /// Stores `value` under `key` only if the key is present; see [`Namespace::replace`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Namespace::replace`], and [`ErrorKind::Encode`](crate::ErrorKind::Encode).
+    pub async fn replace(&self, key: &K, value: &C::Value, ttl: Option<Duration>) -> Result<bool> {
+        let encoded = self.encode(key, value)?;
+        self.bytes.replace(key, encoded, ttl).await
+    }
+
     /// Stores `value` under `key` and keeps the key's TTL; see [`Namespace::set_keep_ttl`].
     ///
     /// # Errors

@@ -42,7 +42,8 @@ fn written(op: &Op) -> BTreeSet<String> {
         | Op::Incr(k, _)
         | Op::IncrWithTtl(k, ..)
         | Op::Decr(k, _)
-        | Op::Cas(k, ..) => [KEYS[*k].to_owned()].into(),
+        | Op::Cas(k, ..)
+        | Op::Replace(k, ..) => [KEYS[*k].to_owned()].into(),
         Op::Mset(pairs, _) => pairs.iter().map(|(k, _)| KEYS[*k].to_owned()).collect(),
         _ => BTreeSet::new(),
     }

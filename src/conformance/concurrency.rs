@@ -130,6 +130,43 @@ pub async fn concurrent_cas<D: Driver>(h: &Harness<D>) {
     );
 }
 
+/// `replace` is atomic: one racing a `delete` of the same key either runs before it (and the
+/// delete removes what it stored) or after it (and stores nothing), so once both are done the
+/// key is gone, whatever the interleaving. A `replace` built from a read and a write would
+/// bring the key back whenever the delete fell between the two.
+pub async fn concurrent_replace_and_delete<D: Driver>(h: &Harness<D>) {
+    let ns = h.namespace::<String>();
+    let (mut replaced, rounds) = (0, 100);
+    for round in 0..rounds {
+        let key = k(&format!("k{}", round % 8));
+        ns.set(&key, "v0", None).await.unwrap();
+        let replacers: Vec<_> = (0..TASKS)
+            .map(|t| {
+                let (ns, key) = (ns.clone(), key.clone());
+                tokio::spawn(async move { ns.replace(&key, format!("v{t}"), None).await.unwrap() })
+            })
+            .collect();
+        let deleter = {
+            let (ns, key) = (ns.clone(), key.clone());
+            tokio::spawn(async move { ns.delete(&key).await.unwrap() })
+        };
+        for replacer in replacers {
+            replaced += usize::from(replacer.await.unwrap());
+        }
+        assert!(
+            deleter.await.unwrap(),
+            "the key was present until the delete"
+        );
+        assert_eq!(
+            ns.get(&key).await.unwrap(),
+            None,
+            "a replace racing a delete brought the key back (round {round})"
+        );
+    }
+    // Not a rule, a sign the race was run: some replaces ran before their delete.
+    assert!(replaced > 0, "no replace ever found its key");
+}
+
 /// SPEC 7.2: `mset` and `mget` are atomic with respect to each other: a reader never sees a
 /// batch half written.
 pub async fn batch_atomicity<D: Driver>(h: &Harness<D>) {

@@ -50,6 +50,11 @@ pub async fn ttl_validation<D: Driver>(h: &Harness<D>) {
             "cas ttl {bad:?}"
         );
         assert_err!(
+            ns.replace(&k("present"), "w", t).await,
+            InvalidTtl,
+            "replace ttl {bad:?}"
+        );
+        assert_err!(
             ns.mset([(k("new"), "v")], t).await,
             InvalidTtl,
             "mset ttl {bad:?}"
@@ -117,8 +122,8 @@ pub async fn expired_is_missing<D: Driver>(h: &Harness<D>) {
     let ns = h.namespace::<String>();
     let ttl = h.ttl();
     let names = [
-        "get", "exists", "mget", "ttl", "keys", "set_nx", "incr", "cas", "cad", "delete", "expire",
-        "persist", "get_set", "mdel",
+        "get", "exists", "mget", "ttl", "keys", "set_nx", "replace", "incr", "cas", "cad",
+        "delete", "expire", "persist", "get_set", "mdel",
     ];
     ns.mset(names.iter().map(|n| (k(n), "old")), Some(ttl))
         .await
@@ -160,6 +165,11 @@ pub async fn expired_is_missing<D: Driver>(h: &Harness<D>) {
         ns.ttl(&k("incr")).await.unwrap(),
         KeyTtl::NoExpiry,
         "the recreated counter has no TTL"
+    );
+    assert!(!ns.replace(&k("replace"), "new", None).await.unwrap());
+    assert!(
+        !ns.exists(&k("replace")).await.unwrap(),
+        "replace resurrected a key"
     );
     assert!(!ns.cas(&k("cas"), "old", "new", None).await.unwrap());
     assert!(!ns.exists(&k("cas")).await.unwrap());
@@ -239,8 +249,8 @@ pub async fn set_replaces_ttl<D: Driver>(h: &Harness<D>) {
     assert_eq!(ns.ttl(&k("keep")).await.unwrap(), KeyTtl::NoExpiry);
 }
 
-/// SPEC 3.4: `incr`/`decr` keep the key's TTL; `get_set` and `cas` store the TTL they are
-/// given.
+/// SPEC 3.4: `incr`/`decr` keep the key's TTL; `get_set`, `cas` (and `replace`) store the
+/// TTL they are given.
 pub async fn ttl_of_counters_and_swaps<D: Driver>(h: &Harness<D>) {
     let ns = h.namespace::<String>();
     let ttl = h.ttl();
@@ -280,8 +290,22 @@ pub async fn ttl_of_counters_and_swaps<D: Driver>(h: &Harness<D>) {
     assert!(ns.cas(&k("cas"), "2", "3", Some(ttl)).await.unwrap());
     expires_within(ns.ttl(&k("cas")).await.unwrap(), ttl, "cas stores its TTL");
 
+    ns.set(&k("replace"), "1", Some(ttl)).await.unwrap();
+    assert!(ns.replace(&k("replace"), "2", None).await.unwrap());
+    assert_eq!(
+        ns.ttl(&k("replace")).await.unwrap(),
+        KeyTtl::NoExpiry,
+        "replace without TTL clears it"
+    );
+    assert!(ns.replace(&k("replace"), "3", Some(ttl)).await.unwrap());
+    expires_within(
+        ns.ttl(&k("replace")).await.unwrap(),
+        ttl,
+        "replace stores its TTL",
+    );
+
     h.outlive(ttl).await;
-    for key in ["n", "gs", "cas"] {
+    for key in ["n", "gs", "cas", "replace"] {
         assert!(!ns.exists(&k(key)).await.unwrap(), "{key} outlived its TTL");
     }
     assert!(ns.exists(&k("plain")).await.unwrap());

@@ -35,6 +35,42 @@ pub async fn set_and_set_nx<D: Driver>(h: &Harness<D>) {
     );
 }
 
+/// `replace` (Redis `SET … XX`), by analogy with SPEC 4.1: stores only if the key is
+/// present and says whether it did; a key missing, deleted or expired is never created.
+pub async fn replace_only_present<D: Driver>(h: &Harness<D>) {
+    let ns = h.namespace::<String>();
+    assert!(
+        !ns.replace(&k("a"), "1", None).await.unwrap(),
+        "replace of a missing key"
+    );
+    assert!(!ns.exists(&k("a")).await.unwrap(), "replace created a key");
+    ns.set(&k("a"), "1", None).await.unwrap();
+    assert!(ns.replace(&k("a"), "2", None).await.unwrap());
+    assert_eq!(ns.get(&k("a")).await.unwrap().as_deref(), Some(&b"2"[..]));
+    assert!(
+        ns.replace(&k("a"), "", None).await.unwrap(),
+        "replace with the empty value"
+    );
+    assert_eq!(ns.get(&k("a")).await.unwrap().as_deref(), Some(&b""[..]));
+    ns.incr(&k("n"), 7).await.unwrap();
+    assert!(ns.replace(&k("n"), "x", None).await.unwrap());
+    assert_eq!(
+        ns.get(&k("n")).await.unwrap().as_deref(),
+        Some(&b"x"[..]),
+        "a counter is replaced like any value"
+    );
+    ns.delete(&k("a")).await.unwrap();
+    assert!(
+        !ns.replace(&k("a"), "3", Some(h.ttl())).await.unwrap(),
+        "replace after delete"
+    );
+    assert_eq!(
+        ns.get(&k("a")).await.unwrap(),
+        None,
+        "replace brought back a deleted key"
+    );
+}
+
 /// SPEC 4.2: `get` returns the value or `None`; SPEC 4.3: `exists` says whether the key is
 /// present.
 pub async fn get_and_exists<D: Driver>(h: &Harness<D>) {

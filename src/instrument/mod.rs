@@ -61,6 +61,7 @@ use crate::{ErrorKind, Result};
 pub(crate) enum Op {
     Set,
     SetNx,
+    Replace,
     Get,
     Exists,
     Delete,
@@ -88,6 +89,7 @@ impl Op {
         match self {
             Op::Set => "set",
             Op::SetNx => "set_nx",
+            Op::Replace => "replace",
             Op::Get => "get",
             Op::Exists => "exists",
             Op::Delete => "delete",
@@ -454,6 +456,19 @@ impl<D: Driver> Driver for Instrumented<D> {
     ) -> impl Future<Output = Result<bool>> + Send {
         self.traced(s, Op::SetNx, Some(key), no_hit, move || {
             self.inner.set_nx(&s.inner, key, value, ttl)
+        })
+    }
+
+    #[inline]
+    fn replace(
+        &self,
+        s: &Self::Scope,
+        key: &str,
+        value: Bytes,
+        ttl: Option<Ttl>,
+    ) -> impl Future<Output = Result<bool>> + Send {
+        self.traced(s, Op::Replace, Some(key), no_hit, move || {
+            self.inner.replace(&s.inner, key, value, ttl)
         })
     }
 

@@ -29,6 +29,7 @@ pub enum Op {
     Set(usize, usize, Option<u64>),
     SetKeepTtl(usize, usize),
     SetNx(usize, usize, Option<u64>),
+    Replace(usize, usize, Option<u64>),
     Get(usize),
     Exists(usize),
     Delete(usize),
@@ -71,6 +72,7 @@ pub fn op() -> impl Strategy<Value = Op> {
         (key(), value(), ttl_ms()).prop_map(|(k, v, t)| Op::Set(k, v, t)),
         (key(), value()).prop_map(|(k, v)| Op::SetKeepTtl(k, v)),
         (key(), value(), ttl_ms()).prop_map(|(k, v, t)| Op::SetNx(k, v, t)),
+        (key(), value(), ttl_ms()).prop_map(|(k, v, t)| Op::Replace(k, v, t)),
         key().prop_map(Op::Get),
         key().prop_map(Op::Exists),
         key().prop_map(Op::Delete),
@@ -164,6 +166,16 @@ impl Model {
                 }
                 self.map.insert(key(k), (value(v), self.deadline(*t)));
                 Answer::Bool(true)
+            }
+            Op::Replace(k, v, t) => {
+                let deadline = self.deadline(*t);
+                match self.map.get_mut(&key(k)) {
+                    Some(entry) => {
+                        *entry = (value(v), deadline);
+                        Answer::Bool(true)
+                    }
+                    None => Answer::Bool(false),
+                }
             }
             Op::Get(k) => Answer::Value(self.map.get(&key(k)).map(|(v, _)| v.clone())),
             Op::Exists(k) => Answer::Bool(self.map.contains_key(&key(k))),
@@ -289,6 +301,7 @@ pub fn run(ns: &Namespace<String, MemoryDriver>, clock: &ManualClock, op: &Op) -
         Op::Set(k, v, t) => ready(ns.set(&key(k), value(v), ms(*t))).map(|()| Answer::Unit),
         Op::SetKeepTtl(k, v) => ready(ns.set_keep_ttl(&key(k), value(v))).map(|()| Answer::Unit),
         Op::SetNx(k, v, t) => ready(ns.set_nx(&key(k), value(v), ms(*t))).map(Answer::Bool),
+        Op::Replace(k, v, t) => ready(ns.replace(&key(k), value(v), ms(*t))).map(Answer::Bool),
         Op::Get(k) => ready(ns.get(&key(k))).map(|v| Answer::Value(bytes(v))),
         Op::Exists(k) => ready(ns.exists(&key(k))).map(Answer::Bool),
         Op::Delete(k) => ready(ns.delete(&key(k))).map(Answer::Bool),

@@ -50,7 +50,10 @@ impl Key for SessionKey {
 /// The same code serves a store opened from `redb:///var/lib/app/sessions.redb` (sessions
 /// survive a restart) or `redis://…` (sessions shared by every instance of the service).
 /// Expired sessions need no deletion task: their keys expire. A session set to outlive the
-/// longest TTL a key may have ([`Ttl::MAX`], 100 years) is kept with that TTL.
+/// longest TTL a key may have ([`Ttl::MAX`], 100 years) is kept with that TTL. `create` never
+/// overwrites a session (`set_nx`, drawing a new id on a collision), and `save` never brings
+/// one back (`replace`): a request that saves its session after a logout in another request
+/// deleted it leaves it deleted.
 pub struct SessionStore<D: Driver = AnyDriver> {
     sessions: TypedNamespace<SessionKey, MessagePack<Record>, D>,
 }
@@ -136,11 +139,18 @@ impl<D: Driver> session_store::SessionStore for SessionStore<D> {
         )))
     }
 
-    /// Replaces the session's record and TTL; a record whose expiry has passed is deleted.
+    /// Replaces the session's record and TTL if the session is still stored (`replace`, Redis
+    /// `SET … XX`): a session deleted since the request loaded it (a logout in another
+    /// request, `cycle_id`) or expired meanwhile stays gone, and the save stores nothing. A
+    /// record whose expiry has passed is deleted.
     async fn save(&self, record: &Record) -> session_store::Result<()> {
         let key = SessionKey(record.id);
         match time_left(record.expiry_date) {
-            Some(ttl) => self.sessions.set(&key, record, Some(ttl)).await,
+            Some(ttl) => self
+                .sessions
+                .replace(&key, record, Some(ttl))
+                .await
+                .map(drop),
             None => self.sessions.delete(&key).await.map(drop),
         }
         .map_err(store_error)

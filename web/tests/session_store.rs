@@ -73,6 +73,27 @@ async fn contract<D: Driver>(driver: D) {
         "mallory"
     );
 
+    // A save never brings back a session deleted since it was loaded (a logout in another
+    // request), nor one never created.
+    let mut held = record(time::Duration::hours(1));
+    store.create(&mut held).await.unwrap();
+    let mut loaded = store.load(&held.id).await.unwrap().unwrap();
+    store.delete(&held.id).await.unwrap();
+    loaded.data.insert("visits".into(), serde_json::json!(5));
+    store.save(&loaded).await.unwrap();
+    assert_eq!(
+        store.load(&held.id).await.unwrap(),
+        None,
+        "a save brought a deleted session back"
+    );
+    let stray = record(time::Duration::hours(1));
+    store.save(&stray).await.unwrap();
+    assert_eq!(
+        store.load(&stray.id).await.unwrap(),
+        None,
+        "save created a session"
+    );
+
     // delete; loading a missing id is None, deleting it again is fine.
     store.delete(&first.id).await.unwrap();
     assert_eq!(store.load(&first.id).await.unwrap(), None);

@@ -545,6 +545,17 @@ impl Driver for MemoryDriver {
     }
 
     #[inline]
+    fn replace(
+        &self,
+        s: &MemoryScope,
+        key: &str,
+        value: Bytes,
+        ttl: Option<Ttl>,
+    ) -> impl Future<Output = Result<bool>> + Send {
+        answer(move || s.0.replace(key, value, ttl))
+    }
+
+    #[inline]
     fn get(
         &self,
         s: &MemoryScope,

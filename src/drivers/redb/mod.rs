@@ -416,6 +416,24 @@ impl Driver for RedbDriver {
         .await
     }
 
+    async fn replace(
+        &self,
+        s: &RedbScope,
+        key: &str,
+        value: Bytes,
+        ttl: Option<Ttl>,
+    ) -> Result<bool> {
+        let full = s.key(key);
+        self.write(move |w| {
+            if w.live(&full)?.is_none() {
+                return Ok(false);
+            }
+            w.put(&full, deadline(ttl, w.now), &value)?;
+            Ok(true)
+        })
+        .await
+    }
+
     async fn get(&self, s: &RedbScope, key: &str) -> Result<Option<Bytes>> {
         let full = s.stack_key(key);
         let found = self.look(&full[..], |key, data, now, expired| {

@@ -11,10 +11,10 @@
 //! The parts: [`config`](RedisConfig) (the URL), `connection` (connecting, a call's bounds and
 //! error kinds, sending once), `scripts`, `listing` (`SCAN` walks).
 //!
-//! A call whose effect or answer would change if it ran twice (`set_nx`, `delete`, `persist`,
-//! `incr`, `get_set`, `cas`, `cad`) is sent once and never resent after a connection error:
-//! the caller gets [`ErrorKind::Timeout`](crate::ErrorKind::Timeout) and cannot know whether
-//! it ran. A call that could not be sent at all is
+//! A call whose effect or answer would change if it ran twice (`set_nx`, `replace`, `delete`,
+//! `persist`, `incr`, `get_set`, `cas`, `cad`) is sent once and never resent after a
+//! connection error: the caller gets [`ErrorKind::Timeout`](crate::ErrorKind::Timeout) and
+//! cannot know whether it ran. A call that could not be sent at all is
 //! [`ErrorKind::Unavailable`](crate::ErrorKind::Unavailable).
 
 mod config;
@@ -243,6 +243,19 @@ impl Driver for RedisDriver {
     ) -> Result<bool> {
         let mut command = redis::cmd("SET");
         command.arg(s.key(key)).arg(&value[..]).arg("NX");
+        px(&mut command, ttl);
+        Ok(self.once::<Option<String>>(key, command).await?.is_some())
+    }
+
+    async fn replace(
+        &self,
+        s: &RedisScope,
+        key: &str,
+        value: Bytes,
+        ttl: Option<Ttl>,
+    ) -> Result<bool> {
+        let mut command = redis::cmd("SET");
+        command.arg(s.key(key)).arg(&value[..]).arg("XX");
         px(&mut command, ttl);
         Ok(self.once::<Option<String>>(key, command).await?.is_some())
     }

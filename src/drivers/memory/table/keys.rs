@@ -285,6 +285,23 @@ impl Table {
         new: Bytes,
         ttl: Option<Ttl>,
     ) -> Result<bool> {
+        self.replace_if(key, new, ttl, |value| value.eq_bytes(expected))
+    }
+
+    #[inline]
+    pub(crate) fn replace(&self, key: &str, new: Bytes, ttl: Option<Ttl>) -> Result<bool> {
+        self.replace_if(key, new, ttl, |_| true)
+    }
+
+    /// Stores `new` with `ttl` under `key` if the key is live and `condition` holds for its
+    /// value; says whether it did. A missing key is never added.
+    fn replace_if(
+        &self,
+        key: &str,
+        new: Bytes,
+        ttl: Option<Ttl>,
+        condition: impl FnOnce(&Value) -> bool,
+    ) -> Result<bool> {
         let hash = self.hash(key);
         let new = Value::Bytes(new);
         let Locked {
@@ -298,7 +315,7 @@ impl Table {
         let deadline = deadline_of(&mut now, ttl);
         let found = slots.live_unless(absent, hash, key, &mut now, &mut tally);
         let swapped = match found {
-            Some(live) if live.entry.value.eq_bytes(expected) => {
+            Some(live) if condition(&live.entry.value) => {
                 live.update(mode, hash, &mut tally, |entry| {
                     entry.value = new;
                     entry.deadline = deadline;
