@@ -117,6 +117,12 @@ async fn usage_follows_what_is_stored() {
         )
         .await
         .unwrap();
+        assert!(
+            ns.replace(&"swap".to_owned(), "ccccccc", None)
+                .await
+                .unwrap()
+        );
+        assert!(!ns.replace(&"nowhere".to_owned(), "x", None).await.unwrap());
         ns.expire(&k(1), Duration::from_secs(1)).await.unwrap();
         ns.persist(&"ttl".to_owned()).await.unwrap();
         assert_eq!(used().entries, 53);
@@ -355,6 +361,7 @@ async fn an_evicted_key_is_missing_everywhere() {
             assert_eq!(ns.ttl(key).await.unwrap(), KeyTtl::Missing);
             assert!(!listed.contains(key));
             assert!(!ns.cas(key, "7", "8", None).await.unwrap());
+            assert!(!ns.replace(key, "8", None).await.unwrap());
             assert!(!ns.delete(key).await.unwrap());
             assert!(!ns.expire(key, Duration::from_secs(5)).await.unwrap());
             assert_eq!(ns.mget([key.clone()]).await.unwrap(), [None]);
@@ -599,7 +606,7 @@ async fn what_eviction_cannot_free_is_counted_back_as_keys_come_and_go() {
                 ][(rng >> 20) as usize % 3];
                 // Refusals (a full `never` namespace) and type errors are answers too: what
                 // matters is what the store counts after.
-                let _ = match (rng >> 24) % 11 {
+                let _ = match (rng >> 24) % 12 {
                     0 | 1 => ns.set(&key, value, ttl).await.map(drop),
                     2 => ns.set_keep_ttl(&key, value).await.map(drop),
                     3 => ns.incr(&key, 1).await.map(drop),
@@ -615,6 +622,7 @@ async fn what_eviction_cannot_free_is_counted_back_as_keys_come_and_go() {
                         .mdel((0..3).map(|i| k(i + (rng >> 32) as usize % 12)))
                         .await
                         .map(drop),
+                    10 => ns.replace(&key, value, ttl).await.map(drop),
                     _ => ns.delete(&key).await.map(drop),
                 };
                 if (rng >> 40).is_multiple_of(50) {

@@ -271,9 +271,9 @@ fn a_store_whose_entries_went_away_gives_its_tables_back() {
 
 /// SPEC 10.2 under every kind of write at once: 4 threads, each on its own keys, mix `set`
 /// with and without a TTL (some of them short, so the reclaimer and reads find expired keys),
-/// `incr`, `mset`, `mdel`, `delete`, `expire`, `persist`, `get_set` and `cas` against a 2 MiB
-/// budget in an evicting namespace, and the store's usage, once they are done, is still
-/// within 2% of the heap it holds and within the budget.
+/// `incr`, `mset`, `mdel`, `delete`, `expire`, `persist`, `get_set`, `replace` and `cas`
+/// against a 2 MiB budget in an evicting namespace, and the store's usage, once they are done,
+/// is still within 2% of the heap it holds and within the budget.
 #[test]
 fn every_kind_of_write_is_charged_the_memory_it_holds() {
     if std::env::var_os("NAMESTORE_BUDGET_CHILD").is_some() {
@@ -330,7 +330,7 @@ fn mixed_writes(max_bytes: u64) -> (MemoryUsage, u64) {
                     };
                     // Answers may be errors (an `incr` of a value that is not a number):
                     // what matters is what the store holds after.
-                    let _ = match (n >> 16) % 10 {
+                    let _ = match (n >> 16) % 11 {
                         0 | 1 => ready(ns.set(&key, value, ttl)).map(|_| ()),
                         2 => ready(ns.incr(&key, 1)).map(|_| ()),
                         3 => {
@@ -347,6 +347,7 @@ fn mixed_writes(max_bytes: u64) -> (MemoryUsage, u64) {
                         6 => ready(ns.expire(&key, Duration::from_millis(3))).map(|_| ()),
                         7 => ready(ns.persist(&key)).map(|_| ()),
                         8 => ready(ns.get_set(&key, value, ttl)).map(|_| ()),
+                        9 => ready(ns.replace(&key, value, ttl)).map(|_| ()),
                         _ => ready(ns.cas(&key, [thread as u8; 16], value, ttl)).map(|_| ()),
                     };
                     let _ = ready(ns.get(&key));
