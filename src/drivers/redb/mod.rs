@@ -311,6 +311,27 @@ impl RedbDriver {
         commit::write_async(&self.inner.store, self.inner.jobs.as_ref(), work).await
     }
 
+    /// Stores `value` only if `key` is present (`present`: `replace`) or missing (`set_nx`),
+    /// in one write transaction; says whether it did.
+    async fn put_if(
+        &self,
+        s: &RedbScope,
+        key: &str,
+        value: Bytes,
+        ttl: Option<Ttl>,
+        present: bool,
+    ) -> Result<bool> {
+        let full = s.key(key);
+        self.write(move |w| {
+            if w.live(&full)?.is_some() != present {
+                return Ok(false);
+            }
+            w.put(&full, deadline(ttl, w.now), &value)?;
+            Ok(true)
+        })
+        .await
+    }
+
     /// Runs blocking work off the async executor (tokio's blocking pool), with redb's panics
     /// contained. Outside a tokio runtime there is no executor to keep free: the work runs on
     /// the calling thread.
@@ -405,15 +426,7 @@ impl Driver for RedbDriver {
         value: Bytes,
         ttl: Option<Ttl>,
     ) -> Result<bool> {
-        let full = s.key(key);
-        self.write(move |w| {
-            if w.live(&full)?.is_some() {
-                return Ok(false);
-            }
-            w.put(&full, deadline(ttl, w.now), &value)?;
-            Ok(true)
-        })
-        .await
+        self.put_if(s, key, value, ttl, false).await
     }
 
     async fn replace(
@@ -423,15 +436,7 @@ impl Driver for RedbDriver {
         value: Bytes,
         ttl: Option<Ttl>,
     ) -> Result<bool> {
-        let full = s.key(key);
-        self.write(move |w| {
-            if w.live(&full)?.is_none() {
-                return Ok(false);
-            }
-            w.put(&full, deadline(ttl, w.now), &value)?;
-            Ok(true)
-        })
-        .await
+        self.put_if(s, key, value, ttl, true).await
     }
 
     async fn get(&self, s: &RedbScope, key: &str) -> Result<Option<Bytes>> {

@@ -206,6 +206,24 @@ fn px(command: &mut redis::Cmd, ttl: Option<Ttl>) {
     }
 }
 
+impl RedisDriver {
+    /// `SET key value NX|XX [PX ttl]`: stores only a missing (`NX`) or a present (`XX`) key;
+    /// says whether it did. Sent once (its answer would change if it ran twice).
+    async fn set_if(
+        &self,
+        s: &RedisScope,
+        key: &str,
+        value: Bytes,
+        ttl: Option<Ttl>,
+        condition: &str,
+    ) -> Result<bool> {
+        let mut command = redis::cmd("SET");
+        command.arg(s.key(key)).arg(&value[..]).arg(condition);
+        px(&mut command, ttl);
+        Ok(self.once::<Option<String>>(key, command).await?.is_some())
+    }
+}
+
 impl Driver for RedisDriver {
     type Scope = RedisScope;
 
@@ -241,10 +259,7 @@ impl Driver for RedisDriver {
         value: Bytes,
         ttl: Option<Ttl>,
     ) -> Result<bool> {
-        let mut command = redis::cmd("SET");
-        command.arg(s.key(key)).arg(&value[..]).arg("NX");
-        px(&mut command, ttl);
-        Ok(self.once::<Option<String>>(key, command).await?.is_some())
+        self.set_if(s, key, value, ttl, "NX").await
     }
 
     async fn replace(
@@ -254,10 +269,7 @@ impl Driver for RedisDriver {
         value: Bytes,
         ttl: Option<Ttl>,
     ) -> Result<bool> {
-        let mut command = redis::cmd("SET");
-        command.arg(s.key(key)).arg(&value[..]).arg("XX");
-        px(&mut command, ttl);
-        Ok(self.once::<Option<String>>(key, command).await?.is_some())
+        self.set_if(s, key, value, ttl, "XX").await
     }
 
     async fn get(&self, s: &RedisScope, key: &str) -> Result<Option<Bytes>> {
