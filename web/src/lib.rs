@@ -3,8 +3,9 @@
 //!
 //! - [`SessionStore`]: a [`tower_sessions`](https://docs.rs/tower-sessions) session store.
 //!   Records are MessagePack (what other tower-sessions stores write) in a namespace of
-//!   your choosing, each session's expiry is its key's TTL, and `create` never overwrites
-//!   another session on an id collision.
+//!   your choosing, each keyed by the SHA-256 of its id (never the id, a credential), each
+//!   session's expiry is its key's TTL; `create` never overwrites another session on an id
+//!   collision, and `save` never brings back a session deleted meanwhile.
 //! - [`RateLimitLayer`]: a tower layer applying a
 //!   [`namestore::rate_limit::RateLimiter`] to requests: `429 Too Many Requests` with
 //!   `Retry-After`, and the `RateLimit` / `RateLimit-Policy` fields of the IETF draft on

@@ -6,6 +6,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use namestore::codec::MessagePack;
 use namestore::{AnyDriver, Driver, ErrorKind, Key, KeyBuf, Namespace, Ttl, TypedNamespace};
+use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use tower_sessions_core::session::{Id, Record};
 use tower_sessions_core::session_store::{self, Error};
@@ -15,27 +16,91 @@ use tower_sessions_core::session_store::{self, Error};
 /// something other than chance writes the ids.
 const CREATE_ATTEMPTS: usize = 8;
 
-/// A session id as a namestore key: the id's own text form (22 characters of URL-safe
-/// base64), so `root:domain:<id>` holds the session the cookie names.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct SessionKey(pub Id);
+/// A session's key in the store: the SHA-256 digest of its id as the cookie carries it (22
+/// characters of URL-safe base64), in 64 lowercase hex digits; never the id itself.
+///
+/// A session id is a credential: whoever has it is signed in. Keyed by its digest, a session
+/// cannot be taken over by what shows its key: a listing of the store (`namestore keys`), a
+/// backup, Redis's `MONITOR` and slow log, an error naming the key, a TRACE span of the
+/// telemetry layer (SPEC 12.2: secrets never appear in telemetry). The digest of a 128-bit
+/// random id cannot be turned back into it. An operator finds the key of a cookie's session
+/// with `printf %s "$cookie" | sha256sum`.
+///
+/// ```
+/// use namestore::Key;
+/// use namestore_web::SessionKey;
+///
+/// let id: tower_sessions_core::session::Id = "AAAAAAAAAAAAAAAAAAAAAA".parse().unwrap();
+/// let key = SessionKey::of(&id);
+/// let mut text = namestore::KeyBuf::new();
+/// key.encode(&mut text);
+/// assert_eq!(text.as_str().len(), 64);
+/// assert!(!text.as_str().contains(&id.to_string()));
+/// assert_eq!(SessionKey::decode(text.as_str()), Some(key));
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SessionKey([u8; 32]);
+
+impl SessionKey {
+    /// The key of the session `id`.
+    pub fn of(id: &Id) -> Self {
+        SessionKey(Sha256::digest(id.to_string()).into())
+    }
+
+    /// The digest's 32 bytes.
+    pub fn digest(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl From<Id> for SessionKey {
+    fn from(id: Id) -> Self {
+        SessionKey::of(&id)
+    }
+}
+
+impl fmt::Debug for SessionKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SessionKey(")?;
+        for byte in self.0 {
+            write!(f, "{byte:02x}")?;
+        }
+        f.write_str(")")
+    }
+}
 
 impl Key for SessionKey {
     fn encode(&self, out: &mut KeyBuf) {
         use std::fmt::Write;
-        let _ = write!(out, "{}", self.0);
+        for byte in self.0 {
+            let _ = write!(out, "{byte:02x}");
+        }
     }
 
     fn decode(key: &str) -> Option<Self> {
-        key.parse().ok().map(SessionKey)
+        let hex = key.as_bytes();
+        if hex.len() != 64 {
+            return None;
+        }
+        let digit = |c: u8| match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        };
+        let mut digest = [0u8; 32];
+        for (byte, pair) in digest.iter_mut().zip(hex.chunks_exact(2)) {
+            *byte = digit(pair[0])? << 4 | digit(pair[1])?;
+        }
+        Some(SessionKey(digest))
     }
 
-    // URL-safe base64: letters, digits, `-` and `_`.
+    // Hex digits.
     const NEVER_ESCAPED: bool = true;
 }
 
 /// A [`tower_sessions_core::SessionStore`] keeping each session as one key of a namestore
-/// namespace: the record in MessagePack, the session's expiry as the key's TTL.
+/// namespace: the record in MessagePack, the session's expiry as the key's TTL, the key the
+/// digest of the session's id ([`SessionKey`]), so nothing that shows keys shows a usable id.
 ///
 /// ```
 /// # fn run() -> namestore::Result<()> {
@@ -126,7 +191,7 @@ impl<D: Driver> session_store::SessionStore for SessionStore<D> {
         for _ in 0..CREATE_ATTEMPTS {
             if self
                 .sessions
-                .set_nx(&SessionKey(record.id), record, Some(ttl))
+                .set_nx(&SessionKey::of(&record.id), record, Some(ttl))
                 .await
                 .map_err(store_error)?
             {
@@ -144,7 +209,7 @@ impl<D: Driver> session_store::SessionStore for SessionStore<D> {
     /// request, `cycle_id`) or expired meanwhile stays gone, and the save stores nothing. A
     /// record whose expiry has passed is deleted.
     async fn save(&self, record: &Record) -> session_store::Result<()> {
-        let key = SessionKey(record.id);
+        let key = SessionKey::of(&record.id);
         match time_left(record.expiry_date) {
             Some(ttl) => self
                 .sessions
@@ -159,7 +224,7 @@ impl<D: Driver> session_store::SessionStore for SessionStore<D> {
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
         let record = self
             .sessions
-            .get(&SessionKey(*id))
+            .get(&SessionKey::of(id))
             .await
             .map_err(store_error)?;
         // The key's TTL is rounded to the store's resolution; the record's own date rules.
@@ -168,7 +233,7 @@ impl<D: Driver> session_store::SessionStore for SessionStore<D> {
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
         self.sessions
-            .delete(&SessionKey(*id))
+            .delete(&SessionKey::of(id))
             .await
             .map(drop)
             .map_err(store_error)

@@ -33,7 +33,8 @@ fn unique() -> String {
 }
 
 async fn contract<D: Driver>(driver: D) {
-    let store = SessionStore::new(driver.clone(), "contract", &unique()).unwrap();
+    let domain = unique();
+    let store = SessionStore::new(driver.clone(), "contract", &domain).unwrap();
 
     // create stores under the record's id; load gives back the same record.
     let mut first = record(time::Duration::hours(1));
@@ -46,7 +47,12 @@ async fn contract<D: Driver>(driver: D) {
     store.save(&first).await.unwrap();
     let loaded = store.load(&first.id).await.unwrap().unwrap();
     assert_eq!(loaded.data["visits"], 4);
-    match store.namespace().ttl(&SessionKey(first.id)).await.unwrap() {
+    match store
+        .namespace()
+        .ttl(&SessionKey::of(&first.id))
+        .await
+        .unwrap()
+    {
         namestore::KeyTtl::ExpiresIn(ttl) => {
             assert!(
                 ttl <= Duration::from_secs(300) && ttl > Duration::from_secs(290),
@@ -94,6 +100,23 @@ async fn contract<D: Driver>(driver: D) {
         "save created a session"
     );
 
+    // The store never holds a session's id, only its digest: nothing that lists keys, logs
+    // them or traces them shows a usable id.
+    let listed = store.namespace().keys("*").await.unwrap();
+    assert!(listed.contains(&SessionKey::of(&first.id)), "{listed:?}");
+    let stored = namestore::Namespace::<String, D>::new(driver.clone(), "contract", &domain)
+        .unwrap()
+        .keys("*")
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), listed.len());
+    for id in [first.id, colliding.id, held.id] {
+        assert!(
+            stored.iter().all(|key| !key.contains(&id.to_string())),
+            "a session id is stored as it is: {stored:?}"
+        );
+    }
+
     // delete; loading a missing id is None, deleting it again is fine.
     store.delete(&first.id).await.unwrap();
     assert_eq!(store.load(&first.id).await.unwrap(), None);
@@ -113,7 +136,7 @@ async fn contract<D: Driver>(driver: D) {
     assert!(
         !store
             .namespace()
-            .exists(&SessionKey(short.id))
+            .exists(&SessionKey::of(&short.id))
             .await
             .unwrap(),
         "the key outlived the session"
@@ -130,7 +153,7 @@ async fn contract<D: Driver>(driver: D) {
     store.save(&lasting).await.unwrap();
     match store
         .namespace()
-        .ttl(&SessionKey(lasting.id))
+        .ttl(&SessionKey::of(&lasting.id))
         .await
         .unwrap()
     {
@@ -148,7 +171,7 @@ async fn contract<D: Driver>(driver: D) {
     let bytes = store
         .namespace()
         .bytes()
-        .get(&SessionKey(plain.id))
+        .get(&SessionKey::of(&plain.id))
         .await
         .unwrap()
         .unwrap();
@@ -158,10 +181,16 @@ async fn contract<D: Driver>(driver: D) {
     store
         .namespace()
         .bytes()
-        .set(&SessionKey(plain.id), "not msgpack", None)
+        .set(&SessionKey::of(&plain.id), "not msgpack", None)
         .await
         .unwrap();
-    assert!(matches!(store.load(&plain.id).await, Err(Error::Decode(_))));
+    match store.load(&plain.id).await {
+        Err(Error::Decode(message)) => assert!(
+            !message.contains(&plain.id.to_string()),
+            "an error shows the session id: {message}"
+        ),
+        other => panic!("a damaged record loaded as {other:?}"),
+    }
 }
 
 #[tokio::test]
@@ -194,4 +223,28 @@ async fn redis() {
 async fn redis_cluster() {
     let url = support::start_cluster();
     contract::<AnyDriver>(namestore::open(&url).unwrap()).await;
+}
+
+/// The stored key of a session is the SHA-256 of its cookie's value, in hex: what an operator
+/// computes with `printf %s "$cookie" | sha256sum`.
+#[test]
+fn a_session_key_is_the_sha256_of_the_cookie_value() {
+    use namestore::Key;
+    let id: Id = "AAAAAAAAAAAAAAAAAAAAAA".parse().unwrap();
+    assert_eq!(id.to_string(), "AAAAAAAAAAAAAAAAAAAAAA");
+    let mut text = namestore::KeyBuf::new();
+    SessionKey::of(&id).encode(&mut text);
+    assert_eq!(
+        text.as_str(),
+        "8a5bdb4cc15164126c6ef2668de9dd240d299ce6397a42c95a9411b93d080ed8"
+    );
+    assert_eq!(SessionKey::decode(text.as_str()), Some(SessionKey::of(&id)));
+    for bad in [
+        "",
+        "8a5b",
+        &text.as_str().to_uppercase(),
+        &format!("{}0", text.as_str()),
+    ] {
+        assert_eq!(SessionKey::decode(bad), None, "{bad}");
+    }
 }
