@@ -10,6 +10,8 @@
 //!   [`namestore::rate_limit::RateLimiter`] to requests: `429 Too Many Requests` with
 //!   `Retry-After`, and the `RateLimit` / `RateLimit-Policy` fields of the IETF draft on
 //!   every limited response. Instances of a service sharing a store share the limit.
+//! - [`Sha256Key`]: a credential (an API key) as a namestore key, stored as its SHA-256
+//!   digest, so that no listing, error or trace of the store shows it.
 //!
 //! Locks need nothing web-specific: [`namestore::lock::Lock`].
 //!
@@ -20,6 +22,8 @@
 
 mod rate_limit;
 mod session_store;
+mod sha256_key;
 
 pub use rate_limit::{OnStoreError, RateLimit, RateLimitLayer};
 pub use session_store::{SessionKey, SessionStore};
+pub use sha256_key::Sha256Key;

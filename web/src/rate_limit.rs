@@ -90,14 +90,14 @@ impl<K: Key + Clone, D: Driver, F> RateLimitLayer<K, D, F> {
     /// # fn run() -> namestore::Result<()> {
     /// use std::time::Duration;
     /// use namestore::rate_limit::RateLimiter;
-    /// use namestore_web::RateLimitLayer;
+    /// use namestore_web::{RateLimitLayer, Sha256Key};
     ///
     /// let store = namestore::open("memory://")?;
-    /// let limiter = RateLimiter::new(store.namespace::<String>("api", "rate")?, 100, Duration::from_secs(60))?;
-    /// // One limit per API key; requests without one are not limited here.
+    /// let limiter = RateLimiter::new(store.namespace::<Sha256Key>("api", "rate")?, 100, Duration::from_secs(60))?;
+    /// // One limit per API key, counted under its digest (an API key is a credential: see
+    /// // `Sha256Key`); requests without one are not limited here.
     /// let layer = RateLimitLayer::new(limiter, |request: &http::Request<axum::body::Body>| {
-    ///     let key = request.headers().get("x-api-key")?;
-    ///     Some(key.to_str().ok()?.to_owned())
+    ///     Some(Sha256Key::of(request.headers().get("x-api-key")?.as_bytes()))
     /// });
     /// let app: axum::Router = axum::Router::new()
     ///     .route("/api", axum::routing::get(|| async { "ok" }))

@@ -6,10 +6,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use namestore::codec::MessagePack;
 use namestore::{AnyDriver, Driver, ErrorKind, Key, KeyBuf, Namespace, Ttl, TypedNamespace};
-use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use tower_sessions_core::session::{Id, Record};
 use tower_sessions_core::session_store::{self, Error};
+
+use crate::Sha256Key;
 
 /// How many fresh ids `create` tries when the ones it drew are taken. A 128-bit random id
 /// collides with a live one with odds far below 2^-64; more than one retry in a row means
@@ -39,17 +40,17 @@ const CREATE_ATTEMPTS: usize = 8;
 /// assert_eq!(SessionKey::decode(text.as_str()), Some(key));
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct SessionKey([u8; 32]);
+pub struct SessionKey(Sha256Key);
 
 impl SessionKey {
     /// The key of the session `id`.
     pub fn of(id: &Id) -> Self {
-        SessionKey(Sha256::digest(id.to_string()).into())
+        SessionKey(Sha256Key::of(id.to_string()))
     }
 
     /// The digest's 32 bytes.
     pub fn digest(&self) -> &[u8; 32] {
-        &self.0
+        self.0.digest()
     }
 }
 
@@ -61,40 +62,19 @@ impl From<Id> for SessionKey {
 
 impl fmt::Debug for SessionKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SessionKey(")?;
-        for byte in self.0 {
-            write!(f, "{byte:02x}")?;
-        }
-        f.write_str(")")
+        write!(f, "SessionKey({})", self.0)
     }
 }
 
 impl Key for SessionKey {
     fn encode(&self, out: &mut KeyBuf) {
-        use std::fmt::Write;
-        for byte in self.0 {
-            let _ = write!(out, "{byte:02x}");
-        }
+        self.0.encode(out);
     }
 
     fn decode(key: &str) -> Option<Self> {
-        let hex = key.as_bytes();
-        if hex.len() != 64 {
-            return None;
-        }
-        let digit = |c: u8| match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            _ => None,
-        };
-        let mut digest = [0u8; 32];
-        for (byte, pair) in digest.iter_mut().zip(hex.chunks_exact(2)) {
-            *byte = digit(pair[0])? << 4 | digit(pair[1])?;
-        }
-        Some(SessionKey(digest))
+        Sha256Key::decode(key).map(SessionKey)
     }
 
-    // Hex digits.
     const NEVER_ESCAPED: bool = true;
 }
 

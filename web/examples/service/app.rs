@@ -12,7 +12,7 @@ use axum::{Extension, Json, Router};
 use namestore::lock::Lock;
 use namestore::rate_limit::{Decision, RateLimiter};
 use namestore::{AnyDriver, Instrumented, Namespace};
-use namestore_web::{RateLimitLayer, SessionStore};
+use namestore_web::{RateLimitLayer, SessionStore, Sha256Key};
 use serde::{Deserialize, Serialize};
 use tower_sessions::{Expiry, Session, SessionManagerLayer};
 
@@ -78,11 +78,11 @@ pub fn router(
         config.rate_limit,
         config.rate_window,
     )?;
-    // One limit per API key, else per client address.
+    // One limit per API key, else per client address. An API key is a credential: it is
+    // counted under its digest, so no listing, error or trace of the store shows it.
     let rate_limit = RateLimitLayer::new(limiter, |request: &axum::extract::Request| {
         if let Some(key) = request.headers().get("x-api-key") {
-            // Any bytes: a key that is not text must not escape the limit.
-            return Some(format!("key:{}", String::from_utf8_lossy(key.as_bytes())));
+            return Some(format!("key:{}", Sha256Key::of(key.as_bytes())));
         }
         let peer = request.extensions().get::<ConnectInfo<SocketAddr>>()?;
         Some(format!("ip:{}", peer.0.ip()))
