@@ -81,6 +81,8 @@ impl Key for SessionKey {
 /// A [`tower_sessions_core::SessionStore`] keeping each session as one key of a namestore
 /// namespace: the record in MessagePack, the session's expiry as the key's TTL, the key the
 /// digest of the session's id ([`SessionKey`]), so nothing that shows keys shows a usable id.
+/// (Sessions that an earlier build of this crate stored under their raw ids are not found:
+/// their users sign in again, and the old keys expire with their TTLs.)
 ///
 /// ```
 /// # fn run() -> namestore::Result<()> {
