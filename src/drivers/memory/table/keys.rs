@@ -16,7 +16,7 @@ use crate::ttl::{Expiry, KeyTtl, Ttl};
 use crate::{Error, Result};
 
 impl Table {
-    #[inline]
+    #[inline(always)]
     pub(crate) fn get(&self, key: &str) -> Option<Bytes> {
         let hash = self.hash(key);
         let slots = read(self.shard(hash));
