@@ -49,6 +49,18 @@ pub async fn typed_values<D: Driver>(h: &Harness<D>) {
     assert!(ns.set_nx(&k("q"), &(3, 4), None).await.unwrap());
     assert!(!ns.set_nx(&k("q"), &(5, 6), None).await.unwrap());
     assert_eq!(ns.get(&k("q")).await.unwrap(), Some((3, 4)));
+    assert!(!ns.replace(&k("r"), &(5, 6), None).await.unwrap());
+    assert_eq!(
+        ns.get(&k("r")).await.unwrap(),
+        None,
+        "replace created a key"
+    );
+    ns.set(&k("r"), &(1, 1), None).await.unwrap();
+    assert!(ns.replace(&k("r"), &(5, 6), None).await.unwrap());
+    assert_eq!(
+        bytes.get(&k("r")).await.unwrap().as_deref(),
+        Some(&b"5,6"[..])
+    );
     assert_eq!(
         ns.get_set(&k("q"), &(7, 8), None).await.unwrap(),
         Some((3, 4))
