@@ -28,6 +28,10 @@
 //! keys with `OutOfMemory`, which a caller that lets requests through when the store cannot
 //! answer (namestore-web's layer, by default) would turn into no limit for them.
 //!
+//! Keys show wherever the store's keys do (listings, errors that name a key, TRACE spans of
+//! the telemetry layer): count a limit by a credential, such as an API key, under its digest
+//! (`namestore_web::Sha256Key`), never the credential itself.
+//!
 //! Denied requests are counted too (the counter is past `limit` until the window ends); they
 //! change nothing but the counter. Instances must agree on the time to agree on windows:
 //! processes on one machine do; across machines, the clocks' skew (NTP keeps it to
