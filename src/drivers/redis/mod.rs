@@ -536,9 +536,10 @@ impl Driver for RedisDriver {
             let mut cursor = 0;
             loop {
                 let (next, keys) = self.scan_step(s, &target, cursor, None).await?;
-                if !keys.is_empty() {
+                // A `SCAN` page may hold more keys than its `COUNT` asked for.
+                for batch in keys.chunks(listing::SCAN_COUNT) {
                     let mut command = redis::cmd("UNLINK");
-                    for key in &keys {
+                    for key in batch {
                         command.arg(s.key(key));
                     }
                     cleared += self.query::<i64>("", command).await?.max(0) as u64;
