@@ -127,3 +127,21 @@ async fn opened_from_a_url_in_either_durability_mode() {
         ErrorKind::InvalidUrl
     );
 }
+
+/// A store may hold sessions and other secrets: a file namestore creates is its owner's alone
+/// (mode 0600, whatever the umask), and a file that exists keeps the mode it has.
+#[cfg(unix)]
+#[test]
+fn a_new_file_is_readable_by_its_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode();
+    let path = fresh_file("private");
+    drop(RedbDriver::open(RedbConfig::new(&path)).unwrap());
+    assert_eq!(mode(&path) & 0o777, 0o600, "{:o}", mode(&path));
+
+    let shared = fresh_file("shared");
+    std::fs::write(&shared, b"").unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o640)).unwrap();
+    drop(RedbDriver::open(RedbConfig::new(&shared)).unwrap());
+    assert_eq!(mode(&shared) & 0o777, 0o640, "{:o}", mode(&shared));
+}

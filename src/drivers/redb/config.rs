@@ -16,8 +16,8 @@ pub struct RedbConfig {
     pub durable: bool,
     /// How often expired keys are reclaimed; `None` turns the background thread off.
     pub reap_interval: Option<Duration>,
-    /// `true` (the default): a missing file is created, and an empty (0-byte) file is made a
-    /// new store. `false`: the file must already be a namestore file; a missing or empty file
+    /// `true` (the default): a missing file is created (on Unix with mode 0600, its owner's
+    /// alone, whatever the umask), and an empty (0-byte) file is made a new store. `false`: the file must already be a namestore file; a missing or empty file
     /// is refused with [`ErrorKind::Unavailable`](crate::ErrorKind::Unavailable) and left as it
     /// is, so a mistyped path cannot turn a read into a new store.
     pub create: bool,

@@ -222,9 +222,26 @@ pub(super) fn open_database(config: &RedbConfig) -> Result<Database> {
 }
 
 fn open_and_check(path: &Path, shown: &str) -> Result<Database> {
+    create_private(path)
+        .map_err(|e| Error::unavailable(format!("cannot open {shown}: {e}"), None))?;
     let db = Database::create(path).map_err(|e| open_error(e, shown))?;
     mark_as_namestore(&db, shown, true)?;
     Ok(db)
+}
+
+/// Creates the file at `path`, empty, if there is none, readable and writable by its owner
+/// only (on Unix, mode 0600 whatever the umask): a store may hold sessions and other secrets.
+/// An existing file is left as it is, its mode included.
+fn create_private(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// What a failed open means, for the file `shown`.
