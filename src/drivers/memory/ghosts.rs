@@ -80,12 +80,19 @@ impl Ghosts {
     /// or above `capacity` (so at least twice the slots the lists can fill), grown when the
     /// lists outgrow it and shrunk when it is four times what they need. The keys still
     /// remembered move to the new table.
+    #[inline]
     pub(super) fn fit(&mut self, capacity: usize) {
         let need = capacity.max(2).next_power_of_two();
         let have = self.slots.len() / WAYS;
-        if have >= need && have < 4 * need {
-            return;
+        if have < need || have >= 4 * need {
+            self.resize(need, capacity);
         }
+    }
+
+    /// Rebuilds the table with `need` sets (rare: the lists' capacity follows the shard's
+    /// queued entries, and the table is only resized when it is off by a factor of two).
+    #[cold]
+    fn resize(&mut self, need: usize, capacity: usize) {
         let old = std::mem::replace(&mut self.slots, vec![Ghost::default(); need * WAYS]);
         for ghost in old {
             if ghost.stamp != 0 && remembered(self.evictions, ghost.stamp, capacity).is_some() {

@@ -57,15 +57,21 @@ impl Sketch {
     /// Sizes the sketch for `queued` entries: grown (and emptied) when they outgrow it,
     /// shrunk when it is over twice their need, so it never holds more than 16 bytes an
     /// entry (what [`ENTRY_OVERHEAD`](super::entry::ENTRY_OVERHEAD) counts for it).
+    #[inline]
     pub(super) fn fit(&mut self, queued: usize) {
         let need = (queued * SKETCH_COUNTERS_PER_ENTRY).max(256);
         let have = self.counters();
         if have < need || (have > 2 * need && have > 1024) {
-            // A quarter more than needed, so a growing shard resizes a logarithmic number
-            // of times.
-            self.blocks = vec![Block::default(); (need + need / 4).div_ceil(8 * 16)];
-            self.additions = 0;
+            self.resize(need);
         }
+    }
+
+    /// Rebuilds the sketch, empty, for `need` counters: a quarter more than needed, so a
+    /// growing shard resizes a logarithmic number of times.
+    #[cold]
+    fn resize(&mut self, need: usize) {
+        self.blocks = vec![Block::default(); (need + need / 4).div_ceil(8 * 16)];
+        self.additions = 0;
     }
 
     /// Counts one more sighting of `hash` in a shard of `queued` entries: the smallest of

@@ -60,12 +60,12 @@ impl Table {
     pub(crate) fn set(&self, key: &str, value: Bytes, expiry: Expiry) -> Result<()> {
         let hash = self.hash(key);
         let value = Value::Bytes(value);
+        let mut tally = Tally::new();
         let Locked {
             mut slots,
             reserved,
-            mut tally,
             absent,
-        } = self.lock_with_room(hash, key, || cost(key, value.heap()), true)?;
+        } = self.lock_with_room(hash, key, || cost(key, value.heap()), true, &mut tally)?;
         let mode = self.bounded_mode();
         let mut now = Now::new(&self.clock);
         let found = slots.live_unless(absent, hash, key, &mut now, &mut tally);
@@ -98,12 +98,12 @@ impl Table {
     pub(crate) fn set_nx(&self, key: &str, value: Bytes, ttl: Option<Ttl>) -> Result<bool> {
         let hash = self.hash(key);
         let value = Value::Bytes(value);
+        let mut tally = Tally::new();
         let Locked {
             mut slots,
             reserved,
-            mut tally,
             absent,
-        } = self.lock_with_room(hash, key, || cost(key, value.heap()), true)?;
+        } = self.lock_with_room(hash, key, || cost(key, value.heap()), true, &mut tally)?;
         let mut now = Now::new(&self.clock);
         let stored = if slots
             .live_unless(absent, hash, key, &mut now, &mut tally)
@@ -251,12 +251,12 @@ impl Table {
     ) -> Result<Option<Bytes>> {
         let hash = self.hash(key);
         let value = Value::Bytes(value);
+        let mut tally = Tally::new();
         let Locked {
             mut slots,
             reserved,
-            mut tally,
             absent,
-        } = self.lock_with_room(hash, key, || cost(key, value.heap()), true)?;
+        } = self.lock_with_room(hash, key, || cost(key, value.heap()), true, &mut tally)?;
         let mode = self.bounded_mode();
         let mut now = Now::new(&self.clock);
         let deadline = deadline_of(&mut now, ttl);
@@ -304,12 +304,12 @@ impl Table {
     ) -> Result<bool> {
         let hash = self.hash(key);
         let new = Value::Bytes(new);
+        let mut tally = Tally::new();
         let Locked {
             mut slots,
             reserved,
-            mut tally,
             absent,
-        } = self.lock_with_room(hash, key, || cost(key, new.heap()), false)?;
+        } = self.lock_with_room(hash, key, || cost(key, new.heap()), false, &mut tally)?;
         let mode = self.bounded_mode();
         let mut now = Now::new(&self.clock);
         let deadline = deadline_of(&mut now, ttl);

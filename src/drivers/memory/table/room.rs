@@ -18,9 +18,6 @@ pub(super) struct Locked<'t> {
     pub(super) slots: RwLockWriteGuard<'t, Slots>,
     /// What the write reserved.
     pub(super) reserved: Reservation,
-    /// The tally the write goes on with: what evicting its victims did that is still to be
-    /// settled with the budget.
-    pub(super) tally: Tally,
     /// Whether the lock showed no entry for the key, live or expired (only known in a store
     /// with a budget, where the room taken depends on it): the write then adds one without
     /// looking again.
@@ -30,7 +27,10 @@ pub(super) struct Locked<'t> {
 impl Table {
     /// Locks the shard of `key` for a write that stores a new value costing `bytes`, with
     /// room for it taken from the budget (nothing to take without one). `adds`: whether the
-    /// write adds an entry when the key is missing. See [`Locked`] for what comes back.
+    /// write adds an entry when the key is missing. See [`Locked`] for what comes back;
+    /// `tally` (new) gets what evicting victims did that is still to be settled with the
+    /// budget, and the write goes on with it (filled in place: handed back in `Locked`, its
+    /// fields stored one by one were read back whole, a stalled load on every evicting write).
     ///
     /// The room is taken under the lock, exactly: what the new value adds to the live entry
     /// the lock shows. When it does not fit, the shard's own victims make room under the same
@@ -44,15 +44,15 @@ impl Table {
         key: &str,
         bytes: impl FnOnce() -> u64,
         adds: bool,
+        tally: &mut Tally,
     ) -> Result<Locked<'_>> {
         match &self.budget {
             None => Ok(Locked {
                 slots: write(self.shard(hash)),
                 reserved: Reservation::default(),
-                tally: Tally::new(),
                 absent: false,
             }),
-            Some(budget) => self.lock_with_budget(budget, hash, key, bytes(), adds),
+            Some(budget) => self.lock_with_budget(budget, hash, key, bytes(), adds, tally),
         }
     }
 
@@ -63,6 +63,7 @@ impl Table {
         key: &str,
         bytes: u64,
         adds: bool,
+        tally: &mut Tally,
     ) -> Result<Locked<'_>> {
         let shard = self.shard(hash);
         if self.counts_writes() {
@@ -103,7 +104,6 @@ impl Table {
             return Ok(Locked {
                 slots,
                 reserved: want,
-                tally: Tally::new(),
                 absent,
             });
         }
@@ -111,26 +111,24 @@ impl Table {
             // Victims go, and their room is traded for the write's in one update; the rest of
             // their accounting is settled with the write's own. The room a victim leaves in
             // the table may spare its doubling: a table at the budget stays the size it is.
-            let mut evicted = Tally::new();
-            while slots.evict(&self.hasher, budget.epoch(), &[key], &mut evicted) {
+            let evicted = tally;
+            while slots.evict(&self.hasher, budget.epoch(), &[key], evicted) {
                 let want = with_growth(&slots);
-                if budget.trade(want, &evicted) {
+                if budget.trade(want, evicted) {
+                    // Traded: the rest of the victims' accounting goes on with the write's.
                     // Victims are never the write's own key: it is still as it was.
-                    let rest = Tally {
-                        bytes: 0,
-                        entries: 0,
-                        ..evicted
-                    };
+                    evicted.bytes = 0;
+                    evicted.entries = 0;
                     return Ok(Locked {
                         slots,
                         reserved: want,
-                        tally: rest,
                         absent,
                     });
                 }
             }
-            budget.settle(Reservation::default(), &evicted);
-            self.meta.count(&evicted);
+            budget.settle(Reservation::default(), evicted);
+            self.meta.count(evicted);
+            *evicted = Tally::new();
         }
         drop(slots);
         let reserved = if adds {
@@ -144,7 +142,6 @@ impl Table {
         Ok(Locked {
             slots: write(shard),
             reserved,
-            tally: Tally::new(),
             absent: false,
         })
     }
