@@ -63,7 +63,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::driver::Driver;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::key::Key;
 use crate::namespace::Namespace;
 use crate::ttl::Ttl;
@@ -181,10 +181,29 @@ impl<K: Key, D: Driver> RateLimiter<K, D> {
     /// Counts `cost` requests for `key` at once (a batch, a costly call) and decides them
     /// together: allowed when all of them fit in what is left of the window.
     ///
+    /// A window's count is an `i64` in the store: a cost it cannot hold (over `i64::MAX`, or
+    /// taking the count past it) is denied and left uncounted, never an error, so a cost
+    /// taken from a request (its size, say) cannot turn into an error that a caller letting
+    /// requests through when the store fails would let through. Such a denial reads the
+    /// count once more to tell what `remaining` is.
+    ///
+    /// ```
+    /// # async fn run() -> namestore::Result<()> {
+    /// # use std::time::Duration;
+    /// # use namestore::rate_limit::RateLimiter;
+    /// # let store = namestore::MemoryDriver::new();
+    /// let limiter = RateLimiter::new(store.namespace::<String>("api", "bytes")?, 1 << 20, Duration::from_secs(60))?;
+    /// let client = "client-7".to_owned();
+    /// assert!(limiter.check_n(&client, 4096).await?.allowed);
+    /// let flood = limiter.check_n(&client, u64::MAX).await?;
+    /// assert!(!flood.allowed);
+    /// assert_eq!(flood.remaining, (1 << 20) - 4096);
+    /// # Ok(()) }
+    /// ```
+    ///
     /// # Errors
     ///
-    /// As [`check`](Self::check); [`ErrorKind::Overflow`](crate::ErrorKind::Overflow) when
-    /// `cost` is over `i64::MAX`.
+    /// As [`check`](Self::check).
     pub async fn check_n(&self, key: &K, cost: u64) -> Result<Decision>
     where
         K: Clone,
@@ -197,14 +216,33 @@ impl<K: Key, D: Driver> RateLimiter<K, D> {
         let number = now_ms / window_ms;
         let reset_after_ms = (number + 1) * window_ms - now_ms;
         let number = u64::try_from(number).unwrap_or(u64::MAX);
-        let delta = i64::try_from(cost).map_err(|_| Error::overflow("rate limit cost"))?;
-        let count = self
-            .counters
-            .incr_with_ttl(&(key.clone(), number), delta, self.counter_ttl)
-            .await?;
-        let count = u64::try_from(count).unwrap_or(0);
-        let allowed = count <= self.limit;
         let reset_after = Duration::from_millis(u64::try_from(reset_after_ms).unwrap_or(u64::MAX));
+        let counter = (key.clone(), number);
+        let counted = match i64::try_from(cost) {
+            Ok(delta) => {
+                self.counters
+                    .incr_with_ttl(&counter, delta, self.counter_ttl)
+                    .await
+            }
+            Err(_) => Err(Error::overflow("rate limit cost")),
+        };
+        let (allowed, count) = match counted {
+            Ok(count) => {
+                let count = u64::try_from(count).unwrap_or(0);
+                (count <= self.limit, count)
+            }
+            // Nothing was counted (SPEC 4: an increment that would overflow changes nothing);
+            // the cost cannot fit in what the window may count.
+            Err(error) if error.kind() == ErrorKind::Overflow => {
+                let count = self.counters.get(&counter).await?;
+                let count = count
+                    .and_then(|v| crate::counter::parse_canonical(&v))
+                    .and_then(|v| u64::try_from(v).ok())
+                    .unwrap_or(0);
+                (false, count)
+            }
+            Err(error) => return Err(error),
+        };
         Ok(Decision {
             allowed,
             limit: self.limit,

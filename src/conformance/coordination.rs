@@ -94,6 +94,30 @@ pub async fn rate_limiter<D: Driver>(h: &Harness<D>) {
     assert_eq!(batch.remaining, 2);
     assert!(!limiter.check_n(&k("batch"), 3).await.unwrap().allowed);
 
+    // A cost the count cannot hold is denied, never an error (which a caller letting
+    // requests through when the store fails would let through), and counts nothing.
+    let flood = limiter.check_n(&k("flood"), u64::MAX).await.unwrap();
+    assert!(!flood.allowed, "{flood:?}");
+    assert_eq!(flood.remaining, 5, "nothing counted: {flood:?}");
+    assert_eq!(flood.retry_after, Some(flood.reset_after));
+    let full = limiter.check_n(&k("flood"), i64::MAX as u64).await.unwrap();
+    assert!(!full.allowed);
+    assert_eq!(full.remaining, 0);
+    for cost in [1, 5, i64::MAX as u64] {
+        let past = limiter.check_n(&k("flood"), cost).await.unwrap();
+        assert!(!past.allowed, "cost {cost}: {past:?}");
+        assert_eq!(past.remaining, 0, "cost {cost}");
+    }
+    let fits = limiter.check_n(&k("other flood"), 2).await.unwrap();
+    assert!(fits.allowed);
+    let beyond = limiter
+        .check_n(&k("other flood"), i64::MAX as u64)
+        .await
+        .unwrap();
+    assert!(!beyond.allowed);
+    assert_eq!(beyond.remaining, 3, "the count as it was: {beyond:?}");
+    assert!(limiter.check(&k("other flood")).await.unwrap().allowed);
+
     // The counters expire: at most two windows after they were created.
     let counters = h.named::<(String, u64)>(ns.name().root(), ns.name().domain());
     match counters.ttl(&(k("client"), 170_000_001)).await.unwrap() {
