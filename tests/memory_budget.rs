@@ -441,6 +441,42 @@ async fn a_write_too_large_is_refused_whole() {
     }
 }
 
+/// A refusal says what the write needed and what the store holds: a batch needs as many
+/// entries as it has new keys, not one.
+#[tokio::test]
+async fn a_refusal_says_what_the_write_needed() {
+    let store = MemoryDriver::builder()
+        .max_entries(4)
+        .eviction(Eviction::Never)
+        .reap_interval(None)
+        .build()
+        .unwrap();
+    let ns = store.namespace::<String>("app", "fixed").unwrap();
+    ns.set(&k(0), vec![1u8], None).await.unwrap();
+    let batch = ns
+        .mset((1..11).map(|i| (k(i), vec![1u8])), None)
+        .await
+        .unwrap_err();
+    assert_eq!(batch.kind(), ErrorKind::OutOfMemory);
+    let text = batch.to_string();
+    assert!(
+        text.contains("10 more entries") && text.contains("limit of 4 entries (1 in use)"),
+        "{text}"
+    );
+    for i in 1..4 {
+        ns.set(&k(i), vec![1u8], None).await.unwrap();
+    }
+    let one = ns
+        .set(&k(9), vec![1u8], None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        one.contains("1 more entry would") && one.contains("(4 in use)"),
+        "{one}"
+    );
+}
+
 /// SPEC 10.2 and 10.3: entries whose key and value take no heap of their own (counters under
 /// short keys) still fill the table the store keeps them in, and the table is charged as it
 /// grows. A `never` namespace refuses the write (one key, or a batch) whose table growth would

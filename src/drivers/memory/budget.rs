@@ -401,9 +401,13 @@ fn refused(budget: &Budget, key: &str, want: Reservation) -> Error {
             want.bytes, budget.max_bytes, used.bytes
         )
     } else {
+        let entries = match want.entries {
+            1 => "1 more entry".to_owned(),
+            n => format!("{n} more entries"),
+        };
         format!(
-            "one more entry would go over the store's limit of {} entries, and eviction may not free one",
-            budget.max_entries
+            "{entries} would go over the store's limit of {} entries ({} in use), and eviction may not free enough",
+            budget.max_entries, used.entries
         )
     };
     Error::out_of_memory(key, limit)
