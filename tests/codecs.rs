@@ -85,3 +85,48 @@ fn huge_length_prefixes_are_refused_without_allocating() {
         ErrorKind::Decode
     );
 }
+
+/// Arrays nested deeper than a thread's stack can decode (about 1,000 bytes of them, read as
+/// a `serde_json::Value`, what a tower-sessions record holds, aborted the process with a
+/// stack overflow) are a decode error, in MessagePack as in JSON; values nested 100 deep are
+/// read. On a thread with a 2 MiB stack, the size of the test harness's and tokio's threads.
+#[test]
+fn deeply_nested_values_are_refused_not_a_stack_overflow() {
+    let answers = std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(|| {
+            let bytes = MemoryDriver::new()
+                .namespace::<String>("hostile", "depth")
+                .unwrap();
+            let key = "k".to_owned();
+            let msgpack = bytes
+                .clone()
+                .with_codec(MessagePack::<serde_json::Value>::new());
+            let json = bytes.clone().with_codec(Json::<serde_json::Value>::new());
+            let mut answers = Vec::new();
+            for depth in [100, 129, 1_000, 100_000] {
+                // MessagePack: `depth` one-element arrays around a nil.
+                let mut nested = vec![0x91; depth];
+                nested.push(0xc0);
+                ready(bytes.set(&key, nested, None)).unwrap();
+                let read = ready(msgpack.get(&key)).map(|v| v.is_some());
+                answers.push(("MessagePack", depth, read.map_err(|e| e.kind())));
+                let nested = "[".repeat(depth) + &"]".repeat(depth);
+                ready(bytes.set(&key, nested, None)).unwrap();
+                let read = ready(json.get(&key)).map(|v| v.is_some());
+                answers.push(("JSON", depth, read.map_err(|e| e.kind())));
+            }
+            answers
+        })
+        .unwrap()
+        .join()
+        .expect("decoding nested values panicked");
+    for (codec, depth, answer) in answers {
+        let expected = if depth <= 100 {
+            Ok(true)
+        } else {
+            Err(ErrorKind::Decode)
+        };
+        assert_eq!(answer, expected, "{codec}, {depth} deep");
+    }
+}

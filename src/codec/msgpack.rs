@@ -6,9 +6,17 @@ use serde::de::DeserializeOwned;
 use super::{Codec, ValueType, codec_type};
 use crate::BoxError;
 
+/// How deep arrays and maps may nest in a value decoded: serde_json's limit. rmp-serde's own
+/// (1,024) is deeper than a thread's stack holds for a recursive type such as
+/// `serde_json::Value` (what a `tower-sessions` record holds): about 1,000 bytes of nested
+/// arrays in a stored value aborted the process with a stack overflow on a 2 MiB stack (a
+/// debug build).
+const MAX_DEPTH: usize = 128;
+
 /// MessagePack (`rmp-serde`), in its compact form: a struct is an array of its fields, as
 /// `rmp_serde::to_vec` writes it (what other Rust session stores write). Reads the named
-/// form (structs as maps) too. Cargo feature `msgpack`.
+/// form (structs as maps) too. Arrays and maps nested over 128 deep are a decode error, as
+/// in JSON (`serde_json`'s limit), not a stack overflow. Cargo feature `msgpack`.
 pub struct MessagePack<T>(ValueType<T>);
 
 codec_type!(MessagePack, "MessagePack");
@@ -23,7 +31,9 @@ impl<T: Serialize + DeserializeOwned + 'static> Codec for MessagePack<T> {
 
     fn decode(&self, bytes: &[u8]) -> Result<T, BoxError> {
         let mut read = bytes;
-        let value = rmp_serde::decode::from_read(&mut read)?;
+        let mut decoder = rmp_serde::Deserializer::new(&mut read);
+        decoder.set_max_depth(MAX_DEPTH);
+        let value = T::deserialize(&mut decoder)?;
         if !read.is_empty() {
             return Err(format!("{} bytes after the value", read.len()).into());
         }
