@@ -104,6 +104,29 @@ impl MemoryBuilder {
     /// grows by doubling, and a write that makes one double reserves the doubling first). A
     /// write that would go over it evicts what the namespaces' modes allow, or fails with
     /// [`ErrorKind::OutOfMemory`](crate::ErrorKind::OutOfMemory).
+    ///
+    /// Values are kept as the [`Bytes`] handed in, without a copy, and charged for their
+    /// length: a `Bytes` that is part of a larger buffer (`Bytes::slice`, a frame split off a
+    /// read buffer with `BytesMut::split_to(…).freeze()`, a chunk of an HTTP body, a `Vec`
+    /// with spare capacity) keeps the whole buffer alive, which no `Bytes` API lets the store
+    /// see. Under a budget, store values that own their bytes:
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> namestore::Result<()> {
+    /// use bytes::Bytes;
+    /// use namestore::MemoryDriver;
+    /// use namestore::drivers::memory::Eviction;
+    ///
+    /// let store = MemoryDriver::builder().max_bytes(64 << 20).eviction(Eviction::Any).build()?;
+    /// let cache = store.namespace::<String>("app", "cache")?;
+    /// let body = Bytes::from(vec![b'x'; 1 << 20]); // a 1 MiB response body, say
+    /// // `body.slice(..16)` would keep the whole MiB alive, charged 16 bytes: copy the part.
+    /// cache.set(&"head".to_owned(), Bytes::copy_from_slice(&body[..16]), None).await?;
+    /// drop(body);
+    /// assert!(store.usage().unwrap().bytes < 64 << 10);
+    /// # Ok(()) }
+    /// ```
     pub fn max_bytes(mut self, bytes: u64) -> Self {
         self.config.max_bytes = Some(bytes);
         self
