@@ -12,6 +12,8 @@
 //!   every limited response. Instances of a service sharing a store share the limit.
 //! - [`Sha256Key`]: a credential (an API key) as a namestore key, stored as its SHA-256
 //!   digest, so that no listing, error or trace of the store shows it.
+//! - [`client_network`]: a client's address as a rate limit key: an IPv6 address as its /64
+//!   (a host may take any address of its /64), an IPv4-mapped one as its IPv4 address.
 //!
 //! Locks need nothing web-specific: [`namestore::lock::Lock`].
 //!
@@ -20,10 +22,12 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod client_network;
 mod rate_limit;
 mod session_store;
 mod sha256_key;
 
+pub use client_network::client_network;
 pub use rate_limit::{OnStoreError, RateLimit, RateLimitLayer};
 pub use session_store::{SessionKey, SessionStore};
 pub use sha256_key::Sha256Key;

@@ -166,3 +166,46 @@ async fn a_clone_is_configured_apart() {
         );
     }
 }
+
+/// Limited by client address through `client_network`: the addresses of one IPv6 /64 share a
+/// limit, and IPv4 clients of a dual-stack listener (IPv4-mapped addresses) each have their
+/// own.
+#[tokio::test]
+async fn clients_by_network() {
+    use std::net::{IpAddr, SocketAddr};
+
+    let limiter = RateLimiter::new(
+        Namespace::new(namestore::open("memory://").unwrap(), "api", "rate").unwrap(),
+        2,
+        Duration::from_secs(10),
+    )
+    .unwrap()
+    .with_clock(|| UNIX_EPOCH + Duration::from_millis(1_700_000_002_500));
+    let layer = RateLimitLayer::new(limiter, |request: &Request<String>| {
+        let peer = request.extensions().get::<SocketAddr>()?;
+        Some(namestore_web::client_network(peer.ip()))
+    });
+    let service = layer.layer(echo());
+    let from = |address: &str| {
+        let mut request = request(None);
+        let ip: IpAddr = address.parse().unwrap();
+        request.extensions_mut().insert(SocketAddr::new(ip, 40_000));
+        request
+    };
+    for (address, status) in [
+        ("2001:db8:7:1::1", StatusCode::OK),
+        ("2001:db8:7:1:ffff::2", StatusCode::OK),
+        (
+            "2001:db8:7:1:1234:5678:9abc:def0",
+            StatusCode::TOO_MANY_REQUESTS,
+        ),
+        ("2001:db8:7:2::1", StatusCode::OK),
+        ("::ffff:192.0.2.1", StatusCode::OK),
+        ("::ffff:192.0.2.2", StatusCode::OK),
+        ("::ffff:192.0.2.2", StatusCode::OK),
+        ("192.0.2.2", StatusCode::TOO_MANY_REQUESTS),
+    ] {
+        let response = service.clone().oneshot(from(address)).await.unwrap();
+        assert_eq!(response.status(), status, "{address}");
+    }
+}
