@@ -17,6 +17,9 @@
 //!   holder renews, and only while its lease runs.
 //! - **release**: compare-and-delete of the owner id: a holder whose lease ran out cannot
 //!   release the lock someone else took since.
+//! - **a step that fails** (the store's error, a timeout whose command may still have run):
+//!   the acquisition returns the error and first gives the lock back with a compare-and-delete
+//!   of its owner id, so the lock is not left held by nobody until the lease ends.
 //!
 //! A lease is the only protection from a holder that stalls (a GC pause, a slow disk) past
 //! it: it may still act believing it holds the lock. That is what the token is for: give it
@@ -161,27 +164,36 @@ impl<K: Key + Clone, D: Driver> Lock<K, D> {
     pub async fn try_acquire(&self, name: &K) -> Result<Option<LockGuard<K, D>>> {
         let owner = owner_id();
         let lock_key = (name.clone(), Part::Lock);
-        if !self
+        // A step that fails may still have been applied (a reply lost after the store ran
+        // the command): the acquisition gives the lock back, if it holds it, rather than
+        // leave it held by nobody until the lease ends. Only its own hold goes (`cad` of its
+        // owner id); if that fails too, the lease ends it.
+        let give_back = async |error| {
+            let _ = self.keys.cad(&lock_key, &owner).await;
+            Err(error)
+        };
+        match self
             .keys
             .set_nx(&lock_key, owner.clone(), Some(self.lease))
-            .await?
+            .await
         {
-            return Ok(None);
+            Ok(true) => {}
+            Ok(false) => return Ok(None),
+            Err(error) => return give_back(error).await,
         }
         let token = match self.keys.incr(&(name.clone(), Part::Fence), 1).await {
             Ok(token) => token,
-            Err(error) => {
-                // No token, no hold: give the lock back rather than leave it to the lease.
-                let _ = self.keys.cad(&lock_key, &owner).await;
-                return Err(error);
-            }
+            // No token, no hold.
+            Err(error) => return give_back(error).await,
         };
-        if !self
+        match self
             .keys
             .cas(&lock_key, &owner, owner.clone(), Some(self.lease))
-            .await?
+            .await
         {
-            return Ok(None);
+            Ok(true) => {}
+            Ok(false) => return Ok(None),
+            Err(error) => return give_back(error).await,
         }
         Ok(Some(LockGuard {
             lock: self.clone(),
