@@ -63,7 +63,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::driver::Driver;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::key::Key;
 use crate::namespace::Namespace;
 use crate::ttl::Ttl;
@@ -233,7 +233,7 @@ impl<K: Key, D: Driver> RateLimiter<K, D> {
             }
             // Nothing was counted (SPEC 4: an increment that would overflow changes nothing);
             // the cost cannot fit in what the window may count.
-            Err(error) if error.kind() == ErrorKind::Overflow => {
+            Err(error) if error.kind() == crate::ErrorKind::Overflow => {
                 let count = self.counters.get(&counter).await?;
                 let count = count
                     .and_then(|v| crate::counter::parse_canonical(&v))
