@@ -40,6 +40,15 @@ pub fn parse_canonical(bytes: &[u8]) -> Option<i64> {
     }
 }
 
+/// A counter read back as a count: its value when it is one and not negative, else 0
+/// (missing, negative, or something other than a counter).
+pub(crate) fn count_of(value: Option<&[u8]>) -> u64 {
+    value
+        .and_then(parse_canonical)
+        .and_then(|n| u64::try_from(n).ok())
+        .unwrap_or(0)
+}
+
 /// Writes `value` the way [`parse_canonical`] reads it.
 pub fn format(value: i64, buffer: &mut itoa::Buffer) -> &[u8] {
     buffer.format(value).as_bytes()

@@ -212,10 +212,7 @@ impl<K: Key + Clone, D: Driver> Lock<K, D> {
     /// As [`try_acquire`](Self::try_acquire).
     pub async fn last_token(&self, name: &K) -> Result<u64> {
         let value = self.keys.get(&(name.clone(), Part::Fence)).await?;
-        Ok(value
-            .and_then(|v| crate::counter::parse_canonical(&v))
-            .and_then(|v| u64::try_from(v).ok())
-            .unwrap_or(0))
+        Ok(crate::counter::count_of(value.as_deref()))
     }
 }
 

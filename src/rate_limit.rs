@@ -218,30 +218,28 @@ impl<K: Key, D: Driver> RateLimiter<K, D> {
         let number = u64::try_from(number).unwrap_or(u64::MAX);
         let reset_after = Duration::from_millis(u64::try_from(reset_after_ms).unwrap_or(u64::MAX));
         let counter = (key.clone(), number);
+        // `None`: the cost cannot fit in what the window may count, and nothing was counted
+        // (SPEC 4: an increment that would overflow changes nothing).
         let counted = match i64::try_from(cost) {
             Ok(delta) => {
-                self.counters
+                match self
+                    .counters
                     .incr_with_ttl(&counter, delta, self.counter_ttl)
                     .await
+                {
+                    Ok(count) => Some(u64::try_from(count).unwrap_or(0)),
+                    Err(error) if error.kind() == crate::ErrorKind::Overflow => None,
+                    Err(error) => return Err(error),
+                }
             }
-            Err(_) => Err(Error::overflow("rate limit cost")),
+            Err(_) => None,
         };
         let (allowed, count) = match counted {
-            Ok(count) => {
-                let count = u64::try_from(count).unwrap_or(0);
-                (count <= self.limit, count)
-            }
-            // Nothing was counted (SPEC 4: an increment that would overflow changes nothing);
-            // the cost cannot fit in what the window may count.
-            Err(error) if error.kind() == crate::ErrorKind::Overflow => {
+            Some(count) => (count <= self.limit, count),
+            None => {
                 let count = self.counters.get(&counter).await?;
-                let count = count
-                    .and_then(|v| crate::counter::parse_canonical(&v))
-                    .and_then(|v| u64::try_from(v).ok())
-                    .unwrap_or(0);
-                (false, count)
+                (false, crate::counter::count_of(count.as_deref()))
             }
-            Err(error) => return Err(error),
         };
         Ok(Decision {
             allowed,

@@ -32,7 +32,12 @@ static META: Metadata<'static> = Metadata::new("namestore", Level::INFO, Some(mo
 /// counted through it (see the module).
 #[inline]
 pub(super) fn recorder_listens() -> bool {
-    metrics::with_recorder(|recorder| std::mem::size_of_val(recorder) != 0)
+    metrics::with_recorder(listens)
+}
+
+/// Whether `recorder` is one that records: not the no-op recorder, which is zero-sized.
+fn listens(recorder: &dyn Recorder) -> bool {
+    std::mem::size_of_val(recorder) != 0
 }
 
 /// One namespace's metric keys, built the first time each operation is recorded.
@@ -139,9 +144,9 @@ impl Removals {
 
     pub(crate) fn record(&self, evicted: u64, expired: u64) {
         metrics::with_recorder(|recorder| {
-            // No recorder installed (the no-op one, zero-sized, as `recorder_listens` reads
-            // it): nothing to count, and an evicting write need not pay two calls into it.
-            if std::mem::size_of_val(recorder) == 0 {
+            // No recorder installed: an evicting write need not pay two calls into the no-op
+            // one.
+            if !listens(recorder) {
                 return;
             }
             if evicted > 0 {

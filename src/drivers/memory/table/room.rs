@@ -27,10 +27,11 @@ pub(super) struct Locked<'t> {
 impl Table {
     /// Locks the shard of `key` for a write that stores a new value costing `bytes`, with
     /// room for it taken from the budget (nothing to take without one). `adds`: whether the
-    /// write adds an entry when the key is missing. See [`Locked`] for what comes back;
-    /// `tally` (new) gets what evicting victims did that is still to be settled with the
-    /// budget, and the write goes on with it (filled in place: handed back in `Locked`, its
-    /// fields stored one by one were read back whole, a stalled load on every evicting write).
+    /// write adds an entry when the key is missing. See [`Locked`] for what comes back.
+    /// `tally`, fresh from the write, gets what evicting victims did that is still to be
+    /// settled with the budget, and the write goes on with it. (Filled in place: handed back
+    /// inside `Locked`, its fields, stored one by one, were read back whole, a load that waited
+    /// on every evicting write.)
     ///
     /// The room is taken under the lock, exactly: what the new value adds to the live entry
     /// the lock shows. When it does not fit, the shard's own victims make room under the same
