@@ -86,10 +86,11 @@ fn huge_length_prefixes_are_refused_without_allocating() {
     );
 }
 
-/// Arrays nested deeper than a thread's stack can decode (about 1,000 bytes of them, read as
-/// a `serde_json::Value`, what a tower-sessions record holds, aborted the process with a
-/// stack overflow) are a decode error, in MessagePack as in JSON; values nested 100 deep are
-/// read. On a thread with a 2 MiB stack, the size of the test harness's and tokio's threads.
+/// Values nested deeper than a thread's stack can decode (about 1,000 bytes of MessagePack
+/// arrays read as a `serde_json::Value`, what a tower-sessions record holds, and 100,000
+/// levels of a recursive type in postcard aborted the process with a stack overflow) are a
+/// decode error in every codec; values nested 100 deep are read. On a thread with a 2 MiB
+/// stack, the size of the test harness's and tokio's threads.
 #[test]
 fn deeply_nested_values_are_refused_not_a_stack_overflow() {
     let answers = std::thread::Builder::new()
@@ -103,6 +104,7 @@ fn deeply_nested_values_are_refused_not_a_stack_overflow() {
                 .clone()
                 .with_codec(MessagePack::<serde_json::Value>::new());
             let json = bytes.clone().with_codec(Json::<serde_json::Value>::new());
+            let postcard = bytes.clone().with_codec(Postcard::<Tree>::new());
             let mut answers = Vec::new();
             for depth in [100, 129, 1_000, 100_000] {
                 // MessagePack: `depth` one-element arrays around a nil.
@@ -115,6 +117,12 @@ fn deeply_nested_values_are_refused_not_a_stack_overflow() {
                 ready(bytes.set(&key, nested, None)).unwrap();
                 let read = ready(json.get(&key)).map(|v| v.is_some());
                 answers.push(("JSON", depth, read.map_err(|e| e.kind())));
+                // postcard: `depth` nodes (variant 1) around a leaf (variant 0).
+                let mut nested = vec![1u8; depth];
+                nested.push(0);
+                ready(bytes.set(&key, nested, None)).unwrap();
+                let read = ready(postcard.get(&key)).map(|v| v.is_some());
+                answers.push(("postcard", depth, read.map_err(|e| e.kind())));
             }
             answers
         })
@@ -129,4 +137,107 @@ fn deeply_nested_values_are_refused_not_a_stack_overflow() {
         };
         assert_eq!(answer, expected, "{codec}, {depth} deep");
     }
+}
+
+/// A recursive type, as postcard decodes one.
+#[derive(serde::Serialize, serde::Deserialize)]
+enum Tree {
+    Leaf,
+    Node(Box<Tree>),
+}
+
+/// Every shape serde has, read back whole through postcard's depth limit.
+#[test]
+fn postcard_reads_every_shape_through_its_depth_limit() {
+    use std::collections::BTreeMap;
+
+    #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+    struct Unit;
+    #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+    struct Newtype(u32);
+    #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+    struct Pair(i8, String);
+    #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+    enum Shape {
+        Empty,
+        Wrapped(Newtype),
+        Tuple(u16, char),
+        Named { a: Option<Box<Shape>>, b: Vec<u8> },
+    }
+    #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+    struct All {
+        unit: Unit,
+        unit_value: (),
+        flag: bool,
+        small: (i16, i32, i64, i128),
+        unsigned: (u8, u16, u32, u64, u128),
+        floats: (f32, f64),
+        text: String,
+        letter: char,
+        #[serde(with = "serde_bytes_as_seq")]
+        raw: Vec<u8>,
+        pair: Pair,
+        shapes: Vec<Shape>,
+        map: BTreeMap<String, Option<Newtype>>,
+    }
+    // Bytes as postcard's byte string (serialize_bytes / deserialize_byte_buf).
+    mod serde_bytes_as_seq {
+        pub fn serialize<S: serde::Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_bytes(v)
+        }
+        pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+            struct Bytes;
+            impl serde::de::Visitor<'_> for Bytes {
+                type Value = Vec<u8>;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("bytes")
+                }
+                fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+                    Ok(v.to_vec())
+                }
+                fn visit_borrowed_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+                    Ok(v.to_vec())
+                }
+            }
+            d.deserialize_byte_buf(Bytes)
+        }
+    }
+
+    let value = All {
+        unit: Unit,
+        unit_value: (),
+        flag: true,
+        small: (-2, -3, i64::MIN, i128::MIN),
+        unsigned: (1, 2, 3, u64::MAX, u128::MAX),
+        floats: (1.5, -0.25),
+        text: "héllo".to_owned(),
+        letter: 'ß',
+        raw: vec![0, 255, 7],
+        pair: Pair(-1, "p".to_owned()),
+        shapes: vec![
+            Shape::Empty,
+            Shape::Wrapped(Newtype(9)),
+            Shape::Tuple(7, 'x'),
+            Shape::Named {
+                a: Some(Box::new(Shape::Named {
+                    a: None,
+                    b: vec![1, 2],
+                })),
+                b: vec![],
+            },
+        ],
+        map: [("k".to_owned(), Some(Newtype(1))), ("n".to_owned(), None)].into(),
+    };
+    let codec = Postcard::<All>::new();
+    let mut bytes = Vec::new();
+    codec.encode(&value, &mut bytes).unwrap();
+    assert_eq!(
+        bytes,
+        postcard::to_allocvec(&value).unwrap(),
+        "plain postcard"
+    );
+    assert_eq!(codec.decode(&bytes).unwrap(), value);
+    // Trailing bytes are still refused.
+    bytes.push(0);
+    assert!(codec.decode(&bytes).is_err());
 }

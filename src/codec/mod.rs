@@ -39,6 +39,8 @@
 //! }
 //! ```
 
+#[cfg(feature = "postcard")]
+mod depth;
 #[cfg(feature = "json")]
 mod json;
 #[cfg(feature = "msgpack")]
@@ -54,6 +56,14 @@ pub use msgpack::MessagePack;
 pub use postcard::Postcard;
 
 use crate::BoxError;
+
+/// How deep a decoded value may nest, in the codecs that decode recursively: serde_json's own
+/// limit. rmp-serde's (1,024) is deeper than a thread's stack holds for a recursive type such
+/// as `serde_json::Value` (what a `tower-sessions` record holds): about 1,000 bytes of nested
+/// arrays in a stored value aborted the process with a stack overflow on a 2 MiB stack (a
+/// debug build), and postcard sets no limit at all.
+#[cfg(any(feature = "msgpack", feature = "postcard"))]
+const MAX_DEPTH: usize = 128;
 
 /// Turns values of one type into bytes and back: what a
 /// [`TypedNamespace`](crate::TypedNamespace) stores.

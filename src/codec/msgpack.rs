@@ -3,15 +3,8 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{Codec, ValueType, codec_type};
+use super::{Codec, MAX_DEPTH, ValueType, codec_type};
 use crate::BoxError;
-
-/// How deep arrays and maps may nest in a value decoded: serde_json's limit. rmp-serde's own
-/// (1,024) is deeper than a thread's stack holds for a recursive type such as
-/// `serde_json::Value` (what a `tower-sessions` record holds): about 1,000 bytes of nested
-/// arrays in a stored value aborted the process with a stack overflow on a 2 MiB stack (a
-/// debug build).
-const MAX_DEPTH: usize = 128;
 
 /// MessagePack (`rmp-serde`), in its compact form: a struct is an array of its fields, as
 /// `rmp_serde::to_vec` writes it (what other Rust session stores write). Reads the named
