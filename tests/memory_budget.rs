@@ -78,6 +78,22 @@ async fn a_budget_in_code_and_in_the_url() {
         let error = namestore::open(bad).unwrap_err();
         assert_eq!(error.kind(), ErrorKind::InvalidUrl, "{bad}");
     }
+    // An eviction mode or policy without a budget would evict nothing: a cache that forgot
+    // its budget is told so rather than left to grow.
+    for unbounded in [
+        "memory://?eviction=any",
+        "memory://?policy=sampled-lru&shards=4",
+    ] {
+        let error = namestore::open(unbounded).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::InvalidUrl, "{unbounded}");
+        assert!(
+            error
+                .to_string()
+                .contains("add `max_bytes` or `max_entries`"),
+            "{error}"
+        );
+    }
+    namestore::open("memory://?max_entries=10&eviction=any&policy=sampled-lru").unwrap();
     let coded = MemoryDriver::builder().max_bytes(1 << 20).build().unwrap();
     assert_eq!(coded.usage().unwrap().max_bytes, Some(1 << 20));
 }

@@ -14,7 +14,7 @@ pub const SCHEME: &str = "memory";
 /// background reclamation off), and a budget: `max_bytes=256MiB` (sizes as people write them:
 /// `k`, `m`, `g` are powers of 1000, `kb`/`KiB`, `mb`/`MiB`, `gb`/`GiB` powers of 1024, as in
 /// Redis's configuration), `max_entries=100000`, `eviction=never|any|with-ttl` (the store's
-/// default mode) and `policy=s3-fifo|sampled-lru`.
+/// default mode) and `policy=s3-fifo|sampled-lru`, which a URL names only with a budget.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MemoryConfig {
     /// Shards per namespace, a power of two. Default: 4 × the CPU count, at least 16.
@@ -56,8 +56,9 @@ impl MemoryConfig {
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::InvalidUrl`](crate::ErrorKind::InvalidUrl) for another scheme, a host or path, an unknown parameter, or a
-    /// bad value.
+    /// [`ErrorKind::InvalidUrl`](crate::ErrorKind::InvalidUrl) for another scheme, a host or path, an unknown parameter, a
+    /// bad value, or `eviction` / `policy` without `max_bytes` or `max_entries` (nothing would
+    /// be evicted: a cache that forgot its budget would grow without one).
     ///
     /// ```
     /// use namestore::drivers::memory::{Eviction, MemoryConfig};
@@ -84,6 +85,8 @@ impl MemoryConfig {
             }
         };
         let mut config = MemoryConfig::default();
+        // A parameter that only a store with a budget uses, if the URL names one.
+        let mut budget_only = None;
         for parameter in crate::query::parameters(query, "memory store")? {
             let (name, value) = (&*parameter.name, &*parameter.value);
             let number = || {
@@ -108,8 +111,14 @@ impl MemoryConfig {
                     })?);
                 }
                 "max_entries" => config.max_entries = Some(number()?),
-                "eviction" => config.eviction = value.parse()?,
-                "policy" => config.policy = value.parse()?,
+                "eviction" => {
+                    config.eviction = value.parse()?;
+                    budget_only = Some("eviction");
+                }
+                "policy" => {
+                    config.policy = value.parse()?;
+                    budget_only = Some("policy");
+                }
                 other => {
                     return Err(Error::invalid_url(format!(
                         "unknown memory store parameter `{}` (known: shards, reap_interval_ms, max_bytes, max_entries, eviction, policy)",
@@ -117,6 +126,13 @@ impl MemoryConfig {
                     )));
                 }
             }
+        }
+        if let (Some(name), false) = (budget_only, config.bounded()) {
+            // Without a budget nothing is ever evicted: a cache meant to be bounded that
+            // forgot its budget would grow without one.
+            return Err(Error::invalid_url(format!(
+                "memory store parameter `{name}` applies to a store with a budget: add `max_bytes` or `max_entries`"
+            )));
         }
         config.validate()?;
         Ok(config)
