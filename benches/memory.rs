@@ -10,6 +10,7 @@
 //!
 //! Run: `cargo bench --bench memory`.
 
+use std::collections::VecDeque;
 use std::hint::black_box;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -21,6 +22,7 @@ use hashbrown::HashMap;
 use namestore::codec::{Json, Postcard};
 use namestore::drivers::memory::Eviction;
 use namestore::{Instrumented, Key, KeyBuf, MemoryDriver, Namespace, TypedNamespace};
+use smol_str::SmolStr;
 use uuid::Uuid;
 
 mod common;
@@ -84,6 +86,12 @@ struct Fixture {
     small: Small,
     floor: HashMap<String, Bytes>,
     floor_counters: HashMap<String, i64>,
+    /// The floor of an evicting set: a plain hashbrown map holding `LIVE` of the `2 × LIVE`
+    /// keys, its keys inline as the store's are (`SmolStr`), and its victims in plain FIFO
+    /// order (a queue of key numbers). A set of a key it does not hold is a lookup that
+    /// misses, a removal and an insert: no lock, no budget, no policy.
+    floor_cache: HashMap<SmolStr, Bytes>,
+    floor_fifo: VecDeque<u32>,
     /// The bounded caches users compare a store with a budget with, holding `LIVE` entries:
     /// quick_cache's and moka's thread-safe caches (their APIs take an owned key, so a write
     /// clones the key's `String`, as a caller of theirs does).
@@ -153,6 +161,12 @@ impl Fixture {
         }
         let mut floor = HashMap::new();
         let mut floor_counters = HashMap::new();
+        let mut floor_cache = HashMap::new();
+        let mut floor_fifo = VecDeque::new();
+        for (n, key) in more_keys.iter().enumerate().take(LIVE) {
+            floor_cache.insert(SmolStr::new(key), value.clone());
+            floor_fifo.push_back(n as u32);
+        }
         let quick = quick_cache::sync::Cache::new(LIVE);
         let moka = moka::sync::Cache::new(LIVE as u64);
         for (key, counter) in keys.iter().zip(&counters) {
@@ -202,6 +216,8 @@ impl Fixture {
             small,
             floor,
             floor_counters,
+            floor_cache,
+            floor_fifo,
             quick,
             moka,
         }
@@ -574,6 +590,21 @@ fn floor_delete_set(f: &mut Fixture, i: usize) {
     f.floor.remove(key);
     f.floor.insert(key.clone(), f.value.clone());
 }
+fn floor_evicting_set(f: &mut Fixture, i: usize) {
+    // The same round of 2 × LIVE keys as `evicting_set`.
+    let n = i % (2 * LIVE);
+    let key = f.more_keys[n].as_str();
+    let value = f.value.clone();
+    if let Some(slot) = f.floor_cache.get_mut(key) {
+        *slot = value;
+        return;
+    }
+    if let Some(victim) = f.floor_fifo.pop_front() {
+        f.floor_cache.remove(f.more_keys[victim as usize].as_str());
+    }
+    f.floor_cache.insert(SmolStr::new(key), value);
+    f.floor_fifo.push_back(n as u32);
+}
 fn floor_mget10(f: &mut Fixture, i: usize) {
     let start = (i * 10) % (LIVE - 10);
     let values: Vec<Option<Bytes>> = f.keys[start..start + 10]
@@ -694,6 +725,7 @@ macro_rules! for_each_operation {
         $apply!($($arg),*, "floor exists", floor_exists);
         $apply!($($arg),*, "floor incr", floor_incr);
         $apply!($($arg),*, "floor delete+set", floor_delete_set);
+        $apply!($($arg),*, "floor set, evicting (FIFO)", floor_evicting_set);
         $apply!($($arg),*, "floor mget(10)", floor_mget10);
         $apply!($($arg),*, "floor mset(10)", floor_mset10);
     };
@@ -702,8 +734,10 @@ macro_rules! for_each_operation {
 const ALLOC_ROUNDS: usize = 20_000;
 
 fn count_allocations(f: &mut Fixture, name: &str, mut op: impl FnMut(&mut Fixture, usize)) {
-    // One pass first, so every stored value is in its steady (shared) form.
-    for i in 0..LIVE {
+    // As many calls first, so every stored value is in its steady (shared) form, and the
+    // structures of a store that evicts have grown to the size they keep (its queues, its
+    // ghost table).
+    for i in 0..ALLOC_ROUNDS {
         op(f, i);
     }
     let (allocs, bytes) = (
@@ -892,6 +926,14 @@ fn basic_operations(c: &mut Criterion) {
         quick_evicting_set,
         evicting_set,
     );
+    // What an evicting set costs over an overwrite with nothing else in the way: a plain map.
+    paired(
+        &mut f,
+        "floor set / floor set, evicting (FIFO)",
+        floor_set,
+        floor_evicting_set,
+    );
+    paired(&mut f, "set (overwrite) / set, evicting", set, evicting_set);
     println!();
 
     let mut group = c.benchmark_group("memory");
