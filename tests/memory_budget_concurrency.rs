@@ -3,7 +3,8 @@
 //! reader finds all come from one `mset`), a counter in a `never` namespace loses no
 //! increment while other namespaces evict around it, and the budget holds: within 10% at
 //! every instant (a write may store a key another write evicted in between), exactly once the
-//! writes are done.
+//! writes are done. Namespaces that come and go (one a user) while eviction empties them are
+//! freed once no handle holds them, and never while one does.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -132,5 +133,74 @@ fn batches_and_counters_race_eviction() {
                 .evicted,
             0
         );
+    }
+}
+
+/// Namespaces that come and go while eviction frees the emptied ones: threads each write one
+/// key into namespaces of their own (one a user), opening and dropping a handle for each,
+/// while others read namespaces back and hold handles on them. No write is refused (every
+/// namespace's key is evictable), a namespace someone holds is never lost while they hold
+/// it, and once done the store keeps a table for exactly the namespaces that hold a key.
+#[test]
+fn namespaces_come_and_go_while_eviction_frees_them() {
+    const USERS: usize = 4_000;
+    for policy in [Policy::S3Fifo, Policy::SampledLru] {
+        let store = MemoryDriver::builder()
+            .max_entries(200)
+            .eviction(Eviction::Any)
+            .policy(policy)
+            .build()
+            .unwrap();
+        std::thread::scope(|scope| {
+            for writer in 0..3 {
+                let store = &store;
+                scope.spawn(move || {
+                    for user in 0..USERS {
+                        let ns = store
+                            .namespace::<String>("user", &format!("w{writer}-u{user}"))
+                            .unwrap();
+                        ready(ns.set(&"profile".to_owned(), "x", None))
+                            .unwrap_or_else(|e| panic!("{policy:?}: {e}"));
+                    }
+                });
+            }
+            let store = &store;
+            scope.spawn(move || {
+                for user in 0..USERS {
+                    // A handle held across writes that evict: its namespace keeps its table,
+                    // and a key written through it is there until evicted.
+                    let ns = store
+                        .namespace::<String>("user", &format!("w0-u{user}"))
+                        .unwrap();
+                    let _ = ready(ns.get(&"profile".to_owned())).unwrap();
+                    ready(ns.set(&"seen".to_owned(), "y", None)).unwrap();
+                    let _ = ready(ns.exists(&"seen".to_owned())).unwrap();
+                }
+            });
+        });
+        let usage = store.usage().unwrap();
+        assert!(usage.entries <= 200, "{policy:?}: {usage:?}");
+        let stats = store.namespace_stats();
+        assert!(
+            stats.iter().all(|s| s.keys > 0),
+            "{policy:?}: a namespace without keys or handles kept its table"
+        );
+        assert_eq!(store.namespace_tables(), stats.len(), "{policy:?}");
+        assert_eq!(
+            stats.iter().map(|s| s.keys).sum::<u64>(),
+            usage.entries,
+            "{policy:?}"
+        );
+        // The list of namespaces that may evict is whole: a namespace whose keys are never
+        // evicted, filling the store, evicts every key the others held, from wherever it is
+        // (one missing from the list would leave its key, and the last write refused).
+        let fresh = store
+            .namespace_with_eviction::<u64>("after", "all", Eviction::Never)
+            .unwrap();
+        for i in 0..200 {
+            ready(fresh.set(&i, "z", None)).unwrap();
+        }
+        assert_eq!(store.namespace_tables(), 1, "{policy:?}");
+        assert_eq!(store.namespace_stats()[0].keys, 200, "{policy:?}");
     }
 }

@@ -12,7 +12,10 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use hashbrown::HashSet;
+
 use super::slots::Tally;
+use super::spared::{SCANNED, Spared};
 use super::table::Table;
 use crate::{Error, Result};
 
@@ -264,9 +267,17 @@ impl Table {
         };
         self.reserve_with(keys, all, || {
             let mut want = Reservation::default();
-            for (at, (&key, &bytes)) in keys.iter().zip(costs).enumerate() {
-                // A key given twice is stored once, as its last pair.
-                if keys[at + 1..].contains(&key) {
+            // A key given twice is stored once, as its last pair: the pairs are counted from
+            // the last, each key once (in a set for a large batch, not searched for again in
+            // the rest of the batch at every pair).
+            let mut later: Option<HashSet<&str>> =
+                (keys.len() > SCANNED).then(|| HashSet::with_capacity(keys.len()));
+            for (at, (&key, &bytes)) in keys.iter().zip(costs).enumerate().rev() {
+                let repeated = match &mut later {
+                    Some(later) => !later.insert(key),
+                    None => keys[at + 1..].contains(&key),
+                };
+                if repeated {
                     continue;
                 }
                 match self.charge_of(key) {
@@ -312,6 +323,7 @@ impl Table {
     #[cold]
     fn make_room(&self, budget: &Budget, keys: &[&str], want: Reservation) -> Result<Reservation> {
         let key = keys.first().copied().unwrap_or("");
+        let spared = Spared::new(keys);
         let mut fruitless = 0;
         for _ in 0..rounds(budget) {
             // Expired entries first, wherever they are (SPEC 10.4).
@@ -324,7 +336,7 @@ impl Table {
             if !budget.could_fit(want) {
                 return Err(refused(budget, key, want));
             }
-            if self.evict_somewhere(budget, keys) {
+            if self.evict_somewhere(budget, &spared) {
                 fruitless = 0;
             } else {
                 // Nothing could go just now, though the counts say something may: the
@@ -348,15 +360,15 @@ impl Table {
     #[cold]
     pub(super) fn shed(&self, budget: &Budget) {
         for _ in 0..rounds(budget) {
-            if !budget.over() || !self.evict_somewhere(budget, &[]) {
+            if !budget.over() || !self.evict_somewhere(budget, &Spared::NONE) {
                 return;
             }
         }
     }
 
     /// Evicts one victim: from this namespace's shards first, then from other namespaces.
-    fn evict_somewhere(&self, budget: &Budget, keys: &[&str]) -> bool {
-        if self.evict_one(budget, keys) {
+    fn evict_somewhere(&self, budget: &Budget, spared: &Spared<'_>) -> bool {
+        if self.evict_one(budget, spared) {
             return true;
         }
         let Some(registry) = self.meta.registry.upgrade() else {

@@ -23,6 +23,7 @@ mod order;
 mod registry;
 mod sketch;
 mod slots;
+mod spared;
 mod table;
 
 use std::fmt;
@@ -331,6 +332,12 @@ impl MemoryDriver {
 
     /// Every namespace that has a table, with its live keys, its eviction mode and the keys it
     /// evicted and removed after expiry since it was made (SPEC 10.7), in name order.
+    ///
+    /// A namespace that no handle holds is freed when its last key goes (deleted, expired or
+    /// evicted), and its counts with it: a store of many short-lived namespaces (one a user)
+    /// lists those that hold keys or are open. The `metrics` export (feature `metrics`,
+    /// SPEC 12) counts every eviction and expiration as it happens, and keeps counting for a
+    /// namespace that is freed and made again.
     pub fn namespace_stats(&self) -> Vec<NamespaceStats> {
         let mut stats: Vec<NamespaceStats> = self
             .inner

@@ -11,10 +11,11 @@ use std::sync::atomic::Ordering;
 
 use hashbrown::HashTable;
 
-use super::entry::{ENTRY_OVERHEAD, Entry, key_eq};
+use super::entry::{ENTRY_OVERHEAD, Entry};
 use super::eviction::{Eviction, Policy};
 use super::ghosts::{GhostList, Ghosts};
 use super::sketch::Sketch;
+use super::spared::Spared;
 
 /// An entry's place in a queue: its hash (to find its bucket) and its number in the shard.
 type Slot = (u64, u32);
@@ -241,11 +242,11 @@ impl Order {
         &mut self,
         map: &mut HashTable<Entry>,
         epoch: u32,
-        spared: &[&str],
+        spared: &Spared<'_>,
     ) -> Option<Victim> {
         let mode = self.mode;
         let evictable = move |e: &Entry| mode.allows(e);
-        let spared = move |e: &Entry| spared.iter().any(|key| key_eq(key, &e.key));
+        let spared = move |e: &Entry| spared.contains(&e.key);
         match &mut self.policy {
             Victims::S3Fifo(queues) => queues.victim(map, evictable, spared),
             Victims::SampledLru { rng } => {

@@ -11,6 +11,7 @@ use super::clock::Now;
 use super::entry::{Entry, Value, heap, key_eq};
 use super::eviction::Eviction;
 use super::order::Order;
+use super::spared::Spared;
 
 #[derive(Default)]
 pub(super) struct Slots {
@@ -312,7 +313,7 @@ impl Slots {
         &mut self,
         hasher: &DefaultHashBuilder,
         epoch: u32,
-        spared: &[&str],
+        spared: &Spared<'_>,
         tally: &mut Tally,
     ) -> bool {
         let Some(order) = &mut self.order else {

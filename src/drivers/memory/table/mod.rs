@@ -61,6 +61,9 @@ pub(crate) struct Meta {
     policy: Policy,
     /// The shard the next eviction starts from.
     evict_hand: AtomicUsize,
+    /// Where the table is in the registry's list of tables that may evict (`usize::MAX`
+    /// when it is not there); changed under that list's lock.
+    pub(super) evictable_at: AtomicUsize,
     /// The namespace's eviction and expiration metrics, built on first use.
     #[cfg(feature = "metrics")]
     exported: std::sync::OnceLock<crate::instrument::meter::Removals>,
@@ -145,6 +148,7 @@ impl Table {
                 mode,
                 policy,
                 evict_hand: AtomicUsize::new(0),
+                evictable_at: AtomicUsize::new(usize::MAX),
                 #[cfg(feature = "metrics")]
                 exported: std::sync::OnceLock::new(),
             }),

@@ -12,6 +12,7 @@ use crate::drivers::memory::clock::Now;
 use crate::drivers::memory::entry::{Entry, key_eq};
 use crate::drivers::memory::eviction::Eviction;
 use crate::drivers::memory::slots::{Slots, Tally};
+use crate::drivers::memory::spared::Spared;
 
 /// A shard locked for a write, with room for it taken from the budget.
 pub(super) struct Locked<'t> {
@@ -113,7 +114,9 @@ impl Table {
             // their accounting is settled with the write's own. The room a victim leaves in
             // the table may spare its doubling: a table at the budget stays the size it is.
             let evicted = tally;
-            while slots.evict(&self.hasher, budget.epoch(), &[key], evicted) {
+            let spared = [key];
+            let spared = Spared::new(&spared);
+            while slots.evict(&self.hasher, budget.epoch(), &spared, evicted) {
                 let want = with_growth(&slots);
                 if budget.trade(want, evicted) {
                     // Traded: the rest of the victims' accounting goes on with the write's.
@@ -159,7 +162,11 @@ impl Table {
     /// Evicts one victim from this namespace, none of `spared` (the keys being written):
     /// from the shard of the first of them first, so each shard keeps the room it has, then
     /// from the others in turn; false when none holds an evictable entry.
-    pub(in crate::drivers::memory) fn evict_one(&self, budget: &Budget, spared: &[&str]) -> bool {
+    pub(in crate::drivers::memory) fn evict_one(
+        &self,
+        budget: &Budget,
+        spared: &Spared<'_>,
+    ) -> bool {
         if self.meta.mode == Eviction::Never {
             return false;
         }
@@ -170,17 +177,24 @@ impl Table {
         };
         for i in 0..shards {
             let mut tally = Tally::new();
-            let evicted = write(&self.shards[(start + i) % shards]).evict(
-                &self.hasher,
-                budget.epoch(),
-                spared,
-                &mut tally,
-            );
-            if evicted {
-                budget.settle(Reservation::default(), &tally);
-                self.meta.count(&tally);
-                return true;
+            let mut slots = write(&self.shards[(start + i) % shards]);
+            if !slots.evict(&self.hasher, budget.epoch(), spared, &mut tally) {
+                continue;
             }
+            let emptied = slots.map.is_empty();
+            drop(slots);
+            budget.settle(Reservation::default(), &tally);
+            self.meta.count(&tally);
+            // A namespace its last key was evicted from, which no handle holds, is freed, as
+            // one emptied by deletes or expiry is (a store of a namespace a user kept the
+            // table of every namespace that ever held a key).
+            if emptied
+                && self.meta.handles.load(Ordering::SeqCst) == 0
+                && let Some(registry) = self.meta.registry.upgrade()
+            {
+                registry.release(self);
+            }
+            return true;
         }
         false
     }
