@@ -31,6 +31,14 @@
 //! call pays one check and no clock read. The no-op recorder is recognised by being a
 //! zero-sized type: a recorder of a zero-sized type of your own is treated the same way.
 //!
+//! Each namespace is a label value (SPEC 12.1), and a recorder keeps every series it was
+//! given: a program that makes namespaces from its data (one a user, a tenant, a job) makes
+//! as many series of each metric, which an exporter holds, and a Prometheus server stores,
+//! for as long as they run. For such namespaces, keep them in a store of their own without
+//! the layer (`telemetry=1` off); with the feature `metrics` compiled in, a memory store
+//! with a budget still exports its evictions and expirations per namespace whenever a
+//! recorder is installed.
+//!
 //! `namestore::open` applies the layer when the URL asks for it with `telemetry=1`
 //! (`memory://?telemetry=1`, `redis://host?telemetry=1`).
 
