@@ -871,6 +871,7 @@ async fn namespaces_emptied_by_eviction_are_freed() {
         for mode in [Eviction::Any, Eviction::WithTtl] {
             let store = MemoryDriver::builder()
                 .max_entries(100)
+                .max_bytes(1 << 30)
                 .eviction(mode)
                 .policy(policy)
                 .reap_interval(None)
@@ -884,7 +885,9 @@ async fn namespaces_emptied_by_eviction_are_freed() {
                 ns.set(&"profile".to_owned(), "x", ttl).await.unwrap();
             }
             let stats = store.namespace_stats();
-            assert_eq!(store.usage().unwrap().entries, 100, "{policy:?} {mode:?}");
+            let usage = store.usage().unwrap();
+            assert_eq!(usage.entries, 100, "{policy:?} {mode:?}");
+            assert!(usage.bytes > 0, "{policy:?} {mode:?}");
             assert_eq!(
                 store.namespace_tables(),
                 100,
@@ -894,6 +897,18 @@ async fn namespaces_emptied_by_eviction_are_freed() {
             // Every later user still finds the store with room made for it.
             let last = store.namespace::<String>("user", "u999").unwrap();
             assert!(last.exists(&"profile".to_owned()).await.unwrap());
+            drop(last);
+            // What the freed namespaces' tables were charged went back to the budget: once
+            // the rest are emptied too, nothing is in use.
+            for stat in stats {
+                let ns = store
+                    .namespace::<String>(stat.name.root(), stat.name.domain())
+                    .unwrap();
+                ns.clear().await.unwrap();
+            }
+            assert_eq!(store.namespace_tables(), 0, "{policy:?} {mode:?}");
+            let usage = store.usage().unwrap();
+            assert_eq!((usage.bytes, usage.entries), (0, 0), "{policy:?} {mode:?}");
         }
     }
 }
