@@ -8,6 +8,7 @@
 use std::time::{Duration, Instant};
 
 use namestore::MemoryDriver;
+use namestore::drivers::memory::ManualClock;
 
 /// Resident memory of this process, in bytes.
 fn rss() -> u64 {
@@ -119,4 +120,43 @@ async fn empty_namespaces_without_handles_cost_nothing() {
     );
     drop(handles);
     assert_eq!(store.namespace_tables(), 0);
+
+    // 3. Without the background reclaimer: short-lived namespaces whose keys have a TTL,
+    // freed by `purge_expired`, leave the process's memory where it was. (The reclaimer's
+    // list, which only its rounds emptied, kept every one of them: RSS grew by 153 MiB over
+    // the last two rounds here, 310 MiB a round in a process of its own.)
+    let clock = ManualClock::new();
+    let store = MemoryDriver::builder()
+        .reap_interval(None)
+        .manual_clock(clock.clone())
+        .build()
+        .unwrap();
+    let mut after_first = 0;
+    for round in 0..3 {
+        for i in 0..100_000 {
+            let ns = store
+                .namespace::<String>("expiring", &format!("r{round}-u{i}"))
+                .unwrap();
+            ns.set(&"session".to_owned(), "data", Some(Duration::from_secs(1)))
+                .await
+                .unwrap();
+        }
+        clock.advance(Duration::from_secs(2));
+        assert_eq!(store.purge_expired(), 100_000);
+        assert_eq!(store.namespace_tables(), 0);
+        if round == 0 {
+            after_first = rss();
+        }
+    }
+    let after = rss();
+    println!(
+        "3 × 100,000 namespaces expired without the reclaimer: RSS {} MiB after the first, {} MiB after the last",
+        after_first >> 20,
+        after >> 20
+    );
+    assert!(
+        after <= after_first + (10 << 20),
+        "RSS grew by {} MiB",
+        (after - after_first) >> 20
+    );
 }

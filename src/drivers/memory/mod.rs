@@ -94,7 +94,11 @@ impl MemoryBuilder {
     }
 
     /// How often expired entries are reclaimed in the background; `None` turns the
-    /// background thread off, leaving only expiry on access.
+    /// background thread off, leaving only expiry on access (and a write that needs room in
+    /// a store with a budget reclaims them first). Without it, call
+    /// [`MemoryDriver::purge_expired`] now and then: until then, expired keys no one reads
+    /// stay in memory, and so does every namespace that held a key with a TTL since the
+    /// last call.
     pub fn reap_interval(mut self, interval: Option<Duration>) -> Self {
         self.config.reap_interval = interval.filter(|i| !i.is_zero());
         self
@@ -215,7 +219,7 @@ impl MemoryBuilder {
 fn reclaim_loop(inner: Weak<Inner>, stopped: mpsc::Receiver<()>, interval: Duration) {
     while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(interval) {
         let Some(inner) = inner.upgrade() else { return };
-        inner.registry.reclaim();
+        inner.registry.reclaim(false);
     }
 }
 
@@ -380,16 +384,22 @@ impl MemoryDriver {
         self.inner.registry.len()
     }
 
-    /// Reclaims every expired entry now, in every namespace; returns how many were freed. The
-    /// background thread does this incrementally; call it to free memory at a known moment.
+    /// Reclaims every expired entry now, in every namespace, and frees the namespaces left with
+    /// no key and no handle; returns how many entries were freed. The background thread does
+    /// this incrementally; call it to free memory at a known moment, and now and then in a
+    /// store built without the background thread ([`MemoryBuilder::reap_interval`]).
     pub fn purge_expired(&self) -> usize {
         let tables = self.inner.registry.snapshot();
-        let freed = tables.iter().map(|t| t.reap(true)).sum();
+        let mut freed = tables.iter().map(|t| t.reap(true)).sum();
         for table in &tables {
             if table.meta.handles.load(Ordering::SeqCst) == 0 {
                 self.inner.registry.release(table);
             }
         }
+        // And a round of the reclaimer's: a table left with no key to expire leaves its list.
+        // Without a background reclaimer nothing else took them off, and the list kept every
+        // namespace that ever held a key with a TTL, freed ones included, in memory.
+        freed += self.inner.registry.reclaim(true).1;
         freed
     }
 }

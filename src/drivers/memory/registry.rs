@@ -195,16 +195,18 @@ impl Registry {
             .push(table);
     }
 
-    /// One round of background reclamation over the tables that hold keys with a TTL. A table
-    /// left with none leaves the list; one left empty with no handle leaves the registry.
-    /// Returns how many tables the round visited.
-    pub(crate) fn reclaim(&self) -> usize {
+    /// One round of reclamation over the tables that hold keys with a TTL (`full`: every
+    /// expired entry, not a share of each table's). A table left with none leaves the list;
+    /// one left empty with no handle leaves the registry. Returns how many tables the round
+    /// visited, and how many entries it freed.
+    pub(crate) fn reclaim(&self, full: bool) -> (usize, usize) {
         let round =
             std::mem::take(&mut *self.reaping.lock().unwrap_or_else(PoisonError::into_inner));
         let visited = round.len();
+        let mut freed = 0;
         let mut kept = Vec::with_capacity(round.len());
         for table in round {
-            table.reap(false);
+            freed += table.reap(full);
             // Leave the list, then look again: a write that stores a deadline after this
             // sees the flag down and enlists the table again itself.
             table.meta.reaping.store(false, Ordering::SeqCst);
@@ -220,7 +222,7 @@ impl Registry {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .extend(kept);
-        visited
+        (visited, freed)
     }
 
     /// Every registered table.
