@@ -24,9 +24,9 @@ use super::budget::{Budget, Reservation};
 use super::clock::{Clock, Now};
 use super::entry::Entry;
 use super::eviction::{Eviction, Policy};
-use super::order::{MAX_FREQUENCY, Order};
+use super::order::MAX_FREQUENCY;
 use super::registry::Registry;
-use super::slots::{Removed, Slots, Tally};
+use super::slots::{OrderSeed, Removed, Slots, Tally};
 use crate::glob::Pattern;
 use crate::ttl::Ttl;
 
@@ -162,11 +162,12 @@ impl Table {
         table
     }
 
-    /// An empty shard, with an eviction order in a store with a budget.
+    /// An empty shard, with an eviction order to come in a store with a budget.
     fn fresh_slots(&self, shard: usize) -> Slots {
-        Slots::new(self.budget.as_ref().map(|_| {
-            let seed = self.hasher.hash_one(shard) | 1;
-            Box::new(Order::new(self.meta.mode, self.meta.policy, seed))
+        Slots::new(self.budget.as_ref().map(|_| OrderSeed {
+            mode: self.meta.mode,
+            policy: self.meta.policy,
+            seed: self.hasher.hash_one(shard) | 1,
         }))
     }
 
