@@ -390,7 +390,9 @@ impl Table {
             .map(|registry| registry.reaping())
             .unwrap_or_else(|| vec![self.clone()]);
         for table in tables {
-            earliest = earliest.min(table.purge(now));
+            // A table whose earliest deadline is ahead holds nothing expired: passed over.
+            let (_, left) = table.reclaim_if_due(now, false, |t| (0, t.purge(now)));
+            earliest = earliest.min(left);
         }
         // A write that stored an earlier deadline meanwhile lowered it further: keep that.
         let _ =

@@ -390,7 +390,11 @@ impl MemoryDriver {
     /// store built without the background thread ([`MemoryBuilder::reap_interval`]).
     pub fn purge_expired(&self) -> usize {
         let tables = self.inner.registry.snapshot();
-        let mut freed = tables.iter().map(|t| t.reap(true)).sum();
+        let now = self.inner.clock.now();
+        let mut freed = tables
+            .iter()
+            .map(|t| t.reclaim_if_due(now, true, |t| t.reap(true)).0)
+            .sum();
         for table in &tables {
             if table.meta.handles.load(Ordering::SeqCst) == 0 {
                 self.inner.registry.release(table);

@@ -158,7 +158,8 @@ impl Registry {
             let removed = (unused && registered)
                 .then(|| tables.remove(&table.meta.name))
                 .flatten();
-            if removed.is_some() {
+            if let Some(removed) = &removed {
+                removed.meta.released.store(true, Ordering::SeqCst);
                 let mut evictable = self
                     .evictable
                     .lock()
@@ -196,17 +197,37 @@ impl Registry {
     }
 
     /// One round of reclamation over the tables that hold keys with a TTL (`full`: every
-    /// expired entry, not a share of each table's). A table left with none leaves the list;
-    /// one left empty with no handle leaves the registry. Returns how many tables the round
-    /// visited, and how many entries it freed.
+    /// expired entry of every table, not a share of those whose earliest deadline has come).
+    /// A table whose earliest deadline is still ahead is passed over; one left with no key
+    /// to expire leaves the list; one left empty with no handle leaves the registry, and one
+    /// the registry already dropped leaves the list at once. Returns how many tables the
+    /// round reaped, and how many entries it freed.
     pub(crate) fn reclaim(&self, full: bool) -> (usize, usize) {
-        let round =
-            std::mem::take(&mut *self.reaping.lock().unwrap_or_else(PoisonError::into_inner));
-        let visited = round.len();
+        // The tables to visit come out of the list, the others stay where they are: a round
+        // that finds nothing due touches each table's due time and moves nothing.
+        let (round, now) = {
+            let mut reaping = self.reaping.lock().unwrap_or_else(PoisonError::into_inner);
+            // Every table of a store reads the same clock.
+            let Some(now) = reaping.first().map(Table::now) else {
+                return (0, 0);
+            };
+            let round: Vec<Table> = reaping
+                .extract_if(.., |table| {
+                    full || now >= table.meta.due.load(Ordering::Relaxed)
+                        || table.meta.released.load(Ordering::SeqCst)
+                })
+                .collect();
+            (round, now)
+        };
+        let mut visited = 0;
         let mut freed = 0;
-        let mut kept = Vec::with_capacity(round.len());
+        let mut kept = Vec::new();
         for table in round {
-            freed += table.reap(full);
+            if table.meta.released.load(Ordering::SeqCst) {
+                continue;
+            }
+            visited += 1;
+            freed += table.reclaim_if_due(now, true, |t| t.reap(full)).0;
             // Leave the list, then look again: a write that stores a deadline after this
             // sees the flag down and enlists the table again itself.
             table.meta.reaping.store(false, Ordering::SeqCst);

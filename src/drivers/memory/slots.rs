@@ -18,6 +18,9 @@ pub(super) struct Slots {
     pub(super) map: HashTable<Entry>,
     /// Entries with a deadline.
     pub(super) with_ttl: usize,
+    /// Entries inserted, ever (wrapping): an insert may move others to other buckets, so a
+    /// look over the buckets a chunk at a time knows it saw every entry only if none came.
+    pub(super) inserts: u64,
     /// The eviction order, in a store with a budget, once the shard has held an entry.
     pub(super) order: Option<Box<Order>>,
     /// In a store with a budget, until the shard's first entry: what its order is made of.
@@ -250,6 +253,7 @@ impl Slots {
         if deadline != 0 {
             self.with_ttl += 1;
         }
+        self.inserts = self.inserts.wrapping_add(1);
         if let Some(seed) = self.unordered {
             self.make_order(seed);
         }

@@ -37,12 +37,14 @@ impl Table {
     /// buckets (at least one chunk), and further while the last chunk was at least a quarter
     /// expired, up to one full pass: a full pass takes about 32 calls whatever the size. A chunk is first read
     /// under the shared lock; only a chunk holding expired entries takes the exclusive lock.
-    /// Returns how many entries were freed.
-    pub(crate) fn reap(&self, full: bool) -> usize {
+    /// Returns how many entries were freed, and a time at or before the earliest deadline
+    /// left (0 when not every bucket of a shard holding deadlines was looked at: unknown).
+    pub(crate) fn reap(&self, full: bool) -> (usize, u64) {
         if self.budget.is_some() {
             return self.reap_by_deadline();
         }
         let mut freed = 0;
+        let mut left = u64::MAX;
         for shard in self.shards.iter() {
             let (buckets, with_ttl) = {
                 let slots = read(shard);
@@ -59,18 +61,28 @@ impl Table {
             };
             let mut cursor = shard.reap_cursor.load(Ordering::Relaxed);
             let mut scanned = 0;
+            // Inserts while the shard is looked over may move entries to buckets already
+            // seen: then what it holds is not known.
+            let mut inserts = None;
+            let mut moved = false;
             while scanned < buckets {
                 let now = self.clock.now();
                 let (end, expired) = {
                     let slots = read(shard);
+                    moved |= *inserts.get_or_insert(slots.inserts) != slots.inserts;
                     let buckets = slots.map.num_buckets();
                     if cursor >= buckets {
                         cursor = 0;
                     }
                     let end = (cursor + REAP_CHUNK).min(buckets);
-                    let expired = (cursor..end)
-                        .filter(|&i| slots.map.get_bucket(i).is_some_and(|e| e.expired_at(now)))
-                        .count();
+                    let mut expired = 0;
+                    for entry in (cursor..end).filter_map(|i| slots.map.get_bucket(i)) {
+                        if entry.expired_at(now) {
+                            expired += 1;
+                        } else if entry.deadline != 0 {
+                            left = left.min(entry.deadline);
+                        }
+                    }
                     (end, expired)
                 };
                 if expired > 0 {
@@ -105,14 +117,21 @@ impl Table {
                 }
             }
             shard.reap_cursor.store(cursor, Ordering::Relaxed);
+            if scanned < buckets || moved {
+                // Part of the shard was not looked at, or entries may have moved past the
+                // look: what it holds is not known.
+                left = 0;
+            }
         }
-        freed
+        (freed, left)
     }
 
     /// Reclaims expired entries in a store with a budget, which keeps them by deadline: at
-    /// most a chunk per lock acquisition, until none is left.
-    fn reap_by_deadline(&self) -> usize {
+    /// most a chunk per lock acquisition, until none is left. Returns how many were freed and
+    /// the earliest deadline left (a lower bound).
+    fn reap_by_deadline(&self) -> (usize, u64) {
         let mut freed = 0;
+        let mut left = u64::MAX;
         for shard in self.shards.iter() {
             loop {
                 if read(shard).with_ttl == 0 {
@@ -120,14 +139,19 @@ impl Table {
                 }
                 let now = self.clock.now();
                 let mut tally = Tally::new();
-                let purged = write(shard).purge_some(&self.hasher, now, REAP_CHUNK, &mut tally);
+                let (purged, earliest) = {
+                    let mut slots = write(shard);
+                    let purged = slots.purge_some(&self.hasher, now, REAP_CHUNK, &mut tally);
+                    (purged, slots.earliest())
+                };
                 self.finish(Reservation::default(), &tally, 0);
                 freed += purged;
                 if purged < REAP_CHUNK {
+                    left = left.min(earliest);
                     break;
                 }
             }
         }
-        freed
+        (freed, left)
     }
 }

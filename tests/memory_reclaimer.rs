@@ -1,0 +1,62 @@
+//! The memory driver's background reclaimer passes over a namespace whose earliest deadline is
+//! still ahead (so an idle store's background work does not grow with its namespaces), and a
+//! write that stores an earlier deadline brings the namespace's turn forward: an expired key
+//! is reclaimed within a few rounds however late the namespace's other deadlines are.
+
+use std::time::{Duration, Instant};
+
+use namestore::drivers::memory::{Eviction, ManualClock, MemoryDriver};
+
+/// Waits (10 s at most) for the store to hold `entries`, expired ones included.
+async fn settles_at(store: &MemoryDriver, entries: usize, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while store.stored_entries() != entries {
+        assert!(
+            Instant::now() < deadline,
+            "{what}: {} entries held",
+            store.stored_entries()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_earlier_deadline_brings_a_namespaces_turn_forward() {
+    for (budget, shards) in [(false, 1), (false, 16), (true, 1), (true, 16)] {
+        let what = format!("budget {budget}, {shards} shards");
+        let clock = ManualClock::new();
+        let mut builder = MemoryDriver::builder()
+            .manual_clock(clock.clone())
+            .shards(shards)
+            .reap_interval(Some(Duration::from_millis(2)));
+        if budget {
+            builder = builder.max_bytes(1 << 30).eviction(Eviction::Any);
+        }
+        let store = builder.build().unwrap();
+        let ns = store.namespace::<String>("app", "sessions").unwrap();
+        // Deadlines an hour away: rounds of the reclaimer look at the namespace and leave it
+        // until then.
+        for i in 0..100 {
+            ns.set(&format!("late-{i}"), "v", Some(Duration::from_secs(3600)))
+                .await
+                .unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // A key that expires in a second, in the same namespace, and in a second namespace
+        // that holds nothing else.
+        ns.set(&"soon".to_owned(), "v", Some(Duration::from_secs(1)))
+            .await
+            .unwrap();
+        let other = store.namespace::<String>("app", "other").unwrap();
+        other
+            .set(&"soon".to_owned(), "v", Some(Duration::from_secs(1)))
+            .await
+            .unwrap();
+        settles_at(&store, 102, &what).await;
+        clock.advance(Duration::from_secs(2));
+        settles_at(&store, 100, &format!("{what}: the expired keys")).await;
+        // The late keys' turn comes too.
+        clock.advance(Duration::from_secs(3600));
+        settles_at(&store, 0, &format!("{what}: the late keys")).await;
+    }
+}
