@@ -912,3 +912,35 @@ async fn namespaces_emptied_by_eviction_are_freed() {
         }
     }
 }
+
+/// Expired keys purged to make room (SPEC 10.4) free the namespaces they leave empty when no
+/// handle holds them, as the reclaimer's rounds do: left in the registry, an emptied namespace
+/// kept its memory and every later eviction looked at it again.
+#[tokio::test]
+async fn namespaces_emptied_by_expiry_for_room_are_freed() {
+    for policy in POLICIES {
+        let (store, clock) = store(100, Eviction::Any, policy);
+        for user in 0..100 {
+            let ns = store
+                .namespace::<String>("user", &format!("u{user}"))
+                .unwrap();
+            ns.set(&"session".to_owned(), "x", Some(Duration::from_secs(1)))
+                .await
+                .unwrap();
+        }
+        assert_eq!(store.namespace_tables(), 100, "{policy:?}");
+        clock.advance(Duration::from_secs(2));
+        // No background reclaimer: the write that needs room purges what expired.
+        let next = store.namespace::<String>("user", "next").unwrap();
+        next.set(&"session".to_owned(), "x", None).await.unwrap();
+        assert_eq!(store.usage().unwrap().entries, 1, "{policy:?}");
+        assert_eq!(
+            store.namespace_tables(),
+            1,
+            "{policy:?}: the emptied namespaces are freed"
+        );
+        let stats = store.namespace_stats();
+        assert_eq!(stats.len(), 1, "{policy:?}");
+        assert_eq!(stats[0].expired + stats[0].evicted, 0, "{policy:?}");
+    }
+}

@@ -213,7 +213,12 @@ impl Registry {
             };
             let round: Vec<Table> = reaping
                 .extract_if(.., |table| {
-                    full || now >= table.meta.due.load(Ordering::Relaxed)
+                    // Due, or with nothing known to expire (its keys with a TTL were purged
+                    // by a write that needed room, or deleted): the round looks, and lets go
+                    // of one left with none.
+                    let due = table.meta.due.load(Ordering::Relaxed);
+                    full || now >= due
+                        || due == u64::MAX
                         || table.meta.released.load(Ordering::SeqCst)
                 })
                 .collect();
