@@ -383,26 +383,26 @@ impl Table {
         let seen = budget.earliest.load(Ordering::Acquire);
         let now = self.now();
         let mut earliest = u64::MAX;
-        let registry = self.meta.registry.upgrade();
-        let tables = registry
-            .as_ref()
-            .map(|registry| registry.reaping())
-            .unwrap_or_else(|| vec![self.clone()]);
-        for table in tables {
-            // A table whose earliest deadline is ahead holds nothing expired: passed over.
-            let due = table.meta.due.load(Ordering::Relaxed);
-            let (_, left) = table.reclaim_if_due(now, false, |t| (0, t.purge(now)));
+        let Some(registry) = self.meta.registry.upgrade() else {
+            // The store is going: this namespace alone.
+            let (_, left) = self.reclaim_if_due(now, true, |t| (0, t.purge(now)));
+            let _ =
+                budget
+                    .earliest
+                    .compare_exchange(seen, left, Ordering::AcqRel, Ordering::Acquire);
+            return;
+        };
+        // The tables with something expired, from the schedule (the others' deadlines are
+        // ahead: the next of them is when the earliest is).
+        let (due, next) = registry.take_due(now);
+        earliest = earliest.min(next);
+        for table in due {
+            let (_, left) = table.reclaim_if_due(now, true, |t| (0, t.purge(now)));
             earliest = earliest.min(left);
-            // One this emptied, that no handle holds, is freed (as the reclaimer frees those
-            // its rounds empty): left in the registry, it kept its memory, and eviction
-            // walked over it.
-            if now >= due
-                && left == u64::MAX
-                && table.meta.handles.load(Ordering::SeqCst) == 0
-                && let Some(registry) = &registry
-            {
-                registry.release(&table);
-            }
+            // Scheduled again; or, emptied with no handle, freed as the reclaimer frees
+            // what its rounds empty (left in the registry, it kept its memory, and eviction
+            // walked over it).
+            registry.reschedule(&table, left);
         }
         // A write that stored an earlier deadline meanwhile lowered it further: keep that.
         let _ =

@@ -21,6 +21,7 @@ mod eviction;
 mod ghosts;
 mod order;
 mod registry;
+mod schedule;
 mod sketch;
 mod slots;
 mod spared;
@@ -219,7 +220,7 @@ impl MemoryBuilder {
 fn reclaim_loop(inner: Weak<Inner>, stopped: mpsc::Receiver<()>, interval: Duration) {
     while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(interval) {
         let Some(inner) = inner.upgrade() else { return };
-        inner.registry.reclaim(false);
+        inner.registry.reclaim(inner.clock.now(), false);
     }
 }
 
@@ -403,7 +404,7 @@ impl MemoryDriver {
         // And a round of the reclaimer's: a table left with no key to expire leaves its list.
         // Without a background reclaimer nothing else took them off, and the list kept every
         // namespace that ever held a key with a TTL, freed ones included, in memory.
-        freed += self.inner.registry.reclaim(true).1;
+        freed += self.inner.registry.reclaim(now, true).1;
         freed
     }
 }

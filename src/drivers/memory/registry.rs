@@ -2,9 +2,10 @@
 //! and dropped when it is empty and no handle holds it, so a store that sees millions of
 //! short-lived namespaces (one per tenant, per user, per job) keeps only the ones with data.
 //!
-//! The reclaimer does not walk every table: a table joins its list when it stores a key with a
-//! TTL and leaves it when it holds none, so background work scales with the keys that can
-//! expire, not with the namespaces ever opened.
+//! The reclaimer does not walk every table: a table is in its schedule (`schedule.rs`) at the
+//! time its earliest deadline comes, from the write that stores that deadline, and leaves it
+//! when it holds none, so background work scales with the keys that expire, not with the
+//! namespaces ever opened or the keys that merely have a TTL.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -13,6 +14,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use super::budget::Budget;
 use super::clock::Clock;
 use super::eviction::{Eviction, Policy};
+use super::schedule::Schedule;
 use super::spared::Spared;
 use super::table::{Bounds, Table};
 use crate::name::NamespaceName;
@@ -20,8 +22,8 @@ use crate::{Error, Result};
 
 pub(crate) struct Registry {
     tables: Mutex<HashMap<Arc<str>, Table>>,
-    /// Tables that hold (or held, until the next round) keys with a TTL.
-    reaping: Mutex<Vec<Table>>,
+    /// The tables that hold keys with a TTL, by when their earliest deadline comes.
+    schedule: Mutex<Schedule>,
     /// In a store with a budget: the budget, the default mode, the policy, and the tables
     /// whose mode lets them evict, taken in turn.
     budget: Option<Arc<Budget>>,
@@ -35,7 +37,7 @@ impl Registry {
     pub(crate) fn new(budget: Option<Arc<Budget>>, eviction: Eviction, policy: Policy) -> Self {
         Registry {
             tables: Mutex::default(),
-            reaping: Mutex::default(),
+            schedule: Mutex::default(),
             budget,
             eviction,
             policy,
@@ -140,12 +142,32 @@ impl Registry {
         })
     }
 
-    /// The tables that hold keys with a TTL.
-    pub(crate) fn reaping(&self) -> Vec<Table> {
-        self.reaping
+    /// Schedules `table`'s reclamation at `at`.
+    pub(crate) fn schedule(&self, at: u64, table: &Table) {
+        self.schedule
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+            .add(at, table);
+    }
+
+    /// Takes out of the schedule the tables due at `now` (`u64::MAX`: all), and says when
+    /// the next is due (`u64::MAX`: none is).
+    pub(crate) fn take_due(&self, now: u64) -> (Vec<Table>, u64) {
+        let mut schedule = self.schedule.lock().unwrap_or_else(PoisonError::into_inner);
+        let due = schedule.take_due(now);
+        schedule.trim();
+        due
+    }
+
+    /// After a visit that reclaimed `table`'s expired entries and left `left` its earliest
+    /// deadline: the table is scheduled then, or, holding no deadline any more, is freed if
+    /// it is empty and no handle holds it.
+    pub(crate) fn reschedule(&self, table: &Table, left: u64) {
+        if left != u64::MAX {
+            self.schedule(left, table);
+        } else if table.meta.handles.load(Ordering::SeqCst) == 0 {
+            self.release(table);
+        }
     }
 
     /// Drops `table` from the registry if no handle holds it and it holds no entry; the next
@@ -159,7 +181,10 @@ impl Registry {
                 .then(|| tables.remove(&table.meta.name))
                 .flatten();
             if let Some(removed) = &removed {
-                removed.meta.released.store(true, Ordering::SeqCst);
+                self.schedule
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .remove(removed);
                 let mut evictable = self
                     .evictable
                     .lock()
@@ -188,66 +213,19 @@ impl Registry {
         }
     }
 
-    /// Puts a table that now holds a key with a TTL on the reclaimer's list.
-    pub(crate) fn enlist(&self, table: Table) {
-        self.reaping
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(table);
-    }
-
-    /// One round of reclamation over the tables that hold keys with a TTL (`full`: every
-    /// expired entry of every table, not a share of those whose earliest deadline has come).
-    /// A table whose earliest deadline is still ahead is passed over; one left with no key
-    /// to expire leaves the list; one left empty with no handle leaves the registry, and one
-    /// the registry already dropped leaves the list at once. Returns how many tables the
-    /// round reaped, and how many entries it freed.
-    pub(crate) fn reclaim(&self, full: bool) -> (usize, usize) {
-        // The tables to visit come out of the list, the others stay where they are: a round
-        // that finds nothing due touches each table's due time and moves nothing.
-        let (round, now) = {
-            let mut reaping = self.reaping.lock().unwrap_or_else(PoisonError::into_inner);
-            // Every table of a store reads the same clock.
-            let Some(now) = reaping.first().map(Table::now) else {
-                return (0, 0);
-            };
-            let round: Vec<Table> = reaping
-                .extract_if(.., |table| {
-                    // Due, or with nothing known to expire (its keys with a TTL were purged
-                    // by a write that needed room, or deleted): the round looks, and lets go
-                    // of one left with none.
-                    let due = table.meta.due.load(Ordering::Relaxed);
-                    full || now >= due
-                        || due == u64::MAX
-                        || table.meta.released.load(Ordering::SeqCst)
-                })
-                .collect();
-            (round, now)
-        };
-        let mut visited = 0;
+    /// One round of reclamation at `now`: the tables whose earliest deadline has come (all of
+    /// them when `full`) have their expired entries reclaimed (`full`: all of them, not a
+    /// share of a large table's) and are scheduled again, or freed if left empty with no
+    /// handle. Returns how many tables the round visited, and how many entries it freed.
+    pub(crate) fn reclaim(&self, now: u64, full: bool) -> (usize, usize) {
+        let (round, _) = self.take_due(if full { u64::MAX } else { now });
         let mut freed = 0;
-        let mut kept = Vec::new();
+        let visited = round.len();
         for table in round {
-            if table.meta.released.load(Ordering::SeqCst) {
-                continue;
-            }
-            visited += 1;
-            freed += table.reclaim_if_due(now, true, |t| t.reap(full)).0;
-            // Leave the list, then look again: a write that stores a deadline after this
-            // sees the flag down and enlists the table again itself.
-            table.meta.reaping.store(false, Ordering::SeqCst);
-            if table.with_ttl() > 0 && !table.meta.reaping.swap(true, Ordering::SeqCst) {
-                kept.push(table);
-                continue;
-            }
-            if table.meta.handles.load(Ordering::SeqCst) == 0 {
-                self.release(&table);
-            }
+            let (reaped, left) = table.reclaim_if_due(now, true, |t| t.reap(full));
+            freed += reaped;
+            self.reschedule(&table, left);
         }
-        self.reaping
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .extend(kept);
         (visited, freed)
     }
 

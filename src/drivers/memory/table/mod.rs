@@ -15,7 +15,7 @@
 
 use std::hash::BuildHasher;
 use std::mem;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
 
 use hashbrown::DefaultHashBuilder;
@@ -53,16 +53,12 @@ pub(crate) struct Meta {
     pub(super) name: Arc<str>,
     /// Namespace handles (scopes) on the table; at 0, an empty table is dropped.
     pub(super) handles: AtomicUsize,
-    /// Whether the table is on the reclaimer's list (it holds, or held, keys with a TTL).
-    pub(super) reaping: AtomicBool,
+    /// The table's number, unique in the process: its key in the reclaimer's schedule.
+    id: u64,
     /// At or before the earliest deadline the table's entries hold (`u64::MAX`: none):
-    /// lowered by every write that stores a deadline, set by a reclaiming pass to what it
-    /// left. The reclaimer passes over a table whose deadline is still ahead, so an idle
-    /// store's background work does not grow with its namespaces (with 100,000 namespaces
-    /// of one key with an hour's TTL, visiting every table every round took 37% of a CPU).
+    /// lowered by every write that stores a deadline, which then puts the table in the
+    /// reclaimer's schedule at that time, and set by a reclaiming visit to what it left.
     pub(super) due: AtomicU64,
-    /// Set once the registry has dropped the table: the reclaimer's list lets go of it.
-    pub(super) released: AtomicBool,
     pub(super) registry: Weak<Registry>,
     /// What may be evicted from this namespace (SPEC 10.3), and how victims are picked.
     pub(super) mode: Eviction,
@@ -95,6 +91,9 @@ impl Meta {
         let _ = tally;
     }
 }
+
+/// The next table's number.
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 
 #[repr(align(128))]
 struct Shard {
@@ -151,9 +150,8 @@ impl Table {
             meta: Arc::new(Meta {
                 name,
                 handles: AtomicUsize::new(0),
-                reaping: AtomicBool::new(false),
+                id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
                 due: AtomicU64::new(u64::MAX),
-                released: AtomicBool::new(false),
                 registry,
                 mode,
                 policy,
@@ -199,7 +197,7 @@ impl Table {
     }
 
     /// After a write: settles the budget, counts evictions and expirations, and puts the
-    /// table on the reclaimer's list if it stored a deadline.
+    /// table in the reclaimer's schedule if it stored a deadline earlier than its due time.
     #[inline]
     fn finish(&self, reserved: Reservation, tally: &Tally, deadline: u64) {
         if let Some(budget) = &self.budget
@@ -264,20 +262,27 @@ impl Table {
         }
     }
 
-    /// After a write that may have stored a deadline: lowers the table's due time to it, and
-    /// puts the table on the reclaimer's list if it is not there yet (two relaxed loads when
-    /// neither changes).
+    /// After a write that may have stored a deadline: when it is earlier than the table's
+    /// due time, lowers that to it and schedules the table's reclamation then (one relaxed
+    /// load when it is not).
     #[inline]
     fn reap_later(&self, deadline: u64) {
-        if deadline == 0 {
-            return;
+        if deadline != 0 && deadline < self.meta.due.load(Ordering::Relaxed) {
+            self.reap_at(deadline);
         }
-        if deadline < self.meta.due.load(Ordering::Relaxed) {
-            self.meta.due.fetch_min(deadline, Ordering::Relaxed);
+    }
+
+    #[cold]
+    fn reap_at(&self, deadline: u64) {
+        self.meta.due.fetch_min(deadline, Ordering::SeqCst);
+        if let Some(registry) = self.meta.registry.upgrade() {
+            registry.schedule(deadline, self);
         }
-        if !self.meta.reaping.load(Ordering::Relaxed) {
-            self.enlist();
-        }
+    }
+
+    /// The table's number, unique in the process.
+    pub(super) fn id(&self) -> u64 {
+        self.meta.id
     }
 
     /// Reclaims the table's expired entries (`reap`: how, given the time now; it returns what
@@ -304,23 +309,9 @@ impl Table {
         (freed, left.min(self.meta.due.load(Ordering::Relaxed)))
     }
 
-    #[cold]
-    fn enlist(&self) {
-        if !self.meta.reaping.swap(true, Ordering::SeqCst)
-            && let Some(registry) = self.meta.registry.upgrade()
-        {
-            registry.enlist(self.clone());
-        }
-    }
-
     /// Whether no shard holds an entry, expired or not.
     pub(crate) fn is_empty(&self) -> bool {
         self.shards.iter().all(|s| read(s).map.is_empty())
-    }
-
-    /// Entries with a deadline, counted one shard at a time.
-    pub(crate) fn with_ttl(&self) -> usize {
-        self.shards.iter().map(|s| read(s).with_ttl).sum()
     }
 
     /// Whether `self` and `other` are the same table.
