@@ -36,6 +36,23 @@ fn cpu_time() -> Duration {
     Duration::from_millis(ticks * 10) // USER_HZ is 100 on Linux
 }
 
+/// Sleeps 3 s and checks the process used under `share` of a CPU meanwhile.
+async fn idles_below(what: &str, share: f64) {
+    let (cpu, wall) = (cpu_time(), Instant::now());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let busy = cpu_time() - cpu;
+    let used = busy.as_secs_f64() / wall.elapsed().as_secs_f64();
+    println!(
+        "idle with {what}: {busy:?} of CPU in 3 s ({:.2}%)",
+        used * 100.0
+    );
+    assert!(
+        used < share,
+        "idle with {what}, the store used {:.1}% of a CPU",
+        used * 100.0
+    );
+}
+
 async fn short_lived(store: &MemoryDriver, from: usize, count: usize) {
     for i in from..from + count {
         let ns = store
@@ -110,19 +127,7 @@ async fn empty_namespaces_without_handles_cost_nothing() {
         drop(store.namespace::<String>("gone", &format!("n{i}")).unwrap());
     }
     assert_eq!(store.namespace_tables(), 300_000);
-    let (cpu, wall) = (cpu_time(), Instant::now());
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let busy = cpu_time() - cpu;
-    let share = busy.as_secs_f64() / wall.elapsed().as_secs_f64();
-    println!(
-        "idle with 300,000 empty namespaces: {busy:?} of CPU in 3 s ({:.2}%)",
-        share * 100.0
-    );
-    assert!(
-        share < 0.01,
-        "the idle store used {:.1}% of a CPU",
-        share * 100.0
-    );
+    idles_below("300,000 empty namespaces", 0.01).await;
     drop(handles);
     assert_eq!(store.namespace_tables(), 0);
 
@@ -141,19 +146,11 @@ async fn empty_namespaces_without_handles_cost_nothing() {
         .await
         .unwrap();
     }
-    let (cpu, wall) = (cpu_time(), Instant::now());
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let busy = cpu_time() - cpu;
-    let share = busy.as_secs_f64() / wall.elapsed().as_secs_f64();
-    println!(
-        "idle with 100,000 namespaces whose keys expire in an hour: {busy:?} of CPU in 3 s ({:.2}%)",
-        share * 100.0
-    );
-    assert!(
-        share < IDLE_WITH_DEADLINES,
-        "the idle store used {:.1}% of a CPU",
-        share * 100.0
-    );
+    idles_below(
+        "100,000 namespaces whose keys expire in an hour",
+        IDLE_WITH_DEADLINES,
+    )
+    .await;
     assert_eq!(store.namespace_tables(), 100_000);
 
     // 3. Without the background reclaimer: short-lived namespaces whose keys have a TTL,
