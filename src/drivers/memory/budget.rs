@@ -382,28 +382,25 @@ impl Table {
     fn purge_expired_everywhere(&self, budget: &Budget) {
         let seen = budget.earliest.load(Ordering::Acquire);
         let now = self.now();
-        let mut earliest = u64::MAX;
-        let Some(registry) = self.meta.registry.upgrade() else {
+        let earliest = match self.meta.registry.upgrade() {
+            // The tables with something expired, from the schedule (the others' deadlines are
+            // ahead: the next of them is when the earliest is).
+            Some(registry) => {
+                let (due, next) = registry.take_due(now);
+                let mut earliest = next;
+                for table in due {
+                    let (_, left) = table.reclaim_with(|t| (0, t.purge(now)));
+                    earliest = earliest.min(left);
+                    // Scheduled again; or, emptied with no handle, freed as the reclaimer
+                    // frees what its rounds empty (left in the registry, it kept its memory,
+                    // and eviction walked over it).
+                    registry.reschedule(&table, left);
+                }
+                earliest
+            }
             // The store is going: this namespace alone.
-            let (_, left) = self.reclaim_if_due(now, true, |t| (0, t.purge(now)));
-            let _ =
-                budget
-                    .earliest
-                    .compare_exchange(seen, left, Ordering::AcqRel, Ordering::Acquire);
-            return;
+            None => self.reclaim_with(|t| (0, t.purge(now))).1,
         };
-        // The tables with something expired, from the schedule (the others' deadlines are
-        // ahead: the next of them is when the earliest is).
-        let (due, next) = registry.take_due(now);
-        earliest = earliest.min(next);
-        for table in due {
-            let (_, left) = table.reclaim_if_due(now, true, |t| (0, t.purge(now)));
-            earliest = earliest.min(left);
-            // Scheduled again; or, emptied with no handle, freed as the reclaimer frees
-            // what its rounds empty (left in the registry, it kept its memory, and eviction
-            // walked over it).
-            registry.reschedule(&table, left);
-        }
         // A write that stored an earlier deadline meanwhile lowered it further: keep that.
         let _ =
             budget

@@ -394,16 +394,17 @@ impl MemoryDriver {
         let now = self.inner.clock.now();
         let mut freed = tables
             .iter()
-            .map(|t| t.reclaim_if_due(now, true, |t| t.reap(true)).0)
+            .map(|t| t.reclaim_with(|t| t.reap(true)).0)
             .sum();
         for table in &tables {
             if table.meta.handles.load(Ordering::SeqCst) == 0 {
                 self.inner.registry.release(table);
             }
         }
-        // And a round of the reclaimer's: a table left with no key to expire leaves its list.
-        // Without a background reclaimer nothing else took them off, and the list kept every
-        // namespace that ever held a key with a TTL, freed ones included, in memory.
+        // And a full round of the reclaimer's, which sets every scheduled table's next time
+        // (or lets go of it) after the look above. (Without a background reclaimer nothing
+        // else did, and its list kept every namespace that ever held a key with a TTL in
+        // memory, freed ones included.)
         freed += self.inner.registry.reclaim(now, true).1;
         freed
     }

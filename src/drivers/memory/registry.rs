@@ -222,7 +222,7 @@ impl Registry {
         let mut freed = 0;
         let visited = round.len();
         for table in round {
-            let (reaped, left) = table.reclaim_if_due(now, true, |t| t.reap(full));
+            let (reaped, left) = table.reclaim_with(|t| t.reap(full));
             freed += reaped;
             self.reschedule(&table, left);
         }

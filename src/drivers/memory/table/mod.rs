@@ -285,24 +285,14 @@ impl Table {
         self.meta.id
     }
 
-    /// Reclaims the table's expired entries (`reap`: how, given the time now; it returns what
-    /// it freed and a time at or before the earliest deadline it left) and sets the table's
-    /// due time. A table whose due time is ahead of `now` is passed over unless `always`.
-    /// Returns what was freed and the table's due time.
+    /// Reclaims the table's expired entries with `reap` (it returns what it freed and a time
+    /// at or before the earliest deadline it left) and sets the table's due time. Returns
+    /// what was freed and the table's due time.
     ///
     /// The due time goes to `u64::MAX` before the entries are looked at, and down to what is
     /// left after: a write that stores a deadline either lowers it after that (its own
     /// `fetch_min`) or was in its shard before the look, which then counts it.
-    pub(super) fn reclaim_if_due(
-        &self,
-        now: u64,
-        always: bool,
-        reap: impl FnOnce(&Table) -> (usize, u64),
-    ) -> (usize, u64) {
-        let due = self.meta.due.load(Ordering::Relaxed);
-        if !always && now < due {
-            return (0, due);
-        }
+    pub(super) fn reclaim_with(&self, reap: impl FnOnce(&Table) -> (usize, u64)) -> (usize, u64) {
         self.meta.due.store(u64::MAX, Ordering::SeqCst);
         let (freed, left) = reap(self);
         self.meta.due.fetch_min(left, Ordering::SeqCst);
