@@ -405,7 +405,7 @@ impl MemoryDriver {
         // (or lets go of it) after the look above. (Without a background reclaimer nothing
         // else did, and its list kept every namespace that ever held a key with a TTL in
         // memory, freed ones included.)
-        freed += self.inner.registry.reclaim(now, true).1;
+        freed += self.inner.registry.reclaim(now, true);
         freed
     }
 }

@@ -216,17 +216,16 @@ impl Registry {
     /// One round of reclamation at `now`: the tables whose earliest deadline has come (all of
     /// them when `full`) have their expired entries reclaimed (`full`: all of them, not a
     /// share of a large table's) and are scheduled again, or freed if left empty with no
-    /// handle. Returns how many tables the round visited, and how many entries it freed.
-    pub(crate) fn reclaim(&self, now: u64, full: bool) -> (usize, usize) {
+    /// handle. Returns how many entries it freed.
+    pub(crate) fn reclaim(&self, now: u64, full: bool) -> usize {
         let (round, _) = self.take_due(if full { u64::MAX } else { now });
         let mut freed = 0;
-        let visited = round.len();
         for table in round {
             let (reaped, left) = table.reclaim_with(|t| t.reap(full));
             freed += reaped;
             self.reschedule(&table, left);
         }
-        (visited, freed)
+        freed
     }
 
     /// Every registered table.
