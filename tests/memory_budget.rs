@@ -491,6 +491,25 @@ async fn a_refusal_says_what_the_write_needed() {
         one.contains("1 more entry would") && one.contains("(4 in use)"),
         "{one}"
     );
+
+    // One of a thing is said in the singular.
+    let tiny = MemoryDriver::builder()
+        .max_bytes(1)
+        .reap_interval(None)
+        .build()
+        .unwrap();
+    let ns = tiny.namespace::<String>("app", "tiny").unwrap();
+    let bytes = ns.set(&k(0), "v", None).await.unwrap_err().to_string();
+    assert!(bytes.contains("budget of 1 byte ("), "{bytes}");
+    let single = MemoryDriver::builder()
+        .max_entries(1)
+        .reap_interval(None)
+        .build()
+        .unwrap();
+    let ns = single.namespace::<String>("app", "single").unwrap();
+    ns.set(&k(0), "v", None).await.unwrap();
+    let entries = ns.set(&k(1), "v", None).await.unwrap_err().to_string();
+    assert!(entries.contains("limit of 1 entry ("), "{entries}");
 }
 
 /// SPEC 10.2 and 10.3: entries whose key and value take no heap of their own (counters under

@@ -418,18 +418,31 @@ fn refused(budget: &Budget, key: &str, want: Reservation) -> Error {
     let used = budget.used();
     let limit = if want.bytes > budget.max_bytes || used.bytes + want.bytes > budget.max_bytes {
         format!(
-            "{} bytes would go over the store's budget of {} bytes ({} in use), and eviction may not free enough",
-            want.bytes, budget.max_bytes, used.bytes
+            "{} {} would go over the store's budget of {} {} ({} in use), and eviction may not free enough",
+            want.bytes,
+            noun(want.bytes, "byte"),
+            budget.max_bytes,
+            noun(budget.max_bytes, "byte"),
+            used.bytes
         )
     } else {
-        let entries = match want.entries {
-            1 => "1 more entry".to_owned(),
-            n => format!("{n} more entries"),
-        };
         format!(
-            "{entries} would go over the store's limit of {} entries ({} in use), and eviction may not free enough",
-            budget.max_entries, used.entries
+            "{} more {} would go over the store's limit of {} {} ({} in use), and eviction may not free enough",
+            want.entries,
+            noun(want.entries, "entry"),
+            budget.max_entries,
+            noun(budget.max_entries, "entry"),
+            used.entries
         )
     };
     Error::out_of_memory(key, limit)
+}
+
+/// `thing` for a count of `n`: singular for one (`byte`, `entry`), plural otherwise.
+fn noun(n: u64, thing: &str) -> String {
+    match (n, thing.strip_suffix('y')) {
+        (1, _) => thing.to_owned(),
+        (_, Some(stem)) => format!("{stem}ies"),
+        (_, None) => format!("{thing}s"),
+    }
 }
