@@ -416,26 +416,35 @@ fn rounds(budget: &Budget) -> u64 {
 
 fn refused(budget: &Budget, key: &str, want: Reservation) -> Error {
     let used = budget.used();
-    let limit = if want.bytes > budget.max_bytes || used.bytes + want.bytes > budget.max_bytes {
+    // What went over: the bytes, or else the entries.
+    let (wanted, more, limit, in_use, thing, cap) =
+        if want.bytes > budget.max_bytes || used.bytes + want.bytes > budget.max_bytes {
+            (
+                want.bytes,
+                "",
+                budget.max_bytes,
+                used.bytes,
+                "byte",
+                "budget",
+            )
+        } else {
+            (
+                want.entries,
+                " more",
+                budget.max_entries,
+                used.entries,
+                "entry",
+                "limit",
+            )
+        };
+    Error::out_of_memory(
+        key,
         format!(
-            "{} {} would go over the store's budget of {} {} ({} in use), and eviction may not free enough",
-            want.bytes,
-            noun(want.bytes, "byte"),
-            budget.max_bytes,
-            noun(budget.max_bytes, "byte"),
-            used.bytes
-        )
-    } else {
-        format!(
-            "{} more {} would go over the store's limit of {} {} ({} in use), and eviction may not free enough",
-            want.entries,
-            noun(want.entries, "entry"),
-            budget.max_entries,
-            noun(budget.max_entries, "entry"),
-            used.entries
-        )
-    };
-    Error::out_of_memory(key, limit)
+            "{wanted}{more} {} would go over the store's {cap} of {limit} {} ({in_use} in use), and eviction may not free enough",
+            noun(wanted, thing),
+            noun(limit, thing),
+        ),
+    )
 }
 
 /// `thing` for a count of `n`: singular for one (`byte`, `entry`), plural otherwise.
