@@ -99,17 +99,23 @@ async fn a_budget_in_code_and_in_the_url() {
 }
 
 /// SPEC 10.2: usage follows what is stored, and returns to zero when it is all gone (deleted,
-/// cleared, expired, evicted).
+/// cleared, expired, evicted) and the namespace with it.
 #[tokio::test]
 async fn usage_follows_what_is_stored() {
     for policy in POLICIES {
         let (store, clock) = roomy(policy);
         let ns = store.namespace::<String>("app", "usage").unwrap();
         let used = || store.usage().unwrap();
+        assert_eq!(used().bytes, 0, "an empty namespace is not charged");
         ns.set(&k(0), vec![0u8; 1000], None).await.unwrap();
         let one = used();
         assert_eq!(one.entries, 1);
-        assert!(one.bytes >= 1000 && one.bytes < 1300, "{one:?}");
+        // The value, and the namespace's own memory with its first entry: its 16 shards
+        // (2 KiB), its first shard's table and eviction order.
+        assert!(
+            one.bytes >= 1000 + 2048 && one.bytes < 1000 + 4096,
+            "{one:?}"
+        );
         ns.set(&k(0), vec![0u8; 5000], None).await.unwrap();
         assert!(
             used().bytes >= one.bytes + 4000,
@@ -157,7 +163,15 @@ async fn usage_follows_what_is_stored() {
         assert_eq!(used().entries, 48, "and gives it back then");
         ns.clear().await.unwrap();
         let left = used();
-        assert_eq!((left.bytes, left.entries), (0, 0), "{policy:?}: {left:?}");
+        assert_eq!(left.entries, 0, "{policy:?}: {left:?}");
+        assert!(
+            left.bytes > 2048 && left.bytes < one.bytes - 1000,
+            "{policy:?}: the namespace's own memory stays charged while a handle holds it: \
+             {left:?}"
+        );
+        drop(ns);
+        let gone = used();
+        assert_eq!((gone.bytes, gone.entries), (0, 0), "{policy:?}: {gone:?}");
     }
 }
 
@@ -448,12 +462,120 @@ async fn a_write_too_large_is_refused_whole() {
             );
         }
         assert_eq!(present(&cache, (0..40).map(|i| format!("b{i}"))).await, 0);
-        // What does fit is written, evicting as needed.
+        // What does fit is written, evicting as needed. (The namespaces' own memory, their
+        // shards' tables and eviction orders, takes 12 to 16 KiB of the budget here, as the
+        // keys fall in the shards.)
         cache
-            .set(&"fits".to_owned(), vec![0u8; 20 * 1024], None)
+            .set(&"fits".to_owned(), vec![0u8; 16 * 1024], None)
             .await
             .unwrap();
         assert!(store.usage().unwrap().bytes <= 64 * 1024);
+    }
+}
+
+/// SPEC 10.2 and 10.5 with namespaces made from data: each namespace's own memory (its shards,
+/// their tables and eviction orders: a few KiB) is charged with its first key. A namespace no
+/// handle holds goes with its last key, so evicting its keys makes that room too, and a write
+/// that needs it frees whole namespaces; one a handle holds keeps it, so a write that would
+/// need it is refused with nothing evicted.
+#[tokio::test]
+async fn namespaces_own_memory_is_room_only_when_no_handle_holds_them() {
+    const BUDGET: u64 = 64 * 1024;
+    for policy in POLICIES {
+        let store = MemoryDriver::builder()
+            .max_bytes(BUDGET)
+            .eviction(Eviction::Any)
+            .policy(policy)
+            .reap_interval(None)
+            .build()
+            .unwrap();
+        let users: Vec<_> = (0..12)
+            .map(|i| {
+                store
+                    .namespace::<String>("users", &format!("user-{i}"))
+                    .unwrap()
+            })
+            .collect();
+        for user in &users {
+            user.set(&"session".to_owned(), "s", None).await.unwrap();
+        }
+        let held = store.usage().unwrap();
+        assert_eq!(held.entries, 12);
+        assert!(
+            held.bytes > 12 * 2048,
+            "{policy:?}: each namespace's own memory is charged: {held:?}"
+        );
+        // Evicting the 12 sessions frees a few bytes each while their handles hold the
+        // namespaces: not room for this.
+        let cache = store.namespace::<String>("app", "cache").unwrap();
+        let big = vec![0u8; (BUDGET - held.bytes) as usize + 4096];
+        let refused = cache
+            .set(&"big".to_owned(), big.clone(), None)
+            .await
+            .unwrap_err();
+        assert_eq!(refused.kind(), ErrorKind::OutOfMemory, "{refused:?}");
+        assert_eq!(
+            store.usage().unwrap(),
+            held,
+            "{policy:?}: the refusal changed nothing"
+        );
+        for user in &users {
+            assert!(user.exists(&"session".to_owned()).await.unwrap());
+        }
+        // Without their handles, the namespaces go with their sessions, and make the room.
+        drop(users);
+        cache.set(&"big".to_owned(), big, None).await.unwrap();
+        let after = store.usage().unwrap();
+        assert!(after.bytes <= BUDGET, "{policy:?}: {after:?}");
+        assert!(
+            store.namespace_tables() < 13,
+            "{policy:?}: {} namespaces kept",
+            store.namespace_tables()
+        );
+        assert!(cache.exists(&"big".to_owned()).await.unwrap());
+    }
+}
+
+/// When the namespaces' own memory fills the budget (many namespaces of a few counters each,
+/// which cost no bytes of their own), a write makes room by freeing whole namespaces that no
+/// handle holds, not by evicting the keys of its own namespace first (which frees none of
+/// that memory).
+#[tokio::test]
+async fn room_taken_by_namespaces_is_made_by_freeing_namespaces() {
+    const BUDGET: u64 = 256 * 1024;
+    for policy in POLICIES {
+        let store = MemoryDriver::builder()
+            .max_bytes(BUDGET)
+            .eviction(Eviction::Any)
+            .policy(policy)
+            .reap_interval(None)
+            .build()
+            .unwrap();
+        for user in 0..100 {
+            let ns = store
+                .namespace::<String>("users", &format!("user-{user}"))
+                .unwrap();
+            for i in 0..20 {
+                ns.incr(&k(i), 1).await.unwrap();
+            }
+        }
+        assert!(store.namespace_tables() < 100, "the budget holds them all");
+        let cache = store.namespace::<String>("app", "cache").unwrap();
+        for i in 0..10 {
+            cache.incr(&k(i), 1).await.unwrap();
+        }
+        let cached = present(&cache, (0..10).map(k)).await;
+        assert!(cached > 0, "{policy:?}");
+        cache
+            .set(&"big".to_owned(), vec![0u8; 16 * 1024], None)
+            .await
+            .unwrap();
+        assert_eq!(
+            present(&cache, (0..10).map(k)).await,
+            cached,
+            "{policy:?}: the write evicted its own namespace's keys"
+        );
+        assert!(store.usage().unwrap().bytes <= BUDGET);
     }
 }
 
@@ -705,6 +827,15 @@ async fn what_eviction_cannot_free_is_counted_back_as_keys_come_and_go() {
             }
             volatile.mdel((0..16).map(k)).await.unwrap();
             locks.mdel((0..16).map(k)).await.unwrap();
+            // The cache's own memory (its fixed part, its shards' tables and orders) charged
+            // with its first keys, and kept: not what is under test.
+            if !by_entries {
+                cache
+                    .mset((0..16).map(|i| (k(i), "c")), None)
+                    .await
+                    .unwrap();
+                cache.mdel((0..16).map(k)).await.unwrap();
+            }
             let empty = store.usage().unwrap();
             assert_eq!(empty.entries, 0, "{context}: {empty:?}");
 
@@ -788,9 +919,11 @@ async fn renewing_a_ttl_again_and_again_does_not_grow_the_store() {
 
 /// SPEC 10.2 with a small budget: a namespace's shards that held many small entries, and
 /// then hold a few large ones, do not keep tables with room for the many (charged to the
-/// budget): most of the budget goes to values, with the default 16 shards too (S3-FIFO 63-64%
-/// in three runs, the sampled LRU 79-80%; S3-FIFO 52% when tables with room for 64 entries or
-/// fewer were never shrunk).
+/// budget): most of the budget goes to values, with the default 16 shards too (S3-FIFO 54-55%
+/// in three runs, the sampled LRU 65-69%; S3-FIFO 40% when tables with room for 64 entries or
+/// fewer were never shrunk). Since each shard's whole table and order are charged, and the
+/// namespaces' own memory: with the first KiB of each shard's table left uncharged, S3-FIFO
+/// measured 63-64%, 52% without the shrinking.
 #[tokio::test]
 async fn a_small_budget_goes_to_values_not_to_tables_left_from_before() {
     const BUDGET: u64 = 256 * 1024;
@@ -814,7 +947,7 @@ async fn a_small_budget_goes_to_values_not_to_tables_left_from_before() {
         let used = store.usage().unwrap();
         let values = used.entries * 800;
         assert!(
-            values * 100 >= BUDGET * 58,
+            values * 100 >= BUDGET * 50,
             "{policy:?}: {} entries of 800 bytes in a budget of {BUDGET}",
             used.entries
         );

@@ -167,12 +167,17 @@ impl Budget {
             || self.entries.load(Ordering::Acquire) > self.max_entries
     }
 
-    /// Whether evicting everything evictable would make room for `want`.
-    pub(super) fn could_fit(&self, want: Reservation) -> bool {
+    /// How many bytes evicting every evictable entry would leave `want` short of (0: it
+    /// would fit), not counting the namespaces freed with their last entry; `None` when it
+    /// would not fit for its entries.
+    pub(super) fn shortfall(&self, want: Reservation) -> Option<u64> {
         let fixed_bytes = self.fixed_bytes.load(Ordering::Acquire);
         let fixed_entries = self.fixed_entries.load(Ordering::Acquire);
-        fixed_bytes.saturating_add(want.bytes) <= self.max_bytes
-            && fixed_entries.saturating_add(want.entries) <= self.max_entries
+        (fixed_entries.saturating_add(want.entries) <= self.max_entries).then(|| {
+            fixed_bytes
+                .saturating_add(want.bytes)
+                .saturating_sub(self.max_bytes)
+        })
     }
 
     /// Applies what changes to a shard did, net of what the write had reserved; true when
@@ -198,6 +203,23 @@ impl Budget {
 }
 
 impl Table {
+    /// Whether evicting everything evictable would make room for `want` (a write that does
+    /// not fit even then is refused with nothing evicted, SPEC 10.5): the evictable entries,
+    /// and the namespaces of `any` mode that no handle holds, freed with their last entry,
+    /// their structures and fixed part with them (with few keys each, most of what they
+    /// take).
+    pub(super) fn could_fit(&self, budget: &Budget, want: Reservation) -> bool {
+        match budget.shortfall(want) {
+            Some(0) => true,
+            None => false,
+            Some(short) => self
+                .meta
+                .registry
+                .upgrade()
+                .is_some_and(|registry| registry.frees_at_least(self, short)),
+        }
+    }
+
     /// Reserves room for a write that may store `bytes` in one more entry (SPEC 10.2),
     /// making room if needed. Nothing to do without a budget.
     ///
@@ -333,10 +355,12 @@ impl Table {
                     return Ok(want);
                 }
             }
-            if !budget.could_fit(want) {
+            if !self.could_fit(budget, want) {
                 return Err(refused(budget, key, want));
             }
-            if self.evict_somewhere(budget, &spared) {
+            // When evicting entries alone cannot make the room, a namespace goes whole first.
+            let structural = budget.shortfall(want) != Some(0);
+            if (structural && self.free_a_namespace()) || self.evict_somewhere(budget, &spared) {
                 fruitless = 0;
             } else {
                 // Nothing could go just now, though the counts say something may: the
@@ -360,10 +384,28 @@ impl Table {
     #[cold]
     pub(super) fn shed(&self, budget: &Budget) {
         for _ in 0..rounds(budget) {
-            if !budget.over() || !self.evict_somewhere(budget, &Spared::NONE) {
+            if !budget.over() {
+                return;
+            }
+            // When what eviction cannot free is over the budget by itself (namespaces' own
+            // memory), a namespace goes whole first: evicting this namespace's keys first
+            // would free little of it (what their room in a table lets the table shrink by).
+            let structural = budget.shortfall(Reservation::default()) != Some(0);
+            let evicted = (structural && self.free_a_namespace())
+                || self.evict_somewhere(budget, &Spared::NONE);
+            if !evicted {
                 return;
             }
         }
+    }
+
+    /// Evicts every entry of a namespace of `any` mode that no handle holds, other than this
+    /// one, which frees it; false when there is none.
+    fn free_a_namespace(&self) -> bool {
+        self.meta
+            .registry
+            .upgrade()
+            .is_some_and(|registry| registry.free_one(self))
     }
 
     /// Evicts one victim: from this namespace's shards first, then from other namespaces.

@@ -11,10 +11,10 @@ use std::sync::atomic::Ordering;
 
 use hashbrown::HashTable;
 
-use super::entry::{ENTRY_OVERHEAD, Entry};
+use super::entry::{ENTRY_OVERHEAD, Entry, heap};
 use super::eviction::{Eviction, Policy};
 use super::ghosts::{GhostList, Ghosts};
-use super::sketch::Sketch;
+use super::sketch::{SMALLEST_HEAP, Sketch};
 use super::spared::Spared;
 
 /// An entry's place in a queue: its hash (to find its bucket) and its number in the shard.
@@ -44,6 +44,16 @@ const GHOST_PERCENT: usize = 15;
 const STALE_ALLOWANCE: usize = 32;
 /// Entries the sampled LRU compares per eviction (Redis's `maxmemory-samples` default).
 const SAMPLES: usize = 5;
+
+/// The heap of an [`Order`]'s own block, made with its shard's first entry.
+const ORDER_BLOCK: u64 = heap(size_of::<Order>());
+
+/// What an order's structures take once its shard holds its first entry, at most: its own
+/// block, and the first blocks of its queue (four slots), its frequency sketch and its expiry
+/// index (four positions). Reserved by the write that adds the entry; a unit test below holds
+/// it to what they take.
+pub(super) const ORDER_FIRST: u64 = ORDER_BLOCK
+    + (4 * size_of::<Slot>() + SMALLEST_HEAP + 4 * size_of::<Reverse<(u64, u32, u64)>>()) as u64;
 
 pub(super) struct Order {
     mode: Eviction,
@@ -89,7 +99,9 @@ impl Order {
             }
             Victims::SampledLru { .. } => 0,
         };
-        (self.expiry.capacity() * size_of::<Reverse<(u64, u32, u64)>>() + queues) as u64
+        // The order's own block too: it is made with its shard's first entry.
+        ORDER_BLOCK
+            + (self.expiry.capacity() * size_of::<Reverse<(u64, u32, u64)>>() + queues) as u64
     }
 
     /// Gives back the room of a structure that holds under a quarter of it, down to twice
@@ -478,8 +490,12 @@ impl S3Fifo {
         }
     }
 
+    /// Keys each ghost list remembers: [`GHOST_PERCENT`] of the queued entries, and at least
+    /// two, so a shard of a few entries (a small namespace's) keeps a table of 8 slots, 128
+    /// bytes, from its first eviction on (at least eight took 512 bytes a shard: 8 KiB of a
+    /// namespace of 16 shards holding a few keys, charged to the budget).
     fn ghost_capacity(&self) -> usize {
-        (self.queued * GHOST_PERCENT / 100).max(8)
+        (self.queued * GHOST_PERCENT / 100).max(2)
     }
 
     /// Whether stale slots (of entries that left the shard) outnumber the queued entries by

@@ -142,6 +142,67 @@ impl Registry {
         })
     }
 
+    /// Whether evicting every entry of the namespaces of `any` mode that no handle holds,
+    /// other than `this`, would free at least `bytes` of their structures and fixed parts
+    /// (the namespaces then go). Reads the list until it has seen enough: on the path of a
+    /// write that does not fit otherwise, in a store whose namespaces' own memory is most of
+    /// its budget.
+    #[cold]
+    pub(crate) fn frees_at_least(&self, this: &Table, bytes: u64) -> bool {
+        let evictable = self
+            .evictable
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut freed = 0u64;
+        evictable.iter().any(|table| {
+            if !table.same(this)
+                && table.meta.mode == Eviction::Any
+                && table.meta.handles.load(Ordering::SeqCst) == 0
+            {
+                freed += table.meta.structures.load(Ordering::Acquire);
+            }
+            freed >= bytes
+        })
+    }
+
+    /// Evicts every entry of the next namespace of `any` mode that no handle holds, other
+    /// than `this`, in turn, which frees it with its structures and fixed part: what makes
+    /// room when the namespaces' own memory, not their entries, fills the budget. False when
+    /// no such namespace held an entry.
+    pub(crate) fn free_one(&self, this: &Table) -> bool {
+        let Some(budget) = self.budget.as_deref() else {
+            return false;
+        };
+        let start = self.hand.fetch_add(1, Ordering::Relaxed);
+        let chosen = {
+            let evictable = self
+                .evictable
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let len = evictable.len();
+            (0..len)
+                .map(|i| &evictable[(start + i) % len])
+                .find(|table| {
+                    !table.same(this)
+                        && table.meta.mode == Eviction::Any
+                        && table.meta.handles.load(Ordering::SeqCst) == 0
+                        && table.meta.structures.load(Ordering::Acquire) > 0
+                })
+                .cloned()
+        };
+        let Some(table) = chosen else {
+            return false;
+        };
+        let mut evicted = false;
+        // Until a handle comes to hold it: its entries are then written again.
+        while table.meta.handles.load(Ordering::SeqCst) == 0
+            && table.evict_one(budget, &Spared::NONE)
+        {
+            evicted = true;
+        }
+        evicted
+    }
+
     /// Schedules `table`'s reclamation at `at`.
     pub(crate) fn schedule(&self, at: u64, table: &Table) {
         self.schedule

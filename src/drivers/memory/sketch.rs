@@ -15,6 +15,13 @@ const SKETCH_AGING_QUARTERS: usize = 160;
 #[repr(align(64))]
 struct Block([u64; 8]);
 
+/// The fewest counters a sketch has.
+const SMALLEST: usize = 256;
+
+/// The heap of a sketch of the fewest counters ([`Sketch::fit`]).
+pub(super) const SMALLEST_HEAP: usize =
+    (SMALLEST + SMALLEST / 4).div_ceil(8 * 16) * size_of::<Block>();
+
 /// A count-min sketch of 4-bit counters, four probes a key in one cache line, sized to the shard's queued
 /// entries: how many times each key was inserted, or passed a queue with a read to its
 /// credit, with every count halved as the additions reach the horizon (TinyLFU's aging, Einziger
@@ -59,7 +66,7 @@ impl Sketch {
     /// entry (what [`ENTRY_OVERHEAD`](super::entry::ENTRY_OVERHEAD) counts for it).
     #[inline]
     pub(super) fn fit(&mut self, queued: usize) {
-        let need = (queued * SKETCH_COUNTERS_PER_ENTRY).max(256);
+        let need = (queued * SKETCH_COUNTERS_PER_ENTRY).max(SMALLEST);
         let have = self.counters();
         if have < need || (have > 2 * need && have > 1024) {
             self.resize(need);

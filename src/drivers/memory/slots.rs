@@ -31,7 +31,7 @@ pub(super) struct Slots {
     /// counted under its lock, which every removal holds already, instead of in counters all
     /// the namespace's writers would share.
     pub(super) removed: Removed,
-    /// What the table takes beyond [`TABLE_ALLOWANCE`], as last charged to the budget.
+    /// What the table takes, as last charged to the budget.
     table_charged: u64,
     /// The most entries the table has held room for (hashbrown's "full capacity", 7/8 of its
     /// buckets, which `capacity()` reports right after a growth or a rehash).
@@ -43,11 +43,6 @@ pub(super) struct Slots {
 /// tables of 16 shards that once held many small entries took 12 points of the budget more
 /// at 64 (`a_small_budget_goes_to_values_not_to_tables_left_from_before`).
 const SMALLEST_SHRUNK: usize = 16;
-
-/// The heap of a shard's table not charged to a budget: the fixed part of a namespace's
-/// memory (a table's first block, four entries, is under it), so a budget of a few entries
-/// still holds them.
-const TABLE_ALLOWANCE: u64 = 1024;
 
 /// Keys a shard evicted, and removed after they expired.
 #[derive(Clone, Copy, Debug, Default)]
@@ -79,6 +74,11 @@ pub(super) struct Tally {
     pub(super) evicted: u64,
     /// The earliest deadline stored by the changes, or `u64::MAX`.
     pub(super) earliest: u64,
+    /// Of `fixed_bytes`, what the namespace's structures and fixed part grew (or shrank) by.
+    pub(super) structures: i64,
+    /// Whether a change gave a shard its first entry (and made its eviction order): the
+    /// namespace's fixed part is charged with the first of those (`Table::finish`).
+    pub(super) opened: bool,
 }
 
 impl Tally {
@@ -103,12 +103,14 @@ impl Tally {
         }
     }
 
-    /// Counts what a shard's structures (its table, its eviction order) grew by, or shrank
-    /// by when negative: charged to the budget, and not freed by eviction.
+    /// Counts what a shard's structures (its table, its eviction order) or its namespace's
+    /// fixed part grew by, or shrank by when negative: charged to the budget, and not freed
+    /// by eviction, unless it frees the whole namespace (`Table::could_fit`).
     #[inline]
     pub(super) fn restructure(&mut self, bytes: i64) {
         self.bytes += bytes;
         self.fixed_bytes += bytes;
+        self.structures += bytes;
     }
 }
 
@@ -256,6 +258,7 @@ impl Slots {
         self.inserts = self.inserts.wrapping_add(1);
         if let Some(seed) = self.unordered {
             self.make_order(seed);
+            tally.opened = true;
         }
         let id = self.order.as_mut().map_or(0, |order| order.next_id());
         let mut entry = Entry::new(key, value, deadline, id);
@@ -279,6 +282,14 @@ impl Slots {
         }
     }
 
+    /// Whether the shard's first entry will make its eviction order (a store with a budget,
+    /// a shard that has held no entry since it was made or cleared): the write adding it
+    /// reserves the order's block ([`Table::opening`](super::table::Table)).
+    #[inline]
+    pub(super) fn awaits_order(&self) -> bool {
+        self.unordered.is_some()
+    }
+
     /// The shard's eviction order, made for its first entry.
     #[cold]
     fn make_order(&mut self, seed: OrderSeed) {
@@ -288,7 +299,7 @@ impl Slots {
 
     /// Charges `tally` what the table grew or shrank by since it was last charged.
     fn recharge_table(&mut self, tally: &mut Tally) {
-        let table = heap(self.map.allocation_size()).saturating_sub(TABLE_ALLOWANCE);
+        let table = heap(self.map.allocation_size());
         tally.restructure(table as i64 - self.table_charged as i64);
         self.table_charged = table;
     }
@@ -322,16 +333,22 @@ impl Slots {
         // hashbrown's layout: the entries, then a control byte a bucket and a group's worth
         // more (16 bytes with SSE2).
         let table = (buckets * size_of::<Entry>()).next_multiple_of(16) + buckets + 16;
-        heap(table)
-            .saturating_sub(TABLE_ALLOWANCE)
-            .saturating_sub(self.table_charged)
+        heap(table).saturating_sub(self.table_charged)
     }
 
-    /// The heap the shard's structures (its table beyond [`TABLE_ALLOWANCE`], its eviction
-    /// order) hold as last charged to the budget: what a store with a budget gives back when
+    /// The heap the shard's structures (its table, its eviction order) hold as last charged to the budget: what a store with a budget gives back when
     /// the shard is dropped.
     pub(super) fn charged_structures(&self) -> u64 {
         self.table_charged + self.order.as_ref().map_or(0, |order| order.charged())
+    }
+
+    /// Charges `tally` what the eviction order's structures grew or shrank by since they were
+    /// last charged: after evictions a write from elsewhere made, which no insert into this
+    /// shard follows (its ghost table grows with each victim).
+    pub(super) fn recharge_order(&mut self, tally: &mut Tally) {
+        if let Some(order) = &mut self.order {
+            tally.restructure(order.restructured());
+        }
     }
 
     /// Evicts the shard's next victim, if it holds an evictable entry other than the keys in
@@ -354,7 +371,8 @@ impl Slots {
         if victim.deadline != 0 {
             self.with_ttl -= 1;
         }
-        // What the ghost table grew by is charged with the shard's next insert.
+        // What the ghost table grew by is charged with the shard's next insert, or by an
+        // eviction from elsewhere (`recharge_order`).
         let charge = victim.charge as i64;
         tally.bytes -= charge;
         tally.entries -= 1;
@@ -570,5 +588,39 @@ mod tests {
                 "{n} inserts: grew by {actual}, predicted {predicted}"
             );
         }
+    }
+
+    /// A write adding a shard's first entry reserves [`ORDER_FIRST`] for the eviction order it
+    /// makes: never less than the order then takes (a shortfall would take the store over its
+    /// budget, and the write's key could be evicted right after, to make up for it).
+    #[test]
+    fn a_first_entry_reserves_what_its_order_takes() {
+        use crate::drivers::memory::order::ORDER_FIRST;
+        let hasher = DefaultHashBuilder::default();
+        let mut most = 0;
+        for policy in [Policy::S3Fifo, Policy::SampledLru] {
+            for mode in [Eviction::Any, Eviction::WithTtl, Eviction::Never] {
+                for deadline in [0, 5] {
+                    let order = OrderSeed {
+                        mode,
+                        policy,
+                        seed: 1,
+                    };
+                    let mut slots = Slots::new(Some(order));
+                    let mut tally = Tally::new();
+                    slots.insert(&hasher, 1, "k", Value::Int(1), deadline, 0, &mut tally);
+                    assert!(tally.opened);
+                    let order = (tally.structures as u64) - slots.table_charged;
+                    assert!(
+                        order <= ORDER_FIRST,
+                        "{policy:?}, {mode:?}, deadline {deadline}: the order took {order}, \
+                         {ORDER_FIRST} reserved"
+                    );
+                    most = most.max(order);
+                }
+            }
+        }
+        // S3-FIFO, an evictable entry with a TTL: every structure has its first block.
+        assert_eq!(most, ORDER_FIRST);
     }
 }

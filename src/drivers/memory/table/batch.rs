@@ -10,6 +10,7 @@ use crate::Result;
 use crate::drivers::memory::budget::Reservation;
 use crate::drivers::memory::clock::Now;
 use crate::drivers::memory::entry::{Value, bytes_heap, cost, key_eq};
+use crate::drivers::memory::order::ORDER_FIRST;
 use crate::drivers::memory::slots::Tally;
 use crate::ttl::Ttl;
 
@@ -132,21 +133,29 @@ impl Table {
         Ok(())
     }
 
-    /// What adding every one of `keys` may grow their shards' tables by, to be reserved with
-    /// them (see [`Table::growth_to_reserve`]).
+    /// What adding every one of `keys` takes beyond their entries, to be reserved with them:
+    /// the namespace's fixed part while unpaid ([`Table::unpaid`]), and in a `never`
+    /// namespace what their shards' tables may grow by and the eviction orders of shards
+    /// that have held no entry yet (see [`Table::growth_to_reserve`]).
     fn growth_to_reserve_for(&self, keys: &[&str]) -> u64 {
+        let fixed = self.unpaid();
         if !self.reserves_growth() {
-            return 0;
+            return fixed;
         }
         let mut shards: Batch<usize> = keys
             .iter()
             .map(|key| self.shard_index(self.hash(key)))
             .collect();
         shards.sort_unstable();
-        shards
+        let shards: u64 = shards
             .chunk_by(|a, b| a == b)
-            .map(|run| read(&self.shards[run[0]]).growth_if_adding(run.len()))
-            .sum()
+            .map(|run| {
+                let slots = read(&self.shards[run[0]]);
+                let order = if slots.awaits_order() { ORDER_FIRST } else { 0 };
+                slots.growth_if_adding(run.len()) + order
+            })
+            .sum();
+        shards + fixed
     }
 
     pub(crate) fn mdel(&self, keys: &[&str]) -> u64 {

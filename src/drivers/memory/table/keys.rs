@@ -214,7 +214,7 @@ impl Table {
                         // A new counter: reserve its room (and in a `never` namespace the
                         // table's growth, if adding it makes the table double) without holding
                         // the lock, then look again.
-                        let growth = self.growth_to_reserve(&slots, 1);
+                        let growth = self.growth_to_reserve(&slots, 1) + self.opening(&slots);
                         drop(slots);
                         self.finish(Reservation::default(), &tally, 0);
                         reserved = Some(self.reserve(key, || cost(key, 0) + growth, 1)?);

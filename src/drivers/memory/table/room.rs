@@ -88,14 +88,14 @@ impl Table {
             // A write that only replaces (`cas`) stores nothing when the key is missing.
             None if !adds => Reservation::default(),
             None => Reservation {
-                bytes: bytes + self.growth_to_reserve(&slots, 1),
+                bytes: bytes + self.growth_to_reserve(&slots, 1) + self.opening(&slots),
                 entries: 1,
             },
         };
         // What it takes when it fits: the table's growth too, in any namespace.
         let with_growth = |slots: &Slots| Reservation {
             bytes: if adding {
-                bytes + slots.growth_if_adding(1)
+                bytes + slots.growth_if_adding(1) + self.opening(slots)
             } else {
                 needs.bytes
             },
@@ -109,7 +109,7 @@ impl Table {
                 absent,
             });
         }
-        if !budget.may_hold_expired(|| now.get()) && budget.could_fit(needs) {
+        if !budget.may_hold_expired(|| now.get()) && budget.shortfall(needs) == Some(0) {
             // Victims go, and their room is traded for the write's in one update; the rest of
             // their accounting is settled with the write's own. The room a victim leaves in
             // the table may spare its doubling: a table at the budget stays the size it is.
@@ -130,7 +130,7 @@ impl Table {
                     });
                 }
             }
-            budget.settle(Reservation::default(), evicted);
+            self.settle(budget, Reservation::default(), evicted);
             self.meta.count(evicted);
             *evicted = Tally::new();
         }
@@ -181,9 +181,10 @@ impl Table {
             if !slots.evict(&self.hasher, budget.epoch(), spared, &mut tally) {
                 continue;
             }
+            slots.recharge_order(&mut tally);
             let emptied = slots.map.is_empty();
             drop(slots);
-            budget.settle(Reservation::default(), &tally);
+            self.settle(budget, Reservation::default(), &tally);
             self.meta.count(&tally);
             // A namespace its last key was evicted from, which no handle holds, is freed, as
             // one emptied by deletes or expiry is (a store of a namespace a user kept the
