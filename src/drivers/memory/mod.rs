@@ -111,6 +111,12 @@ impl MemoryBuilder {
     /// write that would go over it evicts what the namespaces' modes allow, or fails with
     /// [`ErrorKind::OutOfMemory`](crate::ErrorKind::OutOfMemory).
     ///
+    /// Each namespace's own memory counts as well: about 2.7 KiB with 16 shards, and about
+    /// 0.9 KiB for each shard that holds a key, charged with its first key and given back when
+    /// it is freed (its last key gone, no handle held). A budget of a few KiB therefore holds
+    /// nothing: the first write into a namespace is refused (or, in an evicting namespace,
+    /// makes room) for more than its key and value.
+    ///
     /// Values are kept as the [`Bytes`] handed in, without a copy, and charged for their
     /// length: a `Bytes` that is part of a larger buffer (`Bytes::slice`, a frame split off a
     /// read buffer with `BytesMut::split_to(…).freeze()`, a chunk of an HTTP body, a `Vec`
