@@ -39,6 +39,17 @@ fn roomy(policy: Policy) -> (MemoryDriver, ManualClock) {
     (store, clock)
 }
 
+/// A store of `max_bytes` whose namespaces evict any key, its reclaimer off.
+fn evicting(max_bytes: u64, policy: Policy) -> MemoryDriver {
+    MemoryDriver::builder()
+        .max_bytes(max_bytes)
+        .eviction(Eviction::Any)
+        .policy(policy)
+        .reap_interval(None)
+        .build()
+        .unwrap()
+}
+
 fn k(i: usize) -> String {
     format!("k{i}")
 }
@@ -482,13 +493,7 @@ async fn a_write_too_large_is_refused_whole() {
 async fn namespaces_own_memory_is_room_only_when_no_handle_holds_them() {
     const BUDGET: u64 = 64 * 1024;
     for policy in POLICIES {
-        let store = MemoryDriver::builder()
-            .max_bytes(BUDGET)
-            .eviction(Eviction::Any)
-            .policy(policy)
-            .reap_interval(None)
-            .build()
-            .unwrap();
+        let store = evicting(BUDGET, policy);
         let users: Vec<_> = (0..12)
             .map(|i| {
                 store
@@ -514,6 +519,13 @@ async fn namespaces_own_memory_is_room_only_when_no_handle_holds_them() {
             .await
             .unwrap_err();
         assert_eq!(refused.kind(), ErrorKind::OutOfMemory, "{refused:?}");
+        assert!(
+            refused.to_string().contains(
+                "not evictable: what `never` and `with-ttl` namespaces keep, and namespaces' \
+                 own memory"
+            ),
+            "the refusal says why: {refused}"
+        );
         assert_eq!(
             store.usage().unwrap(),
             held,
@@ -544,13 +556,7 @@ async fn namespaces_own_memory_is_room_only_when_no_handle_holds_them() {
 async fn room_taken_by_namespaces_is_made_by_freeing_namespaces() {
     const BUDGET: u64 = 256 * 1024;
     for policy in POLICIES {
-        let store = MemoryDriver::builder()
-            .max_bytes(BUDGET)
-            .eviction(Eviction::Any)
-            .policy(policy)
-            .reap_interval(None)
-            .build()
-            .unwrap();
+        let store = evicting(BUDGET, policy);
         for user in 0..100 {
             let ns = store
                 .namespace::<String>("users", &format!("user-{user}"))
@@ -598,7 +604,8 @@ async fn a_refusal_says_what_the_write_needed() {
     assert_eq!(batch.kind(), ErrorKind::OutOfMemory);
     let text = batch.to_string();
     assert!(
-        text.contains("10 more entries") && text.contains("limit of 4 entries (1 in use)"),
+        text.contains("10 more entries")
+            && text.contains("limit of 4 entries (1 in use, 1 not evictable, kept by"),
         "{text}"
     );
     for i in 1..4 {
@@ -610,7 +617,7 @@ async fn a_refusal_says_what_the_write_needed() {
         .unwrap_err()
         .to_string();
     assert!(
-        one.contains("1 more entry would") && one.contains("(4 in use)"),
+        one.contains("1 more entry would") && one.contains("(4 in use, 4 not evictable"),
         "{one}"
     );
 
@@ -928,13 +935,7 @@ async fn renewing_a_ttl_again_and_again_does_not_grow_the_store() {
 async fn a_small_budget_goes_to_values_not_to_tables_left_from_before() {
     const BUDGET: u64 = 256 * 1024;
     for policy in POLICIES {
-        let store = MemoryDriver::builder()
-            .max_bytes(BUDGET)
-            .eviction(Eviction::Any)
-            .policy(policy)
-            .reap_interval(None)
-            .build()
-            .unwrap();
+        let store = evicting(BUDGET, policy);
         for name in ["a", "b"] {
             let ns = store.namespace::<String>("app", name).unwrap();
             for i in 0..5_000 {

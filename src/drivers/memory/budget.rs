@@ -356,7 +356,7 @@ impl Table {
                 }
             }
             if !self.could_fit(budget, want) {
-                return Err(refused(budget, key, want));
+                return Err(refused(budget, key, want, self.unpaid()));
             }
             // When evicting entries alone cannot make the room, a namespace goes whole first.
             let structural = budget.shortfall(want) != Some(0);
@@ -368,7 +368,7 @@ impl Table {
                 // a few times before refusing.
                 fruitless += 1;
                 if fruitless > FRUITLESS_ROUNDS {
-                    return Err(refused(budget, key, want));
+                    return Err(refused(budget, key, want, self.unpaid()));
                 }
                 std::thread::yield_now();
             }
@@ -376,7 +376,7 @@ impl Table {
                 return Ok(want);
             }
         }
-        Err(refused(budget, key, want))
+        Err(refused(budget, key, want, self.unpaid()))
     }
 
     /// After a write that stored more than it reserved: evicts until the store is within
@@ -456,35 +456,49 @@ fn rounds(budget: &Budget) -> u64 {
     ROUNDS.max(budget.used().entries.saturating_mul(2))
 }
 
-fn refused(budget: &Budget, key: &str, want: Reservation) -> Error {
+/// The error for a write refused for want of room; `opening`: the namespace's own memory,
+/// when the write was to give the namespace its first key and reserved it too.
+fn refused(budget: &Budget, key: &str, want: Reservation, opening: u64) -> Error {
     let used = budget.used();
-    // What went over: the bytes, or else the entries.
-    let (wanted, more, limit, in_use, thing, cap) =
+    // What went over: the bytes, or else the entries; and of what is in use, what eviction
+    // cannot free (without it, a refusal in a store that looks half empty is a riddle).
+    let (wanted, limit, in_use, kept, what) =
         if want.bytes > budget.max_bytes || used.bytes + want.bytes > budget.max_bytes {
+            let first = if opening > 0 && opening <= want.bytes {
+                format!(" ({opening} of them the namespace's own memory, with its first key)")
+            } else {
+                String::new()
+            };
             (
-                want.bytes,
-                "",
-                budget.max_bytes,
+                format!("{} {}{first}", want.bytes, noun(want.bytes, "byte")),
+                format!(
+                    "budget of {} {}",
+                    budget.max_bytes,
+                    noun(budget.max_bytes, "byte")
+                ),
                 used.bytes,
-                "byte",
-                "budget",
+                budget.fixed_bytes.load(Ordering::Acquire),
+                ": what `never` and `with-ttl` namespaces keep, and namespaces' own memory",
             )
         } else {
             (
-                want.entries,
-                " more",
-                budget.max_entries,
+                format!("{} more {}", want.entries, noun(want.entries, "entry")),
+                format!(
+                    "limit of {} {}",
+                    budget.max_entries,
+                    noun(budget.max_entries, "entry")
+                ),
                 used.entries,
-                "entry",
-                "limit",
+                budget.fixed_entries.load(Ordering::Acquire),
+                ", kept by their namespaces' modes",
             )
         };
     Error::out_of_memory(
         key,
         format!(
-            "{wanted}{more} {} would go over the store's {cap} of {limit} {} ({in_use} in use), and eviction may not free enough",
-            noun(wanted, thing),
-            noun(limit, thing),
+            "{wanted} would go over the store's {limit} ({in_use} in use, {} not \
+             evictable{what}), and eviction may not free enough",
+            kept.min(in_use),
         ),
     )
 }
