@@ -585,6 +585,39 @@ async fn room_taken_by_namespaces_is_made_by_freeing_namespaces() {
     }
 }
 
+/// A namespace of many keys is not emptied whole to make that room, even when no handle
+/// holds it between uses (a cache whose handle is made per request): its keys go one by one,
+/// its tables giving their room back as they empty, and it keeps what the write does not
+/// need.
+#[tokio::test]
+async fn a_large_namespace_is_not_emptied_whole_for_room() {
+    const BUDGET: u64 = 256 * 1024;
+    for policy in POLICIES {
+        let store = evicting(BUDGET, policy);
+        {
+            let cache = store.namespace::<String>("app", "cache").unwrap();
+            for i in 0..1000 {
+                cache.incr(&k(i), 1).await.unwrap();
+            }
+        }
+        let held = store.usage().unwrap();
+        assert_eq!(
+            held.entries, 1000,
+            "{policy:?}: counters under short keys fit"
+        );
+        let other = store.namespace::<String>("app", "other").unwrap();
+        let value = vec![0u8; (BUDGET - held.bytes) as usize + 16 * 1024];
+        other.set(&"big".to_owned(), value, None).await.unwrap();
+        let cache = store.namespace::<String>("app", "cache").unwrap();
+        let kept = present(&cache, (0..1000).map(k)).await;
+        assert!(
+            kept >= 250,
+            "{policy:?}: the write emptied the cache ({kept} of 1000 keys kept)"
+        );
+        assert!(store.usage().unwrap().bytes <= BUDGET);
+    }
+}
+
 /// A refusal says what the write needed and what the store holds: a batch needs as many
 /// entries as it has new keys, not one.
 #[tokio::test]

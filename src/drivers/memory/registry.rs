@@ -20,6 +20,12 @@ use super::table::{Bounds, Table};
 use crate::name::NamespaceName;
 use crate::{Error, Result};
 
+/// The most entries a namespace may hold to be emptied whole by [`Registry::free_one`].
+const FREED_WHOLE: usize = 64;
+
+/// How many namespaces [`Registry::free_one`] looks at for one it may empty whole.
+const FREE_CANDIDATES: usize = 16;
+
 pub(crate) struct Registry {
     tables: Mutex<HashMap<Arc<str>, Table>>,
     /// The tables that hold keys with a TTL, by when their earliest deadline comes.
@@ -166,15 +172,18 @@ impl Registry {
     }
 
     /// Evicts every entry of the next namespace of `any` mode that no handle holds, other
-    /// than `this`, in turn, which frees it with its structures and fixed part: what makes
-    /// room when the namespaces' own memory, not their entries, fills the budget. False when
-    /// no such namespace held an entry.
+    /// than `this`, holding at most [`FREED_WHOLE`] entries, in turn, which frees it with its
+    /// structures and fixed part: what makes room when the namespaces' own memory, not their
+    /// entries, fills the budget. False when no such namespace is among the next
+    /// [`FREE_CANDIDATES`] (a larger namespace gives its tables' room back as its keys go one
+    /// by one: emptied whole for one write, a cache whose handle is made per request would
+    /// lose all its keys at once).
     pub(crate) fn free_one(&self, this: &Table) -> bool {
         let Some(budget) = self.budget.as_deref() else {
             return false;
         };
         let start = self.hand.fetch_add(1, Ordering::Relaxed);
-        let chosen = {
+        let candidates: Vec<Table> = {
             let evictable = self
                 .evictable
                 .lock()
@@ -182,15 +191,21 @@ impl Registry {
             let len = evictable.len();
             (0..len)
                 .map(|i| &evictable[(start + i) % len])
-                .find(|table| {
+                .filter(|table| {
                     !table.same(this)
                         && table.meta.mode == Eviction::Any
                         && table.meta.handles.load(Ordering::SeqCst) == 0
                         && table.meta.structures.load(Ordering::Acquire) > 0
                 })
+                .take(FREE_CANDIDATES)
                 .cloned()
+                .collect()
         };
-        let Some(table) = chosen else {
+        // Counted outside the list's lock: a count takes each shard's lock in turn.
+        let Some(table) = candidates
+            .into_iter()
+            .find(|table| table.stored() <= FREED_WHOLE)
+        else {
             return false;
         };
         let mut evicted = false;
