@@ -22,9 +22,9 @@ use hashbrown::DefaultHashBuilder;
 
 use super::budget::{Budget, Reservation};
 use super::clock::{Clock, Now};
-use super::entry::{Entry, heap};
+use super::entry::Entry;
 use super::eviction::{Eviction, Policy};
-use super::order::{MAX_FREQUENCY, ORDER_FIRST};
+use super::order::MAX_FREQUENCY;
 use super::registry::Registry;
 use super::slots::{OrderSeed, Removed, Slots, Tally};
 use crate::glob::Pattern;
@@ -32,6 +32,7 @@ use crate::ttl::Ttl;
 
 mod batch;
 mod keys;
+mod own;
 mod reap;
 mod room;
 
@@ -64,12 +65,12 @@ pub(crate) struct Meta {
     pub(super) mode: Eviction,
     /// In a store with a budget: whether the budget holds the namespace's fixed part
     /// ([`Meta::fixed`]), charged with its first entry and given back when it is freed.
-    paid: AtomicBool,
-    /// The heap the namespace takes whatever it holds ([`fixed_part`]).
-    fixed: u64,
+    pub(super) paid: AtomicBool,
+    /// The heap the namespace takes whatever it holds ([`own::fixed_part`]).
+    pub(super) fixed: u64,
     /// In a store with a budget: whether the budget holds the namespace's place in the
-    /// reclaimer's schedule ([`SCHEDULED`]).
-    scheduled: AtomicBool,
+    /// reclaimer's schedule ([`own::SCHEDULED`]).
+    pub(super) scheduled: AtomicBool,
     /// What the budget holds for the namespace's structures (its shards' tables and eviction
     /// orders) and its fixed part: what freeing it gives back (wrapping sums of the changes).
     pub(super) structures: AtomicU64,
@@ -105,26 +106,6 @@ impl Meta {
 
 /// The next table's number.
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
-
-/// The heap a namespace of `shards` shards named `name` takes whatever it holds, as a budget
-/// charges it (SPEC 10.2): its shards (a cache-line-aligned block of 128 bytes each, the
-/// block's header padded to one more), its [`Meta`], its name, and its places in the
-/// registry's map and list of tables that may evict, which are kept between a quarter and
-/// seven eighths full (counted twice). Its place in the reclaimer's schedule is charged apart
-/// ([`SCHEDULED`]).
-fn fixed_part(shards: usize, name: &str) -> u64 {
-    let shards = heap(size_of::<Shard>() * (shards + 1));
-    let meta = heap(2 * size_of::<usize>() + size_of::<Meta>());
-    let name = heap(2 * size_of::<usize>() + name.len());
-    let registered = (size_of::<(Arc<str>, Table)>() + 1 + size_of::<Table>()) * 2;
-    shards + meta + name + registered as u64
-}
-
-/// The heap a namespace's place in the reclaimer's schedule takes (its entry in the
-/// schedule's map of tables, counted twice as the registry's are, and its times, kept to at
-/// most four a table): charged, in a store with a budget, from the first write that stores a
-/// deadline in the namespace until it is freed.
-const SCHEDULED: u64 = ((size_of::<(u64, Table)>() + 1) * 2 + 2 * size_of::<(u64, u64)>()) as u64;
 
 #[repr(align(128))]
 struct Shard {
@@ -173,7 +154,7 @@ impl Table {
             Some(b) => (Some(b.budget), b.mode, b.policy),
             None => (None, Eviction::Never, Policy::default()),
         };
-        let fixed = fixed_part(shards, &name);
+        let fixed = own::fixed_part(shards, &name);
         let mut table = Table {
             shards: Arc::new([]),
             hasher: DefaultHashBuilder::default(),
@@ -252,57 +233,6 @@ impl Table {
         self.reap_later(deadline);
     }
 
-    /// Applies `tally` to the budget ([`Budget::settle`]), and to what the namespace's
-    /// structures and fixed part are charged ([`Meta::structures`]).
-    #[inline]
-    pub(super) fn settle(&self, budget: &Budget, reserved: Reservation, tally: &Tally) -> bool {
-        if tally.structures != 0 {
-            self.meta
-                .structures
-                .fetch_add(tally.structures as u64, Ordering::AcqRel);
-        }
-        budget.settle(reserved, tally)
-    }
-
-    /// Settles a write that gave a shard its first entry: the first such write of the
-    /// namespace is charged its fixed part (which it reserved, when it saw it unpaid).
-    #[cold]
-    fn settle_opened(&self, budget: &Budget, reserved: Reservation, mut tally: Tally) -> bool {
-        if !self.meta.paid.swap(true, Ordering::AcqRel) {
-            tally.restructure(self.meta.fixed as i64);
-        }
-        self.settle(budget, reserved, &tally)
-    }
-
-    /// What a write adding an entry to `slots` takes beyond the entry and the table's growth:
-    /// in a shard that has not held one yet, its eviction order's block, and the namespace's
-    /// fixed part while no write has paid it ([`unpaid`](Self::unpaid)).
-    #[inline]
-    pub(super) fn opening(&self, slots: &Slots) -> u64 {
-        if slots.awaits_order() {
-            self.opening_shard()
-        } else {
-            0
-        }
-    }
-
-    #[cold]
-    fn opening_shard(&self) -> u64 {
-        ORDER_FIRST + self.unpaid()
-    }
-
-    /// The namespace's fixed part ([`fixed_part`]) while the budget does not hold it: a
-    /// write that may give the namespace its first entry reserves it, so the namespaces a
-    /// program makes from its data (one a user) are kept within the budget with their keys.
-    #[inline]
-    pub(super) fn unpaid(&self) -> u64 {
-        if self.budget.is_some() && !self.meta.paid.load(Ordering::Acquire) {
-            self.meta.fixed
-        } else {
-            0
-        }
-    }
-
     /// Marks a read entry for the eviction order: a frequency (S3-FIFO) or a recency (the
     /// sampled LRU), with one atomic store.
     #[inline]
@@ -370,15 +300,7 @@ impl Table {
         if let Some(registry) = self.meta.registry.upgrade() {
             registry.schedule(deadline, self);
         }
-        if let Some(budget) = &self.budget
-            && !self.meta.scheduled.swap(true, Ordering::AcqRel)
-        {
-            let mut tally = Tally::new();
-            tally.restructure(SCHEDULED as i64);
-            if self.settle(budget, Reservation::default(), &tally) {
-                self.shed(budget);
-            }
-        }
+        self.charge_scheduled();
     }
 
     /// The table's number, unique in the process.
@@ -469,27 +391,6 @@ impl Table {
             }
         }
         cleared
-    }
-
-    /// For a table the registry dropped (no handle, no entry): frees its shards' structures
-    /// and gives back to the budget what they and the namespace's fixed part were charged.
-    pub(crate) fn give_back(&self) {
-        let Some(budget) = &self.budget else {
-            return;
-        };
-        let mut tally = Tally::new();
-        for shard in self.shards.iter() {
-            let mut slots = write(shard);
-            tally.restructure(-(slots.charged_structures() as i64));
-            *slots = Slots::default();
-        }
-        if self.meta.paid.swap(false, Ordering::AcqRel) {
-            tally.restructure(-(self.meta.fixed as i64));
-        }
-        if self.meta.scheduled.swap(false, Ordering::AcqRel) {
-            tally.restructure(-(SCHEDULED as i64));
-        }
-        self.settle(budget, Reservation::default(), &tally);
     }
 
     /// Keys the namespace evicted, and removed after they expired, since it was made
