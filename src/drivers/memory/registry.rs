@@ -16,7 +16,7 @@ use super::clock::Clock;
 use super::eviction::{Eviction, Policy};
 use super::schedule::Schedule;
 use super::spared::Spared;
-use super::table::{Bounds, Table};
+use super::table::{Bounds, Spare, Table};
 use crate::name::NamespaceName;
 use crate::{Error, Result};
 
@@ -25,6 +25,10 @@ const FREED_WHOLE: usize = 64;
 
 /// How many namespaces [`Registry::free_one`] looks at for one it may empty whole.
 const FREE_CANDIDATES: usize = 16;
+
+/// How many freed tables' shards the registry keeps for tables to come: 64 KiB or so with
+/// 16 shards, a fixed part of the store's memory, not charged to a budget.
+const SPARE_SHARDS: usize = 32;
 
 pub(crate) struct Registry {
     tables: Mutex<HashMap<Arc<str>, Table>>,
@@ -37,6 +41,8 @@ pub(crate) struct Registry {
     policy: Policy,
     evictable: Mutex<Vec<Table>>,
     hand: AtomicUsize,
+    /// Shards of freed tables, for the next tables made (see [`Spare`]).
+    spare: Mutex<Vec<Spare>>,
 }
 
 impl Registry {
@@ -49,6 +55,7 @@ impl Registry {
             policy,
             evictable: Mutex::default(),
             hand: AtomicUsize::new(0),
+            spare: Mutex::default(),
         }
     }
 
@@ -91,12 +98,18 @@ impl Registry {
                     mode,
                     policy: self.policy,
                 });
+                let spare = self
+                    .spare
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .pop();
                 let table = Table::new(
                     shards,
                     clock.clone(),
                     key.clone(),
                     Arc::downgrade(self),
                     bounds,
+                    spare,
                 );
                 tables.insert(key, table.clone());
                 if self.budget.is_some() && mode != Eviction::Never {
@@ -218,6 +231,16 @@ impl Registry {
         evicted
     }
 
+    /// Keeps the shards of a freed table for a table to come, when it has few.
+    pub(crate) fn keep_spare(&self, spare: Spare) {
+        // Emptied first: a table without a budget keeps its hash tables' room.
+        let spare = spare.emptied();
+        let mut kept = self.spare.lock().unwrap_or_else(PoisonError::into_inner);
+        if kept.len() < SPARE_SHARDS {
+            kept.push(spare);
+        }
+    }
+
     /// Schedules `table`'s reclamation at `at`.
     pub(crate) fn schedule(&self, at: u64, table: &Table) {
         self.schedule
@@ -283,8 +306,10 @@ impl Registry {
             }
             removed
         };
-        // Freed outside the lock, its structures' charge given back to the budget.
+        // Freed outside the lock, its structures' charge given back to the budget; its last
+        // clone gives its shards to `keep_spare`.
         if let Some(table) = removed {
+            table.meta.freed.store(true, Ordering::Release);
             table.give_back();
         }
     }

@@ -10,17 +10,32 @@ const SKETCH_COUNTERS_PER_ENTRY: usize = 16;
 /// 120 to 240 quarters the hit ratios moved by under 0.2 point; shorter horizons lose P3 and
 /// small Zipf caches.
 const SKETCH_AGING_QUARTERS: usize = 160;
-/// Eight words of 16 counters: 64 bytes, aligned to be one cache line.
-#[derive(Clone, Copy, Default)]
-#[repr(align(64))]
-struct Block([u64; 8]);
+/// Words of 16 counters a block has: eight, 64 bytes, one cache line.
+const BLOCK: usize = 8;
+
+/// Counters a block has.
+const BLOCK_COUNTERS: usize = BLOCK * 16;
 
 /// The fewest counters a sketch has.
 const SMALLEST: usize = 256;
 
 /// The heap of a sketch of the fewest counters ([`Sketch::fit`]).
-pub(super) const SMALLEST_HEAP: usize =
-    (SMALLEST + SMALLEST / 4).div_ceil(8 * 16) * size_of::<Block>();
+pub(super) const SMALLEST_HEAP: usize = words_for(blocks_for(SMALLEST)) * size_of::<u64>();
+
+/// Blocks for `need` counters: a quarter more than needed, so a growing shard resizes a
+/// logarithmic number of times.
+const fn blocks_for(need: usize) -> usize {
+    (need + need / 4).div_ceil(BLOCK_COUNTERS)
+}
+
+/// Words allocated for `blocks` blocks: seven more, so that the blocks can start on a 64-byte
+/// boundary wherever the allocation lands. (Blocks of a type aligned to 64 bytes made each
+/// sketch an over-aligned allocation, and as namespaces came and went, those fragmented
+/// glibc's heap: 1,000,000 one-key namespaces written in turn under a 64 MiB budget grew the
+/// process by 73 MiB with them, 65 MiB without.)
+const fn words_for(blocks: usize) -> usize {
+    blocks * BLOCK + BLOCK - 1
+}
 
 /// A count-min sketch of 4-bit counters, four probes a key in one cache line, sized to the shard's queued
 /// entries: how many times each key was inserted, or passed a queue with a read to its
@@ -29,19 +44,35 @@ pub(super) const SMALLEST_HEAP: usize =
 /// frequent.
 #[derive(Default)]
 pub(super) struct Sketch {
-    /// 16 counters a word, eight words a block.
-    blocks: Vec<Block>,
+    /// 16 counters a word, [`BLOCK`] words a block, the first block at `start`, on a 64-byte
+    /// boundary ([`words_for`]).
+    words: Vec<u64>,
+    start: usize,
+    blocks: usize,
     additions: usize,
 }
 
 impl Sketch {
     /// The heap the sketch holds, in bytes.
     pub(super) fn heap(&self) -> usize {
-        self.blocks.capacity() * size_of::<Block>()
+        self.words.capacity() * size_of::<u64>()
     }
 
     pub(super) fn counters(&self) -> usize {
-        self.blocks.len() * 8 * 16
+        self.blocks * BLOCK_COUNTERS
+    }
+
+    /// The words of block `block`: one cache line.
+    #[inline]
+    fn block(&self, block: usize) -> &[u64] {
+        let at = self.start + block * BLOCK;
+        &self.words[at..at + BLOCK]
+    }
+
+    #[inline]
+    fn block_mut(&mut self, block: usize) -> &mut [u64] {
+        let at = self.start + block * BLOCK;
+        &mut self.words[at..at + BLOCK]
     }
 
     /// The four counters of `hash`, each as its word in its block and the shift of its 4
@@ -52,7 +83,7 @@ impl Sketch {
     #[inline]
     fn probes(&self, hash: u64) -> (usize, [(usize, u32); 4]) {
         let mixed = (hash ^ 0x9e37_79b9_7f4a_7c15).wrapping_mul(0xff51_afd7_ed55_8ccd);
-        let block = ((u128::from(mixed) * self.blocks.len() as u128) >> 64) as usize;
+        let block = ((u128::from(mixed) * self.blocks as u128) >> 64) as usize;
         let bits = mixed as u32;
         let counters = [0, 1, 2, 3].map(|i| {
             let own = bits >> (i * 5);
@@ -73,11 +104,15 @@ impl Sketch {
         }
     }
 
-    /// Rebuilds the sketch, empty, for `need` counters: a quarter more than needed, so a
-    /// growing shard resizes a logarithmic number of times.
+    /// Rebuilds the sketch, empty, for `need` counters ([`blocks_for`]).
     #[cold]
     fn resize(&mut self, need: usize) {
-        self.blocks = vec![Block::default(); (need + need / 4).div_ceil(8 * 16)];
+        self.blocks = blocks_for(need);
+        self.words = vec![0; words_for(self.blocks)];
+        // At most seven words on (`align_offset` may say it cannot tell: the blocks then
+        // start where the words do, which costs a line now and then, nothing more).
+        let offset = self.words.as_ptr().align_offset(BLOCK * size_of::<u64>());
+        self.start = if offset < BLOCK { offset } else { 0 };
         self.additions = 0;
     }
 
@@ -86,7 +121,7 @@ impl Sketch {
     pub(super) fn record(&mut self, hash: u64, queued: usize) {
         self.fit(queued);
         let (block, counters) = self.probes(hash);
-        let words = &mut self.blocks[block].0;
+        let words = self.block_mut(block);
         let least = counters
             .iter()
             .map(|&(word, shift)| (words[word] >> shift) & 0xf)
@@ -103,7 +138,8 @@ impl Sketch {
         // whose counters all reached 15 would never age again.
         self.additions += 1;
         if self.additions >= self.counters() * SKETCH_AGING_QUARTERS / 4 {
-            for word in self.blocks.iter_mut().flat_map(|block| &mut block.0) {
+            let blocks = self.start..self.start + self.blocks * BLOCK;
+            for word in &mut self.words[blocks] {
                 *word = (*word >> 1) & 0x7777_7777_7777_7777;
             }
             self.additions /= 2;
@@ -112,11 +148,11 @@ impl Sketch {
 
     /// How often `hash` was seen, at most 15.
     pub(super) fn estimate(&self, hash: u64) -> u64 {
-        if self.blocks.is_empty() {
+        if self.blocks == 0 {
             return 0;
         }
         let (block, counters) = self.probes(hash);
-        let words = &self.blocks[block].0;
+        let words = self.block(block);
         counters
             .iter()
             .map(|&(word, shift)| (words[word] >> shift) & 0xf)

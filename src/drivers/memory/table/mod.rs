@@ -63,6 +63,9 @@ pub(crate) struct Meta {
     pub(super) registry: Weak<Registry>,
     /// What may be evicted from this namespace (SPEC 10.3), and how victims are picked.
     pub(super) mode: Eviction,
+    /// Whether the registry freed the table: its last clone gives its shards to the
+    /// registry for a table to come ([`Spare`]).
+    pub(crate) freed: AtomicBool,
     /// In a store with a budget: whether the budget holds the namespace's fixed part
     /// ([`Meta::fixed`]), charged with its first entry and given back when it is freed.
     pub(super) paid: AtomicBool,
@@ -107,6 +110,43 @@ impl Meta {
 /// The next table's number.
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 
+/// The shards of a freed table, kept by the registry for the next table it makes. They are
+/// one block aligned to 128 bytes: an aligned block freed and allocated for every namespace
+/// that comes and goes fragments glibc's heap (1,000,000 one-key namespaces written in turn
+/// under a 64 MiB budget grew the process by 96 MiB with each freed block given back to the
+/// allocator; by 68 MiB with unaligned shards).
+pub(crate) struct Spare(Arc<[Shard]>);
+
+impl Spare {
+    /// The shards with nothing in them, their tables' room given back to the allocator.
+    pub(crate) fn emptied(self) -> Spare {
+        for shard in self.0.iter() {
+            *write(shard) = Slots::default();
+        }
+        self
+    }
+}
+
+/// An empty set of shards, made once: what a table holds before it has its own, and after
+/// its last clone gave them to the registry.
+fn no_shards() -> Arc<[Shard]> {
+    static NONE: std::sync::OnceLock<Arc<[Shard]>> = std::sync::OnceLock::new();
+    Arc::clone(NONE.get_or_init(|| Arc::new([])))
+}
+
+impl Drop for Table {
+    /// The last clone of a table the registry freed gives its shards back to the registry,
+    /// for a table to come.
+    fn drop(&mut self) {
+        if self.meta.freed.load(Ordering::Acquire)
+            && Arc::get_mut(&mut self.shards).is_some_and(|shards| !shards.is_empty())
+            && let Some(registry) = self.meta.registry.upgrade()
+        {
+            registry.keep_spare(Spare(mem::replace(&mut self.shards, no_shards())));
+        }
+    }
+}
+
 #[repr(align(128))]
 struct Shard {
     slots: RwLock<Slots>,
@@ -149,6 +189,7 @@ impl Table {
         name: Arc<str>,
         registry: Weak<Registry>,
         bounds: Option<Bounds>,
+        spare: Option<Spare>,
     ) -> Self {
         let (budget, mode, policy) = match bounds {
             Some(b) => (Some(b.budget), b.mode, b.policy),
@@ -156,7 +197,7 @@ impl Table {
         };
         let fixed = own::fixed_part(shards, &name);
         let mut table = Table {
-            shards: Arc::new([]),
+            shards: no_shards(),
             hasher: DefaultHashBuilder::default(),
             clock,
             budget,
@@ -167,6 +208,7 @@ impl Table {
                 due: AtomicU64::new(u64::MAX),
                 registry,
                 mode,
+                freed: AtomicBool::new(false),
                 paid: AtomicBool::new(false),
                 scheduled: AtomicBool::new(false),
                 structures: AtomicU64::new(0),
@@ -178,12 +220,21 @@ impl Table {
                 exported: std::sync::OnceLock::new(),
             }),
         };
-        table.shards = (0..shards)
-            .map(|i| Shard {
-                slots: RwLock::new(table.fresh_slots(i)),
-                reap_cursor: AtomicUsize::new(0),
-            })
-            .collect();
+        table.shards = match spare {
+            Some(Spare(spare)) if spare.len() == shards => {
+                for (i, shard) in spare.iter().enumerate() {
+                    *write(shard) = table.fresh_slots(i);
+                    shard.reap_cursor.store(0, Ordering::Relaxed);
+                }
+                spare
+            }
+            _ => (0..shards)
+                .map(|i| Shard {
+                    slots: RwLock::new(table.fresh_slots(i)),
+                    reap_cursor: AtomicUsize::new(0),
+                })
+                .collect(),
+        };
         table
     }
 
