@@ -26,7 +26,7 @@ const FREED_WHOLE: usize = 64;
 /// How many namespaces [`Registry::free_one`] looks at for one it may empty whole.
 const FREE_CANDIDATES: usize = 16;
 
-/// How many freed tables' shards the registry keeps for tables to come: 64 KiB or so with
+/// How many freed tables' shards the registry keeps for tables to come: 70 KiB or so with
 /// 16 shards, a fixed part of the store's memory, not charged to a budget.
 const SPARE_SHARDS: usize = 32;
 
