@@ -399,8 +399,8 @@ impl Table {
         }
     }
 
-    /// Evicts every entry of a namespace of `any` mode that no handle holds, other than this
-    /// one, which frees it; false when there is none.
+    /// Evicts every entry of a namespace of `any` mode that no handle holds, of a few keys,
+    /// other than this one, which frees it (`Registry::free_one`); false when there is none.
     fn free_a_namespace(&self) -> bool {
         self.meta
             .registry
