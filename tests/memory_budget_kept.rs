@@ -299,12 +299,7 @@ fn namespaces_coming_and_going_keep_the_process_within_the_budget() {
             .reap_interval(None)
             .build()
             .unwrap();
-        for user in 0..300_000 {
-            let ns = store
-                .namespace::<String>("users", &format!("user-{user}"))
-                .unwrap();
-            ready(ns.set(&"session".to_owned(), "s", None)).unwrap();
-        }
+        write_namespaces(&store, 300_000, 1, || Bytes::from_static(b"s"), None);
         let peak = status("VmHWM:").saturating_sub(rss_before);
         println!("RESULT {peak} {}", store.usage().unwrap().bytes);
         return;
@@ -348,18 +343,30 @@ fn namespaces_of(keys: usize, ttl: bool, max_bytes: u64) -> (MemoryUsage, u64, u
         .reap_interval(reaper)
         .build()
         .unwrap();
-    for user in 0..100_000 {
+    let value = || Bytes::copy_from_slice(b"sixteen bytes!!!");
+    write_namespaces(&store, 100_000, keys, value, ttl);
+    let usage = store.usage().unwrap();
+    let heap = (bytes_in_use() - heap_before) as u64;
+    (usage, heap, store.namespace_tables() as u64)
+}
+
+/// Writes `keys` keys, each a `value()`, into each of `count` namespaces in turn (one a
+/// user), each through a handle dropped after.
+fn write_namespaces(
+    store: &MemoryDriver,
+    count: usize,
+    keys: usize,
+    value: fn() -> Bytes,
+    ttl: Option<std::time::Duration>,
+) {
+    for user in 0..count {
         let ns = store
             .namespace::<String>("users", &format!("user-{user}"))
             .unwrap();
         for key in 0..keys {
-            let value = Bytes::copy_from_slice(b"sixteen bytes!!!");
-            ready(ns.set(&format!("k{key}"), value, ttl)).unwrap();
+            ready(ns.set(&format!("k{key}"), value(), ttl)).unwrap();
         }
     }
-    let usage = store.usage().unwrap();
-    let heap = (bytes_in_use() - heap_before) as u64;
-    (usage, heap, store.namespace_tables() as u64)
 }
 
 /// SPEC 10.2 when entries go away: a store that held 100,000 small entries and deleted all
