@@ -618,6 +618,42 @@ async fn a_large_namespace_is_not_emptied_whole_for_room() {
     }
 }
 
+/// A namespace's first write (a batch, a key, a counter) reserves what the namespace and each
+/// shard it opens take (their own memory, tables and eviction orders) before it writes, so
+/// the store does not go over its budget right after, for the write's own new keys to be
+/// evicted to make up for it.
+#[tokio::test]
+async fn a_new_namespaces_first_batch_keeps_its_keys_in_a_full_store() {
+    for policy in POLICIES {
+        let store = evicting(64 * 1024, policy);
+        let old = store.namespace::<String>("app", "old").unwrap();
+        for i in 0..2_000 {
+            old.set(&k(i), vec![0u8; 64], None).await.unwrap();
+        }
+        let fresh = store.namespace::<String>("app", "fresh").unwrap();
+        fresh
+            .mset((0..10).map(|i| (k(i), vec![1u8; 64])), None)
+            .await
+            .unwrap();
+        assert_eq!(
+            present(&fresh, (0..10).map(k)).await,
+            10,
+            "{policy:?}: the batch's own keys were evicted right after it"
+        );
+        // A single key, and a counter, likewise.
+        let one = store.namespace::<String>("app", "one").unwrap();
+        one.set(&k(0), vec![1u8; 64], None).await.unwrap();
+        assert!(one.exists(&k(0)).await.unwrap(), "{policy:?}: a first set");
+        let counter = store.namespace::<String>("app", "counter").unwrap();
+        counter.incr(&k(0), 1).await.unwrap();
+        assert!(
+            counter.exists(&k(0)).await.unwrap(),
+            "{policy:?}: a first incr"
+        );
+        assert!(store.usage().unwrap().bytes <= 64 * 1024);
+    }
+}
+
 /// A refusal says what the write needed and what the store holds: a batch needs as many
 /// entries as it has new keys, not one.
 #[tokio::test]

@@ -284,7 +284,8 @@ impl Slots {
 
     /// Whether the shard's first entry will make its eviction order (a store with a budget,
     /// a shard that has held no entry since it was made or cleared): the write adding it
-    /// reserves the order's block ([`Table::opening`](super::table::Table)).
+    /// reserves the order's first blocks and the table's (`Table::opening`,
+    /// `Table::growth_to_reserve`).
     #[inline]
     pub(super) fn awaits_order(&self) -> bool {
         self.unordered.is_some()
@@ -336,8 +337,8 @@ impl Slots {
         heap(table).saturating_sub(self.table_charged)
     }
 
-    /// The heap the shard's structures (its table, its eviction order) hold as last charged to the budget: what a store with a budget gives back when
-    /// the shard is dropped.
+    /// The heap the shard's structures (its table, its eviction order) hold as last charged
+    /// to the budget: what a store with a budget gives back when the shard is dropped.
     pub(super) fn charged_structures(&self) -> u64 {
         self.table_charged + self.order.as_ref().map_or(0, |order| order.charged())
     }

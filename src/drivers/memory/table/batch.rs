@@ -134,13 +134,17 @@ impl Table {
     }
 
     /// What adding every one of `keys` takes beyond their entries, to be reserved with them:
-    /// the namespace's fixed part while unpaid ([`Table::unpaid`]), and in a `never`
-    /// namespace what their shards' tables may grow by and the eviction orders of shards
-    /// that have held no entry yet (see [`Table::growth_to_reserve`]).
+    /// in a `never` namespace, and in any namespace's first batch, what the shards' tables may
+    /// grow by and the eviction orders of shards that have held no entry yet (see
+    /// [`Table::growth_to_reserve`]), and the namespace's fixed part while unpaid
+    /// ([`Table::unpaid`]). Elsewhere those are charged as they come: looking at every
+    /// shard's table would take its lock for every batch. (Left to be charged after, a new
+    /// namespace's first batch into a full store took the store over its budget, and its own
+    /// keys were evicted to make up for it.)
     fn growth_to_reserve_for(&self, keys: &[&str]) -> u64 {
         let fixed = self.unpaid();
-        if !self.reserves_growth() {
-            return fixed;
+        if !self.reserves_growth() && fixed == 0 {
+            return 0;
         }
         let mut shards: Batch<usize> = keys
             .iter()

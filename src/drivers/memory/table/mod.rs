@@ -309,11 +309,14 @@ impl Table {
 
     /// What adding `n` entries to a shard (`slots`) may grow its table by, to be reserved
     /// with them: in a `never` namespace, whose writes must not take the store over its
-    /// budget at all. Elsewhere a table's growth is charged as it happens and victims make up
-    /// for it right after: a write reserving it would be refused for want of room that
-    /// evicting one victim from its shard makes (a removal leaves the table room).
+    /// budget at all, and in a shard that holds no entry yet. Elsewhere a table's growth is
+    /// charged as it happens and victims make up for it right after: a write reserving it
+    /// would be refused for want of room that evicting one victim from its shard makes (a
+    /// removal leaves the table room). A shard with no entry has no victim, and the victims
+    /// taken after would have been the write's own new keys (a namespace's first `set` into
+    /// a full store was evicted right after it).
     pub(super) fn growth_to_reserve(&self, slots: &Slots, n: usize) -> u64 {
-        if self.reserves_growth() {
+        if self.reserves_growth() || slots.awaits_order() {
             slots.growth_if_adding(n)
         } else {
             0
