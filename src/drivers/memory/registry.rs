@@ -280,10 +280,13 @@ impl Registry {
                 .then(|| tables.remove(&table.meta.name))
                 .flatten();
             if let Some(removed) = &removed {
-                self.schedule
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .remove(removed);
+                // Its times go too once they outnumber the scheduled tables (`trim`): left to
+                // the reclaimer's rounds, with the reclaimer off they were kept for every
+                // namespace that ever held a deadline.
+                let mut schedule = self.schedule.lock().unwrap_or_else(PoisonError::into_inner);
+                schedule.remove(removed);
+                schedule.trim();
+                drop(schedule);
                 let mut evictable = self
                     .evictable
                     .lock()
