@@ -428,6 +428,7 @@ impl Table {
             // The tables with something expired, from the schedule (the others' deadlines are
             // ahead: the next of them is when the earliest is).
             Some(registry) => {
+                let _round = registry.round();
                 let (due, next) = registry.take_due(now);
                 let mut earliest = next;
                 for table in due {

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use super::budget::Budget;
 use super::clock::Clock;
@@ -43,6 +43,9 @@ pub(crate) struct Registry {
     hand: AtomicUsize,
     /// Shards of freed tables, for the next tables made (see [`Spare`]).
     spare: Mutex<Vec<Spare>>,
+    /// Held through a reclaimer's round and through a write's purge of what expired
+    /// ([`Registry::round`]).
+    rounds: Mutex<()>,
 }
 
 impl Registry {
@@ -56,6 +59,7 @@ impl Registry {
             evictable: Mutex::default(),
             hand: AtomicUsize::new(0),
             spare: Mutex::default(),
+            rounds: Mutex::default(),
         }
     }
 
@@ -241,6 +245,14 @@ impl Registry {
         }
     }
 
+    /// Taken by whatever takes due tables out of the schedule to reclaim them, for as long as
+    /// it has them out: a reclaimer's round, and a write's purge before it evicts (SPEC 10.4).
+    /// While a round had a table out, a purge did not see it, and a write in a store whose
+    /// room an expired entry of that table held was refused (the model test caught it).
+    pub(crate) fn round(&self) -> MutexGuard<'_, ()> {
+        self.rounds.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Schedules `table`'s reclamation at `at`.
     pub(crate) fn schedule(&self, at: u64, table: &Table) {
         self.schedule
@@ -322,6 +334,7 @@ impl Registry {
     /// share of a large table's) and are scheduled again, or freed if left empty with no
     /// handle. Returns how many entries it freed.
     pub(crate) fn reclaim(&self, now: u64, full: bool) -> usize {
+        let _round = self.round();
         let (round, _) = self.take_due(if full { u64::MAX } else { now });
         let mut freed = 0;
         for table in round {
