@@ -471,12 +471,8 @@ fn refused(budget: &Budget, key: &str, want: Reservation, opening: u64) -> Error
                 String::new()
             };
             (
-                format!("{} {}{first}", want.bytes, noun(want.bytes, "byte")),
-                format!(
-                    "budget of {} {}",
-                    budget.max_bytes,
-                    noun(budget.max_bytes, "byte")
-                ),
+                format!("{}{first}", counted(want.bytes, "byte")),
+                format!("budget of {}", counted(budget.max_bytes, "byte")),
                 used.bytes,
                 budget.fixed_bytes.load(Ordering::Acquire),
                 ": what `never` and `with-ttl` namespaces keep, and namespaces' own memory",
@@ -484,11 +480,7 @@ fn refused(budget: &Budget, key: &str, want: Reservation, opening: u64) -> Error
         } else {
             (
                 format!("{} more {}", want.entries, noun(want.entries, "entry")),
-                format!(
-                    "limit of {} {}",
-                    budget.max_entries,
-                    noun(budget.max_entries, "entry")
-                ),
+                format!("limit of {}", counted(budget.max_entries, "entry")),
                 used.entries,
                 budget.fixed_entries.load(Ordering::Acquire),
                 ", kept by their namespaces' modes",
@@ -502,6 +494,11 @@ fn refused(budget: &Budget, key: &str, want: Reservation, opening: u64) -> Error
             kept.min(in_use),
         ),
     )
+}
+
+/// `n` and `thing` for it: `1 byte`, `2 entries`.
+fn counted(n: u64, thing: &str) -> String {
+    format!("{n} {}", noun(n, thing))
 }
 
 /// `thing` for a count of `n`: singular for one (`byte`, `entry`), plural otherwise.
