@@ -654,6 +654,54 @@ async fn a_new_namespaces_first_batch_keeps_its_keys_in_a_full_store() {
     }
 }
 
+/// The same for a namespace `clear` emptied while a handle held it: its shards then make their
+/// tables and eviction orders again, and a batch into it reserves them as a first batch does.
+/// (It did not: the batch returned Ok and its keys, the namespace's only ones, were evicted
+/// to pay for those structures.)
+#[tokio::test]
+async fn a_cleared_namespaces_next_writes_keep_their_keys_in_a_full_store() {
+    for policy in POLICIES {
+        let store = evicting(256 * 1024, policy);
+        let again = store.namespace::<String>("app", "again").unwrap();
+        again
+            .mset((0..10).map(|i| (k(i), vec![1u8; 64])), None)
+            .await
+            .unwrap();
+        let old = store.namespace::<String>("app", "old").unwrap();
+        for i in 0..8_000 {
+            old.set(&k(i), vec![0u8; 64], None).await.unwrap();
+        }
+        assert_eq!(again.clear().await.unwrap(), 10, "{policy:?}");
+        for i in 8_000..8_800 {
+            old.set(&k(i), vec![0u8; 64], None).await.unwrap();
+        }
+        again
+            .mset((0..10).map(|i| (k(i), vec![2u8; 64])), None)
+            .await
+            .unwrap();
+        assert_eq!(
+            present(&again, (0..10).map(k)).await,
+            10,
+            "{policy:?}: the batch's own keys were evicted right after it"
+        );
+        // Once its shards are made again, a batch is charged as any other: its keys stay (the
+        // namespace's older ones pay for what its tables grow by).
+        again
+            .mset((10..20).map(|i| (k(i), vec![2u8; 64])), None)
+            .await
+            .unwrap();
+        assert_eq!(present(&again, (10..20).map(k)).await, 10, "{policy:?}");
+        // A single key and a counter, likewise.
+        again.clear().await.unwrap();
+        again.set(&k(0), vec![2u8; 64], None).await.unwrap();
+        assert!(again.exists(&k(0)).await.unwrap(), "{policy:?}: a set");
+        assert_eq!(again.clear().await.unwrap(), 1, "{policy:?}");
+        again.incr(&k(0), 1).await.unwrap();
+        assert!(again.exists(&k(0)).await.unwrap(), "{policy:?}: an incr");
+        assert!(store.usage().unwrap().bytes <= 256 * 1024);
+    }
+}
+
 /// A refusal says what the write needed and what the store holds: a batch needs as many
 /// entries as it has new keys, not one.
 #[tokio::test]

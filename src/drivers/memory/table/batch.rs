@@ -2,6 +2,7 @@
 //! so a batch is atomic without a global lock and without deadlocks.
 
 use std::mem;
+use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 
@@ -100,6 +101,8 @@ impl Table {
     }
 
     pub(crate) fn mset(&self, pairs: &mut [(&str, Bytes)], ttl: Option<Ttl>) -> Result<()> {
+        let mut plan = Plan::new();
+        self.plan(pairs.iter().map(|(k, _)| *k), &mut plan);
         let reserved = match self.budget {
             None => Reservation::default(),
             Some(_) => {
@@ -108,7 +111,7 @@ impl Table {
                     .iter()
                     .map(|(key, value)| cost(key, bytes_heap(value)))
                     .collect();
-                self.reserve_batch(&keys, &costs, self.growth_to_reserve_for(&keys))?
+                self.reserve_batch(&keys, &costs, self.growth_to_reserve_for(&plan))?
             }
         };
         let mode = self.bounded_mode();
@@ -116,8 +119,6 @@ impl Table {
         let mut tally = Tally::new();
         let mut now = Now::new(&self.clock);
         let deadline = deadline_of(&mut now, ttl);
-        let mut plan = Plan::new();
-        self.plan(pairs.iter().map(|(k, _)| *k), &mut plan);
         self.locked(&plan, write, |slots, i, hash| {
             let (key, value) = &mut pairs[i];
             let value = Value::Bytes(mem::take(value));
@@ -133,30 +134,50 @@ impl Table {
         Ok(())
     }
 
-    /// What adding every one of `keys` takes beyond their entries, to be reserved with them:
-    /// in a `never` namespace, and in any namespace's first batch, what the shards' tables may
-    /// grow by and the eviction orders of shards that have held no entry yet (see
-    /// [`Table::growth_to_reserve`]), and the namespace's fixed part while unpaid
-    /// ([`Table::unpaid`]). Elsewhere those are charged as they come: looking at every
-    /// shard's table would take its lock for every batch. (Left to be charged after, a new
-    /// namespace's first batch into a full store took the store over its budget, and its own
-    /// keys were evicted to make up for it.)
-    fn growth_to_reserve_for(&self, keys: &[&str]) -> u64 {
+    /// What adding a batch's keys (`plan`, their hashes) takes beyond their entries, to be
+    /// reserved with them: what the shards' tables may grow by and the eviction orders of
+    /// shards that hold no entry yet (see [`Table::growth_to_reserve`]), and the namespace's
+    /// fixed part while unpaid ([`Table::unpaid`]). Looked at in a `never` namespace and in
+    /// any namespace's first batch for every shard the batch falls in; elsewhere only in
+    /// shards `clear` emptied since ([`Meta::cleared`](super::Meta), one relaxed load a
+    /// batch), which take their lock to look. Elsewhere a table's growth is charged as it
+    /// comes: looking at every shard's table would take its lock for every batch. (Left to
+    /// be charged after, a batch into a new or cleared namespace in a full store took the
+    /// store over its budget, and the batch's own keys, the namespace's only ones, were
+    /// evicted to make up for it.)
+    fn growth_to_reserve_for(&self, plan: &Plan) -> u64 {
         let fixed = self.unpaid();
-        if !self.reserves_growth() && fixed == 0 {
+        let every = fixed != 0 || self.reserves_growth();
+        let cleared = self.meta.cleared.load(Ordering::Acquire);
+        if !every && cleared == 0 {
             return 0;
         }
-        let mut shards: Batch<usize> = keys
-            .iter()
-            .map(|key| self.shard_index(self.hash(key)))
-            .collect();
+        let bit = |shard: usize| 1u64 << (shard % 64);
+        let mut shards: Batch<usize> = plan.iter().map(|&hash| self.shard_index(hash)).collect();
         shards.sort_unstable();
         let shards: u64 = shards
             .chunk_by(|a, b| a == b)
             .map(|run| {
-                let slots = read(&self.shards[run[0]]);
-                let order = if slots.awaits_order() { ORDER_FIRST } else { 0 };
-                slots.growth_if_adding(run.len()) + order
+                let shard = run[0];
+                if !every && cleared & bit(shard) == 0 {
+                    return 0;
+                }
+                let slots = read(&self.shards[shard]);
+                if slots.awaits_order() {
+                    slots.growth_if_adding(run.len()) + ORDER_FIRST
+                } else {
+                    // Written since it was cleared: no longer worth a look. (`clear` sets the
+                    // bit under the write lock, so none is missed while this is held; with
+                    // over 64 shards a bit stands for several, and stays.)
+                    if self.shards.len() <= 64 {
+                        self.meta.cleared.fetch_and(!bit(shard), Ordering::AcqRel);
+                    }
+                    if every {
+                        slots.growth_if_adding(run.len())
+                    } else {
+                        0
+                    }
+                }
             })
             .sum();
         shards + fixed

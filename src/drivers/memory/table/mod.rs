@@ -77,6 +77,12 @@ pub(crate) struct Meta {
     /// What the budget holds for the namespace's structures (its shards' tables and eviction
     /// orders) and its fixed part: what freeing it gives back (wrapping sums of the changes).
     pub(super) structures: AtomicU64,
+    /// In a store with a budget, shards `clear` emptied (bit `index % 64`, set under the
+    /// shard's write lock): they may await their tables and eviction orders again, which a
+    /// batch into them then reserves (`Table::growth_to_reserve_for`, which unsets a bit once
+    /// its shard has an order, in a table of up to 64 shards). Not in each shard: that took
+    /// a shard past its 128 bytes, to 256.
+    pub(super) cleared: AtomicU64,
     policy: Policy,
     /// The shard the next eviction starts from.
     evict_hand: AtomicUsize,
@@ -212,6 +218,7 @@ impl Table {
                 paid: AtomicBool::new(false),
                 scheduled: AtomicBool::new(false),
                 structures: AtomicU64::new(0),
+                cleared: AtomicU64::new(0),
                 fixed,
                 policy,
                 evict_hand: AtomicUsize::new(0),
@@ -432,6 +439,9 @@ impl Table {
             // What the shard removed before stays counted.
             fresh.removed = slots.removed;
             let taken = mem::replace(&mut *slots, fresh);
+            if self.budget.is_some() {
+                self.meta.cleared.fetch_or(1 << (i % 64), Ordering::Release);
+            }
             drop(slots);
             let now = self.clock.now();
             cleared += taken.map.iter().filter(|e| !e.expired_at(now)).count() as u64;
