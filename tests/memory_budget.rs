@@ -105,6 +105,15 @@ async fn a_budget_in_code_and_in_the_url() {
         );
     }
     namestore::open("memory://?max_entries=10&eviction=any&policy=sampled-lru").unwrap();
+    // Case does not matter in a mode or policy, as in Redis's `maxmemory-policy` and as in
+    // the sizes.
+    let shouted =
+        namestore::open("memory://?max_bytes=1MIB&eviction=With-TTL&policy=Sampled-LRU").unwrap();
+    let config = shouted.downcast_ref::<MemoryDriver>().unwrap().config();
+    assert_eq!(
+        (config.eviction, config.policy),
+        (Eviction::WithTtl, Policy::SampledLru)
+    );
     let coded = MemoryDriver::builder().max_bytes(1 << 20).build().unwrap();
     assert_eq!(coded.usage().unwrap().max_bytes, Some(1 << 20));
 }

@@ -55,14 +55,15 @@ impl fmt::Display for Eviction {
 impl FromStr for Eviction {
     type Err = Error;
 
+    /// Case does not matter, as in Redis's `maxmemory-policy` (and the budget's sizes).
     fn from_str(text: &str) -> Result<Self> {
-        match text {
+        match text.to_ascii_lowercase().as_str() {
             "never" => Ok(Eviction::Never),
             "any" => Ok(Eviction::Any),
             "with-ttl" | "with_ttl" => Ok(Eviction::WithTtl),
-            other => Err(Error::invalid_url(format!(
+            _ => Err(Error::invalid_url(format!(
                 "unknown eviction mode `{}` (known: never, any, with-ttl)",
-                crate::error::shorten(other)
+                crate::error::shorten(text)
             ))),
         }
     }
@@ -107,13 +108,14 @@ impl fmt::Display for Policy {
 impl FromStr for Policy {
     type Err = Error;
 
+    /// Case does not matter.
     fn from_str(text: &str) -> Result<Self> {
-        match text {
+        match text.to_ascii_lowercase().as_str() {
             "s3-fifo" | "s3fifo" => Ok(Policy::S3Fifo),
             "sampled-lru" | "lru" => Ok(Policy::SampledLru),
-            other => Err(Error::invalid_url(format!(
+            _ => Err(Error::invalid_url(format!(
                 "unknown eviction policy `{}` (known: s3-fifo, sampled-lru)",
-                crate::error::shorten(other)
+                crate::error::shorten(text)
             ))),
         }
     }
