@@ -680,7 +680,8 @@ async fn a_cleared_namespaces_next_writes_keep_their_keys_in_a_full_store() {
         for i in 0..8_000 {
             old.set(&k(i), vec![0u8; 64], None).await.unwrap();
         }
-        assert_eq!(again.clear().await.unwrap(), 10, "{policy:?}");
+        // (Its keys may have gone to make room for the others' by now.)
+        again.clear().await.unwrap();
         for i in 8_000..8_800 {
             old.set(&k(i), vec![0u8; 64], None).await.unwrap();
         }
@@ -708,6 +709,73 @@ async fn a_cleared_namespaces_next_writes_keep_their_keys_in_a_full_store() {
         again.incr(&k(0), 1).await.unwrap();
         assert!(again.exists(&k(0)).await.unwrap(), "{policy:?}: an incr");
         assert!(store.usage().unwrap().bytes <= 256 * 1024);
+    }
+}
+
+/// SPEC 10.6 across namespaces: a namespace that comes to a store another one filled gets its
+/// room from the other, whose keys nobody touches any more. (Each write took its room from
+/// its own namespace first: the newcomer kept one key of 2,000, the other namespace the rest.)
+#[tokio::test]
+async fn a_namespace_that_comes_to_a_full_store_gets_room_from_the_others() {
+    for policy in POLICIES {
+        let store = evicting(1 << 20, policy);
+        let pages = store.namespace::<String>("app", "pages").unwrap();
+        for i in 0..20_000 {
+            pages.set(&k(i), vec![0u8; 100], None).await.unwrap();
+        }
+        let full = store.usage().unwrap().entries;
+        let sessions = store.namespace::<String>("app", "sessions").unwrap();
+        for i in 0..2_000 {
+            sessions.set(&k(i), vec![1u8; 100], None).await.unwrap();
+        }
+        // The evictions fall on each namespace as it holds entries: the newcomer's share
+        // grows as 1 - e^(-written / held), about 1,400 of the 2,000 here (1,269 to 1,566
+        // measured, both policies).
+        let kept = present(&sessions, (0..2_000).map(k)).await;
+        assert!(
+            kept >= 1_000,
+            "{policy:?}: the newcomer kept {kept} of 2,000 keys in a store of {full} entries"
+        );
+        // Written on, it takes the rest of the room from the namespace no longer written.
+        for i in 2_000..40_000 {
+            sessions.set(&k(i), vec![1u8; 100], None).await.unwrap();
+        }
+        let left = present(&pages, (0..20_000).map(k)).await;
+        assert!(
+            left <= full as usize / 20,
+            "{policy:?}: the namespace no longer written kept {left} of {full} entries"
+        );
+        assert!(store.usage().unwrap().bytes <= 1 << 20);
+    }
+}
+
+/// Two namespaces written as much as each other share the store about evenly, whichever
+/// filled it first.
+#[tokio::test]
+async fn namespaces_written_alike_share_the_store_alike() {
+    for policy in POLICIES {
+        let store = evicting(1 << 20, policy);
+        let first = store.namespace::<String>("app", "first").unwrap();
+        let second = store.namespace::<String>("app", "second").unwrap();
+        for i in 0..20_000 {
+            first.set(&k(i), vec![0u8; 100], None).await.unwrap();
+        }
+        for i in 20_000..60_000 {
+            first.set(&k(i), vec![0u8; 100], None).await.unwrap();
+            second.set(&k(i), vec![0u8; 100], None).await.unwrap();
+        }
+        let stats = store.namespace_stats();
+        let held = |name: &str| {
+            stats
+                .iter()
+                .find(|s| s.name.to_string() == name)
+                .map_or(0, |s| s.keys)
+        };
+        let (a, b) = (held("app:first"), held("app:second"));
+        assert!(
+            a.min(b) * 10 >= a.max(b) * 8,
+            "{policy:?}: {a} and {b} entries"
+        );
     }
 }
 

@@ -10,7 +10,7 @@
 //! evictable entries could not make room for is refused whole before anything is evicted
 //! (SPEC 10.5).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use hashbrown::HashSet;
 
@@ -42,6 +42,20 @@ pub(crate) struct Budget {
     earliest: AtomicU64,
     /// Writes so far: the recency clock the sampled LRU marks entries with.
     epoch: AtomicU64,
+    /// Namespaces whose entries may be evicted (`any` and `with-ttl`), as the registry lists
+    /// them: with more than one, a write that needs room draws whose it takes
+    /// ([`Table::room_elsewhere`]).
+    tables: AtomicUsize,
+    /// Draws made off the write path (`Table::evict_somewhere`).
+    draws: AtomicU64,
+}
+
+/// SplitMix64's finalizer: spreads a counter (or a hash) over 64 bits.
+pub(super) fn split_mix(n: u64) -> u64 {
+    let mut z = n.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 /// What a write reserved.
@@ -69,6 +83,8 @@ impl Budget {
             fixed_entries: AtomicU64::new(0),
             earliest: AtomicU64::new(u64::MAX),
             epoch: AtomicU64::new(0),
+            tables: AtomicUsize::new(0),
+            draws: AtomicU64::new(0),
         }
     }
 
@@ -77,6 +93,34 @@ impl Budget {
             bytes: self.bytes.load(Ordering::Relaxed),
             entries: self.entries.load(Ordering::Relaxed),
         }
+    }
+
+    /// The registry listed (`joined`) or dropped a namespace whose entries may be evicted.
+    pub(super) fn evictable_table(&self, joined: bool) {
+        if joined {
+            self.tables.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.tables.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether more than one namespace's entries may be evicted.
+    #[inline]
+    pub(super) fn shared(&self) -> bool {
+        self.tables.load(Ordering::Relaxed) > 1
+    }
+
+    /// Entries eviction may take, store-wide.
+    #[inline]
+    pub(super) fn evictable_entries(&self) -> u64 {
+        self.entries
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.fixed_entries.load(Ordering::Relaxed))
+    }
+
+    /// A random number for a draw made off the write path.
+    pub(super) fn draw(&self) -> u64 {
+        split_mix(self.draws.fetch_add(1, Ordering::Relaxed))
     }
 
     /// Moves the recency clock on (a write, for the sampled LRU).
@@ -408,15 +452,20 @@ impl Table {
             .is_some_and(|registry| registry.free_one(self))
     }
 
-    /// Evicts one victim: from this namespace's shards first, then from other namespaces.
+    /// Evicts one victim: from this namespace's shards first, then from other namespaces; or,
+    /// in a store of several namespaces that may evict, from the others first when the draw
+    /// says so ([`Table::room_elsewhere`]).
     fn evict_somewhere(&self, budget: &Budget, spared: &Spared<'_>) -> bool {
-        if self.evict_one(budget, spared) {
+        let elsewhere_first = budget.shared() && self.drawn_elsewhere(budget, spared);
+        if !elsewhere_first && self.evict_one(budget, spared) {
             return true;
         }
-        let Some(registry) = self.meta.registry.upgrade() else {
-            return false;
-        };
-        registry.evict_elsewhere(self, budget)
+        let elsewhere = self
+            .meta
+            .registry
+            .upgrade()
+            .is_some_and(|registry| registry.evict_elsewhere(self, budget));
+        elsewhere || (elsewhere_first && self.evict_one(budget, spared))
     }
 
     /// Removes expired entries from every namespace that holds keys with a TTL, and lowers the

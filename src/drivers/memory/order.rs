@@ -151,6 +151,15 @@ impl Order {
         self.next_id
     }
 
+    /// How many of the shard's entries eviction may take: those queued (S3-FIFO), or all of
+    /// them (`len`, the sampled LRU, which does not count them apart).
+    pub(super) fn evictable_len(&self, len: usize) -> usize {
+        match &self.policy {
+            Victims::S3Fifo(queues) => queues.queued,
+            Victims::SampledLru { .. } => len,
+        }
+    }
+
     /// Whether the namespace's mode lets `entry` be evicted.
     #[inline]
     pub(super) fn evictable(&self, entry: &Entry) -> bool {

@@ -126,6 +126,9 @@ impl Registry {
                         .evictable_at
                         .store(evictable.len(), Ordering::Relaxed);
                     evictable.push(table.clone());
+                    if let Some(budget) = &self.budget {
+                        budget.evictable_table(true);
+                    }
                 }
                 table
             }
@@ -145,24 +148,30 @@ impl Registry {
     /// that found nothing tries again before it is refused.
     pub(crate) fn evict_elsewhere(&self, this: &Table, budget: &Budget) -> bool {
         let start = self.hand.fetch_add(1, Ordering::Relaxed);
-        let tables = self
-            .evictable
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len();
-        (0..tables).any(|i| {
+        let mut i = 0;
+        loop {
+            // The next table other than `this`, with the lock taken once for it.
             let table = {
                 let evictable = self
                     .evictable
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner);
-                match evictable.len() {
-                    0 => return false,
-                    len => evictable[(start + i) % len].clone(),
+                let len = evictable.len();
+                loop {
+                    if i >= len {
+                        return false;
+                    }
+                    let table = &evictable[(start + i) % len];
+                    i += 1;
+                    if !table.same(this) {
+                        break table.clone();
+                    }
                 }
             };
-            !table.same(this) && table.evict_one(budget, &Spared::NONE)
-        })
+            if table.evict_one(budget, &Spared::NONE) {
+                return true;
+            }
+        }
     }
 
     /// Whether evicting every entry of the namespaces of `any` mode that no handle holds,
@@ -308,6 +317,9 @@ impl Registry {
                 let at = table.meta.evictable_at.swap(usize::MAX, Ordering::Relaxed);
                 if evictable.get(at).is_some_and(|t| t.same(table)) {
                     evictable.swap_remove(at);
+                    if let Some(budget) = &self.budget {
+                        budget.evictable_table(false);
+                    }
                     if let Some(moved) = evictable.get(at) {
                         moved.meta.evictable_at.store(at, Ordering::Relaxed);
                     }

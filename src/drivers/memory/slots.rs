@@ -352,6 +352,14 @@ impl Slots {
         }
     }
 
+    /// How many of the shard's entries eviction may take.
+    #[inline]
+    pub(super) fn evictable_len(&self) -> usize {
+        self.order
+            .as_ref()
+            .map_or(0, |order| order.evictable_len(self.map.len()))
+    }
+
     /// Evicts the shard's next victim, if it holds an evictable entry other than the keys in
     /// `spared`.
     pub(super) fn evict(

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 
 use super::{Table, read, write};
 use crate::Result;
-use crate::drivers::memory::budget::{Budget, Reservation};
+use crate::drivers::memory::budget::{Budget, Reservation, split_mix};
 use crate::drivers::memory::clock::Now;
 use crate::drivers::memory::entry::{Entry, key_eq};
 use crate::drivers::memory::eviction::Eviction;
@@ -109,7 +109,13 @@ impl Table {
                 absent,
             });
         }
-        if !budget.may_hold_expired(|| now.get()) && budget.shortfall(needs) == Some(0) {
+        // In a store of several namespaces that may evict, the draw may send the write to
+        // the others for its room (`room_elsewhere`): one victim there, then as below.
+        let evicting = !budget.may_hold_expired(|| now.get()) && budget.shortfall(needs) == Some(0);
+        let elsewhere = evicting
+            && budget.shared()
+            && self.room_elsewhere(budget, slots.evictable_len(), split_mix(hash));
+        if evicting && !elsewhere {
             // Victims go, and their room is traded for the write's in one update; the rest of
             // their accounting is settled with the write's own. The room a victim leaves in
             // the table may spare its doubling: a table at the budget stays the size it is.
@@ -135,6 +141,9 @@ impl Table {
             *evicted = Tally::new();
         }
         drop(slots);
+        if elsewhere && let Some(registry) = self.meta.registry.upgrade() {
+            registry.evict_elsewhere(self, budget);
+        }
         let reserved = if adds {
             // With the table's growth in a `never` namespace, if the lock showed the key
             // missing.
@@ -148,6 +157,42 @@ impl Table {
             reserved,
             absent: false,
         })
+    }
+
+    /// Whether a write of this namespace that needs room takes it from the others, in a store
+    /// where several namespaces may evict: drawn (`draw`, a random number) with the chance
+    /// that the others hold of the entries eviction may take, this namespace's estimated from
+    /// one of its shards (`evictable`, its count there). So the evictions writes make fall on
+    /// each namespace in proportion to the entries it holds, and every namespace's keys stay
+    /// about as long as any other's, as in one queue over the store. (Each write took its
+    /// room from its own namespace first, so a namespace that came to a full store kept one
+    /// key while the others held the rest, however cold.) Within a namespace, the policy
+    /// chooses the victim.
+    #[inline]
+    pub(in crate::drivers::memory) fn room_elsewhere(
+        &self,
+        budget: &Budget,
+        evictable: usize,
+        draw: u64,
+    ) -> bool {
+        let total = budget.evictable_entries();
+        let own = evictable as u64 * self.shards.len() as u64;
+        own < total && ((u128::from(draw) * u128::from(total)) >> 64) as u64 >= own
+    }
+
+    /// [`room_elsewhere`](Self::room_elsewhere) off the write path: the shard of the first
+    /// of `spared` (the write's keys) stands for the namespace, and the draw is the store's.
+    pub(in crate::drivers::memory) fn drawn_elsewhere(
+        &self,
+        budget: &Budget,
+        spared: &Spared<'_>,
+    ) -> bool {
+        let shard = match spared.first() {
+            Some(key) => self.shard_index(self.hash(key)),
+            None => self.meta.evict_hand.load(Ordering::Relaxed) % self.shards.len(),
+        };
+        let evictable = read(&self.shards[shard]).evictable_len();
+        self.room_elsewhere(budget, evictable, budget.draw())
     }
 
     /// What the live entry of `key` costs the budget, if there is one.
