@@ -84,6 +84,9 @@ struct Fixture {
     json: TypedNamespace<String, Json<Small>, MemoryDriver>,
     postcard: TypedNamespace<String, Postcard<Small>, MemoryDriver>,
     small: Small,
+    /// Two namespaces of one store holding `LIVE` entries between them, written in turn: a
+    /// write that needs room takes it from either, as each holds entries.
+    shared: [Namespace<String, MemoryDriver>; 2],
     floor: HashMap<String, Bytes>,
     floor_counters: HashMap<String, i64>,
     /// The floor of an evicting set: a plain hashbrown map holding `LIVE` of the `2 × LIVE`
@@ -132,6 +135,14 @@ impl Fixture {
                 .unwrap()
         };
         let (roomy, full) = (bounded(1 << 40), bounded(LIVE as u64));
+        let shared_store = MemoryDriver::builder()
+            .max_entries(LIVE as u64)
+            .max_bytes(1 << 40)
+            .eviction(Eviction::Any)
+            .build()
+            .unwrap();
+        let shared = ["first", "second"]
+            .map(|name| shared_store.namespace::<String>("bench", name).unwrap());
         let one_shard = MemoryDriver::builder()
             .shards(1)
             .build()
@@ -173,6 +184,9 @@ impl Fixture {
             ready(ns.set(key, value.clone(), None)).unwrap();
             ready(roomy.set(key, value.clone(), None)).unwrap();
             ready(full.set(key, value.clone(), None)).unwrap();
+            for ns in &shared {
+                ready(ns.set(key, value.clone(), None)).unwrap();
+            }
             ready(one_shard.set(key, value.clone(), None)).unwrap();
             ready(ns.incr(counter, 1)).unwrap();
             floor.insert(key.clone(), value.clone());
@@ -195,6 +209,7 @@ impl Fixture {
             ns,
             roomy,
             full,
+            shared,
             more_keys,
             instrumented,
             one_shard,
@@ -405,6 +420,12 @@ fn evicting_set(f: &mut Fixture, i: usize) {
             .set(&f.more_keys[i % (2 * LIVE)], f.value.clone(), None),
     )
     .unwrap();
+}
+
+fn evicting_set_shared(f: &mut Fixture, i: usize) {
+    // The same round of keys, each namespace in turn adding one: half the room a write needs
+    // is taken from the other namespace.
+    ready(f.shared[i % 2].set(&f.more_keys[(i / 2) % (2 * LIVE)], f.value.clone(), None)).unwrap();
 }
 
 // namestore, the key formatted per operation, as the Go toolkit's benchmark does.
@@ -676,6 +697,7 @@ macro_rules! for_each_operation {
         $apply!($($arg),*, "set (overwrite), with a budget", budget_set);
         $apply!($($arg),*, "delete+set, with a budget", budget_delete_set);
         $apply!($($arg),*, "set, evicting", evicting_set);
+        $apply!($($arg),*, "set, evicting, two namespaces", evicting_set_shared);
         $apply!($($arg),*, "quick_cache get", quick_get);
         $apply!($($arg),*, "quick_cache set (overwrite)", quick_set);
         $apply!($($arg),*, "quick_cache set, evicting", quick_evicting_set);
@@ -934,6 +956,12 @@ fn basic_operations(c: &mut Criterion) {
         floor_evicting_set,
     );
     paired(&mut f, "set (overwrite) / set, evicting", set, evicting_set);
+    paired(
+        &mut f,
+        "set, evicting / set, evicting, two namespaces",
+        evicting_set,
+        evicting_set_shared,
+    );
     println!();
 
     let mut group = c.benchmark_group("memory");

@@ -195,6 +195,22 @@ impl Table {
         self.room_elsewhere(budget, evictable, budget.draw())
     }
 
+    /// For an eviction no write of this namespace asked for: of two shards taken in turn, the
+    /// one holding more entries eviction may take. (Taking the next shard in turn, the
+    /// shards' sizes drifted apart, as a random walk does: with two namespaces taking room
+    /// from each other, a Zipf workload hit 0.85 points less often.)
+    fn larger_of_two(&self) -> usize {
+        let shards = self.shards.len();
+        let first = self.meta.evict_hand.fetch_add(2, Ordering::Relaxed) % shards;
+        let second = (first + 1) % shards;
+        let evictable = |shard: usize| read(&self.shards[shard]).evictable_len();
+        if shards > 1 && evictable(second) > evictable(first) {
+            second
+        } else {
+            first
+        }
+    }
+
     /// What the live entry of `key` costs the budget, if there is one.
     pub(in crate::drivers::memory) fn charge_of(&self, key: &str) -> Option<u64> {
         let hash = self.hash(key);
@@ -218,7 +234,7 @@ impl Table {
         let shards = self.shards.len();
         let start = match spared.first() {
             Some(key) => self.shard_index(self.hash(key)),
-            None => self.meta.evict_hand.fetch_add(1, Ordering::Relaxed),
+            None => self.larger_of_two(),
         };
         for i in 0..shards {
             let mut tally = Tally::new();
