@@ -16,7 +16,9 @@ use namestore::drivers::memory::Policy;
 #[path = "../tests/support/replay.rs"]
 mod replay;
 
-use replay::{Lru, Namestore, Replay, belady, hit_ratio, load_trace, scan_workload, zipf};
+use replay::{
+    Lru, Namestore, Replay, belady, hit_ratio, load_trace, scan_workload, shared_hit_ratios, zipf,
+};
 
 struct Moka(moka::sync::Cache<u64, u64>);
 
@@ -244,6 +246,44 @@ fn main() {
             after * 100.0
         )
         .unwrap();
+    }
+
+    // Namespaces sharing a budget: two streams, each in its own namespace, against the same
+    // two in one namespace of the same store.
+    eprintln!("two namespaces");
+    writeln!(
+        out,
+        "\n### Two namespaces sharing a budget (two Zipf streams of 500k requests over 100k keys each, in turn; S3-FIFO)\n"
+    )
+    .unwrap();
+    writeln!(
+        out,
+        "| streams | entries | each in its own namespace | both in one namespace |"
+    )
+    .unwrap();
+    writeln!(out, "|---|---:|---:|---:|").unwrap();
+    for (first, second) in [(0.9, 0.9), (0.7, 1.1)] {
+        let streams = [
+            zipf(100_000, first, 500_000, 0x51),
+            zipf(100_000, second, 500_000, 0x52),
+        ];
+        for size in pick(&[2_000, 20_000]) {
+            let started = Instant::now();
+            let own = shared_hit_ratios(size, true, &streams);
+            let one = shared_hit_ratios(size, false, &streams);
+            eprintln!(
+                "  Zipf {first} and {second} at {size}: done in {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
+            let pair = |r: &[f64]| format!("{:.2}% / {:.2}%", r[0] * 100.0, r[1] * 100.0);
+            writeln!(
+                out,
+                "| Zipf {first} and {second} | {size} | {} | {} |",
+                pair(&own),
+                pair(&one)
+            )
+            .unwrap();
+        }
     }
 
     println!("{out}");

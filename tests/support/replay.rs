@@ -146,6 +146,43 @@ impl Replay for Namestore {
     }
 }
 
+/// Streams replayed side by side (one request of each in turn, each stream's keys its own)
+/// into one store of `capacity` entries: each stream in a namespace of its own, or all of
+/// them in one namespace. The hit ratio of each stream.
+pub fn shared_hit_ratios(capacity: usize, own_namespaces: bool, streams: &[Vec<u64>]) -> Vec<f64> {
+    let store = MemoryDriver::builder()
+        .max_entries(capacity as u64)
+        .eviction(Eviction::Any)
+        .reap_interval(None)
+        .build()
+        .unwrap();
+    let namespaces: Vec<Namespace<u64, MemoryDriver>> = (0..streams.len())
+        .map(|i| {
+            let name = if own_namespaces {
+                format!("stream-{i}")
+            } else {
+                "streams".to_owned()
+            };
+            store.namespace("replay", &name).unwrap()
+        })
+        .collect();
+    let mut hits = vec![0usize; streams.len()];
+    let requests = streams.iter().map(Vec::len).min().unwrap_or(0);
+    for r in 0..requests {
+        for (i, stream) in streams.iter().enumerate() {
+            // Keys of different streams never meet, in one namespace too.
+            let key = stream[r] | (i as u64) << 48;
+            let mut cache = Namestore(namespaces[i].clone());
+            if cache.access(key) {
+                hits[i] += 1;
+            }
+        }
+    }
+    hits.iter()
+        .map(|&h| h as f64 / requests.max(1) as f64)
+        .collect()
+}
+
 /// An exact LRU of `capacity` entries: a hash map into a doubly linked list kept in a vector.
 pub struct Lru {
     capacity: usize,
