@@ -163,7 +163,8 @@ impl Registry {
                     }
                     let table = &evictable[(start + i) % len];
                     i += 1;
-                    if !table.same(this) {
+                    // One holding nothing eviction may take is passed at a load.
+                    if !table.same(this) && table.evictable_entries() > 0 {
                         break table.clone();
                     }
                 }

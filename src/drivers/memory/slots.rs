@@ -69,6 +69,10 @@ pub(super) struct Tally {
     /// its bytes and entries.
     pub(super) fixed_bytes: i64,
     pub(super) fixed_entries: i64,
+    /// Entries (victims) already given back to the budget in a trade for the write's room
+    /// (`Budget::trade`), taken out of `entries` then: still to be counted in the namespace's
+    /// evictable entries ([`Table::settle`](super::table::Table)).
+    pub(super) traded_entries: i64,
     /// Entries removed because they had expired, and evicted.
     pub(super) expired: u64,
     pub(super) evicted: u64,

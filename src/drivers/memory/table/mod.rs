@@ -83,6 +83,10 @@ pub(crate) struct Meta {
     /// its shard has an order, in a table of up to 64 shards). Not in each shard: that took
     /// a shard past its 128 bytes, to 256.
     pub(super) cleared: AtomicU64,
+    /// In a store with a budget, the namespace's entries eviction may take (a wrapping sum of
+    /// the changes, kept by `Table::settle`): its share of the store's, which a write that
+    /// needs room draws against (`Table::room_elsewhere`).
+    pub(super) evictable: AtomicU64,
     policy: Policy,
     /// The shard the next eviction starts from.
     evict_hand: AtomicUsize,
@@ -219,6 +223,7 @@ impl Table {
                 scheduled: AtomicBool::new(false),
                 structures: AtomicU64::new(0),
                 cleared: AtomicU64::new(0),
+                evictable: AtomicU64::new(0),
                 fixed,
                 policy,
                 evict_hand: AtomicUsize::new(0),

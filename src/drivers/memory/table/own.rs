@@ -37,8 +37,10 @@ pub(super) const SCHEDULED: u64 =
     ((size_of::<(u64, Table)>() + 1) * 2 + 2 * size_of::<(u64, u64)>()) as u64;
 
 impl Table {
-    /// Applies `tally` to the budget ([`Budget::settle`]), and to what the namespace's
-    /// structures and fixed part are charged ([`Meta::structures`]).
+    /// Applies `tally` to the budget ([`Budget::settle`]), to what the namespace's
+    /// structures and fixed part are charged ([`Meta::structures`]), and to its count of
+    /// evictable entries ([`Meta::evictable`]; a write that evicted one entry of its own to add
+    /// one leaves it as it was, and moves nothing).
     #[inline]
     pub(in crate::drivers::memory) fn settle(
         &self,
@@ -50,6 +52,12 @@ impl Table {
             self.meta
                 .structures
                 .fetch_add(tally.structures as u64, Ordering::AcqRel);
+        }
+        let evictable = tally.entries + tally.traded_entries - tally.fixed_entries;
+        if evictable != 0 {
+            self.meta
+                .evictable
+                .fetch_add(evictable as u64, Ordering::Relaxed);
         }
         budget.settle(reserved, tally)
     }
