@@ -126,6 +126,8 @@ impl Table {
         let Some(budget) = &self.budget else {
             return;
         };
+        // Freed empty, with every change settled: its count of evictable entries is back to 0.
+        debug_assert_eq!(self.meta.evictable.load(Ordering::Relaxed), 0);
         let mut tally = Tally::new();
         for shard in self.shards.iter() {
             let mut slots = write(shard);
