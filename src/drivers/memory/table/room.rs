@@ -14,6 +14,10 @@ use crate::drivers::memory::eviction::Eviction;
 use crate::drivers::memory::slots::{Slots, Tally};
 use crate::drivers::memory::spared::Spared;
 
+/// Entries added to a shard's count and to its namespace's average when the draw leans on
+/// the writing shard ([`Table::room_elsewhere`]).
+const LEANING_PRIOR: f64 = 16.0;
+
 /// A shard locked for a write, with room for it taken from the budget.
 pub(super) struct Locked<'t> {
     pub(super) slots: RwLockWriteGuard<'t, Slots>,
@@ -188,9 +192,12 @@ impl Table {
         if own >= total {
             return false;
         }
-        // The others' share, times the namespace's average shard over this one.
+        // The others' share, times the namespace's average shard over this one, both counted
+        // with LEANING_PRIOR entries more, so that the few entries of a small namespace, as
+        // one that just came, do not read as an uneven one.
         let others = (total - own) as f64 / total as f64;
-        let even = own as f64 / (shard as f64 * self.shards.len() as f64).max(1.0);
+        let average = own as f64 / self.shards.len() as f64;
+        let even = (average + LEANING_PRIOR) / (shard as f64 + LEANING_PRIOR);
         ((draw >> 11) as f64 / (1u64 << 53) as f64) < others * even
     }
 
