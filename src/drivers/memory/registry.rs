@@ -139,7 +139,8 @@ impl Registry {
     }
 
     /// Evicts one victim from a namespace other than `this`, taking the namespaces that may
-    /// evict in turn; false when none of as many as the list held gave one.
+    /// evict in turn and passing those that hold nothing eviction may take (a load of their
+    /// count each); false when none of as many as the list held gave one.
     ///
     /// The list is read a table at a time, under its lock only to take the next one: a copy
     /// of the whole list for each victim made every eviction from another namespace cost as
