@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
+use namestore::drivers::memory::Eviction;
 use namestore::{AnyDriver, Bytes, Driver, MemoryDriver, Namespace, NamespaceName};
 use serde_json::json;
 
@@ -147,7 +148,9 @@ pub async fn run(
     let (results, driver, budget) = match store.downcast_ref::<MemoryDriver>() {
         Some(memory) => {
             let ns = memory.namespace::<String>(root, domain)?;
-            let (results, budget) = measure(ns, true, args, &ops, Some(memory)).await?;
+            let (results, budget) = measure(ns, true, args, &ops, Some(memory))
+                .await
+                .map_err(|failure| with_eviction_hint(failure, memory))?;
             (
                 results,
                 "memory, statically dispatched, calls polled in place on threads",
@@ -169,6 +172,21 @@ pub async fn run(
         writeln!(out, "{budget}")?;
     }
     Ok(())
+}
+
+/// A bench refused for memory by a store whose namespaces may evict nothing by default says
+/// how to measure it as a cache: its namespace takes the store's default mode.
+fn with_eviction_hint(mut failure: Failure, memory: &MemoryDriver) -> Failure {
+    if failure.code == crate::output::REFUSED
+        && failure.message.starts_with("out of memory")
+        && memory.config().eviction == Eviction::Never
+    {
+        failure.message.push_str(
+            "; the bench's namespace takes the store's eviction mode, `never` here: add \
+             `eviction=any` to the URL to measure a cache, or give it a larger budget",
+        );
+    }
+    failure
 }
 
 /// For a memory store with a budget: what the bench's keys used of it, and what was evicted

@@ -1020,4 +1020,15 @@ fn memory_budget_in_namespaces_and_bench() {
         4,
     );
     assert!(line.contains("out of memory"), "{line}");
+    // It says how to measure the store as a cache.
+    assert!(line.contains("add `eviction=any` to the URL"), "{line}");
+    let line = fails(
+        "memory://?max_entries=100&eviction=with-ttl",
+        &["bench", "--time", "50ms", "--ops", "set", "--keys", "1000"],
+        4,
+    );
+    assert!(
+        line.contains("out of memory") && !line.contains("eviction=any"),
+        "{line}"
+    );
 }
