@@ -156,14 +156,14 @@ pub fn shared_hit_ratios(capacity: usize, own_namespaces: bool, streams: &[Vec<u
         .reap_interval(None)
         .build()
         .unwrap();
-    let namespaces: Vec<Namespace<u64, MemoryDriver>> = (0..streams.len())
+    let mut caches: Vec<Namestore> = (0..streams.len())
         .map(|i| {
             let name = if own_namespaces {
                 format!("stream-{i}")
             } else {
                 "streams".to_owned()
             };
-            store.namespace("replay", &name).unwrap()
+            Namestore(store.namespace("replay", &name).unwrap())
         })
         .collect();
     let mut hits = vec![0usize; streams.len()];
@@ -172,8 +172,7 @@ pub fn shared_hit_ratios(capacity: usize, own_namespaces: bool, streams: &[Vec<u
         for (i, stream) in streams.iter().enumerate() {
             // Keys of different streams never meet, in one namespace too.
             let key = stream[r] | (i as u64) << 48;
-            let mut cache = Namestore(namespaces[i].clone());
-            if cache.access(key) {
+            if caches[i].access(key) {
                 hits[i] += 1;
             }
         }
