@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 use namestore::drivers::memory::Eviction;
-use namestore::{AnyDriver, Bytes, Driver, MemoryDriver, Namespace, NamespaceName};
+use namestore::{AnyDriver, Bytes, Driver, ErrorKind, MemoryDriver, Namespace, NamespaceName};
 use serde_json::json;
 
 use crate::args::Bench;
@@ -177,10 +177,7 @@ pub async fn run(
 /// A bench refused for memory by a store whose namespaces may evict nothing by default says
 /// how to measure it as a cache: its namespace takes the store's default mode.
 fn with_eviction_hint(mut failure: Failure, memory: &MemoryDriver) -> Failure {
-    if failure.code == crate::output::REFUSED
-        && failure.message.starts_with("out of memory")
-        && memory.config().eviction == Eviction::Never
-    {
+    if failure.kind == Some(ErrorKind::OutOfMemory) && memory.config().eviction == Eviction::Never {
         failure.message.push_str(
             "; the bench's namespace takes the store's eviction mode, `never` here: add \
              `eviction=any` to the URL to measure a cache, or give it a larger budget",

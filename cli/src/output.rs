@@ -13,6 +13,8 @@ use serde_json::{Map, Value, json};
 pub struct Failure {
     pub code: u8,
     pub message: String,
+    /// The kind of the store error it came from, if it came from one.
+    pub kind: Option<ErrorKind>,
 }
 
 pub const NOT_FOUND: u8 = 1;
@@ -31,6 +33,7 @@ impl Failure {
         Failure {
             code,
             message: escape_controls(&one_line(&message.to_string())).into_owned(),
+            kind: None,
         }
     }
 
@@ -73,7 +76,10 @@ impl From<Error> for Failure {
             }
             source = cause.source();
         }
-        Failure::new(code, message)
+        Failure {
+            kind: Some(error.kind()),
+            ..Failure::new(code, message)
+        }
     }
 }
 
@@ -84,6 +90,7 @@ impl From<io::Error> for Failure {
             return Failure {
                 code: 0,
                 message: String::new(),
+                kind: None,
             };
         }
         Failure::new(REFUSED, format_args!("output: {error}"))
