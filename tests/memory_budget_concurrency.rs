@@ -4,11 +4,13 @@
 //! increment while other namespaces evict around it, and the budget holds: within 10% at
 //! every instant (a write may store a key another write evicted in between), exactly once the
 //! writes are done. Namespaces that come and go (one a user) while eviction empties them are
-//! freed once no handle holds them, and never while one does.
+//! freed once no handle holds them, and never while one does. Keys expiring on the system
+//! clock, reaped by the reclaimer, race all of it, and the budget's accounting comes back to
+//! nothing once every namespace is cleared.
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use futures_util::FutureExt;
 use namestore::drivers::memory::{Eviction, MemoryDriver, Policy};
@@ -202,5 +204,142 @@ fn namespaces_come_and_go_while_eviction_frees_them() {
         }
         assert_eq!(store.namespace_tables(), 1, "{policy:?}");
         assert_eq!(store.namespace_stats()[0].keys, 200, "{policy:?}");
+    }
+}
+
+/// Expiry racing eviction, on the system clock with the reclaimer running every millisecond:
+/// threads write keys with TTLs of 1 to 3 ms (and some without) into namespaces of the three
+/// modes and into namespaces that come and go, renew and remove TTLs, count, delete and clear,
+/// while keys expire under them, the reclaimer reaps them and writes evict. Nothing but
+/// `OutOfMemory` is refused, and the accounting comes back whole: once the keys left are
+/// expired and reclaimed, the store counts as many entries as its namespaces hold keys, and
+/// once they are cleared and their handles dropped, it holds no byte, no entry and no table.
+#[test]
+fn expiry_races_eviction_and_the_budget_comes_back_whole() {
+    use namestore::ErrorKind;
+    use std::time::Duration;
+
+    fn split_mix(x: u64) -> u64 {
+        let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    // Refusals for memory are allowed (`never` and `with-ttl` namespaces fill the store with
+    // what may not go), and counted; anything else fails the test.
+    fn allowed<T>(refused: &AtomicU64, result: namestore::Result<T>) {
+        if let Err(e) = result {
+            assert_eq!(e.kind(), ErrorKind::OutOfMemory, "{e}");
+            refused.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    for policy in [Policy::S3Fifo, Policy::SampledLru] {
+        let store = MemoryDriver::builder()
+            .max_bytes(128 << 10)
+            .eviction(Eviction::Any)
+            .policy(policy)
+            .reap_interval(Some(Duration::from_millis(1)))
+            .build()
+            .unwrap();
+        let cache = store.namespace::<String>("race", "cache").unwrap();
+        let ttl = store
+            .namespace_with_eviction::<String>("race", "ttl", Eviction::WithTtl)
+            .unwrap();
+        let locks = store
+            .namespace_with_eviction::<String>("race", "locks", Eviction::Never)
+            .unwrap();
+        let refused = AtomicU64::new(0);
+        std::thread::scope(|scope| {
+            for thread in 0..4u64 {
+                let (store, cache, ttl, locks, refused) = (&store, &cache, &ttl, &locks, &refused);
+                scope.spawn(move || {
+                    for n in 0..20_000u64 {
+                        let r = split_mix(thread << 32 | n);
+                        let key = format!("k{}", r % 200);
+                        let value = vec![b'v'; (r >> 8) as usize % 1_500];
+                        let life = Duration::from_micros(1_000 + (r >> 20) % 2_000);
+                        match (r >> 40) % 14 {
+                            0 | 1 => allowed(refused, ready(cache.set(&key, value, Some(life)))),
+                            2 => allowed(refused, ready(cache.set(&key, value, None))),
+                            3 | 4 => allowed(refused, ready(ttl.set(&key, value, Some(life)))),
+                            5 => allowed(refused, ready(ttl.set(&key, value, None))),
+                            6 => allowed(refused, ready(locks.set(&key, "held", Some(life)))),
+                            7 => allowed(
+                                refused,
+                                ready(cache.mset(
+                                    (0..3).map(|i| (format!("m{}", (r >> i * 4) % 50), "batch")),
+                                    Some(life),
+                                )),
+                            ),
+                            8 => {
+                                allowed(refused, ready(cache.expire(&key, life)));
+                                allowed(refused, ready(ttl.persist(&key)));
+                            }
+                            9 => {
+                                let counter = format!("c{}", r % 20);
+                                allowed(refused, ready(cache.incr(&counter, 1)));
+                                allowed(refused, ready(ttl.incr_with_ttl(&counter, 1, life)));
+                            }
+                            10 => {
+                                allowed(refused, ready(cache.delete(&key)));
+                                allowed(
+                                    refused,
+                                    ready(ttl.mdel([key.clone(), format!("m{}", r % 50)])),
+                                );
+                            }
+                            11 => {
+                                // A namespace of its own for a moment (one a user), left to
+                                // expire, be evicted or be freed.
+                                let user = store
+                                    .namespace::<String>("user", &format!("u{}", r % 64))
+                                    .unwrap();
+                                allowed(refused, ready(user.set(&key, value, Some(life))));
+                            }
+                            12 if r % 400 == 0 => {
+                                allowed(refused, ready(ttl.clear()));
+                            }
+                            _ => {
+                                let _ = ready(cache.get(&key)).unwrap();
+                                let _ = ready(ttl.exists(&key)).unwrap();
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        // Every TTL given is over: what is left without one is what the namespaces hold.
+        std::thread::sleep(Duration::from_millis(10));
+        store.purge_expired();
+        let stats = store.namespace_stats();
+        let usage = store.usage().unwrap();
+        assert_eq!(
+            stats.iter().map(|s| s.keys).sum::<u64>(),
+            usage.entries,
+            "{policy:?}: {usage:?} {stats:?}"
+        );
+        assert!(usage.bytes <= 128 << 10, "{policy:?}: {usage:?}");
+        let evicted: u64 = stats.iter().map(|s| s.evicted).sum();
+        let expired: u64 = stats.iter().map(|s| s.expired).sum();
+        let refused = refused.into_inner();
+        assert!(
+            evicted > 0 && expired > 0 && refused > 0,
+            "{policy:?}: {stats:?}, {refused} refused: no race"
+        );
+        // Cleared and let go: everything charged is given back.
+        for name in stats.iter().map(|s| &s.name) {
+            let ns = store
+                .namespace::<String>(name.root(), name.domain())
+                .unwrap();
+            ready(ns.clear()).unwrap();
+        }
+        drop((cache, ttl, locks));
+        let usage = store.usage().unwrap();
+        assert_eq!(
+            (usage.bytes, usage.entries),
+            (0, 0),
+            "{policy:?}: {usage:?}"
+        );
+        assert_eq!(store.namespace_tables(), 0, "{policy:?}");
     }
 }
