@@ -268,7 +268,7 @@ fn expiry_races_eviction_and_the_budget_comes_back_whole() {
                             7 => allowed(
                                 refused,
                                 ready(cache.mset(
-                                    (0..3).map(|i| (format!("m{}", (r >> i * 4) % 50), "batch")),
+                                    (0..3).map(|i| (format!("m{}", (r >> (i * 4)) % 50), "batch")),
                                     Some(life),
                                 )),
                             ),
@@ -296,7 +296,7 @@ fn expiry_races_eviction_and_the_budget_comes_back_whole() {
                                     .unwrap();
                                 allowed(refused, ready(user.set(&key, value, Some(life))));
                             }
-                            12 if r % 400 == 0 => {
+                            12 if r.is_multiple_of(400) => {
                                 allowed(refused, ready(ttl.clear()));
                             }
                             _ => {
