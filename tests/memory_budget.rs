@@ -1325,14 +1325,7 @@ async fn namespaces_emptied_by_expiry_for_room_are_freed() {
 #[tokio::test]
 async fn a_small_namespace_written_again_and_again_keeps_its_size() {
     for policy in POLICIES {
-        let store = MemoryDriver::builder()
-            .shards(16)
-            .max_bytes(1 << 30)
-            .eviction(Eviction::Any)
-            .policy(policy)
-            .reap_interval(None)
-            .build()
-            .unwrap();
+        let (store, _clock) = roomy(policy);
         let ns = store.namespace::<String>("app", "small").unwrap();
         for i in 0..16 {
             ns.set(&k(i), "0123456789abcdef", None).await.unwrap();
