@@ -104,6 +104,24 @@ async fn a_budget_in_code_and_in_the_url() {
             "{error}"
         );
     }
+    // A fraction, as people write one, taken down to a whole byte; a size past what 64 bits
+    // hold is told so, not called malformed.
+    let fractional = namestore::open("memory://?max_bytes=1.5GiB").unwrap();
+    let usage = fractional.downcast_ref::<MemoryDriver>().unwrap().usage();
+    assert_eq!(usage.unwrap().max_bytes, Some(3 << 29));
+    let too_large = namestore::open("memory://?max_bytes=16777216TiB").unwrap_err();
+    assert_eq!(too_large.kind(), ErrorKind::InvalidUrl);
+    assert!(
+        too_large
+            .to_string()
+            .contains("more bytes than a 64-bit size holds"),
+        "{too_large}"
+    );
+    let malformed = namestore::open("memory://?max_bytes=1.5.0GiB").unwrap_err();
+    assert!(
+        malformed.to_string().contains("takes a size such as"),
+        "{malformed}"
+    );
     namestore::open("memory://?max_entries=10&eviction=any&policy=sampled-lru").unwrap();
     // Case does not matter in a mode or policy, as in Redis's `maxmemory-policy` and as in
     // the sizes.

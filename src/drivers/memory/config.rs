@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::eviction::{Eviction, Policy, parse_size};
+use super::eviction::{BadSize, Eviction, Policy, parse_size};
 use crate::{Error, Result};
 
 /// The URL scheme of the memory driver.
@@ -13,7 +13,7 @@ pub const SCHEME: &str = "memory";
 /// From a URL: `memory://`, optionally with `?shards=N&reap_interval_ms=M` (`M = 0` turns
 /// background reclamation off), and a budget: `max_bytes=256MiB` (sizes as people write them:
 /// `k`, `m`, `g` are powers of 1000, `kb`/`KiB`, `mb`/`MiB`, `gb`/`GiB` powers of 1024, as in
-/// Redis's configuration), `max_entries=100000`, `eviction=never|any|with-ttl` (the store's
+/// Redis's configuration; `1.5GiB` is taken down to a whole byte), `max_entries=100000`, `eviction=never|any|with-ttl` (the store's
 /// default mode) and `policy=s3-fifo|sampled-lru`, which a URL names only with a budget.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MemoryConfig {
@@ -103,11 +103,17 @@ impl MemoryConfig {
                     config.reap_interval = (ms > 0).then(|| Duration::from_millis(ms));
                 }
                 "max_bytes" => {
-                    config.max_bytes = Some(parse_size(value).ok_or_else(|| {
-                        Error::invalid_url(format!(
-                            "memory store parameter `max_bytes` takes a size such as 256MiB or 1gb, not `{}`",
-                            crate::error::shorten(value)
-                        ))
+                    config.max_bytes = Some(parse_size(value).map_err(|bad| {
+                        Error::invalid_url(match bad {
+                            BadSize::Malformed => format!(
+                                "memory store parameter `max_bytes` takes a size such as 256MiB, 1.5gb or 1048576, not `{}`",
+                                crate::error::shorten(value)
+                            ),
+                            BadSize::TooLarge => format!(
+                                "memory store parameter `max_bytes` is more bytes than a 64-bit size holds: `{}`",
+                                crate::error::shorten(value)
+                            ),
+                        })
                     })?);
                 }
                 "max_entries" => config.max_entries = Some(number()?),
