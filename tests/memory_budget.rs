@@ -941,6 +941,47 @@ async fn a_namespace_that_goes_away_gives_back_what_its_tables_were_charged() {
     }
 }
 
+/// Room taken from another namespace, one victim there at a time, is accounted whole when
+/// the victims are smaller than the write (each gives back its room, and more are taken),
+/// and when they are larger: after the writes, the store is within its budget, the other
+/// namespace counts its evictions, and clearing both leaves the store's usage at zero.
+#[tokio::test]
+async fn room_taken_from_another_namespace_is_accounted_whole() {
+    for policy in POLICIES {
+        let store = evicting(64 << 10, policy);
+        let small = store.namespace::<String>("app", "small").unwrap();
+        let large = store.namespace::<String>("app", "large").unwrap();
+        for i in 0..4_000 {
+            small.set(&k(i), vec![1u8; 16], None).await.unwrap();
+        }
+        // Each of these needs several of `small`'s entries; once `large` holds some, its
+        // writes take their room from either namespace, as drawn.
+        for i in 0..400 {
+            large.set(&k(i), vec![2u8; 2_000], None).await.unwrap();
+            let usage = store.usage().unwrap();
+            assert!(usage.bytes <= 64 << 10, "{policy:?}: {usage:?}");
+        }
+        // And the other way round: small writes whose victims are larger than they are.
+        for i in 4_000..8_000 {
+            small.set(&k(i), vec![1u8; 16], None).await.unwrap();
+        }
+        let stats = store.namespace_stats();
+        let evicted = |name: &str| {
+            stats
+                .iter()
+                .find(|s| s.name.to_string() == name)
+                .map_or(0, |s| s.evicted)
+        };
+        assert!(evicted("app:small") > 1_000, "{policy:?}: {stats:?}");
+        assert!(evicted("app:large") > 10, "{policy:?}: {stats:?}");
+        small.clear().await.unwrap();
+        large.clear().await.unwrap();
+        drop((small, large));
+        let left = store.usage().unwrap();
+        assert_eq!((left.bytes, left.entries), (0, 0), "{policy:?}: {left:?}");
+    }
+}
+
 /// SPEC 10.3: an `any` namespace of entries that cost nothing of their own (counters under
 /// short keys) keeps taking new ones at its budget: a write whose table would double evicts a
 /// victim instead (the room it leaves cancels the doubling), and is never refused.

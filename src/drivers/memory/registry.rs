@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 
 use super::budget::Budget;
 use super::clock::Clock;
@@ -25,6 +25,10 @@ const FREED_WHOLE: usize = 64;
 
 /// How many namespaces [`Registry::free_one`] looks at for one it may empty whole.
 const FREE_CANDIDATES: usize = 16;
+
+/// How many namespaces [`Registry::with_next_elsewhere`] looks at, for a write holding its
+/// shard's lock.
+const HELD_CANDIDATES: usize = 4;
 
 /// How many freed tables' shards the registry keeps for tables to come: 70 KiB or so with
 /// 16 shards, a fixed part of the store's memory, not charged to a budget.
@@ -174,6 +178,33 @@ impl Registry {
                 return true;
             }
         }
+    }
+
+    /// For a write that holds its own shard's lock and takes its room elsewhere without
+    /// letting go of it ([`Table::lock_with_budget`](super::table::Table)): `take` given the
+    /// next namespace other than `this`, taken in turn as
+    /// [`evict_elsewhere`](Self::evict_elsewhere) takes them, that holds more than one entry
+    /// eviction may take (so a victim there does not empty and free it), under the list's
+    /// lock (a clone of the table, made and dropped for each write, cost 5% of it). `None`
+    /// when the list's lock is held (it is not waited for, see `try_write` in `table`) or none
+    /// of the next [`HELD_CANDIDATES`] is such a namespace: the write then makes its room the
+    /// slow way.
+    pub(crate) fn with_next_elsewhere<R>(
+        &self,
+        this: &Table,
+        take: impl FnOnce(&Table) -> Option<R>,
+    ) -> Option<R> {
+        let evictable = match self.evictable.try_lock() {
+            Ok(evictable) => evictable,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => return None,
+        };
+        let len = evictable.len();
+        let start = self.hand.fetch_add(1, Ordering::Relaxed);
+        let other = (0..len.min(HELD_CANDIDATES))
+            .map(|i| &evictable[(start + i) % len])
+            .find(|table| !table.same(this) && table.evictable_entries() > 1)?;
+        take(other)
     }
 
     /// Whether evicting every entry of the namespaces of `any` mode that no handle holds,

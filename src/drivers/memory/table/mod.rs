@@ -16,7 +16,7 @@
 use std::hash::BuildHasher;
 use std::mem;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard, TryLockError, Weak};
 
 use hashbrown::DefaultHashBuilder;
 
@@ -172,6 +172,26 @@ fn read(shard: &Shard) -> RwLockReadGuard<'_, Slots> {
 #[inline]
 fn write(shard: &Shard) -> RwLockWriteGuard<'_, Slots> {
     shard.slots.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The shard's write lock if no one holds it now: for a thread that holds another shard's
+/// lock, which must never wait for a second one (two writes doing so, each holding the
+/// other's next shard, would wait for ever).
+fn try_write(shard: &Shard) -> Option<RwLockWriteGuard<'_, Slots>> {
+    match shard.slots.try_write() {
+        Ok(slots) => Some(slots),
+        Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+        Err(TryLockError::WouldBlock) => None,
+    }
+}
+
+/// The shard's read lock if no writer holds it now; see [`try_write`].
+fn try_read(shard: &Shard) -> Option<RwLockReadGuard<'_, Slots>> {
+    match shard.slots.try_read() {
+        Ok(slots) => Some(slots),
+        Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+        Err(TryLockError::WouldBlock) => None,
+    }
 }
 
 #[inline]

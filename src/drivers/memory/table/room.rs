@@ -5,12 +5,13 @@
 use std::sync::RwLockWriteGuard;
 use std::sync::atomic::Ordering;
 
-use super::{Table, read, write};
+use super::{Shard, Table, read, try_read, try_write, write};
 use crate::Result;
 use crate::drivers::memory::budget::{Budget, Reservation, split_mix};
 use crate::drivers::memory::clock::Now;
 use crate::drivers::memory::entry::{Entry, key_eq};
 use crate::drivers::memory::eviction::Eviction;
+use crate::drivers::memory::registry::Registry;
 use crate::drivers::memory::slots::{Slots, Tally};
 use crate::drivers::memory::spared::Spared;
 
@@ -40,9 +41,11 @@ impl Table {
     ///
     /// The room is taken under the lock, exactly: what the new value adds to the live entry
     /// the lock shows. When it does not fit, the shard's own victims make room under the same
-    /// lock (the common case: a write evicts from its own shard first), unless an expired entry
-    /// may still hold memory somewhere, or the room must come from elsewhere: then the lock is
-    /// let go, room is made without it, and the shard is locked again.
+    /// lock (the common case: a write evicts from its own shard first); room drawn from
+    /// another namespace comes under it too when that namespace's shard is free now
+    /// ([`evict_elsewhere_held`](Self::evict_elsewhere_held)). Otherwise (an expired entry may
+    /// still hold memory somewhere, a lock elsewhere is held) the lock is let go, room is made
+    /// without it, and the shard is locked again.
     #[inline(always)]
     pub(super) fn lock_with_room(
         &self,
@@ -145,8 +148,27 @@ impl Table {
             self.meta.count(evicted);
             *evicted = Tally::new();
         }
+        // Room from another namespace: taken without letting go of the lock when that
+        // namespace's shard is free now, as from our own shard; else the slow way below.
+        let registry = elsewhere.then(|| self.meta.registry.upgrade()).flatten();
+        let mut evicted_elsewhere = false;
+        if let Some(registry) = &registry
+            && let Some(freed) = self.evict_elsewhere_held(registry, budget)
+        {
+            evicted_elsewhere = true;
+            let want = with_growth(&slots);
+            if budget.trade(want, &freed) {
+                return Ok(Locked {
+                    slots,
+                    reserved: want,
+                    absent,
+                });
+            }
+            // The victim was smaller than the write: its room back, and more made below.
+            budget.settle(Reservation::default(), &freed);
+        }
         drop(slots);
-        if elsewhere && let Some(registry) = self.meta.registry.upgrade() {
+        if !evicted_elsewhere && let Some(registry) = registry {
             registry.evict_elsewhere(self, budget);
         }
         let reserved = if adds {
@@ -161,6 +183,41 @@ impl Table {
             slots: write(shard),
             reserved,
             absent: false,
+        })
+    }
+
+    /// For a write holding its own shard's lock: one victim from another namespace, taken
+    /// in turn as [`Registry::evict_elsewhere`] takes them, without waiting for any lock (see
+    /// `try_write`), and settled with that namespace; what is left of it for the budget, to
+    /// trade for the write's room, comes back. `None` when a lock was held or no namespace had
+    /// a victim to spare without being emptied (a namespace emptied and freed is released
+    /// through the registry, which the write must not do holding its lock).
+    fn evict_elsewhere_held(&self, registry: &Registry, budget: &Budget) -> Option<Tally> {
+        registry.with_next_elsewhere(self, |other| {
+            let mut freed = Tally::new();
+            {
+                let evictable = |shard: &Shard| try_read(shard).map(|s| s.evictable_len());
+                let mut slots = try_write(&other.shards[other.larger_of_two_by(evictable)?])?;
+                if slots.map.len() < 2
+                    || !slots.evict(&other.hasher, budget.epoch(), &Spared::NONE, &mut freed)
+                {
+                    return None;
+                }
+                slots.recharge_order(&mut freed);
+            }
+            // Its room goes to the budget with the write's (`Budget::trade`); the rest of
+            // its accounting, to its namespace now.
+            let room = Tally {
+                bytes: freed.bytes,
+                entries: freed.entries,
+                ..Tally::new()
+            };
+            freed.bytes = 0;
+            freed.traded_entries += freed.entries;
+            freed.entries = 0;
+            other.settle(budget, Reservation::default(), &freed);
+            other.meta.count(&freed);
+            Some(room)
         })
     }
 
@@ -228,14 +285,20 @@ impl Table {
     /// shards' sizes drifted apart, as a random walk does: with two namespaces taking room
     /// from each other, a Zipf workload hit 0.85 points less often.)
     fn larger_of_two(&self) -> usize {
+        self.larger_of_two_by(|shard| Some(read(shard).evictable_len()))
+            .unwrap_or_default()
+    }
+
+    /// [`larger_of_two`](Self::larger_of_two), with the shards' evictable entries read by
+    /// `evictable`; `None` when it gave none.
+    fn larger_of_two_by(&self, evictable: impl Fn(&Shard) -> Option<usize>) -> Option<usize> {
         let shards = self.shards.len();
         let first = self.meta.evict_hand.fetch_add(2, Ordering::Relaxed) % shards;
         let second = (first + 1) % shards;
-        let evictable = |shard: usize| read(&self.shards[shard]).evictable_len();
-        if shards > 1 && evictable(second) > evictable(first) {
-            second
+        if shards > 1 && evictable(&self.shards[second])? > evictable(&self.shards[first])? {
+            Some(second)
         } else {
-            first
+            Some(first)
         }
     }
 
