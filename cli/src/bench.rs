@@ -174,15 +174,24 @@ pub async fn run(
     Ok(())
 }
 
-/// A bench refused for memory by a store whose namespaces may evict nothing by default says
-/// how to measure it as a cache: its namespace takes the store's default mode.
+/// A bench refused for memory says why: by a store whose namespaces may evict nothing by
+/// default, how to measure it as a cache (its namespace takes the store's default mode); by
+/// one that may evict, that the bench's batches need room for ten keys at once.
 fn with_eviction_hint(mut failure: Failure, memory: &MemoryDriver) -> Failure {
-    if failure.kind == Some(ErrorKind::OutOfMemory) && memory.config().eviction == Eviction::Never {
-        failure.message.push_str(
-            "; the bench's namespace takes the store's eviction mode, `never` here: add \
-             `eviction=any` to the URL to measure a cache, or give it a larger budget",
-        );
+    if failure.kind != Some(ErrorKind::OutOfMemory) {
+        return failure;
     }
+    failure.message.push_str(match memory.config().eviction {
+        Eviction::Never => {
+            "; the bench's namespace takes the store's eviction mode, `never` here: add \
+             `eviction=any` to the URL to measure a cache, or give it a larger budget"
+        }
+        _ => {
+            "; the bench writes its keys 10 at a time (as it fills its namespace, and in \
+             `mset`), and a batch is stored whole or refused: give the store room for at \
+             least 10 keys"
+        }
+    });
     failure
 }
 

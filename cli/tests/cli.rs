@@ -1031,4 +1031,14 @@ fn memory_budget_in_namespaces_and_bench() {
         line.contains("out of memory") && !line.contains("eviction=any"),
         "{line}"
     );
+    // A store that may evict but is too small for the bench's batches says so.
+    let line = fails(
+        "memory://?max_entries=5&eviction=any",
+        &["bench", "--time", "50ms", "--ops", "get", "--keys", "100"],
+        4,
+    );
+    assert!(
+        line.contains("give the store room for at least 10 keys"),
+        "{line}"
+    );
 }
