@@ -43,7 +43,7 @@ impl fmt::Debug for AnyScope {
     }
 }
 
-/// A driver chosen at run time, such as the one [`open`](crate::open) returns.
+/// A driver chosen at run time, such as the one [`open`](crate::open()) returns.
 ///
 /// Cheap to clone (one `Arc`), `Send + Sync`.
 ///

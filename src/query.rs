@@ -1,5 +1,5 @@
 //! A store URL's query (`?name=value&…`): its parameters, each named once. Every driver's URL
-//! parser and [`open`](crate::open) read their parameters through it, so a parameter given
+//! parser and [`open`](crate::open()) read their parameters through it, so a parameter given
 //! twice (`memory://?max_bytes=1GiB&max_bytes=1KiB`) is an error everywhere rather than the
 //! last one silently winning.
 

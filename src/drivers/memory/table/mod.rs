@@ -34,6 +34,7 @@ mod batch;
 mod keys;
 mod own;
 mod reap;
+mod reserve;
 mod room;
 
 /// Cheap to clone: clones share the shards. Held inline by each namespace handle, one
