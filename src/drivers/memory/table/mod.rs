@@ -8,10 +8,13 @@
 //! Keys are the business keys only: the namespace is the table, so nothing concatenates
 //! `root:domain:key` and hashing covers only the business key.
 //!
-//! In a store with a budget, a write first reserves what it will store (see `budget.rs`),
-//! holding no lock, then writes under its shard's lock, keeping the shard's eviction order,
-//! and settles the budget once the lock is released. A read marks its entry for the eviction
-//! order with one atomic store.
+//! In a store with a budget, a single-key write takes the room it needs under its shard's lock,
+//! evicting there or (when its shard is free to take) in another namespace's shard if it must
+//! (`room.rs`); otherwise, and for a batch, it reserves the room holding no lock, making room
+//! as needed (`reserve.rs`), then writes under its shards' locks. It keeps the shard's eviction
+//! order and settles the budget once the lock is released. A thread holding a shard's lock
+//! never waits for another shard's lock outside a batch's ascending order: it only tries it.
+//! A read marks its entry for the eviction order with one atomic store.
 
 use std::hash::BuildHasher;
 use std::mem;
