@@ -1,6 +1,6 @@
-//! A store's memory budget (SPEC 10): the shared counters of what its entries and structures
-//! cost and what it may hold, taken from and given back to by writes, with the clocks that
-//! guide eviction (the earliest deadline held, the recency epoch).
+//! A store's memory budget (SPEC 10): shared counters of what its entries and structures cost
+//! against what it may hold, which writes take room from and give it back to, and the clocks
+//! that guide eviction (the earliest deadline held, the recency epoch).
 //!
 //! A write takes what its new entry will cost under its shard's lock, and settles the
 //! difference once done (an overwrite gives back what the old value cost); when it does not
@@ -125,9 +125,8 @@ impl Budget {
         self.earliest.load(Ordering::Acquire)
     }
 
-    /// After a purge that saw the earliest deadline at `seen`: sets it to what is
-    /// left (`earliest`), unless a write stored an earlier deadline meanwhile (then it keeps
-    /// that).
+    /// After a purge that saw the earliest deadline at `seen`: sets it to the earliest left
+    /// (`earliest`), unless a write stored an earlier deadline meanwhile (that one stays).
     pub(super) fn purged(&self, seen: u64, earliest: u64) {
         let _ = self
             .earliest
