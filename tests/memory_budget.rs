@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use futures_util::TryStreamExt;
-use namestore::drivers::memory::{Eviction, ManualClock, MemoryDriver, Policy};
+use namestore::drivers::memory::{Eviction, ManualClock, MemoryDriver, NamespaceStats, Policy};
 use namestore::{ErrorKind, KeyTtl, Namespace};
 
 const POLICIES: [Policy; 2] = [Policy::S3Fifo, Policy::SampledLru];
@@ -48,6 +48,14 @@ fn evicting(max_bytes: u64, policy: Policy) -> MemoryDriver {
         .reap_interval(None)
         .build()
         .unwrap()
+}
+
+/// The stats of the namespace `name` (`root:domain`), if the store holds it.
+fn stats_of(store: &MemoryDriver, name: &str) -> Option<NamespaceStats> {
+    store
+        .namespace_stats()
+        .into_iter()
+        .find(|s| s.name.to_string() == name)
 }
 
 fn k(i: usize) -> String {
@@ -807,13 +815,7 @@ async fn namespaces_written_alike_share_the_store_alike() {
             first.set(&k(i), vec![0u8; 100], None).await.unwrap();
             second.set(&k(i), vec![0u8; 100], None).await.unwrap();
         }
-        let stats = store.namespace_stats();
-        let held = |name: &str| {
-            stats
-                .iter()
-                .find(|s| s.name.to_string() == name)
-                .map_or(0, |s| s.keys)
-        };
+        let held = |name| stats_of(&store, name).map_or(0, |s| s.keys);
         let (a, b) = (held("app:first"), held("app:second"));
         assert!(
             a.min(b) * 10 >= a.max(b) * 8,
@@ -965,13 +967,8 @@ async fn room_taken_from_another_namespace_is_accounted_whole() {
         for i in 4_000..8_000 {
             small.set(&k(i), vec![1u8; 16], None).await.unwrap();
         }
+        let evicted = |name| stats_of(&store, name).map_or(0, |s| s.evicted);
         let stats = store.namespace_stats();
-        let evicted = |name: &str| {
-            stats
-                .iter()
-                .find(|s| s.name.to_string() == name)
-                .map_or(0, |s| s.evicted)
-        };
         assert!(evicted("app:small") > 1_000, "{policy:?}: {stats:?}");
         assert!(evicted("app:large") > 10, "{policy:?}: {stats:?}");
         small.clear().await.unwrap();
