@@ -979,6 +979,84 @@ async fn room_taken_from_another_namespace_is_accounted_whole() {
     }
 }
 
+/// SPEC 10.2, per namespace: each namespace's stats say the bytes it is charged, and with no
+/// write in flight they add up to the store's usage, through every kind of change: new keys,
+/// overwrites, counters, batches, TTLs (with the namespace's place in the reclaimer's
+/// schedule), expired entries not yet reclaimed, evictions from one namespace for another,
+/// deletes, clears and namespaces freed.
+#[tokio::test]
+async fn namespaces_bytes_add_up_to_the_stores_usage() {
+    for policy in POLICIES {
+        let clock = ManualClock::new();
+        let store = MemoryDriver::builder()
+            .manual_clock(clock.clone())
+            .max_bytes(256 << 10)
+            .eviction(Eviction::Any)
+            .policy(policy)
+            .reap_interval(None)
+            .build()
+            .unwrap();
+        let adds_up = |when: &str| {
+            let stats = store.namespace_stats();
+            let sum: u64 = stats.iter().map(|s| s.bytes.unwrap()).sum();
+            let usage = store.usage().unwrap();
+            assert_eq!(sum, usage.bytes, "{policy:?}, {when}: {stats:?}");
+            assert!(
+                stats.iter().all(|s| s.bytes.unwrap() > 0),
+                "{policy:?}, {when}: {stats:?}"
+            );
+            sum
+        };
+        let cache = store.namespace::<String>("app", "cache").unwrap();
+        let sessions = store
+            .namespace_with_eviction::<String>("app", "sessions", Eviction::WithTtl)
+            .unwrap();
+        let counters = store
+            .namespace_with_eviction::<String>("app", "counters", Eviction::Never)
+            .unwrap();
+        for i in 0..200 {
+            cache.set(&k(i), vec![1u8; 10 + i], None).await.unwrap();
+            let ttl = Duration::from_secs(1 + i as u64 % 3);
+            sessions.set(&k(i), vec![2u8; 50], Some(ttl)).await.unwrap();
+            counters.incr(&k(i % 50), 1).await.unwrap();
+        }
+        adds_up("first writes");
+        for i in 0..100 {
+            cache.set(&k(i), vec![3u8; 300], None).await.unwrap();
+        }
+        cache
+            .mset((1_000..1_050).map(|i| (k(i), vec![4u8; 40])), None)
+            .await
+            .unwrap();
+        cache.mdel((1_000..1_010).map(k)).await.unwrap();
+        counters.delete(&k(0)).await.unwrap();
+        adds_up("overwrites, a batch, deletes");
+        // Expired, not yet reclaimed: still charged, to their namespace.
+        clock.advance(Duration::from_millis(1_500));
+        adds_up("expired entries held");
+        // The cache fills the store: its writes evict its own keys and the sessions' expired
+        // ones first, then live ones of both.
+        for i in 2_000..4_000 {
+            cache.set(&k(i), vec![5u8; 200], None).await.unwrap();
+        }
+        let before = store.namespace_stats();
+        let evicted: u64 = before.iter().map(|s| s.evicted + s.expired).sum();
+        assert!(evicted > 1_000, "{policy:?}: {before:?}");
+        adds_up("a full store");
+        // A namespace that goes gives back what it was charged.
+        let cache_bytes = stats_of(&store, "app:cache").unwrap().bytes.unwrap();
+        let total = adds_up("before the cache goes");
+        cache.clear().await.unwrap();
+        drop(cache);
+        assert!(stats_of(&store, "app:cache").is_none());
+        assert_eq!(adds_up("the cache gone"), total - cache_bytes, "{policy:?}");
+        sessions.clear().await.unwrap();
+        counters.clear().await.unwrap();
+        drop((sessions, counters));
+        assert_eq!(store.usage().unwrap().bytes, 0);
+    }
+}
+
 /// SPEC 10.3: an `any` namespace of entries that cost nothing of their own (counters under
 /// short keys) keeps taking new ones at its budget: a write whose table would double evicts a
 /// victim instead (the room it leaves cancels the doubling), and is never refused.

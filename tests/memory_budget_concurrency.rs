@@ -193,6 +193,11 @@ fn namespaces_come_and_go_while_eviction_frees_them() {
             usage.entries,
             "{policy:?}"
         );
+        assert_eq!(
+            stats.iter().map(|s| s.bytes.unwrap()).sum::<u64>(),
+            usage.bytes,
+            "{policy:?}: the namespaces' bytes add up to the store's"
+        );
         // The list of namespaces that may evict is whole: a namespace whose keys are never
         // evicted, filling the store, evicts every key the others held, from wherever it is
         // (one missing from the list would leave its key, and the last write refused).
@@ -316,6 +321,11 @@ fn expiry_races_eviction_and_the_budget_comes_back_whole() {
         assert_eq!(
             stats.iter().map(|s| s.keys).sum::<u64>(),
             usage.entries,
+            "{policy:?}: {usage:?} {stats:?}"
+        );
+        assert_eq!(
+            stats.iter().map(|s| s.bytes.unwrap()).sum::<u64>(),
+            usage.bytes,
             "{policy:?}: {usage:?} {stats:?}"
         );
         assert!(usage.bytes <= 128 << 10, "{policy:?}: {usage:?}");

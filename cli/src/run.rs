@@ -451,7 +451,8 @@ async fn namespaces(session: &Session<'_>, out: &mut dyn Write) -> Result<(), Fa
 }
 
 /// `namespaces` on a memory store with a budget: usage against the budget, then each
-/// namespace with its eviction mode and the keys it evicted and reclaimed after expiry.
+/// namespace with the bytes it is charged, its eviction mode and the keys it evicted and
+/// reclaimed after expiry.
 fn budget_namespaces(
     session: &Session<'_>,
     memory: &namestore::MemoryDriver,
@@ -469,6 +470,7 @@ fn budget_namespaces(
                     "root": s.name.root(),
                     "domain": s.name.domain(),
                     "keys": s.keys,
+                    "bytes": s.bytes,
                     "eviction": s.eviction.as_str(),
                     "evicted": s.evicted,
                     "expired": s.expired,
@@ -500,6 +502,7 @@ fn budget_namespaces(
         .map(|s| {
             vec![
                 s.keys.to_string(),
+                s.bytes.unwrap_or_default().to_string(),
                 s.evicted.to_string(),
                 s.expired.to_string(),
                 s.eviction.to_string(),
@@ -509,9 +512,86 @@ fn budget_namespaces(
         .collect();
     crate::output::write_table(
         out,
-        &["KEYS", "EVICTED", "EXPIRED", "EVICTION", "NAMESPACE"],
+        &[
+            "KEYS",
+            "BYTES",
+            "EVICTED",
+            "EXPIRED",
+            "EVICTION",
+            "NAMESPACE",
+        ],
         &rows,
-        &[0, 1, 2],
+        &[0, 1, 2, 3],
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A memory store with a budget lists each namespace with the bytes it is charged, which
+    /// add up to the usage on the first line (a store the process filled: the command's own
+    /// memory stores start empty).
+    #[test]
+    fn budget_namespaces_show_their_bytes() {
+        let url = "memory://?max_bytes=1MiB&eviction=any";
+        let store = namestore::open(url).unwrap();
+        let memory = store.downcast_ref::<namestore::MemoryDriver>().unwrap();
+        let cache = memory.namespace::<String>("app", "cache").unwrap();
+        let counters = memory.namespace::<String>("app", "counters").unwrap();
+        futures_util::FutureExt::now_or_never(async {
+            for i in 0..100 {
+                cache
+                    .set(&format!("k{i}"), vec![1u8; 100], None)
+                    .await
+                    .unwrap();
+                counters.incr(&format!("c{i}"), 1).await.unwrap();
+            }
+        })
+        .unwrap();
+        let mut text = Vec::new();
+        let session = Session {
+            store: store.clone(),
+            url,
+            json: false,
+        };
+        budget_namespaces(&session, memory, &mut text).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        let usage = memory.usage().unwrap();
+        let mut lines = text.lines();
+        assert_eq!(
+            lines.next().unwrap(),
+            format!("budget: {} of 1048576 bytes, 200 entries", usage.bytes)
+        );
+        let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+        assert_eq!(
+            header,
+            [
+                "KEYS",
+                "BYTES",
+                "EVICTED",
+                "EXPIRED",
+                "EVICTION",
+                "NAMESPACE"
+            ]
+        );
+        let bytes: Vec<u64> = lines
+            .map(|line| {
+                let row: Vec<&str> = line.split_whitespace().collect();
+                assert_eq!(row[0], "100", "{text}");
+                row[1].parse().unwrap()
+            })
+            .collect();
+        assert_eq!(bytes.len(), 2, "{text}");
+        assert_eq!(bytes.iter().sum::<u64>(), usage.bytes, "{text}");
+        let mut json = Vec::new();
+        let session = Session {
+            json: true,
+            ..session
+        };
+        budget_namespaces(&session, memory, &mut json).unwrap();
+        let json: Value = serde_json::from_slice(&json).unwrap();
+        assert_eq!(json["namespaces"][0]["bytes"], bytes[0], "{json}");
+    }
 }

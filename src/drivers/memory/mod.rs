@@ -341,8 +341,10 @@ impl MemoryDriver {
         })
     }
 
-    /// Every namespace that has a table, with its live keys, its eviction mode and the keys it
-    /// evicted and removed after expiry since it was made (SPEC 10.7), in name order.
+    /// Every namespace that has a table, with its live keys, the bytes it is charged in a store
+    /// with a budget, its eviction mode and the keys it evicted and removed after expiry since
+    /// it was made (SPEC 10.7), in name order. Each namespace's entries are walked (a shard at
+    /// a time, under its read lock).
     ///
     /// A namespace that no handle holds is freed when its last key goes (deleted, expired or
     /// evicted), and its counts with it: a store of many short-lived namespaces (one a user)
@@ -358,9 +360,11 @@ impl MemoryDriver {
             .filter_map(|(prefix, table)| {
                 let (name, _) = split_full_key(&prefix)?;
                 let removed = table.removed();
+                let (keys, bytes) = table.held();
                 Some(NamespaceStats {
                     name,
-                    keys: table.live(),
+                    keys,
+                    bytes,
                     eviction: table.meta.mode,
                     evicted: removed.evicted,
                     expired: removed.expired,
@@ -439,6 +443,12 @@ pub struct NamespaceStats {
     pub name: NamespaceName,
     /// Its live keys.
     pub keys: u64,
+    /// In a store with a budget, the bytes the namespace is charged (SPEC 10.2): its
+    /// entries' keys, values and per-entry overhead (expired entries not yet reclaimed
+    /// included), its shards' tables and eviction orders, and its own fixed part. With no
+    /// write in flight, the namespaces' bytes add up to the store's
+    /// [`usage`](MemoryDriver::usage). `None` without a budget.
+    pub bytes: Option<u64>,
     /// What the store may evict from it over a budget.
     pub eviction: Eviction,
     /// Keys evicted to keep the budget (SPEC 10.7).
