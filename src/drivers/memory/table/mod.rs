@@ -500,25 +500,31 @@ impl Table {
 
     /// Live entries, counted one shard at a time under its read lock.
     pub(crate) fn live(&self) -> u64 {
-        self.held().0
+        let now = self.clock.now();
+        self.shards
+            .iter()
+            .map(|s| read(s).map.iter().filter(|e| !e.expired_at(now)).count() as u64)
+            .sum()
     }
 
     /// Live entries, and in a store with a budget what the namespace is charged (SPEC 10.2):
     /// its entries, expired ones not yet reclaimed included, and its structures and fixed
     /// part; counted one shard at a time under its read lock.
     pub(crate) fn held(&self) -> (u64, Option<u64>) {
+        if self.budget.is_none() {
+            return (self.live(), None);
+        }
         let now = self.clock.now();
-        let (live, entries) = self.shards.iter().fold((0, 0), |(live, bytes), shard| {
-            let slots = read(shard);
-            let live = live + slots.map.iter().filter(|e| !e.expired_at(now)).count() as u64;
-            let bytes = bytes + slots.map.iter().map(Entry::charge).sum::<u64>();
-            (live, bytes)
-        });
-        let charged = self.budget.is_some().then(|| {
-            // A wrapping sum of changes, as the budget's own counters are.
-            entries.wrapping_add(self.meta.structures.load(Ordering::Acquire))
-        });
-        (live, charged)
+        let (mut live, mut entries) = (0, 0u64);
+        for shard in self.shards.iter() {
+            for entry in read(shard).map.iter() {
+                live += u64::from(!entry.expired_at(now));
+                entries += entry.charge();
+            }
+        }
+        // A wrapping sum of changes, as the budget's own counters are.
+        let structures = self.meta.structures.load(Ordering::Acquire);
+        (live, Some(entries.wrapping_add(structures)))
     }
 
     /// Entries held, expired ones not yet reclaimed included.
