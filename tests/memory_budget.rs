@@ -27,10 +27,16 @@ fn store(max_entries: u64, eviction: Eviction, policy: Policy) -> (MemoryDriver,
 /// A store with a byte budget nothing in these tests reaches, any key evictable, and a
 /// manual clock.
 fn roomy(policy: Policy) -> (MemoryDriver, ManualClock) {
+    clocked(1 << 30, policy)
+}
+
+/// A store of `max_bytes` whose namespaces evict any key by default, with a manual clock and
+/// its reclaimer off.
+fn clocked(max_bytes: u64, policy: Policy) -> (MemoryDriver, ManualClock) {
     let clock = ManualClock::new();
     let store = MemoryDriver::builder()
         .manual_clock(clock.clone())
-        .max_bytes(1 << 30)
+        .max_bytes(max_bytes)
         .eviction(Eviction::Any)
         .policy(policy)
         .reap_interval(None)
@@ -987,15 +993,7 @@ async fn room_taken_from_another_namespace_is_accounted_whole() {
 #[tokio::test]
 async fn namespaces_bytes_add_up_to_the_stores_usage() {
     for policy in POLICIES {
-        let clock = ManualClock::new();
-        let store = MemoryDriver::builder()
-            .manual_clock(clock.clone())
-            .max_bytes(256 << 10)
-            .eviction(Eviction::Any)
-            .policy(policy)
-            .reap_interval(None)
-            .build()
-            .unwrap();
+        let (store, clock) = clocked(256 << 10, policy);
         let adds_up = |when: &str| {
             let stats = store.namespace_stats();
             let sum: u64 = stats.iter().map(|s| s.bytes.unwrap()).sum();
