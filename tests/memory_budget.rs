@@ -137,6 +137,19 @@ async fn a_budget_in_code_and_in_the_url() {
         "{malformed}"
     );
     namestore::open("memory://?max_entries=10&eviction=any&policy=sampled-lru").unwrap();
+    // Digits grouped as in Rust, in a count as in a size.
+    let grouped = namestore::open("memory://?max_entries=100_000&shards=1_6").unwrap();
+    let grouped = grouped.downcast_ref::<MemoryDriver>().unwrap();
+    assert_eq!(grouped.usage().unwrap().max_entries, Some(100_000));
+    assert_eq!(grouped.config().shards, 16);
+    for bad in ["_1", "1e5", "", "1.5", "-1"] {
+        let url = format!("memory://?max_entries={bad}");
+        let error = namestore::open(&url).unwrap_err();
+        assert!(
+            error.to_string().contains("takes a whole number"),
+            "{url}: {error}"
+        );
+    }
     // Case does not matter in a mode or policy, as in Redis's `maxmemory-policy` and as in
     // the sizes.
     let shouted =

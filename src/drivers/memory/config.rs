@@ -13,7 +13,8 @@ pub const SCHEME: &str = "memory";
 /// From a URL: `memory://`, optionally with `?shards=N&reap_interval_ms=M` (`M = 0` turns
 /// background reclamation off), and a budget: `max_bytes=256MiB` (sizes as people write them:
 /// `k`, `m`, `g` are powers of 1000, `kb`/`KiB`, `mb`/`MiB`, `gb`/`GiB` powers of 1024, as in
-/// Redis's configuration; `1.5GiB` is taken down to a whole byte), `max_entries=100000`, `eviction=never|any|with-ttl` (the store's
+/// Redis's configuration; `1.5GiB` is taken down to a whole byte), `max_entries=100000`
+/// (numbers may group their digits, `100_000`), `eviction=never|any|with-ttl` (the store's
 /// default mode) and `policy=s3-fifo|sampled-lru`, which a URL names only with a budget.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MemoryConfig {
@@ -89,12 +90,17 @@ impl MemoryConfig {
         let mut budget_only = None;
         for parameter in crate::query::parameters(query, "memory store")? {
             let (name, value) = (&*parameter.name, &*parameter.value);
+            // Digits grouped as in Rust (`100_000`), as a size may be.
             let number = || {
-                value.parse::<u64>().map_err(|_| {
-                    Error::invalid_url(format!(
-                        "memory store parameter `{name}` takes a whole number"
-                    ))
-                })
+                let digits = value.replace('_', "");
+                (!value.starts_with('_'))
+                    .then(|| digits.parse::<u64>().ok())
+                    .flatten()
+                    .ok_or_else(|| {
+                        Error::invalid_url(format!(
+                            "memory store parameter `{name}` takes a whole number such as 100000 or 100_000"
+                        ))
+                    })
             };
             match name {
                 "shards" => config.shards = usize::try_from(number()?).unwrap_or(usize::MAX),
