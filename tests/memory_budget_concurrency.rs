@@ -188,16 +188,7 @@ fn namespaces_come_and_go_while_eviction_frees_them() {
             "{policy:?}: a namespace without keys or handles kept its table"
         );
         assert_eq!(store.namespace_tables(), stats.len(), "{policy:?}");
-        assert_eq!(
-            stats.iter().map(|s| s.keys).sum::<u64>(),
-            usage.entries,
-            "{policy:?}"
-        );
-        assert_eq!(
-            stats.iter().map(|s| s.bytes.unwrap()).sum::<u64>(),
-            usage.bytes,
-            "{policy:?}: the namespaces' bytes add up to the store's"
-        );
+        namespaces_add_up(&store, policy);
         // The list of namespaces that may evict is whole: a namespace whose keys are never
         // evicted, filling the store, evicts every key the others held, from wherever it is
         // (one missing from the list would leave its key, and the last write refused).
@@ -316,18 +307,9 @@ fn expiry_races_eviction_and_the_budget_comes_back_whole() {
         // Every TTL given is over: what is left without one is what the namespaces hold.
         std::thread::sleep(Duration::from_millis(10));
         store.purge_expired();
+        namespaces_add_up(&store, policy);
         let stats = store.namespace_stats();
         let usage = store.usage().unwrap();
-        assert_eq!(
-            stats.iter().map(|s| s.keys).sum::<u64>(),
-            usage.entries,
-            "{policy:?}: {usage:?} {stats:?}"
-        );
-        assert_eq!(
-            stats.iter().map(|s| s.bytes.unwrap()).sum::<u64>(),
-            usage.bytes,
-            "{policy:?}: {usage:?} {stats:?}"
-        );
         assert!(usage.bytes <= 128 << 10, "{policy:?}: {usage:?}");
         let evicted: u64 = stats.iter().map(|s| s.evicted).sum();
         let expired: u64 = stats.iter().map(|s| s.expired).sum();
@@ -352,4 +334,21 @@ fn expiry_races_eviction_and_the_budget_comes_back_whole() {
         );
         assert_eq!(store.namespace_tables(), 0, "{policy:?}");
     }
+}
+
+/// With no write in flight, the namespaces' live keys and charged bytes add up to the
+/// store's usage (no key expired meanwhile: the caller purged, or set no TTL).
+fn namespaces_add_up(store: &MemoryDriver, policy: Policy) {
+    let stats = store.namespace_stats();
+    let usage = store.usage().unwrap();
+    assert_eq!(
+        stats.iter().map(|s| s.keys).sum::<u64>(),
+        usage.entries,
+        "{policy:?}: {usage:?} {stats:?}"
+    );
+    assert_eq!(
+        stats.iter().map(|s| s.bytes.unwrap()).sum::<u64>(),
+        usage.bytes,
+        "{policy:?}: the namespaces' bytes add up to the store's: {usage:?} {stats:?}"
+    );
 }
