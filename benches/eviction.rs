@@ -1,6 +1,8 @@
 //! Hit ratios of the memory driver's eviction policies on real and synthetic workloads, beside
 //! an exact LRU, ARC's published figures, moka, quick_cache and Belady's optimal, all in one
 //! run (SPEC 10.6). Every cache is filled on a miss and every hit checks the value it returns.
+//! Last, what a request costs a cache in use at sizes past the CPU's caches: namestore,
+//! quick_cache and moka, each through its own thread-safe API, time per request side by side.
 //!
 //! Run: `cargo bench --bench eviction` (a few minutes; `EVICTION_QUICK=1` for one size per
 //! workload). Reads the ARC paper's traces from `../shared/traces/`; prints a progress line
@@ -11,13 +13,17 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use namestore::drivers::memory::Policy;
+use bytes::Bytes;
+use futures_util::FutureExt;
+use namestore::Namespace;
+use namestore::drivers::memory::{Eviction, MemoryDriver, Policy};
 
 #[path = "../tests/support/replay.rs"]
 mod replay;
 
 use replay::{
-    Lru, Namestore, Replay, belady, hit_ratio, load_trace, scan_workload, shared_hit_ratios, zipf,
+    Lru, Namestore, Replay, Rng, belady, hit_ratio, load_trace, scan_workload, shared_hit_ratios,
+    zipf,
 };
 
 struct Moka(moka::sync::Cache<u64, u64>);
@@ -286,8 +292,137 @@ fn main() {
         }
     }
 
+    in_use(&pick(&[10_000, 100_000]), &mut out);
+
     println!("{out}");
     let csv_path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/eviction.csv");
     std::fs::write(&csv_path, csv).unwrap();
     eprintln!("wrote {}", csv_path.display());
+}
+
+/// A thread-safe cache used as caches are, through its own API: each request a `get` of the
+/// key, and on a miss a `set` of it (an owned `String` for the caches whose API takes one, as
+/// their callers pass it). Whether the request hit; a hit checks the value it returns.
+trait InUse {
+    // A `String`, not a `str`: namestore's `String`-keyed namespace takes the key as it is.
+    #[allow(clippy::ptr_arg)]
+    fn request(&self, key: &String, value: &Bytes) -> bool;
+}
+
+impl InUse for Namespace<String, MemoryDriver> {
+    fn request(&self, key: &String, value: &Bytes) -> bool {
+        let found = self.get(key).now_or_never().expect("ready at once");
+        if let Some(found) = found.unwrap() {
+            assert_eq!(&found, value);
+            return true;
+        }
+        let set = self.set(key, value.clone(), None).now_or_never();
+        set.expect("ready at once").unwrap();
+        false
+    }
+}
+
+impl InUse for quick_cache::sync::Cache<String, Bytes> {
+    fn request(&self, key: &String, value: &Bytes) -> bool {
+        if let Some(found) = self.get(key.as_str()) {
+            assert_eq!(&found, value);
+            return true;
+        }
+        self.insert(key.clone(), value.clone());
+        false
+    }
+}
+
+impl InUse for moka::sync::Cache<String, Bytes> {
+    fn request(&self, key: &String, value: &Bytes) -> bool {
+        if let Some(found) = self.get(key) {
+            assert_eq!(&found, value);
+            return true;
+        }
+        self.insert(key.clone(), value.clone());
+        false
+    }
+}
+
+/// Rounds of requests each cache serves in a timed run, and requests a round.
+const IN_USE_ROUNDS: usize = 21;
+const IN_USE_REQUESTS: usize = 50_000;
+
+/// Time per request of a cache in use, at sizes past the CPU's caches: Zipf 0.9 requests over
+/// ten times as many keys as the cache holds (keys of 21 bytes, in a shuffled order in
+/// memory), each cache first run once through the whole stream, then timed in rounds that
+/// take turns (which cache goes first rotates, so the machine's drift falls on each alike);
+/// printed are the median time per request over rounds and the hit ratio of the timed
+/// requests.
+fn in_use(sizes: &[usize], out: &mut String) {
+    writeln!(
+        out,
+        "\n### A cache in use: time per request (one thread; a `get`, and a `set` on a miss; Zipf 0.9 over 10× the cache's keys)\n"
+    )
+    .unwrap();
+    writeln!(
+        out,
+        "| entries | namestore (S3-FIFO) | quick_cache | moka |"
+    )
+    .unwrap();
+    writeln!(out, "|---:|---:|---:|---:|").unwrap();
+    for &size in sizes {
+        let started = Instant::now();
+        let mut rng = Rng(0x1f5e ^ size as u64);
+        let mut keys: Vec<String> = (0..10 * size)
+            .map(|_| format!("user:{:016x}", rng.next()))
+            .collect();
+        for i in (1..keys.len()).rev() {
+            keys.swap(i, (rng.next() % (i as u64 + 1)) as usize);
+        }
+        let stream = zipf(keys.len(), 0.9, 2_000_000, 0x1a5e);
+        let value = Bytes::from_static(b"value-0123456789");
+        let ours = MemoryDriver::builder()
+            .max_entries(size as u64)
+            .eviction(Eviction::Any)
+            .reap_interval(None)
+            .build()
+            .unwrap()
+            .namespace::<String>("bench", "in-use")
+            .unwrap();
+        let quick = quick_cache::sync::Cache::<String, Bytes>::new(size);
+        let moka = moka::sync::Cache::<String, Bytes>::new(size as u64);
+        let caches: [&dyn InUse; 3] = [&ours, &quick, &moka];
+        for cache in caches {
+            for &r in &stream {
+                cache.request(&keys[r as usize], &value);
+            }
+        }
+        let mut times = [(); 3].map(|()| Vec::with_capacity(IN_USE_ROUNDS));
+        let mut hits = [0usize; 3];
+        let mut next = [0usize; 3];
+        for round in 0..IN_USE_ROUNDS {
+            for turn in 0..3 {
+                let which = (round + turn) % 3;
+                let start = Instant::now();
+                for _ in 0..IN_USE_REQUESTS {
+                    let r = stream[next[which] % stream.len()] as usize;
+                    next[which] += 1;
+                    hits[which] += usize::from(caches[which].request(&keys[r], &value));
+                }
+                times[which].push(start.elapsed().as_nanos() as f64 / IN_USE_REQUESTS as f64);
+            }
+        }
+        let cells: Vec<String> = (0..3)
+            .map(|i| {
+                times[i].sort_by(f64::total_cmp);
+                let ratio = hits[i] as f64 / (IN_USE_ROUNDS * IN_USE_REQUESTS) as f64;
+                format!(
+                    "{:.0} ns ({:.2}%)",
+                    times[i][IN_USE_ROUNDS / 2],
+                    ratio * 100.0
+                )
+            })
+            .collect();
+        writeln!(out, "| {size} | {} |", cells.join(" | ")).unwrap();
+        eprintln!(
+            "  a cache in use at {size}: done in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+    }
 }
