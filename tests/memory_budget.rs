@@ -33,11 +33,17 @@ fn roomy(policy: Policy) -> (MemoryDriver, ManualClock) {
 /// A store of `max_bytes` whose namespaces evict any key by default, with a manual clock and
 /// its reclaimer off.
 fn clocked(max_bytes: u64, policy: Policy) -> (MemoryDriver, ManualClock) {
+    clocked_in(max_bytes, Eviction::Any, policy)
+}
+
+/// A store of `max_bytes` whose namespaces are of mode `eviction` by default, with a manual
+/// clock and its reclaimer off.
+fn clocked_in(max_bytes: u64, eviction: Eviction, policy: Policy) -> (MemoryDriver, ManualClock) {
     let clock = ManualClock::new();
     let store = MemoryDriver::builder()
         .manual_clock(clock.clone())
         .max_bytes(max_bytes)
-        .eviction(Eviction::Any)
+        .eviction(eviction)
         .policy(policy)
         .reap_interval(None)
         .build()
@@ -957,6 +963,77 @@ async fn a_namespace_that_goes_away_gives_back_what_its_tables_were_charged() {
         clock.advance(Duration::from_secs(2));
         assert_eq!(store.purge_expired(), 5_000);
         drop((deleted, expired));
+        let left = store.usage().unwrap();
+        assert_eq!((left.bytes, left.entries), (0, 0), "{policy:?}: {left:?}");
+    }
+}
+
+/// What a namespace's shards keep once their entries have gone (their tables and eviction
+/// orders, kept for their next entries while a handle holds the namespace) holds no entry: a
+/// write the budget has no other room for gets it back before it is refused, the namespace
+/// keeps its counts, and it takes keys again as before.
+#[tokio::test]
+async fn empty_shards_give_back_their_tables_before_a_write_is_refused() {
+    const BUDGET: u64 = 256 * 1024;
+    for policy in POLICIES {
+        let (store, clock) = clocked_in(BUDGET, Eviction::Never, policy);
+        let emptied = store.namespace::<String>("app", "emptied").unwrap();
+        for i in 0..400 {
+            let ttl = (i < 40).then_some(Duration::from_secs(1));
+            emptied.set(&k(i), "v", ttl).await.unwrap();
+        }
+        clock.advance(Duration::from_secs(2));
+        assert_eq!(store.purge_expired(), 40);
+        for i in 40..400 {
+            assert!(emptied.delete(&k(i)).await.unwrap());
+        }
+        let kept = stats_of(&store, "app:emptied").unwrap().bytes.unwrap();
+        assert!(
+            kept > 16 * 1024,
+            "{policy:?}: 16 shards' tables kept: {kept}"
+        );
+        // A `never` namespace of one key, then one value larger than the room left, smaller
+        // than that and half what the empty shards keep.
+        let values = store.namespace::<String>("app", "values").unwrap();
+        values.set(&"small".to_owned(), "v", None).await.unwrap();
+        let used = store.usage().unwrap();
+        let big = vec![7u8; (BUDGET - used.bytes + kept / 2) as usize];
+        values
+            .set(&"big".to_owned(), big.clone(), None)
+            .await
+            .unwrap();
+        assert_eq!(values.get(&"big".to_owned()).await.unwrap().unwrap(), big);
+        let after = store.usage().unwrap();
+        assert!(after.bytes <= BUDGET, "{policy:?}: {after:?}");
+        let stats = stats_of(&store, "app:emptied").unwrap();
+        assert!(
+            stats.bytes.unwrap() * 8 < kept,
+            "{policy:?}: the empty shards gave back their tables: {:?} of {kept}",
+            stats.bytes
+        );
+        assert_eq!((stats.keys, stats.expired, stats.evicted), (0, 40, 0));
+        let charged: u64 = store
+            .namespace_stats()
+            .iter()
+            .map(|s| s.bytes.unwrap())
+            .sum();
+        assert_eq!(charged, after.bytes, "{policy:?}: the namespaces add up");
+        // The emptied namespace takes keys again, within what is left (a shard's table and
+        // order again, here refused whole while the big value holds the room), and after.
+        values.delete(&"big".to_owned()).await.unwrap();
+        for i in 0..40 {
+            emptied.set(&k(i), "again", None).await.unwrap();
+        }
+        assert_eq!(present(&emptied, (0..40).map(k)).await, 40);
+        let charged: u64 = store
+            .namespace_stats()
+            .iter()
+            .map(|s| s.bytes.unwrap())
+            .sum();
+        assert_eq!(charged, store.usage().unwrap().bytes, "{policy:?}");
+        emptied.mdel((0..40).map(k)).await.unwrap();
+        values.delete(&"small".to_owned()).await.unwrap();
+        drop((emptied, values));
         let left = store.usage().unwrap();
         assert_eq!((left.bytes, left.entries), (0, 0), "{policy:?}: {left:?}");
     }

@@ -115,7 +115,9 @@ impl MemoryBuilder {
     /// 0.9 KiB for each shard that holds a key, charged with its first key and given back when
     /// it is freed (its last key gone, no handle held). A budget of a few KiB therefore holds
     /// nothing: the first write into a namespace is refused (or, in an evicting namespace,
-    /// makes room) for more than its key and value.
+    /// makes room) for more than its key and value. A shard whose keys have all gone keeps its
+    /// table and eviction order for the keys to come while a handle holds its namespace; a
+    /// write that would be refused for want of room first has the store give those back.
     ///
     /// Values are kept as the [`Bytes`] handed in, without a copy, and charged for their
     /// length: a `Bytes` that is part of a larger buffer (`Bytes::slice`, a frame split off a

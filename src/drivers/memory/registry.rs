@@ -8,8 +8,9 @@
 //! namespaces ever opened or the keys that merely have a TTL.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
+use std::time::Instant;
 
 use super::budget::Budget;
 use super::clock::Clock;
@@ -50,7 +51,15 @@ pub(crate) struct Registry {
     /// Held through a reclaimer's round and through a write's purge of what expired
     /// ([`Registry::round`]).
     rounds: Mutex<()>,
+    /// When the next look for empty shards may start ([`Registry::release_empty_shards`]),
+    /// in nanoseconds since `made`; `u64::MAX` while one is under way.
+    next_release: AtomicU64,
+    made: Instant,
 }
+
+/// A look for empty shards takes every shard's lock in turn; the next one waits this many
+/// times as long as the last took, so that they take at most a tenth of the time.
+const RELEASE_SPACING: u64 = 10;
 
 impl Registry {
     pub(crate) fn new(budget: Option<Arc<Budget>>, eviction: Eviction, policy: Policy) -> Self {
@@ -64,6 +73,8 @@ impl Registry {
             hand: AtomicUsize::new(0),
             spare: Mutex::default(),
             rounds: Mutex::default(),
+            next_release: AtomicU64::new(0),
+            made: Instant::now(),
         }
     }
 
@@ -388,6 +399,36 @@ impl Registry {
             self.reschedule(&table, left);
         }
         freed
+    }
+
+    /// Gives back what the empty shards of every namespace hold ([`Table::release_empty_shards`])
+    /// for a write the budget has no room for otherwise; true when some was given back. One
+    /// look at a time, and none sooner after the last than [`RELEASE_SPACING`] times what it
+    /// took (false then): with many namespaces a look takes a while, and writes refused one
+    /// after another must not each repeat it.
+    pub(crate) fn release_empty_shards(&self) -> bool {
+        let since = || u64::try_from(self.made.elapsed().as_nanos()).unwrap_or(u64::MAX - 1);
+        let start = since();
+        let next = self.next_release.load(Ordering::Acquire);
+        if start < next
+            || self
+                .next_release
+                .compare_exchange(next, u64::MAX, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+        {
+            return false;
+        }
+        let released: u64 = self
+            .snapshot()
+            .iter()
+            .map(Table::release_empty_shards)
+            .sum();
+        let took = since().saturating_sub(start);
+        self.next_release.store(
+            since().saturating_add(took.saturating_mul(RELEASE_SPACING)),
+            Ordering::Release,
+        );
+        released > 0
     }
 
     /// Every registered table.

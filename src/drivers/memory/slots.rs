@@ -295,6 +295,12 @@ impl Slots {
         self.unordered.is_some()
     }
 
+    /// Whether the shard holds no entry but keeps the table and eviction order its entries
+    /// had (`Table::release_empty_shards` gives them back).
+    pub(super) fn idle(&self) -> bool {
+        self.map.is_empty() && self.order.is_some()
+    }
+
     /// The shard's eviction order, made for its first entry.
     #[cold]
     fn make_order(&mut self, seed: OrderSeed) {

@@ -464,13 +464,7 @@ impl Table {
         let mut cleared = 0;
         for (i, shard) in self.shards.iter().enumerate() {
             let mut slots = write(shard);
-            let mut fresh = self.fresh_slots(i);
-            // What the shard removed before stays counted.
-            fresh.removed = slots.removed;
-            let taken = mem::replace(&mut *slots, fresh);
-            if self.budget.is_some() {
-                self.meta.cleared.fetch_or(1 << (i % 64), Ordering::Release);
-            }
+            let taken = self.reset(i, &mut slots);
             drop(slots);
             let now = self.clock.now();
             cleared += taken.map.iter().filter(|e| !e.expired_at(now)).count() as u64;
@@ -484,6 +478,50 @@ impl Table {
             }
         }
         cleared
+    }
+
+    /// Puts a fresh shard in place of shard `i`'s, locked in `slots`, and returns what that
+    /// held: as `clear` leaves a shard, its table and eviction order to come with its next
+    /// entry, its counts of removed keys kept.
+    fn reset(&self, i: usize, slots: &mut Slots) -> Slots {
+        let mut fresh = self.fresh_slots(i);
+        // What the shard removed before stays counted.
+        fresh.removed = slots.removed;
+        let taken = mem::replace(slots, fresh);
+        if self.budget.is_some() {
+            self.meta.cleared.fetch_or(1 << (i % 64), Ordering::Release);
+        }
+        taken
+    }
+
+    /// In a store with a budget, gives back what the namespace's empty shards hold: the
+    /// tables and eviction orders a shard keeps once its entries have gone (so that one that
+    /// fills again does not rebuild them each time), about 2.7 KiB a shard that held a few
+    /// hundred. Each becomes as `clear` leaves it. For a write the budget has no room for
+    /// otherwise ([`Registry::release_empty_shards`]); returns the bytes given back.
+    pub(crate) fn release_empty_shards(&self) -> u64 {
+        let Some(budget) = &self.budget else {
+            return 0;
+        };
+        let mut released = 0;
+        for (i, shard) in self.shards.iter().enumerate() {
+            // A look under the read lock first: most shards hold entries or nothing.
+            if !read(shard).idle() {
+                continue;
+            }
+            let mut slots = write(shard);
+            if !slots.idle() {
+                continue;
+            }
+            let taken = self.reset(i, &mut slots);
+            drop(slots);
+            let bytes = taken.charged_structures();
+            let mut tally = Tally::new();
+            tally.restructure(-(bytes as i64));
+            self.settle(budget, Reservation::default(), &tally);
+            released += bytes;
+        }
+        released
     }
 
     /// Keys the namespace evicted, and removed after they expired, since it was made

@@ -4,7 +4,8 @@
 //! (SPEC 10.4), then victims of its own shard, of the other shards of its namespace, then of
 //! other namespaces in turn (or of those first, as drawn), each chosen by that shard's
 //! eviction order and allowed by that namespace's mode. A write that even all the evictable
-//! entries could not make room for is refused whole before anything is evicted (SPEC 10.5).
+//! entries could not make room for is refused whole before anything is evicted (SPEC 10.5),
+//! once what empty shards keep (tables and orders, no entry) has been given back.
 
 use hashbrown::HashSet;
 
@@ -175,11 +176,21 @@ impl Table {
                 }
             }
             if !self.could_fit(budget, want) {
-                return Err(refused(budget, key, want, self.unpaid()));
+                // What empty shards keep (their tables and eviction orders) is given back
+                // before a write is refused: it holds no entry.
+                if !(self.release_empty_shards_everywhere() && self.could_fit(budget, want)) {
+                    return Err(refused(budget, key, want, self.unpaid()));
+                }
+                if budget.try_take(want) {
+                    return Ok(want);
+                }
             }
-            // When evicting entries alone cannot make the room, a namespace goes whole first.
+            // When evicting entries alone cannot make the room, what empty shards keep goes
+            // first, then a namespace whole.
             let structural = budget.shortfall(want) != Some(0);
-            if (structural && self.free_a_namespace()) || self.evict_somewhere(budget, &spared) {
+            if (structural && (self.release_empty_shards_everywhere() || self.free_a_namespace()))
+                || self.evict_somewhere(budget, &spared)
+            {
                 fruitless = 0;
             } else {
                 // Nothing could go just now, though the counts say something may: the
@@ -216,6 +227,16 @@ impl Table {
                 return;
             }
         }
+    }
+
+    /// Gives back what the empty shards of every namespace hold
+    /// ([`Registry::release_empty_shards`](crate::drivers::memory::registry::Registry::release_empty_shards));
+    /// true when some was given back.
+    fn release_empty_shards_everywhere(&self) -> bool {
+        self.meta
+            .registry
+            .upgrade()
+            .is_some_and(|registry| registry.release_empty_shards())
     }
 
     /// Evicts every entry of a namespace of `any` mode that no handle holds, of a few keys,
