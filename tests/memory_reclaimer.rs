@@ -60,3 +60,57 @@ async fn an_earlier_deadline_brings_a_namespaces_turn_forward() {
         settles_at(&store, 0, &format!("{what}: the late keys")).await;
     }
 }
+
+/// In a store whose namespaces evict, no write is refused for room, so what a namespace's
+/// empty shards keep (their tables and eviction orders, while a handle holds it) would hold
+/// its room while writes evict live keys: the background reclaimer gives it back once the
+/// store is nearly full.
+#[tokio::test]
+async fn the_reclaimer_gives_back_what_empty_shards_keep_in_a_full_store() {
+    const BUDGET: u64 = 256 * 1024;
+    let store = MemoryDriver::builder()
+        .max_bytes(BUDGET)
+        .eviction(Eviction::Any)
+        .reap_interval(Some(Duration::from_millis(2)))
+        .build()
+        .unwrap();
+    let bytes_of = |name: &str| {
+        store
+            .namespace_stats()
+            .into_iter()
+            .find(|s| s.name.to_string() == name)
+            .and_then(|s| s.bytes)
+            .unwrap()
+    };
+    let emptied = store.namespace::<String>("app", "emptied").unwrap();
+    for i in 0..400 {
+        emptied.set(&format!("k{i}"), "v", None).await.unwrap();
+    }
+    emptied
+        .mdel((0..400).map(|i| format!("k{i}")))
+        .await
+        .unwrap();
+    let kept = bytes_of("app:emptied");
+    assert!(kept > 16 * 1024, "16 shards' tables kept: {kept}");
+    // Another namespace fills the store.
+    let cache = store.namespace::<String>("app", "cache").unwrap();
+    for i in 0..1_000 {
+        cache
+            .set(&format!("k{i}"), vec![0u8; 500], None)
+            .await
+            .unwrap();
+    }
+    assert!(store.usage().unwrap().bytes > BUDGET / 8 * 7);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while bytes_of("app:emptied") * 8 >= kept {
+        assert!(
+            Instant::now() < deadline,
+            "the empty shards still keep {} of {kept} bytes",
+            bytes_of("app:emptied")
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // The namespace takes keys again.
+    emptied.set(&"again".to_owned(), "v", None).await.unwrap();
+    assert!(emptied.exists(&"again".to_owned()).await.unwrap());
+}

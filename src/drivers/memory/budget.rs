@@ -208,6 +208,13 @@ impl Budget {
         true
     }
 
+    /// Whether usage is within an eighth of a limit: where an evicting store stays once it
+    /// has filled.
+    pub(super) fn nearly_full(&self) -> bool {
+        let near = |used: &AtomicU64, max: u64| used.load(Ordering::Relaxed) >= max - max / 8;
+        near(&self.bytes, self.max_bytes) || near(&self.entries, self.max_entries)
+    }
+
     /// Whether usage is over a limit: a write stored more than it reserved (the key it meant
     /// to overwrite was evicted by another write meanwhile).
     pub(super) fn over(&self) -> bool {

@@ -99,7 +99,9 @@ impl MemoryBuilder {
     /// a store with a budget reclaims them first). Without it, call
     /// [`MemoryDriver::purge_expired`] now and then: until then, expired keys no one reads
     /// stay in memory, and so does every namespace that held a key with a TTL since the
-    /// last call.
+    /// last call. In a store with a budget the thread also gives back, once a second while
+    /// the store is nearly full, the tables and eviction orders that empty shards keep (see
+    /// [`max_bytes`](Self::max_bytes)).
     pub fn reap_interval(mut self, interval: Option<Duration>) -> Self {
         self.config.reap_interval = interval.filter(|i| !i.is_zero());
         self
@@ -117,7 +119,9 @@ impl MemoryBuilder {
     /// nothing: the first write into a namespace is refused (or, in an evicting namespace,
     /// makes room) for more than its key and value. A shard whose keys have all gone keeps its
     /// table and eviction order for the keys to come while a handle holds its namespace; a
-    /// write that would be refused for want of room first has the store give those back.
+    /// write that would be refused for want of room first has the store give those back, and
+    /// the background reclaimer ([`reap_interval`](Self::reap_interval)) gives them back once
+    /// a second while the store is within an eighth of its budget.
     ///
     /// Values are kept as the [`Bytes`] handed in, without a copy, and charged for their
     /// length: a `Bytes` that is part of a larger buffer (`Bytes::slice`, a frame split off a
@@ -224,11 +228,13 @@ impl MemoryBuilder {
 }
 
 /// Reclaims expired entries every `interval`, visiting only the tables that hold keys with a
-/// TTL, until the driver is dropped.
+/// TTL, until the driver is dropped; in a nearly full store with a budget, now and then gives
+/// back what empty shards keep (`Registry::release_in_background`).
 fn reclaim_loop(inner: Weak<Inner>, stopped: mpsc::Receiver<()>, interval: Duration) {
     while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(interval) {
         let Some(inner) = inner.upgrade() else { return };
         inner.registry.reclaim(inner.clock.now(), false);
+        inner.registry.release_in_background();
     }
 }
 

@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::budget::Budget;
 use super::clock::Clock;
@@ -54,8 +54,13 @@ pub(crate) struct Registry {
     /// When the next look for empty shards may start ([`Registry::release_empty_shards`]),
     /// in nanoseconds since `made`; `u64::MAX` while one is under way.
     next_release: AtomicU64,
+    /// When the background reclaimer may look next ([`Registry::release_in_background`]).
+    next_background: AtomicU64,
     made: Instant,
 }
+
+/// How often at most the background reclaimer looks for empty shards in a nearly full store.
+const BACKGROUND_RELEASE: Duration = Duration::from_secs(1);
 
 /// A look for empty shards takes every shard's lock in turn; the next one waits this many
 /// times as long as the last took, so that they take at most a tenth of the time.
@@ -74,6 +79,7 @@ impl Registry {
             spare: Mutex::default(),
             rounds: Mutex::default(),
             next_release: AtomicU64::new(0),
+            next_background: AtomicU64::new(0),
             made: Instant::now(),
         }
     }
@@ -407,7 +413,7 @@ impl Registry {
     /// took (false then): with many namespaces a look takes a while, and writes refused one
     /// after another must not each repeat it.
     pub(crate) fn release_empty_shards(&self) -> bool {
-        let since = || u64::try_from(self.made.elapsed().as_nanos()).unwrap_or(u64::MAX - 1);
+        let since = || self.since_made();
         let start = since();
         let next = self.next_release.load(Ordering::Acquire);
         if start < next
@@ -429,6 +435,31 @@ impl Registry {
             Ordering::Release,
         );
         released > 0
+    }
+
+    /// For the background reclaimer's rounds: in a store with a budget that is nearly full,
+    /// gives back what empty shards keep ([`Registry::release_empty_shards`]), at most once
+    /// every [`BACKGROUND_RELEASE`]. A store whose namespaces evict refuses no write for
+    /// room, so without this the tables and orders of shards a handle's namespace emptied
+    /// would keep their room while writes evict live keys.
+    pub(crate) fn release_in_background(&self) {
+        if !self.budget.as_deref().is_some_and(Budget::nearly_full) {
+            return;
+        }
+        let now = self.since_made();
+        if now < self.next_background.load(Ordering::Relaxed) {
+            return;
+        }
+        let spacing = u64::try_from(BACKGROUND_RELEASE.as_nanos()).unwrap_or(u64::MAX);
+        self.next_background
+            .store(now.saturating_add(spacing), Ordering::Relaxed);
+        self.release_empty_shards();
+    }
+
+    /// Nanoseconds since the registry was made (below `u64::MAX`, which marks a look under
+    /// way).
+    fn since_made(&self) -> u64 {
+        u64::try_from(self.made.elapsed().as_nanos()).unwrap_or(u64::MAX - 1)
     }
 
     /// Every registered table.
