@@ -439,21 +439,26 @@ impl Registry {
 
     /// For the background reclaimer's rounds: in a store with a budget that is nearly full,
     /// gives back what empty shards keep ([`Registry::release_empty_shards`]), at most once
-    /// every [`BACKGROUND_RELEASE`]. A store whose namespaces evict refuses no write for
-    /// room, so without this the tables and orders of shards a handle's namespace emptied
-    /// would keep their room while writes evict live keys.
+    /// every [`BACKGROUND_RELEASE`], and no sooner after the last look than a hundred times
+    /// what it took (a store of a million namespaces takes a while to look over; a nearly
+    /// full one stays so). A store whose namespaces evict refuses no write for room, so
+    /// without this the tables and orders of shards a handle's namespace emptied would keep
+    /// their room while writes evict live keys.
     pub(crate) fn release_in_background(&self) {
         if !self.budget.as_deref().is_some_and(Budget::nearly_full) {
             return;
         }
-        let now = self.since_made();
-        if now < self.next_background.load(Ordering::Relaxed) {
+        let start = self.since_made();
+        if start < self.next_background.load(Ordering::Relaxed) {
             return;
         }
-        let spacing = u64::try_from(BACKGROUND_RELEASE.as_nanos()).unwrap_or(u64::MAX);
-        self.next_background
-            .store(now.saturating_add(spacing), Ordering::Relaxed);
         self.release_empty_shards();
+        let end = self.since_made();
+        let spacing = u64::try_from(BACKGROUND_RELEASE.as_nanos())
+            .unwrap_or(u64::MAX)
+            .max(end.saturating_sub(start).saturating_mul(100));
+        self.next_background
+            .store(end.saturating_add(spacing), Ordering::Relaxed);
     }
 
     /// Nanoseconds since the registry was made (below `u64::MAX`, which marks a look under
