@@ -485,8 +485,11 @@ impl Table {
     /// entry, its counts of removed keys kept.
     fn reset(&self, i: usize, slots: &mut Slots) -> Slots {
         let mut fresh = self.fresh_slots(i);
-        // What the shard removed before stays counted.
+        // What the shard removed before stays counted, and its count of inserts goes on (a
+        // reclaimer looking it over a chunk at a time compares it: set back to 0, as many
+        // inserts after would look like none).
         fresh.removed = slots.removed;
+        fresh.inserts = slots.inserts;
         let taken = mem::replace(slots, fresh);
         if self.budget.is_some() {
             self.meta.cleared.fetch_or(1 << (i % 64), Ordering::Release);
