@@ -53,8 +53,11 @@ pub enum ErrorKind {
     /// engine's integrity check and repair on the closed file.
     Corrupted,
     /// A stored value is not a valid encoding for the namespace's codec (SPEC 11.2): the
-    /// message names the key, [`std::error::Error::source`] carries the codec's reason, and
-    /// the stored value is left as it was.
+    /// message names the key and gives the codec's reason without what it quotes of the value
+    /// (serde's messages quote the string or number they found, whole, and a stored value may
+    /// be a secret or megabytes long), and the stored value is left as it was.
+    /// [`std::error::Error::source`] is the codec's own error as it came, quotes included:
+    /// log it only where the values may appear.
     Decode,
     /// The codec could not encode a value (a JSON map whose keys are not strings, say).
     /// Nothing was written.
@@ -117,6 +120,50 @@ pub(crate) fn shorten(text: &str) -> String {
         None => text.to_owned(),
         Some((cut, _)) => format!("{}…", &text[..cut]),
     }
+}
+
+/// The most characters of a codec's message a decode error shows.
+const CODEC_MESSAGE_CHARS: usize = 200;
+
+/// A codec's message for a value it could not decode, without what it quotes of the value.
+/// serde's messages quote what they found: a string where something else was expected
+/// (`invalid type: string "…", expected u32`, the whole string, however long), a number, an
+/// enum variant or a field name read from the value (``unknown variant `…` ``); and a stored
+/// value may be a secret (a session's token) or megabytes long. Whatever is in double quotes
+/// (escaped quotes within included) or in backquotes becomes `…` (the names a codec expected
+/// are quoted alike, and go too), so what stays is the kind of mismatch and where it is; the
+/// whole is shortened to [`CODEC_MESSAGE_CHARS`].
+fn without_values(message: &str) -> String {
+    let mut out = String::new();
+    let mut shown = 0;
+    let mut chars = message.chars();
+    while let Some(c) = chars.next() {
+        if shown == CODEC_MESSAGE_CHARS {
+            out.push('…');
+            break;
+        }
+        match c {
+            '"' => {
+                let mut escaped = false;
+                for c in chars.by_ref() {
+                    match c {
+                        _ if escaped => escaped = false,
+                        '\\' => escaped = true,
+                        '"' => break,
+                        _ => {}
+                    }
+                }
+                out.push_str("\"…\"");
+            }
+            '`' => {
+                chars.by_ref().find(|&c| c == '`');
+                out.push_str("`…`");
+            }
+            c => out.push(c),
+        }
+        shown += 1;
+    }
+    out
 }
 
 impl Error {
@@ -297,11 +344,14 @@ impl Error {
         )
     }
 
-    /// The value stored under `key` does not decode with the namespace's codec.
+    /// The value stored under `key` does not decode with the namespace's codec. The message
+    /// gives the codec's own without what it quotes of the value ([`without_values`]); the
+    /// codec's error stays the source, as it came.
     pub(crate) fn decode(key: &str, codec: &str, source: BoxError) -> Self {
         let message = format!(
-            "value of key {:?} is not valid {codec}: {source}",
-            shorten(key)
+            "value of key {:?} is not valid {codec}: {}",
+            shorten(key),
+            without_values(&source.to_string())
         );
         let mut error = Error::new(ErrorKind::Decode, Some("value"), Some(key), message);
         error.0.source = Some(source);
@@ -349,5 +399,43 @@ impl std::error::Error for Error {
             .source
             .as_ref()
             .map(|s| &**s as &(dyn std::error::Error + 'static))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{CODEC_MESSAGE_CHARS, without_values};
+
+    #[test]
+    fn codec_messages_lose_the_values_they_quote() {
+        for (message, shown) in [
+            (
+                r#"invalid type: string "token-s3cr3t\"x", expected u32 at line 1 column 20"#,
+                r#"invalid type: string "…", expected u32 at line 1 column 20"#,
+            ),
+            (
+                "invalid value: integer `123456`, expected u8",
+                "invalid value: integer `…`, expected u8",
+            ),
+            (
+                "unknown variant `sup3rs3cret`, expected `admin` or `user`",
+                "unknown variant `…`, expected `…` or `…`",
+            ),
+            (
+                "EOF while parsing a value at line 1 column 0",
+                "EOF while parsing a value at line 1 column 0",
+            ),
+            (r#"unclosed "quote"#, r#"unclosed "…""#),
+            ("unclosed `backquote", "unclosed `…`"),
+            ("", ""),
+        ] {
+            assert_eq!(without_values(message), shown, "{message}");
+        }
+        let long = "x".repeat(10_000);
+        let shown = without_values(&long);
+        assert_eq!(shown.chars().count(), CODEC_MESSAGE_CHARS + 1);
+        assert!(shown.ends_with('…'));
+        let exactly = "y".repeat(CODEC_MESSAGE_CHARS);
+        assert_eq!(without_values(&exactly), exactly);
     }
 }

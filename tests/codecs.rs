@@ -60,6 +60,56 @@ proptest! {
     }
 }
 
+/// A value that does not decode is named by its key, not quoted: serde's messages quote the
+/// string (or number, or name) they found, whole, and a stored value may be a secret or
+/// megabytes long. The error's message and `Debug` show neither; the codec's own error is its
+/// `source()`, as it came.
+#[test]
+fn a_decode_error_does_not_quote_the_value() {
+    let bytes = MemoryDriver::new()
+        .namespace::<String>("hostile", "secrets")
+        .unwrap();
+    let key = "session:1".to_owned();
+    let secret = format!("token-{}", "s3cr3t".repeat(100_000));
+    // `quoted`: whether the codec's own error quotes the value (it stays the source).
+    fn check(err: namestore::Error, secret: &str, quoted: bool) {
+        assert_eq!(err.kind(), ErrorKind::Decode, "{err}");
+        assert_eq!(err.key(), Some("session:1"));
+        for shown in [err.to_string(), format!("{err:?}")] {
+            assert!(!shown.contains("s3cr3t"), "{shown}");
+            assert!(shown.len() < 400, "{} bytes: {shown}", shown.len());
+            assert!(shown.contains("session:1"), "{shown}");
+        }
+        let source = std::error::Error::source(&err).expect("the codec's error");
+        let source = source.to_string();
+        assert_eq!(
+            source.contains(&secret[..100]),
+            quoted,
+            "{}",
+            &source[..200]
+        );
+    }
+    // A JSON string where a number is expected, and where an enum's variant is.
+    ready(bytes.set(&key, format!("\"{secret}\""), None)).unwrap();
+    let err = ready(bytes.clone().with_codec(Json::<u32>::new()).get(&key)).unwrap_err();
+    check(err, &secret, true);
+    #[derive(serde::Serialize, serde::Deserialize, Debug)]
+    enum Role {
+        Admin,
+        User,
+    }
+    let err = ready(bytes.clone().with_codec(Json::<Role>::new()).get(&key)).unwrap_err();
+    check(err, &secret, true);
+    // MessagePack: a string where a number is expected (its message names the marker), and
+    // where an enum's variant is (its message quotes the string).
+    let packed = rmp_serde::to_vec(&secret).unwrap();
+    ready(bytes.set(&key, packed, None)).unwrap();
+    let packed = bytes.clone().with_codec(MessagePack::<u32>::new());
+    check(ready(packed.get(&key)).unwrap_err(), &secret, false);
+    let packed = bytes.with_codec(MessagePack::<Role>::new());
+    check(ready(packed.get(&key)).unwrap_err(), &secret, true);
+}
+
 /// Length prefixes that claim more than the bytes hold (a Vec of 2^60 elements) are refused
 /// without trying to allocate for them.
 #[test]
