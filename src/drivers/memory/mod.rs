@@ -119,9 +119,10 @@ impl MemoryBuilder {
     /// nothing: the first write into a namespace is refused (or, in an evicting namespace,
     /// makes room) for more than its key and value. A shard whose keys have all gone keeps its
     /// table and eviction order for the keys to come while a handle holds its namespace; a
-    /// write that would be refused for want of room first has the store give those back, and
-    /// the background reclaimer ([`reap_interval`](Self::reap_interval)) gives them back once
-    /// a second while the store is within an eighth of its budget.
+    /// write that would be refused for want of room first has the store give those back (in
+    /// a store of up to 4,096 namespaces), and the background reclaimer
+    /// ([`reap_interval`](Self::reap_interval)) gives them back once a second while the store
+    /// is within an eighth of its budget.
     ///
     /// Values are kept as the [`Bytes`] handed in, without a copy, and charged for their
     /// length: a `Bytes` that is part of a larger buffer (`Bytes::slice`, a frame split off a

@@ -66,6 +66,11 @@ const BACKGROUND_RELEASE: Duration = Duration::from_secs(1);
 /// times as long as the last took, so that they take at most a tenth of the time.
 const RELEASE_SPACING: u64 = 10;
 
+/// The most namespaces a write about to be refused looks over for empty shards (about a
+/// microsecond each: a few milliseconds of the write's time at most). In a store of more, the
+/// background reclaimer gives them back ([`Registry::release_in_background`]).
+pub(crate) const WRITE_RELEASE_TABLES: usize = 4_096;
+
 impl Registry {
     pub(crate) fn new(budget: Option<Arc<Budget>>, eviction: Eviction, policy: Policy) -> Self {
         Registry {
@@ -408,15 +413,16 @@ impl Registry {
     }
 
     /// Gives back what the empty shards of every namespace hold ([`Table::release_empty_shards`])
-    /// for a write the budget has no room for otherwise; true when some was given back. One
-    /// look at a time, and none sooner after the last than [`RELEASE_SPACING`] times what it
-    /// took (false then): with many namespaces a look takes a while, and writes refused one
-    /// after another must not each repeat it.
-    pub(crate) fn release_empty_shards(&self) -> bool {
+    /// for a write the budget has no room for otherwise, in a store of at most `most`
+    /// namespaces; true when some was given back. One look at a time, and none sooner after
+    /// the last than [`RELEASE_SPACING`] times what it took (false then): with many namespaces
+    /// a look takes a while, and writes refused one after another must not each repeat it.
+    pub(crate) fn release_empty_shards(&self, most: usize) -> bool {
         let since = || self.since_made();
         let start = since();
         let next = self.next_release.load(Ordering::Acquire);
         if start < next
+            || self.len() > most
             || self
                 .next_release
                 .compare_exchange(next, u64::MAX, Ordering::AcqRel, Ordering::Acquire)
@@ -452,7 +458,7 @@ impl Registry {
         if start < self.next_background.load(Ordering::Relaxed) {
             return;
         }
-        self.release_empty_shards();
+        self.release_empty_shards(usize::MAX);
         let end = self.since_made();
         let spacing = u64::try_from(BACKGROUND_RELEASE.as_nanos())
             .unwrap_or(u64::MAX)

@@ -11,6 +11,7 @@ use hashbrown::HashSet;
 
 use super::Table;
 use crate::drivers::memory::budget::{Budget, Reservation};
+use crate::drivers::memory::registry::WRITE_RELEASE_TABLES;
 use crate::drivers::memory::spared::{SCANNED, Spared};
 use crate::{Error, Result};
 
@@ -229,14 +230,15 @@ impl Table {
         }
     }
 
-    /// Gives back what the empty shards of every namespace hold
+    /// Gives back what the empty shards of every namespace hold, in a store of at most
+    /// [`WRITE_RELEASE_TABLES`] namespaces
     /// ([`Registry::release_empty_shards`](crate::drivers::memory::registry::Registry::release_empty_shards));
     /// true when some was given back.
     fn release_empty_shards_everywhere(&self) -> bool {
         self.meta
             .registry
             .upgrade()
-            .is_some_and(|registry| registry.release_empty_shards())
+            .is_some_and(|registry| registry.release_empty_shards(WRITE_RELEASE_TABLES))
     }
 
     /// Evicts every entry of a namespace of `any` mode that no handle holds, of a few keys,
