@@ -132,7 +132,7 @@ const CODEC_MESSAGE_CHARS: usize = 200;
 /// value may be a secret (a session's token) or megabytes long. Whatever is in double quotes
 /// (escaped quotes within included) or in backquotes becomes `…` (the names a codec expected
 /// are quoted alike, and go too), so what stays is the kind of mismatch and where it is; the
-/// whole is shortened to [`CODEC_MESSAGE_CHARS`].
+/// whole is cut after [`CODEC_MESSAGE_CHARS`] of its characters (a quote counted as one).
 fn without_values(message: &str) -> String {
     let mut out = String::new();
     let mut shown = 0;

@@ -70,6 +70,16 @@ fn stats_of(store: &MemoryDriver, name: &str) -> Option<NamespaceStats> {
         .find(|s| s.name.to_string() == name)
 }
 
+/// The bytes the store's namespaces are charged, summed (SPEC 10.2: with no write in
+/// flight, the store's usage).
+fn charged_by_namespaces(store: &MemoryDriver) -> u64 {
+    store
+        .namespace_stats()
+        .iter()
+        .map(|s| s.bytes.unwrap())
+        .sum()
+}
+
 fn k(i: usize) -> String {
     format!("k{i}")
 }
@@ -1012,12 +1022,11 @@ async fn empty_shards_give_back_their_tables_before_a_write_is_refused() {
             stats.bytes
         );
         assert_eq!((stats.keys, stats.expired, stats.evicted), (0, 40, 0));
-        let charged: u64 = store
-            .namespace_stats()
-            .iter()
-            .map(|s| s.bytes.unwrap())
-            .sum();
-        assert_eq!(charged, after.bytes, "{policy:?}: the namespaces add up");
+        assert_eq!(
+            charged_by_namespaces(&store),
+            after.bytes,
+            "{policy:?}: the namespaces add up"
+        );
         // The emptied namespace takes keys again, within what is left (a shard's table and
         // order again, here refused whole while the big value holds the room), and after.
         values.delete(&"big".to_owned()).await.unwrap();
@@ -1025,12 +1034,11 @@ async fn empty_shards_give_back_their_tables_before_a_write_is_refused() {
             emptied.set(&k(i), "again", None).await.unwrap();
         }
         assert_eq!(present(&emptied, (0..40).map(k)).await, 40);
-        let charged: u64 = store
-            .namespace_stats()
-            .iter()
-            .map(|s| s.bytes.unwrap())
-            .sum();
-        assert_eq!(charged, store.usage().unwrap().bytes, "{policy:?}");
+        assert_eq!(
+            charged_by_namespaces(&store),
+            store.usage().unwrap().bytes,
+            "{policy:?}"
+        );
         emptied.mdel((0..40).map(k)).await.unwrap();
         values.delete(&"small".to_owned()).await.unwrap();
         drop((emptied, values));
