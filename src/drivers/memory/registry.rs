@@ -418,8 +418,7 @@ impl Registry {
     /// the last than [`RELEASE_SPACING`] times what it took (false then): with many namespaces
     /// a look takes a while, and writes refused one after another must not each repeat it.
     pub(crate) fn release_empty_shards(&self, most: usize) -> bool {
-        let since = || self.since_made();
-        let start = since();
+        let start = self.since_made();
         let next = self.next_release.load(Ordering::Acquire);
         if start < next
             || self.len() > most
@@ -430,16 +429,31 @@ impl Registry {
         {
             return false;
         }
+        // The next look's time is set when this one ends, a panic included: left at "under
+        // way", it would stop every later look.
+        struct Spaced<'r> {
+            registry: &'r Registry,
+            start: u64,
+        }
+        impl Drop for Spaced<'_> {
+            fn drop(&mut self) {
+                let end = self.registry.since_made();
+                let took = end.saturating_sub(self.start);
+                self.registry.next_release.store(
+                    end.saturating_add(took.saturating_mul(RELEASE_SPACING)),
+                    Ordering::Release,
+                );
+            }
+        }
+        let _spaced = Spaced {
+            registry: self,
+            start,
+        };
         let released: u64 = self
             .snapshot()
             .iter()
             .map(Table::release_empty_shards)
             .sum();
-        let took = since().saturating_sub(start);
-        self.next_release.store(
-            since().saturating_add(took.saturating_mul(RELEASE_SPACING)),
-            Ordering::Release,
-        );
         released > 0
     }
 
