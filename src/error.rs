@@ -56,8 +56,9 @@ pub enum ErrorKind {
     /// message names the key and gives the codec's reason without what it quotes of the value
     /// (serde's messages quote the string or number they found, whole, and a stored value may
     /// be a secret or megabytes long), and the stored value is left as it was.
-    /// [`std::error::Error::source`] is the codec's own error as it came, quotes included:
-    /// log it only where the values may appear.
+    /// The codec's own error, quotes included, is kept out of
+    /// [`std::error::Error::source`] (error reporters such as `anyhow` print the whole chain
+    /// of sources), and is [`Error::codec_error`]: log that only where the values may appear.
     Decode,
     /// The codec could not encode a value (a JSON map whose keys are not strings, say).
     /// Nothing was written.
@@ -110,6 +111,9 @@ struct Inner {
     key: Option<String>,
     message: String,
     source: Option<BoxError>,
+    /// A decode error's codec error, kept out of the `source()` chain (which error reporters
+    /// such as `anyhow` print): it may quote the stored value.
+    codec: Option<BoxError>,
 }
 
 const SHOWN_CHARS: usize = 64;
@@ -179,6 +183,7 @@ impl Error {
             key: key.map(shorten),
             message,
             source: None,
+            codec: None,
         }))
     }
 
@@ -197,6 +202,42 @@ impl Error {
     /// one.
     pub fn key(&self) -> Option<&str> {
         self.0.key.as_deref()
+    }
+
+    /// The codec's own error, as it came, for a [`Decode`](ErrorKind::Decode) or
+    /// [`Encode`](ErrorKind::Encode) error (`None` for any other kind): a
+    /// `serde_json::Error` to downcast for its line and column, say.
+    ///
+    /// A decode error's codec error is not its [`source`](std::error::Error::source): serde's
+    /// messages quote the value they could not read, whole (a session's token, or megabytes
+    /// of it), and error reporters print every source (`anyhow`'s `{:?}` and `{:#}`). Reach
+    /// it here, and log it only where the stored values may appear.
+    ///
+    /// ```
+    /// use namestore::codec::Json;
+    /// use namestore::drivers::memory::MemoryDriver;
+    /// use namestore::ErrorKind;
+    ///
+    /// # futures_util::FutureExt::now_or_never(async {
+    /// let store = MemoryDriver::new();
+    /// let raw = store.namespace::<String>("app", "sessions").unwrap();
+    /// raw.set(&"s1".to_owned(), "\"token-s3cr3t\"", None).await.unwrap();
+    /// let counts = raw.with_codec(Json::<u32>::new());
+    ///
+    /// let err = counts.get(&"s1".to_owned()).await.unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::Decode);
+    /// assert!(!err.to_string().contains("s3cr3t"));
+    /// assert!(std::error::Error::source(&err).is_none());
+    /// let json = err.codec_error().unwrap().downcast_ref::<serde_json::Error>().unwrap();
+    /// assert_eq!((json.line(), json.column()), (1, 14));
+    /// # }).unwrap();
+    /// ```
+    pub fn codec_error(&self) -> Option<&(dyn std::error::Error + Send + Sync + 'static)> {
+        match self.0.kind {
+            ErrorKind::Decode => self.0.codec.as_deref(),
+            ErrorKind::Encode => self.0.source.as_deref(),
+            _ => None,
+        }
     }
 
     /// The backend cannot be reached (for driver authors). `reason` must hold no secret.
@@ -280,6 +321,7 @@ impl Error {
             key: self.0.key.clone(),
             message: self.0.message.clone(),
             source: None,
+            codec: None,
         }))
     }
 
@@ -346,7 +388,7 @@ impl Error {
 
     /// The value stored under `key` does not decode with the namespace's codec. The message
     /// gives the codec's own without what it quotes of the value ([`without_values`]); the
-    /// codec's error stays the source, as it came.
+    /// codec's error, as it came, is [`Error::codec_error`] and not the source.
     pub(crate) fn decode(key: &str, codec: &str, source: BoxError) -> Self {
         let message = format!(
             "value of key {:?} is not valid {codec}: {}",
@@ -354,7 +396,7 @@ impl Error {
             without_values(&source.to_string())
         );
         let mut error = Error::new(ErrorKind::Decode, Some("value"), Some(key), message);
-        error.0.source = Some(source);
+        error.0.codec = Some(source);
         error
     }
 
