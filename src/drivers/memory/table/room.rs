@@ -127,8 +127,14 @@ impl Table {
             // their accounting is settled with the write's own. The room a victim leaves in
             // the table may spare its doubling: a table at the budget stays the size it is.
             let evicted = tally;
-            let spared = [key];
-            let spared = Spared::new(&spared);
+            // A victim is never the write's own key; with no entry for the key in the shard,
+            // none can be, and no victim need be compared with it.
+            let own = [key];
+            let spared = if absent {
+                Spared::NONE
+            } else {
+                Spared::new(&own)
+            };
             while slots.evict(&self.hasher, budget.epoch(), &spared, evicted) {
                 let want = with_growth(&slots);
                 if budget.trade(want, evicted) {
