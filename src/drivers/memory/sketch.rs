@@ -50,6 +50,11 @@ pub(super) struct Sketch {
     start: usize,
     blocks: usize,
     additions: usize,
+    /// The additions at which every counter is halved: the horizon of [`counters`] ×
+    /// [`SKETCH_AGING_QUARTERS`] / 4, set with the size.
+    ///
+    /// [`counters`]: Sketch::counters
+    ages_at: usize,
 }
 
 impl Sketch {
@@ -114,10 +119,12 @@ impl Sketch {
         let offset = self.words.as_ptr().align_offset(BLOCK * size_of::<u64>());
         self.start = if offset < BLOCK { offset } else { 0 };
         self.additions = 0;
+        self.ages_at = self.counters() * SKETCH_AGING_QUARTERS / 4;
     }
 
     /// Counts one more sighting of `hash` in a shard of `queued` entries: the smallest of
     /// its counters go up by one (a conservative update), up to 15.
+    #[inline]
     pub(super) fn record(&mut self, hash: u64, queued: usize) {
         self.fit(queued);
         let (block, counters) = self.probes(hash);
@@ -137,13 +144,19 @@ impl Sketch {
         // Every sighting counts towards the horizon, a saturated one too: otherwise a sketch
         // whose counters all reached 15 would never age again.
         self.additions += 1;
-        if self.additions >= self.counters() * SKETCH_AGING_QUARTERS / 4 {
-            let blocks = self.start..self.start + self.blocks * BLOCK;
-            for word in &mut self.words[blocks] {
-                *word = (*word >> 1) & 0x7777_7777_7777_7777;
-            }
-            self.additions /= 2;
+        if self.additions >= self.ages_at {
+            self.age();
         }
+    }
+
+    /// Halves every counter.
+    #[cold]
+    fn age(&mut self) {
+        let blocks = self.start..self.start + self.blocks * BLOCK;
+        for word in &mut self.words[blocks] {
+            *word = (*word >> 1) & 0x7777_7777_7777_7777;
+        }
+        self.additions /= 2;
     }
 
     /// How often `hash` was seen, at most 15.
