@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
-use namestore::instrument::meter::{DURATION, HITS, MISSES, OPERATIONS};
+use namestore::instrument::meter::{DURATION, EVICTIONS, HITS, MISSES, OPERATIONS};
 use namestore::{Instrumented, MemoryDriver, Namespace};
 
 #[path = "support/ready.rs"]
@@ -154,7 +154,7 @@ fn without_a_recorder_nothing_is_recorded_and_calls_answer() {
 #[test]
 fn the_memory_driver_exports_evictions_and_expirations() {
     use namestore::drivers::memory::{Eviction, ManualClock};
-    use namestore::instrument::meter::{EVICTIONS, EXPIRATIONS};
+    use namestore::instrument::meter::EXPIRATIONS;
 
     let clock = ManualClock::new();
     let store = MemoryDriver::builder()
@@ -194,6 +194,58 @@ fn the_memory_driver_exports_evictions_and_expirations() {
     assert!(stats.evicted >= 3, "{stats:?}");
     assert_eq!(of(EXPIRATIONS), Some(&DebugValue::Counter(stats.expired)));
     assert!(stats.expired >= 1, "{stats:?}");
+}
+
+/// Local recorders made in turn, in the same place (so likely at the same address, the first
+/// dropped before the second is made), each count the calls made under them: a namespace
+/// keeps its registered metrics only for the global recorder.
+#[test]
+fn local_recorders_made_in_turn_each_count_their_calls() {
+    use namestore::drivers::memory::Eviction;
+
+    let store = MemoryDriver::builder()
+        .max_entries(2)
+        .eviction(Eviction::Any)
+        .reap_interval(None)
+        .build()
+        .unwrap();
+    let ns = Namespace::<String, _>::new(Instrumented::new(store.clone()), "app", "turns").unwrap();
+    let get = [
+        ("namespace", "app:turns"),
+        ("operation", "get"),
+        ("driver", "memory"),
+    ];
+    let get_ok = [get.as_slice(), &[("outcome", "ok")]].concat();
+    let removals = [("namespace", "app:turns"), ("driver", "memory")];
+    for turn in 0..3u64 {
+        let before = store.namespace_stats().first().map_or(0, |s| s.evicted);
+        let metrics = recorded(|| {
+            for i in 0..10 {
+                let key = format!("k{turn}-{i}");
+                ready(ns.set(&key, "v", None)).unwrap();
+                ready(ns.get(&key)).unwrap().unwrap();
+            }
+        });
+        let evicted = store.namespace_stats()[0].evicted - before;
+        assert!(evicted >= 8, "turn {turn}: {evicted}");
+        let of =
+            |name: &str, pairs: &[(&str, &str)]| metrics.get(&(name.to_owned(), labels(pairs)));
+        assert_eq!(
+            of(OPERATIONS, &get_ok),
+            Some(&DebugValue::Counter(10)),
+            "turn {turn}"
+        );
+        assert_eq!(
+            of(HITS, &get),
+            Some(&DebugValue::Counter(10)),
+            "turn {turn}"
+        );
+        assert_eq!(
+            of(EVICTIONS, &removals),
+            Some(&DebugValue::Counter(evicted)),
+            "turn {turn}"
+        );
+    }
 }
 
 /// Redis's connection failures are counted by kind (`unavailable` here); no label holds the

@@ -30,6 +30,12 @@
 //! [`MISSES`](meter::MISSES). With no recorder installed (the facade's no-op recorder), a
 //! call pays one check and no clock read. The no-op recorder is recognised by being a
 //! zero-sized type: a recorder of a zero-sized type of your own is treated the same way.
+//! Under the global recorder (`metrics::set_global_recorder`, as a service installs its
+//! exporter), each namespace registers each of its metrics once and counts through the
+//! handle after (registering is the recorder's lookup of the metric's key: on every call it
+//! tripled a call's cost with Prometheus's exporter); under a local recorder
+//! (`metrics::with_local_recorder`, as tests install), on every call, so that a recorder made
+//! later gets the calls made under it.
 //!
 //! Each namespace is a label value (SPEC 12.1), and a recorder keeps every series it was
 //! given: a program that makes namespaces from its data (one a user, a tenant, a job) makes
