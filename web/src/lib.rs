@@ -12,8 +12,9 @@
 //!   every limited response. Instances of a service sharing a store share the limit.
 //! - [`Sha256Key`]: a credential (an API key) as a namestore key, stored as its SHA-256
 //!   digest, so that no listing, error or trace of the store shows it.
-//! - [`client_network`]: a client's address as a rate limit key: an IPv6 address as its /64
-//!   (a host may take any address of its /64), an IPv4-mapped one as its IPv4 address.
+//! - [`client_network`](fn@client_network): a client's address as a rate limit key: an IPv6
+//!   address as its /64 (a host may take any address of its /64), an IPv4-mapped one as its
+//!   IPv4 address.
 //!
 //! Locks need nothing web-specific: [`namestore::lock::Lock`].
 //!
