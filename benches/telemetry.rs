@@ -2,8 +2,8 @@
 //! (`metrics-exporter-prometheus`) as the process's global recorder, as a service installs it,
 //! on 1000 live keys of the memory driver. Beside each row, the same call without the layer,
 //! and under a local recorder of the same kind (`metrics::with_local_recorder`, as tests
-//! install), through which a namespace registers its metrics again on every call; and a
-//! memory store's evicting `set`, whose eviction is counted (SPEC 10.7, 12.1). Each row first
+//! install), through which a namespace registers its metrics again on every call; a call that
+//! fails (its metrics labelled by the error's kind); and a memory store's evicting `set`, whose eviction is counted (SPEC 10.7, 12.1). Each row first
 //! prints its allocations and bytes allocated per call, counted by a global allocator.
 //!
 //! Run: `cargo bench --bench telemetry --features metrics`.
@@ -125,6 +125,14 @@ fn operations(c: &mut Criterion) {
             })
         },
     );
+    // A call that fails (`incr` of a value that is not a number): its metrics are labelled by
+    // the error's kind.
+    row("incr, failing, plain", &mut |i| {
+        ready(f.plain.incr(key(i), 1)).unwrap_err();
+    });
+    row("incr, failing, through the layer", &mut |i| {
+        ready(f.layered.incr(key(i), 1)).unwrap_err();
+    });
     // Round the 2 × LIVE keys in order: each set adds a key evicted long ago, and evicts one.
     row("set, evicting", &mut |i| {
         ready(f.full.set(&f.keys[i % (2 * LIVE)], f.value.clone(), None)).unwrap();

@@ -68,6 +68,11 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// How many kinds there are: one more than the last one's discriminant (the kinds are
+    /// numbered from 0, in order).
+    #[cfg(feature = "metrics")]
+    pub(crate) const COUNT: usize = ErrorKind::Backend as usize + 1;
+
     /// The kind's name in snake case (`"not_an_integer"`), as telemetry records it.
     pub fn name(self) -> &'static str {
         match self {
@@ -446,7 +451,42 @@ impl std::error::Error for Error {
 
 #[cfg(test)]
 mod tests {
-    use super::{CODEC_MESSAGE_CHARS, without_values};
+    use super::{CODEC_MESSAGE_CHARS, ErrorKind, without_values};
+
+    /// `ErrorKind::COUNT` counts every kind, numbered in order from 0 (telemetry keeps a
+    /// failed call's metrics at `kind as usize`). A new kind fails to compile in the match
+    /// until it is listed here.
+    #[cfg(feature = "metrics")]
+    #[test]
+    fn every_kind_is_numbered_below_the_count() {
+        use ErrorKind::*;
+        let all = [
+            InvalidNamespace,
+            InvalidKey,
+            InvalidPattern,
+            InvalidTtl,
+            ValueTooLarge,
+            NotAnInteger,
+            Overflow,
+            Unavailable,
+            Timeout,
+            InvalidUrl,
+            OutOfMemory,
+            Corrupted,
+            Decode,
+            Encode,
+            Backend,
+        ];
+        for (number, kind) in all.into_iter().enumerate() {
+            match kind {
+                InvalidNamespace | InvalidKey | InvalidPattern | InvalidTtl | ValueTooLarge
+                | NotAnInteger | Overflow | Unavailable | Timeout | InvalidUrl | OutOfMemory
+                | Corrupted | Decode | Encode | Backend => {}
+            }
+            assert_eq!(kind as usize, number, "{kind:?}");
+        }
+        assert_eq!(all.len(), ErrorKind::COUNT);
+    }
 
     #[test]
     fn codec_messages_lose_the_values_they_quote() {

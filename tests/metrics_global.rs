@@ -9,7 +9,7 @@ use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, SharedString, U
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use namestore::drivers::memory::Eviction;
 use namestore::instrument::meter::{EVICTIONS, HITS, MISSES, OPERATIONS};
-use namestore::{Instrumented, MemoryDriver, Namespace};
+use namestore::{ErrorKind, Instrumented, MemoryDriver, Namespace};
 
 #[path = "support/ready.rs"]
 mod support_ready;
@@ -136,4 +136,55 @@ fn each_metric_is_registered_once_with_the_global_recorder() {
     ready(ns.get(&"absent".to_owned())).unwrap();
     assert_eq!(Counts::of(&snapshotter).get(MISSES, &get), Some(1));
     assert_eq!(REGISTERED.load(Ordering::Relaxed), 7);
+
+    // Failed calls too: each outcome's calls and latency once (200 registrations before).
+    let full = MemoryDriver::builder()
+        .max_entries(2)
+        .eviction(Eviction::Never)
+        .reap_interval(None)
+        .build()
+        .unwrap();
+    let locks = Namespace::<String, _>::new(Instrumented::new(full), "app", "locks").unwrap();
+    for key in ["a", "b"] {
+        ready(locks.set(&key.to_owned(), "v", None)).unwrap();
+    }
+    for _ in 0..50 {
+        let refused = ready(locks.set(&"c".to_owned(), "v", None)).unwrap_err();
+        assert_eq!(refused.kind(), ErrorKind::OutOfMemory);
+        let not_a_number = ready(ns.incr(&"k99".to_owned(), 1)).unwrap_err();
+        assert_eq!(not_a_number.kind(), ErrorKind::NotAnInteger);
+    }
+    // `set`'s of the new namespace (ok, out_of_memory) and `incr`'s (not_an_integer): calls
+    // and latency each.
+    assert_eq!(REGISTERED.load(Ordering::Relaxed), 7 + 2 * 3);
+    let counts = Counts::of(&snapshotter);
+    let outcome = |namespace, operation, outcome| {
+        let labels = [
+            ("namespace", namespace),
+            ("operation", operation),
+            ("driver", "memory"),
+            ("outcome", outcome),
+        ];
+        counts.get(OPERATIONS, &labels)
+    };
+    assert_eq!(outcome("app:locks", "set", "ok"), Some(2));
+    assert_eq!(outcome("app:locks", "set", "out_of_memory"), Some(50));
+    assert_eq!(outcome("app:hot", "incr", "not_an_integer"), Some(50));
+    // A local recorder still gets a failed call of its own.
+    let local = DebuggingRecorder::new();
+    let local_snapshotter = local.snapshotter();
+    metrics::with_local_recorder(&local, || {
+        ready(locks.set(&"c".to_owned(), "v", None)).unwrap_err();
+    });
+    let refused = [
+        ("namespace", "app:locks"),
+        ("operation", "set"),
+        ("driver", "memory"),
+        ("outcome", "out_of_memory"),
+    ];
+    assert_eq!(
+        Counts::of(&local_snapshotter).get(OPERATIONS, &refused),
+        Some(1)
+    );
+    assert_eq!(Counts::of(&snapshotter).get(OPERATIONS, &refused), Some(0));
 }
