@@ -290,3 +290,97 @@ fn redis_connection_failures_are_counted_by_kind() {
         }
     }
 }
+
+/// A recorder that panics whenever a metric is registered with it (not zero-sized: one of
+/// that size is taken for the facade's no-op recorder).
+struct Panicking(#[allow(dead_code)] u8);
+
+impl metrics::Recorder for Panicking {
+    fn describe_counter(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_gauge(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_histogram(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn register_counter(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Counter {
+        panic!("the recorder failed");
+    }
+    fn register_gauge(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
+        panic!("the recorder failed");
+    }
+    fn register_histogram(
+        &self,
+        _: &metrics::Key,
+        _: &metrics::Metadata<'_>,
+    ) -> metrics::Histogram {
+        panic!("the recorder failed");
+    }
+}
+
+/// A recorder that panics while a memory store counts its evictions fails the writes that
+/// evicted, and leaves the budget as the entries left it: the store's usage is what its
+/// namespaces are charged, its entries their keys, whichever namespace the victims came from
+/// (a write evicting from another namespace holding its own shard's lock lost the victim's
+/// room for good when the count panicked there).
+#[test]
+fn a_recorder_that_panics_while_evictions_are_counted_leaves_the_budget_whole() {
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+
+    use namestore::drivers::memory::Eviction;
+
+    let store = MemoryDriver::builder()
+        .max_bytes(1 << 20)
+        .eviction(Eviction::Any)
+        .reap_interval(None)
+        .build()
+        .unwrap();
+    let pages = store.namespace::<String>("app", "pages").unwrap();
+    for i in 0..20_000 {
+        ready(pages.set(&format!("k{i}"), vec![0u8; 100], None)).unwrap();
+    }
+    let sessions = store.namespace::<String>("app", "sessions").unwrap();
+    let panicked = metrics::with_local_recorder(&Panicking(0), || {
+        (0..2_000)
+            .filter(|i| {
+                let write = || ready(sessions.set(&format!("k{i}"), vec![1u8; 100], None));
+                catch_unwind(AssertUnwindSafe(write)).is_err()
+            })
+            .count()
+    });
+    // A write into the full store evicts, and the eviction is counted: it fails. (Not every
+    // write: one that failed after it evicted left the victim's room for the next.)
+    assert!(panicked >= 500, "{panicked} writes of 2,000 failed");
+    let balanced = |when: &str| {
+        let usage = store.usage().unwrap();
+        let stats = store.namespace_stats();
+        let bytes: u64 = stats.iter().map(|s| s.bytes.unwrap()).sum();
+        let keys: u64 = stats.iter().map(|s| s.keys).sum();
+        assert_eq!((usage.bytes, usage.entries), (bytes, keys), "{when}");
+        assert!(usage.bytes <= 1 << 20, "{when}: {usage:?}");
+    };
+    balanced("after the panics");
+    // The store goes on, its locks and budget as they were.
+    for i in 0..20_000 {
+        ready(sessions.set(&format!("k{i}"), vec![1u8; 100], None)).unwrap();
+    }
+    balanced("written again");
+    ready(pages.clear()).unwrap();
+    ready(sessions.clear()).unwrap();
+    let usage = store.usage().unwrap();
+    assert_eq!(usage.entries, 0);
+}

@@ -104,7 +104,10 @@ pub(crate) struct Meta {
 
 impl Meta {
     /// Exports what a change removed as metrics with the feature `metrics` (SPEC 12.1); the
-    /// counts the program reads are the shards' own ([`Table::removed`]).
+    /// counts the program reads are the shards' own ([`Table::removed`]). This calls the
+    /// program's recorder, which may panic: callers call it once their change is accounted
+    /// for whole, so that a panic fails the call and leaves the store and its budget as
+    /// they should be (`tests/metrics.rs`).
     #[cold]
     fn count(&self, tally: &Tally) {
         #[cfg(feature = "metrics")]
@@ -314,10 +317,11 @@ impl Table {
                 self.shed(budget);
             }
         }
+        self.reap_later(deadline);
+        // Last: a recorder that panics here leaves the write's accounting done.
         if cfg!(feature = "metrics") && tally.expired | tally.evicted != 0 {
             self.meta.count(tally);
         }
-        self.reap_later(deadline);
     }
 
     /// Marks a read entry for the eviction order: a frequency (S3-FIFO) or a recency (the

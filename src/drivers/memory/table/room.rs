@@ -30,6 +30,21 @@ pub(super) struct Locked<'t> {
     pub(super) absent: bool,
 }
 
+/// Room a victim left that a write is to take, given back to the budget if the write fails
+/// before it takes it (a panic between the eviction and the trade).
+struct Unclaimed<'b> {
+    budget: &'b Budget,
+    room: Option<Tally>,
+}
+
+impl Drop for Unclaimed<'_> {
+    fn drop(&mut self) {
+        if let Some(room) = &self.room {
+            self.budget.settle(Reservation::default(), room);
+        }
+    }
+}
+
 impl Table {
     /// Locks the shard of `key` for a write that stores a new value costing `bytes`, with
     /// room for it taken from the budget (nothing to take without one). `adds`: whether the
@@ -222,8 +237,14 @@ impl Table {
             freed.traded_entries += freed.entries;
             freed.entries = 0;
             other.settle(budget, Reservation::default(), &freed);
+            // A recorder that panics while the eviction is counted fails the write: the
+            // victim's room then goes back to the budget, not with the write.
+            let mut unclaimed = Unclaimed {
+                budget,
+                room: Some(room),
+            };
             other.meta.count(&freed);
-            Some(room)
+            unclaimed.room.take()
         })
     }
 
@@ -343,7 +364,6 @@ impl Table {
             let emptied = slots.map.is_empty();
             drop(slots);
             self.settle(budget, Reservation::default(), &tally);
-            self.meta.count(&tally);
             // A namespace its last key was evicted from, which no handle holds, is freed, as
             // one emptied by deletes or expiry is (a store of a namespace a user kept the
             // table of every namespace that ever held a key).
@@ -353,6 +373,8 @@ impl Table {
             {
                 registry.release(self);
             }
+            // Counted last, for a recorder that panics.
+            self.meta.count(&tally);
             return true;
         }
         false
