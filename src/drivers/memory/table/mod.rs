@@ -172,7 +172,9 @@ struct Shard {
 
 #[inline]
 fn read(shard: &Shard) -> RwLockReadGuard<'_, Slots> {
-    // No code path panics while holding a shard lock, so a poisoned lock has consistent data.
+    // No code of the store panics while holding a shard lock; a program's metrics recorder
+    // may (`Meta::count`), called only once the change is accounted for: a poisoned lock
+    // has consistent data.
     shard.slots.read().unwrap_or_else(PoisonError::into_inner)
 }
 
