@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 
 use crate::args::{Command, Counter, Words, parse_duration};
 use crate::output::{
-    Failure, NOT_CONFIRMED, json_value, redacted_url, shown_duration, shown_listed_key,
+    Failure, NOT_CONFIRMED, REFUSED, json_value, redacted_url, shown_duration, shown_listed_key,
     shown_value, write_json,
 };
 
@@ -232,7 +232,12 @@ async fn set(
     let (ns, rest) = namespace(session, &target.words)?;
     let (key, value) = if stdin {
         let key = &arguments("set --stdin", rest, &["KEY"])?[0];
-        (key, read_value(io::stdin().lock())?)
+        let budget = session
+            .store
+            .downcast_ref::<namestore::MemoryDriver>()
+            .and_then(|memory| memory.usage())
+            .and_then(|usage| usage.max_bytes);
+        (key, read_value(io::stdin().lock(), budget)?)
     } else {
         let rest = arguments("set", rest, &["KEY", "VALUE"])?;
         (&rest[0], Bytes::from(rest[1].clone()))
@@ -253,18 +258,33 @@ async fn set(
 }
 
 /// Reads a value of at most [`MAX_VALUE_LEN`](namestore::MAX_VALUE_LEN) bytes, stopping one
-/// byte past it: an endless or oversized input is refused without being held in memory.
-pub fn read_value(input: impl io::Read) -> Result<Bytes, Failure> {
+/// byte past it: an endless or oversized input is refused without being held in memory. In a
+/// store with a budget of `max_bytes` (a memory store's) a value over the budget could never be
+/// stored (an entry costs its key and the store's overhead besides): reading stops one byte
+/// past the budget, and the value is refused as the store refuses it.
+fn read_value(input: impl io::Read, max_bytes: Option<u64>) -> Result<Bytes, Failure> {
     let limit = namestore::MAX_VALUE_LEN as u64;
+    let budget = max_bytes.filter(|&budget| budget < limit);
     let mut value = Vec::new();
-    io::Read::read_to_end(&mut input.take(limit + 1), &mut value)
+    io::Read::read_to_end(&mut input.take(budget.unwrap_or(limit) + 1), &mut value)
         .map_err(|e| Failure::usage(format_args!("reading the value from stdin: {e}")))?;
-    if value.len() as u64 > limit {
-        return Err(Failure::usage(format_args!(
+    let read = value.len() as u64;
+    match budget {
+        Some(budget) if read > budget => Err(Failure {
+            kind: Some(namestore::ErrorKind::OutOfMemory),
+            ..Failure::new(
+                REFUSED,
+                format_args!(
+                    "out of memory: the value on stdin is larger than the store's budget of \
+                     {budget} bytes (`max_bytes`): it cannot be stored"
+                ),
+            )
+        }),
+        _ if read > limit => Err(Failure::usage(format_args!(
             "the value on stdin is larger than the {limit}-byte limit (512 MiB)"
-        )));
+        ))),
+        _ => Ok(Bytes::from(value)),
     }
-    Ok(Bytes::from(value))
 }
 
 async fn del(session: &Session<'_>, target: &Words, out: &mut dyn Write) -> Result<(), Failure> {

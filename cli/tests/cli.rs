@@ -512,15 +512,13 @@ fn control_characters_in_values_and_keys_are_escaped() {
     assert!(!line.chars().any(char::is_control), "{line:?}");
 }
 
-/// `set --stdin` stops reading one byte past the 512 MiB limit: an endless input is refused
-/// (usage error) without being read to its end.
-#[test]
-fn an_endless_stdin_is_refused_at_the_limit() {
+/// Runs `namestore --url URL set app:s big --stdin` with up to 1 GiB written to its stdin, as
+/// fast as it reads; the command's output and how much was written before it stopped reading.
+fn set_from_endless_stdin(url: &str) -> (std::process::Output, u64) {
     use std::io::Write;
-    let (url, _) = redb_url("stdin");
     let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("namestore"))
         .env_remove("NAMESTORE_URL")
-        .args(["--url", &url, "set", "app:s", "big", "--stdin"])
+        .args(["--url", url, "set", "app:s", "big", "--stdin"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
@@ -540,7 +538,15 @@ fn an_endless_stdin_is_refused_at_the_limit() {
         written
     });
     let output = child.wait_with_output().unwrap();
-    let written = writer.join().unwrap();
+    (output, writer.join().unwrap())
+}
+
+/// `set --stdin` stops reading one byte past the 512 MiB limit: an endless input is refused
+/// (usage error) without being read to its end.
+#[test]
+fn an_endless_stdin_is_refused_at_the_limit() {
+    let (url, _) = redb_url("stdin");
+    let (output, written) = set_from_endless_stdin(&url);
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
     assert!(stderr(&output).contains("512 MiB"), "{}", stderr(&output));
     assert!(
@@ -548,6 +554,32 @@ fn an_endless_stdin_is_refused_at_the_limit() {
         "the command read {} MiB of stdin before refusing it",
         written >> 20
     );
+}
+
+/// In a memory store with a byte budget, `set --stdin` stops reading one byte past the budget:
+/// a value the store could never hold is refused as the store refuses it (out of memory, exit
+/// code 4), not read to 512 MiB first. A value within the budget is stored.
+#[test]
+fn stdin_past_a_memory_budget_is_refused_at_the_budget() {
+    let url = "memory://?max_bytes=1MiB";
+    let (output, written) = set_from_endless_stdin(url);
+    assert_eq!(output.status.code(), Some(4), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("budget of 1048576 bytes"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(
+        written < 64 << 20,
+        "the command read {} MiB of stdin before refusing it",
+        written >> 20
+    );
+    let stored = namestore(url)
+        .args(["set", "app:s", "k", "--stdin"])
+        .write_stdin(vec![7u8; 100_000])
+        .output()
+        .unwrap();
+    assert_eq!(stored.status.code(), Some(0), "{}", stderr(&stored));
 }
 
 /// A TTL of `100y` is the documented maximum, and `ttl` shows it at a glance.
