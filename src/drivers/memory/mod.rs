@@ -13,38 +13,45 @@
 //! namespaces cost nothing once done. The reclaimer visits only the tables that hold keys with
 //! a TTL, and in them only the shards that do.
 
+mod answer;
 mod budget;
+mod builder;
 mod clock;
 mod config;
 mod entry;
 mod eviction;
 mod ghosts;
 mod order;
+mod pages;
 mod registry;
 mod schedule;
+mod scope;
 mod sketch;
 mod slots;
 mod spared;
+mod stats;
 mod table;
 
 use std::fmt;
 use std::future::Future;
-use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Weak};
-use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::sync::mpsc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use futures_core::Stream;
 
+pub use builder::MemoryBuilder;
 pub use clock::ManualClock;
 pub use config::{MAX_SHARDS, MemoryConfig, SCHEME};
 pub use eviction::{Eviction, Policy};
+pub use scope::MemoryScope;
+pub use stats::{MemoryUsage, NamespaceStats};
 
-use self::budget::Budget;
+use self::answer::answer;
 use self::clock::Clock;
+use self::pages::{NamespacePages, ScanPages};
 use self::registry::Registry;
 use self::table::Table;
 use crate::driver::Driver;
@@ -52,7 +59,7 @@ use crate::glob::Pattern;
 use crate::name::{NamespaceInfo, NamespaceName, split_full_key};
 
 use crate::ttl::{Expiry, KeyTtl, Ttl};
-use crate::{Error, Key, Namespace, Result};
+use crate::{Key, Namespace, Result};
 
 /// The in-memory driver. Cheap to clone (one `Arc`); clones share the data.
 ///
@@ -78,165 +85,6 @@ struct Inner {
     registry: Arc<Registry>,
     /// Dropped with the last handle, which tells the reclaimer thread to stop.
     _stop: Option<mpsc::Sender<()>>,
-}
-
-/// Builds a [`MemoryDriver`] with non-default settings.
-#[derive(Debug, Default)]
-pub struct MemoryBuilder {
-    config: MemoryConfig,
-    clock: Option<ManualClock>,
-}
-
-impl MemoryBuilder {
-    /// Shards per namespace, rounded up to a power of two, from 1 to [`MAX_SHARDS`].
-    pub fn shards(mut self, shards: usize) -> Self {
-        self.config.shards = shards.clamp(1, MAX_SHARDS).next_power_of_two();
-        self
-    }
-
-    /// How often expired entries are reclaimed in the background; `None` turns the
-    /// background thread off, leaving only expiry on access (and a write that needs room in
-    /// a store with a budget reclaims them first). Without it, call
-    /// [`MemoryDriver::purge_expired`] now and then: until then, expired keys no one reads
-    /// stay in memory, and so does every namespace that held a key with a TTL since the
-    /// last call. In a store with a budget the thread also gives back, once a second while
-    /// the store is nearly full, the tables and eviction orders that empty shards keep (see
-    /// [`max_bytes`](Self::max_bytes)).
-    pub fn reap_interval(mut self, interval: Option<Duration>) -> Self {
-        self.config.reap_interval = interval.filter(|i| !i.is_zero());
-        self
-    }
-
-    /// Gives the store a budget of `bytes` (SPEC 10.1): what its entries may cost, keys and
-    /// values, and the driver's own tables and queues as they really are (SPEC 10.2; a table
-    /// grows by doubling, and a write that makes one double reserves the doubling first). A
-    /// write that would go over it evicts what the namespaces' modes allow, or fails with
-    /// [`ErrorKind::OutOfMemory`](crate::ErrorKind::OutOfMemory).
-    ///
-    /// Each namespace's own memory counts as well: about 2.7 KiB with 16 shards, and about
-    /// 0.9 KiB for each shard that holds a key, charged with its first key and given back when
-    /// it is freed (its last key gone, no handle held). A budget of a few KiB therefore holds
-    /// nothing: the first write into a namespace is refused (or, in an evicting namespace,
-    /// makes room) for more than its key and value. A shard whose keys have all gone keeps its
-    /// table and eviction order for the keys to come while a handle holds its namespace; a
-    /// write that would be refused for want of room first has the store give those back (in
-    /// a store of up to 4,096 namespaces), and the background reclaimer
-    /// ([`reap_interval`](Self::reap_interval)) gives them back once a second while the store
-    /// is within an eighth of its budget.
-    ///
-    /// Values are kept as the [`Bytes`] handed in, without a copy, and charged for their
-    /// length: a `Bytes` that is part of a larger buffer (`Bytes::slice`, a frame split off a
-    /// read buffer with `BytesMut::split_to(…).freeze()`, a chunk of an HTTP body, a `Vec`
-    /// with spare capacity) keeps the whole buffer alive, which no `Bytes` API lets the store
-    /// see. Under a budget, store values that own their bytes:
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> namestore::Result<()> {
-    /// use bytes::Bytes;
-    /// use namestore::MemoryDriver;
-    /// use namestore::drivers::memory::Eviction;
-    ///
-    /// let store = MemoryDriver::builder().max_bytes(64 << 20).eviction(Eviction::Any).build()?;
-    /// let cache = store.namespace::<String>("app", "cache")?;
-    /// let body = Bytes::from(vec![b'x'; 1 << 20]); // a 1 MiB response body, say
-    /// // `body.slice(..16)` would keep the whole MiB alive, charged 16 bytes: copy the part.
-    /// cache.set(&"head".to_owned(), Bytes::copy_from_slice(&body[..16]), None).await?;
-    /// drop(body);
-    /// assert!(store.usage().unwrap().bytes < 64 << 10);
-    /// # Ok(()) }
-    /// ```
-    pub fn max_bytes(mut self, bytes: u64) -> Self {
-        self.config.max_bytes = Some(bytes);
-        self
-    }
-
-    /// Caps the number of entries the store holds (for items of one size, and for comparing
-    /// eviction policies by entry count).
-    pub fn max_entries(mut self, entries: u64) -> Self {
-        self.config.max_entries = Some(entries);
-        self
-    }
-
-    /// What a store over its budget may evict from namespaces that do not choose their own
-    /// mode. Default: [`Eviction::Never`].
-    pub fn eviction(mut self, mode: Eviction) -> Self {
-        self.config.eviction = mode;
-        self
-    }
-
-    /// How victims are picked. Default: [`Policy::S3Fifo`].
-    pub fn policy(mut self, policy: Policy) -> Self {
-        self.config.policy = policy;
-        self
-    }
-
-    /// Reads time from `clock` instead of the system's monotonic clock, for tests.
-    pub fn manual_clock(mut self, clock: ManualClock) -> Self {
-        self.clock = Some(clock);
-        self
-    }
-
-    /// Takes every setting from `config`.
-    pub fn config(mut self, config: MemoryConfig) -> Self {
-        self.config = config;
-        self
-    }
-
-    /// Builds the driver and starts its reclaimer thread.
-    ///
-    /// # Errors
-    ///
-    /// [`ErrorKind::Backend`](crate::ErrorKind::Backend) when the operating system refuses to start the thread.
-    pub fn build(self) -> Result<MemoryDriver> {
-        let clock = match self.clock {
-            Some(manual) => Clock::Manual(manual),
-            None => Clock::System(Instant::now()),
-        };
-        self.config.validate()?;
-        let interval = self.config.reap_interval;
-        let budget = self
-            .config
-            .bounded()
-            .then(|| Arc::new(Budget::new(self.config.max_bytes, self.config.max_entries)));
-        let registry = Arc::new(Registry::new(
-            budget,
-            self.config.eviction,
-            self.config.policy,
-        ));
-        let (stop, stopped) = match interval {
-            Some(_) => {
-                let (tx, rx) = mpsc::channel::<()>();
-                (Some(tx), Some(rx))
-            }
-            None => (None, None),
-        };
-        let inner = Arc::new(Inner {
-            config: self.config,
-            clock,
-            registry,
-            _stop: stop,
-        });
-        if let (Some(interval), Some(stopped)) = (interval, stopped) {
-            let weak = Arc::downgrade(&inner);
-            std::thread::Builder::new()
-                .name("namestore-reaper".into())
-                .spawn(move || reclaim_loop(weak, stopped, interval))
-                .map_err(Error::backend)?;
-        }
-        Ok(MemoryDriver { inner })
-    }
-}
-
-/// Reclaims expired entries every `interval`, visiting only the tables that hold keys with a
-/// TTL, until the driver is dropped; in a nearly full store with a budget, now and then gives
-/// back what empty shards keep (`Registry::release_in_background`).
-fn reclaim_loop(inner: Weak<Inner>, stopped: mpsc::Receiver<()>, interval: Duration) {
-    while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(interval) {
-        let Some(inner) = inner.upgrade() else { return };
-        inner.registry.reclaim(inner.clock.now(), false);
-        inner.registry.release_in_background();
-    }
 }
 
 impl MemoryDriver {
@@ -429,44 +277,6 @@ impl MemoryDriver {
     }
 }
 
-/// What a memory store's entries cost against its budget: [`MemoryDriver::usage`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct MemoryUsage {
-    /// Bytes charged to the stored entries and the driver's tables and queues (SPEC 10.2), and
-    /// to writes in flight.
-    pub bytes: u64,
-    /// Entries stored, expired ones not yet reclaimed included.
-    pub entries: u64,
-    /// The budget in bytes, if the store has one.
-    pub max_bytes: Option<u64>,
-    /// The cap on entries, if the store has one.
-    pub max_entries: Option<u64>,
-}
-
-/// One namespace of a memory store: [`MemoryDriver::namespace_stats`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct NamespaceStats {
-    /// The namespace.
-    pub name: NamespaceName,
-    /// Its live keys.
-    pub keys: u64,
-    /// In a store with a budget, the bytes the namespace is charged (SPEC 10.2): its
-    /// entries' keys, values and per-entry overhead (expired entries not yet reclaimed
-    /// included), its shards' tables and eviction orders, and its own fixed part. With no
-    /// write in flight, the namespaces' bytes add up to the store's
-    /// [`usage`](MemoryDriver::usage). `None` without a budget.
-    pub bytes: Option<u64>,
-    /// What the store may evict from it over a budget.
-    pub eviction: Eviction,
-    /// Keys evicted to keep the budget (SPEC 10.7).
-    pub evicted: u64,
-    /// Keys removed after they expired, by a write that found them or in the background
-    /// (SPEC 10.7).
-    pub expired: u64,
-}
-
 impl Default for MemoryDriver {
     fn default() -> Self {
         MemoryDriver::new()
@@ -478,102 +288,6 @@ impl fmt::Debug for MemoryDriver {
         f.debug_struct("MemoryDriver")
             .field("config", &self.inner.config)
             .finish_non_exhaustive()
-    }
-}
-
-/// A future that computes its answer on first poll. Computing inside `poll`, inlined into the
-/// caller's state machine, hands the answer straight back; a stored answer
-/// (`std::future::ready`) is moved out of the future with partial copies of the result's
-/// padding bytes that stall store forwarding (measured: `exists` 25 ns with `ready`).
-struct Answer<F>(Option<F>);
-
-impl<F> Unpin for Answer<F> {}
-
-impl<T, F: FnOnce() -> T> Future for Answer<F> {
-    type Output = T;
-
-    #[inline(always)]
-    fn poll(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<T> {
-        match self.0.take() {
-            Some(compute) => Poll::Ready(compute()),
-            None => panic!("a memory driver future was polled after it completed"),
-        }
-    }
-}
-
-#[inline(always)]
-fn answer<T>(compute: impl FnOnce() -> T) -> Answer<impl FnOnce() -> T> {
-    Answer(Some(compute))
-}
-
-/// A memory namespace: its table. Each scope counts as a handle on the table; when the last
-/// one is dropped and the table holds no entry, the table is freed.
-pub struct MemoryScope(Table);
-
-impl Clone for MemoryScope {
-    fn clone(&self) -> Self {
-        self.0.meta.handles.fetch_add(1, Ordering::SeqCst);
-        MemoryScope(self.0.clone())
-    }
-}
-
-impl Drop for MemoryScope {
-    fn drop(&mut self) {
-        if self.0.meta.handles.fetch_sub(1, Ordering::SeqCst) == 1
-            && let Some(registry) = self.0.meta.registry.upgrade()
-        {
-            registry.release(&self.0);
-        }
-    }
-}
-
-impl fmt::Debug for MemoryScope {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MemoryScope")
-            .field("shards", &self.0.shard_count())
-            .finish()
-    }
-}
-
-/// The pages of a memory scan: one shard's matching keys per page.
-struct ScanPages {
-    table: Table,
-    pattern: Pattern,
-    next_shard: usize,
-}
-
-impl Stream for ScanPages {
-    type Item = Result<Vec<String>>;
-
-    fn poll_next(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        while self.next_shard < self.table.shard_count() {
-            let page = self.table.scan_shard(self.next_shard, &self.pattern);
-            self.next_shard += 1;
-            if !page.is_empty() {
-                return Poll::Ready(Some(Ok(page)));
-            }
-        }
-        Poll::Ready(None)
-    }
-}
-
-/// The namespaces of a memory driver: the tables registered when the stream was made, in
-/// name order, each counted when reached.
-struct NamespacePages {
-    tables: std::vec::IntoIter<(NamespaceName, Table)>,
-}
-
-impl Stream for NamespacePages {
-    type Item = Result<NamespaceInfo>;
-
-    fn poll_next(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        for (name, table) in self.tables.by_ref() {
-            let keys = table.live();
-            if keys > 0 {
-                return Poll::Ready(Some(Ok(NamespaceInfo::new(name, keys))));
-            }
-        }
-        Poll::Ready(None)
     }
 }
 
