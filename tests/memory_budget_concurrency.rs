@@ -21,6 +21,15 @@ fn ready<T>(future: impl Future<Output = T>) -> T {
         .expect("memory driver futures are ready at once")
 }
 
+/// Stops the writers however the thread that holds it ends, a failed assertion included.
+struct Stop(Arc<AtomicBool>);
+
+impl Drop for Stop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 #[test]
 fn batches_and_counters_race_eviction() {
     for policy in [Policy::S3Fifo, Policy::SampledLru] {
@@ -37,13 +46,6 @@ fn batches_and_counters_race_eviction() {
             .unwrap();
         let keys: Vec<String> = (0..10).map(|i| format!("b{i}")).collect();
         let stop = Arc::new(AtomicBool::new(false));
-        // Stops the writers however the reader ends, a failed assertion included.
-        struct Stop(Arc<AtomicBool>);
-        impl Drop for Stop {
-            fn drop(&mut self) {
-                self.0.store(true, Ordering::Relaxed);
-            }
-        }
         const INCREMENTS: i64 = 20_000;
         std::thread::scope(|scope| {
             // Writers of whole batches, each round one value for all ten keys.
@@ -355,4 +357,47 @@ fn namespaces_add_up(store: &MemoryDriver, policy: Policy) {
         usage.bytes,
         "{policy:?}: the namespaces' bytes add up to the store's: {usage:?} {stats:?}"
     );
+}
+
+/// SPEC 10.5 under contention: a write into a full store whose namespaces may evict is
+/// refused only when evicting everything evictable would not make its room, however many
+/// writers race it for the room. A batch needs its room at once; single writes beside it take
+/// any room that comes free, one entry at a time. Room a write frees by evicting is its own:
+/// given back to the store for anyone to take, a batch's evictions fed the single writers,
+/// and after 10,000 of them (the store's contents many times over) the batch was refused.
+#[test]
+fn a_batch_is_not_starved_of_the_room_it_evicts_for() {
+    for policy in [Policy::S3Fifo, Policy::SampledLru] {
+        let store = MemoryDriver::builder()
+            .max_entries(300)
+            .eviction(Eviction::Any)
+            .policy(policy)
+            .reap_interval(None)
+            .build()
+            .unwrap();
+        let batches = store.namespace::<String>("race", "batches").unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        std::thread::scope(|scope| {
+            for writer in 0..3 {
+                let filler = store.namespace::<String>("race", "filler").unwrap();
+                let stop = Arc::clone(&stop);
+                scope.spawn(move || {
+                    let mut n = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        ready(filler.set(&format!("f{writer}-{n}"), "x", None)).unwrap();
+                        n += 1;
+                    }
+                });
+            }
+            let _stop = Stop(Arc::clone(&stop));
+            for round in 0..300 {
+                let value = format!("{round}");
+                let keys = (0..60).map(|i| (format!("b{round}-{i}"), value.clone()));
+                if let Err(error) = ready(batches.mset(keys, None)) {
+                    panic!("{policy:?}: batch {round} refused: {error}");
+                }
+            }
+        });
+        assert!(store.usage().unwrap().entries <= 300);
+    }
 }

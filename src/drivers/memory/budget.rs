@@ -48,6 +48,74 @@ pub(crate) struct Reservation {
     pub(super) entries: u64,
 }
 
+/// Room that a write's own victims freed, kept for that write: their counts stay charged to
+/// the budget until the write takes its room with them ([`Held::take`]), so that writes racing
+/// it cannot take the room first (a batch that needs many entries' room at once, given back
+/// one victim at a time, fed every single write beside it and went without). Given back to
+/// the budget if the write does not take it: refused, or unwound by a panic.
+pub(super) struct Held<'b> {
+    budget: &'b Budget,
+    /// The victims' bytes and entries (negative: what taking the write's room gives back).
+    room: Tally,
+}
+
+impl<'b> Held<'b> {
+    pub(super) fn new(budget: &'b Budget) -> Self {
+        Held {
+            budget,
+            room: Tally::new(),
+        }
+    }
+
+    /// Keeps the room `freed` (a victim's tally, about to be settled) made: its bytes and
+    /// entries leave the tally for the write, the rest of it (what its namespace counts) is
+    /// settled as before.
+    pub(super) fn keep(&mut self, freed: &mut Tally) {
+        self.room.bytes += freed.bytes;
+        self.room.entries += freed.entries;
+        freed.bytes = 0;
+        freed.traded_entries += freed.entries;
+        freed.entries = 0;
+    }
+
+    /// Takes `want` for the write, with the room kept: true when it fits, and the room kept
+    /// then went to it.
+    pub(super) fn take(&mut self, want: Reservation) -> bool {
+        let taken = if self.is_empty() {
+            self.budget.try_take(want)
+        } else {
+            self.budget.trade(want, &self.room)
+        };
+        if taken {
+            self.room = Tally::new();
+        }
+        taken
+    }
+
+    /// Gives the room kept back to the budget, for any write to take.
+    pub(super) fn give_back(&mut self) {
+        if !self.is_empty() {
+            self.budget.settle(Reservation::default(), &self.room);
+            self.room = Tally::new();
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.room.bytes == 0 && self.room.entries == 0
+    }
+
+    /// The budget the room is kept in.
+    pub(super) fn budget(&self) -> &'b Budget {
+        self.budget
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.give_back();
+    }
+}
+
 /// The budget's state, for [`MemoryDriver::usage`](super::MemoryDriver::usage).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Used {

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::{Duration, Instant};
 
-use super::budget::Budget;
+use super::budget::{Budget, Held};
 use super::clock::Clock;
 use super::eviction::{Eviction, Policy};
 use super::schedule::Schedule;
@@ -166,14 +166,20 @@ impl Registry {
 
     /// Evicts one victim from a namespace other than `this`, taking the namespaces that may
     /// evict in turn and passing those that hold nothing eviction may take (a load of their
-    /// count each); false when none of as many as the list held gave one.
+    /// count each); false when none of as many as the list held gave one. The room it frees is
+    /// kept in `keep`, for the write it is made for, if there is one.
     ///
     /// The list is read a table at a time, under its lock only to take the next one: a copy
     /// of the whole list for each victim made every eviction from another namespace cost as
     /// much as the store had namespaces (3.9 ms a write with 100,000 of them, measured). While
     /// namespaces come and go beside it, the walk may see one twice and miss another; a write
     /// that found nothing tries again before it is refused.
-    pub(crate) fn evict_elsewhere(&self, this: &Table, budget: &Budget) -> bool {
+    pub(crate) fn evict_elsewhere(
+        &self,
+        this: &Table,
+        budget: &Budget,
+        mut keep: Option<&mut Held<'_>>,
+    ) -> bool {
         let start = self.hand.fetch_add(1, Ordering::Relaxed);
         let mut i = 0;
         loop {
@@ -196,7 +202,7 @@ impl Registry {
                     }
                 }
             };
-            if table.evict_one(budget, &Spared::NONE) {
+            if table.evict_one(budget, &Spared::NONE, keep.as_deref_mut()) {
                 return true;
             }
         }
@@ -292,7 +298,7 @@ impl Registry {
         let mut evicted = false;
         // Until a handle comes to hold it: its entries are then written again.
         while table.meta.handles.load(Ordering::SeqCst) == 0
-            && table.evict_one(budget, &Spared::NONE)
+            && table.evict_one(budget, &Spared::NONE, None)
         {
             evicted = true;
         }

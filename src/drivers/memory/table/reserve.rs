@@ -10,7 +10,7 @@
 use hashbrown::HashSet;
 
 use super::Table;
-use crate::drivers::memory::budget::{Budget, Reservation};
+use crate::drivers::memory::budget::{Budget, Held, Reservation};
 use crate::drivers::memory::registry::WRITE_RELEASE_TABLES;
 use crate::drivers::memory::spared::{SCANNED, Spared};
 use crate::{Error, Result};
@@ -162,17 +162,26 @@ impl Table {
         self.make_room(budget, keys, want)
     }
 
-    /// Frees room for `want`, sparing `keys` (the write's own).
+    /// Frees room for `want`, sparing `keys` (the write's own). The room its evictions free
+    /// is kept for it ([`Held`]) until it is enough: given back to the budget one victim at a
+    /// time, it went to the writes racing this one, each needing less at once.
     #[cold]
     fn make_room(&self, budget: &Budget, keys: &[&str], want: Reservation) -> Result<Reservation> {
         let key = keys.first().copied().unwrap_or("");
         let spared = Spared::new(keys);
+        let mut held = Held::new(budget);
         let mut fruitless = 0;
+        // Refused: the room kept goes back first, so the refusal reports the store as the
+        // others find it.
+        let refuse = |held: &mut Held<'_>| {
+            held.give_back();
+            Err(refused(budget, key, want, self.unpaid()))
+        };
         for _ in 0..rounds(budget) {
             // Expired entries first, wherever they are (SPEC 10.4).
             if budget.may_hold_expired(|| self.now()) {
                 self.purge_expired_everywhere(budget);
-                if budget.try_take(want) {
+                if held.take(want) {
                     return Ok(want);
                 }
             }
@@ -180,9 +189,9 @@ impl Table {
                 // What empty shards keep (their tables and eviction orders) is given back
                 // before a write is refused: it holds no entry.
                 if !(self.release_empty_shards_everywhere() && self.could_fit(budget, want)) {
-                    return Err(refused(budget, key, want, self.unpaid()));
+                    return refuse(&mut held);
                 }
-                if budget.try_take(want) {
+                if held.take(want) {
                     return Ok(want);
                 }
             }
@@ -190,24 +199,27 @@ impl Table {
             // first, then a namespace whole.
             let structural = budget.shortfall(want) != Some(0);
             if (structural && (self.release_empty_shards_everywhere() || self.free_a_namespace()))
-                || self.evict_somewhere(budget, &spared)
+                || self.evict_somewhere(budget, &spared, Some(&mut held))
             {
                 fruitless = 0;
             } else {
                 // Nothing could go just now, though the counts say something may: the
-                // entries other writes are evicting and storing at this instant. Try again
-                // a few times before refusing.
+                // entries other writes are evicting and storing at this instant, or keeping
+                // for themselves as this one does. The room kept goes back, so that two writes
+                // each holding part of what they need cannot hold each other off; then try
+                // again a few times before refusing.
+                held.give_back();
                 fruitless += 1;
                 if fruitless > FRUITLESS_ROUNDS {
-                    return Err(refused(budget, key, want, self.unpaid()));
+                    return refuse(&mut held);
                 }
                 std::thread::yield_now();
             }
-            if budget.try_take(want) {
+            if held.take(want) {
                 return Ok(want);
             }
         }
-        Err(refused(budget, key, want, self.unpaid()))
+        refuse(&mut held)
     }
 
     /// After a write that stored more than it reserved: evicts until the store is within
@@ -223,7 +235,7 @@ impl Table {
             // would free little of it (what their room in a table lets the table shrink by).
             let structural = budget.shortfall(Reservation::default()) != Some(0);
             let evicted = (structural && self.free_a_namespace())
-                || self.evict_somewhere(budget, &Spared::NONE);
+                || self.evict_somewhere(budget, &Spared::NONE, None);
             if !evicted {
                 return;
             }
@@ -252,18 +264,22 @@ impl Table {
 
     /// Evicts one victim: from this namespace's shards first, then from other namespaces; or,
     /// in a store of several namespaces that may evict, from the others first when the draw
-    /// says so ([`Table::room_elsewhere`]).
-    fn evict_somewhere(&self, budget: &Budget, spared: &Spared<'_>) -> bool {
+    /// says so ([`Table::room_elsewhere`]). The room it frees is kept in `keep`, if given.
+    fn evict_somewhere(
+        &self,
+        budget: &Budget,
+        spared: &Spared<'_>,
+        mut keep: Option<&mut Held<'_>>,
+    ) -> bool {
         let elsewhere_first = budget.shared() && self.drawn_elsewhere(budget, spared);
-        if !elsewhere_first && self.evict_one(budget, spared) {
+        if !elsewhere_first && self.evict_one(budget, spared, keep.as_deref_mut()) {
             return true;
         }
-        let elsewhere = self
-            .meta
-            .registry
-            .upgrade()
-            .is_some_and(|registry| registry.evict_elsewhere(self, budget));
-        elsewhere || (elsewhere_first && self.evict_one(budget, spared))
+        let elsewhere =
+            self.meta.registry.upgrade().is_some_and(|registry| {
+                registry.evict_elsewhere(self, budget, keep.as_deref_mut())
+            });
+        elsewhere || (elsewhere_first && self.evict_one(budget, spared, keep))
     }
 
     /// Removes expired entries from every namespace that holds keys with a TTL, and lowers the

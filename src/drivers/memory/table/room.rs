@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 
 use super::{Shard, Table, read, try_read, try_write, write};
 use crate::Result;
-use crate::drivers::memory::budget::{Budget, Reservation, split_mix};
+use crate::drivers::memory::budget::{Budget, Held, Reservation, split_mix};
 use crate::drivers::memory::clock::Now;
 use crate::drivers::memory::entry::{Entry, key_eq};
 use crate::drivers::memory::eviction::Eviction;
@@ -28,21 +28,6 @@ pub(super) struct Locked<'t> {
     /// with a budget, where the room taken depends on it): the write then adds one without
     /// looking again.
     pub(super) absent: bool,
-}
-
-/// Room a victim left that a write is to take, given back to the budget if the write fails
-/// before it takes it (a panic between the eviction and the trade).
-struct Unclaimed<'b> {
-    budget: &'b Budget,
-    room: Option<Tally>,
-}
-
-impl Drop for Unclaimed<'_> {
-    fn drop(&mut self) {
-        if let Some(room) = &self.room {
-            self.budget.settle(Reservation::default(), room);
-        }
-    }
 }
 
 impl Table {
@@ -173,12 +158,13 @@ impl Table {
         // namespace's shard is free now, as from our own shard; else the slow way below.
         let registry = elsewhere.then(|| self.meta.registry.upgrade()).flatten();
         let mut evicted_elsewhere = false;
+        let mut held = Held::new(budget);
         if let Some(registry) = &registry
-            && let Some(freed) = self.evict_elsewhere_held(registry, budget)
+            && self.evict_elsewhere_held(registry, &mut held)
         {
             evicted_elsewhere = true;
             let want = with_growth(&slots);
-            if budget.trade(want, &freed) {
+            if held.take(want) {
                 return Ok(Locked {
                     slots,
                     reserved: want,
@@ -186,11 +172,11 @@ impl Table {
                 });
             }
             // The victim was smaller than the write: its room back, and more made below.
-            budget.settle(Reservation::default(), &freed);
+            held.give_back();
         }
         drop(slots);
         if !evicted_elsewhere && let Some(registry) = registry {
-            registry.evict_elsewhere(self, budget);
+            registry.evict_elsewhere(self, budget, None);
         }
         let reserved = if adds {
             // With the table's growth in a `never` namespace, if the lock showed the key
@@ -209,43 +195,34 @@ impl Table {
 
     /// For a write holding its own shard's lock: one victim from another namespace, taken
     /// in turn as [`Registry::evict_elsewhere`] takes them, without waiting for any lock (see
-    /// `try_write`), and settled with that namespace; what is left of it for the budget, to
-    /// trade for the write's room, comes back. `None` when a lock was held or no namespace had
-    /// a victim to spare without being emptied (a namespace emptied and freed is released
-    /// through the registry, which the write must not do holding its lock).
-    fn evict_elsewhere_held(&self, registry: &Registry, budget: &Budget) -> Option<Tally> {
-        registry.with_next_elsewhere(self, |other| {
-            let mut freed = Tally::new();
-            {
-                let evictable = |shard: &Shard| try_read(shard).map(|s| s.evictable_len());
-                let mut slots = try_write(&other.shards[other.larger_of_two_by(evictable)?])?;
-                if slots.map.len() < 2
-                    || !slots.evict(&other.hasher, budget.epoch(), &Spared::NONE, &mut freed)
+    /// `try_write`), and settled with that namespace; the room it freed is kept in `held`, for
+    /// the write to take. False when a lock was held or no namespace had a victim to spare
+    /// without being emptied (a namespace emptied and freed is released through the registry,
+    /// which the write must not do holding its lock).
+    fn evict_elsewhere_held(&self, registry: &Registry, held: &mut Held<'_>) -> bool {
+        let budget = held.budget();
+        registry
+            .with_next_elsewhere(self, |other| {
+                let mut freed = Tally::new();
                 {
-                    return None;
+                    let evictable = |shard: &Shard| try_read(shard).map(|s| s.evictable_len());
+                    let mut slots = try_write(&other.shards[other.larger_of_two_by(evictable)?])?;
+                    if slots.map.len() < 2
+                        || !slots.evict(&other.hasher, budget.epoch(), &Spared::NONE, &mut freed)
+                    {
+                        return None;
+                    }
+                    slots.recharge_order(&mut freed);
                 }
-                slots.recharge_order(&mut freed);
-            }
-            // Its room goes to the budget with the write's (`Budget::trade`); the rest of
-            // its accounting, to its namespace now.
-            let room = Tally {
-                bytes: freed.bytes,
-                entries: freed.entries,
-                ..Tally::new()
-            };
-            freed.bytes = 0;
-            freed.traded_entries += freed.entries;
-            freed.entries = 0;
-            other.settle(budget, Reservation::default(), &freed);
-            // A recorder that panics while the eviction is counted fails the write: the
-            // victim's room then goes back to the budget, not with the write.
-            let mut unclaimed = Unclaimed {
-                budget,
-                room: Some(room),
-            };
-            other.meta.count(&freed);
-            unclaimed.room.take()
-        })
+                // Its room goes to the write (`Held::take`, with the write's own room in one
+                // update); the rest of its accounting, to its namespace now. Kept before it is
+                // counted: a recorder that panics there gives the room back with `held`.
+                held.keep(&mut freed);
+                other.settle(budget, Reservation::default(), &freed);
+                other.meta.count(&freed);
+                Some(())
+            })
+            .is_some()
     }
 
     /// Whether a write of this namespace that needs room takes it from the others, in a store
@@ -340,11 +317,14 @@ impl Table {
 
     /// Evicts one victim from this namespace, none of `spared` (the keys being written):
     /// from the shard of the first of them first, so each shard keeps the room it has, then
-    /// from the others in turn; false when none holds an evictable entry.
+    /// from the others in turn; false when none holds an evictable entry. The room it frees
+    /// is kept in `keep` for the write it is made for, if there is one, else given back to
+    /// the budget.
     pub(in crate::drivers::memory) fn evict_one(
         &self,
         budget: &Budget,
         spared: &Spared<'_>,
+        keep: Option<&mut Held<'_>>,
     ) -> bool {
         if self.meta.mode == Eviction::Never {
             return false;
@@ -363,6 +343,9 @@ impl Table {
             slots.recharge_order(&mut tally);
             let emptied = slots.map.is_empty();
             drop(slots);
+            if let Some(held) = keep {
+                held.keep(&mut tally);
+            }
             self.settle(budget, Reservation::default(), &tally);
             // A namespace its last key was evicted from, which no handle holds, is freed, as
             // one emptied by deletes or expiry is (a store of a namespace a user kept the
