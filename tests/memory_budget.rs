@@ -1582,3 +1582,53 @@ async fn a_small_namespace_written_again_and_again_keeps_its_size() {
         );
     }
 }
+
+/// SPEC 10.6: a full shard whose table its removals' tombstones fill keeps its entries. A
+/// table of hashbrown's doubles when entries and tombstones fill it, unless at most half of it
+/// is entries; a write in a full store that had no room for the doubling evicted from its
+/// shard down to half, so every shard lost half its keys at once, again and again (a store of
+/// counters under 64 KiB went from 448 keys to 223 every 226 new ones). The table is rebuilt
+/// at its size instead, once its shard is an eighth under full at most. Both with counters,
+/// whose table is all they cost, and with values; one shard, so the shard is the store.
+#[tokio::test]
+async fn a_full_shard_keeps_its_keys_when_its_table_fills_with_tombstones() {
+    for policy in POLICIES {
+        for values in [false, true] {
+            let store = MemoryDriver::builder()
+                .shards(1)
+                .max_bytes(if values { 256 * 1024 } else { 64 * 1024 })
+                .eviction(Eviction::Any)
+                .policy(policy)
+                .reap_interval(None)
+                .build()
+                .unwrap();
+            let ns = store.namespace::<String>("app", "full").unwrap();
+            let (mut most, mut least, mut worst_drop) = (0, u64::MAX, 0);
+            let mut before = 0u64;
+            for i in 0..20_000 {
+                if values {
+                    ns.set(&k(i), vec![7u8; 100], None).await.unwrap();
+                } else {
+                    ns.incr(&k(i), 1).await.unwrap();
+                }
+                let held = store.usage().unwrap().entries;
+                worst_drop = worst_drop.max(before.saturating_sub(held));
+                before = held;
+                // Once the store has filled (and its table grown to what the budget allows).
+                if i >= 5_000 {
+                    most = most.max(held);
+                    least = least.min(held);
+                }
+            }
+            assert!(
+                least * 8 >= most * 7 - 8,
+                "{policy:?}, values {values}: the store held {least} to {most} keys"
+            );
+            assert!(
+                worst_drop * 8 <= most + 8,
+                "{policy:?}, values {values}: one write took {worst_drop} keys of {most}"
+            );
+            assert!(store.usage().unwrap().bytes <= if values { 256 * 1024 } else { 64 * 1024 });
+        }
+    }
+}

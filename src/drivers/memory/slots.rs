@@ -347,6 +347,42 @@ impl Slots {
         heap(table).saturating_sub(self.table_charged)
     }
 
+    /// Whether a table that adding `n` entries would make double holds few enough entries
+    /// that, rebuilt at its size, it has room for them and an eighth of it to spare: its
+    /// removals' tombstones, not its entries, fill it. hashbrown rehashes a table in place only
+    /// when it is at most half full, and doubles it past that; in a store with a budget a
+    /// write that took no room for the doubling rebuilds such a table instead
+    /// ([`rebuild_if_worn`](Self::rebuild_if_worn)). (A write that found no room for the
+    /// doubling used to evict from its shard down to half, for hashbrown to rehash in place.)
+    pub(super) fn rebuild_makes_room(&self, n: usize) -> bool {
+        let len = self.map.len();
+        len + n > self.map.capacity() && len + n <= self.table_full - self.table_full / 8
+    }
+
+    /// Before an insert that took no room for the table's doubling: a table that would double
+    /// for its tombstones ([`rebuild_makes_room`](Self::rebuild_makes_room)) is rebuilt at its
+    /// size. Nothing to do in a store without a budget (`table_full` stays 0 there).
+    #[inline]
+    pub(super) fn rebuild_if_worn(&mut self, hasher: &DefaultHashBuilder, tally: &mut Tally) {
+        if self.table_full != 0 && self.rebuild_makes_room(1) {
+            self.rebuild_table(hasher, tally);
+        }
+    }
+
+    /// Moves the entries into a table of the same size: their tombstones go, and the room
+    /// they took comes back. One table more is held for the moment it takes.
+    #[cold]
+    fn rebuild_table(&mut self, hasher: &DefaultHashBuilder, tally: &mut Tally) {
+        let mut fresh = HashTable::with_capacity(self.table_full);
+        for entry in self.map.drain() {
+            fresh.insert_unique(hasher.hash_one(entry.key.as_str()), entry, |e| {
+                hasher.hash_one(e.key.as_str())
+            });
+        }
+        self.map = fresh;
+        self.recharge_table(tally);
+    }
+
     /// The heap the shard's structures (its table, its eviction order) hold as last charged
     /// to the budget: what a store with a budget gives back when the shard is dropped.
     pub(super) fn charged_structures(&self) -> u64 {

@@ -127,7 +127,12 @@ impl Table {
                     entry.value = value;
                     entry.deadline = deadline;
                 }),
-                None => slots.insert(&self.hasher, hash, key, value, deadline, mark, &mut tally),
+                None => {
+                    // A batch takes room for its tables' doublings only in a `never`
+                    // namespace; a table its tombstones fill is rebuilt at its size instead.
+                    slots.rebuild_if_worn(&self.hasher, &mut tally);
+                    slots.insert(&self.hasher, hash, key, value, deadline, mark, &mut tally)
+                }
             }
         });
         self.finish(reserved, &tally, deadline);

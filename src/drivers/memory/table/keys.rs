@@ -65,6 +65,7 @@ impl Table {
             mut slots,
             reserved,
             absent,
+            may_double,
         } = self.lock_with_room(hash, key, || cost(key, value.heap()), true, &mut tally)?;
         let mode = self.bounded_mode();
         let mut now = Now::new(&self.clock);
@@ -85,6 +86,9 @@ impl Table {
                     Expiry::Never | Expiry::Keep => 0,
                 };
                 let mark = self.first_mark();
+                if !may_double {
+                    slots.rebuild_if_worn(&self.hasher, &mut tally);
+                }
                 slots.insert(&self.hasher, hash, key, value, deadline, mark, &mut tally);
                 deadline
             }
@@ -103,6 +107,7 @@ impl Table {
             mut slots,
             reserved,
             absent,
+            may_double,
         } = self.lock_with_room(hash, key, || cost(key, value.heap()), true, &mut tally)?;
         let mut now = Now::new(&self.clock);
         let stored = if slots
@@ -113,6 +118,9 @@ impl Table {
         } else {
             let deadline = deadline_of(&mut now, ttl);
             let mark = self.first_mark();
+            if !may_double {
+                slots.rebuild_if_worn(&self.hasher, &mut tally);
+            }
             slots.insert(&self.hasher, hash, key, value, deadline, mark, &mut tally);
             Some(deadline)
         };
@@ -176,70 +184,61 @@ impl Table {
         persisted
     }
 
-    /// Adds `delta` to a counter. In a store with a budget, room for a new counter is
-    /// reserved only when the key turns out to be missing (then the shard is locked again).
+    /// Adds `delta` to a counter. In a store with a budget, room is taken as `set` takes it
+    /// (`lock_with_room`): none for a counter that is there (a counter costs nothing of its
+    /// own), and for a new one under the shard's lock, evicting from the shard if it must.
     #[inline]
     pub(crate) fn incr(&self, key: &str, delta: i64, ttl_on_create: Option<Ttl>) -> Result<i64> {
         let hash = self.hash(key);
+        let mut tally = Tally::new();
+        let Locked {
+            mut slots,
+            reserved,
+            absent,
+            may_double,
+        } = self.lock_with_room(hash, key, || cost(key, 0), true, &mut tally)?;
         let mode = self.bounded_mode();
-        let mut reserved = match mode {
-            None => Some(Reservation::default()),
-            Some(_) => None,
-        };
-        loop {
-            let mut tally = Tally::new();
-            let mut slots = write(self.shard(hash));
-            let mut now = Now::new(&self.clock);
-            let (answer, stored) = match slots.live_mut(hash, key, &mut now, &mut tally) {
-                Some(live) => {
-                    let next = live
-                        .entry
-                        .value
-                        .as_integer()
-                        .ok_or_else(|| Error::not_an_integer(key))
-                        .and_then(|current| {
-                            current
-                                .checked_add(delta)
-                                .ok_or_else(|| Error::overflow(key))
-                        });
-                    if let Ok(next) = next {
-                        live.update(mode, hash, &mut tally, |entry| {
-                            entry.value = Value::Int(next)
-                        });
-                    }
-                    (next, 0)
+        let mut now = Now::new(&self.clock);
+        let (answer, stored) = match slots.live_unless(absent, hash, key, &mut now, &mut tally) {
+            Some(live) => {
+                let next = live
+                    .entry
+                    .value
+                    .as_integer()
+                    .ok_or_else(|| Error::not_an_integer(key))
+                    .and_then(|current| {
+                        current
+                            .checked_add(delta)
+                            .ok_or_else(|| Error::overflow(key))
+                    });
+                if let Ok(next) = next {
+                    live.update(mode, hash, &mut tally, |entry| {
+                        entry.value = Value::Int(next)
+                    });
                 }
-                None => match reserved {
-                    None => {
-                        // A new counter: reserve its room (and in a `never` namespace the
-                        // table's growth, if adding it makes the table double) without holding
-                        // the lock, then look again.
-                        let growth = self.growth_to_reserve(&slots, 1) + self.opening(&slots);
-                        drop(slots);
-                        self.finish(Reservation::default(), &tally, 0);
-                        reserved = Some(self.reserve(key, || cost(key, 0) + growth, 1)?);
-                        continue;
-                    }
-                    Some(_) => {
-                        let deadline = deadline_of(&mut now, ttl_on_create);
-                        let mark = self.first_mark();
-                        slots.insert(
-                            &self.hasher,
-                            hash,
-                            key,
-                            Value::Int(delta),
-                            deadline,
-                            mark,
-                            &mut tally,
-                        );
-                        (Ok(delta), deadline)
-                    }
-                },
-            };
-            drop(slots);
-            self.finish(reserved.unwrap_or_default(), &tally, stored);
-            return answer;
-        }
+                (next, 0)
+            }
+            None => {
+                let deadline = deadline_of(&mut now, ttl_on_create);
+                let mark = self.first_mark();
+                if !may_double {
+                    slots.rebuild_if_worn(&self.hasher, &mut tally);
+                }
+                slots.insert(
+                    &self.hasher,
+                    hash,
+                    key,
+                    Value::Int(delta),
+                    deadline,
+                    mark,
+                    &mut tally,
+                );
+                (Ok(delta), deadline)
+            }
+        };
+        drop(slots);
+        self.finish(reserved, &tally, stored);
+        answer
     }
 
     #[inline]
@@ -256,6 +255,7 @@ impl Table {
             mut slots,
             reserved,
             absent,
+            may_double,
         } = self.lock_with_room(hash, key, || cost(key, value.heap()), true, &mut tally)?;
         let mode = self.bounded_mode();
         let mut now = Now::new(&self.clock);
@@ -268,6 +268,9 @@ impl Table {
             })),
             None => {
                 let mark = self.first_mark();
+                if !may_double {
+                    slots.rebuild_if_worn(&self.hasher, &mut tally);
+                }
                 slots.insert(&self.hasher, hash, key, value, deadline, mark, &mut tally);
                 None
             }
@@ -305,10 +308,12 @@ impl Table {
         let hash = self.hash(key);
         let new = Value::Bytes(new);
         let mut tally = Tally::new();
+        // It only replaces: it adds no entry, and no table grows.
         let Locked {
             mut slots,
             reserved,
             absent,
+            ..
         } = self.lock_with_room(hash, key, || cost(key, new.heap()), false, &mut tally)?;
         let mode = self.bounded_mode();
         let mut now = Now::new(&self.clock);

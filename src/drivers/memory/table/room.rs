@@ -28,6 +28,10 @@ pub(super) struct Locked<'t> {
     /// with a budget, where the room taken depends on it): the write then adds one without
     /// looking again.
     pub(super) absent: bool,
+    /// Whether the write may let its table double, if adding its entry makes it: it took
+    /// the room for that. Otherwise a table its tombstones fill is rebuilt at its size before
+    /// the insert ([`Slots::rebuild_if_worn`]).
+    pub(super) may_double: bool,
 }
 
 impl Table {
@@ -60,6 +64,7 @@ impl Table {
                 slots: write(self.shard(hash)),
                 reserved: Reservation::default(),
                 absent: false,
+                may_double: true,
             }),
             Some(budget) => self.lock_with_budget(budget, hash, key, bytes(), adds, tally),
         }
@@ -114,7 +119,28 @@ impl Table {
                 slots,
                 reserved: want,
                 absent,
+                // The room for the table's doubling, if it doubles, was there and is taken.
+                may_double: true,
             });
+        }
+        // Else a table that would double for its tombstones is rebuilt at its size by the
+        // insert (`Slots::rebuild_makes_room`): the write needs no room for it.
+        let rebuilt = |slots: &Slots| Reservation {
+            bytes: bytes + self.opening(slots),
+            ..needs
+        };
+        let rebuilds = |slots: &Slots| adding && slots.rebuild_makes_room(1);
+        // (Only a write whose table would double: `want` then holds the doubling.)
+        if want.bytes > needs.bytes && rebuilds(&slots) {
+            let want = rebuilt(&slots);
+            if budget.try_take(want) {
+                return Ok(Locked {
+                    slots,
+                    reserved: want,
+                    absent,
+                    may_double: false,
+                });
+            }
         }
         // In a store of several namespaces that may evict, the draw may send the write to
         // the others for its room (`room_elsewhere`): one victim there, then as below.
@@ -136,7 +162,14 @@ impl Table {
                 Spared::new(&own)
             };
             while slots.evict(&self.hasher, budget.epoch(), &spared, evicted) {
-                let want = with_growth(&slots);
+                // Victims stop once the table, rebuilt at its size, would have room: a table
+                // at the budget stays the size it is, with its shard an eighth under full at
+                // worst (it was evicted down to half, for hashbrown to rehash it in place).
+                let mut want = with_growth(&slots);
+                let rebuild = want.bytes > needs.bytes && rebuilds(&slots);
+                if rebuild {
+                    want = rebuilt(&slots);
+                }
                 if budget.trade(want, evicted) {
                     // Traded: the rest of the victims' accounting goes on with the write's.
                     // Victims are never the write's own key: it is still as it was.
@@ -147,6 +180,7 @@ impl Table {
                         slots,
                         reserved: want,
                         absent,
+                        may_double: !rebuild,
                     });
                 }
             }
@@ -169,6 +203,7 @@ impl Table {
                     slots,
                     reserved: want,
                     absent,
+                    may_double: true,
                 });
             }
             // The victim was smaller than the write: its room back, and more made below.
@@ -190,6 +225,9 @@ impl Table {
             slots: write(shard),
             reserved,
             absent: false,
+            // Room for the table's doubling is reserved only in a `never` namespace; rebuilt
+            // instead if its tombstones fill it, it gives that room back.
+            may_double: false,
         })
     }
 
