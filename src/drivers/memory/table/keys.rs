@@ -11,7 +11,8 @@ use super::{Table, deadline, deadline_of, read, write};
 use crate::drivers::memory::budget::Reservation;
 use crate::drivers::memory::clock::Now;
 use crate::drivers::memory::entry::{Value, cost, key_eq};
-use crate::drivers::memory::slots::Tally;
+use crate::drivers::memory::eviction::Eviction;
+use crate::drivers::memory::slots::{Live, Slots, Tally};
 use crate::ttl::{Expiry, KeyTtl, Ttl};
 use crate::{Error, Result};
 
@@ -184,12 +185,46 @@ impl Table {
         persisted
     }
 
-    /// Adds `delta` to a counter. In a store with a budget, room is taken as `set` takes it
-    /// (`lock_with_room`): none for a counter that is there (a counter costs nothing of its
-    /// own), and for a new one under the shard's lock, evicting from the shard if it must.
+    /// Adds `delta` to a counter. A counter that is there changes under its shard's lock,
+    /// with no room to take (a counter costs nothing of its own). A new one is added there and
+    /// then in a store without a budget; in a store with one, it takes its room as `set`
+    /// does (`lock_with_room`: under the lock, evicting from the shard if it must), the shard
+    /// locked again for it.
     #[inline]
     pub(crate) fn incr(&self, key: &str, delta: i64, ttl_on_create: Option<Ttl>) -> Result<i64> {
         let hash = self.hash(key);
+        let mode = self.bounded_mode();
+        let mut tally = Tally::new();
+        let mut slots = write(self.shard(hash));
+        let mut now = Now::new(&self.clock);
+        if let Some(live) = slots.live_mut(hash, key, &mut now, &mut tally) {
+            let answer = add(live, key, delta, mode, hash, &mut tally);
+            drop(slots);
+            self.finish(Reservation::default(), &tally, 0);
+            return answer;
+        }
+        if mode.is_none() {
+            let stored = self.add_counter(&mut slots, hash, key, delta, ttl_on_create, &mut tally);
+            drop(slots);
+            self.finish(Reservation::default(), &tally, stored);
+            return Ok(delta);
+        }
+        drop(slots);
+        self.finish(Reservation::default(), &tally, 0);
+        self.add_counter_with_room(hash, key, delta, ttl_on_create)
+    }
+
+    /// [`incr`](Self::incr) of a counter its shard did not hold, in a store with a budget.
+    #[cold]
+    #[inline(never)]
+    fn add_counter_with_room(
+        &self,
+        hash: u64,
+        key: &str,
+        delta: i64,
+        ttl_on_create: Option<Ttl>,
+    ) -> Result<i64> {
+        let mode = self.bounded_mode();
         let mut tally = Tally::new();
         let Locked {
             mut slots,
@@ -197,48 +232,47 @@ impl Table {
             absent,
             may_double,
         } = self.lock_with_room(hash, key, || cost(key, 0), true, &mut tally)?;
-        let mode = self.bounded_mode();
         let mut now = Now::new(&self.clock);
         let (answer, stored) = match slots.live_unless(absent, hash, key, &mut now, &mut tally) {
-            Some(live) => {
-                let next = live
-                    .entry
-                    .value
-                    .as_integer()
-                    .ok_or_else(|| Error::not_an_integer(key))
-                    .and_then(|current| {
-                        current
-                            .checked_add(delta)
-                            .ok_or_else(|| Error::overflow(key))
-                    });
-                if let Ok(next) = next {
-                    live.update(mode, hash, &mut tally, |entry| {
-                        entry.value = Value::Int(next)
-                    });
-                }
-                (next, 0)
-            }
+            // Added by another write meanwhile.
+            Some(live) => (add(live, key, delta, mode, hash, &mut tally), 0),
             None => {
-                let deadline = deadline_of(&mut now, ttl_on_create);
-                let mark = self.first_mark();
                 if !may_double {
                     slots.rebuild_if_worn(&self.hasher, &mut tally);
                 }
-                slots.insert(
-                    &self.hasher,
-                    hash,
-                    key,
-                    Value::Int(delta),
-                    deadline,
-                    mark,
-                    &mut tally,
-                );
-                (Ok(delta), deadline)
+                let stored =
+                    self.add_counter(&mut slots, hash, key, delta, ttl_on_create, &mut tally);
+                (Ok(delta), stored)
             }
         };
         drop(slots);
         self.finish(reserved, &tally, stored);
         answer
+    }
+
+    /// Adds the counter `key` at `delta` to the locked shard; its deadline (0 for none).
+    fn add_counter(
+        &self,
+        slots: &mut Slots,
+        hash: u64,
+        key: &str,
+        delta: i64,
+        ttl_on_create: Option<Ttl>,
+        tally: &mut Tally,
+    ) -> u64 {
+        let mut now = Now::new(&self.clock);
+        let deadline = deadline_of(&mut now, ttl_on_create);
+        let mark = self.first_mark();
+        slots.insert(
+            &self.hasher,
+            hash,
+            key,
+            Value::Int(delta),
+            deadline,
+            mark,
+            tally,
+        );
+        deadline
     }
 
     #[inline]
@@ -351,4 +385,30 @@ impl Table {
         self.finish(Reservation::default(), &tally, 0);
         deleted
     }
+}
+
+/// Adds `delta` to the counter `live` holds: the new count, or why it cannot be.
+#[inline(always)]
+fn add(
+    live: Live<'_>,
+    key: &str,
+    delta: i64,
+    mode: Option<Eviction>,
+    hash: u64,
+    tally: &mut Tally,
+) -> Result<i64> {
+    let next = live
+        .entry
+        .value
+        .as_integer()
+        .ok_or_else(|| Error::not_an_integer(key))
+        .and_then(|current| {
+            current
+                .checked_add(delta)
+                .ok_or_else(|| Error::overflow(key))
+        });
+    if let Ok(next) = next {
+        live.update(mode, hash, tally, |entry| entry.value = Value::Int(next));
+    }
+    next
 }
