@@ -71,11 +71,9 @@ impl<'b> Held<'b> {
     /// entries leave the tally for the write, the rest of it (what its namespace counts) is
     /// settled as before.
     pub(super) fn keep(&mut self, freed: &mut Tally) {
-        self.room.bytes += freed.bytes;
-        self.room.entries += freed.entries;
-        freed.bytes = 0;
-        freed.traded_entries += freed.entries;
-        freed.entries = 0;
+        let (bytes, entries) = freed.hand_over_room();
+        self.room.bytes += bytes;
+        self.room.entries += entries;
     }
 
     /// Takes `want` for the write, with the room kept: true when it fits, and the room kept

@@ -107,6 +107,18 @@ impl Tally {
         }
     }
 
+    /// Hands the room victims freed (their bytes and entries, negative) to a write that took
+    /// it ([`Budget::trade`](super::budget::Budget::trade)): they leave the tally, which still
+    /// counts the entries for its namespace's count of what eviction may take. Returns them.
+    #[inline]
+    pub(super) fn hand_over_room(&mut self) -> (i64, i64) {
+        let room = (self.bytes, self.entries);
+        self.bytes = 0;
+        self.traded_entries += self.entries;
+        self.entries = 0;
+        room
+    }
+
     /// Counts what a shard's structures (its table, its eviction order) or its namespace's
     /// fixed part grew by, or shrank by when negative: charged to the budget, and not freed
     /// by eviction, unless it frees the whole namespace (`Table::could_fit`).
@@ -643,6 +655,77 @@ mod tests {
                 "{n} inserts: grew by {actual}, predicted {predicted}"
             );
         }
+    }
+
+    /// A table its removals' tombstones fill is rebuilt at its size: every entry is found
+    /// again, the table takes the heap it took (nothing to charge), and the room the
+    /// tombstones took comes back.
+    #[test]
+    fn a_table_full_of_tombstones_is_rebuilt_at_its_size() {
+        let hasher = DefaultHashBuilder::default();
+        let order = OrderSeed {
+            mode: Eviction::Any,
+            policy: Policy::S3Fifo,
+            seed: 1,
+        };
+        let mut slots = Slots::new(Some(order));
+        let mut tally = Tally::new();
+        let key = |n: u32| format!("k{n}");
+        let insert = |slots: &mut Slots, n: u32, tally: &mut Tally| {
+            let key = key(n);
+            let hash = hasher.hash_one(key.as_str());
+            slots.insert(&hasher, hash, &key, Value::Int(1), 0, 0, tally);
+        };
+        for n in 0..300 {
+            insert(&mut slots, n, &mut tally);
+        }
+        let full = slots.table_full;
+        let charged = slots.table_charged;
+        // Churn at a fixed count, an eighth and more under full, until the tombstones leave
+        // no room: hashbrown would double the table on the next insert.
+        let live = (full - full / 8 - 1) as u32;
+        let (mut first, mut next) = (0u32, 300u32);
+        while slots.map.len() as u32 > live {
+            let old = key(first);
+            let hash = hasher.hash_one(old.as_str());
+            let (entry, _) = slots
+                .map
+                .find_entry(hash, |e| key_eq(&e.key, &old))
+                .ok()
+                .unwrap()
+                .remove();
+            slots.forget(&entry, &mut tally);
+            first += 1;
+        }
+        while slots.map.len() < slots.map.capacity() || !slots.rebuild_makes_room(1) {
+            let old = key(first);
+            let hash = hasher.hash_one(old.as_str());
+            let (entry, _) = slots
+                .map
+                .find_entry(hash, |e| key_eq(&e.key, &old))
+                .ok()
+                .unwrap()
+                .remove();
+            slots.forget(&entry, &mut tally);
+            first += 1;
+            insert(&mut slots, next, &mut tally);
+            next += 1;
+        }
+        assert!(slots.growth_if_adding(1) > 0, "the table would double");
+        slots.rebuild_if_worn(&hasher, &mut tally);
+        assert_eq!(slots.table_full, full);
+        assert_eq!(slots.table_charged, charged);
+        assert_eq!(slots.growth_if_adding(1), 0);
+        assert!(slots.map.capacity() - slots.map.len() >= full / 8);
+        for n in first..next {
+            let key = key(n);
+            let hash = hasher.hash_one(key.as_str());
+            assert!(
+                slots.map.find(hash, |e| key_eq(&e.key, &key)).is_some(),
+                "{key}"
+            );
+        }
+        assert_eq!(slots.map.len() as u32, next - first);
     }
 
     /// A write adding a shard's first entry reserves [`ORDER_FIRST`] for the eviction order it

@@ -173,9 +173,7 @@ impl Table {
                 if budget.trade(want, evicted) {
                     // Traded: the rest of the victims' accounting goes on with the write's.
                     // Victims are never the write's own key: it is still as it was.
-                    evicted.bytes = 0;
-                    evicted.traded_entries += evicted.entries;
-                    evicted.entries = 0;
+                    evicted.hand_over_room();
                     return Ok(Locked {
                         slots,
                         reserved: want,
