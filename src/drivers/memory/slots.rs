@@ -679,6 +679,17 @@ mod tests {
         for n in 0..300 {
             insert(&mut slots, n, &mut tally);
         }
+        let remove = |slots: &mut Slots, n: u32, tally: &mut Tally| {
+            let old = key(n);
+            let hash = hasher.hash_one(old.as_str());
+            let (entry, _) = slots
+                .map
+                .find_entry(hash, |e| key_eq(&e.key, &old))
+                .ok()
+                .unwrap()
+                .remove();
+            slots.forget(&entry, tally);
+        };
         let full = slots.table_full;
         let charged = slots.table_charged;
         // Churn at a fixed count, an eighth and more under full, until the tombstones leave
@@ -686,27 +697,11 @@ mod tests {
         let live = (full - full / 8 - 1) as u32;
         let (mut first, mut next) = (0u32, 300u32);
         while slots.map.len() as u32 > live {
-            let old = key(first);
-            let hash = hasher.hash_one(old.as_str());
-            let (entry, _) = slots
-                .map
-                .find_entry(hash, |e| key_eq(&e.key, &old))
-                .ok()
-                .unwrap()
-                .remove();
-            slots.forget(&entry, &mut tally);
+            remove(&mut slots, first, &mut tally);
             first += 1;
         }
         while slots.map.len() < slots.map.capacity() || !slots.rebuild_makes_room(1) {
-            let old = key(first);
-            let hash = hasher.hash_one(old.as_str());
-            let (entry, _) = slots
-                .map
-                .find_entry(hash, |e| key_eq(&e.key, &old))
-                .ok()
-                .unwrap()
-                .remove();
-            slots.forget(&entry, &mut tally);
+            remove(&mut slots, first, &mut tally);
             first += 1;
             insert(&mut slots, next, &mut tally);
             next += 1;
