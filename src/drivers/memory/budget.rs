@@ -281,6 +281,13 @@ impl Budget {
         near(&self.bytes, self.max_bytes) || near(&self.entries, self.max_entries)
     }
 
+    /// Whether the bytes in use are within a sixteenth of the byte budget: eviction is making
+    /// room for bytes, not only for entries.
+    #[inline]
+    pub(super) fn short_of_bytes(&self) -> bool {
+        self.bytes.load(Ordering::Relaxed) > self.max_bytes - self.max_bytes / 16
+    }
+
     /// Whether usage is over a limit: a write stored more than it reserved (the key it meant
     /// to overwrite was evicted by another write meanwhile).
     pub(super) fn over(&self) -> bool {

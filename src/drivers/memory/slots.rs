@@ -4,9 +4,11 @@
 
 use std::hash::BuildHasher;
 use std::mem::size_of;
+use std::num::NonZeroU32;
 
 use hashbrown::{DefaultHashBuilder, HashTable};
 
+use super::budget::Budget;
 use super::clock::Now;
 use super::entry::{Entry, Value, heap, key_eq};
 use super::eviction::{Eviction, Policy};
@@ -43,6 +45,13 @@ pub(super) struct Slots {
 /// tables of 16 shards that once held many small entries took 12 points of the budget more
 /// at 64 (`a_small_budget_goes_to_values_not_to_tables_left_from_before`).
 const SMALLEST_SHRUNK: usize = 16;
+
+/// The room a table halved after an eviction keeps for `len` entries: an eighth more, for the
+/// inserts to come.
+#[inline]
+fn half_room(len: usize) -> usize {
+    len + len / 8 + 1
+}
 
 /// Keys a shard evicted, and removed after they expired.
 #[derive(Clone, Copy, Debug, Default)]
@@ -83,6 +92,9 @@ pub(super) struct Tally {
     /// Whether a change gave a shard its first entry (and made its eviction order): the
     /// namespace's fixed part is charged with the first of those (`Table::finish`).
     pub(super) opened: bool,
+    /// The shard (its index + 1) whose table a change let double without taking room for
+    /// it: the store sheds from it first ([`Table::shed`](super::table::Table)).
+    pub(super) doubled: Option<NonZeroU32>,
 }
 
 impl Tally {
@@ -105,6 +117,22 @@ impl Tally {
         if sign > 0 && entry.deadline != 0 {
             self.earliest = self.earliest.min(entry.deadline);
         }
+    }
+
+    /// Adds what `other` counted to this tally: the victims a write evicted apart, to be
+    /// settled with the write ([`Table::room_to_insert`](super::table::Table)).
+    pub(super) fn absorb(&mut self, other: &Tally) {
+        self.bytes += other.bytes;
+        self.entries += other.entries;
+        self.fixed_bytes += other.fixed_bytes;
+        self.fixed_entries += other.fixed_entries;
+        self.traded_entries += other.traded_entries;
+        self.expired += other.expired;
+        self.evicted += other.evicted;
+        self.earliest = self.earliest.min(other.earliest);
+        self.structures += other.structures;
+        self.opened |= other.opened;
+        self.doubled = self.doubled.or(other.doubled);
     }
 
     /// Hands the room victims freed (their bytes and entries, negative) to a write that took
@@ -423,14 +451,14 @@ impl Slots {
     pub(super) fn evict(
         &mut self,
         hasher: &DefaultHashBuilder,
-        epoch: u32,
+        budget: &Budget,
         spared: &Spared<'_>,
         tally: &mut Tally,
     ) -> bool {
         let Some(order) = &mut self.order else {
             return false;
         };
-        let Some(victim) = order.victim(&mut self.map, epoch, spared) else {
+        let Some(victim) = order.victim(&mut self.map, budget.epoch(), spared) else {
             return false;
         };
         tally.evicted += 1;
@@ -443,8 +471,34 @@ impl Slots {
         let charge = victim.charge as i64;
         tally.bytes -= charge;
         tally.entries -= 1;
-        self.shrink_if_sparse(hasher, tally);
+        // (Rarely true: the rest out of line.)
+        if self.table_full > SMALLEST_SHRUNK && half_room(self.map.len()) <= self.table_full / 2 {
+            self.shrink_after_eviction(hasher, budget, tally);
+        }
         true
+    }
+
+    /// After a victim went, from a table whose entries fit in half of it: when it went to make
+    /// room for bytes, the table is halved (keeping an eighth of its entries more room, for
+    /// the inserts to come). A victim that costs only its room in the table (a counter with a
+    /// short key, an empty value) frees nothing until its table shrinks; shrunk only under a
+    /// quarter full, as after deletes, a shard lost three quarters of its keys to pay for a
+    /// few hundred bytes that a queue grew by, and a shard of values that others took room
+    /// from kept a table twice the size of its entries. When the entries' limit is what binds,
+    /// it shrinks under a quarter full, as after deletes: a table halved at half full would
+    /// double again after a few inserts, where a quarter leaves it room to move.
+    #[cold]
+    fn shrink_after_eviction(
+        &mut self,
+        hasher: &DefaultHashBuilder,
+        budget: &Budget,
+        tally: &mut Tally,
+    ) {
+        if budget.short_of_bytes() {
+            self.shrink_table(hasher, half_room(self.map.len()), tally);
+        } else {
+            self.shrink_if_sparse(hasher, tally);
+        }
     }
 
     /// After entries left: a table that holds under a quarter of what it has room for
@@ -456,14 +510,14 @@ impl Slots {
     #[inline]
     fn shrink_if_sparse(&mut self, hasher: &DefaultHashBuilder, tally: &mut Tally) {
         if self.table_full > SMALLEST_SHRUNK && self.map.len() * 4 < self.table_full {
-            self.shrink_table(hasher, tally);
+            self.shrink_table(hasher, self.map.len() * 2, tally);
         }
     }
 
     #[cold]
-    fn shrink_table(&mut self, hasher: &DefaultHashBuilder, tally: &mut Tally) {
+    fn shrink_table(&mut self, hasher: &DefaultHashBuilder, room: usize, tally: &mut Tally) {
         self.map
-            .shrink_to(self.map.len() * 2, |e| hasher.hash_one(e.key.as_str()));
+            .shrink_to(room, |e| hasher.hash_one(e.key.as_str()));
         self.table_full = self.map.capacity();
         self.recharge_table(tally);
         // The order's positions of entries that left go too, and what held them.

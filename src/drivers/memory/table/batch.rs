@@ -103,10 +103,14 @@ impl Table {
     pub(crate) fn mset(&self, pairs: &mut [(&str, Bytes)], ttl: Option<Ttl>) -> Result<()> {
         let mut plan = Plan::new();
         self.plan(pairs.iter().map(|(k, _)| *k), &mut plan);
-        let reserved = match self.budget {
+        // The keys, in a store with a budget: spared by eviction.
+        let keys: Batch<&str> = match self.budget {
+            None => Batch::new(),
+            Some(_) => pairs.iter().map(|(key, _)| *key).collect(),
+        };
+        let mut reserved = match self.budget {
             None => Reservation::default(),
             Some(_) => {
-                let keys: Batch<&str> = pairs.iter().map(|(key, _)| *key).collect();
                 let costs: Batch<u64> = pairs
                     .iter()
                     .map(|(key, value)| cost(key, bytes_heap(value)))
@@ -128,9 +132,9 @@ impl Table {
                     entry.deadline = deadline;
                 }),
                 None => {
-                    // A batch takes room for its tables' doublings only in a `never`
-                    // namespace; a table its tombstones fill is rebuilt at its size instead.
-                    slots.rebuild_if_worn(&self.hasher, &mut tally);
+                    // A batch reserves its tables' doublings only in a `never` namespace:
+                    // elsewhere room for a doubling is taken, or made, as it comes.
+                    reserved.bytes += self.room_to_insert(slots, hash, &keys, &mut tally);
                     slots.insert(&self.hasher, hash, key, value, deadline, mark, &mut tally)
                 }
             }

@@ -64,7 +64,7 @@ impl Table {
         let mut tally = Tally::new();
         let Locked {
             mut slots,
-            reserved,
+            mut reserved,
             absent,
             may_double,
         } = self.lock_with_room(hash, key, || cost(key, value.heap()), true, &mut tally)?;
@@ -88,7 +88,7 @@ impl Table {
                 };
                 let mark = self.first_mark();
                 if !may_double {
-                    slots.rebuild_if_worn(&self.hasher, &mut tally);
+                    reserved.bytes += self.room_to_insert(&mut slots, hash, &[key], &mut tally);
                 }
                 slots.insert(&self.hasher, hash, key, value, deadline, mark, &mut tally);
                 deadline
@@ -106,7 +106,7 @@ impl Table {
         let mut tally = Tally::new();
         let Locked {
             mut slots,
-            reserved,
+            mut reserved,
             absent,
             may_double,
         } = self.lock_with_room(hash, key, || cost(key, value.heap()), true, &mut tally)?;
@@ -120,7 +120,7 @@ impl Table {
             let deadline = deadline_of(&mut now, ttl);
             let mark = self.first_mark();
             if !may_double {
-                slots.rebuild_if_worn(&self.hasher, &mut tally);
+                reserved.bytes += self.room_to_insert(&mut slots, hash, &[key], &mut tally);
             }
             slots.insert(&self.hasher, hash, key, value, deadline, mark, &mut tally);
             Some(deadline)
@@ -228,7 +228,7 @@ impl Table {
         let mut tally = Tally::new();
         let Locked {
             mut slots,
-            reserved,
+            mut reserved,
             absent,
             may_double,
         } = self.lock_with_room(hash, key, || cost(key, 0), true, &mut tally)?;
@@ -238,7 +238,7 @@ impl Table {
             Some(live) => (add(live, key, delta, mode, hash, &mut tally), 0),
             None => {
                 if !may_double {
-                    slots.rebuild_if_worn(&self.hasher, &mut tally);
+                    reserved.bytes += self.room_to_insert(&mut slots, hash, &[key], &mut tally);
                 }
                 let stored =
                     self.add_counter(&mut slots, hash, key, delta, ttl_on_create, &mut tally);
@@ -287,7 +287,7 @@ impl Table {
         let mut tally = Tally::new();
         let Locked {
             mut slots,
-            reserved,
+            mut reserved,
             absent,
             may_double,
         } = self.lock_with_room(hash, key, || cost(key, value.heap()), true, &mut tally)?;
@@ -303,7 +303,7 @@ impl Table {
             None => {
                 let mark = self.first_mark();
                 if !may_double {
-                    slots.rebuild_if_worn(&self.hasher, &mut tally);
+                    reserved.bytes += self.room_to_insert(&mut slots, hash, &[key], &mut tally);
                 }
                 slots.insert(&self.hasher, hash, key, value, deadline, mark, &mut tally);
                 None

@@ -316,7 +316,7 @@ impl Table {
                 self.settle(budget, reserved, tally)
             };
             if over {
-                self.shed(budget);
+                self.shed(budget, tally.doubled);
             }
         }
         self.reap_later(deadline);

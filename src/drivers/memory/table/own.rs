@@ -115,7 +115,7 @@ impl Table {
             let mut tally = Tally::new();
             tally.restructure(SCHEDULED as i64);
             if self.settle(budget, Reservation::default(), &tally) {
-                self.shed(budget);
+                self.shed(budget, None);
             }
         }
     }

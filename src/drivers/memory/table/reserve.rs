@@ -7,6 +7,8 @@
 //! entries could not make room for is refused whole before anything is evicted (SPEC 10.5),
 //! once what empty shards keep (tables and orders, no entry) has been given back.
 
+use std::num::NonZeroU32;
+
 use hashbrown::HashSet;
 
 use super::Table;
@@ -187,8 +189,16 @@ impl Table {
             }
             if !self.could_fit(budget, want) {
                 // What empty shards keep (their tables and eviction orders) is given back
-                // before a write is refused: it holds no entry.
-                if !(self.release_empty_shards_everywhere() && self.could_fit(budget, want)) {
+                // before a write is refused: it holds no entry. And a store that an eviction
+                // left over its budget (a victim that freed nothing, its shard's ghosts grown
+                // by it) sheds back within it, as after a write that stored more than it
+                // reserved: with every byte in tables, the write was refused.
+                let fits = (self.release_empty_shards_everywhere() && self.could_fit(budget, want))
+                    || (budget.over() && {
+                        self.shed(budget, None);
+                        self.could_fit(budget, want)
+                    });
+                if !fits {
                     return refuse(&mut held);
                 }
                 if held.take(want) {
@@ -224,8 +234,16 @@ impl Table {
 
     /// After a write that stored more than it reserved: evicts until the store is within
     /// its budget again (or nothing more may go).
+    ///
+    /// Victims that free no room (entries that cost only their room in a table, as counters
+    /// with short keys do: it comes back when the table shrinks, once half empty) are taken
+    /// from one shard of the namespace until room comes back: `doubled`, the shard whose
+    /// table the write let double, if it did (it holds half its table then), else one of the
+    /// larger. Taken from shard after shard, no table shrank until every shard had lost half
+    /// its keys, to pay for a few hundred bytes that a queue grew by.
     #[cold]
-    pub(in crate::drivers::memory) fn shed(&self, budget: &Budget) {
+    pub(in crate::drivers::memory) fn shed(&self, budget: &Budget, doubled: Option<NonZeroU32>) {
+        let mut victims = Victims::Anywhere;
         for _ in 0..rounds(budget) {
             if !budget.over() {
                 return;
@@ -234,11 +252,33 @@ impl Table {
             // memory), a namespace goes whole first: evicting this namespace's keys first
             // would free little of it (what their room in a table lets the table shrink by).
             let structural = budget.shortfall(Reservation::default()) != Some(0);
-            let evicted = (structural && self.free_a_namespace())
-                || self.evict_somewhere(budget, &Spared::NONE, None);
-            if !evicted {
-                return;
+            if structural && self.free_a_namespace() {
+                victims = Victims::Anywhere;
+                continue;
             }
+            let before = budget.used().bytes;
+            let from = match victims {
+                Victims::Anywhere => {
+                    if !self.evict_somewhere(budget, &Spared::NONE, None) {
+                        return;
+                    }
+                    None
+                }
+                Victims::Namespace => self.evict_one_from(budget, &Spared::NONE, None, None),
+                Victims::Shard(shard) => {
+                    self.evict_one_from(budget, &Spared::NONE, None, Some(shard))
+                }
+            };
+            let freed_nothing = budget.used().bytes >= before;
+            victims = match (victims, from) {
+                (Victims::Anywhere, _) if freed_nothing => match doubled {
+                    Some(shard) => Victims::Shard(shard.get() as usize - 1),
+                    None => Victims::Namespace,
+                },
+                (_, Some(shard)) if freed_nothing => Victims::Shard(shard),
+                // None left in this namespace: from anywhere again.
+                _ => Victims::Anywhere,
+            };
         }
     }
 
@@ -310,6 +350,17 @@ impl Table {
         // A write that stored an earlier deadline meanwhile lowered it further: that stays.
         budget.purged(seen, earliest);
     }
+}
+
+/// Where [`Table::shed`] takes its next victim from.
+#[derive(Clone, Copy)]
+enum Victims {
+    /// This namespace or another ([`Table::evict_somewhere`]).
+    Anywhere,
+    /// This namespace: the last victim freed no room.
+    Namespace,
+    /// This shard of the namespace first: the last victim, from it, freed no room.
+    Shard(usize),
 }
 
 /// How many victims a write evicts at most: see [`ROUNDS`].

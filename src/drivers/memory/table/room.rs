@@ -2,6 +2,7 @@
 //! value needs, made by evicting under that lock when it can be; and one eviction for a write
 //! that makes room elsewhere.
 
+use std::num::NonZeroU32;
 use std::sync::RwLockWriteGuard;
 use std::sync::atomic::Ordering;
 
@@ -161,7 +162,7 @@ impl Table {
             } else {
                 Spared::new(&own)
             };
-            while slots.evict(&self.hasher, budget.epoch(), &spared, evicted) {
+            while slots.evict(&self.hasher, budget, &spared, evicted) {
                 // Victims stop once the table, rebuilt at its size, would have room: a table
                 // at the budget stays the size it is, with its shard an eighth under full at
                 // worst (it was evicted down to half, for hashbrown to rehash it in place).
@@ -229,6 +230,94 @@ impl Table {
         })
     }
 
+    /// Before an insert that took no room for its table's doubling (`Locked::may_double`
+    /// false, and every batch into a namespace that may evict): keeps the insert from taking
+    /// the store over its budget by doubling the table. A table its tombstones fill is rebuilt
+    /// at its size ([`Slots::rebuild_if_worn`]); one its entries fill doubles when the budget
+    /// has room for that, taken now and returned (the write adds it to what it reserved).
+    /// Otherwise the shard's victims, none of `keys` (the write's own), make room in the
+    /// table under the lock the write holds, as for a write taking its room under its lock
+    /// ([`lock_with_room`](Self::lock_with_room)), unless the draw sends the write to other
+    /// namespaces for its room ([`room_elsewhere`](Self::room_elsewhere), drawn from `hash`,
+    /// the key's, as that write drew): then, as when no victim may go here (or while an
+    /// expired entry may still hold memory, SPEC 10.4), the table doubles and the store sheds
+    /// after ([`Table::shed`]). (Always left to double and be made up for after, a full table
+    /// took the store over its budget, and the victims shed then, from shards all over the
+    /// namespace, freed no room until a table shrank: a store of counters, which cost only
+    /// their room in a table, lost half its keys to one `mset`.)
+    #[inline]
+    pub(super) fn room_to_insert(
+        &self,
+        slots: &mut Slots,
+        hash: u64,
+        keys: &[&str],
+        tally: &mut Tally,
+    ) -> u64 {
+        let Some(budget) = &self.budget else {
+            return 0;
+        };
+        slots.rebuild_if_worn(&self.hasher, tally);
+        // A `never` namespace reserved its tables' growth (`growth_to_reserve`).
+        if self.reserves_growth() || slots.growth_if_adding(1) == 0 {
+            return 0;
+        }
+        self.make_room_in_table(budget, slots, hash, keys, tally)
+    }
+
+    #[cold]
+    fn make_room_in_table(
+        &self,
+        budget: &Budget,
+        slots: &mut Slots,
+        hash: u64,
+        keys: &[&str],
+        tally: &mut Tally,
+    ) -> u64 {
+        let growth = |slots: &Slots| Reservation {
+            bytes: slots.growth_if_adding(1),
+            entries: 0,
+        };
+        let want = growth(slots);
+        if budget.try_take(want) {
+            return want.bytes;
+        }
+        if budget.may_hold_expired(|| self.now())
+            || (budget.shared()
+                && self.room_elsewhere(budget, slots.evictable_len(), split_mix(hash)))
+        {
+            // Left to double: should victims elsewhere free no room, the store sheds from
+            // this shard, which holds half its table then.
+            tally.doubled = NonZeroU32::new(self.shard_index(hash) as u32 + 1);
+            return 0;
+        }
+        let spared = Spared::new(keys);
+        // The victims' own tally: their room may be traded for the doubling's, which the
+        // write's own changes in `tally` must not be.
+        let mut freed = Tally::new();
+        let mut taken = 0;
+        while slots.evict(&self.hasher, budget, &spared, &mut freed) {
+            if slots.rebuild_makes_room(1) {
+                slots.rebuild_if_worn(&self.hasher, &mut freed);
+                break;
+            }
+            let want = growth(slots);
+            if want.bytes == 0 {
+                break;
+            }
+            if budget.trade(want, &freed) {
+                freed.hand_over_room();
+                taken = want.bytes;
+                break;
+            }
+        }
+        if taken == 0 && slots.growth_if_adding(1) != 0 {
+            // No victim here (or not enough): the table doubles, and the store sheds after.
+            tally.doubled = NonZeroU32::new(self.shard_index(hash) as u32 + 1);
+        }
+        tally.absorb(&freed);
+        taken
+    }
+
     /// For a write holding its own shard's lock: one victim from another namespace, taken
     /// in turn as [`Registry::evict_elsewhere`] takes them, without waiting for any lock (see
     /// `try_write`), and settled with that namespace; the room it freed is kept in `held`, for
@@ -244,7 +333,7 @@ impl Table {
                     let evictable = |shard: &Shard| try_read(shard).map(|s| s.evictable_len());
                     let mut slots = try_write(&other.shards[other.larger_of_two_by(evictable)?])?;
                     if slots.map.len() < 2
-                        || !slots.evict(&other.hasher, budget.epoch(), &Spared::NONE, &mut freed)
+                        || !slots.evict(&other.hasher, budget, &Spared::NONE, &mut freed)
                     {
                         return None;
                     }
@@ -362,18 +451,32 @@ impl Table {
         spared: &Spared<'_>,
         keep: Option<&mut Held<'_>>,
     ) -> bool {
+        self.evict_one_from(budget, spared, keep, None).is_some()
+    }
+
+    /// [`evict_one`](Self::evict_one), from shard `start` first if given; the shard the
+    /// victim came from, if one went.
+    pub(in crate::drivers::memory) fn evict_one_from(
+        &self,
+        budget: &Budget,
+        spared: &Spared<'_>,
+        keep: Option<&mut Held<'_>>,
+        start: Option<usize>,
+    ) -> Option<usize> {
         if self.meta.mode == Eviction::Never {
-            return false;
+            return None;
         }
         let shards = self.shards.len();
-        let start = match spared.first() {
-            Some(key) => self.shard_index(self.hash(key)),
-            None => self.larger_of_two(),
+        let start = match (start, spared.first()) {
+            (Some(shard), _) => shard % shards,
+            (None, Some(key)) => self.shard_index(self.hash(key)),
+            (None, None) => self.larger_of_two(),
         };
         for i in 0..shards {
+            let shard = (start + i) % shards;
             let mut tally = Tally::new();
-            let mut slots = write(&self.shards[(start + i) % shards]);
-            if !slots.evict(&self.hasher, budget.epoch(), spared, &mut tally) {
+            let mut slots = write(&self.shards[shard]);
+            if !slots.evict(&self.hasher, budget, spared, &mut tally) {
                 continue;
             }
             slots.recharge_order(&mut tally);
@@ -394,8 +497,8 @@ impl Table {
             }
             // Counted last, for a recorder that panics.
             self.meta.count(&tally);
-            return true;
+            return Some(shard);
         }
-        false
+        None
     }
 }
