@@ -288,6 +288,15 @@ impl Budget {
         self.bytes.load(Ordering::Relaxed) > self.max_bytes - self.max_bytes / 16
     }
 
+    /// Whether the bytes of the entries eviction may take (what evicting them gives back,
+    /// their tables' room aside) are fewer than the store is over its byte budget by: then
+    /// only tables that shrink can make up the rest.
+    pub(super) fn entries_cannot_make_up(&self) -> bool {
+        let bytes = self.bytes.load(Ordering::Acquire);
+        let fixed = self.fixed_bytes.load(Ordering::Acquire);
+        bytes.saturating_sub(fixed) < bytes.saturating_sub(self.max_bytes)
+    }
+
     /// Whether usage is over a limit: a write stored more than it reserved (the key it meant
     /// to overwrite was evicted by another write meanwhile).
     pub(super) fn over(&self) -> bool {

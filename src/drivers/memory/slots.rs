@@ -399,6 +399,13 @@ impl Slots {
         len + n > self.map.capacity() && len + n <= self.table_full - self.table_full / 8
     }
 
+    /// Whether the table is smaller than any table is shrunk to: its doubling costs little
+    /// (under 16 slots), and sparing it by eviction would take most of the shard's keys.
+    #[inline]
+    pub(super) fn small_table(&self) -> bool {
+        self.table_full < SMALLEST_SHRUNK
+    }
+
     /// Before an insert that took no room for the table's doubling: a table that would double
     /// for its tombstones ([`rebuild_makes_room`](Self::rebuild_makes_room)) is rebuilt at its
     /// size. Nothing to do in a store without a budget (`table_full` stays 0 there).

@@ -139,7 +139,7 @@ impl Table {
                 }
             }
         });
-        self.finish(reserved, &tally, deadline);
+        self.finish_storing(reserved, &tally, deadline, &keys);
         Ok(())
     }
 

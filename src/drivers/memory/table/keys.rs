@@ -95,7 +95,7 @@ impl Table {
             }
         };
         drop(slots);
-        self.finish(reserved, &tally, stored);
+        self.finish_storing(reserved, &tally, stored, &[key]);
         Ok(())
     }
 
@@ -126,7 +126,7 @@ impl Table {
             Some(deadline)
         };
         drop(slots);
-        self.finish(reserved, &tally, stored.unwrap_or(0));
+        self.finish_storing(reserved, &tally, stored.unwrap_or(0), &[key]);
         Ok(stored.is_some())
     }
 
@@ -246,7 +246,7 @@ impl Table {
             }
         };
         drop(slots);
-        self.finish(reserved, &tally, stored);
+        self.finish_storing(reserved, &tally, stored, &[key]);
         answer
     }
 
@@ -310,7 +310,7 @@ impl Table {
             }
         };
         drop(slots);
-        self.finish(reserved, &tally, deadline);
+        self.finish_storing(reserved, &tally, deadline, &[key]);
         Ok(previous.map(Value::into_bytes))
     }
 
@@ -364,7 +364,7 @@ impl Table {
             _ => false,
         };
         drop(slots);
-        self.finish(reserved, &tally, if swapped { deadline } else { 0 });
+        self.finish_storing(reserved, &tally, if swapped { deadline } else { 0 }, &[key]);
         Ok(swapped)
     }
 

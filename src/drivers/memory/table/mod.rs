@@ -30,6 +30,7 @@ use super::eviction::{Eviction, Policy};
 use super::order::MAX_FREQUENCY;
 use super::registry::Registry;
 use super::slots::{OrderSeed, Removed, Slots, Tally};
+use super::spared::Spared;
 use crate::glob::Pattern;
 use crate::ttl::Ttl;
 
@@ -309,6 +310,19 @@ impl Table {
     /// table in the reclaimer's schedule if it stored a deadline earlier than its due time.
     #[inline]
     fn finish(&self, reserved: Reservation, tally: &Tally, deadline: u64) {
+        self.finish_storing(reserved, tally, deadline, &[]);
+    }
+
+    /// [`finish`](Self::finish) for a write that stored `written`: a store it took over its
+    /// budget sheds other keys than those.
+    #[inline]
+    fn finish_storing(
+        &self,
+        reserved: Reservation,
+        tally: &Tally,
+        deadline: u64,
+        written: &[&str],
+    ) {
         if let Some(budget) = &self.budget {
             let over = if tally.opened {
                 self.settle_opened(budget, reserved, *tally)
@@ -316,7 +330,7 @@ impl Table {
                 self.settle(budget, reserved, tally)
             };
             if over {
-                self.shed(budget, tally.doubled);
+                self.shed(budget, tally.doubled, &Spared::new(written));
             }
         }
         self.reap_later(deadline);

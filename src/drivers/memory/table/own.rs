@@ -14,6 +14,7 @@ use crate::drivers::memory::budget::{Budget, Reservation};
 use crate::drivers::memory::entry::heap;
 use crate::drivers::memory::order::ORDER_FIRST;
 use crate::drivers::memory::slots::{Slots, Tally};
+use crate::drivers::memory::spared::Spared;
 
 /// The heap a namespace of `shards` shards named `name` takes whatever it holds, as a budget
 /// charges it (SPEC 10.2): its shards (a cache-line-aligned block of 128 bytes each, the
@@ -115,7 +116,7 @@ impl Table {
             let mut tally = Tally::new();
             tally.restructure(SCHEDULED as i64);
             if self.settle(budget, Reservation::default(), &tally) {
-                self.shed(budget, None);
+                self.shed(budget, None, &Spared::NONE);
             }
         }
     }

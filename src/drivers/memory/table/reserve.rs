@@ -11,7 +11,7 @@ use std::num::NonZeroU32;
 
 use hashbrown::HashSet;
 
-use super::Table;
+use super::{Table, read};
 use crate::drivers::memory::budget::{Budget, Held, Reservation};
 use crate::drivers::memory::registry::WRITE_RELEASE_TABLES;
 use crate::drivers::memory::spared::{SCANNED, Spared};
@@ -195,7 +195,7 @@ impl Table {
                 // reserved: with every byte in tables, the write was refused.
                 let fits = (self.release_empty_shards_everywhere() && self.could_fit(budget, want))
                     || (budget.over() && {
-                        self.shed(budget, None);
+                        self.shed(budget, None, &spared);
                         self.could_fit(budget, want)
                     });
                 if !fits {
@@ -209,7 +209,7 @@ impl Table {
             // first, then a namespace whole.
             let structural = budget.shortfall(want) != Some(0);
             if (structural && (self.release_empty_shards_everywhere() || self.free_a_namespace()))
-                || self.evict_somewhere(budget, &spared, Some(&mut held))
+                || self.evict_somewhere(budget, &spared, Some(&mut held), None)
             {
                 fruitless = 0;
             } else {
@@ -233,53 +233,87 @@ impl Table {
     }
 
     /// After a write that stored more than it reserved: evicts until the store is within
-    /// its budget again (or nothing more may go).
+    /// its budget again (or nothing more may go), none of `spared` (the keys the write
+    /// stored: shed from their shard first, a write's own keys went right after it).
     ///
     /// Victims that free no room (entries that cost only their room in a table, as counters
-    /// with short keys do: it comes back when the table shrinks, once half empty) are taken
-    /// from one shard of the namespace until room comes back: `doubled`, the shard whose
-    /// table the write let double, if it did (it holds half its table then), else one of the
-    /// larger. Taken from shard after shard, no table shrank until every shard had lost half
-    /// its keys, to pay for a few hundred bytes that a queue grew by.
+    /// with short keys do: it comes back when the table shrinks, once half empty), where the
+    /// entries' own bytes cannot make up for what the store is over by, are taken from one
+    /// shard of the namespace until room comes back: `doubled`, the shard whose table the
+    /// write let double, if it did (it holds half its table then), else one of the larger.
+    /// Taken from shard after shard, no table shrank until every shard had lost half its
+    /// keys, to pay for a few hundred bytes that a queue grew by. Before that, and first when
+    /// the write let a table double, a namespace of a few keys that no handle holds goes
+    /// whole, if there is one ([`Registry::free_one`](crate::drivers::memory::registry::Registry::free_one)).
     #[cold]
-    pub(in crate::drivers::memory) fn shed(&self, budget: &Budget, doubled: Option<NonZeroU32>) {
+    pub(in crate::drivers::memory) fn shed(
+        &self,
+        budget: &Budget,
+        doubled: Option<NonZeroU32>,
+        spared: &Spared<'_>,
+    ) {
         let mut victims = Victims::Anywhere;
+        let mut table_doubled = doubled.is_some();
         for _ in 0..rounds(budget) {
             if !budget.over() {
                 return;
             }
             // When what eviction cannot free is over the budget by itself (namespaces' own
-            // memory), a namespace goes whole first: evicting this namespace's keys first
-            // would free little of it (what their room in a table lets the table shrink by).
-            let structural = budget.shortfall(Reservation::default()) != Some(0);
+            // memory), or a table the write let double took it over (looked at once), a
+            // namespace goes whole first: evicting this namespace's keys first would free
+            // little of it (what their room in a table lets the table shrink by).
+            let structural = budget.shortfall(Reservation::default()) != Some(0)
+                || std::mem::take(&mut table_doubled);
             if structural && self.free_a_namespace() {
                 victims = Victims::Anywhere;
                 continue;
             }
             let before = budget.used().bytes;
             let from = match victims {
+                // Not from the shard of the keys just written first, as for a write making
+                // its room: the victims are the namespace's, the written keys spared.
                 Victims::Anywhere => {
-                    if !self.evict_somewhere(budget, &Spared::NONE, None) {
+                    let start = Some(self.larger_of_two());
+                    if !self.evict_somewhere(budget, spared, None, start) {
                         return;
                     }
                     None
                 }
-                Victims::Namespace => self.evict_one_from(budget, &Spared::NONE, None, None),
-                Victims::Shard(shard) => {
-                    self.evict_one_from(budget, &Spared::NONE, None, Some(shard))
+                Victims::Namespace => {
+                    self.evict_one_from(budget, spared, None, Some(self.larger_of_two()))
                 }
+                Victims::Shard(shard) => self.evict_one_from(budget, spared, None, Some(shard)),
             };
-            let freed_nothing = budget.used().bytes >= before;
+            // Victims that freed nothing, where entries' own bytes cannot make up for what the
+            // store is over by: only a table that shrinks can. (Where they can, a victim that
+            // freed nothing, its ghost taking what its value gave back, is followed by others
+            // anywhere, as any victim.)
+            let freed_nothing = budget.used().bytes >= before && budget.entries_cannot_make_up();
             victims = match (victims, from) {
-                (Victims::Anywhere, _) if freed_nothing => match doubled {
-                    Some(shard) => Victims::Shard(shard.get() as usize - 1),
-                    None => Victims::Namespace,
-                },
+                // A namespace of a few keys that no handle holds goes whole first, if there
+                // is one: it frees its own memory. (Looked for once, not at every victim.)
+                (Victims::Anywhere, _) if freed_nothing && self.free_a_namespace() => {
+                    Victims::Anywhere
+                }
+                (Victims::Anywhere, _) if freed_nothing => {
+                    match doubled.map(|shard| shard.get() as usize - 1) {
+                        Some(shard) if self.may_shrink(shard) => Victims::Shard(shard),
+                        _ => Victims::Namespace,
+                    }
+                }
                 (_, Some(shard)) if freed_nothing => Victims::Shard(shard),
                 // None left in this namespace: from anywhere again.
                 _ => Victims::Anywhere,
             };
         }
+    }
+
+    /// Whether the table of shard `shard` is larger than tables are shrunk to: victims taken
+    /// from it give their room back once half of them have gone.
+    fn may_shrink(&self, shard: usize) -> bool {
+        self.shards
+            .get(shard)
+            .is_some_and(|shard| !read(shard).small_table())
     }
 
     /// Gives back what the empty shards of every namespace hold, in a store of at most
@@ -310,16 +344,28 @@ impl Table {
         budget: &Budget,
         spared: &Spared<'_>,
         mut keep: Option<&mut Held<'_>>,
+        start: Option<usize>,
     ) -> bool {
-        let elsewhere_first = budget.shared() && self.drawn_elsewhere(budget, spared);
-        if !elsewhere_first && self.evict_one(budget, spared, keep.as_deref_mut()) {
+        // The draw leans on the writing shard, the first spared key's; with `start` given, the
+        // victim is for no write's shard in particular.
+        let writing = if start.is_some() {
+            &Spared::NONE
+        } else {
+            spared
+        };
+        let elsewhere_first = budget.shared() && self.drawn_elsewhere(budget, writing);
+        if !elsewhere_first
+            && self
+                .evict_one_from(budget, spared, keep.as_deref_mut(), start)
+                .is_some()
+        {
             return true;
         }
         let elsewhere =
             self.meta.registry.upgrade().is_some_and(|registry| {
                 registry.evict_elsewhere(self, budget, keep.as_deref_mut())
             });
-        elsewhere || (elsewhere_first && self.evict_one(budget, spared, keep))
+        elsewhere || (elsewhere_first && self.evict_one_from(budget, spared, keep, start).is_some())
     }
 
     /// Removes expired entries from every namespace that holds keys with a TTL, and lowers the

@@ -239,9 +239,9 @@ impl Table {
     /// table under the lock the write holds, as for a write taking its room under its lock
     /// ([`lock_with_room`](Self::lock_with_room)), unless the draw sends the write to other
     /// namespaces for its room ([`room_elsewhere`](Self::room_elsewhere), drawn from `hash`,
-    /// the key's, as that write drew): then, as when no victim may go here (or while an
-    /// expired entry may still hold memory, SPEC 10.4), the table doubles and the store sheds
-    /// after ([`Table::shed`]). (Always left to double and be made up for after, a full table
+    /// the key's, as that write drew) or the table is of a few slots ([`Slots::small_table`]):
+    /// then, as when no victim may go here (or while an expired entry may still hold memory,
+    /// SPEC 10.4), the table doubles and the store sheds after ([`Table::shed`]). (Always left to double and be made up for after, a full table
     /// took the store over its budget, and the victims shed then, from shards all over the
     /// namespace, freed no room until a table shrank: a store of counters, which cost only
     /// their room in a table, lost half its keys to one `mset`.)
@@ -281,7 +281,8 @@ impl Table {
         if budget.try_take(want) {
             return want.bytes;
         }
-        if budget.may_hold_expired(|| self.now())
+        if slots.small_table()
+            || budget.may_hold_expired(|| self.now())
             || (budget.shared()
                 && self.room_elsewhere(budget, slots.evictable_len(), split_mix(hash)))
         {
@@ -413,7 +414,7 @@ impl Table {
     /// one holding more entries eviction may take. (Taking the next shard in turn, the
     /// shards' sizes drifted apart, as a random walk does: with two namespaces taking room
     /// from each other, a Zipf workload hit 0.85 points less often.)
-    fn larger_of_two(&self) -> usize {
+    pub(super) fn larger_of_two(&self) -> usize {
         self.larger_of_two_by(|shard| Some(read(shard).evictable_len()))
             .unwrap_or_default()
     }
