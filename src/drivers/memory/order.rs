@@ -273,7 +273,9 @@ impl Order {
     ) -> Option<Victim> {
         let mode = self.mode;
         let evictable = move |e: &Entry| mode.allows(e);
-        let spared = move |e: &Entry| spared.contains(&e.key);
+        // (With nothing spared, the entry's key is not even looked at: reading an inline key's
+        // length and bytes is most of what comparing it with no key costs.)
+        let spared = move |e: &Entry| !spared.is_empty() && spared.contains(&e.key);
         match &mut self.policy {
             Victims::S3Fifo(queues) => queues.victim(map, evictable, spared),
             Victims::SampledLru { rng } => {

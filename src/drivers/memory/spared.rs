@@ -36,6 +36,12 @@ impl<'k> Spared<'k> {
         self.keys.first().copied()
     }
 
+    /// Whether no key is spared.
+    #[inline]
+    pub(super) fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
     #[inline]
     pub(super) fn contains(&self, key: &str) -> bool {
         match &self.set {
@@ -61,5 +67,6 @@ mod tests {
             assert_eq!(spared.first(), keys.first().copied());
         }
         assert!(!Spared::NONE.contains("key:0"));
+        assert!(Spared::NONE.is_empty() && !Spared::new(&["key:0"]).is_empty());
     }
 }
