@@ -62,6 +62,25 @@ fn evicting(max_bytes: u64, policy: Policy) -> MemoryDriver {
         .unwrap()
 }
 
+/// Writes the next new keys from `k(i)`: one counter (`batch` 0), or a batch of `batch`
+/// 100-byte values (`values`) or empty ones. Returns the next `i`.
+async fn write_new(
+    ns: &Namespace<String, MemoryDriver>,
+    i: usize,
+    batch: usize,
+    values: bool,
+) -> usize {
+    if batch == 0 {
+        ns.incr(&k(i), 1).await.unwrap();
+        return i + 1;
+    }
+    let value = if values { vec![7u8; 100] } else { vec![] };
+    ns.mset((i..i + batch).map(|j| (k(j), value.clone())), None)
+        .await
+        .unwrap();
+    i + batch
+}
+
 /// The stats of the namespace `name` (`root:domain`), if the store holds it.
 fn stats_of(store: &MemoryDriver, name: &str) -> Option<NamespaceStats> {
     store
@@ -807,16 +826,7 @@ async fn a_full_store_keeps_its_keys_when_its_tables_and_queues_grow() {
             let mut before = 0u64;
             let mut i = 0;
             while i < 40_000 {
-                if batch == 0 {
-                    ns.incr(&k(i), 1).await.unwrap();
-                    i += 1;
-                } else {
-                    let value = if values { vec![7u8; 100] } else { vec![] };
-                    ns.mset((i..i + batch).map(|j| (k(j), value.clone())), None)
-                        .await
-                        .unwrap();
-                    i += batch;
-                }
+                i = write_new(&ns, i, batch, values).await;
                 let held = store.usage().unwrap().entries;
                 let drop = before.saturating_sub(held);
                 // Once the store has filled, and its tables have grown to what the budget allows.
@@ -869,12 +879,7 @@ async fn a_full_store_keeps_its_keys_when_its_tables_and_queues_grow() {
 #[tokio::test]
 async fn a_store_of_many_namespaces_of_counters_keeps_its_keys() {
     for batch in [0, 10] {
-        let store = MemoryDriver::builder()
-            .max_bytes(1024 * 1024)
-            .eviction(Eviction::Any)
-            .reap_interval(None)
-            .build()
-            .unwrap();
+        let store = evicting(1024 * 1024, Policy::S3Fifo);
         let mut users = Vec::new();
         for n in 0..40 {
             let ns = store
@@ -889,14 +894,7 @@ async fn a_store_of_many_namespaces_of_counters_keeps_its_keys() {
         let (mut worst_drop, mut before, mut most, mut sum, mut samples) = (0, 0u64, 0, 0, 0);
         let mut i = 0;
         while i < 40_000 {
-            if batch == 0 {
-                cache.incr(&k(i), 1).await.unwrap();
-                i += 1;
-            } else {
-                let pairs = (i..i + batch).map(|j| (k(j), Vec::<u8>::new()));
-                cache.mset(pairs, None).await.unwrap();
-                i += batch;
-            }
+            i = write_new(&cache, i, batch, false).await;
             let held = store.usage().unwrap().entries;
             if i > 10_000 {
                 worst_drop = worst_drop.max(before.saturating_sub(held));
