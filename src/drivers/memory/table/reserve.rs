@@ -254,6 +254,7 @@ impl Table {
     ) {
         let mut victims = Victims::Anywhere;
         let mut table_doubled = doubled.is_some();
+        let mut looked_for_namespace = false;
         for _ in 0..rounds(budget) {
             if !budget.over() {
                 return;
@@ -284,17 +285,24 @@ impl Table {
                 }
                 Victims::Shard(shard) => self.evict_one_from(budget, spared, None, Some(shard)),
             };
+            // A victim that freed nothing (a counter; one from a namespace of a few keys, whose
+            // shard's ghost table it made, took more than it gave): a namespace of a few keys
+            // that no handle holds goes whole, if there is one (looked for once): it frees its
+            // own memory.
+            let fruitless = budget.used().bytes >= before;
+            if fruitless
+                && !std::mem::replace(&mut looked_for_namespace, true)
+                && self.free_a_namespace()
+            {
+                victims = Victims::Anywhere;
+                continue;
+            }
             // Victims that freed nothing, where entries' own bytes cannot make up for what the
             // store is over by: only a table that shrinks can. (Where they can, a victim that
             // freed nothing, its ghost taking what its value gave back, is followed by others
             // anywhere, as any victim.)
-            let freed_nothing = budget.used().bytes >= before && budget.entries_cannot_make_up();
+            let freed_nothing = fruitless && budget.entries_cannot_make_up();
             victims = match (victims, from) {
-                // A namespace of a few keys that no handle holds goes whole first, if there
-                // is one: it frees its own memory. (Looked for once, not at every victim.)
-                (Victims::Anywhere, _) if freed_nothing && self.free_a_namespace() => {
-                    Victims::Anywhere
-                }
                 (Victims::Anywhere, _) if freed_nothing => {
                     match doubled.map(|shard| shard.get() as usize - 1) {
                         Some(shard) if self.may_shrink(shard) => Victims::Shard(shard),
