@@ -242,9 +242,10 @@ impl Table {
     /// shard of the namespace until room comes back: `doubled`, the shard whose table the
     /// write let double, if it did (it holds half its table then), else one of the larger.
     /// Taken from shard after shard, no table shrank until every shard had lost half its
-    /// keys, to pay for a few hundred bytes that a queue grew by. Before that, and first when
-    /// the write let a table double, a namespace of a few keys that no handle holds goes
-    /// whole, if there is one ([`Registry::free_one`](crate::drivers::memory::registry::Registry::free_one)).
+    /// keys, to pay for a few hundred bytes that a queue grew by. After the first victim that
+    /// frees nothing, and first of all when the write let a table double, a namespace of a
+    /// few keys that no handle holds goes whole, if there is one
+    /// ([`Registry::free_one`](crate::drivers::memory::registry::Registry::free_one)).
     #[cold]
     pub(in crate::drivers::memory) fn shed(
         &self,

@@ -241,10 +241,11 @@ impl Table {
     /// namespaces for its room ([`room_elsewhere`](Self::room_elsewhere), drawn from `hash`,
     /// the key's, as that write drew) or the table is of a few slots ([`Slots::small_table`]):
     /// then, as when no victim may go here (or while an expired entry may still hold memory,
-    /// SPEC 10.4), the table doubles and the store sheds after ([`Table::shed`]). (Always left to double and be made up for after, a full table
-    /// took the store over its budget, and the victims shed then, from shards all over the
-    /// namespace, freed no room until a table shrank: a store of counters, which cost only
-    /// their room in a table, lost half its keys to one `mset`.)
+    /// SPEC 10.4), the table doubles and the store sheds after ([`Table::shed`]), from this
+    /// shard first if its victims free nothing. (Always left to double and be made up for
+    /// after, a full table took the store over its budget, and the victims shed then, from
+    /// shards all over the namespace, freed no room until a table shrank: a store of
+    /// counters, which cost only their room in a table, lost half its keys to one `mset`.)
     #[inline]
     pub(super) fn room_to_insert(
         &self,
@@ -287,7 +288,7 @@ impl Table {
                 && self.room_elsewhere(budget, slots.evictable_len(), split_mix(hash)))
         {
             // Left to double: should victims elsewhere free no room, the store sheds from
-            // this shard, which holds half its table then.
+            // this shard (if its table may shrink), which holds half its table then.
             tally.doubled = NonZeroU32::new(self.shard_index(hash) as u32 + 1);
             return 0;
         }
