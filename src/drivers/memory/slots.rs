@@ -654,6 +654,15 @@ mod tests {
     use crate::drivers::memory::entry::{Value, key_eq};
     use crate::drivers::memory::eviction::{Eviction, Policy};
 
+    /// A shard of a store with a budget, its namespace of mode `any` under S3-FIFO.
+    fn evicting_slots() -> Slots {
+        Slots::new(Some(OrderSeed {
+            mode: Eviction::Any,
+            policy: Policy::S3Fifo,
+            seed: 1,
+        }))
+    }
+
     /// The budget is charged a table's growth when the write that makes it takes its room:
     /// the prediction is never under what the insert then grows the table by (a new key that
     /// lands on a tombstone spares a predicted growth). Removals leave tombstones, so the table
@@ -661,12 +670,7 @@ mod tests {
     #[test]
     fn a_tables_growth_is_known_before_the_insert_that_makes_it() {
         let hasher = DefaultHashBuilder::default();
-        let order = OrderSeed {
-            mode: Eviction::Any,
-            policy: Policy::S3Fifo,
-            seed: 1,
-        };
-        let mut slots = Slots::new(Some(order));
+        let mut slots = evicting_slots();
         let mut grew = 0;
         for n in 0..50_000u32 {
             let key = format!("k{n}");
@@ -693,12 +697,7 @@ mod tests {
         assert!(grew >= 5, "the table grew {grew} times");
 
         // Batches: what `n` inserts in a row may grow the table by is never under what they do.
-        let order = OrderSeed {
-            mode: Eviction::Any,
-            policy: Policy::S3Fifo,
-            seed: 1,
-        };
-        let mut slots = Slots::new(Some(order));
+        let mut slots = evicting_slots();
         let mut next = 0u32;
         for n in (1..200).chain([1000, 5000, 20_000]) {
             let predicted = slots.growth_if_adding(n);
@@ -724,12 +723,7 @@ mod tests {
     #[test]
     fn a_table_full_of_tombstones_is_rebuilt_at_its_size() {
         let hasher = DefaultHashBuilder::default();
-        let order = OrderSeed {
-            mode: Eviction::Any,
-            policy: Policy::S3Fifo,
-            seed: 1,
-        };
-        let mut slots = Slots::new(Some(order));
+        let mut slots = evicting_slots();
         let mut tally = Tally::new();
         let key = |n: u32| format!("k{n}");
         let insert = |slots: &mut Slots, n: u32, tally: &mut Tally| {
