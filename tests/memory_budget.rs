@@ -573,6 +573,73 @@ async fn a_write_too_large_is_refused_whole() {
     }
 }
 
+/// SPEC 10.5: what evicting a namespace's entries lets its tables and eviction orders shrink
+/// by is room that eviction frees. A store full of counters, which cost only their room in a
+/// table, makes room for a value of most of its budget by evicting some of them (it refused
+/// one of 16 KiB when tables counted as memory eviction cannot free); a
+/// write larger than evicting everything would make room for is still refused whole.
+#[tokio::test]
+async fn a_store_full_of_counters_makes_room_for_a_large_value() {
+    const BUDGET: u64 = 1 << 20;
+    for policy in POLICIES {
+        for shards in [1, 16] {
+            let store = MemoryDriver::builder()
+                .max_bytes(BUDGET)
+                .eviction(Eviction::Any)
+                .policy(policy)
+                .shards(shards)
+                .reap_interval(None)
+                .build()
+                .unwrap();
+            let counters = store.namespace::<String>("app", "counters").unwrap();
+            let values = store.namespace::<String>("app", "values").unwrap();
+            for i in 0..20_000 {
+                counters.incr(&k(i), 1).await.unwrap();
+            }
+            let what = format!("{policy:?}, {shards} shards");
+            let full = stats_of(&store, "app:counters").unwrap();
+            assert!(full.evicted > 0, "{what}: {full:?}");
+
+            let before = store.usage().unwrap();
+            let error = values
+                .set(
+                    &"huge".to_owned(),
+                    vec![0u8; (BUDGET - 1024) as usize],
+                    None,
+                )
+                .await
+                .unwrap_err();
+            assert_eq!(error.kind(), ErrorKind::OutOfMemory, "{what}: {error}");
+            assert_eq!(
+                store.usage().unwrap(),
+                before,
+                "{what}: the refusal changed the store"
+            );
+            assert_eq!(stats_of(&store, "app:counters").unwrap().keys, full.keys);
+
+            for (eighths, value) in [(4, 1u8), (7, 2)] {
+                let big = vec![value; (BUDGET * eighths / 8) as usize];
+                values
+                    .set(&"big".to_owned(), big.clone(), None)
+                    .await
+                    .unwrap();
+                let used = store.usage().unwrap();
+                assert!(used.bytes <= BUDGET, "{what}, {eighths}/8: {used:?}");
+                assert_eq!(
+                    values.get(&"big".to_owned()).await.unwrap(),
+                    Some(big.into())
+                );
+                let kept = stats_of(&store, "app:counters").unwrap().keys;
+                assert!(
+                    kept * 8 >= full.keys * (8 - eighths) / 4,
+                    "{what}, {eighths}/8: {kept} of {} counters kept",
+                    full.keys
+                );
+            }
+        }
+    }
+}
+
 /// SPEC 10.2 and 10.5 with namespaces made from data: each namespace's own memory (its shards,
 /// their tables and eviction orders: a few KiB) is charged with its first key. A namespace no
 /// handle holds goes with its last key, so evicting its keys makes that room too, and a write

@@ -235,11 +235,12 @@ impl Registry {
         take(other)
     }
 
-    /// Whether evicting every entry of the namespaces of `any` mode that no handle holds,
-    /// other than `this`, would free at least `bytes` of their structures and fixed parts
-    /// (the namespaces then go). Reads the list until it has seen enough: on the path of a
-    /// write that does not fit otherwise, in a store whose namespaces' own memory is most of
-    /// its budget.
+    /// Whether evicting every entry of the namespaces of `any` mode would free at least
+    /// `bytes` of their structures and fixed parts: all of them for those that no handle
+    /// holds, other than `this` (the namespaces then go), and what the others' tables and
+    /// eviction orders shrink by ([`Table::shrinks_by_at_least`]). Reads the list until it
+    /// has seen enough: on the path of a write that does not fit otherwise, in a store whose
+    /// namespaces' own memory is most of its budget.
     #[cold]
     pub(crate) fn frees_at_least(&self, this: &Table, bytes: u64) -> bool {
         let evictable = self
@@ -248,11 +249,12 @@ impl Registry {
             .unwrap_or_else(PoisonError::into_inner);
         let mut freed = 0u64;
         evictable.iter().any(|table| {
-            if !table.same(this)
-                && table.meta.mode == Eviction::Any
-                && table.meta.handles.load(Ordering::SeqCst) == 0
-            {
-                freed += table.meta.structures.load(Ordering::Acquire);
+            if table.meta.mode == Eviction::Any {
+                freed += if !table.same(this) && table.meta.handles.load(Ordering::SeqCst) == 0 {
+                    table.meta.structures.load(Ordering::Acquire)
+                } else {
+                    table.shrinks_by_at_least()
+                };
             }
             freed >= bytes
         })

@@ -46,6 +46,13 @@ pub(super) struct Slots {
 /// at 64 (`a_small_budget_goes_to_values_not_to_tables_left_from_before`).
 const SMALLEST_SHRUNK: usize = 16;
 
+/// At most what a shard keeps once eviction took all its entries: its table, shrunk with its
+/// entries to 16 slots or fewer (1.3 KiB), and its eviction order's structures, trimmed with
+/// the table (up to 2.2 KiB where deletes and deadlines left their positions to skip; unit
+/// test below). What evicting every entry of a namespace frees of its structures is counted
+/// against it ([`Table::shrinks_by_at_least`](super::table::Table)).
+pub(super) const EMPTIED_SHARD_KEEPS: u64 = 4096;
+
 /// The room a table halved after an eviction keeps for `len` entries: an eighth more, for the
 /// inserts to come.
 #[inline]
@@ -148,8 +155,9 @@ impl Tally {
     }
 
     /// Counts what a shard's structures (its table, its eviction order) or its namespace's
-    /// fixed part grew by, or shrank by when negative: charged to the budget, and not freed
-    /// by eviction, unless it frees the whole namespace (`Table::could_fit`).
+    /// fixed part grew by, or shrank by when negative: charged to the budget, and counted
+    /// with what eviction cannot free (the budget's fixed bytes); what evicting entries lets
+    /// them shrink by, or freeing the whole namespace, is counted apart (`Table::could_fit`).
     #[inline]
     pub(super) fn restructure(&mut self, bytes: i64) {
         self.bytes += bytes;
@@ -650,9 +658,11 @@ mod tests {
 
     use hashbrown::DefaultHashBuilder;
 
-    use super::{OrderSeed, Slots, Tally};
+    use super::{EMPTIED_SHARD_KEEPS, OrderSeed, Slots, Tally};
+    use crate::drivers::memory::budget::Budget;
     use crate::drivers::memory::entry::{Value, key_eq};
     use crate::drivers::memory::eviction::{Eviction, Policy};
+    use crate::drivers::memory::spared::Spared;
 
     /// A shard of a store with a budget, its namespace of mode `any` under S3-FIFO.
     fn evicting_slots() -> Slots {
@@ -810,5 +820,63 @@ mod tests {
         }
         // S3-FIFO, an evictable entry with a TTL: every structure has its first block.
         assert_eq!(most, ORDER_FIRST);
+    }
+
+    /// A shard that eviction emptied keeps at most [`EMPTIED_SHARD_KEEPS`]: its table and
+    /// eviction order shrink as its entries go, whatever it held, whichever policy, whether
+    /// the store was short of bytes (tables halved at half full) or not (at a quarter), and
+    /// whatever deletes and deadlines left behind.
+    #[test]
+    fn a_shard_emptied_by_eviction_keeps_little() {
+        let hasher = DefaultHashBuilder::default();
+        let short = Budget::new(Some(1), None);
+        let roomy = Budget::new(Some(1 << 40), None);
+        let mut most = 0;
+        for policy in [Policy::S3Fifo, Policy::SampledLru] {
+            for n in [1u32, 5, 17, 100, 1000, 10_000, 100_000] {
+                for (budget, deadline, deletes) in [
+                    (&short, 0, 0),
+                    (&roomy, 0, 0),
+                    (&short, 1 << 40, 3),
+                    (&roomy, 1 << 40, 3),
+                    (&roomy, 0, 1),
+                ] {
+                    let mut slots = Slots::new(Some(OrderSeed {
+                        mode: Eviction::Any,
+                        policy,
+                        seed: 1,
+                    }));
+                    let mut tally = Tally::new();
+                    for i in 0..n {
+                        let key = format!("k{i}");
+                        let hash = hasher.hash_one(key.as_str());
+                        slots.insert(&hasher, hash, &key, Value::Int(1), deadline, 0, &mut tally);
+                        // Every third key deleted, or all but the last few.
+                        let delete = match deletes {
+                            0 => false,
+                            1 => i + 8 < n,
+                            every => i % every == 0,
+                        };
+                        if delete {
+                            let found = slots.map.find_entry(hash, |e| key_eq(&e.key, &key));
+                            let (entry, _) = found.ok().unwrap().remove();
+                            slots.forget(&entry, &mut tally);
+                            slots.shrink_if_sparse(&hasher, &mut tally);
+                        }
+                    }
+                    while slots.evict(&hasher, budget, &Spared::NONE, &mut tally) {}
+                    assert!(slots.map.is_empty());
+                    let kept = slots.charged_structures();
+                    assert!(
+                        kept <= EMPTIED_SHARD_KEEPS,
+                        "{policy:?}, {n} entries, deadline {deadline}, deletes {deletes}: \
+                         {kept} bytes kept"
+                    );
+                    most = most.max(kept);
+                }
+            }
+        }
+        // The bound is what it says, not a guess far above it.
+        assert!(most > EMPTIED_SHARD_KEEPS * 3 / 4, "at most {most} kept");
     }
 }

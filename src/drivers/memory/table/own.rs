@@ -12,8 +12,9 @@ use std::sync::atomic::Ordering;
 use super::{Meta, Shard, Table, write};
 use crate::drivers::memory::budget::{Budget, Reservation};
 use crate::drivers::memory::entry::heap;
+use crate::drivers::memory::eviction::Eviction;
 use crate::drivers::memory::order::ORDER_FIRST;
-use crate::drivers::memory::slots::{Slots, Tally};
+use crate::drivers::memory::slots::{EMPTIED_SHARD_KEEPS, Slots, Tally};
 use crate::drivers::memory::spared::Spared;
 
 /// The heap a namespace of `shards` shards named `name` takes whatever it holds, as a budget
@@ -105,6 +106,24 @@ impl Table {
         } else {
             0
         }
+    }
+
+    /// What evicting every entry of the namespace lets its structures shrink by, at least,
+    /// while it stays (a handle holds it, or a write into it is making its room): all they
+    /// are charged but its fixed part, its place in the reclaimer's schedule and what each
+    /// shard keeps once eviction emptied it ([`EMPTIED_SHARD_KEEPS`]). Only in `any` mode,
+    /// where every entry may go; 0 in the others. In a store of counters (which cost only
+    /// their room in a table) this is most of what eviction can free: counted as nothing, a
+    /// store of 7,000 counters in 1 MiB and 16 shards refused a value of 16 KiB.
+    pub(in crate::drivers::memory) fn shrinks_by_at_least(&self) -> u64 {
+        if self.meta.mode != Eviction::Any {
+            return 0;
+        }
+        let keeps = self.meta.fixed + SCHEDULED + self.shards.len() as u64 * EMPTIED_SHARD_KEEPS;
+        self.meta
+            .structures
+            .load(Ordering::Acquire)
+            .saturating_sub(keeps)
     }
 
     /// After a write stored the namespace's first deadline: charges its place in the

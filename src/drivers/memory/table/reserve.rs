@@ -28,9 +28,10 @@ const FRUITLESS_ROUNDS: usize = 64;
 impl Table {
     /// Whether evicting everything evictable would make room for `want` (a write that does
     /// not fit even then is refused with nothing evicted, SPEC 10.5): the evictable entries,
-    /// and the namespaces of `any` mode that no handle holds, freed with their last entry,
-    /// their structures and fixed part with them (with few keys each, most of what they
-    /// take).
+    /// the namespaces of `any` mode that no handle holds, freed with their last entry, their
+    /// structures and fixed part with them (with few keys each, most of what they take), and
+    /// what the other `any` namespaces' tables and eviction orders shrink by as their entries
+    /// go ([`Registry::frees_at_least`](crate::drivers::memory::registry::Registry::frees_at_least)).
     pub(in crate::drivers::memory) fn could_fit(&self, budget: &Budget, want: Reservation) -> bool {
         match budget.shortfall(want) {
             Some(0) => true,
