@@ -407,12 +407,19 @@ impl S3Fifo {
         spared: impl Fn(&Entry) -> bool,
     ) -> Option<Victim> {
         // Spared entries go round again; once every queued entry has been spared in a row,
-        // nothing here can go.
+        // nothing here can go. Once every entry of the main queue has been spared, victims
+        // come from the small one whatever its share: a large key just written, in the main
+        // queue and most of its weight, kept the small queue under its share, and every
+        // victim was drawn from the main queue, which held nothing else (a store left over
+        // its budget, its small queue's keys untouched).
         let mut spared_in_a_row = 0;
+        let mut spared_from_main = 0;
         loop {
             let total = self.small_weight + self.main_weight;
             let from_small = self.small_weight > 0
-                && (self.small_weight * 1000 >= total * self.small_share || self.main_weight == 0);
+                && (self.small_weight * 1000 >= total * self.small_share
+                    || self.main_weight == 0
+                    || (spared_from_main > 0 && spared_from_main >= self.main.len()));
             let queue = if from_small { SMALL } else { MAIN };
             let slot = if from_small {
                 self.small.pop_front()
@@ -442,6 +449,7 @@ impl S3Fifo {
             }
             if spared(entry) {
                 spared_in_a_row += 1;
+                spared_from_main += usize::from(!from_small);
                 if spared_in_a_row > self.queued {
                     self.main.push_front((hash, id));
                     if from_small {

@@ -235,27 +235,43 @@ impl Registry {
         take(other)
     }
 
-    /// Whether evicting every entry of the namespaces of `any` mode would free at least
-    /// `bytes` of their structures and fixed parts: all of them for those that no handle
-    /// holds, other than `this` (the namespaces then go), and what the others' tables and
-    /// eviction orders shrink by ([`Table::shrinks_by_at_least`]). Reads the list until it
-    /// has seen enough: on the path of a write that does not fit otherwise, in a store whose
-    /// namespaces' own memory is most of its budget.
+    /// Whether evicting every entry eviction may take would free at least `bytes` of the
+    /// namespaces' structures and fixed parts: all of them for the namespaces of `any` mode
+    /// that no handle holds, other than `this` (they then go), and what the others' tables and
+    /// eviction orders shrink by ([`Table::shrinks_by_at_least`]; for those of `with-ttl` mode,
+    /// counted after the list's lock is let go, as it takes each shard's lock in turn). Reads
+    /// the list until it has seen enough: on the path of a write that does not fit otherwise,
+    /// in a store whose namespaces' own memory is most of its budget.
     #[cold]
     pub(crate) fn frees_at_least(&self, this: &Table, bytes: u64) -> bool {
-        let evictable = self
-            .evictable
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
         let mut freed = 0u64;
-        evictable.iter().any(|table| {
-            if table.meta.mode == Eviction::Any {
-                freed += if !table.same(this) && table.meta.handles.load(Ordering::SeqCst) == 0 {
-                    table.meta.structures.load(Ordering::Acquire)
-                } else {
-                    table.shrinks_by_at_least()
-                };
+        let mut with_ttl = Vec::new();
+        {
+            let evictable = self
+                .evictable
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            for table in evictable.iter() {
+                match table.meta.mode {
+                    Eviction::Any => {
+                        freed += if !table.same(this)
+                            && table.meta.handles.load(Ordering::SeqCst) == 0
+                        {
+                            table.meta.structures.load(Ordering::Acquire)
+                        } else {
+                            table.shrinks_by_at_least()
+                        };
+                        if freed >= bytes {
+                            return true;
+                        }
+                    }
+                    Eviction::WithTtl => with_ttl.push(table.clone()),
+                    Eviction::Never => {}
+                }
             }
+        }
+        with_ttl.iter().any(|table| {
+            freed += table.shrinks_by_at_least();
             freed >= bytes
         })
     }

@@ -333,7 +333,7 @@ impl Table {
                 self.shed(budget, tally.doubled, &Spared::new(written));
             }
         }
-        self.reap_later(deadline);
+        self.reap_later(deadline, written);
         // Last: a recorder that panics here leaves the write's accounting done.
         if cfg!(feature = "metrics") && tally.expired | tally.evicted != 0 {
             self.meta.count(tally);
@@ -394,23 +394,23 @@ impl Table {
         }
     }
 
-    /// After a write that may have stored a deadline: when it is earlier than the table's
-    /// due time, lowers that to it and schedules the table's reclamation then (one relaxed
-    /// load when it is not).
+    /// After a write that may have stored a deadline (with the keys it stored, `written`):
+    /// when it is earlier than the table's due time, lowers that to it and schedules the
+    /// table's reclamation then (one relaxed load when it is not).
     #[inline]
-    fn reap_later(&self, deadline: u64) {
+    fn reap_later(&self, deadline: u64, written: &[&str]) {
         if deadline != 0 && deadline < self.meta.due.load(Ordering::Relaxed) {
-            self.reap_at(deadline);
+            self.reap_at(deadline, written);
         }
     }
 
     #[cold]
-    fn reap_at(&self, deadline: u64) {
+    fn reap_at(&self, deadline: u64, written: &[&str]) {
         self.meta.due.fetch_min(deadline, Ordering::SeqCst);
         if let Some(registry) = self.meta.registry.upgrade() {
             registry.schedule(deadline, self);
         }
-        self.charge_scheduled();
+        self.charge_scheduled(written);
     }
 
     /// The table's number, unique in the process.

@@ -9,7 +9,7 @@ use std::mem::size_of;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use super::{Meta, Shard, Table, write};
+use super::{Meta, Shard, Table, read, write};
 use crate::drivers::memory::budget::{Budget, Reservation};
 use crate::drivers::memory::entry::heap;
 use crate::drivers::memory::eviction::Eviction;
@@ -109,33 +109,46 @@ impl Table {
     }
 
     /// What evicting every entry of the namespace lets its structures shrink by, at least,
-    /// while it stays (a handle holds it, or a write into it is making its room): all they
-    /// are charged but its fixed part, its place in the reclaimer's schedule and what each
-    /// shard keeps once eviction emptied it ([`EMPTIED_SHARD_KEEPS`]). Only in `any` mode,
-    /// where every entry may go; 0 in the others. In a store of counters (which cost only
-    /// their room in a table) this is most of what eviction can free: counted as nothing, a
-    /// store of 7,000 counters in 1 MiB and 16 shards refused a value of 16 KiB.
+    /// while it stays (a handle holds it, or a write into it is making its room). In `any`
+    /// mode: all they are charged but its fixed part, its place in the reclaimer's schedule
+    /// and what each shard keeps once eviction emptied it ([`EMPTIED_SHARD_KEEPS`]), read from
+    /// what the namespace is charged. In `with-ttl` mode: the same, of the shards whose every
+    /// key has a TTL ([`Slots::shrinks_by_at_least`], under each shard's lock in turn).
+    /// Nothing in `never` mode. In a store of counters (which cost only their room in a
+    /// table) this is most of what eviction can free: counted as nothing, a store of 7,000
+    /// counters in 1 MiB and 16 shards refused a value of 16 KiB.
     pub(in crate::drivers::memory) fn shrinks_by_at_least(&self) -> u64 {
-        if self.meta.mode != Eviction::Any {
-            return 0;
+        match self.meta.mode {
+            Eviction::Any => {
+                let keeps =
+                    self.meta.fixed + SCHEDULED + self.shards.len() as u64 * EMPTIED_SHARD_KEEPS;
+                self.meta
+                    .structures
+                    .load(Ordering::Acquire)
+                    .saturating_sub(keeps)
+            }
+            Eviction::WithTtl => self
+                .shards
+                .iter()
+                .map(|shard| read(shard).shrinks_by_at_least(Eviction::WithTtl))
+                .sum(),
+            Eviction::Never => 0,
         }
-        let keeps = self.meta.fixed + SCHEDULED + self.shards.len() as u64 * EMPTIED_SHARD_KEEPS;
-        self.meta
-            .structures
-            .load(Ordering::Acquire)
-            .saturating_sub(keeps)
     }
 
     /// After a write stored the namespace's first deadline: charges its place in the
-    /// reclaimer's schedule ([`SCHEDULED`]), once until the namespace is freed.
-    pub(super) fn charge_scheduled(&self) {
+    /// reclaimer's schedule ([`SCHEDULED`]), once until the namespace is freed. A store it
+    /// takes over its budget sheds other keys than those the write stored (`written`): shed
+    /// with none spared, in a store of counters (victims that free nothing), it took the key
+    /// just written (`a_key_given_the_namespaces_first_ttl_stays_in_a_full_store`).
+    pub(super) fn charge_scheduled(&self, written: &[&str]) {
         if let Some(budget) = &self.budget
             && !self.meta.scheduled.swap(true, Ordering::AcqRel)
         {
             let mut tally = Tally::new();
             tally.restructure(SCHEDULED as i64);
             if self.settle(budget, Reservation::default(), &tally) {
-                self.shed(budget, None, &Spared::NONE);
+                self.shed(budget, None, &Spared::new(written));
             }
         }
     }
