@@ -261,6 +261,13 @@ impl Table {
             if !budget.over() {
                 return;
             }
+            // Expired entries first, wherever they are (SPEC 10.4), as for a write making its
+            // room: shed without, a store over its budget by a few bytes evicted live keys while
+            // an expired one held more than that.
+            if budget.may_hold_expired(|| self.now()) {
+                self.purge_expired_everywhere(budget);
+                continue;
+            }
             // When what eviction cannot free is over the budget by itself (namespaces' own
             // memory), or a table the write let double took it over (looked at once), a
             // namespace goes whole first: evicting this namespace's keys first would free
