@@ -238,40 +238,25 @@ impl Registry {
     /// Whether evicting every entry eviction may take would free at least `bytes` of the
     /// namespaces' structures and fixed parts: all of them for the namespaces of `any` mode
     /// that no handle holds, other than `this` (they then go), and what the others' tables and
-    /// eviction orders shrink by ([`Table::shrinks_by_at_least`]; for those of `with-ttl` mode,
-    /// counted after the list's lock is let go, as it takes each shard's lock in turn). Reads
-    /// the list until it has seen enough: on the path of a write that does not fit otherwise,
-    /// in a store whose namespaces' own memory is most of its budget.
+    /// eviction orders shrink by ([`Table::shrinks_by_at_least`]). Reads the list until it has
+    /// seen enough: on the path of a write that does not fit otherwise, in a store whose
+    /// namespaces' own memory is most of its budget.
     #[cold]
     pub(crate) fn frees_at_least(&self, this: &Table, bytes: u64) -> bool {
+        let evictable = self
+            .evictable
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let mut freed = 0u64;
-        let mut with_ttl = Vec::new();
-        {
-            let evictable = self
-                .evictable
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            for table in evictable.iter() {
-                match table.meta.mode {
-                    Eviction::Any => {
-                        freed += if !table.same(this)
-                            && table.meta.handles.load(Ordering::SeqCst) == 0
-                        {
-                            table.meta.structures.load(Ordering::Acquire)
-                        } else {
-                            table.shrinks_by_at_least()
-                        };
-                        if freed >= bytes {
-                            return true;
-                        }
-                    }
-                    Eviction::WithTtl => with_ttl.push(table.clone()),
-                    Eviction::Never => {}
-                }
-            }
-        }
-        with_ttl.iter().any(|table| {
-            freed += table.shrinks_by_at_least();
+        evictable.iter().any(|table| {
+            freed += if table.meta.mode == Eviction::Any
+                && !table.same(this)
+                && table.meta.handles.load(Ordering::SeqCst) == 0
+            {
+                table.meta.structures.load(Ordering::Acquire)
+            } else {
+                table.shrinks_by_at_least()
+            };
             freed >= bytes
         })
     }

@@ -461,24 +461,6 @@ impl Slots {
             .map_or(0, |order| order.evictable_len(self.map.len()))
     }
 
-    /// What evicting every entry of the shard lets its table and eviction order shrink by, at
-    /// least, when eviction may take them all (`mode` lets it take every entry the shard
-    /// holds): all they are charged but [`EMPTIED_SHARD_KEEPS`]. Nothing otherwise: the table
-    /// keeps room for the entries that stay.
-    pub(super) fn shrinks_by_at_least(&self, mode: Eviction) -> u64 {
-        let all_go = match mode {
-            Eviction::Any => true,
-            Eviction::WithTtl => self.with_ttl == self.map.len(),
-            Eviction::Never => false,
-        };
-        if all_go && self.order.is_some() {
-            self.charged_structures()
-                .saturating_sub(EMPTIED_SHARD_KEEPS)
-        } else {
-            0
-        }
-    }
-
     /// Evicts the shard's next victim, if it holds an evictable entry other than the keys in
     /// `spared`.
     pub(super) fn evict(

@@ -92,6 +92,11 @@ pub(crate) struct Meta {
     /// the changes, kept by `Table::settle`): its share of the store's, which a write that
     /// needs room draws against (`Table::room_elsewhere`).
     pub(super) evictable: AtomicU64,
+    /// In a store with a budget, the namespace's entries eviction may not take (a wrapping
+    /// sum of the changes, kept by `Table::settle`): in a `with-ttl` namespace, its keys
+    /// without a TTL. While there is none, evicting its entries lets all its shards shrink
+    /// (`Table::shrinks_by_at_least`).
+    pub(super) fixed_entries: AtomicU64,
     policy: Policy,
     /// The shard the next eviction starts from.
     evict_hand: AtomicUsize,
@@ -254,6 +259,7 @@ impl Table {
                 structures: AtomicU64::new(0),
                 cleared: AtomicU64::new(0),
                 evictable: AtomicU64::new(0),
+                fixed_entries: AtomicU64::new(0),
                 fixed,
                 policy,
                 evict_hand: AtomicUsize::new(0),

@@ -9,7 +9,7 @@ use std::mem::size_of;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use super::{Meta, Shard, Table, read, write};
+use super::{Meta, Shard, Table, write};
 use crate::drivers::memory::budget::{Budget, Reservation};
 use crate::drivers::memory::entry::heap;
 use crate::drivers::memory::eviction::Eviction;
@@ -61,6 +61,11 @@ impl Table {
                 .evictable
                 .fetch_add(evictable as u64, Ordering::Relaxed);
         }
+        if tally.fixed_entries != 0 {
+            self.meta
+                .fixed_entries
+                .fetch_add(tally.fixed_entries as u64, Ordering::Relaxed);
+        }
         budget.settle(reserved, tally)
     }
 
@@ -109,31 +114,29 @@ impl Table {
     }
 
     /// What evicting every entry of the namespace lets its structures shrink by, at least,
-    /// while it stays (a handle holds it, or a write into it is making its room). In `any`
-    /// mode: all they are charged but its fixed part, its place in the reclaimer's schedule
-    /// and what each shard keeps once eviction emptied it ([`EMPTIED_SHARD_KEEPS`]), read from
-    /// what the namespace is charged. In `with-ttl` mode: the same, of the shards whose every
-    /// key has a TTL ([`Slots::shrinks_by_at_least`], under each shard's lock in turn).
-    /// Nothing in `never` mode. In a store of counters (which cost only their room in a
-    /// table) this is most of what eviction can free: counted as nothing, a store of 7,000
-    /// counters in 1 MiB and 16 shards refused a value of 16 KiB.
+    /// while it stays (a handle holds it, or a write into it is making its room), when
+    /// eviction may take every entry it holds (in `any` mode; in `with-ttl` mode while every
+    /// key has a TTL, [`Meta::fixed_entries`]): all they are charged but its fixed part, its
+    /// place in the reclaimer's schedule and what each shard keeps once eviction emptied it
+    /// ([`EMPTIED_SHARD_KEEPS`]). Nothing otherwise (the tables keep room for the keys that
+    /// stay). A few loads: on the path of a write refused for want of room, which in a store
+    /// full of `never` namespaces' keys is most writes. In a store of counters (which cost only
+    /// their room in a table) this is most of what eviction can free: counted as nothing, a
+    /// store of 7,000 counters in 1 MiB and 16 shards refused a value of 16 KiB.
     pub(in crate::drivers::memory) fn shrinks_by_at_least(&self) -> u64 {
-        match self.meta.mode {
-            Eviction::Any => {
-                let keeps =
-                    self.meta.fixed + SCHEDULED + self.shards.len() as u64 * EMPTIED_SHARD_KEEPS;
-                self.meta
-                    .structures
-                    .load(Ordering::Acquire)
-                    .saturating_sub(keeps)
-            }
-            Eviction::WithTtl => self
-                .shards
-                .iter()
-                .map(|shard| read(shard).shrinks_by_at_least(Eviction::WithTtl))
-                .sum(),
-            Eviction::Never => 0,
+        let all_go = match self.meta.mode {
+            Eviction::Any => true,
+            Eviction::WithTtl => self.meta.fixed_entries.load(Ordering::Relaxed) == 0,
+            Eviction::Never => false,
+        };
+        if !all_go {
+            return 0;
         }
+        let keeps = self.meta.fixed + SCHEDULED + self.shards.len() as u64 * EMPTIED_SHARD_KEEPS;
+        self.meta
+            .structures
+            .load(Ordering::Acquire)
+            .saturating_sub(keeps)
     }
 
     /// After a write stored the namespace's first deadline: charges its place in the
