@@ -659,6 +659,57 @@ async fn a_store_full_of_counters_makes_room_for_a_large_value() {
     }
 }
 
+/// SPEC 10.5 for a value that grows: what the write needs is judged with its own entry, which
+/// stays while it makes its room. A value grown past what evicting every other key would make
+/// room for is refused with nothing evicted (it was refused only after every other key had
+/// gone: judged by what it added alone, it looked as if it would fit); one that fits once they
+/// go is written.
+#[tokio::test]
+async fn a_value_grown_past_what_eviction_frees_is_refused_whole() {
+    const BUDGET: u64 = 1 << 20;
+    for policy in POLICIES {
+        for (shards, grown, fits) in [(16, 1_040_000, false), (1, 1_000_000, true)] {
+            let store = MemoryDriver::builder()
+                .max_bytes(BUDGET)
+                .eviction(Eviction::Any)
+                .policy(policy)
+                .shards(shards)
+                .reap_interval(None)
+                .build()
+                .unwrap();
+            let cache = store.namespace::<String>("app", "cache").unwrap();
+            let big = "big".to_owned();
+            cache.set(&big, vec![1u8; 600 << 10], None).await.unwrap();
+            // Small keys fill the rest; the large one is written again should it go.
+            for i in 0..20_000 {
+                cache.set(&k(i), vec![0u8; 100], None).await.unwrap();
+                if !cache.exists(&big).await.unwrap() {
+                    cache.set(&big, vec![1u8; 600 << 10], None).await.unwrap();
+                }
+            }
+            let what = format!("{policy:?}, {shards} shards, {grown} bytes");
+            let before = store.usage().unwrap();
+            let result = cache.set(&big, vec![2u8; grown], None).await;
+            if fits {
+                result.unwrap();
+                let read = cache.get(&big).await.unwrap();
+                assert_eq!(read.map(|value| value.len()), Some(grown), "{what}");
+                assert!(store.usage().unwrap().bytes <= BUDGET, "{what}");
+            } else {
+                let error = result.unwrap_err();
+                assert_eq!(error.kind(), ErrorKind::OutOfMemory, "{what}: {error}");
+                assert_eq!(
+                    store.usage().unwrap(),
+                    before,
+                    "{what}: the refusal changed the store"
+                );
+                let read = cache.get(&big).await.unwrap();
+                assert_eq!(read.map(|value| value[0]), Some(1), "{what}");
+            }
+        }
+    }
+}
+
 /// SPEC 10.2 and 10.5 with namespaces made from data: each namespace's own memory (its shards,
 /// their tables and eviction orders: a few KiB) is charged with its first key. A namespace no
 /// handle holds goes with its last key, so evicting its keys makes that room too, and a write

@@ -168,12 +168,22 @@ impl Table {
     /// Frees room for `want`, sparing `keys` (the write's own). The room its evictions free
     /// is kept for it ([`Held`]) until it is enough: given back to the budget one victim at a
     /// time, it went to the writes racing this one, each needing less at once.
+    ///
+    /// Whether the write fits at all is judged with what its own keys already hold (spared,
+    /// they stay): an overwrite reserves only what it adds to its entry, and counted so, a
+    /// value grown past what evicting every other key frees was refused only once they were
+    /// all gone.
     #[cold]
     fn make_room(&self, budget: &Budget, keys: &[&str], want: Reservation) -> Result<Reservation> {
         let key = keys.first().copied().unwrap_or("");
         let spared = Spared::new(keys);
         let mut held = Held::new(budget);
         let mut fruitless = 0;
+        let mut kept = self.held_by_keys(keys);
+        let whole = |kept: Reservation| Reservation {
+            bytes: want.bytes.saturating_add(kept.bytes),
+            entries: want.entries.saturating_add(kept.entries),
+        };
         // Refused: the room kept goes back first, so the refusal reports the store as the
         // others find it.
         let refuse = |held: &mut Held<'_>| {
@@ -187,17 +197,19 @@ impl Table {
                 if held.take(want) {
                     return Ok(want);
                 }
+                kept = self.held_by_keys(keys);
             }
-            if !self.could_fit(budget, want) {
+            if !self.could_fit(budget, whole(kept)) {
                 // What empty shards keep (their tables and eviction orders) is given back
                 // before a write is refused: it holds no entry. And a store that an eviction
                 // left over its budget (a victim that freed nothing, its shard's ghosts grown
                 // by it) sheds back within it, as after a write that stored more than it
                 // reserved: with every byte in tables, the write was refused.
-                let fits = (self.release_empty_shards_everywhere() && self.could_fit(budget, want))
+                let fits = (self.release_empty_shards_everywhere()
+                    && self.could_fit(budget, whole(kept)))
                     || (budget.over() && {
                         self.shed(budget, None, &spared);
-                        self.could_fit(budget, want)
+                        self.could_fit(budget, whole(kept))
                     });
                 if !fits {
                     return refuse(&mut held);
@@ -208,7 +220,7 @@ impl Table {
             }
             // When evicting entries alone cannot make the room, what empty shards keep goes
             // first, then a namespace whole.
-            let structural = budget.shortfall(want) != Some(0);
+            let structural = budget.shortfall(whole(kept)) != Some(0);
             if (structural && (self.release_empty_shards_everywhere() || self.free_a_namespace()))
                 || self.evict_somewhere(budget, &spared, Some(&mut held), None)
             {
@@ -231,6 +243,25 @@ impl Table {
             }
         }
         refuse(&mut held)
+    }
+
+    /// What the live entries of `keys` that eviction may take hold (each key once): a write
+    /// spares its own keys while it makes its room, so evicting every other entry leaves them.
+    fn held_by_keys(&self, keys: &[&str]) -> Reservation {
+        let mut held = Reservation::default();
+        let mut seen: Option<HashSet<&str>> =
+            (keys.len() > SCANNED).then(|| HashSet::with_capacity(keys.len()));
+        for (at, &key) in keys.iter().enumerate() {
+            let repeated = match &mut seen {
+                Some(seen) => !seen.insert(key),
+                None => keys[..at].contains(&key),
+            };
+            if !repeated && let Some(charge) = self.evictable_charge_of(key) {
+                held.bytes += charge;
+                held.entries += 1;
+            }
+        }
+        held
     }
 
     /// After a write that stored more than it reserved: evicts until the store is within

@@ -143,9 +143,26 @@ impl Table {
                 });
             }
         }
-        // In a store of several namespaces that may evict, the draw may send the write to
-        // the others for its room (`room_elsewhere`): one victim there, then as below.
-        let evicting = !budget.may_hold_expired(|| now.get()) && budget.shortfall(needs) == Some(0);
+        // Whether the write fits once every other evictable entry is gone: its own entry, if
+        // eviction may take it, stays (spared), with what the write adds to it. (Judged by what
+        // it adds alone, an overwrite growing a value past what evicting every other key frees
+        // evicted keys before it was refused.) In a store of several namespaces that may evict,
+        // the draw may send the write to the others for its room (`room_elsewhere`): one
+        // victim there, then as below.
+        let whole = || match old.and_then(|_| {
+            slots
+                .map
+                .find(hash, |e| key_eq(&e.key, key))
+                .filter(|e| self.meta.mode.allows(e))
+        }) {
+            Some(entry) => Reservation {
+                bytes: needs.bytes + entry.charge(),
+                entries: needs.entries + 1,
+            },
+            None => needs,
+        };
+        let evicting =
+            !budget.may_hold_expired(|| now.get()) && budget.shortfall(whole()) == Some(0);
         let elsewhere = evicting
             && budget.shared()
             && self.room_elsewhere(budget, slots.evictable_len(), split_mix(hash));
@@ -435,11 +452,21 @@ impl Table {
 
     /// What the live entry of `key` costs the budget, if there is one.
     pub(in crate::drivers::memory) fn charge_of(&self, key: &str) -> Option<u64> {
+        self.live_charge_of(key, |_| true)
+    }
+
+    /// What the live entry of `key` costs the budget, if there is one that eviction may take
+    /// (its namespace's mode allows it).
+    pub(in crate::drivers::memory) fn evictable_charge_of(&self, key: &str) -> Option<u64> {
+        self.live_charge_of(key, |entry| self.meta.mode.allows(entry))
+    }
+
+    fn live_charge_of(&self, key: &str, counted: impl Fn(&Entry) -> bool) -> Option<u64> {
         let hash = self.hash(key);
         let slots = read(self.shard(hash));
         let mut now = Now::new(&self.clock);
         let entry = slots.map.find(hash, |e| key_eq(&e.key, key))?;
-        entry.live(&mut now).then(|| entry.charge())
+        (entry.live(&mut now) && counted(entry)).then(|| entry.charge())
     }
 
     /// Evicts one victim from this namespace, none of `spared` (the keys being written):
