@@ -605,15 +605,27 @@ async fn a_store_full_of_counters_makes_room_for_a_large_value() {
                 }
                 let what = format!("{policy:?}, {mode:?}, {shards} shards");
                 if mode == Eviction::WithTtl {
-                    // Keys without a TTL, which keep their tables, come and go: one deleted,
-                    // one whose TTL is removed and set again. (Counted as kept while they are
-                    // there; the large writes below fail if they still are.)
-                    let plain = "plain".to_owned();
-                    small.set(&plain, Vec::new(), None).await.unwrap();
-                    small.delete(&plain).await.unwrap();
-                    small.set(&plain, Vec::new(), ttl).await.unwrap();
-                    assert!(small.persist(&plain).await.unwrap());
-                    assert!(small.expire(&plain, Duration::from_secs(60)).await.unwrap());
+                    // Keys without a TTL keep their room in the tables. A thousand come and
+                    // go (deleted, or their TTL removed and set again), and ten stay: counted
+                    // as kept while they are there (the large writes below fail if the
+                    // thousand still are).
+                    for i in 0..1000 {
+                        let plain = format!("plain-{i}");
+                        small.set(&plain, Vec::new(), None).await.unwrap();
+                        if i % 2 == 0 {
+                            small.delete(&plain).await.unwrap();
+                        } else {
+                            small.expire(&plain, Duration::from_secs(60)).await.unwrap();
+                            assert!(small.persist(&plain).await.unwrap());
+                            assert!(small.expire(&plain, Duration::from_secs(60)).await.unwrap());
+                        }
+                    }
+                    for i in 0..10 {
+                        small
+                            .set(&format!("config-{i}"), Vec::new(), None)
+                            .await
+                            .unwrap();
+                    }
                 }
                 let full = stats_of(&store, "app:small").unwrap();
                 assert!(full.evicted > 0, "{what}: {full:?}");

@@ -53,6 +53,13 @@ const SMALLEST_SHRUNK: usize = 16;
 /// against it ([`Table::shrinks_by_at_least`](super::table::Table)).
 pub(super) const EMPTIED_SHARD_KEEPS: u64 = 4096;
 
+/// At most what a shard keeps beyond [`EMPTIED_SHARD_KEEPS`] for each entry that eviction may
+/// not take (a key without a TTL in a `with-ttl` namespace), once it took all the others: its
+/// table stops shrinking a quarter full (four slots of 81 bytes an entry, and up to an eighth
+/// more for hashbrown's load factor), its eviction order's structures with it (at most 494
+/// bytes an entry in a unit test over both policies and 1 to 3,000 such entries).
+pub(super) const KEPT_ENTRY_KEEPS: u64 = 768;
+
 /// The room a table halved after an eviction keeps for `len` entries: an eighth more, for the
 /// inserts to come.
 #[inline]
@@ -658,7 +665,7 @@ mod tests {
 
     use hashbrown::DefaultHashBuilder;
 
-    use super::{EMPTIED_SHARD_KEEPS, OrderSeed, Slots, Tally};
+    use super::{EMPTIED_SHARD_KEEPS, KEPT_ENTRY_KEEPS, OrderSeed, Slots, Tally};
     use crate::drivers::memory::budget::Budget;
     use crate::drivers::memory::entry::{Value, key_eq};
     use crate::drivers::memory::eviction::{Eviction, Policy};
@@ -878,5 +885,39 @@ mod tests {
         }
         // The bound is what it says, not a guess far above it.
         assert!(most > EMPTIED_SHARD_KEEPS * 3 / 4, "at most {most} kept");
+
+        // Entries that eviction may not take (keys without a TTL in a `with-ttl` namespace)
+        // keep their table's room, and the order's: at most KEPT_ENTRY_KEEPS each.
+        let mut most = 0;
+        for policy in [Policy::S3Fifo, Policy::SampledLru] {
+            for (budget, first) in [(&short, 1u32), (&roomy, 7)] {
+                for kept in (first..3000).step_by(71) {
+                    let mut slots = Slots::new(Some(OrderSeed {
+                        mode: Eviction::WithTtl,
+                        policy,
+                        seed: 1,
+                    }));
+                    let mut tally = Tally::new();
+                    for i in 0..kept * 4 + 100 {
+                        let key = format!("k{i}");
+                        let hash = hasher.hash_one(key.as_str());
+                        let deadline = if i < kept { 0 } else { 1 << 40 };
+                        slots.insert(&hasher, hash, &key, Value::Int(1), deadline, 0, &mut tally);
+                    }
+                    while slots.evict(&hasher, budget, &Spared::NONE, &mut tally) {}
+                    assert_eq!(slots.map.len(), kept as usize);
+                    let each = slots
+                        .charged_structures()
+                        .saturating_sub(EMPTIED_SHARD_KEEPS)
+                        / u64::from(kept);
+                    assert!(
+                        each <= KEPT_ENTRY_KEEPS,
+                        "{policy:?}, {kept} kept: {each} each"
+                    );
+                    most = most.max(each);
+                }
+            }
+        }
+        assert!(most > KEPT_ENTRY_KEEPS / 2, "at most {most} each");
     }
 }

@@ -94,7 +94,7 @@ pub(crate) struct Meta {
     pub(super) evictable: AtomicU64,
     /// In a store with a budget, the namespace's entries eviction may not take (a wrapping
     /// sum of the changes, kept by `Table::settle`): in a `with-ttl` namespace, its keys
-    /// without a TTL. While there is none, evicting its entries lets all its shards shrink
+    /// without a TTL, whose room in the tables stays when eviction takes the others
     /// (`Table::shrinks_by_at_least`).
     pub(super) fixed_entries: AtomicU64,
     policy: Policy,

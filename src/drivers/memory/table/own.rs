@@ -14,7 +14,7 @@ use crate::drivers::memory::budget::{Budget, Reservation};
 use crate::drivers::memory::entry::heap;
 use crate::drivers::memory::eviction::Eviction;
 use crate::drivers::memory::order::ORDER_FIRST;
-use crate::drivers::memory::slots::{EMPTIED_SHARD_KEEPS, Slots, Tally};
+use crate::drivers::memory::slots::{EMPTIED_SHARD_KEEPS, KEPT_ENTRY_KEEPS, Slots, Tally};
 use crate::drivers::memory::spared::Spared;
 
 /// The heap a namespace of `shards` shards named `name` takes whatever it holds, as a budget
@@ -114,25 +114,24 @@ impl Table {
     }
 
     /// What evicting every entry of the namespace lets its structures shrink by, at least,
-    /// while it stays (a handle holds it, or a write into it is making its room), when
-    /// eviction may take every entry it holds (in `any` mode; in `with-ttl` mode while every
-    /// key has a TTL, [`Meta::fixed_entries`]): all they are charged but its fixed part, its
-    /// place in the reclaimer's schedule and what each shard keeps once eviction emptied it
-    /// ([`EMPTIED_SHARD_KEEPS`]). Nothing otherwise (the tables keep room for the keys that
-    /// stay). A few loads: on the path of a write refused for want of room, which in a store
-    /// full of `never` namespaces' keys is most writes. In a store of counters (which cost only
-    /// their room in a table) this is most of what eviction can free: counted as nothing, a
-    /// store of 7,000 counters in 1 MiB and 16 shards refused a value of 16 KiB.
+    /// while it stays (a handle holds it, or a write into it is making its room): all they
+    /// are charged but its fixed part, its place in the reclaimer's schedule, what each shard
+    /// keeps once eviction emptied it ([`EMPTIED_SHARD_KEEPS`]) and what each entry eviction
+    /// may not take keeps ([`KEPT_ENTRY_KEEPS`]; in a `with-ttl` namespace, its keys without a
+    /// TTL, [`Meta::fixed_entries`]). Nothing in `never` mode. A few loads: on the path of a
+    /// write refused for want of room, which in a store full of `never` namespaces' keys is
+    /// most writes. In a store of counters (which cost only their room in a table) this is most
+    /// of what eviction can free: counted as nothing, a store of 7,000 counters in 1 MiB and 16
+    /// shards refused a value of 16 KiB.
     pub(in crate::drivers::memory) fn shrinks_by_at_least(&self) -> u64 {
-        let all_go = match self.meta.mode {
-            Eviction::Any => true,
-            Eviction::WithTtl => self.meta.fixed_entries.load(Ordering::Relaxed) == 0,
-            Eviction::Never => false,
-        };
-        if !all_go {
+        if self.meta.mode == Eviction::Never {
             return 0;
         }
-        let keeps = self.meta.fixed + SCHEDULED + self.shards.len() as u64 * EMPTIED_SHARD_KEEPS;
+        let kept = (self.meta.fixed_entries.load(Ordering::Relaxed) as i64).max(0) as u64;
+        let keeps = self.meta.fixed
+            + SCHEDULED
+            + self.shards.len() as u64 * EMPTIED_SHARD_KEEPS
+            + kept.saturating_mul(KEPT_ENTRY_KEEPS);
         self.meta
             .structures
             .load(Ordering::Acquire)
