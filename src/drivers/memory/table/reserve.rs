@@ -113,19 +113,9 @@ impl Table {
         };
         self.reserve_with(keys, all, || {
             let mut want = Reservation::default();
-            // A key given twice is stored once, as its last pair: the pairs are counted from
-            // the last, each key once (in a set for a large batch, not searched for again in
-            // the rest of the batch at every pair).
-            let mut later: Option<HashSet<&str>> =
-                (keys.len() > SCANNED).then(|| HashSet::with_capacity(keys.len()));
-            for (at, (&key, &bytes)) in keys.iter().zip(costs).enumerate().rev() {
-                let repeated = match &mut later {
-                    Some(later) => !later.insert(key),
-                    None => keys[at + 1..].contains(&key),
-                };
-                if repeated {
-                    continue;
-                }
+            // A key given twice is stored once, as its last pair.
+            for at in last_of_each(keys) {
+                let (key, bytes) = (keys[at], costs[at]);
                 match self.charge_of(key) {
                     Some(old) => want.bytes += bytes.saturating_sub(old),
                     None => {
@@ -249,14 +239,8 @@ impl Table {
     /// spares its own keys while it makes its room, so evicting every other entry leaves them.
     fn held_by_keys(&self, keys: &[&str]) -> Reservation {
         let mut held = Reservation::default();
-        let mut seen: Option<HashSet<&str>> =
-            (keys.len() > SCANNED).then(|| HashSet::with_capacity(keys.len()));
-        for (at, &key) in keys.iter().enumerate() {
-            let repeated = match &mut seen {
-                Some(seen) => !seen.insert(key),
-                None => keys[..at].contains(&key),
-            };
-            if !repeated && let Some(charge) = self.evictable_charge_of(key) {
+        for at in last_of_each(keys) {
+            if let Some(charge) = self.evictable_charge_of(keys[at]) {
                 held.bytes += charge;
                 held.entries += 1;
             }
@@ -455,6 +439,21 @@ enum Victims {
     Namespace,
     /// This shard of the namespace first: the last victim, from it, freed no room.
     Shard(usize),
+}
+
+/// The positions in `keys` of each key's last occurrence, from the last: a batch's pairs
+/// counted each key once (in a set for a large batch, not searched for again in the rest of
+/// the batch at every pair).
+fn last_of_each<'k>(keys: &'k [&str]) -> impl Iterator<Item = usize> + 'k {
+    let mut later: Option<HashSet<&str>> =
+        (keys.len() > SCANNED).then(|| HashSet::with_capacity(keys.len()));
+    (0..keys.len()).rev().filter(move |&at| {
+        let key = keys[at];
+        match &mut later {
+            Some(later) => later.insert(key),
+            None => !keys[at + 1..].contains(&key),
+        }
+    })
 }
 
 /// How many victims a write evicts at most: see [`ROUNDS`].
