@@ -169,7 +169,9 @@ impl Table {
         let spared = Spared::new(keys);
         let mut held = Held::new(budget);
         let mut fruitless = 0;
-        let mut kept = self.held_by_keys(keys);
+        // Read once (a batch's keys each looked up): a key of the write's that expires while
+        // it makes its room is still counted, which errs towards refusing.
+        let kept = self.held_by_keys(keys);
         let whole = |kept: Reservation| Reservation {
             bytes: want.bytes.saturating_add(kept.bytes),
             entries: want.entries.saturating_add(kept.entries),
@@ -187,7 +189,6 @@ impl Table {
                 if held.take(want) {
                     return Ok(want);
                 }
-                kept = self.held_by_keys(keys);
             }
             if !self.could_fit(budget, whole(kept)) {
                 // What empty shards keep (their tables and eviction orders) is given back
