@@ -1020,11 +1020,14 @@ async fn a_full_store_keeps_its_keys_when_its_tables_and_queues_grow() {
 /// namespaces, freeing nothing while their shards' ghost tables grow, and a table the cache
 /// lets double is made up for after. Before, one write took 970 to 1,610 keys of about 3,000
 /// (a third to a half of the store), and the store held 1,750 to 2,870 keys on average. The
-/// shard that doubled is now shed first, halved back (4,170 to 4,460 keys held on average with
-/// `incr`; with victims from one of the larger shards instead, 3,300 to 3,360, and one batch
-/// took 907 to 947 keys); and an `incr` is not refused as out of memory when an eviction
-/// elsewhere left the store over its budget by the few bytes a ghost table grew, every byte of
-/// it in tables that the accounting cannot count on eviction to free (about one run in three).
+/// shard that doubled is now shed first, halved back (with `incr`, 3,646 to 4,631 keys held on
+/// average over 700 release runs, median 4,270; with victims from one of the larger shards
+/// instead, 3,300 to 3,360, and one batch took 907 to 947 keys); and an `incr` is not refused
+/// as out of memory when an eviction elsewhere left the store over its budget by the few bytes
+/// a ghost table grew, every byte of it in tables that the accounting cannot count on eviction
+/// to free (about one run in three). The bounds leave room for the spread of those 700 runs
+/// (the most one write took: 14.7% of the keys with `incr`, 20.2% with batches; first set at
+/// 20% and 3,800 keys from a few runs, they failed about one run in a hundred).
 #[tokio::test]
 async fn a_store_of_many_namespaces_of_counters_keeps_its_keys() {
     for batch in [0, 10] {
@@ -1055,11 +1058,11 @@ async fn a_store_of_many_namespaces_of_counters_keeps_its_keys() {
         }
         let mean = sum / samples;
         assert!(
-            worst_drop * 5 <= most,
+            worst_drop * 4 <= most,
             "batches of {batch}: one write took {worst_drop} keys of {most}"
         );
         if batch == 0 {
-            assert!(mean >= 3_800, "the store held {mean} keys on average");
+            assert!(mean >= 3_500, "the store held {mean} keys on average");
         }
         assert!(store.usage().unwrap().bytes <= 1024 * 1024);
     }
