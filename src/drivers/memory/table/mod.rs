@@ -92,9 +92,9 @@ pub(crate) struct Meta {
     /// the changes, kept by `Table::settle`): its share of the store's, which a write that
     /// needs room draws against (`Table::room_elsewhere`).
     pub(super) evictable: AtomicU64,
-    /// In a store with a budget, the namespace's entries eviction may not take (a wrapping
-    /// sum of the changes, kept by `Table::settle`): in a `with-ttl` namespace, its keys
-    /// without a TTL, whose room in the tables stays when eviction takes the others
+    /// In a store with a budget and a `with-ttl` namespace, its keys without a TTL, which
+    /// eviction may not take (a wrapping sum of the changes, kept by `Table::settle`; 0 in the
+    /// other modes): their room in the tables stays when eviction takes the others
     /// (`Table::shrinks_by_at_least`).
     pub(super) fixed_entries: AtomicU64,
     policy: Policy,

@@ -61,7 +61,9 @@ impl Table {
                 .evictable
                 .fetch_add(evictable as u64, Ordering::Relaxed);
         }
-        if tally.fixed_entries != 0 {
+        // Read only in a `with-ttl` namespace: in a `never` one, every entry is such, and its
+        // writes are not given an update of a shared count for nothing.
+        if tally.fixed_entries != 0 && self.meta.mode == Eviction::WithTtl {
             self.meta
                 .fixed_entries
                 .fetch_add(tally.fixed_entries as u64, Ordering::Relaxed);

@@ -223,8 +223,8 @@ impl Table {
         // (the old value it meant to replace gone). What it adds past its reservation is taken
         // under the lock; when the budget has not got it, the room is made again, twice at
         // most before the write goes on and the store sheds after it. (Left to the shedding,
-        // 4 threads rewriting values of up to 1 MB in a 1 MiB store beside small keys took it
-        // to 1.6 times its budget.)
+        // two threads rewriting values of up to 1 MB in a 1 MiB store, beside two writing
+        // small batches, took it to 1.6 times its budget.)
         let mut attempts = 0;
         loop {
             attempts += 1;
@@ -238,12 +238,12 @@ impl Table {
             };
             let slots = write(shard);
             let mut now = Now::new(&self.clock);
-            let old = slots
+            let current = slots
                 .map
                 .find(hash, |e| key_eq(&e.key, key))
                 .filter(|e| e.live(&mut now))
                 .map(Entry::charge);
-            let adds_now = self.adding(&slots, old, bytes, adds);
+            let adds_now = self.adding(&slots, current, bytes, adds);
             let extra = Reservation {
                 bytes: adds_now.bytes.saturating_sub(reserved.bytes),
                 entries: adds_now.entries.saturating_sub(reserved.entries),
