@@ -62,6 +62,19 @@ fn evicting(max_bytes: u64, policy: Policy) -> MemoryDriver {
         .unwrap()
 }
 
+/// A store of `max_bytes` in `shards` shards whose namespaces are of mode `eviction` by
+/// default, its reclaimer off.
+fn sharded(max_bytes: u64, eviction: Eviction, policy: Policy, shards: usize) -> MemoryDriver {
+    MemoryDriver::builder()
+        .max_bytes(max_bytes)
+        .eviction(eviction)
+        .policy(policy)
+        .shards(shards)
+        .reap_interval(None)
+        .build()
+        .unwrap()
+}
+
 /// Writes the next new keys from `k(i)`: one counter (`batch` 0), or a batch of `batch`
 /// 100-byte values (`values`) or empty ones. Returns the next `i`.
 async fn write_new(
@@ -586,14 +599,7 @@ async fn a_store_full_of_counters_makes_room_for_a_large_value() {
     for policy in POLICIES {
         for mode in [Eviction::Any, Eviction::WithTtl] {
             for shards in [1, 16] {
-                let store = MemoryDriver::builder()
-                    .max_bytes(BUDGET)
-                    .eviction(mode)
-                    .policy(policy)
-                    .shards(shards)
-                    .reap_interval(None)
-                    .build()
-                    .unwrap();
+                let store = sharded(BUDGET, mode, policy, shards);
                 let small = store.namespace::<String>("app", "small").unwrap();
                 let values = store.namespace::<String>("app", "values").unwrap();
                 for i in 0..20_000 {
@@ -681,14 +687,7 @@ async fn a_value_grown_past_what_eviction_frees_is_refused_whole() {
     const BUDGET: u64 = 1 << 20;
     for policy in POLICIES {
         for (shards, grown, fits) in [(16, 1_040_000, false), (1, 1_000_000, true)] {
-            let store = MemoryDriver::builder()
-                .max_bytes(BUDGET)
-                .eviction(Eviction::Any)
-                .policy(policy)
-                .shards(shards)
-                .reap_interval(None)
-                .build()
-                .unwrap();
+            let store = sharded(BUDGET, Eviction::Any, policy, shards);
             let cache = store.namespace::<String>("app", "cache").unwrap();
             let big = "big".to_owned();
             cache.set(&big, vec![1u8; 600 << 10], None).await.unwrap();
@@ -962,14 +961,7 @@ async fn a_full_store_keeps_its_keys_when_its_tables_and_queues_grow() {
             (1, 10, true),
         ] {
             let max_bytes = 256 * 1024;
-            let store = MemoryDriver::builder()
-                .shards(shards)
-                .max_bytes(max_bytes)
-                .eviction(Eviction::Any)
-                .policy(policy)
-                .reap_interval(None)
-                .build()
-                .unwrap();
+            let store = sharded(max_bytes, Eviction::Any, policy, shards);
             let ns = store.namespace::<String>("app", "full").unwrap();
             let (mut most, mut least, mut worst_drop, mut first_worst) = (0, u64::MAX, 0, 0);
             let mut before = 0u64;
