@@ -48,6 +48,28 @@ pub(crate) struct Reservation {
     pub(super) entries: u64,
 }
 
+impl Reservation {
+    /// What `self` needs past `reserved`: nothing where `reserved` covers it.
+    pub(super) fn past(self, reserved: Reservation) -> Reservation {
+        Reservation {
+            bytes: self.bytes.saturating_sub(reserved.bytes),
+            entries: self.entries.saturating_sub(reserved.entries),
+        }
+    }
+
+    /// Both together.
+    pub(super) fn plus(self, more: Reservation) -> Reservation {
+        Reservation {
+            bytes: self.bytes + more.bytes,
+            entries: self.entries + more.entries,
+        }
+    }
+
+    pub(super) fn is_empty(self) -> bool {
+        self.bytes == 0 && self.entries == 0
+    }
+}
+
 /// Room that a write's own victims freed, kept for that write: their counts stay charged to
 /// the budget until the write takes its room with them ([`Held::take`]), so that writes racing
 /// it cannot take the room first (a batch that needs many entries' room at once, given back

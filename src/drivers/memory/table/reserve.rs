@@ -112,22 +112,7 @@ impl Table {
             entries: keys.len() as u64,
         };
         self.reserve_with(keys, all, || {
-            let mut want = Reservation::default();
-            // A key given twice is stored once, as its last pair.
-            for at in last_of_each(keys) {
-                let (key, bytes) = (keys[at], costs[at]);
-                match self.charge_of(key) {
-                    Some(old) => want.bytes += bytes.saturating_sub(old),
-                    None => {
-                        want.bytes += bytes;
-                        want.entries += 1;
-                    }
-                }
-            }
-            if want.entries > 0 {
-                want.bytes += growth;
-            }
-            want
+            batch_adds(keys, costs, growth, |at| self.charge_of(keys[at]))
         })
     }
 
@@ -455,6 +440,33 @@ fn last_of_each<'k>(keys: &'k [&str]) -> impl Iterator<Item = usize> + 'k {
             None => !keys[at + 1..].contains(&key),
         }
     })
+}
+
+/// What a batch of `keys` adds to the store, each new entry costing what `costs` says at its
+/// position and the live entry of the key at a position costing what `charge` says, if there
+/// is one; `growth`, what adding any entry may grow the tables by, with them. A key given
+/// twice is stored once, as its last pair.
+pub(super) fn batch_adds(
+    keys: &[&str],
+    costs: &[u64],
+    growth: u64,
+    mut charge: impl FnMut(usize) -> Option<u64>,
+) -> Reservation {
+    let mut adds = Reservation::default();
+    for at in last_of_each(keys) {
+        let bytes = costs[at];
+        match charge(at) {
+            Some(old) => adds.bytes += bytes.saturating_sub(old),
+            None => {
+                adds.bytes += bytes;
+                adds.entries += 1;
+            }
+        }
+    }
+    if adds.entries > 0 {
+        adds.bytes += growth;
+    }
+    adds
 }
 
 /// How many victims a write evicts at most: see [`ROUNDS`].

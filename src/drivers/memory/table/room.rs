@@ -20,6 +20,10 @@ use crate::drivers::memory::spared::Spared;
 /// the writing shard ([`Table::room_elsewhere`]).
 const LEANING_PRIOR: f64 = 16.0;
 
+/// How many times a write that made its room without its shards' locks makes it, when what
+/// it adds under the locks has grown past it, before it goes on and the store sheds after.
+pub(super) const ROOM_ATTEMPTS: u32 = 3;
+
 /// A shard locked for a write, with room for it taken from the budget.
 pub(super) struct Locked<'t> {
     pub(super) slots: RwLockWriteGuard<'t, Slots>,
@@ -244,17 +248,11 @@ impl Table {
                 .filter(|e| e.live(&mut now))
                 .map(Entry::charge);
             let adds_now = self.adding(&slots, current, bytes, adds);
-            let extra = Reservation {
-                bytes: adds_now.bytes.saturating_sub(reserved.bytes),
-                entries: adds_now.entries.saturating_sub(reserved.entries),
-            };
-            let taken = if extra.bytes == 0 && extra.entries == 0 || attempts == 3 {
+            let extra = adds_now.past(reserved);
+            let taken = if extra.is_empty() || attempts == ROOM_ATTEMPTS {
                 Some(reserved)
             } else {
-                budget.try_take(extra).then(|| Reservation {
-                    bytes: reserved.bytes + extra.bytes,
-                    entries: reserved.entries + extra.entries,
-                })
+                budget.try_take(extra).then(|| reserved.plus(extra))
             };
             if let Some(reserved) = taken {
                 return Ok(Locked {
