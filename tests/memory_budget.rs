@@ -822,6 +822,42 @@ async fn room_taken_by_namespaces_is_made_by_freeing_namespaces() {
     }
 }
 
+/// The same with `with-ttl` namespaces whose keys all have a TTL: eviction may take every
+/// one of their keys, so they go whole like namespaces of `any` mode (SPEC 10.5: a write is
+/// refused only when evicting every evictable key would not make its room). Counted as
+/// namespaces that stay, a value of half the budget was refused ("133136 not evictable").
+#[tokio::test]
+async fn with_ttl_namespaces_whose_keys_all_expire_are_room() {
+    const BUDGET: u64 = 256 * 1024;
+    let hour = Some(Duration::from_secs(3600));
+    for policy in POLICIES {
+        let (store, _clock) = clocked_in(BUDGET, Eviction::WithTtl, policy);
+        for user in 0..100 {
+            let ns = store
+                .namespace::<String>("users", &format!("user-{user}"))
+                .unwrap();
+            for i in 0..20 {
+                ns.set(&k(i), vec![1u8; 8], hour).await.unwrap();
+            }
+        }
+        assert!(store.namespace_tables() < 100, "the budget holds them all");
+        let cache = store.namespace::<String>("app", "cache").unwrap();
+        for size in [BUDGET / 2, BUDGET * 3 / 4] {
+            let value = vec![9u8; size as usize];
+            let big = "big".to_owned();
+            if let Err(error) = cache.set(&big, value.clone(), hour).await {
+                panic!("{policy:?}: a value of {size} bytes refused: {error}");
+            }
+            assert_eq!(
+                cache.get(&big).await.unwrap().as_deref(),
+                Some(&value[..]),
+                "{policy:?}"
+            );
+            assert!(store.usage().unwrap().bytes <= BUDGET, "{policy:?}");
+        }
+    }
+}
+
 /// A namespace of many keys is not emptied whole to make that room, even when no handle
 /// holds it between uses (a cache whose handle is made per request): its keys go one by one,
 /// its tables giving their room back as they empty, and it keeps what the write does not

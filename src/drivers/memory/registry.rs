@@ -236,8 +236,9 @@ impl Registry {
     }
 
     /// Whether evicting every entry eviction may take would free at least `bytes` of the
-    /// namespaces' structures and fixed parts: all of them for the namespaces of `any` mode
-    /// that no handle holds, other than `this` (they then go), and what the others' tables and
+    /// namespaces' structures and fixed parts: all of them for the namespaces that eviction
+    /// empties ([`Table::empties_when_evicted`]) and no handle holds, other than `this` (they
+    /// then go), and what the others' tables and
     /// eviction orders shrink by ([`Table::shrinks_by_at_least`]). Reads the list until it has
     /// seen enough: on the path of a write that does not fit otherwise, in a store whose
     /// namespaces' own memory is most of its budget.
@@ -249,7 +250,7 @@ impl Registry {
             .unwrap_or_else(PoisonError::into_inner);
         let mut freed = 0u64;
         evictable.iter().any(|table| {
-            freed += if table.meta.mode == Eviction::Any
+            freed += if table.empties_when_evicted()
                 && !table.same(this)
                 && table.meta.handles.load(Ordering::SeqCst) == 0
             {
@@ -261,8 +262,8 @@ impl Registry {
         })
     }
 
-    /// Evicts every entry of the next namespace of `any` mode that no handle holds, other
-    /// than `this`, holding at most [`FREED_WHOLE`] entries, in turn, which frees it with its
+    /// Evicts every entry of the next namespace that eviction empties
+    /// ([`Table::empties_when_evicted`]) and no handle holds, other than `this`, holding at most [`FREED_WHOLE`] entries, in turn, which frees it with its
     /// structures and fixed part: what makes room when the namespaces' own memory, not their
     /// entries, fills the budget. False when no such namespace is among the next
     /// [`FREE_CANDIDATES`] (a larger namespace gives its tables' room back as its keys go one
@@ -283,7 +284,7 @@ impl Registry {
                 .map(|i| &evictable[(start + i) % len])
                 .filter(|table| {
                     !table.same(this)
-                        && table.meta.mode == Eviction::Any
+                        && table.empties_when_evicted()
                         && table.meta.handles.load(Ordering::SeqCst) == 0
                         && table.meta.structures.load(Ordering::Acquire) > 0
                 })

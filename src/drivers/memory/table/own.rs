@@ -115,6 +115,20 @@ impl Table {
         }
     }
 
+    /// Whether evicting every entry eviction may take empties the namespace: in `any` mode,
+    /// and in `with-ttl` mode while it holds no key without a TTL
+    /// ([`Meta::fixed_entries`]). One that no handle holds is then freed with its last entry,
+    /// its structures and fixed part with it. (Counted only in `any` mode, a store of
+    /// `with-ttl` namespaces of a few keys each, all with a TTL and all evictable, refused a
+    /// value of half its budget.)
+    pub(in crate::drivers::memory) fn empties_when_evicted(&self) -> bool {
+        match self.meta.mode {
+            Eviction::Any => true,
+            Eviction::WithTtl => self.meta.fixed_entries.load(Ordering::Relaxed) as i64 <= 0,
+            Eviction::Never => false,
+        }
+    }
+
     /// What evicting every entry of the namespace lets its structures shrink by, at least,
     /// while it stays (a handle holds it, or a write into it is making its room): all they
     /// are charged but its fixed part, its place in the reclaimer's schedule, what each shard

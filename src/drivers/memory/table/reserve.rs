@@ -28,9 +28,9 @@ const FRUITLESS_ROUNDS: usize = 64;
 impl Table {
     /// Whether evicting everything evictable would make room for `want` (a write that does
     /// not fit even then is refused with nothing evicted, SPEC 10.5): the evictable entries,
-    /// the namespaces of `any` mode that no handle holds, freed with their last entry, their
-    /// structures and fixed part with them (with few keys each, most of what they take), and
-    /// what the other `any` namespaces' tables and eviction orders shrink by as their entries
+    /// the namespaces that eviction empties and no handle holds, freed with their last entry,
+    /// their structures and fixed part with them (with few keys each, most of what they take),
+    /// and what the other namespaces' tables and eviction orders shrink by as their entries
     /// go ([`Registry::frees_at_least`](crate::drivers::memory::registry::Registry::frees_at_least)).
     pub(in crate::drivers::memory) fn could_fit(&self, budget: &Budget, want: Reservation) -> bool {
         match budget.shortfall(want) {
@@ -345,7 +345,7 @@ impl Table {
             .is_some_and(|registry| registry.release_empty_shards(WRITE_RELEASE_TABLES))
     }
 
-    /// Evicts every entry of a namespace of `any` mode that no handle holds, of a few keys,
+    /// Evicts every entry of a namespace that eviction empties and no handle holds, of a few keys,
     /// other than this one, which frees it (`Registry::free_one`); false when there is none.
     fn free_a_namespace(&self) -> bool {
         self.meta
