@@ -858,6 +858,47 @@ async fn with_ttl_namespaces_whose_keys_all_expire_are_room() {
     }
 }
 
+/// SPEC 10.5 for a batch that overwrites half the keys of a store of counters with values:
+/// its keys stay (spared) and keep their room in the tables, so evicting every other key
+/// cannot make its room, and it is refused with nothing changed. (Counted as if their tables
+/// could shrink with the rest, such a batch evicted every other key, then was refused.)
+#[tokio::test]
+async fn a_batch_over_half_a_store_of_counters_is_refused_whole() {
+    const BUDGET: u64 = 1 << 20;
+    for policy in POLICIES {
+        for shards in [1, 16] {
+            let store = sharded(BUDGET, Eviction::Any, policy, shards);
+            let ns = store.namespace::<String>("app", "counters").unwrap();
+            for i in 0..20_000 {
+                ns.incr(&k(i), 1).await.unwrap();
+            }
+            let mut held = vec![];
+            for i in 0..20_000 {
+                if ns.exists(&k(i)).await.unwrap() {
+                    held.push(i);
+                }
+            }
+            let batch: Vec<usize> = held.iter().copied().step_by(2).collect();
+            let error = ns
+                .mset(batch.iter().map(|&i| (k(i), vec![1u8; 160])), None)
+                .await
+                .expect_err("a batch of half a megabyte over a full store of counters");
+            assert_eq!(error.kind(), ErrorKind::OutOfMemory, "{error}");
+            let context = format!("{policy:?}, {shards} shards");
+            assert_eq!(
+                present(&ns, held.iter().map(|&i| k(i))).await,
+                held.len(),
+                "{context}: the refused batch evicted keys"
+            );
+            assert_eq!(
+                ns.get(&k(batch[0])).await.unwrap().as_deref(),
+                Some(&b"1"[..]),
+                "{context}"
+            );
+        }
+    }
+}
+
 /// A namespace of many keys is not emptied whole to make that room, even when no handle
 /// holds it between uses (a cache whose handle is made per request): its keys go one by one,
 /// its tables giving their room back as they empty, and it keeps what the write does not

@@ -239,11 +239,12 @@ impl Registry {
     /// namespaces' structures and fixed parts: all of them for the namespaces that eviction
     /// empties ([`Table::empties_when_evicted`]) and no handle holds, other than `this` (they
     /// then go), and what the others' tables and
-    /// eviction orders shrink by ([`Table::shrinks_by_at_least`]). Reads the list until it has
+    /// eviction orders shrink by ([`Table::shrinks_by_at_least`]; `this` keeps the room of its
+    /// `spared` entries, the write's own keys). Reads the list until it has
     /// seen enough: on the path of a write that does not fit otherwise, in a store whose
     /// namespaces' own memory is most of its budget.
     #[cold]
-    pub(crate) fn frees_at_least(&self, this: &Table, bytes: u64) -> bool {
+    pub(crate) fn frees_at_least(&self, this: &Table, spared: u64, bytes: u64) -> bool {
         let evictable = self
             .evictable
             .lock()
@@ -255,8 +256,10 @@ impl Registry {
                 && table.meta.handles.load(Ordering::SeqCst) == 0
             {
                 table.meta.structures.load(Ordering::Acquire)
+            } else if table.same(this) {
+                table.shrinks_by_at_least(spared)
             } else {
-                table.shrinks_by_at_least()
+                table.shrinks_by_at_least(0)
             };
             freed >= bytes
         })

@@ -134,16 +134,18 @@ impl Table {
     /// are charged but its fixed part, its place in the reclaimer's schedule, what each shard
     /// keeps once eviction emptied it ([`EMPTIED_SHARD_KEEPS`]) and what each entry eviction
     /// may not take keeps ([`KEPT_ENTRY_KEEPS`]; in a `with-ttl` namespace, its keys without a
-    /// TTL, [`Meta::fixed_entries`]). Nothing in `never` mode. A few loads: on the path of a
+    /// TTL, [`Meta::fixed_entries`]; and the `spared` entries a write into it keeps while it
+    /// makes its room). Nothing in `never` mode. A few loads: on the path of a
     /// write refused for want of room, which in a store full of `never` namespaces' keys is
     /// most writes. In a store of counters (which cost only their room in a table) this is most
     /// of what eviction can free: counted as nothing, a store of 7,000 counters in 1 MiB and 16
     /// shards refused a value of 16 KiB.
-    pub(in crate::drivers::memory) fn shrinks_by_at_least(&self) -> u64 {
+    pub(in crate::drivers::memory) fn shrinks_by_at_least(&self, spared: u64) -> u64 {
         if self.meta.mode == Eviction::Never {
             return 0;
         }
-        let kept = (self.meta.fixed_entries.load(Ordering::Relaxed) as i64).max(0) as u64;
+        let fixed = (self.meta.fixed_entries.load(Ordering::Relaxed) as i64).max(0) as u64;
+        let kept = fixed.saturating_add(spared);
         let keeps = self.meta.fixed
             + SCHEDULED
             + self.shards.len() as u64 * EMPTIED_SHARD_KEEPS

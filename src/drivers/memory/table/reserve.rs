@@ -31,8 +31,16 @@ impl Table {
     /// the namespaces that eviction empties and no handle holds, freed with their last entry,
     /// their structures and fixed part with them (with few keys each, most of what they take),
     /// and what the other namespaces' tables and eviction orders shrink by as their entries
-    /// go ([`Registry::frees_at_least`](crate::drivers::memory::registry::Registry::frees_at_least)).
-    pub(in crate::drivers::memory) fn could_fit(&self, budget: &Budget, want: Reservation) -> bool {
+    /// go ([`Registry::frees_at_least`](crate::drivers::memory::registry::Registry::frees_at_least)),
+    /// less the room the write's own `spared` entries keep in this namespace's tables (counted
+    /// as freed, a batch overwriting half the keys of a store of counters evicted the other
+    /// half, then was refused: the table holding its keys could not shrink).
+    pub(in crate::drivers::memory) fn could_fit(
+        &self,
+        budget: &Budget,
+        want: Reservation,
+        spared: u64,
+    ) -> bool {
         match budget.shortfall(want) {
             Some(0) => true,
             None => false,
@@ -40,7 +48,7 @@ impl Table {
                 .meta
                 .registry
                 .upgrade()
-                .is_some_and(|registry| registry.frees_at_least(self, short)),
+                .is_some_and(|registry| registry.frees_at_least(self, spared, short)),
         }
     }
 
@@ -175,17 +183,17 @@ impl Table {
                     return Ok(want);
                 }
             }
-            if !self.could_fit(budget, whole(kept)) {
+            if !self.could_fit(budget, whole(kept), kept.entries) {
                 // What empty shards keep (their tables and eviction orders) is given back
                 // before a write is refused: it holds no entry. And a store that an eviction
                 // left over its budget (a victim that freed nothing, its shard's ghosts grown
                 // by it) sheds back within it, as after a write that stored more than it
                 // reserved: with every byte in tables, the write was refused.
                 let fits = (self.release_empty_shards_everywhere()
-                    && self.could_fit(budget, whole(kept)))
+                    && self.could_fit(budget, whole(kept), kept.entries))
                     || (budget.over() && {
                         self.shed(budget, None, &spared);
-                        self.could_fit(budget, whole(kept))
+                        self.could_fit(budget, whole(kept), kept.entries)
                     });
                 if !fits {
                     return refuse(&mut held);
