@@ -899,6 +899,42 @@ async fn a_batch_over_half_a_store_of_counters_is_refused_whole() {
     }
 }
 
+/// SPEC 10.2 in a `with-ttl` namespace whose keys without a TTL pile up (eviction may not
+/// take them, and new keys with a TTL evict the last ones with a TTL): once they fill their
+/// table, a new key doubles it whatever is evicted, and the write needs that room too,
+/// refused when it is not there. (Charged after, as a table's growth is in other modes, one
+/// write took a 64 KiB store to 76,876 bytes, and it stayed there: nothing could be shed.)
+#[tokio::test]
+async fn keys_without_a_ttl_that_fill_their_table_keep_the_budget() {
+    const BUDGET: u64 = 64 * 1024;
+    let hour = Some(Duration::from_secs(3600));
+    for policy in POLICIES {
+        for batch in [1, 4] {
+            let store = sharded(BUDGET, Eviction::WithTtl, policy, 1);
+            let ns = store.namespace::<String>("app", "mixed").unwrap();
+            let (mut stored, mut refused) = (0, 0);
+            for i in (0..3000).step_by(batch) {
+                // One key in eight without a TTL.
+                let ttl = if i % 8 == 0 { None } else { hour };
+                let pairs = (i..i + batch).map(|j| (k(j), vec![1u8; 100]));
+                match ns.mset(pairs, ttl).await {
+                    Ok(()) => stored += 1,
+                    Err(error) => {
+                        assert_eq!(error.kind(), ErrorKind::OutOfMemory, "{error}");
+                        refused += 1;
+                    }
+                }
+                let used = store.usage().unwrap().bytes;
+                assert!(
+                    used <= BUDGET,
+                    "{policy:?}, batches of {batch}: {used} bytes in use after write {i}"
+                );
+            }
+            assert!(stored > 0 && refused > 0, "{policy:?}: {stored} {refused}");
+        }
+    }
+}
+
 /// A namespace of many keys is not emptied whole to make that room, even when no handle
 /// holds it between uses (a cache whose handle is made per request): its keys go one by one,
 /// its tables giving their room back as they empty, and it keeps what the write does not

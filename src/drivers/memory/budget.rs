@@ -79,6 +79,9 @@ pub(super) struct Held<'b> {
     budget: &'b Budget,
     /// The victims' bytes and entries (negative: what taking the write's room gives back).
     room: Tally,
+    /// What the victims grew the structures by (their shards' ghosts; negative when their
+    /// tables shrank more), settled with their namespaces.
+    restructured: i64,
 }
 
 impl<'b> Held<'b> {
@@ -86,6 +89,7 @@ impl<'b> Held<'b> {
         Held {
             budget,
             room: Tally::new(),
+            restructured: 0,
         }
     }
 
@@ -93,6 +97,7 @@ impl<'b> Held<'b> {
     /// entries leave the tally for the write, the rest of it (what its namespace counts) is
     /// settled as before.
     pub(super) fn keep(&mut self, freed: &mut Tally) {
+        self.restructured += freed.structures;
         let (bytes, entries) = freed.hand_over_room();
         self.room.bytes += bytes;
         self.room.entries += entries;
@@ -122,6 +127,11 @@ impl<'b> Held<'b> {
 
     fn is_empty(&self) -> bool {
         self.room.bytes == 0 && self.room.entries == 0
+    }
+
+    /// What the victims kept so far grew the structures by, if they grew them.
+    pub(super) fn grown(&self) -> u64 {
+        self.restructured.max(0) as u64
     }
 
     /// The budget the room is kept in.
@@ -303,11 +313,16 @@ impl Budget {
         near(&self.bytes, self.max_bytes) || near(&self.entries, self.max_entries)
     }
 
-    /// Whether the bytes in use are within a sixteenth of the byte budget: eviction is making
-    /// room for bytes, not only for entries.
+    /// Whether eviction is making room for bytes, not only for entries: the bytes in use are
+    /// within a sixteenth of the byte budget, or the entries are not within a sixteenth of
+    /// theirs (a write larger than the room left is making its room: a large value, a large
+    /// batch). (With the bytes in use alone, a batch of 600 KB making its room in a store at
+    /// 60% of 1 MiB shrank no table as its victims went, and was refused after evicting
+    /// hundreds of keys for it.)
     #[inline]
     pub(super) fn short_of_bytes(&self) -> bool {
-        self.bytes.load(Ordering::Relaxed) > self.max_bytes - self.max_bytes / 16
+        let near = |used: &AtomicU64, max: u64| used.load(Ordering::Relaxed) > max - max / 16;
+        near(&self.bytes, self.max_bytes) || !near(&self.entries, self.max_entries)
     }
 
     /// Whether the bytes of the entries eviction may take (what evicting them gives back,

@@ -48,10 +48,11 @@ const SMALLEST_SHRUNK: usize = 16;
 
 /// At most what a shard keeps once eviction took all its entries: its table, shrunk with its
 /// entries to 16 slots or fewer (1.3 KiB), and its eviction order's structures, trimmed with
-/// the table (up to 2.2 KiB where deletes and deadlines left their positions to skip; unit
-/// test below). What evicting every entry of a namespace frees of its structures is counted
+/// the table (up to 2.9 KiB where deletes and deadlines left their positions to skip; 4,184
+/// bytes in all at most in the unit test below, tables halved as eviction makes room for
+/// bytes). What evicting every entry of a namespace frees of its structures is counted
 /// against it ([`Table::shrinks_by_at_least`](super::table::Table)).
-pub(super) const EMPTIED_SHARD_KEEPS: u64 = 4096;
+pub(super) const EMPTIED_SHARD_KEEPS: u64 = 4608;
 
 /// At most what a shard keeps beyond [`EMPTIED_SHARD_KEEPS`] for each entry that eviction may
 /// not take (a key without a TTL in a `with-ttl` namespace), once it took all the others: its
@@ -414,6 +415,18 @@ impl Slots {
         len + n > self.map.capacity() && len + n <= self.table_full - self.table_full / 8
     }
 
+    /// In a `with-ttl` namespace: whether adding `n` entries doubles the table even with
+    /// every entry eviction may take from it gone. Its keys without a TTL, which eviction may
+    /// not take, leave a table rebuilt at its size no room for them
+    /// ([`rebuild_makes_room`](Self::rebuild_makes_room)).
+    #[inline]
+    pub(super) fn doubles_whatever_goes(&self, n: usize) -> bool {
+        self.growth_if_adding(n) != 0 && {
+            let kept = self.map.len().saturating_sub(self.with_ttl);
+            kept + n > self.table_full - self.table_full / 8
+        }
+    }
+
     /// Whether the table is smaller than any table is shrunk to: its doubling costs little
     /// (under 16 slots), and sparing it by eviction would take most of the shard's keys.
     #[inline]
@@ -666,7 +679,7 @@ mod tests {
     use hashbrown::DefaultHashBuilder;
 
     use super::{EMPTIED_SHARD_KEEPS, KEPT_ENTRY_KEEPS, OrderSeed, Slots, Tally};
-    use crate::drivers::memory::budget::Budget;
+    use crate::drivers::memory::budget::{Budget, Reservation};
     use crate::drivers::memory::entry::{Value, key_eq};
     use crate::drivers::memory::eviction::{Eviction, Policy};
     use crate::drivers::memory::spared::Spared;
@@ -831,13 +844,25 @@ mod tests {
 
     /// A shard that eviction emptied keeps at most [`EMPTIED_SHARD_KEEPS`]: its table and
     /// eviction order shrink as its entries go, whatever it held, whichever policy, whether
-    /// the store was short of bytes (tables halved at half full) or not (at a quarter), and
+    /// the store was short of bytes (tables halved at half full) or of entries (at a quarter), and
     /// whatever deletes and deadlines left behind.
     #[test]
     fn a_shard_emptied_by_eviction_keeps_little() {
         let hasher = DefaultHashBuilder::default();
-        let short = Budget::new(Some(1), None);
-        let roomy = Budget::new(Some(1 << 40), None);
+        // Evicting for bytes (tables halved at half full), and for entries (at a quarter):
+        // each budget full of what binds it.
+        let short = Budget::new(Some(1 << 10), None);
+        assert!(short.try_take(Reservation {
+            bytes: 1 << 10,
+            entries: 0
+        }));
+        assert!(short.short_of_bytes());
+        let roomy = Budget::new(Some(1 << 40), Some(16));
+        assert!(roomy.try_take(Reservation {
+            bytes: 0,
+            entries: 16
+        }));
+        assert!(!roomy.short_of_bytes());
         let mut most = 0;
         for policy in [Policy::S3Fifo, Policy::SampledLru] {
             for n in [1u32, 5, 17, 100, 1000, 10_000, 100_000] {

@@ -15,6 +15,7 @@ use crate::Result;
 use crate::drivers::memory::budget::{Budget, Reservation};
 use crate::drivers::memory::clock::Now;
 use crate::drivers::memory::entry::{Entry, Value, bytes_heap, cost, key_eq};
+use crate::drivers::memory::eviction::Eviction;
 use crate::drivers::memory::order::ORDER_FIRST;
 use crate::drivers::memory::slots::{Slots, Tally};
 use crate::ttl::Ttl;
@@ -249,11 +250,16 @@ impl Table {
     /// be charged after, a batch into a new or cleared namespace in a full store took the
     /// store over its budget, and the batch's own keys, the namespace's only ones, were
     /// evicted to make up for it.)
+    ///
+    /// In a `with-ttl` namespace holding keys without a TTL, every shard is looked at too: a
+    /// table they fill doubles whatever eviction takes ([`Table::growth_to_reserve`]).
     fn growth_to_reserve_for(&self, plan: &Plan) -> u64 {
         let fixed = self.unpaid();
         let every = fixed != 0 || self.reserves_growth();
+        let kept = self.meta.mode == Eviction::WithTtl
+            && self.meta.fixed_entries.load(Ordering::Relaxed) as i64 > 0;
         let cleared = self.meta.cleared.load(Ordering::Acquire);
-        if !every && cleared == 0 {
+        if !every && !kept && cleared == 0 {
             return 0;
         }
         let bit = |shard: usize| 1u64 << (shard % 64);
@@ -263,7 +269,7 @@ impl Table {
             .chunk_by(|a, b| a == b)
             .map(|run| {
                 let shard = run[0];
-                if !every && cleared & bit(shard) == 0 {
+                if !every && !kept && cleared & bit(shard) == 0 {
                     return 0;
                 }
                 let slots = read(&self.shards[shard]);
@@ -279,7 +285,7 @@ impl Table {
                     if every {
                         slots.growth_if_adding(run.len())
                     } else {
-                        0
+                        self.growth_to_reserve(&slots, run.len())
                     }
                 }
             })

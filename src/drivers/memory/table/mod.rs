@@ -376,9 +376,19 @@ impl Table {
     /// would be refused for want of room that evicting one victim from its shard makes (a
     /// removal leaves the table room). A shard with no entry has no victim, and the victims
     /// taken after would have been the write's own new keys (a namespace's first `set` into
-    /// a full store was evicted right after it).
+    /// a full store was evicted right after it). And in a shard whose table doubles whatever
+    /// eviction takes from it ([`Slots::doubles_whatever_goes`]: a `with-ttl` namespace's
+    /// keys without a TTL fill it): no victim there can make up for the doubling. (Charged as
+    /// it came, a 64 KiB store whose `with-ttl` namespace held keys without a TTL in one shard
+    /// went 17% over its budget with a write of one key, and stayed over: nothing could be
+    /// shed.)
     pub(super) fn growth_to_reserve(&self, slots: &Slots, n: usize) -> u64 {
-        if self.reserves_growth() || slots.awaits_order() {
+        let reserves = match self.meta.mode {
+            Eviction::Never => true,
+            Eviction::Any => slots.awaits_order(),
+            Eviction::WithTtl => slots.awaits_order() || slots.doubles_whatever_goes(n),
+        };
+        if reserves {
             slots.growth_if_adding(n)
         } else {
             0

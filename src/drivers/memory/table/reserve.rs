@@ -169,6 +169,18 @@ impl Table {
             bytes: want.bytes.saturating_add(kept.bytes),
             entries: want.entries.saturating_add(kept.entries),
         };
+        // Whether it fits, judged again as it evicts (other writes may have taken the room
+        // since): what its own victims grew the structures by (their shards' ghosts, a few
+        // bytes a victim) is not held against it. (Held against it, a batch judged to fit
+        // could be refused after evicting a hundred keys for it: SPEC 10.5 refuses whole.)
+        let fits = |held: &Held<'_>| {
+            let judged = whole(kept);
+            let judged = Reservation {
+                bytes: judged.bytes.saturating_sub(held.grown()),
+                ..judged
+            };
+            self.could_fit(budget, judged, kept.entries)
+        };
         // Refused: the room kept goes back first, so the refusal reports the store as the
         // others find it.
         let refuse = |held: &mut Held<'_>| {
@@ -183,17 +195,16 @@ impl Table {
                     return Ok(want);
                 }
             }
-            if !self.could_fit(budget, whole(kept), kept.entries) {
+            if !fits(&held) {
                 // What empty shards keep (their tables and eviction orders) is given back
                 // before a write is refused: it holds no entry. And a store that an eviction
                 // left over its budget (a victim that freed nothing, its shard's ghosts grown
                 // by it) sheds back within it, as after a write that stored more than it
                 // reserved: with every byte in tables, the write was refused.
-                let fits = (self.release_empty_shards_everywhere()
-                    && self.could_fit(budget, whole(kept), kept.entries))
+                let fits = (self.release_empty_shards_everywhere() && fits(&held))
                     || (budget.over() && {
                         self.shed(budget, None, &spared);
-                        self.could_fit(budget, whole(kept), kept.entries)
+                        fits(&held)
                     });
                 if !fits {
                     return refuse(&mut held);

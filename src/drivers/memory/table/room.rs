@@ -317,8 +317,12 @@ impl Table {
             return 0;
         };
         slots.rebuild_if_worn(&self.hasher, tally);
-        // A `never` namespace reserved its tables' growth (`growth_to_reserve`).
-        if self.reserves_growth() || slots.growth_if_adding(1) == 0 {
+        // A `never` namespace reserved its tables' growth, and so did a write into a table
+        // that doubles whatever goes (`growth_to_reserve`).
+        if self.reserves_growth()
+            || slots.growth_if_adding(1) == 0
+            || (self.meta.mode == Eviction::WithTtl && slots.doubles_whatever_goes(1))
+        {
             return 0;
         }
         self.make_room_in_table(budget, slots, hash, keys, tally)
