@@ -935,6 +935,74 @@ async fn keys_without_a_ttl_that_fill_their_table_keep_the_budget() {
     }
 }
 
+/// SPEC 10.5 at the edge of what eviction can free: a batch overwriting many of a store's keys,
+/// sized around the room evicting every other key makes, is written or refused with nothing
+/// evicted. Three ways it was refused after evicting for it (S3-FIFO, one shard): a write
+/// judged to fit is judged again as it evicts (others may take the room meanwhile), and the
+/// few bytes its own victims' ghosts took were held against it (a full store, four of these
+/// sizes); in a store far from its budget its victims shrank no table (tables were halved only
+/// as the store came within a sixteenth of its budget), so they freed their values alone (ten);
+/// and the victim search moved the batch's keys it met to the main queue, which grew by 16 KiB
+/// for them, unforeseen (a `with-ttl` store whose keys without a TTL stay; two).
+#[tokio::test]
+async fn a_batch_at_the_edge_of_what_eviction_frees_is_written_or_refused_whole() {
+    // A full store, 1,500 of its 12,000 keys overwritten; a store a third full, 1,000 of
+    // its 3,000 keys; a `with-ttl` store of 6,000 keys, one in eight without a TTL.
+    for (eviction, keys, batch, percent) in [
+        (Eviction::Any, 12_000, 1500, 16),
+        (Eviction::Any, 3000, 1000, 40),
+        (Eviction::WithTtl, 6000, 1000, 22),
+    ] {
+        let (mut written, mut refused) = (0, 0);
+        for step in 0..20 {
+            let size = (1 << 20) * (percent + step / 2) / 100 + (step % 2) * 777;
+            if edge_batch(eviction, keys, batch, size).await {
+                written += 1;
+            } else {
+                refused += 1;
+            }
+        }
+        // The sizes straddle the edge.
+        assert!(
+            written > 0 && refused > 0,
+            "{eviction:?}, {keys} keys: {written} written, {refused} refused"
+        );
+    }
+}
+
+/// In a 1 MiB store of one shard, `keys` 40-byte values (one in eight without a TTL in a
+/// `with-ttl` store), then a batch of `size` bytes over `batch` of those with a TTL: whether
+/// it was written (refused, it evicted nothing).
+async fn edge_batch(eviction: Eviction, keys: usize, batch: usize, size: usize) -> bool {
+    let hour = Some(Duration::from_secs(3600));
+    let store = sharded(1 << 20, eviction, Policy::S3Fifo, 1);
+    let ns = store.namespace::<String>("app", "cache").unwrap();
+    for i in 0..keys {
+        let ttl = if eviction == Eviction::WithTtl && i % 8 == 0 {
+            None
+        } else {
+            hour
+        };
+        ns.set(&k(i), vec![1u8; 40], ttl).await.unwrap();
+    }
+    let held = store.usage().unwrap().entries;
+    // Odd keys: none of them one in eight.
+    let pairs = (0..batch).map(|i| (k(keys - 2 * i - 1), vec![9u8; size / batch]));
+    match ns.mset(pairs, hour).await {
+        Ok(()) => true,
+        Err(error) => {
+            assert_eq!(error.kind(), ErrorKind::OutOfMemory, "{error}");
+            assert_eq!(
+                store.usage().unwrap().entries,
+                held,
+                "{eviction:?}, {keys} keys: a batch of {size} bytes over {batch} of them was \
+                 refused after evicting for it"
+            );
+            false
+        }
+    }
+}
+
 /// A namespace of many keys is not emptied whole to make that room, even when no handle
 /// holds it between uses (a cache whose handle is made per request): its keys go one by one,
 /// its tables giving their room back as they empty, and it keeps what the write does not

@@ -61,6 +61,12 @@ const ORDER_BLOCK: u64 = heap(size_of::<Order>());
 pub(super) const ORDER_FIRST: u64 = ORDER_BLOCK
     + (4 * size_of::<Slot>() + SMALLEST_HEAP + 4 * size_of::<Reverse<(u64, u32, u64)>>()) as u64;
 
+/// What a key that a write spares may add to its shard's queues while the write evicts around
+/// it, at most: S3-FIFO's victim search moves a spared key it meets to the back of the main
+/// queue, a second slot (16 bytes) until the stale one is dropped, in a queue that may double
+/// for it.
+pub(in crate::drivers::memory) const SPARED_REQUEUE: u64 = 2 * size_of::<Slot>() as u64;
+
 pub(super) struct Order {
     mode: Eviction,
     policy: Victims,

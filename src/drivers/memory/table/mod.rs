@@ -27,7 +27,7 @@ use super::budget::{Budget, Reservation};
 use super::clock::{Clock, Now};
 use super::entry::Entry;
 use super::eviction::{Eviction, Policy};
-use super::order::MAX_FREQUENCY;
+use super::order::{MAX_FREQUENCY, SPARED_REQUEUE};
 use super::registry::Registry;
 use super::slots::{OrderSeed, Removed, Slots, Tally};
 use super::spared::Spared;
@@ -360,6 +360,15 @@ impl Table {
                 }
                 Policy::SampledLru => entry.mark.store(budget.epoch(), Ordering::Relaxed),
             }
+        }
+    }
+
+    /// What each key a write spares may add to the queues while it makes its room
+    /// ([`SPARED_REQUEUE`]; nothing under the sampled LRU, which keeps no queue).
+    pub(super) fn requeued_when_spared(&self) -> u64 {
+        match self.meta.policy {
+            Policy::S3Fifo => SPARED_REQUEUE,
+            Policy::SampledLru => 0,
         }
     }
 
