@@ -1003,6 +1003,43 @@ async fn edge_batch(eviction: Eviction, keys: usize, batch: usize, size: usize) 
     }
 }
 
+/// Batches into a full store of more shards than a bit set holds (their shards found by
+/// sorting their keys, and each key's shard's lock found again for it when the batch counts,
+/// under the locks, what it adds to what it finds): every batch is stored whole, readable,
+/// and the store keeps its budget.
+#[tokio::test]
+async fn batches_over_more_shards_than_a_bit_set_holds_keep_the_budget() {
+    const BUDGET: u64 = 256 * 1024;
+    for policy in POLICIES {
+        let store = sharded(BUDGET, Eviction::Any, policy, 128);
+        let ns = store.namespace::<String>("app", "cache").unwrap();
+        for i in 0..3000 {
+            ns.set(&k(i), vec![1u8; 100], None).await.unwrap();
+        }
+        for round in 0..200usize {
+            // Present keys and new ones, values of 0 to 300 bytes.
+            let pairs: Vec<(String, Vec<u8>)> = (0..20)
+                .map(|j| {
+                    let key = k((round * 37 + j * 101) % 4000);
+                    (key, vec![round as u8; (round * 7 + j * 13) % 301])
+                })
+                .collect();
+            ns.mset(pairs.clone(), None).await.unwrap();
+            assert!(store.usage().unwrap().bytes <= BUDGET, "{policy:?}");
+            // The last pair of a key given twice wins.
+            for (at, (key, value)) in pairs.iter().enumerate() {
+                if pairs[at + 1..].iter().all(|(later, _)| later != key) {
+                    assert_eq!(
+                        ns.get(key).await.unwrap().as_deref(),
+                        Some(&value[..]),
+                        "{policy:?}, round {round}: {key}"
+                    );
+                }
+            }
+        }
+    }
+}
+
 /// A namespace of many keys is not emptied whole to make that room, even when no handle
 /// holds it between uses (a cache whose handle is made per request): its keys go one by one,
 /// its tables giving their room back as they empty, and it keeps what the write does not
