@@ -65,6 +65,7 @@ impl Reservation {
         }
     }
 
+    /// Whether it is no room at all.
     pub(super) fn is_empty(self) -> bool {
         self.bytes == 0 && self.entries == 0
     }

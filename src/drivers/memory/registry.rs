@@ -266,9 +266,10 @@ impl Registry {
     }
 
     /// Evicts every entry of the next namespace that eviction empties
-    /// ([`Table::empties_when_evicted`]) and no handle holds, other than `this`, holding at most [`FREED_WHOLE`] entries, in turn, which frees it with its
-    /// structures and fixed part: what makes room when the namespaces' own memory, not their
-    /// entries, fills the budget. False when no such namespace is among the next
+    /// ([`Table::empties_when_evicted`]) and no handle holds, other than `this`, holding at
+    /// most [`FREED_WHOLE`] entries, in turn, which frees it with its structures and fixed
+    /// part: what makes room when the namespaces' own memory, not their entries, fills the
+    /// budget. False when no such namespace is among the next
     /// [`FREE_CANDIDATES`] (a larger namespace gives its tables' room back as its keys go one
     /// by one: emptied whole for one write, a cache whose handle is made per request would
     /// lose all its keys at once).

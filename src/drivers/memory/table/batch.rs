@@ -2,11 +2,10 @@
 //! so a batch is atomic without a global lock and without deadlocks.
 
 use std::mem;
+use std::sync::RwLockWriteGuard;
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
-
-use std::sync::RwLockWriteGuard;
 
 use super::reserve::batch_adds;
 use super::room::ROOM_ATTEMPTS;

@@ -370,8 +370,9 @@ impl Table {
             .is_some_and(|registry| registry.release_empty_shards(WRITE_RELEASE_TABLES))
     }
 
-    /// Evicts every entry of a namespace that eviction empties and no handle holds, of a few keys,
-    /// other than this one, which frees it (`Registry::free_one`); false when there is none.
+    /// Evicts every entry of a namespace that eviction empties and no handle holds, of a few
+    /// keys, other than this one, which frees it (`Registry::free_one`); false when there is
+    /// none.
     fn free_a_namespace(&self) -> bool {
         self.meta
             .registry
