@@ -255,8 +255,7 @@ impl Table {
     fn growth_to_reserve_for(&self, plan: &Plan) -> u64 {
         let fixed = self.unpaid();
         let every = fixed != 0 || self.reserves_growth();
-        let kept = self.meta.mode == Eviction::WithTtl
-            && self.meta.fixed_entries.load(Ordering::Relaxed) as i64 > 0;
+        let kept = self.meta.mode == Eviction::WithTtl && self.entries_without_ttl() > 0;
         let cleared = self.meta.cleared.load(Ordering::Acquire);
         if !every && !kept && cleared == 0 {
             return 0;

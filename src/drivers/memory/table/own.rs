@@ -115,6 +115,13 @@ impl Table {
         }
     }
 
+    /// The keys without a TTL a `with-ttl` namespace holds ([`Meta::fixed_entries`], a
+    /// wrapping sum: below zero only for a moment, while changes are settled); 0 in other
+    /// modes.
+    pub(in crate::drivers::memory) fn entries_without_ttl(&self) -> u64 {
+        (self.meta.fixed_entries.load(Ordering::Relaxed) as i64).max(0) as u64
+    }
+
     /// Whether evicting every entry eviction may take empties the namespace: in `any` mode,
     /// and in `with-ttl` mode while it holds no key without a TTL
     /// ([`Meta::fixed_entries`]). One that no handle holds is then freed with its last entry,
@@ -124,7 +131,7 @@ impl Table {
     pub(in crate::drivers::memory) fn empties_when_evicted(&self) -> bool {
         match self.meta.mode {
             Eviction::Any => true,
-            Eviction::WithTtl => self.meta.fixed_entries.load(Ordering::Relaxed) as i64 <= 0,
+            Eviction::WithTtl => self.entries_without_ttl() == 0,
             Eviction::Never => false,
         }
     }
@@ -144,8 +151,7 @@ impl Table {
         if self.meta.mode == Eviction::Never {
             return 0;
         }
-        let fixed = (self.meta.fixed_entries.load(Ordering::Relaxed) as i64).max(0) as u64;
-        let kept = fixed.saturating_add(spared);
+        let kept = self.entries_without_ttl().saturating_add(spared);
         let keeps = self.meta.fixed
             + SCHEDULED
             + self.shards.len() as u64 * EMPTIED_SHARD_KEEPS
