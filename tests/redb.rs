@@ -6,12 +6,14 @@ use std::time::Duration;
 
 use namestore::conformance::{Harness, Time};
 use namestore::drivers::redb::{RedbConfig, RedbDriver};
+use scratch::scratch_dir;
+
+#[path = "support/scratch.rs"]
+mod scratch;
 
 fn fresh_file(tag: &str) -> std::path::PathBuf {
     static NEXT: AtomicU64 = AtomicU64::new(0);
-    let dir = std::env::temp_dir().join(format!("namestore-redb-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(format!(
+    scratch_dir("redb").join(format!(
         "{tag}-{}.redb",
         NEXT.fetch_add(1, Ordering::Relaxed)
     ))

@@ -6,11 +6,13 @@ use std::time::Duration;
 
 use namestore::ErrorKind;
 use namestore::drivers::redb::{RedbConfig, RedbDriver};
+use scratch::scratch_dir;
+
+#[path = "support/scratch.rs"]
+mod scratch;
 
 fn fresh_file(tag: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("namestore-redb-files-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("{tag}.redb"));
+    let path = scratch_dir("redb-files").join(format!("{tag}.redb"));
     let _ = std::fs::remove_file(&path);
     path
 }

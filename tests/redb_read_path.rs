@@ -13,11 +13,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use namestore::KeyTtl;
 use namestore::drivers::redb::{RedbConfig, RedbDriver};
+use scratch::scratch_dir;
+
+#[path = "support/scratch.rs"]
+mod scratch;
 
 fn driver(tag: &str) -> RedbDriver {
-    let dir = std::env::temp_dir().join(format!("namestore-redb-read-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("{tag}.redb"));
+    let path = scratch_dir("redb-read").join(format!("{tag}.redb"));
     let _ = std::fs::remove_file(&path);
     RedbDriver::open(RedbConfig::new(path)).unwrap()
 }

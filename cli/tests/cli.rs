@@ -89,7 +89,7 @@ fn unique(tag: &str) -> String {
 
 /// A path for a persistent store file in a fresh temporary directory.
 fn redb_url(tag: &str) -> (String, PathBuf) {
-    let dir = std::env::temp_dir().join(format!("namestore-cli-{tag}-{}", std::process::id()));
+    let dir = support::scratch_dir("cli").join(tag);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("data.redb");

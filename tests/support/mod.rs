@@ -6,6 +6,9 @@ use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod scratch;
+pub use scratch::scratch_dir;
+
 /// A free loopback port.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -43,27 +46,35 @@ fn ensure_redis_server() {
 
 /// Starts `redis-server` on `port` with `extra` arguments and waits until it accepts
 /// connections. A shell wrapper stops the server once this test process is gone, so no server
-/// outlives the run; the wrapper is not waited for, by design.
+/// outlives the run; the wrapper is not waited for, by design. What the server prints goes to
+/// a log in a scratch directory (not to the test's output, which the server would hold open
+/// past the test), quoted when it does not start.
 #[allow(clippy::zombie_processes)]
 pub fn start_server(port: u16, extra: &str) -> String {
     ensure_redis_server();
+    let log = scratch_dir("redis-logs").join(format!("{port}.log"));
     let script = format!(
-        "redis-server --port {port} --bind 127.0.0.1 --save '' --appendonly no --loglevel warning {extra} & \
+        "redis-server --port {port} --bind 127.0.0.1 --save '' --appendonly no --loglevel warning {extra} \
+         >'{log}' 2>&1 & \
          server=$!; while kill -0 $PPID 2>/dev/null && kill -0 $server 2>/dev/null; do sleep 1; done; \
-         kill $server 2>/dev/null"
+         kill $server 2>/dev/null",
+        log = log.display()
     );
     Command::new("sh")
         .arg("-c")
         .arg(script)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .spawn()
         .expect("a shell to start redis-server");
     let deadline = Instant::now() + Duration::from_secs(10);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(
             Instant::now() < deadline,
-            "redis-server did not start on port {port}: is it installed? (apt-get install redis-server)"
+            "redis-server did not start on port {port} (apt-get install redis-server, if it is \
+             not installed); it printed:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
         );
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -91,11 +102,7 @@ pub fn stop_server(port: u16) {
 /// create`) and waits until it serves every slot; returns its `redis+cluster://` seed URL.
 pub fn start_cluster() -> String {
     let ports: Vec<u16> = (0..3).map(|_| cluster_port()).collect();
-    let dir = std::env::temp_dir().join(format!(
-        "namestore-cluster-{}-{}",
-        std::process::id(),
-        ports[0]
-    ));
+    let dir = scratch_dir("cluster").join(ports[0].to_string());
     std::fs::create_dir_all(&dir).unwrap();
     for port in &ports {
         start_server(
@@ -206,8 +213,7 @@ pub fn command_calls(url: &str, command: &str) -> u64 {
 pub fn certificates() -> &'static std::path::PathBuf {
     static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("namestore-tls-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = scratch_dir("tls");
         std::fs::write(
             dir.join("ext.cnf"),
             "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
