@@ -13,7 +13,10 @@ use super::{Inner, MemoryDriver};
 use crate::{Error, Result};
 
 /// Builds a [`MemoryDriver`] with non-default settings.
-#[derive(Debug, Default)]
+///
+/// A clone builds stores of the same settings; a [manual clock](Self::manual_clock) given
+/// before it was cloned is shared by them (a clock is a handle).
+#[derive(Clone, Debug, Default)]
 pub struct MemoryBuilder {
     config: MemoryConfig,
     clock: Option<ManualClock>,
