@@ -177,6 +177,14 @@ impl Budget {
         }
     }
 
+    /// Whether a write of `bytes` is a large part of the budget: a sixty-fourth of it or more.
+    /// What such a write grows the store's structures by (the tables and eviction orders of
+    /// the shards it opens, in a small store a good part of the budget) may find nothing left
+    /// to evict to make up for it; a smaller write's growth is small beside what others hold.
+    pub(super) fn large_for(&self, bytes: u64) -> bool {
+        bytes >= self.max_bytes / 64
+    }
+
     /// The registry listed (`joined`) or dropped a namespace whose entries may be evicted.
     pub(super) fn evictable_table(&self, joined: bool) {
         if joined {

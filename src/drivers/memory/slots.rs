@@ -377,30 +377,27 @@ impl Slots {
     /// it is rehashed in place. A new key that lands on a tombstone spares the growth: the
     /// write then reserved more than it used, never less.
     pub(super) fn growth_if_adding(&self, n: usize) -> u64 {
-        let len = self.map.len();
-        if len + n <= self.map.capacity() || len + n <= self.table_full / 2 {
+        self.growth_to_hold(self.map.len() + n)
+    }
+
+    /// What the table grows by to hold `total` entries, as the budget charges it: what a write
+    /// of `total` keys into the shard grows it by at least, once every other entry has been
+    /// evicted ([`growth_if_adding`](Self::growth_if_adding) counts the entries it holds).
+    pub(super) fn growth_to_hold(&self, total: usize) -> u64 {
+        if total <= self.map.capacity() || total <= self.table_full / 2 {
             return 0;
         }
-        let mut buckets = match self.table_full {
-            0 => 2,
-            full if full < 8 => full + 1,
-            full => full / 7 * 8,
-        };
-        loop {
-            buckets *= 2;
-            let full = if buckets < 8 {
-                buckets - 1
-            } else {
-                buckets / 8 * 7
-            };
-            if full >= len + n {
-                break;
-            }
+        table_charge(total, self.table_full).saturating_sub(self.table_charged)
+    }
+
+    /// What a table made anew for `total` entries is charged: what a shard given back once
+    /// empty ([`Slots::idle`]) takes again for them.
+    pub(super) fn remade_to_hold(total: usize) -> u64 {
+        if total == 0 {
+            0
+        } else {
+            table_charge(total, 0)
         }
-        // hashbrown's layout: the entries, then a control byte a bucket and a group's worth
-        // more (16 bytes with SSE2).
-        let table = (buckets * size_of::<Entry>()).next_multiple_of(16) + buckets + 16;
-        heap(table).saturating_sub(self.table_charged)
     }
 
     /// Whether a table that adding `n` entries would make double holds few enough entries
@@ -670,6 +667,30 @@ fn account_change(
     if entry.deadline != 0 && entry.deadline != before.deadline {
         tally.earliest = tally.earliest.min(entry.deadline);
     }
+}
+
+/// What a table grown from one with room for `full` entries (0: none) to one with room for
+/// `total` is charged: a hashbrown table doubles its buckets until 7/8 of them (all but one,
+/// under 8) hold `total`; its layout is the entries, then a control byte a bucket and a
+/// group's worth more (16 bytes with SSE2).
+fn table_charge(total: usize, full: usize) -> u64 {
+    let mut buckets = match full {
+        0 => 2,
+        full if full < 8 => full + 1,
+        full => full / 7 * 8,
+    };
+    loop {
+        buckets *= 2;
+        let full = if buckets < 8 {
+            buckets - 1
+        } else {
+            buckets / 8 * 7
+        };
+        if full >= total {
+            break;
+        }
+    }
+    heap((buckets * size_of::<Entry>()).next_multiple_of(16) + buckets + 16)
 }
 
 #[cfg(test)]

@@ -141,11 +141,12 @@ impl Table {
         let mut plan = Plan::new();
         self.plan(pairs.iter().map(|(k, _)| *k), &mut plan);
         let mut now = Now::new(&self.clock);
-        let (mut locks, mut reserved, keys) = match &self.budget {
+        let (mut locks, mut reserved, keys, mut growth) = match &self.budget {
             None => (
                 self.lock_all(&plan, write),
                 Reservation::default(),
                 Batch::new(),
+                0,
             ),
             Some(budget) => {
                 // The keys: spared by eviction.
@@ -154,9 +155,9 @@ impl Table {
                     .iter()
                     .map(|(key, value)| cost(key, bytes_heap(value)))
                     .collect();
-                let (locks, reserved) =
+                let (locks, reserved, growth) =
                     self.lock_batch_with_room(budget, &plan, &keys, &costs, &mut now)?;
-                (locks, reserved, keys)
+                (locks, reserved, keys, growth)
             }
         };
         let mode = self.bounded_mode();
@@ -172,9 +173,11 @@ impl Table {
                     entry.deadline = deadline;
                 }),
                 None => {
-                    // A batch reserves its tables' doublings only in a `never` namespace:
-                    // elsewhere room for a doubling is taken, or made, as it comes.
-                    reserved.bytes += self.room_to_insert(slots, hash, &keys, &mut tally);
+                    // A batch reserves its tables' doublings in a `never` namespace; elsewhere
+                    // what it reserved for them (`growth`) is spent first, then room for a
+                    // doubling is taken, or made, as it comes.
+                    reserved.bytes +=
+                        self.room_to_insert(slots, hash, &keys, &mut growth, &mut tally);
                     slots.insert(&self.hasher, hash, key, value, deadline, mark, &mut tally)
                 }
             }
@@ -195,6 +198,10 @@ impl Table {
     /// before the batch goes on and the store sheds after it, as a single key's write does.
     /// (Left to the shedding, two threads rewriting values of up to 1 MB two at a time in a
     /// 1 MiB store, beside two writing small batches, took it to 1.66 times its budget.)
+    ///
+    /// For a batch large in its budget, what its keys need of their tables is reserved with
+    /// their entries, and judged with them; returned with the reservation, as what the tables' doublings may take of it
+    /// ([`Table::growth_to_reserve_for`]).
     fn lock_batch_with_room<'s>(
         &'s self,
         budget: &Budget,
@@ -202,12 +209,16 @@ impl Table {
         keys: &[&str],
         costs: &[u64],
         now: &mut Now<'_>,
-    ) -> Result<(Locks<RwLockWriteGuard<'s, Slots>>, Reservation)> {
-        let growth = self.growth_to_reserve_for(plan);
+    ) -> Result<(Locks<RwLockWriteGuard<'s, Slots>>, Reservation, u64)> {
+        let entries = Reservation {
+            bytes: costs.iter().sum::<u64>(),
+            entries: keys.len() as u64,
+        };
+        let growth = self.growth_to_reserve_for(plan, budget, entries.bytes);
         // Every key taken as a new entry: what the batch adds at most, whatever it finds.
         let most = Reservation {
-            bytes: costs.iter().sum::<u64>() + growth,
-            entries: keys.len() as u64,
+            bytes: entries.bytes + growth,
+            ..entries
         };
         let mut attempts = 0;
         loop {
@@ -215,7 +226,7 @@ impl Table {
             let reserved = self.reserve_batch(keys, costs, growth)?;
             let mut locks = self.lock_all(plan, write);
             if most.past(reserved).is_empty() || attempts == ROOM_ATTEMPTS {
-                return Ok((locks, reserved));
+                return Ok((locks, reserved, growth));
             }
             let adds = batch_adds(keys, costs, growth, |at| {
                 locks
@@ -227,10 +238,10 @@ impl Table {
             });
             let extra = adds.past(reserved);
             if extra.is_empty() {
-                return Ok((locks, reserved));
+                return Ok((locks, reserved, growth));
             }
             if budget.try_take(extra) {
-                return Ok((locks, reserved.plus(extra)));
+                return Ok((locks, reserved.plus(extra), growth));
             }
             drop(locks);
             // The reservation goes back, and the room is made again.
@@ -242,22 +253,29 @@ impl Table {
     /// reserved with them: what the shards' tables may grow by and the eviction orders of
     /// shards that hold no entry yet (see [`Table::growth_to_reserve`]), and the namespace's
     /// fixed part while unpaid ([`Table::unpaid`]). Looked at in a `never` namespace and in
-    /// any namespace's first batch for every shard the batch falls in; elsewhere only in
-    /// shards `clear` emptied since ([`Meta::cleared`](super::Meta), one relaxed load a
-    /// batch), which take their lock to look. Elsewhere a table's growth is charged as it
-    /// comes: looking at every shard's table would take its lock for every batch. (Left to
-    /// be charged after, a batch into a new or cleared namespace in a full store took the
-    /// store over its budget, and the batch's own keys, the namespace's only ones, were
-    /// evicted to make up for it.)
+    /// any namespace's first batch for every shard the batch falls in; for a batch of `bytes`
+    /// large in its budget ([`Budget::large_for`]), what its keys need of their tables with
+    /// every other entry evicted (an empty shard's made anew: making the room may give it
+    /// back); elsewhere only in shards `clear` emptied since ([`Meta::cleared`](super::Meta),
+    /// one relaxed load a batch), which take their lock to look. Elsewhere a table's growth
+    /// is charged as it comes: looking at every shard's table would take its lock for every
+    /// batch. (Left to be charged after, a batch into a new or cleared namespace in a full
+    /// store took the store over its budget, and the batch's own keys, the namespace's only
+    /// ones, were evicted to make up for it; a batch of 30 new keys into a 20,000-byte store
+    /// of 4 shards holding a few keys was judged to fit, evicted them all, and its tables'
+    /// growth left the store up to 20% over its budget, with nothing left to evict.)
     ///
     /// In a `with-ttl` namespace holding keys without a TTL, every shard is looked at too: a
     /// table they fill doubles whatever eviction takes ([`Table::growth_to_reserve`]).
-    fn growth_to_reserve_for(&self, plan: &Plan) -> u64 {
+    fn growth_to_reserve_for(&self, plan: &Plan, budget: &Budget, bytes: u64) -> u64 {
         let fixed = self.unpaid();
         let every = fixed != 0 || self.reserves_growth();
+        // For a batch large in its budget: what its own keys need of their tables, whatever
+        // else goes.
+        let own = !every && budget.large_for(bytes);
         let kept = self.meta.mode == Eviction::WithTtl && self.entries_without_ttl() > 0;
         let cleared = self.meta.cleared.load(Ordering::Acquire);
-        if !every && !kept && cleared == 0 {
+        if !every && !own && !kept && cleared == 0 {
             return 0;
         }
         let bit = |shard: usize| 1u64 << (shard % 64);
@@ -268,7 +286,19 @@ impl Table {
             .map(|run| {
                 let shard = run[0];
                 if !every && !kept && cleared & bit(shard) == 0 {
-                    return 0;
+                    if !own {
+                        return 0;
+                    }
+                    let slots = read(&self.shards[shard]);
+                    // An empty shard may be given back while the batch makes its room
+                    // (`Table::release_empty_shards`): its table and order are made anew.
+                    return if slots.idle() {
+                        Slots::remade_to_hold(run.len()) + ORDER_FIRST
+                    } else if slots.awaits_order() {
+                        slots.growth_to_hold(run.len()) + ORDER_FIRST
+                    } else {
+                        slots.growth_to_hold(run.len())
+                    };
                 }
                 let slots = read(&self.shards[shard]);
                 if slots.awaits_order() {

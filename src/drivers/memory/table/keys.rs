@@ -88,7 +88,8 @@ impl Table {
                 };
                 let mark = self.first_mark();
                 if !may_double {
-                    reserved.bytes += self.room_to_insert(&mut slots, hash, &[key], &mut tally);
+                    reserved.bytes +=
+                        self.room_to_insert(&mut slots, hash, &[key], &mut 0, &mut tally);
                 }
                 slots.insert(&self.hasher, hash, key, value, deadline, mark, &mut tally);
                 deadline
@@ -120,7 +121,7 @@ impl Table {
             let deadline = deadline_of(&mut now, ttl);
             let mark = self.first_mark();
             if !may_double {
-                reserved.bytes += self.room_to_insert(&mut slots, hash, &[key], &mut tally);
+                reserved.bytes += self.room_to_insert(&mut slots, hash, &[key], &mut 0, &mut tally);
             }
             slots.insert(&self.hasher, hash, key, value, deadline, mark, &mut tally);
             Some(deadline)
@@ -238,7 +239,8 @@ impl Table {
             Some(live) => (add(live, key, delta, mode, hash, &mut tally), 0),
             None => {
                 if !may_double {
-                    reserved.bytes += self.room_to_insert(&mut slots, hash, &[key], &mut tally);
+                    reserved.bytes +=
+                        self.room_to_insert(&mut slots, hash, &[key], &mut 0, &mut tally);
                 }
                 let stored =
                     self.add_counter(&mut slots, hash, key, delta, ttl_on_create, &mut tally);
@@ -303,7 +305,8 @@ impl Table {
             None => {
                 let mark = self.first_mark();
                 if !may_double {
-                    reserved.bytes += self.room_to_insert(&mut slots, hash, &[key], &mut tally);
+                    reserved.bytes +=
+                        self.room_to_insert(&mut slots, hash, &[key], &mut 0, &mut tally);
                 }
                 slots.insert(&self.hasher, hash, key, value, deadline, mark, &mut tally);
                 None

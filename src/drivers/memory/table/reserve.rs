@@ -311,6 +311,13 @@ impl Table {
                 Victims::Anywhere => {
                     let start = Some(self.larger_of_two());
                     if !self.evict_somewhere(budget, spared, None, start) {
+                        // Nothing left to evict but the written keys: what the shards the
+                        // victims emptied keep is all that can go (kept, a write of one key
+                        // that evicted the last other key of a 4 KiB store left it up to 20%
+                        // over its budget until the next write).
+                        if self.release_empty_shards_here_first() {
+                            continue;
+                        }
                         return;
                     }
                     None
@@ -368,6 +375,16 @@ impl Table {
             .registry
             .upgrade()
             .is_some_and(|registry| registry.release_empty_shards(WRITE_RELEASE_TABLES))
+    }
+
+    /// Gives back what this namespace's empty shards hold, or if none, what every namespace's
+    /// do ([`Table::release_empty_shards_everywhere`]); true when some was given back. The
+    /// look at this namespace's shards is not spaced as the look at every namespace is: it
+    /// takes a few locks, and the shards a write's victims emptied are most often its own
+    /// namespace's (spaced, the look that a write which had just made its room took right
+    /// after was skipped, and the shards its victims emptied kept their tables).
+    fn release_empty_shards_here_first(&self) -> bool {
+        self.release_empty_shards() > 0 || self.release_empty_shards_everywhere()
     }
 
     /// Evicts every entry of a namespace that eviction empties and no handle holds, of a few

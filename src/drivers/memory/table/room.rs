@@ -305,24 +305,35 @@ impl Table {
     /// after, a full table took the store over its budget, and the victims shed then, from
     /// shards all over the namespace, freed no room until a table shrank: a store of
     /// counters, which cost only their room in a table, lost half its keys to one `mset`.)
+    ///
+    /// `reserved`: what the write reserved for its tables' growth and has not spent yet (a
+    /// namespace's first batch, a batch large in its budget: `Table::growth_to_reserve_for`),
+    /// spent first.
     #[inline]
     pub(super) fn room_to_insert(
         &self,
         slots: &mut Slots,
         hash: u64,
         keys: &[&str],
+        reserved: &mut u64,
         tally: &mut Tally,
     ) -> u64 {
         let Some(budget) = &self.budget else {
             return 0;
         };
         slots.rebuild_if_worn(&self.hasher, tally);
-        // A `never` namespace reserved its tables' growth, and so did a write into a table
-        // that doubles whatever goes (`growth_to_reserve`).
-        if self.reserves_growth()
-            || slots.growth_if_adding(1) == 0
-            || (self.meta.mode == Eviction::WithTtl && slots.doubles_whatever_goes(1))
-        {
+        // A `never` namespace reserved its tables' growth.
+        if self.reserves_growth() {
+            return 0;
+        }
+        let growth = slots.growth_if_adding(1);
+        // Nothing to grow; or reserved: by a write into a table that doubles whatever goes
+        // (`growth_to_reserve`), or among what the write has reserved for it.
+        if growth == 0 || (self.meta.mode == Eviction::WithTtl && slots.doubles_whatever_goes(1)) {
+            return 0;
+        }
+        if growth <= *reserved {
+            *reserved -= growth;
             return 0;
         }
         self.make_room_in_table(budget, slots, hash, keys, tally)
