@@ -2248,7 +2248,7 @@ async fn a_full_shard_keeps_its_keys_when_its_table_fills_with_tombstones() {
 }
 
 /// A pseudo-random sequence for the tests that sweep many small stores (a fixed seed each:
-/// the same cases every run).
+/// the same writes every run; where their keys fall varies with the process's hash seeds).
 fn next(x: &mut u64) -> u64 {
     *x = x
         .wrapping_mul(6364136223846793005)

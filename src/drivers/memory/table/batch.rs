@@ -200,8 +200,8 @@ impl Table {
     /// 1 MiB store, beside two writing small batches, took it to 1.66 times its budget.)
     ///
     /// For a batch large in its budget, what its keys need of their tables is reserved with
-    /// their entries, and judged with them; returned with the reservation, as what the tables' doublings may take of it
-    /// ([`Table::growth_to_reserve_for`]).
+    /// their entries, and judged with them ([`Table::growth_to_reserve_for`]); it is returned
+    /// with the reservation, for the tables' doublings to spend first.
     fn lock_batch_with_room<'s>(
         &'s self,
         budget: &Budget,
