@@ -2326,8 +2326,10 @@ async fn a_batch_about_the_size_of_its_store_is_refused_whole_or_kept_within_the
                     }
                 }
             }
-            // Batches well within the budget are stored whatever the store held.
-            if pairs <= 20 {
+            // A batch of a few KiB is stored whatever the store held. (Larger ones are refused
+            // in some stores where evicting every other key would have made their room: the
+            // tables those keys held are counted as staying, `EMPTIED_SHARD_KEEPS` a shard.)
+            if pairs <= 10 {
                 assert_eq!(stored, 30, "{policy:?}, {pairs} pairs");
             }
         }
