@@ -5,7 +5,9 @@
 use std::time::Duration;
 
 use futures_util::TryStreamExt;
-use namestore::drivers::memory::{Eviction, ManualClock, MemoryDriver, NamespaceStats, Policy};
+use namestore::drivers::memory::{
+    Eviction, ManualClock, MemoryConfig, MemoryDriver, NamespaceStats, Policy,
+};
 use namestore::{ErrorKind, KeyTtl, Namespace};
 
 const POLICIES: [Policy; 2] = [Policy::S3Fifo, Policy::SampledLru];
@@ -189,7 +191,7 @@ async fn a_budget_in_code_and_in_the_url() {
     let grouped = namestore::open("memory://?max_entries=100_000&shards=1_6").unwrap();
     let grouped = grouped.downcast_ref::<MemoryDriver>().unwrap();
     assert_eq!(grouped.usage().unwrap().max_entries, Some(100_000));
-    assert_eq!(grouped.config().shards, 16);
+    assert_eq!(grouped.config().shards, Some(16));
     for bad in ["_1", "1e5", "", "1.5", "-1"] {
         let url = format!("memory://?max_entries={bad}");
         let error = namestore::open(&url).unwrap_err();
@@ -209,6 +211,71 @@ async fn a_budget_in_code_and_in_the_url() {
     );
     let coded = MemoryDriver::builder().max_bytes(1 << 20).build().unwrap();
     assert_eq!(coded.usage().unwrap().max_bytes, Some(1 << 20));
+}
+
+/// A store with a budget gets no more shards than its budget fills: 32 entries of
+/// `max_entries` and 64 KiB of `max_bytes` a shard at least, whatever the CPU count (which
+/// alone gave 256 shards a namespace on a machine of 64 cores). Shards chosen by hand, and
+/// stores without a budget, are as before.
+#[test]
+fn a_small_budget_is_split_over_few_shards() {
+    let config = |max_bytes: Option<u64>, max_entries: Option<u64>| MemoryConfig {
+        max_bytes,
+        max_entries,
+        ..MemoryConfig::default()
+    };
+    let for_cpus = config(None, None).shards_per_namespace();
+    assert!(for_cpus >= 16 && for_cpus.is_power_of_two(), "{for_cpus}");
+    for (max_bytes, max_entries, shards) in [
+        (None, Some(1), 1),
+        (None, Some(100), 2),
+        (None, Some(1_000), 16),
+        (Some(4 << 10), None, 1),
+        (Some(64 << 10), None, 1),
+        (Some(256 << 10), None, 4),
+        (Some(1 << 20), None, 16),
+        (Some(1 << 20), Some(100), 2),
+        (Some(64 << 10), Some(1_000_000), 1),
+    ] {
+        assert_eq!(
+            config(max_bytes, max_entries).shards_per_namespace(),
+            shards.min(for_cpus),
+            "max_bytes {max_bytes:?}, max_entries {max_entries:?}"
+        );
+    }
+    let big = config(Some(u64::MAX), Some(u64::MAX)).shards_per_namespace();
+    assert_eq!(big, for_cpus);
+    let chosen = MemoryConfig {
+        shards: Some(64),
+        ..config(None, Some(100))
+    };
+    assert_eq!(chosen.shards_per_namespace(), 64);
+    let url = MemoryConfig::from_url("memory://?max_entries=100&shards=128").unwrap();
+    assert_eq!(url.shards_per_namespace(), 128);
+}
+
+/// SPEC 10.2, 10.5: a store of a few KiB, with the shards chosen for it, holds entries and
+/// evicts to make room, instead of spending its budget on the tables and eviction orders of
+/// many shards. With 16 shards a namespace (the CPU count's choice here), two namespaces
+/// writing values of 100 bytes in turn into 16 KiB held 6 entries, and writes were refused.
+#[tokio::test]
+async fn a_store_of_a_few_kib_holds_entries() {
+    for policy in POLICIES {
+        let store = evicting(16 << 10, policy);
+        let namespaces =
+            ["first", "second"].map(|domain| store.namespace::<String>("app", domain).unwrap());
+        let value = bytes::Bytes::from(vec![b'v'; 100]);
+        for i in 0..2_000 {
+            namespaces[i % 2]
+                .set(&k(i), value.clone(), None)
+                .await
+                .unwrap_or_else(|error| panic!("{policy:?}, write {i}: {error}"));
+        }
+        let used = store.usage().unwrap();
+        assert!(used.bytes <= 16 << 10, "{policy:?}: {used:?}");
+        // Measured: 46 entries (about 340 bytes each with their share of the structures).
+        assert!(used.entries >= 40, "{policy:?}: {used:?}");
+    }
 }
 
 /// SPEC 10.2: usage follows what is stored, and returns to zero when it is all gone (deleted,
@@ -527,6 +594,8 @@ async fn a_write_too_large_is_refused_whole() {
         let clock = ManualClock::new();
         let store = MemoryDriver::builder()
             .manual_clock(clock)
+            // 16 shards a namespace (a store of 64 KiB gets 1 unless told).
+            .shards(16)
             .max_bytes(64 * 1024)
             .eviction(Eviction::Any)
             .policy(policy)
@@ -730,7 +799,7 @@ async fn a_value_grown_past_what_eviction_frees_is_refused_whole() {
 async fn namespaces_own_memory_is_room_only_when_no_handle_holds_them() {
     const BUDGET: u64 = 64 * 1024;
     for policy in POLICIES {
-        let store = evicting(BUDGET, policy);
+        let store = sharded(BUDGET, Eviction::Any, policy, 16);
         let users: Vec<_> = (0..12)
             .map(|i| {
                 store
@@ -1600,7 +1669,16 @@ async fn a_namespace_that_goes_away_gives_back_what_its_tables_were_charged() {
 async fn empty_shards_give_back_their_tables_before_a_write_is_refused() {
     const BUDGET: u64 = 256 * 1024;
     for policy in POLICIES {
-        let (store, clock) = clocked_in(BUDGET, Eviction::Never, policy);
+        let clock = ManualClock::new();
+        // 16 shards (a store of 256 KiB gets 4 unless told).
+        let store = MemoryDriver::builder()
+            .manual_clock(clock.clone())
+            .shards(16)
+            .max_bytes(BUDGET)
+            .policy(policy)
+            .reap_interval(None)
+            .build()
+            .unwrap();
         let emptied = store.namespace::<String>("app", "emptied").unwrap();
         for i in 0..400 {
             let ttl = (i < 40).then_some(Duration::from_secs(1));
@@ -1989,7 +2067,7 @@ async fn renewing_a_ttl_again_and_again_does_not_grow_the_store() {
 
 /// SPEC 10.2 with a small budget: a namespace's shards that held many small entries, and
 /// then hold a few large ones, do not keep tables with room for the many (charged to the
-/// budget): most of the budget goes to values, with the default 16 shards too (S3-FIFO 54-55%
+/// budget): most of the budget goes to values, with 16 shards too (S3-FIFO 54-55%
 /// in three runs, the sampled LRU 65-69%; S3-FIFO 40% when tables with room for 64 entries or
 /// fewer were never shrunk). Since each shard's whole table and order are charged, and the
 /// namespaces' own memory: with the first KiB of each shard's table left uncharged, S3-FIFO
@@ -1998,7 +2076,8 @@ async fn renewing_a_ttl_again_and_again_does_not_grow_the_store() {
 async fn a_small_budget_goes_to_values_not_to_tables_left_from_before() {
     const BUDGET: u64 = 256 * 1024;
     for policy in POLICIES {
-        let store = evicting(BUDGET, policy);
+        // (A store of 256 KiB gets 4 shards unless told.)
+        let store = sharded(BUDGET, Eviction::Any, policy, 16);
         for name in ["a", "b"] {
             let ns = store.namespace::<String>("app", name).unwrap();
             for i in 0..5_000 {

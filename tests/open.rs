@@ -13,7 +13,7 @@ fn memory_url_opens_the_memory_driver() {
 
     let store = open("memory://?shards=4&reap_interval_ms=0").unwrap();
     let memory = store.downcast_ref::<MemoryDriver>().unwrap();
-    assert_eq!(memory.config().shards, 4);
+    assert_eq!(memory.config().shards, Some(4));
     assert_eq!(memory.config().reap_interval, None);
 }
 

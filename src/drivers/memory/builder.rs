@@ -23,9 +23,11 @@ pub struct MemoryBuilder {
 }
 
 impl MemoryBuilder {
-    /// Shards per namespace, rounded up to a power of two, from 1 to [`MAX_SHARDS`].
+    /// Shards per namespace, rounded up to a power of two, from 1 to [`MAX_SHARDS`]. Unset,
+    /// the store chooses them from the CPU count and its budget
+    /// ([`MemoryConfig::shards_per_namespace`]): a small budget gets few shards.
     pub fn shards(mut self, shards: usize) -> Self {
-        self.config.shards = shards.clamp(1, MAX_SHARDS).next_power_of_two();
+        self.config.shards = Some(shards.clamp(1, MAX_SHARDS).next_power_of_two());
         self
     }
 
@@ -50,9 +52,11 @@ impl MemoryBuilder {
     ///
     /// Each namespace's own memory counts as well: about 2.7 KiB with 16 shards, and about
     /// 0.9 KiB for each shard that holds a key, charged with its first key and given back when
-    /// it is freed (its last key gone, no handle held). A budget of a few KiB therefore holds
-    /// nothing: the first write into a namespace is refused (or, in an evicting namespace,
-    /// makes room) for more than its key and value. A shard whose keys have all gone keeps its
+    /// it is freed (its last key gone, no handle held); so a small budget gets few shards
+    /// unless [`shards`](Self::shards) says otherwise (one for each 64 KiB, see
+    /// [`MemoryConfig::shards_per_namespace`]). A budget of a few KiB still holds little: the
+    /// first write into a namespace is refused (or, in an evicting namespace, makes room) for
+    /// more than its key and value, about 1.8 KiB more with one shard. A shard whose keys have all gone keeps its
     /// table and eviction order for the keys to come while a handle holds its namespace; a
     /// write that would be refused for want of room first has the store give those back (in
     /// a store of up to 4,096 namespaces), and the background reclaimer
@@ -148,6 +152,7 @@ impl MemoryBuilder {
             None => (None, None),
         };
         let inner = Arc::new(Inner {
+            shards: self.config.shards_per_namespace(),
             config: self.config,
             clock,
             registry,

@@ -81,6 +81,9 @@ pub struct MemoryDriver {
 
 struct Inner {
     config: MemoryConfig,
+    /// Shards per namespace, as [`MemoryConfig::shards_per_namespace`] chose them when the
+    /// store was built.
+    shards: usize,
     clock: Clock,
     registry: Arc<Registry>,
     /// Dropped with the last handle, which tells the reclaimer thread to stop.
@@ -105,6 +108,7 @@ impl MemoryDriver {
         };
         MemoryDriver {
             inner: Arc::new(Inner {
+                shards: config.shards_per_namespace(),
                 config,
                 clock: Clock::System(Instant::now()),
                 registry: Arc::new(Registry::new(None, Eviction::Never, Policy::default())),
@@ -178,10 +182,10 @@ impl MemoryDriver {
     }
 
     fn scope_with(&self, name: &NamespaceName, mode: Option<Eviction>) -> Result<MemoryScope> {
-        let table =
-            self.inner
-                .registry
-                .open(name, self.inner.config.shards, &self.inner.clock, mode)?;
+        let table = self
+            .inner
+            .registry
+            .open(name, self.inner.shards, &self.inner.clock, mode)?;
         Ok(MemoryScope(table))
     }
 
