@@ -194,10 +194,11 @@ impl Table {
     /// without the locks: another write may evict or rewrite one of its keys before the batch
     /// locks them, and the batch then adds more than it reserved (the old value it meant to
     /// replace gone). Under the locks, what it adds past its reservation is taken; when the
-    /// budget has not got it, the locks are let go and the room made again, twice at most
-    /// before the batch goes on and the store sheds after it, as a single key's write does.
-    /// (Left to the shedding, two threads rewriting values of up to 1 MB two at a time in a
-    /// 1 MiB store, beside two writing small batches, took it to 1.66 times its budget.)
+    /// budget has not got it, the locks are let go and the room made again, twice at most,
+    /// then made under the locks ([`Table::room_under_locks`]); what that cannot make, the
+    /// store sheds after the batch, as after a single key's write. (Left to the shedding, two
+    /// threads rewriting values of up to 1 MB two at a time in a 1 MiB store, beside two
+    /// writing small batches, took it to 1.66 times its budget.)
     ///
     /// For a batch large in its budget, what its keys need of their tables is reserved with
     /// their entries, and judged with them ([`Table::growth_to_reserve_for`]); it is returned
@@ -225,7 +226,7 @@ impl Table {
             attempts += 1;
             let reserved = self.reserve_batch(keys, costs, growth)?;
             let mut locks = self.lock_all(plan, write);
-            if most.past(reserved).is_empty() || attempts == ROOM_ATTEMPTS {
+            if most.past(reserved).is_empty() {
                 return Ok((locks, reserved, growth));
             }
             let adds = batch_adds(keys, costs, growth, |at| {
@@ -242,6 +243,15 @@ impl Table {
             }
             if budget.try_take(extra) {
                 return Ok((locks, reserved.plus(extra), growth));
+            }
+            if attempts == ROOM_ATTEMPTS {
+                let locked = locks.guards.iter_mut().map(|guard| &mut **guard);
+                let made = self.room_under_locks(budget, locked, keys, extra);
+                return Ok((
+                    locks,
+                    if made { reserved.plus(extra) } else { reserved },
+                    growth,
+                ));
             }
             drop(locks);
             // The reservation goes back, and the room is made again.

@@ -23,7 +23,7 @@ use crate::{Error, Result};
 const ROUNDS: u64 = 10_000;
 /// How many times in a row `make_room` finds nothing to evict before it refuses a write the
 /// counts say eviction could make room for.
-const FRUITLESS_ROUNDS: usize = 64;
+pub(super) const FRUITLESS_ROUNDS: usize = 64;
 
 impl Table {
     /// Whether evicting everything evictable would make room for `want` (a write that does
@@ -513,7 +513,7 @@ pub(super) fn batch_adds(
 }
 
 /// How many victims a write evicts at most: see [`ROUNDS`].
-fn rounds(budget: &Budget) -> u64 {
+pub(super) fn rounds(budget: &Budget) -> u64 {
     ROUNDS.max(budget.used().entries.saturating_mul(2))
 }
 
