@@ -56,8 +56,9 @@ impl MemoryBuilder {
     /// unless [`shards`](Self::shards) says otherwise (one for each 64 KiB, see
     /// [`MemoryConfig::shards_per_namespace`]). A budget of a few KiB still holds little: the
     /// first write into a namespace is refused (or, in an evicting namespace, makes room) for
-    /// more than its key and value, about 1.8 KiB more with one shard. A shard whose keys have all gone keeps its
-    /// table and eviction order for the keys to come while a handle holds its namespace; a
+    /// more than its key and value, about 1.8 KiB more with one shard. A shard whose keys have
+    /// all gone keeps its table and eviction order for the keys to come while a handle holds
+    /// its namespace; a
     /// write that would be refused for want of room first has the store give those back (in
     /// a store of up to 4,096 namespaces), and the background reclaimer
     /// ([`reap_interval`](Self::reap_interval)) gives them back once a second while the store

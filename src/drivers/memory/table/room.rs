@@ -229,9 +229,9 @@ impl Table {
         // (the old value it meant to replace gone). What it adds past its reservation is taken
         // under the lock; when the budget has not got it, the room is made again, twice at
         // most, then under the lock (`room_under_locks`), and what that cannot make the store
-        // sheds after the write. (Left to the shedding,
-        // two threads rewriting values of up to 1 MB in a 1 MiB store, beside two writing
-        // small batches, took it to 1.6 times its budget.)
+        // sheds after the write. (Left to the shedding, two threads rewriting values of up to
+        // 1 MB in a 1 MiB store, beside two writing small batches, took it to 1.6 times its
+        // budget.)
         let mut attempts = 0;
         loop {
             attempts += 1;
@@ -409,11 +409,12 @@ impl Table {
     /// lock waited for: its own locked shards' (`locked`; none of `keys`, the write's own),
     /// its namespace's other shards' and other namespaces' whose lock is free now, trying
     /// again a few times when every such lock is held just then (a write holding its shards'
-    /// locks takes others only by trying, so those are let go). True when `want` was taken; else the
-    /// write goes on without it, and the store sheds after. (Going on at once, two threads rewriting values of up to 1 MB in a
-    /// 1 MiB store, two at a time, beside two writing small batches, took it to 1.10 to 1.25
-    /// times its budget in about one run in ten of a debug build; with one try of each
-    /// victim, no lock waited for, as often.)
+    /// locks takes others only by trying, so those are let go). True when `want` was taken;
+    /// else the write goes on without it, and the store sheds after. (Going on at once, two
+    /// threads rewriting values of up to 1 MB two at a time in a 1 MiB store, beside two
+    /// writing small batches, took it to 1.10 to 1.24 times its budget in 5 of 47 runs of a
+    /// debug build; with victims from the write's locked shards and other namespaces only, in
+    /// 2 of 24: the third large value sat in a shard the write did not hold.)
     #[cold]
     pub(super) fn room_under_locks<'g>(
         &self,
