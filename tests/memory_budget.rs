@@ -252,6 +252,15 @@ fn a_small_budget_is_split_over_few_shards() {
     assert_eq!(chosen.shards_per_namespace(), 64);
     let url = MemoryConfig::from_url("memory://?max_entries=100&shards=128").unwrap();
     assert_eq!(url.shards_per_namespace(), 128);
+    // The store says what it chose; its settings stay as given.
+    let store = MemoryDriver::builder()
+        .config(config(Some(256 << 10), None))
+        .build()
+        .unwrap();
+    assert_eq!(store.shards(), 4.min(for_cpus));
+    assert_eq!(store.config().shards, None);
+    let store = MemoryDriver::from_url("memory://?max_entries=100&shards=128").unwrap();
+    assert_eq!(store.shards(), 128);
 }
 
 /// SPEC 10.2, 10.5: a store of a few KiB, with the shards chosen for it, holds entries and

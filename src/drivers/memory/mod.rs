@@ -133,9 +133,27 @@ impl MemoryDriver {
             .build()
     }
 
-    /// The driver's settings.
+    /// The driver's settings, as given: [`MemoryConfig::shards`] is `None` unless it was set;
+    /// [`shards`](Self::shards) says how many the store chose.
     pub fn config(&self) -> &MemoryConfig {
         &self.inner.config
+    }
+
+    /// How many shards each namespace of the store is split over: [`MemoryConfig::shards`]
+    /// when given, else what [`MemoryConfig::shards_per_namespace`] chose when the store was
+    /// built (from the CPU count and the budget).
+    ///
+    /// ```
+    /// use namestore::drivers::memory::MemoryDriver;
+    ///
+    /// let cache = MemoryDriver::from_url("memory://?max_entries=100&eviction=any")?;
+    /// assert_eq!(cache.config().shards, None);
+    /// assert_eq!(cache.shards(), 2); // one shard per 32 entries of the budget, a power of two
+    /// assert_eq!(MemoryDriver::from_url("memory://?shards=8")?.shards(), 8);
+    /// # Ok::<(), namestore::Error>(())
+    /// ```
+    pub fn shards(&self) -> usize {
+        self.inner.shards
     }
 
     /// Opens the namespace (`root`, `domain`) bound to key type `K`; see [`Namespace::new`].
