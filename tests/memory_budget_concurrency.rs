@@ -414,7 +414,10 @@ fn a_batch_is_not_starved_of_the_room_it_evicts_for() {
 /// (evicted, or rewritten smaller, by another write) and then adds more than it reserved; it
 /// takes the rest under the locks before it stores, so the budget holds within 10% at every
 /// instant. (Left to the shedding after such a write, the store reached 1.55 to 1.76 times its
-/// budget in a release build of the same writes by single keys.)
+/// budget in a release build of the same writes by single keys.) A write that could not make
+/// that room under its locks, another write holding what it needed, lets them go and makes
+/// it again: going on over the budget after the first such try, two of ten runs failed, at
+/// 1.14 and 1.16 times the budget, and others read the budget's count wrapped below zero.
 #[test]
 fn large_values_rewritten_from_several_threads_keep_the_budget() {
     for batches in [false, true] {
@@ -424,7 +427,7 @@ fn large_values_rewritten_from_several_threads_keep_the_budget() {
     }
 }
 
-/// Two threads rewriting three large values (`batches`: two at a time, in one `mset`), two
+/// Four threads rewriting three large values (`batches`: two at a time, in one `mset`), one
 /// writing small batches, for two seconds; the most the store held at any sample is within
 /// 10% of its budget.
 fn rewrite_large_values(policy: Policy, batches: bool) {
@@ -438,9 +441,9 @@ fn rewrite_large_values(policy: Policy, batches: bool) {
         .unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let worst = std::thread::scope(|scope| {
-        for writer in 0..4u64 {
+        for writer in 0..5u64 {
             let stop = Arc::clone(&stop);
-            let large = writer % 2 == 0;
+            let large = writer < 4;
             let ns = store
                 .namespace::<String>("race", if large { "large" } else { "small" })
                 .unwrap();

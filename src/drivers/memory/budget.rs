@@ -6,7 +6,7 @@
 //! difference once done (an overwrite gives back what the old value cost); when it does not
 //! fit, the write makes room (`table/room.rs` under the lock, `table/reserve.rs` without it).
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 
 use super::slots::Tally;
 
@@ -14,12 +14,18 @@ pub(crate) struct Budget {
     pub(super) max_bytes: u64,
     pub(super) max_entries: u64,
     /// Charged to stored entries and to reservations in flight.
-    bytes: AtomicU64,
-    entries: AtomicU64,
+    ///
+    /// Signed, and read as zero below it ([`count`]): a write settles what it stored past its
+    /// reservation once its locks are let go (a shard's structures grown), and another may
+    /// give the same back first (the shard emptied and its structures released): the count
+    /// is then below zero for an instant. (Unsigned, it wrapped: usage read as 2^64 less a
+    /// few hundred bytes, and every write was refused or shed for it meanwhile.)
+    bytes: AtomicI64,
+    entries: AtomicI64,
     /// Of which eviction cannot free: entries their namespace's mode keeps, and the shards'
     /// structures (see [`Tally`]).
-    fixed_bytes: AtomicU64,
-    fixed_entries: AtomicU64,
+    fixed_bytes: AtomicI64,
+    fixed_entries: AtomicI64,
     /// A lower bound of the deadlines held (driver-clock nanoseconds), `u64::MAX` for none:
     /// when it has passed, some entry may have expired.
     earliest: AtomicU64,
@@ -31,6 +37,20 @@ pub(crate) struct Budget {
     tables: AtomicUsize,
     /// Draws made off the write path (`Table::evict_somewhere`).
     draws: AtomicU64,
+}
+
+/// A count of the budget, read as zero while the writes settling it leave it below zero.
+#[inline]
+fn count(counter: &AtomicI64, order: Ordering) -> u64 {
+    counter.load(order).max(0) as u64
+}
+
+/// Adds `delta` to a count of the budget.
+#[inline]
+fn add(counter: &AtomicI64, delta: i64) {
+    if delta != 0 {
+        counter.fetch_add(delta, Ordering::AcqRel);
+    }
 }
 
 /// SplitMix64's finalizer: spreads a counter (or a hash) over 64 bits.
@@ -159,10 +179,10 @@ impl Budget {
         Budget {
             max_bytes: max_bytes.unwrap_or(u64::MAX),
             max_entries: max_entries.unwrap_or(u64::MAX),
-            bytes: AtomicU64::new(0),
-            entries: AtomicU64::new(0),
-            fixed_bytes: AtomicU64::new(0),
-            fixed_entries: AtomicU64::new(0),
+            bytes: AtomicI64::new(0),
+            entries: AtomicI64::new(0),
+            fixed_bytes: AtomicI64::new(0),
+            fixed_entries: AtomicI64::new(0),
             earliest: AtomicU64::new(u64::MAX),
             epoch: AtomicU64::new(0),
             tables: AtomicUsize::new(0),
@@ -172,8 +192,8 @@ impl Budget {
 
     pub(crate) fn used(&self) -> Used {
         Used {
-            bytes: self.bytes.load(Ordering::Relaxed),
-            entries: self.entries.load(Ordering::Relaxed),
+            bytes: count(&self.bytes, Ordering::Relaxed),
+            entries: count(&self.entries, Ordering::Relaxed),
         }
     }
 
@@ -203,9 +223,8 @@ impl Budget {
     /// Entries eviction may take, store-wide.
     #[inline]
     pub(super) fn evictable_entries(&self) -> u64 {
-        self.entries
-            .load(Ordering::Relaxed)
-            .saturating_sub(self.fixed_entries.load(Ordering::Relaxed))
+        count(&self.entries, Ordering::Relaxed)
+            .saturating_sub(count(&self.fixed_entries, Ordering::Relaxed))
     }
 
     /// A random number for a draw made off the write path.
@@ -243,8 +262,8 @@ impl Budget {
     /// What eviction cannot free: bytes and entries.
     pub(super) fn fixed(&self) -> (u64, u64) {
         (
-            self.fixed_bytes.load(Ordering::Acquire),
-            self.fixed_entries.load(Ordering::Acquire),
+            count(&self.fixed_bytes, Ordering::Acquire),
+            count(&self.fixed_entries, Ordering::Acquire),
         )
     }
 
@@ -261,13 +280,14 @@ impl Budget {
     /// cost nothing (a counter under a short key): the table it goes into, charged as it grows,
     /// is what the store is over by.
     pub(super) fn try_take(&self, want: Reservation) -> bool {
-        let take = |counter: &AtomicU64, amount: u64, max: u64| {
+        let take = |counter: &AtomicI64, amount: u64, max: u64| {
             if amount == 0 {
-                return want.entries == 0 || counter.load(Ordering::Acquire) <= max;
+                return want.entries == 0 || count(counter, Ordering::Acquire) <= max;
             }
             counter
                 .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
-                    used.checked_add(amount).filter(|&total| total <= max)
+                    let total = used as i128 + amount as i128;
+                    (total <= max as i128).then_some(total as i64)
                 })
                 .is_ok()
         };
@@ -275,7 +295,7 @@ impl Budget {
             return false;
         }
         if !take(&self.bytes, want.bytes, self.max_bytes) {
-            self.entries.fetch_sub(want.entries, Ordering::AcqRel);
+            add(&self.entries, -(want.entries as i64));
             return false;
         }
         true
@@ -285,16 +305,16 @@ impl Budget {
     /// most one update of each counter, if the result is within the budget; otherwise nothing
     /// changes. The caller settles the rest of `freed` (what of it was fixed) with the write.
     pub(super) fn trade(&self, want: Reservation, freed: &Tally) -> bool {
-        let moved = |counter: &AtomicU64, amount: u64, delta: i64, max: u64| {
+        let moved = |counter: &AtomicI64, amount: u64, delta: i64, max: u64| {
             let change = (amount as i128) + (delta as i128);
             if change == 0 {
                 // A victim the size of the new entry: nothing to move.
-                return counter.load(Ordering::Acquire) <= max;
+                return count(counter, Ordering::Acquire) <= max;
             }
             counter
                 .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
                     let total = (used as i128) + change;
-                    (0..=max as i128).contains(&total).then_some(total as u64)
+                    (total <= max as i128).then_some(total as i64)
                 })
                 .is_ok()
         };
@@ -303,22 +323,27 @@ impl Budget {
         }
         if !moved(&self.bytes, want.bytes, freed.bytes, self.max_bytes) {
             // Undo the entries' part.
-            let back = want.entries as i64 + freed.entries;
-            if back > 0 {
-                self.entries.fetch_sub(back as u64, Ordering::AcqRel);
-            } else if back < 0 {
-                self.entries
-                    .fetch_add(back.unsigned_abs(), Ordering::AcqRel);
-            }
+            add(&self.entries, -(want.entries as i64 + freed.entries));
             return false;
         }
         true
     }
 
+    /// Takes `want` whatever is left, for a write that could not make its room under its
+    /// locks (`LAST_ATTEMPT`, `table/room.rs`): the store goes over its budget,
+    /// and the write's `tally` is marked for it to shed after ([`Tally::forced`]). Taken under
+    /// the write's locks, before it stores: taken when it settled, once they were let go, what
+    /// it stored could be evicted by another write first, the count below zero meanwhile.
+    pub(super) fn take_over(&self, want: Reservation, tally: &mut Tally) {
+        add(&self.bytes, want.bytes as i64);
+        add(&self.entries, want.entries as i64);
+        tally.forced = true;
+    }
+
     /// Whether usage is within an eighth of a limit: where an evicting store stays once it
     /// has filled.
     pub(super) fn nearly_full(&self) -> bool {
-        let near = |used: &AtomicU64, max: u64| used.load(Ordering::Relaxed) >= max - max / 8;
+        let near = |used: &AtomicI64, max: u64| count(used, Ordering::Relaxed) >= max - max / 8;
         near(&self.bytes, self.max_bytes) || near(&self.entries, self.max_entries)
     }
 
@@ -330,7 +355,7 @@ impl Budget {
     /// hundreds of keys for it.)
     #[inline]
     pub(super) fn short_of_bytes(&self) -> bool {
-        let near = |used: &AtomicU64, max: u64| used.load(Ordering::Relaxed) > max - max / 16;
+        let near = |used: &AtomicI64, max: u64| count(used, Ordering::Relaxed) > max - max / 16;
         near(&self.bytes, self.max_bytes) || !near(&self.entries, self.max_entries)
     }
 
@@ -338,24 +363,24 @@ impl Budget {
     /// their tables' room aside) are fewer than the store is over its byte budget by: then
     /// only tables that shrink can make up the rest.
     pub(super) fn entries_cannot_make_up(&self) -> bool {
-        let bytes = self.bytes.load(Ordering::Acquire);
-        let fixed = self.fixed_bytes.load(Ordering::Acquire);
+        let bytes = count(&self.bytes, Ordering::Acquire);
+        let fixed = count(&self.fixed_bytes, Ordering::Acquire);
         bytes.saturating_sub(fixed) < bytes.saturating_sub(self.max_bytes)
     }
 
     /// Whether usage is over a limit: a write stored more than it reserved (the key it meant
     /// to overwrite was evicted by another write meanwhile).
     pub(super) fn over(&self) -> bool {
-        self.bytes.load(Ordering::Acquire) > self.max_bytes
-            || self.entries.load(Ordering::Acquire) > self.max_entries
+        count(&self.bytes, Ordering::Acquire) > self.max_bytes
+            || count(&self.entries, Ordering::Acquire) > self.max_entries
     }
 
     /// How many bytes evicting every evictable entry would leave `want` short of (0: it
     /// would fit), not counting the namespaces freed with their last entry; `None` when it
     /// would not fit for its entries.
     pub(super) fn shortfall(&self, want: Reservation) -> Option<u64> {
-        let fixed_bytes = self.fixed_bytes.load(Ordering::Acquire);
-        let fixed_entries = self.fixed_entries.load(Ordering::Acquire);
+        let fixed_bytes = count(&self.fixed_bytes, Ordering::Acquire);
+        let fixed_entries = count(&self.fixed_entries, Ordering::Acquire);
         (fixed_entries.saturating_add(want.entries) <= self.max_entries).then(|| {
             fixed_bytes
                 .saturating_add(want.bytes)
@@ -366,21 +391,86 @@ impl Budget {
     /// Applies what changes to a shard did, net of what the write had reserved; true when
     /// they stored more than that and the store is now over its budget.
     pub(super) fn settle(&self, reserved: Reservation, tally: &Tally) -> bool {
-        let apply = |counter: &AtomicU64, delta: i64| {
-            if delta > 0 {
-                counter.fetch_add(delta as u64, Ordering::AcqRel);
-            } else if delta < 0 {
-                counter.fetch_sub(delta.unsigned_abs(), Ordering::AcqRel);
-            }
-        };
-        apply(&self.bytes, tally.bytes - reserved.bytes as i64);
-        apply(&self.entries, tally.entries - reserved.entries as i64);
-        apply(&self.fixed_bytes, tally.fixed_bytes);
-        apply(&self.fixed_entries, tally.fixed_entries);
+        add(&self.bytes, tally.bytes - reserved.bytes as i64);
+        add(&self.entries, tally.entries - reserved.entries as i64);
+        add(&self.fixed_bytes, tally.fixed_bytes);
+        add(&self.fixed_entries, tally.fixed_entries);
         if tally.earliest != u64::MAX {
             self.earliest.fetch_min(tally.earliest, Ordering::AcqRel);
         }
-        let grew = tally.bytes > reserved.bytes as i64 || tally.entries > reserved.entries as i64;
+        let grew = tally.forced
+            || tally.bytes > reserved.bytes as i64
+            || tally.entries > reserved.entries as i64;
         grew && self.over()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a write settles once its locks are let go (a shard's structures grown) can come
+    /// after another write gave the same back (the shard emptied, its structures released):
+    /// the count is below zero meanwhile, reads as zero, takes writes as usual, and is exact
+    /// once both are settled.
+    #[test]
+    fn a_count_below_zero_reads_as_zero_until_it_is_settled() {
+        let budget = Budget::new(Some(1_000), Some(10));
+        let mut released = Tally::new();
+        released.restructure(-600);
+        assert!(!budget.settle(Reservation::default(), &released));
+        assert_eq!(
+            budget.used(),
+            Used {
+                bytes: 0,
+                entries: 0
+            }
+        );
+        assert_eq!(budget.fixed(), (0, 0));
+        assert!(!budget.over());
+        let entry = Reservation {
+            bytes: 300,
+            entries: 1,
+        };
+        assert!(budget.try_take(entry));
+        let mut grown = Tally::new();
+        grown.restructure(600);
+        assert!(!budget.settle(Reservation::default(), &grown));
+        assert_eq!(
+            budget.used(),
+            Used {
+                bytes: 300,
+                entries: 1
+            }
+        );
+        assert_eq!(budget.fixed(), (0, 0));
+        assert!(!budget.try_take(Reservation {
+            bytes: 701,
+            entries: 1
+        }));
+    }
+
+    /// A write that takes its room past the budget (`take_over`) is counted at once, and
+    /// sheds after it: its settling says the store is over.
+    #[test]
+    fn room_taken_over_the_budget_is_counted_and_shed() {
+        let budget = Budget::new(Some(1_000), None);
+        let reserved = Reservation {
+            bytes: 800,
+            entries: 1,
+        };
+        assert!(budget.try_take(reserved));
+        let extra = Reservation {
+            bytes: 400,
+            entries: 0,
+        };
+        assert!(!budget.try_take(extra));
+        let mut stored = Tally::new();
+        budget.take_over(extra, &mut stored);
+        assert_eq!(budget.used().bytes, 1_200);
+        stored.bytes = 1_200;
+        stored.entries = 1;
+        assert!(budget.settle(reserved.plus(extra), &stored));
+        assert_eq!(budget.used().bytes, 1_200);
     }
 }

@@ -110,6 +110,9 @@ pub(super) struct Tally {
     /// The shard (its index + 1) whose table a change let double without taking room for
     /// it: the store sheds from it first ([`Table::shed`](super::table::Table)).
     pub(super) doubled: Option<NonZeroU32>,
+    /// Whether the write took its room past the budget
+    /// (`LAST_ATTEMPT`, `table/room.rs`): the store sheds after it.
+    pub(super) forced: bool,
 }
 
 impl Tally {
@@ -148,6 +151,7 @@ impl Tally {
         self.structures += other.structures;
         self.opened |= other.opened;
         self.doubled = self.doubled.or(other.doubled);
+        self.forced |= other.forced;
     }
 
     /// Hands the room victims freed (their bytes and entries, negative) to a write that took

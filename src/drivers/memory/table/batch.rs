@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 
 use super::reserve::batch_adds;
-use super::room::ROOM_ATTEMPTS;
+use super::room::{LAST_ATTEMPT, ROOM_ATTEMPTS};
 use super::{Shard, Table, deadline_of, read, write};
 use crate::Result;
 use crate::drivers::memory::budget::{Budget, Reservation};
@@ -141,6 +141,7 @@ impl Table {
         let mut plan = Plan::new();
         self.plan(pairs.iter().map(|(k, _)| *k), &mut plan);
         let mut now = Now::new(&self.clock);
+        let mut tally = Tally::new();
         let (mut locks, mut reserved, keys, mut growth) = match &self.budget {
             None => (
                 self.lock_all(&plan, write),
@@ -156,13 +157,12 @@ impl Table {
                     .map(|(key, value)| cost(key, bytes_heap(value)))
                     .collect();
                 let (locks, reserved, growth) =
-                    self.lock_batch_with_room(budget, &plan, &keys, &costs, &mut now)?;
+                    self.lock_batch_with_room(budget, &plan, &keys, &costs, &mut now, &mut tally)?;
                 (locks, reserved, keys, growth)
             }
         };
         let mode = self.bounded_mode();
         let mark = self.first_mark();
-        let mut tally = Tally::new();
         let deadline = deadline_of(&mut now, ttl);
         locks.visit(&plan, |slots, i, hash| {
             let (key, value) = &mut pairs[i];
@@ -194,11 +194,12 @@ impl Table {
     /// without the locks: another write may evict or rewrite one of its keys before the batch
     /// locks them, and the batch then adds more than it reserved (the old value it meant to
     /// replace gone). Under the locks, what it adds past its reservation is taken; when the
-    /// budget has not got it, the locks are let go and the room made again, twice at most,
-    /// then made under the locks ([`Table::room_under_locks`]); what that cannot make, the
-    /// store sheds after the batch, as after a single key's write. (Left to the shedding, two
-    /// threads rewriting values of up to 1 MB two at a time in a 1 MiB store, beside two
-    /// writing small batches, took it to 1.66 times its budget.)
+    /// budget has not got it, the locks are let go and the room made again, twice, then
+    /// under the locks ([`Table::room_under_locks`]), letting them go and making it again
+    /// between tries ([`LAST_ATTEMPT`]); what the last cannot make is taken past the budget,
+    /// and the store sheds after the batch, as after a single key's write. (Left to the
+    /// shedding, two threads rewriting values of up to 1 MB two at a time in a 1 MiB store,
+    /// beside two writing small batches, took it to 1.66 times its budget.)
     ///
     /// For a batch large in its budget, what its keys need of their tables is reserved with
     /// their entries, and judged with them ([`Table::growth_to_reserve_for`]); it is returned
@@ -210,6 +211,7 @@ impl Table {
         keys: &[&str],
         costs: &[u64],
         now: &mut Now<'_>,
+        tally: &mut Tally,
     ) -> Result<(Locks<RwLockWriteGuard<'s, Slots>>, Reservation, u64)> {
         let entries = Reservation {
             bytes: costs.iter().sum::<u64>(),
@@ -244,14 +246,15 @@ impl Table {
             if budget.try_take(extra) {
                 return Ok((locks, reserved.plus(extra), growth));
             }
-            if attempts == ROOM_ATTEMPTS {
+            if attempts >= ROOM_ATTEMPTS {
                 let locked = locks.guards.iter_mut().map(|guard| &mut **guard);
-                let made = self.room_under_locks(budget, locked, keys, extra);
-                return Ok((
-                    locks,
-                    if made { reserved.plus(extra) } else { reserved },
-                    growth,
-                ));
+                if self.room_under_locks(budget, locked, keys, extra) {
+                    return Ok((locks, reserved.plus(extra), growth));
+                }
+                if attempts == LAST_ATTEMPT {
+                    budget.take_over(extra, tally);
+                    return Ok((locks, reserved.plus(extra), growth));
+                }
             }
             drop(locks);
             // The reservation goes back, and the room is made again.
