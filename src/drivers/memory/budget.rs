@@ -18,8 +18,8 @@ pub(crate) struct Budget {
     /// Signed, and read as zero below it ([`count`]): a write settles what it stored past its
     /// reservation once its locks are let go (a shard's structures grown), and another may
     /// give the same back first (the shard emptied and its structures released): the count
-    /// is then below zero for an instant. (Unsigned, it wrapped: usage read as 2^64 less a
-    /// few hundred bytes, and every write was refused or shed for it meanwhile.)
+    /// is then below zero for an instant. (Unsigned, it wrapped: the fixed bytes were seen at
+    /// 148 less 1,568, and a write judging from them whether it could fit would be refused.)
     bytes: AtomicI64,
     entries: AtomicI64,
     /// Of which eviction cannot free: entries their namespace's mode keeps, and the shards'
