@@ -18,7 +18,7 @@
 
 use std::hash::BuildHasher;
 use std::mem;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard, TryLockError, Weak};
 
 use hashbrown::DefaultHashBuilder;
@@ -80,8 +80,11 @@ pub(crate) struct Meta {
     /// reclaimer's schedule ([`own::SCHEDULED`]).
     pub(super) scheduled: AtomicBool,
     /// What the budget holds for the namespace's structures (its shards' tables and eviction
-    /// orders) and its fixed part: what freeing it gives back (wrapping sums of the changes).
-    pub(super) structures: AtomicU64,
+    /// orders) and its fixed part: what freeing it gives back. Signed, read as zero below it
+    /// ([`Meta::structures()`]), as the budget's counts are: the write that grew a shard's
+    /// structures settles once its lock is let go, and the write that emptied the shard may
+    /// give them back first.
+    pub(super) structures: AtomicI64,
     /// In a store with a budget, shards `clear` emptied (bit `index % 64`, set under the
     /// shard's write lock): they may await their tables and eviction orders again, which a
     /// batch into them then reserves (`Table::growth_to_reserve_for`, which unsets a bit once
@@ -109,6 +112,12 @@ pub(crate) struct Meta {
 }
 
 impl Meta {
+    /// What the budget holds for the namespace's structures and fixed part, read as zero
+    /// while the writes settling it leave it below zero.
+    pub(in crate::drivers::memory) fn structures(&self) -> u64 {
+        self.structures.load(Ordering::Acquire).max(0) as u64
+    }
+
     /// Exports what a change removed as metrics with the feature `metrics` (SPEC 12.1); the
     /// counts the program reads are the shards' own ([`Table::removed`]). This calls the
     /// program's recorder, which may panic: callers call it once their change is accounted
@@ -256,7 +265,7 @@ impl Table {
                 freed: AtomicBool::new(false),
                 paid: AtomicBool::new(false),
                 scheduled: AtomicBool::new(false),
-                structures: AtomicU64::new(0),
+                structures: AtomicI64::new(0),
                 cleared: AtomicU64::new(0),
                 evictable: AtomicU64::new(0),
                 fixed_entries: AtomicU64::new(0),
@@ -608,9 +617,7 @@ impl Table {
                 entries += entry.charge();
             }
         }
-        // A wrapping sum of changes, as the budget's own counters are.
-        let structures = self.meta.structures.load(Ordering::Acquire);
-        (live, Some(entries.wrapping_add(structures)))
+        (live, Some(entries + self.meta.structures()))
     }
 
     /// Entries held, expired ones not yet reclaimed included.

@@ -53,7 +53,7 @@ impl Table {
         if tally.structures != 0 {
             self.meta
                 .structures
-                .fetch_add(tally.structures as u64, Ordering::AcqRel);
+                .fetch_add(tally.structures, Ordering::AcqRel);
         }
         let evictable = tally.entries + tally.traded_entries - tally.fixed_entries;
         if evictable != 0 {
@@ -156,10 +156,7 @@ impl Table {
             + SCHEDULED
             + self.shards.len() as u64 * EMPTIED_SHARD_KEEPS
             + kept.saturating_mul(KEPT_ENTRY_KEEPS);
-        self.meta
-            .structures
-            .load(Ordering::Acquire)
-            .saturating_sub(keeps)
+        self.meta.structures().saturating_sub(keeps)
     }
 
     /// After a write stored the namespace's first deadline: charges its place in the
