@@ -6,26 +6,23 @@
 //! difference once done (an overwrite gives back what the old value cost); when it does not
 //! fit, the write makes room (`table/room.rs` under the lock, `table/reserve.rs` without it).
 
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
+use super::count::Count;
 use super::slots::Tally;
 
 pub(crate) struct Budget {
     pub(super) max_bytes: u64,
     pub(super) max_entries: u64,
-    /// Charged to stored entries and to reservations in flight.
-    ///
-    /// Signed, and read as zero below it ([`count`]): a write settles what it stored past its
-    /// reservation once its locks are let go (a shard's structures grown), and another may
-    /// give the same back first (the shard emptied and its structures released): the count
-    /// is then below zero for an instant. (Unsigned, it wrapped: the fixed bytes were seen at
-    /// 148 less 1,568, and a write judging from them whether it could fit would be refused.)
-    bytes: AtomicI64,
-    entries: AtomicI64,
+    /// Charged to stored entries and to reservations in flight (below zero for an instant,
+    /// read as zero: see [`Count`]; unsigned, the fixed bytes were seen wrapped at 148 less
+    /// 1,568).
+    bytes: Count,
+    entries: Count,
     /// Of which eviction cannot free: entries their namespace's mode keeps, and the shards'
     /// structures (see [`Tally`]).
-    fixed_bytes: AtomicI64,
-    fixed_entries: AtomicI64,
+    fixed_bytes: Count,
+    fixed_entries: Count,
     /// A lower bound of the deadlines held (driver-clock nanoseconds), `u64::MAX` for none:
     /// when it has passed, some entry may have expired.
     earliest: AtomicU64,
@@ -37,20 +34,6 @@ pub(crate) struct Budget {
     tables: AtomicUsize,
     /// Draws made off the write path (`Table::evict_somewhere`).
     draws: AtomicU64,
-}
-
-/// A count of the budget, read as zero while the writes settling it leave it below zero.
-#[inline]
-fn count(counter: &AtomicI64, order: Ordering) -> u64 {
-    counter.load(order).max(0) as u64
-}
-
-/// Adds `delta` to a count of the budget.
-#[inline]
-fn add(counter: &AtomicI64, delta: i64) {
-    if delta != 0 {
-        counter.fetch_add(delta, Ordering::AcqRel);
-    }
 }
 
 /// SplitMix64's finalizer: spreads a counter (or a hash) over 64 bits.
@@ -179,10 +162,10 @@ impl Budget {
         Budget {
             max_bytes: max_bytes.unwrap_or(u64::MAX),
             max_entries: max_entries.unwrap_or(u64::MAX),
-            bytes: AtomicI64::new(0),
-            entries: AtomicI64::new(0),
-            fixed_bytes: AtomicI64::new(0),
-            fixed_entries: AtomicI64::new(0),
+            bytes: Count::default(),
+            entries: Count::default(),
+            fixed_bytes: Count::default(),
+            fixed_entries: Count::default(),
             earliest: AtomicU64::new(u64::MAX),
             epoch: AtomicU64::new(0),
             tables: AtomicUsize::new(0),
@@ -192,8 +175,8 @@ impl Budget {
 
     pub(crate) fn used(&self) -> Used {
         Used {
-            bytes: count(&self.bytes, Ordering::Relaxed),
-            entries: count(&self.entries, Ordering::Relaxed),
+            bytes: self.bytes.get(),
+            entries: self.entries.get(),
         }
     }
 
@@ -223,8 +206,7 @@ impl Budget {
     /// Entries eviction may take, store-wide.
     #[inline]
     pub(super) fn evictable_entries(&self) -> u64 {
-        count(&self.entries, Ordering::Relaxed)
-            .saturating_sub(count(&self.fixed_entries, Ordering::Relaxed))
+        self.entries.get().saturating_sub(self.fixed_entries.get())
     }
 
     /// A random number for a draw made off the write path.
@@ -261,10 +243,7 @@ impl Budget {
 
     /// What eviction cannot free: bytes and entries.
     pub(super) fn fixed(&self) -> (u64, u64) {
-        (
-            count(&self.fixed_bytes, Ordering::Acquire),
-            count(&self.fixed_entries, Ordering::Acquire),
-        )
+        (self.fixed_bytes.get(), self.fixed_entries.get())
     }
 
     /// The recency clock, for marks.
@@ -280,22 +259,17 @@ impl Budget {
     /// cost nothing (a counter under a short key): the table it goes into, charged as it grows,
     /// is what the store is over by.
     pub(super) fn try_take(&self, want: Reservation) -> bool {
-        let take = |counter: &AtomicI64, amount: u64, max: u64| {
+        let take = |counter: &Count, amount: u64, max: u64| {
             if amount == 0 {
-                return want.entries == 0 || count(counter, Ordering::Acquire) <= max;
+                return want.entries == 0 || counter.get() <= max;
             }
-            counter
-                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
-                    let total = used as i128 + amount as i128;
-                    (total <= max as i128).then_some(total as i64)
-                })
-                .is_ok()
+            counter.add_within(amount as i64, max)
         };
         if !take(&self.entries, want.entries, self.max_entries) {
             return false;
         }
         if !take(&self.bytes, want.bytes, self.max_bytes) {
-            add(&self.entries, -(want.entries as i64));
+            self.entries.add(-(want.entries as i64));
             return false;
         }
         true
@@ -305,25 +279,20 @@ impl Budget {
     /// most one update of each counter, if the result is within the budget; otherwise nothing
     /// changes. The caller settles the rest of `freed` (what of it was fixed) with the write.
     pub(super) fn trade(&self, want: Reservation, freed: &Tally) -> bool {
-        let moved = |counter: &AtomicI64, amount: u64, delta: i64, max: u64| {
-            let change = (amount as i128) + (delta as i128);
+        let moved = |counter: &Count, amount: u64, delta: i64, max: u64| {
+            let change = (amount as i64).saturating_add(delta);
             if change == 0 {
                 // A victim the size of the new entry: nothing to move.
-                return count(counter, Ordering::Acquire) <= max;
+                return counter.get() <= max;
             }
-            counter
-                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
-                    let total = (used as i128) + change;
-                    (total <= max as i128).then_some(total as i64)
-                })
-                .is_ok()
+            counter.add_within(change, max)
         };
         if !moved(&self.entries, want.entries, freed.entries, self.max_entries) {
             return false;
         }
         if !moved(&self.bytes, want.bytes, freed.bytes, self.max_bytes) {
             // Undo the entries' part.
-            add(&self.entries, -(want.entries as i64 + freed.entries));
+            self.entries.add(-(want.entries as i64 + freed.entries));
             return false;
         }
         true
@@ -335,15 +304,15 @@ impl Budget {
     /// the write's locks, before it stores: taken when it settled, once they were let go, what
     /// it stored could be evicted by another write first, the count below zero meanwhile.
     pub(super) fn take_over(&self, want: Reservation, tally: &mut Tally) {
-        add(&self.bytes, want.bytes as i64);
-        add(&self.entries, want.entries as i64);
+        self.bytes.add(want.bytes as i64);
+        self.entries.add(want.entries as i64);
         tally.forced = true;
     }
 
     /// Whether usage is within an eighth of a limit: where an evicting store stays once it
     /// has filled.
     pub(super) fn nearly_full(&self) -> bool {
-        let near = |used: &AtomicI64, max: u64| count(used, Ordering::Relaxed) >= max - max / 8;
+        let near = |used: &Count, max: u64| used.get() >= max - max / 8;
         near(&self.bytes, self.max_bytes) || near(&self.entries, self.max_entries)
     }
 
@@ -355,7 +324,7 @@ impl Budget {
     /// hundreds of keys for it.)
     #[inline]
     pub(super) fn short_of_bytes(&self) -> bool {
-        let near = |used: &AtomicI64, max: u64| count(used, Ordering::Relaxed) > max - max / 16;
+        let near = |used: &Count, max: u64| used.get() > max - max / 16;
         near(&self.bytes, self.max_bytes) || !near(&self.entries, self.max_entries)
     }
 
@@ -363,24 +332,23 @@ impl Budget {
     /// their tables' room aside) are fewer than the store is over its byte budget by: then
     /// only tables that shrink can make up the rest.
     pub(super) fn entries_cannot_make_up(&self) -> bool {
-        let bytes = count(&self.bytes, Ordering::Acquire);
-        let fixed = count(&self.fixed_bytes, Ordering::Acquire);
+        let bytes = self.bytes.get();
+        let fixed = self.fixed_bytes.get();
         bytes.saturating_sub(fixed) < bytes.saturating_sub(self.max_bytes)
     }
 
     /// Whether usage is over a limit: a write stored more than it reserved (the key it meant
     /// to overwrite was evicted by another write meanwhile).
     pub(super) fn over(&self) -> bool {
-        count(&self.bytes, Ordering::Acquire) > self.max_bytes
-            || count(&self.entries, Ordering::Acquire) > self.max_entries
+        self.bytes.get() > self.max_bytes || self.entries.get() > self.max_entries
     }
 
     /// How many bytes evicting every evictable entry would leave `want` short of (0: it
     /// would fit), not counting the namespaces freed with their last entry; `None` when it
     /// would not fit for its entries.
     pub(super) fn shortfall(&self, want: Reservation) -> Option<u64> {
-        let fixed_bytes = count(&self.fixed_bytes, Ordering::Acquire);
-        let fixed_entries = count(&self.fixed_entries, Ordering::Acquire);
+        let fixed_bytes = self.fixed_bytes.get();
+        let fixed_entries = self.fixed_entries.get();
         (fixed_entries.saturating_add(want.entries) <= self.max_entries).then(|| {
             fixed_bytes
                 .saturating_add(want.bytes)
@@ -391,10 +359,10 @@ impl Budget {
     /// Applies what changes to a shard did, net of what the write had reserved; true when
     /// they stored more than that and the store is now over its budget.
     pub(super) fn settle(&self, reserved: Reservation, tally: &Tally) -> bool {
-        add(&self.bytes, tally.bytes - reserved.bytes as i64);
-        add(&self.entries, tally.entries - reserved.entries as i64);
-        add(&self.fixed_bytes, tally.fixed_bytes);
-        add(&self.fixed_entries, tally.fixed_entries);
+        self.bytes.add(tally.bytes - reserved.bytes as i64);
+        self.entries.add(tally.entries - reserved.entries as i64);
+        self.fixed_bytes.add(tally.fixed_bytes);
+        self.fixed_entries.add(tally.fixed_entries);
         if tally.earliest != u64::MAX {
             self.earliest.fetch_min(tally.earliest, Ordering::AcqRel);
         }

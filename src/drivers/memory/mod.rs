@@ -18,6 +18,7 @@ mod budget;
 mod builder;
 mod clock;
 mod config;
+mod count;
 mod entry;
 mod eviction;
 mod ghosts;

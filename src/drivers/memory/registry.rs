@@ -255,7 +255,7 @@ impl Registry {
                 && !table.same(this)
                 && table.meta.handles.load(Ordering::SeqCst) == 0
             {
-                table.meta.structures()
+                table.meta.structures.get()
             } else if table.same(this) {
                 table.shrinks_by_at_least(spared)
             } else {
@@ -290,7 +290,7 @@ impl Registry {
                     !table.same(this)
                         && table.empties_when_evicted()
                         && table.meta.handles.load(Ordering::SeqCst) == 0
-                        && table.meta.structures() > 0
+                        && table.meta.structures.get() > 0
                 })
                 .take(FREE_CANDIDATES)
                 .cloned()

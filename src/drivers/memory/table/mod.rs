@@ -18,13 +18,14 @@
 
 use std::hash::BuildHasher;
 use std::mem;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard, TryLockError, Weak};
 
 use hashbrown::DefaultHashBuilder;
 
 use super::budget::{Budget, Reservation};
 use super::clock::{Clock, Now};
+use super::count::Count;
 use super::entry::Entry;
 use super::eviction::{Eviction, Policy};
 use super::order::{MAX_FREQUENCY, SPARED_REQUEUE};
@@ -80,26 +81,22 @@ pub(crate) struct Meta {
     /// reclaimer's schedule ([`own::SCHEDULED`]).
     pub(super) scheduled: AtomicBool,
     /// What the budget holds for the namespace's structures (its shards' tables and eviction
-    /// orders) and its fixed part: what freeing it gives back. Signed, read as zero below it
-    /// ([`Meta::structures()`]), as the budget's counts are: the write that grew a shard's
-    /// structures settles once its lock is let go, and the write that emptied the shard may
-    /// give them back first.
-    pub(super) structures: AtomicI64,
+    /// orders) and its fixed part: what freeing it gives back.
+    pub(super) structures: Count,
     /// In a store with a budget, shards `clear` emptied (bit `index % 64`, set under the
     /// shard's write lock): they may await their tables and eviction orders again, which a
     /// batch into them then reserves (`Table::growth_to_reserve_for`, which unsets a bit once
     /// its shard has an order, in a table of up to 64 shards). Not in each shard: that took
     /// a shard past its 128 bytes, to 256.
     pub(super) cleared: AtomicU64,
-    /// In a store with a budget, the namespace's entries eviction may take (a wrapping sum of
-    /// the changes, kept by `Table::settle`): its share of the store's, which a write that
-    /// needs room draws against (`Table::room_elsewhere`).
-    pub(super) evictable: AtomicU64,
+    /// In a store with a budget, the namespace's entries eviction may take (kept by
+    /// `Table::settle`): its share of the store's, which a write that needs room draws against
+    /// (`Table::room_elsewhere`).
+    pub(super) evictable: Count,
     /// In a store with a budget and a `with-ttl` namespace, its keys without a TTL, which
-    /// eviction may not take (a wrapping sum of the changes, kept by `Table::settle`; 0 in the
-    /// other modes): their room in the tables stays when eviction takes the others
-    /// (`Table::shrinks_by_at_least`).
-    pub(super) fixed_entries: AtomicU64,
+    /// eviction may not take (kept by `Table::settle`; 0 in the other modes): their room in
+    /// the tables stays when eviction takes the others (`Table::shrinks_by_at_least`).
+    pub(super) fixed_entries: Count,
     policy: Policy,
     /// The shard the next eviction starts from.
     evict_hand: AtomicUsize,
@@ -112,12 +109,6 @@ pub(crate) struct Meta {
 }
 
 impl Meta {
-    /// What the budget holds for the namespace's structures and fixed part, read as zero
-    /// while the writes settling it leave it below zero.
-    pub(in crate::drivers::memory) fn structures(&self) -> u64 {
-        self.structures.load(Ordering::Acquire).max(0) as u64
-    }
-
     /// Exports what a change removed as metrics with the feature `metrics` (SPEC 12.1); the
     /// counts the program reads are the shards' own ([`Table::removed`]). This calls the
     /// program's recorder, which may panic: callers call it once their change is accounted
@@ -265,10 +256,10 @@ impl Table {
                 freed: AtomicBool::new(false),
                 paid: AtomicBool::new(false),
                 scheduled: AtomicBool::new(false),
-                structures: AtomicI64::new(0),
+                structures: Count::default(),
                 cleared: AtomicU64::new(0),
-                evictable: AtomicU64::new(0),
-                fixed_entries: AtomicU64::new(0),
+                evictable: Count::default(),
+                fixed_entries: Count::default(),
                 fixed,
                 policy,
                 evict_hand: AtomicUsize::new(0),
@@ -617,7 +608,7 @@ impl Table {
                 entries += entry.charge();
             }
         }
-        (live, Some(entries + self.meta.structures()))
+        (live, Some(entries + self.meta.structures.get()))
     }
 
     /// Entries held, expired ones not yet reclaimed included.

@@ -50,23 +50,14 @@ impl Table {
         reserved: Reservation,
         tally: &Tally,
     ) -> bool {
-        if tally.structures != 0 {
-            self.meta
-                .structures
-                .fetch_add(tally.structures, Ordering::AcqRel);
-        }
-        let evictable = tally.entries + tally.traded_entries - tally.fixed_entries;
-        if evictable != 0 {
-            self.meta
-                .evictable
-                .fetch_add(evictable as u64, Ordering::Relaxed);
-        }
+        self.meta.structures.add(tally.structures);
+        self.meta
+            .evictable
+            .add(tally.entries + tally.traded_entries - tally.fixed_entries);
         // Read only in a `with-ttl` namespace: in a `never` one, every entry is such, and its
         // writes are not given an update of a shared count for nothing.
-        if tally.fixed_entries != 0 && self.meta.mode == Eviction::WithTtl {
-            self.meta
-                .fixed_entries
-                .fetch_add(tally.fixed_entries as u64, Ordering::Relaxed);
+        if self.meta.mode == Eviction::WithTtl {
+            self.meta.fixed_entries.add(tally.fixed_entries);
         }
         budget.settle(reserved, tally)
     }
@@ -115,11 +106,10 @@ impl Table {
         }
     }
 
-    /// The keys without a TTL a `with-ttl` namespace holds ([`Meta::fixed_entries`], a
-    /// wrapping sum: below zero only for a moment, while changes are settled); 0 in other
-    /// modes.
+    /// The keys without a TTL a `with-ttl` namespace holds ([`Meta::fixed_entries`]); 0 in
+    /// other modes.
     pub(in crate::drivers::memory) fn entries_without_ttl(&self) -> u64 {
-        (self.meta.fixed_entries.load(Ordering::Relaxed) as i64).max(0) as u64
+        self.meta.fixed_entries.get()
     }
 
     /// Whether evicting every entry eviction may take empties the namespace: in `any` mode,
@@ -156,7 +146,7 @@ impl Table {
             + SCHEDULED
             + self.shards.len() as u64 * EMPTIED_SHARD_KEEPS
             + kept.saturating_mul(KEPT_ENTRY_KEEPS);
-        self.meta.structures().saturating_sub(keeps)
+        self.meta.structures.get().saturating_sub(keeps)
     }
 
     /// After a write stored the namespace's first deadline: charges its place in the

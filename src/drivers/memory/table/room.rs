@@ -582,8 +582,7 @@ impl Table {
     /// The namespace's entries eviction may take.
     #[inline]
     pub(in crate::drivers::memory) fn evictable_entries(&self) -> u64 {
-        // A wrapping sum: below zero only for a moment, while changes are settled.
-        (self.meta.evictable.load(Ordering::Relaxed) as i64).max(0) as u64
+        self.meta.evictable.get()
     }
 
     /// For an eviction no write of this namespace asked for: of two shards taken in turn, the
