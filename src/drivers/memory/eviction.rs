@@ -81,8 +81,9 @@ pub enum Policy {
     /// straight to the main queue, and its coming back moves the small queue's share of the
     /// room (as ARC moves its target). A frequency sketch over a long horizon (4-bit
     /// counters, TinyLFU's) admits a key leaving the small queue to the main queue when it
-    /// was seen more often than the main queue's next victim. Resists scans, keeps a hot set,
-    /// O(1) per operation. The default, by measurement (`docs/eviction.md`).
+    /// was seen more often than one of the main queue's next two entries. Resists scans,
+    /// keeps a hot set, O(1) per operation. The default, by measurement
+    /// (`docs/eviction.md`).
     #[default]
     S3Fifo,
     /// Redis's approximate LRU: the least recently used of five entries sampled at random.

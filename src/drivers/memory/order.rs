@@ -338,7 +338,8 @@ struct S3Fifo {
     /// The small queue's share of the weight, in thousandths.
     small_share: u64,
     /// How often keys came and were read, over a long horizon: the small queue admits a key
-    /// to the main queue when it was seen more often than the main queue's next victim.
+    /// to the main queue when it was seen more often than one of the main queue's next two
+    /// entries ([`S3Fifo::admission_bar`]).
     sketch: Sketch,
 }
 
@@ -488,11 +489,12 @@ impl S3Fifo {
                     self.sketch.record(hash, self.queued);
                     continue;
                 }
-                if let Some(&(next, _)) = self.main.front()
-                    && self.sketch.estimate(hash) > self.sketch.estimate(next)
+                if let Some(bar) = self.admission_bar()
+                    && self.sketch.estimate(hash) > bar
                 {
-                    // Not read since it came, but seen more often than the main queue's next
-                    // victim over the sketch's horizon (TinyLFU's admission): it stays.
+                    // Not read since it came, but seen more often than one of the main
+                    // queue's next victims over the sketch's horizon (TinyLFU's admission):
+                    // it stays.
                     entry.queue = MAIN;
                     self.small_weight -= weight;
                     self.main_weight += weight;
@@ -519,6 +521,22 @@ impl S3Fifo {
             drop(found.remove());
             return Some(victim);
         }
+    }
+
+    /// What a key leaving the small queue unread must have been seen more often than to be
+    /// admitted to the main queue: the sketch's count of the less seen of the main queue's
+    /// next two entries (`None` while it is empty). Not its first alone: that one may have a
+    /// second chance to take, and then the entry after it goes first; comparing with it
+    /// turned away candidates seen more often than the entry that went (measured against
+    /// the first alone, the next two and the next three, and against the first once given
+    /// its second chance: docs/eviction.md, "The admission test's other side").
+    #[inline]
+    fn admission_bar(&self) -> Option<u64> {
+        self.main
+            .iter()
+            .take(2)
+            .map(|&(hash, _)| self.sketch.estimate(hash))
+            .min()
     }
 
     /// Keys each ghost list remembers: [`GHOST_PERCENT`] of the queued entries, and at least
@@ -606,4 +624,65 @@ fn sampled_victim(
 #[inline]
 fn sparse(len: usize, capacity: usize) -> bool {
     capacity > 16 && capacity > 4 * len
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::drivers::memory::entry::Value;
+
+    /// A fixed hash (the store's hasher is seeded at random per instance).
+    fn hash(n: u64) -> u64 {
+        (n ^ 0x5851_f42d_4c95_7f2d).wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// A key leaving the small queue unread is weighed against the less seen of the main
+    /// queue's next two entries, not the first alone: `a`, first, seen most and read since it
+    /// came round, is passed over; `c` was seen more often than `b`, which goes in its place.
+    #[test]
+    fn the_small_queue_admits_against_the_main_queues_next_two() {
+        let mut order = Order::new(Eviction::Any, Policy::S3Fifo, 1);
+        let mut map: HashTable<Entry> = HashTable::new();
+        let keys = [("a", hash(1)), ("b", hash(2)), ("c", hash(3))];
+        let rehash = |e: &Entry| keys.iter().find(|(k, _)| *k == e.key).unwrap().1;
+        for (key, hash) in keys {
+            let mut entry = Entry::new(key, Value::Int(1), 0, order.next_id());
+            order.inserted(hash, &mut entry);
+            map.insert_unique(hash, entry, rehash);
+        }
+        let Victims::S3Fifo(queues) = &mut order.policy else {
+            unreachable!()
+        };
+        // `a` and `b` to the main queue, `c` left in the small one; `a` read once since.
+        for _ in 0..2 {
+            let (hash, id) = queues.small.pop_front().unwrap();
+            let entry = map.find_mut(hash, |e| e.id == id).unwrap();
+            entry.queue = MAIN;
+            queues.small_weight -= entry.weight();
+            queues.main_weight += entry.weight();
+            queues.main.push_back((hash, id));
+        }
+        map.find(keys[0].1, |e| e.key == "a")
+            .unwrap()
+            .mark
+            .store(1, Ordering::Relaxed);
+        queues.small_share = MIN_SMALL_SHARE;
+        for _ in 0..2 {
+            queues.sketch.record(keys[0].1, 3);
+        }
+        queues.sketch.record(keys[2].1, 3);
+        let seen = keys.map(|(_, hash)| queues.sketch.estimate(hash));
+        assert_eq!(seen, [3, 1, 2], "a, b, c seen");
+
+        let victim = order.victim(&mut map, 0, &Spared::NONE);
+        assert!(victim.is_some());
+        let find = |key: &str| {
+            map.find(keys.iter().find(|(k, _)| *k == key).unwrap().1, |e| {
+                e.key == key
+            })
+        };
+        assert!(find("b").is_none(), "b, the main queue's next victim, went");
+        assert_eq!(find("c").map(|e| e.queue), Some(MAIN), "c was admitted");
+        assert_eq!(find("a").map(|e| e.mark.load(Ordering::Relaxed)), Some(0));
+    }
 }
