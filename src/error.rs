@@ -298,6 +298,33 @@ impl Error {
         error
     }
 
+    /// A Redis key holding another type than a string (a list, a hash, a set…, written by
+    /// another client), which no call of namestore reads or counts: a backend error naming
+    /// the key, `source` the server's `WRONGTYPE` answer.
+    #[cfg(feature = "redis")]
+    pub(crate) fn wrong_type(key: &str, source: BoxError) -> Self {
+        let message = format!(
+            "backend error: key {:?} holds another Redis type than a string value (a list, \
+             a hash, a set…, written by another client)",
+            shorten(key)
+        );
+        let mut error = Error::new(ErrorKind::Backend, None, Some(key), message);
+        error.0.source = Some(source);
+        error
+    }
+
+    /// Whether this is [`wrong_type`](Self::wrong_type)'s error.
+    #[cfg(feature = "redis")]
+    pub(crate) fn is_wrong_type(&self) -> bool {
+        self.0.kind == ErrorKind::Backend
+            && self.0.key.is_some()
+            && self
+                .0
+                .source
+                .as_ref()
+                .is_some_and(|source| source.to_string().contains("WRONGTYPE"))
+    }
+
     /// A write refused for lack of memory (for driver authors): nothing was written. `key`
     /// names the key (or the first of a batch); `reason` says which limit.
     pub fn out_of_memory(key: &str, reason: impl fmt::Display) -> Self {

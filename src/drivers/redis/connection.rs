@@ -240,6 +240,11 @@ pub(super) fn answer_error(error: RedisError, key: &str) -> Error {
         // SPEC 10.8: the server is at `maxmemory` and may not evict. In a transaction the
         // refusal comes back inside EXECABORT; either way nothing ran.
         Error::out_of_memory(key, format!("the Redis server refused the write: {error}"))
+    } else if error.code() == Some("WRONGTYPE") || text.contains("WRONGTYPE") {
+        // Another client stored a list, a hash… under the key (in a transaction or a script,
+        // the code is inside the answer's text). A counter's caller turns it into "not an
+        // integer" (`RedisDriver::incr`).
+        Error::wrong_type(key, Box::new(error))
     } else if text.contains("not an integer") {
         Error::not_an_integer(key)
     } else if text.contains("overflow") {

@@ -40,7 +40,7 @@ use crate::driver::Driver;
 use crate::glob::Pattern;
 use crate::name::{NamespaceInfo, NamespaceName};
 use crate::ttl::{Expiry, KeyTtl, Ttl};
-use crate::{Key, Namespace, Result};
+use crate::{Error, Key, Namespace, Result};
 
 /// A Redis server as a namestore store. Cheap to clone (one `Arc`); clones share the
 /// connection.
@@ -323,11 +323,22 @@ impl Driver for RedisDriver {
         ttl_on_create: Option<Ttl>,
     ) -> Result<i64> {
         let full = s.key(key);
+        // A key holding a list, a hash… (another client's) holds no integer (SPEC 4.4), as a
+        // string that is not one.
+        let counted = |result: Result<i64>| {
+            result.map_err(|error| {
+                if error.is_wrong_type() {
+                    Error::not_an_integer(key)
+                } else {
+                    error
+                }
+            })
+        };
         match ttl_on_create {
             None => {
                 let mut command = redis::cmd("INCRBY");
                 command.arg(full).arg(delta);
-                self.once(key, command).await
+                counted(self.once(key, command).await)
             }
             Some(ttl) => {
                 // A counter the call creates starts at 0 with the TTL; INCRBY keeps a TTL. Both
@@ -345,8 +356,8 @@ impl Driver for RedisDriver {
                     .cmd("INCRBY")
                     .arg(&full)
                     .arg(delta);
-                let (value,): (i64,) = self.transaction_once(key, transaction).await?;
-                Ok(value)
+                let answer = self.transaction_once(key, transaction).await;
+                counted(answer.map(|(value,): (i64,)| value))
             }
         }
     }
