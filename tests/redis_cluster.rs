@@ -6,6 +6,8 @@
 use namestore::conformance::{Harness, Time};
 use namestore::drivers::redis::RedisDriver;
 
+#[path = "support/other_types.rs"]
+mod other_types;
 mod support;
 
 fn harness() -> Harness<RedisDriver> {
@@ -216,18 +218,36 @@ async fn an_increment_whose_connection_drops_is_not_resent() {
         outcome.is_err(),
         "the increment was resent and answered {outcome:?}"
     );
-    let mut cluster = redis::cluster::ClusterClient::new(
-        support::nodes(&url)
+    let mut cluster = client_of(&url);
+    let value: i64 = redis::cmd("GET")
+        .arg("app:dropped:n")
+        .query(&mut cluster)
+        .unwrap();
+    assert_eq!(value, 1, "the dropped increment ran after all");
+}
+
+/// A key another client filled with a list, a hash or a set, on a cluster: named, and left
+/// alone (the server's `WRONGTYPE` answer comes through the cluster connection as it does
+/// from one server).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_of_other_redis_types_are_named_and_left_alone() {
+    let url = support::start_cluster();
+    let mut raw = client_of(&url);
+    for (query, hash_tag) in [("", false), ("?hash_tag=1", true)] {
+        let driver = RedisDriver::from_url(&format!("{url}{query}")).unwrap();
+        other_types::are_named_and_left_alone(&driver, &mut raw, hash_tag).await;
+    }
+}
+
+/// A connection to the cluster at `url` as another client (redis-rs's own cluster client).
+fn client_of(url: &str) -> redis::cluster::ClusterConnection {
+    redis::cluster::ClusterClient::new(
+        support::nodes(url)
             .iter()
             .map(String::as_str)
             .collect::<Vec<_>>(),
     )
     .unwrap()
     .get_connection()
-    .unwrap();
-    let value: i64 = redis::cmd("GET")
-        .arg("app:dropped:n")
-        .query(&mut cluster)
-        .unwrap();
-    assert_eq!(value, 1, "the dropped increment ran after all");
+    .unwrap()
 }
