@@ -31,9 +31,12 @@ pub enum ErrorKind {
     NotAnInteger,
     /// `incr`/`decr` would leave the i64 range (SPEC 4.4).
     Overflow,
-    /// The backend could not be reached, so the call was never sent: nothing was applied, and
-    /// the call can simply be retried (a refused connection, a connection that could not be
-    /// made in time, a store file that cannot be opened or is held by another process).
+    /// The backend could not be reached, so the call was never sent, or it refused to run the
+    /// call for now: nothing was applied, and the call can simply be retried (a refused
+    /// connection, a connection that could not be made in time, a store file that cannot be
+    /// opened or is held by another process; a Redis server loading its data after a restart,
+    /// busy with another client's script, a replica cut off from its primary, a cluster
+    /// changing).
     Unavailable,
     /// The call was sent, and no answer came back: the backend did not answer within the
     /// configured bound (SPEC 8.3), or the connection was lost while the call was in flight.

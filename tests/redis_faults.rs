@@ -640,3 +640,100 @@ async fn a_server_out_of_memory_refuses_writes_with_out_of_memory() {
     );
     assert!(ns.delete(&"k0".to_owned()).await.unwrap());
 }
+
+/// A server that is up but runs no command for now answers the call `Unavailable` (nothing
+/// ran; the same call may succeed later), reads and writes alike: busy with another client's
+/// script past `busy-reply-threshold` (`BUSY`), and a replica cut off from its primary that
+/// serves no stale data (`MASTERDOWN`). Once the script is killed, the calls work and nothing
+/// refused was applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_runs_nothing_for_now_is_unavailable() {
+    let url = start_server(free_port(), "--busy-reply-threshold 100");
+    let ns = RedisDriver::from_url(&format!("{url}?response_timeout_ms=5000"))
+        .unwrap()
+        .namespace::<String>("app", "busy")
+        .unwrap();
+    let key = "k".to_owned();
+    ns.set(&key, "1", None).await.unwrap();
+    let blocker = std::thread::spawn({
+        let url = url.clone();
+        move || {
+            let mut raw = redis::Client::open(url.as_str())
+                .unwrap()
+                .get_connection()
+                .unwrap();
+            redis::cmd("EVAL")
+                .arg("while true do end")
+                .arg(0)
+                .query::<()>(&mut raw)
+                .unwrap_err()
+        }
+    });
+    // Past the threshold, the server answers every other client BUSY.
+    let mut admin = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while redis::cmd("GET")
+        .arg("x")
+        .query::<Option<String>>(&mut admin)
+        .is_ok()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the script never made the server busy"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let refused = [
+        ("get", ns.get(&key).await.map(drop)),
+        ("set", ns.set(&key, "2", None).await.map(drop)),
+        ("incr", ns.incr(&key, 1).await.map(drop)),
+        (
+            "incr_with_ttl",
+            ns.incr_with_ttl(&key, 1, Duration::from_secs(60))
+                .await
+                .map(drop),
+        ),
+        ("cas", ns.cas(&key, "1", "2", None).await.map(drop)),
+        ("mset", ns.mset([(key.clone(), "2")], None).await.map(drop)),
+    ];
+    for (call, result) in refused {
+        let error = result.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Unavailable, "{call}: {error}");
+        assert!(error.to_string().contains("BUSY"), "{call}: {error}");
+    }
+    redis::cmd("SCRIPT")
+        .arg("KILL")
+        .query::<()>(&mut admin)
+        .unwrap();
+    blocker.join().unwrap();
+    assert_eq!(ns.get(&key).await.unwrap().as_deref(), Some(&b"1"[..]));
+    assert_eq!(ns.incr(&key, 1).await.unwrap(), 2);
+
+    // A replica whose primary is gone, told to serve no stale data.
+    let replica = start_server(
+        free_port(),
+        &format!(
+            "--replicaof 127.0.0.1 {} --replica-serve-stale-data no",
+            free_port()
+        ),
+    );
+    let ns = RedisDriver::from_url(&format!("{replica}?response_timeout_ms=5000"))
+        .unwrap()
+        .namespace::<String>("app", "stale")
+        .unwrap();
+    for (call, result) in [
+        ("get", ns.get(&key).await.map(drop)),
+        ("mget", ns.mget(std::slice::from_ref(&key)).await.map(drop)),
+        ("ttl", ns.ttl(&key).await.map(drop)),
+    ] {
+        let error = result.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Unavailable, "{call}: {error}");
+        assert!(
+            error.to_string().contains("Link with MASTER is down"),
+            "{call}: {error}"
+        );
+    }
+}

@@ -232,6 +232,23 @@ fn connection_failed(error: &RedisError) -> bool {
         || error.is_timeout()
 }
 
+/// The server's answers that refuse a call without running it, for a while: loading its data
+/// set (`LOADING`), busy with a script past `busy-reply-threshold` (`BUSY`), a replica cut off
+/// from its primary that serves no stale data (`MASTERDOWN`), a cluster without a quorum for a
+/// slot (`CLUSTERDOWN`) or moving it (`TRYAGAIN`). The call is `Unavailable`: nothing was
+/// applied, and it can be retried. (`READONLY`, a write sent to a replica, is not among them:
+/// the same connection would answer it again.)
+///
+/// Each code with how redis-rs shows it inside a pipeline's or a transaction's error, where
+/// only the first failure's code is the error's.
+const REFUSED_FOR_NOW: [(&str, &str); 5] = [
+    ("LOADING", "BusyLoading:"),
+    ("BUSY", "\"BUSY\":"),
+    ("MASTERDOWN", "MasterDown:"),
+    ("CLUSTERDOWN", "ClusterDown:"),
+    ("TRYAGAIN", "TryAgain:"),
+];
+
 /// Maps the server's error answer, naming `key`. Messages come from redis-rs and the server
 /// and hold no credentials.
 pub(super) fn answer_error(error: RedisError, key: &str) -> Error {
@@ -240,6 +257,17 @@ pub(super) fn answer_error(error: RedisError, key: &str) -> Error {
         // SPEC 10.8: the server is at `maxmemory` and may not evict. In a transaction the
         // refusal comes back inside EXECABORT; either way nothing ran.
         Error::out_of_memory(key, format!("the Redis server refused the write: {error}"))
+    } else if REFUSED_FOR_NOW
+        .iter()
+        .any(|&(code, shown)| error.code() == Some(code) || text.contains(shown))
+    {
+        // The server is there but runs no command for now (loading its data after a restart,
+        // running a script past its limit, cut off from its primary, a cluster changing):
+        // nothing ran, and the same call may succeed later.
+        Error::unavailable(
+            format!("the Redis server ran nothing, and may later: {error}"),
+            Some(Box::new(error)),
+        )
     } else if error.code() == Some("WRONGTYPE") || text.contains("WRONGTYPE") {
         // Another client stored a list, a hash… under the key (in a transaction or a script,
         // the code is inside the answer's text). A counter's caller turns it into "not an

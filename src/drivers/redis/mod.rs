@@ -14,7 +14,8 @@
 //! A call whose effect or answer would change if it ran twice (`set_nx`, `replace`, `delete`,
 //! `persist`, `incr`, `get_set`, `cas`, `cad`) is sent once and never resent after a
 //! connection error: the caller gets [`ErrorKind::Timeout`](crate::ErrorKind::Timeout) and
-//! cannot know whether it ran. A call that could not be sent at all is
+//! cannot know whether it ran. A call that could not be sent at all, or that the server
+//! refused to run for now (`LOADING`, `BUSY`, `MASTERDOWN`, `CLUSTERDOWN`, `TRYAGAIN`), is
 //! [`ErrorKind::Unavailable`](crate::ErrorKind::Unavailable).
 
 mod config;
