@@ -737,3 +737,54 @@ async fn a_server_that_runs_nothing_for_now_is_unavailable() {
         );
     }
 }
+
+/// A server loading its data set after a restart answers `LOADING` until it has: the calls
+/// made meanwhile are `Unavailable` and change nothing, and the same handle works once it
+/// has loaded. (Loading made slow and observable with Redis's own test settings: a delay for
+/// each key, and events handled every kilobyte read.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_loading_its_data_is_unavailable_until_it_has() {
+    let dir = support::scratch_dir("redis-loading").join(free_port().to_string());
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = free_port();
+    let files = format!(
+        "--dir {} --dbfilename dump.rdb --enable-debug-command local",
+        dir.display()
+    );
+    let url = start_server(port, &files);
+    let mut raw = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    redis::cmd("DEBUG")
+        .arg(&["POPULATE", "20000", "filler", "100"])
+        .query::<()>(&mut raw)
+        .unwrap();
+    redis::cmd("SAVE").query::<()>(&mut raw).unwrap();
+    stop_server(port);
+    let url = start_server(
+        port,
+        &format!("{files} --key-load-delay 100 --loading-process-events-interval-bytes 1024"),
+    );
+    let ns = RedisDriver::from_url(&format!("{url}?response_timeout_ms=5000"))
+        .unwrap()
+        .namespace::<String>("app", "loading")
+        .unwrap();
+    let key = "n".to_owned();
+    for (call, result) in [
+        ("incr", ns.incr(&key, 1).await.map(drop)),
+        ("get", ns.get(&key).await.map(drop)),
+        ("set", ns.set(&key, "7", None).await.map(drop)),
+    ] {
+        let error = result.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Unavailable, "{call}: {error}");
+        assert!(error.to_string().contains("loading"), "{call}: {error}");
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while let Err(error) = ns.get(&key).await {
+        assert_eq!(error.kind(), ErrorKind::Unavailable, "{error}");
+        assert!(Instant::now() < deadline, "still loading: {error}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(ns.incr(&key, 1).await.unwrap(), 1, "a refused call ran");
+}
