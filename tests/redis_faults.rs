@@ -712,12 +712,14 @@ async fn a_server_that_runs_nothing_for_now_is_unavailable() {
     assert_eq!(ns.get(&key).await.unwrap().as_deref(), Some(&b"1"[..]));
     assert_eq!(ns.incr(&key, 1).await.unwrap(), 2);
 
-    // A replica whose primary is gone, told to serve no stale data.
+    // A replica told to serve no stale data, whose primary never answers: a port held open
+    // here for the whole test, so that no other test's server can take it and be one.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let replica = start_server(
         free_port(),
         &format!(
             "--replicaof 127.0.0.1 {} --replica-serve-stale-data no",
-            free_port()
+            silent.local_addr().unwrap().port()
         ),
     );
     let ns = RedisDriver::from_url(&format!("{replica}?response_timeout_ms=5000"))
@@ -736,6 +738,7 @@ async fn a_server_that_runs_nothing_for_now_is_unavailable() {
             "{call}: {error}"
         );
     }
+    drop(silent);
 }
 
 /// A server loading its data set after a restart answers `LOADING` until it has: the calls
