@@ -366,6 +366,17 @@ impl Error {
         Error::new(ErrorKind::NotAnInteger, None, Some(key), message)
     }
 
+    /// The fence counter `key` of a lock reads `count`, which no acquisition counted: the
+    /// counter counts up from 0, so something else wrote it.
+    pub(crate) fn not_a_token(key: &str, count: i64) -> Self {
+        let message = format!(
+            "lock fence counter {:?} reads {count}, which is no token: something other than \
+             the lock wrote it, and tokens would not rise from one holder to the next",
+            shorten(key)
+        );
+        Error::new(ErrorKind::NotAnInteger, None, Some(key), message)
+    }
+
     /// An increment of `key` would overflow (for driver authors).
     pub fn overflow(key: &str) -> Self {
         let message = format!("increment of key {:?} would overflow", shorten(key));

@@ -57,7 +57,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 
 use crate::driver::Driver;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::key::{Key, KeyBuf};
 use crate::namespace::Namespace;
 use crate::ttl::Ttl;
@@ -160,7 +160,9 @@ impl<K: Key + Clone, D: Driver> Lock<K, D> {
     ///
     /// The store's errors; [`ErrorKind::InvalidKey`](crate::ErrorKind::InvalidKey) for a
     /// name breaking SPEC 1.4; [`ErrorKind::NotAnInteger`](crate::ErrorKind::NotAnInteger)
-    /// if something else wrote the fence counter.
+    /// if something else wrote the fence counter: a value that is not a counter, or one that
+    /// gives no positive token (a count below zero, which a `decr` leaves: tokens counted from
+    /// it would be no higher than the ones before). The lock is then not taken.
     pub async fn try_acquire(&self, name: &K) -> Result<Option<LockGuard<K, D>>> {
         let owner = owner_id();
         let lock_key = (name.clone(), Part::Lock);
@@ -181,7 +183,13 @@ impl<K: Key + Clone, D: Driver> Lock<K, D> {
             Ok(false) => return Ok(None),
             Err(error) => return give_back(error).await,
         }
-        let token = match self.keys.incr(&(name.clone(), Part::Fence), 1).await {
+        let fence = (name.clone(), Part::Fence);
+        let token = match self.keys.incr(&fence, 1).await {
+            // The counter counts up from 0, so a token is positive. One that is not was
+            // counted from a value something else wrote (a `decr`, a `set` of -5): it is no
+            // higher than the tokens before it, and a resource would take its holder's
+            // writes for a stale holder's, or a stale holder's for its own.
+            Ok(token) if token <= 0 => return give_back(Self::foreign_fence(&fence, token)).await,
             Ok(token) => token,
             // No token, no hold.
             Err(error) => return give_back(error).await,
@@ -199,9 +207,13 @@ impl<K: Key + Clone, D: Driver> Lock<K, D> {
             lock: self.clone(),
             name: name.clone(),
             owner,
-            // The counter only grows from 0 by 1, so it is positive.
-            token: u64::try_from(token).unwrap_or(0),
+            token: token.unsigned_abs(),
         }))
+    }
+
+    /// The error for a fence counter that reads `count`, which no acquisition counted.
+    fn foreign_fence(fence: &(K, Part), count: i64) -> Error {
+        Error::not_a_token(&fence_key(fence), count)
     }
 
     /// The last token handed out for `name` (0 before the first acquisition): what a
@@ -209,10 +221,20 @@ impl<K: Key + Clone, D: Driver> Lock<K, D> {
     ///
     /// # Errors
     ///
-    /// As [`try_acquire`](Self::try_acquire).
+    /// The store's errors; [`ErrorKind::InvalidKey`](crate::ErrorKind::InvalidKey) for a
+    /// name breaking SPEC 1.4; [`ErrorKind::NotAnInteger`](crate::ErrorKind::NotAnInteger)
+    /// when the fence counter holds something no acquisition counted (not an integer, or
+    /// below zero), rather than a token that would mislead the resource.
     pub async fn last_token(&self, name: &K) -> Result<u64> {
-        let value = self.keys.get(&(name.clone(), Part::Fence)).await?;
-        Ok(crate::counter::count_of(value.as_deref()))
+        let fence = (name.clone(), Part::Fence);
+        let Some(value) = self.keys.get(&fence).await? else {
+            return Ok(0);
+        };
+        match crate::counter::parse_canonical(&value) {
+            Some(count) if count >= 0 => Ok(count.unsigned_abs()),
+            Some(count) => Err(Self::foreign_fence(&fence, count)),
+            None => Err(Error::not_an_integer(&fence_key(&fence))),
+        }
     }
 }
 
@@ -267,6 +289,14 @@ impl<K: Key + Clone, D: Driver> LockGuard<K, D> {
             .cad(&(self.name.clone(), Part::Lock), &self.owner)
             .await
     }
+}
+
+/// The business key of a fence counter, as errors name keys (it was encoded once already: the
+/// call that read or counted it).
+fn fence_key<K: Key>(fence: &(K, Part)) -> String {
+    crate::key::encode_owned(fence)
+        .map(Into::into)
+        .unwrap_or_default()
 }
 
 /// An id no other acquisition, in this process or another, shares: the process id, the

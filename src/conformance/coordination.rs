@@ -10,7 +10,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use super::{Harness, assert_err, k};
 use crate::lock::Lock;
 use crate::rate_limit::RateLimiter;
-use crate::{Driver, KeyTtl};
+use crate::{Driver, ErrorKind, KeyTtl};
 
 /// The rate limiter allows exactly `limit` requests per window however many tasks ask at
 /// once, tells the denied when the window ends, starts again in the next window, and leaves
@@ -202,6 +202,33 @@ pub async fn locks<D: Driver>(h: &Harness<D>) {
         !ns.exists(&k("damaged:lock")).await.unwrap(),
         "a failed acquisition left the lock held"
     );
+    assert_err!(
+        locks.last_token(&k("damaged")).await,
+        NotAnInteger,
+        "the last token of a damaged fence counter"
+    );
+    // One counted below zero (a `decr`): each count it gives up to 0 is no token (each was
+    // handed out as 0), and the last token is none either.
+    ns.set(&k("decremented:fence"), "-3", None).await.unwrap();
+    let error = locks.last_token(&k("decremented")).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::NotAnInteger, "{error}");
+    assert_eq!(
+        error.key(),
+        Some(k("decremented:fence").as_str()),
+        "{error}"
+    );
+    for _ in 0..3 {
+        assert_err!(
+            locks.try_acquire(&k("decremented")).await,
+            NotAnInteger,
+            "a fence counter below zero"
+        );
+        assert!(
+            !ns.exists(&k("decremented:lock")).await.unwrap(),
+            "a failed acquisition left the lock held"
+        );
+    }
+    assert_eq!(locks.last_token(&k("decremented")).await.unwrap(), 0);
 
     // Contention: at most one holder at any instant; tokens in hold order strictly rise.
     let holders = Arc::new(AtomicUsize::new(0));
