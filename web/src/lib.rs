@@ -13,8 +13,9 @@
 //! - [`Sha256Key`]: a credential (an API key) as a namestore key, stored as its SHA-256
 //!   digest, so that no listing, error or trace of the store shows it.
 //! - [`client_network`](fn@client_network): a client's address as a rate limit key: an IPv6
-//!   address as its /64 (a host may take any address of its /64), an IPv4-mapped one as its
-//!   IPv4 address.
+//!   address as its /64 (a host may take any address of its /64; another prefix with
+//!   [`client_network_with_prefix`]), one that carries an IPv4 address (IPv4-mapped, NAT64,
+//!   6to4, Teredo) as that IPv4 address.
 //!
 //! Locks need nothing web-specific: [`namestore::lock::Lock`].
 //!
@@ -28,7 +29,7 @@ mod rate_limit;
 mod session_store;
 mod sha256_key;
 
-pub use client_network::client_network;
+pub use client_network::{client_network, client_network_with_prefix};
 pub use rate_limit::{OnStoreError, RateLimit, RateLimitLayer};
 pub use session_store::{SessionKey, SessionStore};
 pub use sha256_key::Sha256Key;

@@ -204,6 +204,15 @@ async fn clients_by_network() {
         ("::ffff:192.0.2.2", StatusCode::OK),
         ("::ffff:192.0.2.2", StatusCode::OK),
         ("192.0.2.2", StatusCode::TOO_MANY_REQUESTS),
+        // The same IPv4 client through a translator (NAT64's prefix) and over 6to4, from any
+        // of its 6to4 /48's 65,536 /64s: one limit, spent.
+        ("64:ff9b::c000:202", StatusCode::TOO_MANY_REQUESTS),
+        ("2002:c000:202:1::1", StatusCode::TOO_MANY_REQUESTS),
+        ("2002:c000:202:ffff::1", StatusCode::TOO_MANY_REQUESTS),
+        ("2002:c000:203:1::1", StatusCode::OK),
+        ("2002:c000:203:2::1", StatusCode::OK),
+        ("203.0.113.1", StatusCode::OK),
+        ("2002:c000:203:3::1", StatusCode::TOO_MANY_REQUESTS),
     ] {
         let response = service.clone().oneshot(from(address)).await.unwrap();
         assert_eq!(response.status(), status, "{address}");
