@@ -14,6 +14,7 @@ use bytes::Bytes;
 use futures_core::Stream;
 
 use crate::driver::Driver;
+use crate::drivers::memory::Eviction;
 use crate::glob::Pattern;
 use crate::name::{NamespaceInfo, NamespaceName};
 use crate::ttl::{Expiry, KeyTtl, Ttl};
@@ -90,6 +91,7 @@ trait DynDriver: Send + Sync + 'static {
     fn answers_at_once(&self) -> bool;
     fn system_name(&self) -> &'static str;
     fn scope(&self, namespace: &NamespaceName) -> Result<AnyScope>;
+    fn eviction(&self, s: &AnyScope) -> Eviction;
     fn set<'a>(
         &'a self,
         s: &'a AnyScope,
@@ -194,6 +196,12 @@ impl<D: Driver> DynDriver for D {
 
     fn scope(&self, namespace: &NamespaceName) -> Result<AnyScope> {
         Ok(AnyScope(Arc::new(Driver::scope(self, namespace)?)))
+    }
+
+    fn eviction(&self, s: &AnyScope) -> Eviction {
+        // A scope of another driver: it cannot be used for anything, and evicts nothing.
+        s.get::<D::Scope>()
+            .map_or(Eviction::Never, |s| Driver::eviction(self, s))
     }
 
     fn set<'a>(
@@ -364,6 +372,11 @@ impl Driver for AnyDriver {
 
     fn scope(&self, namespace: &NamespaceName) -> Result<AnyScope> {
         self.0.scope(namespace)
+    }
+
+    /// As the wrapped driver.
+    fn eviction(&self, scope: &AnyScope) -> Eviction {
+        self.0.eviction(scope)
     }
 
     async fn set(&self, s: &AnyScope, key: &str, value: Bytes, expiry: Expiry) -> Result<()> {

@@ -11,6 +11,7 @@ use bytes::Bytes;
 use futures_core::Stream;
 
 use crate::Result;
+use crate::drivers::memory::Eviction;
 use crate::glob::Pattern;
 use crate::name::{NamespaceInfo, NamespaceName};
 use crate::ttl::{Expiry, KeyTtl, Ttl};
@@ -65,6 +66,16 @@ pub trait Driver: Clone + Send + Sync + 'static {
 
     /// Resolves a validated namespace name into this driver's scope.
     fn scope(&self, namespace: &NamespaceName) -> Result<Self::Scope>;
+
+    /// Which keys of the namespace the store may evict on its own to keep a memory budget
+    /// (SPEC 10.3). [`Eviction::Never`] by default: what a store that keeps every key until
+    /// it is deleted or expires answers. The in-memory store with a budget answers the
+    /// namespace's mode. (A Redis server's `maxmemory-policy` is the server's own setting,
+    /// not seen here: the Redis driver answers `Never`.)
+    fn eviction(&self, scope: &Self::Scope) -> Eviction {
+        let _ = scope;
+        Eviction::Never
+    }
 
     /// Stores `value` under `key` with the given expiry (SPEC 3.3, 4.1).
     fn set(

@@ -410,6 +410,16 @@ impl Error {
         Error::new(ErrorKind::InvalidNamespace, None, None, message)
     }
 
+    /// The namespace `name` cannot hold what it was given for: `reason` says why.
+    pub(crate) fn unsuited_namespace(name: &crate::NamespaceName, reason: &str) -> Self {
+        Error::new(
+            ErrorKind::InvalidNamespace,
+            None,
+            None,
+            format!("namespace {name} {reason}"),
+        )
+    }
+
     pub(crate) fn invalid_key(key: &str, reason: &str) -> Self {
         let message = format!("invalid key {:?}: {reason}", shorten(key));
         Error::new(ErrorKind::InvalidKey, Some("key"), Some(key), message)

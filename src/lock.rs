@@ -26,9 +26,12 @@
 //! to the resource the lock protects with every write, and have the resource refuse a token
 //! lower than one it has seen.
 //!
-//! Keep the fence counters: put locks in a namespace whose keys are never evicted (the
-//! default; with a memory budget, a namespace in `never` mode) and never clear it, or tokens
-//! start again from 1.
+//! Keep the lock's keys: put locks in a namespace whose keys are never evicted and never
+//! clear it. A lock's key evicted while held, the next caller takes the lock; a fence counter
+//! evicted or cleared, tokens start again from 1. On an in-memory store with a budget,
+//! [`Lock::new`] refuses a namespace in `any` or `with-ttl` mode (open it in `never` mode, the
+//! default); on Redis the server's `maxmemory-policy` decides, which this crate does not see:
+//! keep `noeviction` (Redis's default) on a server that holds locks.
 //!
 //! ```
 //! # async fn run() -> namestore::Result<()> {
@@ -57,6 +60,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 
 use crate::driver::Driver;
+use crate::drivers::memory::Eviction;
 use crate::error::{Error, Result};
 use crate::key::{Key, KeyBuf};
 use crate::namespace::Namespace;
@@ -138,9 +142,43 @@ impl<K: Key + Clone, D: Driver> Lock<K, D> {
     /// # Errors
     ///
     /// [`ErrorKind::InvalidTtl`](crate::ErrorKind::InvalidTtl) when `lease` is not a valid
-    /// TTL.
+    /// TTL; [`ErrorKind::InvalidNamespace`](crate::ErrorKind::InvalidNamespace) when the store
+    /// may evict the namespace's keys ([`Namespace::eviction`]: an in-memory store with a
+    /// budget, the namespace in `any` or `with-ttl` mode). A held lock's key evicted, the
+    /// next caller takes it while its holder still acts; a fence counter evicted, tokens start
+    /// again from 1. Open the namespace with
+    /// [`MemoryDriver::namespace_with_eviction`](crate::MemoryDriver::namespace_with_eviction)
+    /// and [`Eviction::Never`]:
+    ///
+    /// ```
+    /// # fn main() -> namestore::Result<()> {
+    /// use std::time::Duration;
+    /// use namestore::ErrorKind;
+    /// use namestore::drivers::memory::{Eviction, MemoryDriver};
+    /// use namestore::lock::Lock;
+    ///
+    /// let store = MemoryDriver::builder().max_bytes(64 << 20).eviction(Eviction::Any).build()?;
+    /// let cache = store.namespace::<String>("jobs", "cache")?;
+    /// let refused = Lock::new(cache, Duration::from_secs(30)).unwrap_err();
+    /// assert_eq!(refused.kind(), ErrorKind::InvalidNamespace);
+    /// let kept = store.namespace_with_eviction::<String>("jobs", "locks", Eviction::Never)?;
+    /// let locks = Lock::new(kept, Duration::from_secs(30))?;
+    /// # let _ = locks;
+    /// # Ok(()) }
+    /// ```
     pub fn new(namespace: Namespace<K, D>, lease: Duration) -> Result<Self> {
         Ttl::new(lease)?;
+        let mode = namespace.eviction();
+        if mode != Eviction::Never {
+            return Err(Error::unsuited_namespace(
+                namespace.name(),
+                &format!(
+                    "evicts in mode `{mode}`, and a lock's keys must not be evicted (a held lock \
+                     would be taken by another, its fence counter start again): open it with \
+                     eviction `never`"
+                ),
+            ));
+        }
         Ok(Lock {
             keys: namespace.rekey(),
             lease,

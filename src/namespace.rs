@@ -239,6 +239,25 @@ impl<K: Key, D: Driver> Namespace<K, D> {
         &self.shared.driver
     }
 
+    /// Which of the namespace's keys the store may evict on its own to keep a memory budget
+    /// (SPEC 10.3): [`Eviction::Never`](crate::drivers::memory::Eviction::Never) unless the
+    /// namespace is in an in-memory store with a budget and evicts (its own mode, or the
+    /// store's default).
+    ///
+    /// ```
+    /// # fn main() -> namestore::Result<()> {
+    /// use namestore::drivers::memory::{Eviction, MemoryDriver};
+    ///
+    /// let store = MemoryDriver::builder().max_bytes(64 << 20).eviction(Eviction::Any).build()?;
+    /// assert_eq!(store.namespace::<String>("app", "pages")?.eviction(), Eviction::Any);
+    /// let locks = store.namespace_with_eviction::<String>("app", "locks", Eviction::Never)?;
+    /// assert_eq!(locks.eviction(), Eviction::Never);
+    /// # Ok(()) }
+    /// ```
+    pub fn eviction(&self) -> crate::drivers::memory::Eviction {
+        self.shared.driver.eviction(&self.shared.scope)
+    }
+
     /// The full stored key of `key`, `root:domain:key` (SPEC 1.1).
     ///
     /// # Errors

@@ -473,6 +473,57 @@ async fn a_namespace_chooses_its_mode() {
     );
 }
 
+/// A namespace tells which of its keys the store may evict (SPEC 10.3), through every layer,
+/// and a lock refuses a namespace whose keys may be evicted: a held lock's key evicted, the
+/// next caller takes it while its holder still acts, and a fence counter evicted starts the
+/// tokens again.
+#[tokio::test]
+async fn a_lock_refuses_a_namespace_the_store_may_evict() {
+    use namestore::lock::Lock;
+    let lease = Duration::from_secs(30);
+    let (store, _) = store(10, Eviction::Any, Policy::S3Fifo);
+    let cache = store.namespace::<String>("app", "cache").unwrap();
+    let expiring = store
+        .namespace_with_eviction::<String>("app", "expiring", Eviction::WithTtl)
+        .unwrap();
+    let kept = store
+        .namespace_with_eviction::<String>("app", "locks", Eviction::Never)
+        .unwrap();
+    assert_eq!(cache.eviction(), Eviction::Any);
+    assert_eq!(expiring.eviction(), Eviction::WithTtl);
+    assert_eq!(kept.eviction(), Eviction::Never);
+    for (namespace, mode) in [(cache, "any"), (expiring, "with-ttl")] {
+        let refused = Lock::new(namespace, lease).unwrap_err();
+        assert_eq!(refused.kind(), ErrorKind::InvalidNamespace, "{refused}");
+        assert!(refused.to_string().contains(mode), "{refused}");
+    }
+    let locks = Lock::new(kept, lease).unwrap();
+    let guard = locks.try_acquire(&k(0)).await.unwrap().expect("free");
+    assert_eq!(guard.token(), 1);
+
+    // Through a store opened from a URL (`AnyDriver`) and the telemetry layer.
+    let any = namestore::open("memory://?max_entries=10&eviction=any").unwrap();
+    let cache = Namespace::<String, _>::new(any.clone(), "app", "cache").unwrap();
+    assert_eq!(cache.eviction(), Eviction::Any);
+    assert_eq!(
+        Lock::new(cache, lease).unwrap_err().kind(),
+        ErrorKind::InvalidNamespace
+    );
+    let traced = namestore::instrument::Instrumented::new(any);
+    let cache = Namespace::<String, _>::new(traced.clone(), "app", "cache").unwrap();
+    assert_eq!(cache.eviction(), Eviction::Any);
+    assert!(Lock::new(cache, lease).is_err());
+
+    // Without a budget nothing is evicted, whatever the default mode says.
+    let unbounded = MemoryDriver::builder()
+        .eviction(Eviction::Any)
+        .build()
+        .unwrap();
+    let namespace = unbounded.namespace::<String>("app", "locks").unwrap();
+    assert_eq!(namespace.eviction(), Eviction::Never);
+    assert!(Lock::new(namespace, lease).is_ok());
+}
+
 /// SPEC 10.4: no live key is evicted while an expired one still holds memory, in any
 /// namespace.
 #[tokio::test]

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
 
 use super::{Harness, assert_err, k};
+use crate::drivers::memory::Eviction;
 use crate::lock::Lock;
 use crate::rate_limit::RateLimiter;
 use crate::{Driver, ErrorKind, KeyTtl};
@@ -143,10 +144,16 @@ pub async fn rate_limiter<D: Driver>(h: &Harness<D>) {
 
 /// Locks: one holder at a time among contending tasks, tokens strictly increasing from one
 /// holder to the next, and a holder whose lease ran out can neither renew nor release the
-/// next holder's lock.
+/// next holder's lock. On a driver whose namespaces may be evicted (a memory store with a
+/// budget, in `any` or `with-ttl` mode), only that a lock refuses such a namespace.
 pub async fn locks<D: Driver>(h: &Harness<D>) {
     let ns = h.namespace::<String>();
     let name = k("job");
+    if ns.eviction() != Eviction::Never {
+        let refused = Lock::new(ns, Duration::from_secs(60)).unwrap_err();
+        assert_eq!(refused.kind(), ErrorKind::InvalidNamespace, "{refused}");
+        return;
+    }
 
     // Taken, refused while held, released, taken again with a higher token.
     let locks = Lock::new(ns.clone(), Duration::from_secs(60)).unwrap();

@@ -437,6 +437,10 @@ impl<D: Driver> Driver for Instrumented<D> {
         self.inner.system_name()
     }
 
+    fn eviction(&self, scope: &Self::Scope) -> crate::drivers::memory::Eviction {
+        self.inner.eviction(&scope.inner)
+    }
+
     fn scope(&self, namespace: &NamespaceName) -> Result<Self::Scope> {
         let name = namespace.to_string();
         Ok(InstrumentedScope {

@@ -326,6 +326,12 @@ impl Driver for MemoryDriver {
         true
     }
 
+    /// The namespace's mode in a store with a budget; [`Eviction::Never`] without one (nothing
+    /// is evicted, whatever the mode).
+    fn eviction(&self, scope: &MemoryScope) -> Eviction {
+        scope.0.eviction()
+    }
+
     fn scope(&self, namespace: &NamespaceName) -> Result<MemoryScope> {
         self.scope_with(namespace, None)
     }

@@ -301,6 +301,12 @@ impl Table {
         self.budget.as_deref()
     }
 
+    /// What the store may evict from the namespace: its mode in a store with a budget, else
+    /// nothing.
+    pub(crate) fn eviction(&self) -> Eviction {
+        self.bounded_mode().unwrap_or(Eviction::Never)
+    }
+
     /// The namespace's eviction mode, in a store with a budget (what changes need accounted).
     #[inline]
     fn bounded_mode(&self) -> Option<Eviction> {
