@@ -10,6 +10,7 @@ pub mod counter;
 mod driver;
 pub mod drivers;
 mod error;
+mod eviction;
 mod glob;
 #[cfg(feature = "tracing")]
 pub mod instrument;
@@ -31,6 +32,7 @@ pub use codec::Codec;
 pub use driver::Driver;
 pub use drivers::memory::MemoryDriver;
 pub use error::{BoxError, Error, ErrorKind, Result};
+pub use eviction::Eviction;
 pub use glob::Pattern;
 #[cfg(feature = "tracing")]
 pub use instrument::Instrumented;

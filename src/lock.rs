@@ -60,8 +60,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 
 use crate::driver::Driver;
-use crate::drivers::memory::Eviction;
 use crate::error::{Error, Result};
+use crate::eviction::Eviction;
 use crate::key::{Key, KeyBuf};
 use crate::namespace::Namespace;
 use crate::ttl::Ttl;

@@ -240,7 +240,7 @@ impl<K: Key, D: Driver> Namespace<K, D> {
     }
 
     /// Which of the namespace's keys the store may evict on its own to keep a memory budget
-    /// (SPEC 10.3): [`Eviction::Never`](crate::drivers::memory::Eviction::Never) unless the
+    /// (SPEC 10.3): [`Eviction::Never`](crate::Eviction::Never) unless the
     /// namespace is in an in-memory store with a budget and evicts (its own mode, or the
     /// store's default).
     ///
@@ -254,7 +254,7 @@ impl<K: Key, D: Driver> Namespace<K, D> {
     /// assert_eq!(locks.eviction(), Eviction::Never);
     /// # Ok(()) }
     /// ```
-    pub fn eviction(&self) -> crate::drivers::memory::Eviction {
+    pub fn eviction(&self) -> crate::Eviction {
         self.shared.driver.eviction(&self.shared.scope)
     }
 

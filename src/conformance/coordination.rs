@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
 
 use super::{Harness, assert_err, k};
-use crate::drivers::memory::Eviction;
+use crate::eviction::Eviction;
 use crate::lock::Lock;
 use crate::rate_limit::RateLimiter;
 use crate::{Driver, ErrorKind, KeyTtl};

@@ -437,7 +437,7 @@ impl<D: Driver> Driver for Instrumented<D> {
         self.inner.system_name()
     }
 
-    fn eviction(&self, scope: &Self::Scope) -> crate::drivers::memory::Eviction {
+    fn eviction(&self, scope: &Self::Scope) -> crate::Eviction {
         self.inner.eviction(&scope.inner)
     }
 
