@@ -71,7 +71,9 @@ pub trait Driver: Clone + Send + Sync + 'static {
     /// (SPEC 10.3). [`Eviction::Never`] by default: what a store that keeps every key until
     /// it is deleted or expires answers. The in-memory store with a budget answers the
     /// namespace's mode. (A Redis server's `maxmemory-policy` is the server's own setting,
-    /// not seen here: the Redis driver answers `Never`.)
+    /// not seen here: the Redis driver answers `Never`.) A driver that wraps another answers
+    /// as the wrapped one: [`Lock::new`](crate::lock::Lock::new) relies on it to refuse a
+    /// namespace whose keys may be evicted.
     fn eviction(&self, scope: &Self::Scope) -> Eviction {
         let _ = scope;
         Eviction::Never

@@ -71,6 +71,10 @@ impl<D: Driver> Driver for Faulty<D> {
         self.inner.scope(namespace)
     }
 
+    fn eviction(&self, scope: &Self::Scope) -> namestore::Eviction {
+        self.inner.eviction(scope)
+    }
+
     fn set(
         &self,
         scope: &Self::Scope,
