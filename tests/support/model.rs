@@ -1,5 +1,6 @@
 //! The model-based tests' operations, their strategies, a plain `BTreeMap` model of SPEC 1-9,
-//! and how each operation runs on a memory namespace.
+//! and how each operation runs on a namespace of any driver (the memory driver's clock steps
+//! included on it).
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -8,10 +9,16 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 use namestore::drivers::memory::ManualClock;
-use namestore::{Error, ErrorKind, KeyTtl, MemoryDriver, Namespace, Pattern};
+use namestore::{Driver, Error, ErrorKind, KeyTtl, MemoryDriver, Namespace, Pattern};
 use proptest::prelude::*;
 
-pub const KEYS: &[&str] = &["a", "b", "c", "user:1", "user:2"];
+/// Keys, plain and hostile: glob characters, a backslash, a Cluster hash tag, a space and a
+/// character of two bytes (`?` matches it as one), each a key of its own (SPEC 1.4, 1.5).
+pub const KEYS: &[&str] = &[
+    "a", "b", "c", "user:1", "user:2", "*", "[a]", "a\\", "{t}", "\u{e9}", "a b", "x:*:y", "?",
+];
+/// Values, counters in and out of the canonical form among them (SPEC 4.4), and bytes that
+/// are not ASCII.
 pub const VALUES: &[&str] = &[
     "",
     "x",
@@ -20,9 +27,34 @@ pub const VALUES: &[&str] = &[
     "-7",
     "007",
     "9223372036854775807",
+    "-9223372036854775808",
+    "-0",
+    "+1",
+    " 1",
     "hello",
+    "\u{0}\u{ff}",
 ];
-pub const PATTERNS: &[&str] = &["*", "user:*", "?", "[ab]", "*1", "[^a]*"];
+/// Patterns over those keys: escapes, sets holding `[`, `]` or `-`, ranges past ASCII.
+pub const PATTERNS: &[&str] = &[
+    "*",
+    "user:*",
+    "?",
+    "[ab]",
+    "*1",
+    "[^a]*",
+    "\\*",
+    "[[]*",
+    "*\\\\",
+    "{*",
+    "[\u{e0}-\u{ff}]",
+    "a?b",
+    "*:\\*:*",
+    "\\?",
+    "[\\]]",
+    "[a-]*",
+    "[]a]*",
+    "*]",
+];
 
 #[derive(Debug, Clone)]
 pub enum Op {
@@ -122,10 +154,6 @@ pub fn ready<T>(future: impl Future<Output = T>) -> T {
     future
         .now_or_never()
         .expect("memory driver futures are ready at once")
-}
-
-pub fn ms(ms: Option<u64>) -> Option<Duration> {
-    ms.map(Duration::from_millis)
 }
 
 /// The model: values and absolute deadlines in milliseconds, and the time now.
@@ -292,48 +320,79 @@ impl Model {
     }
 }
 
+/// Runs `op` on a memory namespace whose clock is `clock`, TTLs in milliseconds.
 pub fn run(ns: &Namespace<String, MemoryDriver>, clock: &ManualClock, op: &Op) -> Answer {
-    let key = |i: &usize| KEYS[*i].to_owned();
-    let value = |i: &usize| VALUES[*i];
-    let answer = |r: namestore::Result<Answer>| r.unwrap_or_else(|e| Answer::Error(error_kind(&e)));
-    let bytes = |v: Option<namestore::Bytes>| v.map(|b| b.to_vec());
-    answer(match op {
-        Op::Set(k, v, t) => ready(ns.set(&key(k), value(v), ms(*t))).map(|()| Answer::Unit),
-        Op::SetKeepTtl(k, v) => ready(ns.set_keep_ttl(&key(k), value(v))).map(|()| Answer::Unit),
-        Op::SetNx(k, v, t) => ready(ns.set_nx(&key(k), value(v), ms(*t))).map(Answer::Bool),
-        Op::Replace(k, v, t) => ready(ns.replace(&key(k), value(v), ms(*t))).map(Answer::Bool),
-        Op::Get(k) => ready(ns.get(&key(k))).map(|v| Answer::Value(bytes(v))),
-        Op::Exists(k) => ready(ns.exists(&key(k))).map(Answer::Bool),
-        Op::Delete(k) => ready(ns.delete(&key(k))).map(Answer::Bool),
-        Op::Ttl(k) => ready(ns.ttl(&key(k))).map(Answer::Ttl),
-        Op::Expire(k, t) => ready(ns.expire(&key(k), Duration::from_millis(*t))).map(Answer::Bool),
-        Op::Persist(k) => ready(ns.persist(&key(k))).map(Answer::Bool),
-        Op::Incr(k, d) => ready(ns.incr(&key(k), *d)).map(Answer::Int),
-        Op::IncrWithTtl(k, d, t) => {
-            ready(ns.incr_with_ttl(&key(k), *d, Duration::from_millis(*t))).map(Answer::Int)
-        }
-        Op::Decr(k, d) => ready(ns.decr(&key(k), *d)).map(Answer::Int),
-        Op::GetSet(k, v, t) => {
-            ready(ns.get_set(&key(k), value(v), ms(*t))).map(|v| Answer::Value(bytes(v)))
-        }
-        Op::Cas(k, e, v, t) => ready(ns.cas(&key(k), value(e), value(v), ms(*t))).map(Answer::Bool),
-        Op::Cad(k, e) => ready(ns.cad(&key(k), value(e))).map(Answer::Bool),
-        Op::Mget(keys) => ready(ns.mget(keys.iter().map(key)))
-            .map(|values| Answer::Values(values.into_iter().map(bytes).collect())),
-        Op::Mset(pairs, t) => ready(ns.mset(pairs.iter().map(|(k, v)| (key(k), value(v))), ms(*t)))
-            .map(|()| Answer::Unit),
-        Op::Mdel(keys) => ready(ns.mdel(keys.iter().map(key))).map(Answer::Count),
-        Op::Keys(p) => {
-            ready(ns.keys(PATTERNS[*p])).map(|keys| Answer::Keys(keys.into_iter().collect()))
-        }
-        Op::Clear => ready(ns.clear()).map(Answer::Count),
+    match op {
         Op::Advance(by) => {
             clock.advance(Duration::from_millis(*by));
-            Ok(Answer::Unit)
+            Answer::Unit
         }
         Op::Reclaim => {
             ns.driver().purge_expired();
-            Ok(Answer::Unit)
+            Answer::Unit
         }
-    })
+        op => ready(answer(ns, op, Duration::from_millis(1))),
+    }
+}
+
+/// Runs `op` on any driver's namespace, each TTL's model milliseconds taken as that many
+/// `unit`s; `Advance` and `Reclaim`, which need the memory driver's clock, change nothing.
+pub async fn answer<D: Driver>(ns: &Namespace<String, D>, op: &Op, unit: Duration) -> Answer {
+    let key = |i: &usize| KEYS[*i].to_owned();
+    let value = |i: &usize| VALUES[*i];
+    let bytes = |v: Option<namestore::Bytes>| v.map(|b| b.to_vec());
+    let ttl = |ms: &u64| unit * u32::try_from(*ms).unwrap();
+    let ttls = |ms: &Option<u64>| ms.as_ref().map(ttl);
+    let answered = match op {
+        Op::Set(k, v, t) => ns
+            .set(&key(k), value(v), ttls(t))
+            .await
+            .map(|()| Answer::Unit),
+        Op::SetKeepTtl(k, v) => ns
+            .set_keep_ttl(&key(k), value(v))
+            .await
+            .map(|()| Answer::Unit),
+        Op::SetNx(k, v, t) => ns
+            .set_nx(&key(k), value(v), ttls(t))
+            .await
+            .map(Answer::Bool),
+        Op::Replace(k, v, t) => ns
+            .replace(&key(k), value(v), ttls(t))
+            .await
+            .map(Answer::Bool),
+        Op::Get(k) => ns.get(&key(k)).await.map(|v| Answer::Value(bytes(v))),
+        Op::Exists(k) => ns.exists(&key(k)).await.map(Answer::Bool),
+        Op::Delete(k) => ns.delete(&key(k)).await.map(Answer::Bool),
+        Op::Ttl(k) => ns.ttl(&key(k)).await.map(Answer::Ttl),
+        Op::Expire(k, t) => ns.expire(&key(k), ttl(t)).await.map(Answer::Bool),
+        Op::Persist(k) => ns.persist(&key(k)).await.map(Answer::Bool),
+        Op::Incr(k, d) => ns.incr(&key(k), *d).await.map(Answer::Int),
+        Op::IncrWithTtl(k, d, t) => ns.incr_with_ttl(&key(k), *d, ttl(t)).await.map(Answer::Int),
+        Op::Decr(k, d) => ns.decr(&key(k), *d).await.map(Answer::Int),
+        Op::GetSet(k, v, t) => ns
+            .get_set(&key(k), value(v), ttls(t))
+            .await
+            .map(|v| Answer::Value(bytes(v))),
+        Op::Cas(k, e, v, t) => ns
+            .cas(&key(k), value(e), value(v), ttls(t))
+            .await
+            .map(Answer::Bool),
+        Op::Cad(k, e) => ns.cad(&key(k), value(e)).await.map(Answer::Bool),
+        Op::Mget(keys) => ns
+            .mget(keys.iter().map(key))
+            .await
+            .map(|values| Answer::Values(values.into_iter().map(bytes).collect())),
+        Op::Mset(pairs, t) => ns
+            .mset(pairs.iter().map(|(k, v)| (key(k), value(v))), ttls(t))
+            .await
+            .map(|()| Answer::Unit),
+        Op::Mdel(keys) => ns.mdel(keys.iter().map(key)).await.map(Answer::Count),
+        Op::Keys(p) => ns
+            .keys(PATTERNS[*p])
+            .await
+            .map(|keys| Answer::Keys(keys.into_iter().collect())),
+        Op::Clear => ns.clear().await.map(Answer::Count),
+        Op::Advance(_) | Op::Reclaim => Ok(Answer::Unit),
+    };
+    answered.unwrap_or_else(|e| Answer::Error(error_kind(&e)))
 }
