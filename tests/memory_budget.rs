@@ -211,6 +211,31 @@ async fn a_budget_in_code_and_in_the_url() {
     );
     let coded = MemoryDriver::builder().max_bytes(1 << 20).build().unwrap();
     assert_eq!(coded.usage().unwrap().max_bytes, Some(1 << 20));
+    // The largest limits are limits too, in code and in the URL (units on to exbibytes), and
+    // read back as given.
+    let largest = MemoryDriver::builder()
+        .max_bytes(u64::MAX)
+        .max_entries(u64::MAX)
+        .build()
+        .unwrap();
+    let usage = largest.usage().unwrap();
+    assert_eq!(
+        (usage.max_bytes, usage.max_entries),
+        (Some(u64::MAX), Some(u64::MAX))
+    );
+    let huge = namestore::open("memory://?max_bytes=15EiB&eviction=any").unwrap();
+    let huge = huge
+        .downcast_ref::<MemoryDriver>()
+        .unwrap()
+        .usage()
+        .unwrap();
+    assert_eq!(huge.max_bytes, Some(15 << 60));
+    let past = namestore::open("memory://?max_bytes=16EiB").unwrap_err();
+    assert!(
+        past.to_string()
+            .contains("more bytes than a 64-bit size holds"),
+        "{past}"
+    );
 }
 
 /// A store with a budget gets no more shards than its budget fills: 32 entries of

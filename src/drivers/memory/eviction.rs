@@ -81,10 +81,11 @@ pub(crate) enum BadSize {
 }
 
 /// Parses a size as people write it: `256MiB`, `1gb`, `1.5GiB`, `512k`, `1048576`. As in
-/// Redis's configuration, `k`/`m`/`g`/`t` are powers of 1000 and `kb`/`mb`/`gb`/`tb` (also
-/// `kib`, `mib`, `gib`, `tib`) powers of 1024; case does not matter, and a trailing `b` alone
-/// is bytes. A fraction (`1.5GiB`, `0.25mb`) is taken down to a whole byte; a fraction of a
-/// byte itself (`1.5`, `1.5b`) is refused, as nobody means it.
+/// Redis's configuration, `k`/`m`/`g`/`t`/`p`/`e` are powers of 1000 and `kb`/`mb`/`gb`/`tb`/
+/// `pb`/`eb` (also `kib`, `mib`, `gib`, `tib`, `pib`, `eib`) powers of 1024; case does not
+/// matter, and a trailing `b` alone is bytes. A fraction (`1.5GiB`, `0.25mb`) is taken down to
+/// a whole byte, its digits past the 20th dropped; a fraction of a byte itself (`1.5`, `1.5b`)
+/// is refused, as nobody means it.
 pub(crate) fn parse_size(text: &str) -> std::result::Result<u64, BadSize> {
     let text = text.trim();
     let number_len = text
@@ -106,6 +107,10 @@ pub(crate) fn parse_size(text: &str) -> std::result::Result<u64, BadSize> {
         "gb" | "gib" => 1 << 30,
         "t" => 1_000_000_000_000,
         "tb" | "tib" => 1 << 40,
+        "p" => 1_000_000_000_000_000,
+        "pb" | "pib" => 1 << 50,
+        "e" => 1_000_000_000_000_000_000,
+        "eb" | "eib" => 1 << 60,
         _ => return Err(BadSize::Malformed),
     };
     let digits = |text: &str| -> std::result::Result<u128, BadSize> {
@@ -115,9 +120,10 @@ pub(crate) fn parse_size(text: &str) -> std::result::Result<u64, BadSize> {
                 .ok_or(BadSize::TooLarge)
         })
     };
-    // Exact: whole × unit, plus fraction × unit / 10^digits taken down; the fraction's digits
-    // past the 25th cannot change a byte of any u64 size, and are dropped.
-    let fraction = &fraction[..fraction.len().min(25)];
+    // Exact: whole × unit, plus fraction × unit / 10^digits taken down. The fraction's digits
+    // past the 20th are dropped (they are worth less than a hundredth of a byte in any unit),
+    // so that its 10^20 times an exbibyte fits the u128 it is computed in.
+    let fraction = &fraction[..fraction.len().min(20)];
     let scale = 10u128.pow(fraction.len() as u32);
     let multiplier = u128::from(multiplier);
     let fraction_bytes = digits(fraction)? * multiplier;
@@ -157,6 +163,12 @@ mod tests {
             ("18446744073709551615", u64::MAX),
             ("16777215.999999999tib", u64::MAX - 1099),
             ("16777215.9999999999999tib", u64::MAX),
+            ("2PiB", 1 << 51),
+            ("3p", 3_000_000_000_000_000),
+            ("15EiB", 15 << 60),
+            ("15.99999999999999999999eib", u64::MAX),
+            ("0.12345678901234567890123456789eb", 142_335_986_942_043_633),
+            ("18e", 18_000_000_000_000_000_000),
         ] {
             assert_eq!(parse_size(text), Ok(bytes), "{text}");
         }
@@ -179,6 +191,9 @@ mod tests {
             "99999999999999999999",
             "16777216tib",
             "16777216.0tib",
+            "16EiB",
+            "16384pib",
+            "19e",
             "999999999999999999999999999999999999999999",
         ] {
             assert_eq!(parse_size(huge), Err(BadSize::TooLarge), "{huge}");

@@ -216,8 +216,10 @@ impl MemoryDriver {
         Some(MemoryUsage {
             bytes: used.bytes,
             entries: used.entries,
-            max_bytes: (budget.max_bytes != u64::MAX).then_some(budget.max_bytes),
-            max_entries: (budget.max_entries != u64::MAX).then_some(budget.max_entries),
+            // As given: the budget holds an absent limit as `u64::MAX`, which is also a limit
+            // a program may give.
+            max_bytes: self.inner.config.max_bytes,
+            max_entries: self.inner.config.max_entries,
         })
     }
 
