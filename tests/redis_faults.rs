@@ -791,3 +791,51 @@ async fn a_server_loading_its_data_is_unavailable_until_it_has() {
     }
     assert_eq!(ns.incr(&key, 1).await.unwrap(), 1, "a refused call ran");
 }
+
+/// Timeouts as long as a `Duration` holds (`Duration::MAX`, a program's "no bound") are taken
+/// as they are, without a panic from adding them to the clock: calls to a server that answers
+/// are answered, a standalone server's and a cluster's, and a call to a server that accepts
+/// the connection and never answers waits. The URL's longest is as long as its milliseconds go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_longest_timeouts_wait_without_a_panic() {
+    let unbounded = |url: &str| {
+        let mut config = RedisConfig::from_url(url).unwrap();
+        config.connect_timeout = Duration::MAX;
+        config.response_timeout = Duration::MAX;
+        RedisDriver::new(config)
+            .unwrap()
+            .namespace::<String>("app", "long")
+            .unwrap()
+    };
+    let key = "k".to_owned();
+    let port = free_port();
+    let url = start_server(port, "");
+    let ns = unbounded(&url);
+    ns.set(&key, "v", Some(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    assert_eq!(ns.get(&key).await.unwrap().as_deref(), Some(&b"v"[..]));
+    let longest = format!(
+        "{url}?connect_timeout_ms={0}&response_timeout_ms={0}",
+        u64::MAX
+    );
+    let ns = RedisDriver::from_url(&longest)
+        .unwrap()
+        .namespace::<String>("app", "long")
+        .unwrap();
+    assert_eq!(ns.get(&key).await.unwrap().as_deref(), Some(&b"v"[..]));
+
+    let cluster = unbounded(&support::start_cluster());
+    cluster.set(&key, "c", None).await.unwrap();
+    assert_eq!(cluster.incr(&"n".to_owned(), 2).await.unwrap(), 2);
+
+    // A server that takes connections and answers nothing (a listener no one reads).
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_url = format!(
+        "redis://127.0.0.1:{}/0",
+        silent.local_addr().unwrap().port()
+    );
+    let waiting = unbounded(&silent_url);
+    let call = tokio::time::timeout(Duration::from_millis(500), waiting.get(&key)).await;
+    assert!(call.is_err(), "answered: {call:?}");
+}

@@ -19,6 +19,11 @@ pub const TLS_SCHEME: &str = "rediss";
 
 const DEFAULT_PORT: u16 = 6379;
 
+/// The farthest a timeout reaches: about 30 years, as the runtime's farthest timer. A longer
+/// one (`Duration::MAX`, a program's "no bound") waits this long; added to the clock as it is,
+/// it would overflow it.
+pub(crate) const FARTHEST: Duration = Duration::from_secs(30 * 365 * 86_400);
+
 /// Settings of a [`RedisDriver`](super::RedisDriver).
 ///
 /// From a URL: `redis://[[user]:password@]host[:port][/db]` for a standalone server
@@ -65,10 +70,12 @@ pub struct RedisConfig {
     pub tls_root_certificate: Option<Vec<u8>>,
     /// Bound on establishing a connection. Default: 2 s. A call that cannot connect within it
     /// fails with [`ErrorKind::Unavailable`](crate::ErrorKind::Unavailable): it was not sent.
+    /// A bound past about 30 years (`Duration::MAX`) is taken as 30 years.
     pub connect_timeout: Duration,
     /// Bound on each command's answer. Default: 2 s. A call sent and not answered within it
     /// fails with [`ErrorKind::Timeout`](crate::ErrorKind::Timeout). Every call answers or
-    /// fails within `connect_timeout + response_timeout` (SPEC 8.3).
+    /// fails within `connect_timeout + response_timeout` (SPEC 8.3). A bound past about 30
+    /// years (`Duration::MAX`) is taken as 30 years.
     pub response_timeout: Duration,
 }
 
@@ -323,7 +330,17 @@ impl RedisConfig {
 
     /// The bound on one whole call.
     pub(crate) fn call_timeout(&self) -> Duration {
-        self.connect_timeout + self.response_timeout
+        self.connect_timeout.saturating_add(self.response_timeout)
+    }
+
+    /// The bound on connecting, as the client library is given it: at most [`FARTHEST`].
+    pub(crate) fn connect_bound(&self) -> Duration {
+        self.connect_timeout.min(FARTHEST)
+    }
+
+    /// The bound on an answer, as the client library is given it: at most [`FARTHEST`].
+    pub(crate) fn response_bound(&self) -> Duration {
+        self.response_timeout.min(FARTHEST)
     }
 }
 

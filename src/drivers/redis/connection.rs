@@ -27,7 +27,7 @@ use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use redis::{AsyncConnectionConfig, Cmd, FromRedisValue, Pipeline, RedisError, RedisFuture, Value};
 use tokio::time::Instant;
 
-use super::config::RedisConfig;
+use super::config::{FARTHEST, RedisConfig};
 use crate::{Error, Result};
 
 /// A connection for one call; cheap to clone.
@@ -119,7 +119,7 @@ impl Link {
         Ok(Link::Single(Box::new(SingleLink {
             client,
             settings: AsyncConnectionConfig::new()
-                .set_connection_timeout(Some(config.connect_timeout))
+                .set_connection_timeout(Some(config.connect_bound()))
                 .set_response_timeout(None),
             current: Mutex::new(None),
             connecting: tokio::sync::Mutex::new(()),
@@ -137,8 +137,8 @@ impl Link {
                         let client = |retries| {
                             let mut builder =
                                 redis::cluster::ClusterClient::builder(config.connection_infos()?)
-                                    .connection_timeout(config.connect_timeout)
-                                    .response_timeout(config.response_timeout)
+                                    .connection_timeout(config.connect_bound())
+                                    .response_timeout(config.response_bound())
                                     .retries(retries);
                             if let Some(user) = config.username() {
                                 builder = builder.username(user);
@@ -302,10 +302,10 @@ where
     F: Future<Output = redis::RedisResult<T>>,
 {
     let start = Instant::now();
-    let call_deadline = start + config.call_timeout();
+    let call_deadline = after(start, config.call_timeout());
     // What ran out: a phase's own bound, or the whole call's.
     let nearer = |from: Instant, bound: Duration| {
-        let own = from + bound;
+        let own = after(from, bound);
         (own.min(call_deadline), own <= call_deadline)
     };
     let mut sent = false;
@@ -350,6 +350,12 @@ where
             Err(_) => return Err(Error::timeout(config.call_timeout())),
         }
     }
+}
+
+/// `bound` after `from`, or [`FARTHEST`] after it for a longer bound (which the clock may not
+/// hold).
+fn after(from: Instant, bound: Duration) -> Instant {
+    from + bound.min(FARTHEST)
 }
 
 /// The connection failed while an idempotent call was in flight, and connecting again to
