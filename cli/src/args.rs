@@ -262,11 +262,15 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .map_err(|e| format!("{e} (expected a duration such as 30s, 15m, 1h 30m or 500ms)"))
 }
 
-/// A bench run's length: a duration of at least a millisecond.
+/// A bench run's length: a duration of at least a millisecond and at most 100 years, the
+/// longest a TTL may be (a longer one went past what the clock holds, and the bench panicked).
 fn parse_run_time(text: &str) -> Result<Duration, String> {
     let time = parse_duration(text)?;
     if time < Duration::from_millis(1) {
         return Err("a run lasts at least 1ms".to_owned());
+    }
+    if time > namestore::Ttl::MAX.as_duration() {
+        return Err("a run lasts at most 100 years".to_owned());
     }
     Ok(time)
 }

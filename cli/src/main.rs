@@ -58,7 +58,7 @@ fn run_cli() -> ExitCode {
         .max_blocking_threads(4096 + 64)
         .build()
     {
-        Ok(runtime) => runtime,
+        Ok(runtime) => Runtime(Some(runtime)),
         Err(error) => {
             return fail(Failure::new(
                 output::REFUSED,
@@ -77,6 +77,30 @@ fn run_cli() -> ExitCode {
             // What the command wrote before it failed (e.g. `del`'s count) comes first.
             let _ = out.flush();
             fail(failure)
+        }
+    }
+}
+
+/// The runtime, let go without waiting for its blocking threads when a panic unwinds out of
+/// [`run_cli`]: the bench's loops run on them until told to stop, and a runtime dropped as it
+/// is waits for them, so a panic in the bench hung the process (at full CPU, deaf to Ctrl-C)
+/// instead of ending in [`main`]'s one line.
+struct Runtime(Option<tokio::runtime::Runtime>);
+
+impl std::ops::Deref for Runtime {
+    type Target = tokio::runtime::Runtime;
+
+    fn deref(&self) -> &tokio::runtime::Runtime {
+        self.0.as_ref().expect("taken only when dropped")
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        if std::thread::panicking()
+            && let Some(runtime) = self.0.take()
+        {
+            runtime.shutdown_background();
         }
     }
 }
@@ -226,5 +250,42 @@ fn clap_exit(error: &clap::Error) -> ExitCode {
             eprintln!("error: {message} (see --help)");
             ExitCode::from(USAGE)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
+    use super::Runtime;
+
+    /// A panic while a blocking thread spins (a bench loop not yet told to stop) unwinds
+    /// through the runtime without waiting for that thread.
+    #[test]
+    fn a_panic_lets_the_runtime_go_without_its_blocking_threads() {
+        let stop = Arc::new(AtomicBool::new(false));
+        let spinning = Arc::clone(&stop);
+        let (unwound, done) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let result = std::panic::catch_unwind(move || {
+                let runtime = Runtime(Some(tokio::runtime::Runtime::new().unwrap()));
+                runtime.spawn_blocking(move || {
+                    while !spinning.load(Ordering::Relaxed) {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                });
+                panic!("a bench failed");
+            });
+            let _ = unwound.send(result.is_err());
+        });
+        let answer = done.recv_timeout(Duration::from_secs(20));
+        stop.store(true, Ordering::Relaxed);
+        assert_eq!(
+            answer,
+            Ok(true),
+            "the panic did not unwind past the runtime"
+        );
     }
 }

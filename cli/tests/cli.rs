@@ -875,6 +875,12 @@ fn bench_on_redis_and_file() {
     ] {
         fails(&url, bad, 2);
     }
+    // A run longer than the clock holds was a panic, and the bench's loops then kept the
+    // process running, at full CPU and deaf to Ctrl-C.
+    for endless in ["18446744073709551615s", "101y"] {
+        let line = fails(&url, &["bench", "--time", endless, "--ops", "get"], 2);
+        assert!(line.contains("at most 100 years"), "{line}");
+    }
     let line = fails(
         &url,
         &["bench", "--namespace", "mine:data", "--time", "50ms"],
