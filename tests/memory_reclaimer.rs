@@ -117,3 +117,31 @@ async fn the_reclaimer_gives_back_what_empty_shards_keep_in_a_full_store() {
     emptied.set(&"again".to_owned(), "v", None).await.unwrap();
     assert!(emptied.exists(&"again".to_owned()).await.unwrap());
 }
+
+/// A reclaim interval of zero turns the reclaimer off, in the builder's method and in a
+/// `MemoryConfig` given whole (which started a thread reclaiming without pause): an expired
+/// key stays held until something touches it or `purge_expired` runs.
+#[tokio::test]
+async fn a_zero_interval_turns_the_reclaimer_off() {
+    use namestore::drivers::memory::MemoryConfig;
+
+    let config = MemoryConfig {
+        reap_interval: Some(Duration::ZERO),
+        ..MemoryConfig::default()
+    };
+    let given_whole = MemoryDriver::builder().config(config).build().unwrap();
+    let by_method = MemoryDriver::builder()
+        .reap_interval(Some(Duration::ZERO))
+        .build()
+        .unwrap();
+    for store in [given_whole, by_method] {
+        let ns = store.namespace::<String>("app", "brief").unwrap();
+        ns.set(&"k".to_owned(), "v", Some(Duration::from_millis(1)))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(store.stored_entries(), 1, "reclaimed in the background");
+        store.purge_expired();
+        assert_eq!(store.stored_entries(), 0);
+    }
+}

@@ -147,3 +147,49 @@ fn a_new_file_is_readable_by_its_owner_only() {
     drop(RedbDriver::open(RedbConfig::new(&shared)).unwrap());
     assert_eq!(mode(&shared) & 0o777, 0o640, "{:o}", mode(&shared));
 }
+
+/// An idle store writes nothing: the background reclaimer reads the expiry index and commits
+/// only when a key's deadline has passed (it committed an empty transaction every tick, on a
+/// durable store a flush of the disk ten times a second). A reclaim interval of zero turns the
+/// reclaimer off, as `None` does (it made the thread commit and flush without pause). Seen
+/// from outside: the file's bytes do not change while the store idles, and a key that expires
+/// is still reclaimed, unless the reclaimer is off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_store_writes_nothing() {
+    let idle_for = Duration::from_millis(300);
+    for (tag, interval) in [("idle", Duration::from_millis(5)), ("zero", Duration::ZERO)] {
+        let path = fresh_file(tag);
+        let mut config = RedbConfig::new(&path);
+        config.reap_interval = Some(interval);
+        let driver = RedbDriver::open(config).unwrap();
+        let ns = driver.namespace::<String>("app", "idle").unwrap();
+        ns.set(&"kept".to_owned(), "v", None).await.unwrap();
+        ns.set(&"later".to_owned(), "v", Some(Duration::from_secs(3600)))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let before = std::fs::read(&path).unwrap();
+        tokio::time::sleep(idle_for).await;
+        assert!(
+            std::fs::read(&path).unwrap() == before,
+            "{tag}: the file changed while the store idled"
+        );
+        ns.set(&"brief".to_owned(), "v", Some(Duration::from_millis(20)))
+            .await
+            .unwrap();
+        if interval.is_zero() {
+            // Off: the expired key stays stored until something touches it.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            assert_eq!(driver.stored_entries("app:idle:").unwrap(), 3, "{tag}");
+            continue;
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while driver.stored_entries("app:idle:").unwrap() > 2 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the expired key was not reclaimed"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}

@@ -135,7 +135,8 @@ impl MemoryBuilder {
             None => Clock::System(Instant::now()),
         };
         self.config.validate()?;
-        let interval = self.config.reap_interval;
+        // Zero turns the reclaimer off, as `None` does (a config given whole may hold it).
+        let interval = self.config.reap_interval.filter(|i| !i.is_zero());
         let budget = self
             .config
             .bounded()

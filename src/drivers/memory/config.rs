@@ -22,8 +22,8 @@ pub struct MemoryConfig {
     /// chosen when the store is built ([`shards_per_namespace`](Self::shards_per_namespace)),
     /// from the CPU count and, in a store with a budget, from the budget.
     pub shards: Option<usize>,
-    /// How often the background thread reclaims expired entries; `None` turns it off, leaving
-    /// only expiry on access. Default: 100 ms.
+    /// How often the background thread reclaims expired entries; `None` (or zero) turns it
+    /// off, leaving only expiry on access. Default: 100 ms.
     pub reap_interval: Option<Duration>,
     /// The most bytes the store's entries may cost (SPEC 10.1, 10.2: keys, values and the
     /// driver's own tables and queues). Default: none, an unbounded store.

@@ -14,7 +14,8 @@ pub struct RedbConfig {
     /// are not flushed, and a crash (of the process or the machine) can lose every write since
     /// the last flushed commit; the file stays consistent either way.
     pub durable: bool,
-    /// How often expired keys are reclaimed; `None` turns the background thread off.
+    /// How often expired keys are reclaimed; `None` (or zero) turns the background thread
+    /// off. A tick with no key past its deadline writes nothing.
     pub reap_interval: Option<Duration>,
     /// `true` (the default): a missing file is created (on Unix with mode 0600, its owner's
     /// alone, whatever the umask), and an empty (0-byte) file is made a new store. `false`: the file must already be a namestore file; a missing or empty file

@@ -143,7 +143,9 @@ impl RedbDriver {
     ///   (it is left unchanged), or cannot be read.
     pub fn open(config: RedbConfig) -> Result<Self> {
         let store = Arc::new(Store::open(config)?);
-        let (stop, stopped) = match store.config.reap_interval {
+        // Zero turns the reclaimer off, as `None` does, rather than reclaim without pause.
+        let interval = store.config.reap_interval.filter(|i| !i.is_zero());
+        let (stop, stopped) = match interval {
             Some(_) => {
                 let (tx, rx) = mpsc::channel::<()>();
                 (Some(tx), Some(rx))
@@ -158,7 +160,6 @@ impl RedbDriver {
                 .spawn(move || commit_loop(store, queue))
                 .map_err(Error::backend)?
         };
-        let interval = store.config.reap_interval;
         let inner = Arc::new(Inner {
             store,
             jobs: Some(jobs),

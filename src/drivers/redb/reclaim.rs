@@ -5,12 +5,12 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use redb::ReadableTable;
+use redb::{ReadableDatabase, ReadableTable};
 
 use super::Inner;
 use super::commit::{self, Writer};
-use super::layout::PAGE;
-use super::store::storage;
+use super::layout::{EXPIRY, PAGE, now_ms};
+use super::store::{Store, storage};
 use crate::Result;
 
 /// The most pages of expired keys one tick reclaims.
@@ -31,6 +31,26 @@ pub(super) fn reclaim(writer: &mut Writer<'_>) -> Result<usize> {
     Ok(due.len())
 }
 
+/// Whether a key's deadline has passed: the expiry index's first entry, read in a read
+/// transaction, which writes nothing. A tick that queued its write whatever it would find
+/// committed an empty transaction, and on a durable store flushed the disk, every tick of a
+/// store with nothing to reclaim. When the index cannot be read, the write goes ahead and
+/// meets the failure (a file to open again, a damaged one) as every write does.
+fn due(store: &Store) -> bool {
+    let first = store.contain(|| {
+        let db = store.database()?;
+        let txn = store.redb(db.begin_read())?;
+        let expiry = store.redb(txn.open_table(EXPIRY))?;
+        let first = expiry.first().map_err(storage)?;
+        Ok(first.map(|(key, _)| key.value().0))
+    });
+    match first {
+        Ok(Some(deadline)) => deadline <= now_ms(),
+        Ok(None) => false,
+        Err(_) => true,
+    }
+}
+
 /// Reclaims every `interval` until the driver is dropped (`stopped` closes with it). The
 /// thread holds no handle on the driver between rounds, and during one only the queue and the
 /// store: dropping the driver's last handle closes the file, after at most the reclamation in
@@ -43,6 +63,9 @@ pub(super) fn reclaim_loop(inner: Weak<Inner>, stopped: mpsc::Receiver<()>, inte
         else {
             return;
         };
+        if !due(&store) {
+            continue;
+        }
         // Keep going while whole pages come back, up to a bound: a mass expiry is reclaimed in
         // a few ticks, and a damaged expiry index that keeps answering whole pages cannot
         // keep the committer busy for ever.
