@@ -194,6 +194,9 @@ impl<K: Key + Clone, D: Driver> Lock<K, D> {
     /// when it is held (or the lease ran out while the token was drawn). Does not wait: to
     /// wait, retry with your runtime's sleep in between.
     ///
+    /// Dropping the future part-way (a timeout around it) may leave the lock taken under an
+    /// owner no guard knows, until the lease ends: give it a lease you can wait out.
+    ///
     /// # Errors
     ///
     /// The store's errors; [`ErrorKind::InvalidKey`](crate::ErrorKind::InvalidKey) for a
