@@ -32,6 +32,9 @@ struct Fixture {
     layered: Namespace<String, Instrumented<MemoryDriver>>,
     /// A store capped at `LIVE` entries, and twice as many keys: every set evicts.
     full: Namespace<String, MemoryDriver>,
+    /// The same namespace opened through the layer, which has its evictions exported (the
+    /// rows write through `full`, so only the eviction's count calls the recorder).
+    _exported: Namespace<String, Instrumented<MemoryDriver>>,
     /// A second exporter, installed locally around the rows that say so.
     local: PrometheusRecorder,
     keys: Vec<String>,
@@ -44,14 +47,14 @@ impl Fixture {
         let plain = store.namespace::<String>("bench", "telemetry").unwrap();
         let layered =
             Namespace::new(Instrumented::new(store.clone()), "bench", "telemetry").unwrap();
-        let full = MemoryDriver::builder()
+        let bounded = MemoryDriver::builder()
             .max_entries(LIVE as u64)
             .max_bytes(1 << 40)
             .eviction(Eviction::Any)
             .build()
-            .unwrap()
-            .namespace::<String>("bench", "full")
             .unwrap();
+        let full = bounded.namespace::<String>("bench", "full").unwrap();
+        let exported = Namespace::new(Instrumented::new(bounded), "bench", "full").unwrap();
         let keys: Vec<String> = (0..2 * LIVE).map(|i| format!("key:{i}")).collect();
         let value = Bytes::from_static(b"value-0123456789");
         for key in &keys[..LIVE] {
@@ -61,6 +64,7 @@ impl Fixture {
             plain,
             layered,
             full,
+            _exported: exported,
             local: PrometheusBuilder::new().build_recorder(),
             keys,
             value,

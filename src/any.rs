@@ -31,6 +31,12 @@ pub type PageStream = Pin<Box<dyn Stream<Item = Result<Vec<String>>> + Send>>;
 pub struct AnyScope(Arc<dyn Any + Send + Sync>);
 
 impl AnyScope {
+    /// The wrapped driver's scope.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn inner(&self) -> &(dyn Any + Send + Sync) {
+        &*self.0
+    }
+
     fn get<S: 'static>(&self) -> Result<&S> {
         self.0.downcast_ref::<S>().ok_or_else(|| {
             Error::backend("a namespace scope was used with a driver that did not create it")

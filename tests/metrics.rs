@@ -151,6 +151,9 @@ fn without_a_recorder_nothing_is_recorded_and_calls_answer() {
     assert_eq!(metrics.len(), 3, "{:?}", metrics.keys().collect::<Vec<_>>());
 }
 
+/// The memory driver exports the evictions and expirations of a namespace opened through the
+/// layer; a namespace that was not (here one a user, as a program makes them from its data)
+/// makes no series, even as its keys expire or are evicted.
 #[test]
 fn the_memory_driver_exports_evictions_and_expirations() {
     use namestore::drivers::memory::{Eviction, ManualClock};
@@ -164,8 +167,23 @@ fn the_memory_driver_exports_evictions_and_expirations() {
         .reap_interval(None)
         .build()
         .unwrap();
-    let ns = store.namespace::<String>("app", "cache").unwrap();
+    let ns = Namespace::<String, _>::new(Instrumented::new(store.clone()), "app", "cache").unwrap();
+    let users: Vec<_> = (0..20)
+        .map(|user| {
+            store
+                .namespace::<String>("users", &format!("u{user}"))
+                .unwrap()
+        })
+        .collect();
     let metrics = recorded(|| {
+        for user in &users {
+            ready(user.set(
+                &"session".to_owned(),
+                "v",
+                Some(std::time::Duration::from_millis(500)),
+            ))
+            .unwrap();
+        }
         for i in 0..5 {
             ready(ns.set(&format!("k{i}"), "v", None)).unwrap();
         }
@@ -194,6 +212,21 @@ fn the_memory_driver_exports_evictions_and_expirations() {
     assert!(stats.evicted >= 3, "{stats:?}");
     assert_eq!(of(EXPIRATIONS), Some(&DebugValue::Counter(stats.expired)));
     assert!(stats.expired >= 1, "{stats:?}");
+    // The users' namespaces lost their keys too (evicted or expired), and made no series.
+    let removed: u64 = store
+        .namespace_stats()
+        .iter()
+        .filter(|s| s.name.root() == "users")
+        .map(|s| s.evicted + s.expired)
+        .sum();
+    assert!(removed >= 18, "{removed}");
+    let series: Vec<_> = metrics.keys().collect();
+    assert!(
+        series
+            .iter()
+            .all(|(_, labels)| !format!("{labels:?}").contains("users")),
+        "{series:?}"
+    );
 }
 
 /// Local recorders made in turn, in the same place (so likely at the same address, the first
@@ -349,6 +382,12 @@ fn a_recorder_that_panics_while_evictions_are_counted_leaves_the_budget_whole() 
         .reap_interval(None)
         .build()
         .unwrap();
+    // Both namespaces opened through the layer once, so that their removals are exported;
+    // the writes go through plain handles, so that only the count of their evictions calls
+    // the recorder.
+    let layered = Instrumented::new(store.clone());
+    let _exported = ["pages", "sessions"]
+        .map(|domain| Namespace::<String, _>::new(layered.clone(), "app", domain).unwrap());
     let pages = store.namespace::<String>("app", "pages").unwrap();
     for i in 0..20_000 {
         ready(pages.set(&format!("k{i}"), vec![0u8; 100], None)).unwrap();

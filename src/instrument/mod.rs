@@ -40,10 +40,12 @@
 //! Each namespace is a label value (SPEC 12.1), and a recorder keeps every series it was
 //! given: a program that makes namespaces from its data (one a user, a tenant, a job) makes
 //! as many series of each metric, which an exporter holds, and a Prometheus server stores,
-//! for as long as they run. For such namespaces, keep them in a store of their own without
-//! the layer (`telemetry=1` off); with the feature `metrics` compiled in, a memory store
-//! with a budget still exports its evictions and expirations per namespace whenever a
-//! recorder is installed.
+//! for as long as they run. Open such namespaces without the layer (from the driver itself,
+//! or a store opened without `telemetry=1`): they make no series. The memory driver exports
+//! the evictions and expirations of the namespaces opened through the layer only (before,
+//! those of every namespace of every memory store, a series each, whenever a recorder was
+//! installed); a namespace opened through it once exports them through every handle while
+//! it lives.
 //!
 //! `namestore::open` applies the layer when the URL asks for it with `telemetry=1`
 //! (`memory://?telemetry=1`, `redis://host?telemetry=1`).
@@ -406,6 +408,23 @@ impl<T, F: Future<Output = Result<T>>> Future for Traced<F, T> {
     }
 }
 
+/// Has a memory namespace opened through the layer export its evictions and expirations (the
+/// driver counts them, and only for namespaces the program instruments): its scope as the
+/// memory driver made it, or inside an [`AnyDriver`](crate::AnyDriver)'s.
+#[cfg(feature = "metrics")]
+fn export_removals(scope: &(dyn std::any::Any + Send + Sync)) {
+    use crate::drivers::memory::MemoryScope;
+
+    let memory = scope.downcast_ref::<MemoryScope>().or_else(|| {
+        scope
+            .downcast_ref::<crate::AnyScope>()
+            .and_then(|any| any.inner().downcast_ref::<MemoryScope>())
+    });
+    if let Some(memory) = memory {
+        memory.export_removals();
+    }
+}
+
 /// A namespace of an [`Instrumented`] driver: the wrapped driver's scope and the
 /// namespace's name for telemetry.
 #[derive(Clone, Debug)]
@@ -443,8 +462,11 @@ impl<D: Driver> Driver for Instrumented<D> {
 
     fn scope(&self, namespace: &NamespaceName) -> Result<Self::Scope> {
         let name = namespace.to_string();
+        let inner = self.inner.scope(namespace)?;
+        #[cfg(feature = "metrics")]
+        export_removals(&inner);
         Ok(InstrumentedScope {
-            inner: self.inner.scope(namespace)?,
+            inner,
             #[cfg(feature = "metrics")]
             meters: Arc::new(meter::Meters::new(&name, self.inner.system_name())),
             namespace: name.into(),

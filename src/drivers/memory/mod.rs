@@ -231,8 +231,9 @@ impl MemoryDriver {
     /// A namespace that no handle holds is freed when its last key goes (deleted, expired or
     /// evicted), and its counts with it: a store of many short-lived namespaces (one a user)
     /// lists those that hold keys or are open. The `metrics` export (feature `metrics`,
-    /// SPEC 12) counts every eviction and expiration as it happens, and keeps counting for a
-    /// namespace that is freed and made again.
+    /// SPEC 12; for namespaces opened through [`Instrumented`](crate::Instrumented)) counts
+    /// every eviction and expiration as it happens, and keeps counting for a namespace that is
+    /// freed and made again through the layer.
     pub fn namespace_stats(&self) -> Vec<NamespaceStats> {
         let mut stats: Vec<NamespaceStats> = self
             .inner

@@ -9,6 +9,15 @@ use super::table::Table;
 /// one is dropped and the table holds no entry, the table is freed.
 pub struct MemoryScope(pub(super) Table);
 
+impl MemoryScope {
+    /// Has the namespace's evictions and expirations exported as metrics: it is opened
+    /// through the telemetry layer.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn export_removals(&self) {
+        self.0.meta.exports.store(true, Ordering::Relaxed);
+    }
+}
+
 impl Clone for MemoryScope {
     fn clone(&self) -> Self {
         self.0.meta.handles.fetch_add(1, Ordering::SeqCst);

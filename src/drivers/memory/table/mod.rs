@@ -106,6 +106,12 @@ pub(crate) struct Meta {
     /// The namespace's eviction and expiration metrics, built on first use.
     #[cfg(feature = "metrics")]
     exported: std::sync::OnceLock<crate::instrument::meter::Removals>,
+    /// Whether the namespace was opened through the telemetry layer
+    /// ([`Instrumented`](crate::Instrumented)), which has its evictions and expirations
+    /// exported: a namespace that was not makes no series (one made from data, one a user,
+    /// made a series each whatever the program asked).
+    #[cfg(feature = "metrics")]
+    pub(super) exports: AtomicBool,
 }
 
 impl Meta {
@@ -117,7 +123,7 @@ impl Meta {
     #[cold]
     fn count(&self, tally: &Tally) {
         #[cfg(feature = "metrics")]
-        if tally.evicted > 0 || tally.expired > 0 {
+        if (tally.evicted > 0 || tally.expired > 0) && self.exports.load(Ordering::Relaxed) {
             self.exported
                 .get_or_init(|| {
                     let namespace = self.name.strip_suffix(':').unwrap_or(&self.name);
@@ -266,6 +272,8 @@ impl Table {
                 evictable_at: AtomicUsize::new(usize::MAX),
                 #[cfg(feature = "metrics")]
                 exported: std::sync::OnceLock::new(),
+                #[cfg(feature = "metrics")]
+                exports: AtomicBool::new(false),
             }),
         };
         table.shards = match spare {
