@@ -3,11 +3,17 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::finite::Finite;
 use super::{Codec, ValueType, codec_type};
 use crate::BoxError;
 
 /// JSON (`serde_json`): values any other client reads, `redis-cli` included. Cargo feature
 /// `json`.
+///
+/// A value reads back as it was written: one holding a NaN or an infinity, which JSON has no
+/// form for, is refused ([`ErrorKind::Encode`](crate::ErrorKind::Encode); `serde_json` would
+/// write `null`), and floats are parsed exactly (`serde_json`'s `float_roundtrip` feature,
+/// which namestore turns on).
 ///
 /// ```
 /// # #[cfg(feature = "json")]
@@ -33,8 +39,10 @@ impl<T: Serialize + DeserializeOwned + 'static> Codec for Json<T> {
     type Value = T;
     const NAME: &'static str = "JSON";
 
+    /// Refuses a value holding a NaN or an infinity, which JSON cannot hold (`serde_json`
+    /// writes `null` for it, which would not read back as the value written).
     fn encode(&self, value: &T, out: &mut Vec<u8>) -> Result<(), BoxError> {
-        Ok(serde_json::to_writer(out, value)?)
+        Ok(serde_json::to_writer(out, &Finite(value))?)
     }
 
     fn decode(&self, bytes: &[u8]) -> Result<T, BoxError> {

@@ -42,6 +42,8 @@
 #[cfg(feature = "postcard")]
 mod depth;
 #[cfg(feature = "json")]
+mod finite;
+#[cfg(feature = "json")]
 mod json;
 #[cfg(feature = "msgpack")]
 mod msgpack;
