@@ -384,3 +384,61 @@ proptest! {
         prop_assert_eq!((back.0.to_bits(), back.1.to_bits()), (x.to_bits(), y.to_bits()));
     }
 }
+
+/// JSON and MessagePack write `Some` of a value written as null the way they write `None`:
+/// `Some(None)` of an `Option<Option<T>>`, `Some(())`, `Some` of a newtype around `None` all
+/// read back as `None`. Those codecs refuse such a value when it is written (`Encode`,
+/// nothing stored); `None` itself, `Some` of anything else, a null inside a `Some`'s struct or
+/// list, and serde_with-style fields that write `None` themselves go through. Postcard tags
+/// every `Option` and keeps `Some(None)`.
+#[test]
+fn json_and_msgpack_refuse_some_that_reads_back_as_none() {
+    #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq, Clone)]
+    struct Wrapped(Option<u8>);
+    #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq, Clone)]
+    struct Patch {
+        name: Option<Option<String>>,
+        tags: Option<Vec<Option<u8>>>,
+    }
+
+    let ns = MemoryDriver::new()
+        .namespace::<String>("app", "options")
+        .unwrap();
+    fn refused<C: Codec>(ns: &Namespace<String, MemoryDriver>, codec: C, value: &C::Value) {
+        let typed = ns.clone().with_codec(codec);
+        let error = ready(typed.set(&"k".to_owned(), value, None)).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Encode, "{error}");
+        assert!(error.to_string().contains("Some"), "{error}");
+        assert_eq!(ready(ns.get(&"k".to_owned())).unwrap(), None);
+    }
+    fn kept<C: Codec>(ns: &Namespace<String, MemoryDriver>, codec: C, value: C::Value)
+    where
+        C::Value: PartialEq + std::fmt::Debug,
+    {
+        let typed = ns.clone().with_codec(codec);
+        ready(typed.set(&"k".to_owned(), &value, None)).unwrap();
+        assert_eq!(ready(typed.get(&"k".to_owned())).unwrap(), Some(value));
+        ready(ns.delete(&"k".to_owned())).unwrap();
+    }
+    let patch = |name| Patch {
+        name,
+        tags: Some(vec![None, Some(1)]),
+    };
+    refused(&ns, Json::<Option<Option<u8>>>::new(), &Some(None));
+    refused(&ns, MessagePack::<Option<Option<u8>>>::new(), &Some(None));
+    refused(&ns, Json::<Option<()>>::new(), &Some(()));
+    refused(&ns, MessagePack::<Option<()>>::new(), &Some(()));
+    refused(&ns, Json::<Option<Wrapped>>::new(), &Some(Wrapped(None)));
+    refused(&ns, Json::<Patch>::new(), &patch(Some(None)));
+    refused(&ns, MessagePack::<Patch>::new(), &patch(Some(None)));
+    for value in [None, Some(None), Some(Some(7))] {
+        kept(&ns, Postcard::<Option<Option<u8>>>::new(), value);
+    }
+    for name in [None, Some(Some("ada".to_owned()))] {
+        kept(&ns, Json::<Patch>::new(), patch(name.clone()));
+        kept(&ns, MessagePack::<Patch>::new(), patch(name));
+    }
+    kept(&ns, Json::<Option<Wrapped>>::new(), Some(Wrapped(Some(3))));
+    kept(&ns, Json::<Option<Option<u8>>>::new(), None);
+    kept(&ns, MessagePack::<Option<Option<u8>>>::new(), Some(Some(0)));
+}

@@ -3,7 +3,7 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::finite::Finite;
+use super::faithful::{Faithful, Rules};
 use super::{Codec, ValueType, codec_type};
 use crate::BoxError;
 
@@ -12,8 +12,9 @@ use crate::BoxError;
 ///
 /// A value reads back as it was written: one holding a NaN or an infinity, which JSON has no
 /// form for, is refused ([`ErrorKind::Encode`](crate::ErrorKind::Encode); `serde_json` would
-/// write `null`), and floats are parsed exactly (`serde_json`'s `float_roundtrip` feature,
-/// which namestore turns on).
+/// write `null`), as is a `Some` of a value written as `null` (`Some(None)` of an
+/// `Option<Option<T>>`, which would read back as `None`); floats are parsed exactly
+/// (`serde_json`'s `float_roundtrip` feature, which namestore turns on).
 ///
 /// ```
 /// # #[cfg(feature = "json")]
@@ -39,10 +40,14 @@ impl<T: Serialize + DeserializeOwned + 'static> Codec for Json<T> {
     type Value = T;
     const NAME: &'static str = "JSON";
 
-    /// Refuses a value holding a NaN or an infinity, which JSON cannot hold (`serde_json`
-    /// writes `null` for it, which would not read back as the value written).
+    /// Refuses a value that would not read back as written: one holding a NaN or an
+    /// infinity, which JSON has no form for (`serde_json` writes `null`), or a `Some` of a
+    /// value written as `null` (`Some(None)`, `Some(())`: read back as `None`).
     fn encode(&self, value: &T, out: &mut Vec<u8>) -> Result<(), BoxError> {
-        Ok(serde_json::to_writer(out, &Finite(value))?)
+        let rules = Rules {
+            finite_floats: true,
+        };
+        Ok(serde_json::to_writer(out, &Faithful::new(value, rules))?)
     }
 
     fn decode(&self, bytes: &[u8]) -> Result<T, BoxError> {

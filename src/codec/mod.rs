@@ -41,8 +41,8 @@
 
 #[cfg(feature = "postcard")]
 mod depth;
-#[cfg(feature = "json")]
-mod finite;
+#[cfg(any(feature = "json", feature = "msgpack"))]
+mod faithful;
 #[cfg(feature = "json")]
 mod json;
 #[cfg(feature = "msgpack")]
