@@ -839,3 +839,31 @@ async fn the_longest_timeouts_wait_without_a_panic() {
     let call = tokio::time::timeout(Duration::from_millis(500), waiting.get(&key)).await;
     assert!(call.is_err(), "answered: {call:?}");
 }
+
+/// A database number the server does not have (`SELECT` refused while connecting) is a
+/// `Backend` error naming the refusal, at once: it was `Unavailable` ("cannot reach the Redis
+/// server"), which tells a caller to retry a call that can never succeed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_the_server_does_not_have_is_a_backend_error() {
+    let port = free_port();
+    start_server(port, "--databases 4");
+    let ns = RedisDriver::from_url(&format!("redis://127.0.0.1:{port}/9"))
+        .unwrap()
+        .namespace::<String>("app", "db")
+        .unwrap();
+    let started = Instant::now();
+    let error = ns.get(&"k".to_owned()).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Backend, "{error}");
+    assert!(error.to_string().contains("database"), "{error}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    // The server's last database is there.
+    let ns = RedisDriver::from_url(&format!("redis://127.0.0.1:{port}/3"))
+        .unwrap()
+        .namespace::<String>("app", "db")
+        .unwrap();
+    ns.set(&"k".to_owned(), "v", None).await.unwrap();
+}

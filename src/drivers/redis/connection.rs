@@ -209,13 +209,22 @@ impl SingleLink {
     }
 }
 
-/// A failure to connect: nothing was sent. A refused password is the server's answer, so it
-/// is a backend error (the caller must fix the credentials); anything else is unavailable.
+/// A failure to connect: nothing was sent. A refused password, or a refused setting (a
+/// database the server does not have), is the server's answer, so it is a backend error (the
+/// caller must fix the URL); anything else is unavailable.
 fn connect_error(error: &RedisError) -> Error {
     let refused_credentials = error.kind() == redis::ErrorKind::AuthenticationFailed
         || matches!(error.code(), Some("WRONGPASS" | "NOAUTH" | "NOPERM"));
     if refused_credentials {
         Error::backend(format!("the Redis server refused the credentials: {error}"))
+    } else if error.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError) {
+        // The server answered the connection's setup with a refusal it will give again (a
+        // database number past its `databases`): the settings must change, and a retry cannot
+        // help, so this is no more "unavailable" than refused credentials are. (A server
+        // loading its data answers `LOADING`, another kind: unavailable, as below.)
+        Error::backend(format!(
+            "the Redis server refused the connection's settings: {error}"
+        ))
     } else if error.is_timeout() {
         Error::unavailable("could not connect to the Redis server in time", None)
     } else {
