@@ -265,7 +265,7 @@ impl<S: Serializer> Serializer for Checked<S> {
 
 /// Compound serializers: each element, field, key and value checked.
 macro_rules! compound {
-    ($($trait:ident { $($method:ident($($name:ident: $ty:ty),*);)* })*) => {$(
+    ($($trait:ident { $($method:ident($($name:ident: $ty:ty),*);)* } $({ $($skip:tt)* })?)*) => {$(
         impl<S: $trait> $trait for Checked<S> {
             type Ok = S::Ok;
             type Error = S::Error;
@@ -281,6 +281,8 @@ macro_rules! compound {
                 }
             )*
 
+            $($($skip)*)?
+
             fn end(self) -> Result<S::Ok, S::Error> {
                 self.inner.end()
             }
@@ -294,6 +296,14 @@ compound! {
     SerializeTupleStruct { serialize_field(); }
     SerializeTupleVariant { serialize_field(); }
     SerializeMap { serialize_key(); serialize_value(); }
-    SerializeStruct { serialize_field(key: &'static str); }
-    SerializeStructVariant { serialize_field(key: &'static str); }
+    SerializeStruct { serialize_field(key: &'static str); } {
+        fn skip_field(&mut self, key: &'static str) -> Result<(), S::Error> {
+            self.inner.skip_field(key)
+        }
+    }
+    SerializeStructVariant { serialize_field(key: &'static str); } {
+        fn skip_field(&mut self, key: &'static str) -> Result<(), S::Error> {
+            self.inner.skip_field(key)
+        }
+    }
 }
