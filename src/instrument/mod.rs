@@ -42,10 +42,8 @@
 //! as many series of each metric, which an exporter holds, and a Prometheus server stores,
 //! for as long as they run. Open such namespaces without the layer (from the driver itself,
 //! or a store opened without `telemetry=1`): they make no series. The memory driver exports
-//! the evictions and expirations of the namespaces opened through the layer only (before,
-//! those of every namespace of every memory store, a series each, whenever a recorder was
-//! installed); a namespace opened through it once exports them through every handle while
-//! it lives.
+//! the evictions and expirations of the namespaces opened through the layer only; a
+//! namespace opened through it once exports them through every handle while it lives.
 //!
 //! `namestore::open` applies the layer when the URL asks for it with `telemetry=1`
 //! (`memory://?telemetry=1`, `redis://host?telemetry=1`).

@@ -13,9 +13,10 @@ pub const SCHEME: &str = "memory";
 /// From a URL: `memory://`, optionally with `?shards=N&reap_interval_ms=M` (`M = 0` turns
 /// background reclamation off), and a budget: `max_bytes=256MiB` (sizes as people write them:
 /// `k`, `m`, `g` are powers of 1000, `kb`/`KiB`, `mb`/`MiB`, `gb`/`GiB` powers of 1024, as in
-/// Redis's configuration, and on to `t`, `p`, `e`; `1.5GiB` is taken down to a whole byte), `max_entries=100000`
-/// (numbers may group their digits, `100_000`), `eviction=never|any|with-ttl` (the store's
-/// default mode) and `policy=s3-fifo|sampled-lru`, which a URL names only with a budget.
+/// Redis's configuration, and on to `t`, `p`, `e`; `1.5GiB` is taken down to a whole byte),
+/// `max_entries=100000` (numbers may group their digits, `100_000`),
+/// `eviction=never|any|with-ttl` (the store's default mode) and `policy=s3-fifo|sampled-lru`,
+/// which a URL names only with a budget.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MemoryConfig {
     /// Shards per namespace, a power of two from 1 to [`MAX_SHARDS`]. `None` (the default):
