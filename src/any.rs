@@ -82,6 +82,36 @@ impl AnyDriver {
     ) -> Result<crate::Namespace<K, AnyDriver>> {
         crate::Namespace::new(self.clone(), root, domain)
     }
+
+    /// Opens a namespace bound to key type `K` with its own eviction mode (SPEC 10.3), whatever
+    /// the store's default; see [`Namespace::with_eviction`](crate::Namespace::with_eviction).
+    ///
+    /// ```
+    /// # fn main() -> namestore::Result<()> {
+    /// use namestore::Eviction;
+    ///
+    /// // One store for a cache and its locks: the URL makes it a cache ...
+    /// let store = namestore::open("memory://?max_bytes=64MiB&eviction=any")?;
+    /// // ... and the locks' namespace keeps its keys: a full store refuses writes there.
+    /// let locks = store.namespace_with_eviction::<String>("app", "locks", Eviction::Never)?;
+    /// let lock = namestore::lock::Lock::new(locks, std::time::Duration::from_secs(30))?;
+    /// # let _ = lock;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`namespace`](Self::namespace);
+    /// [`ErrorKind::InvalidNamespace`](crate::ErrorKind::InvalidNamespace) when the namespace is
+    /// already open (or holds keys) with another mode.
+    pub fn namespace_with_eviction<K: crate::Key>(
+        &self,
+        root: &str,
+        domain: &str,
+        mode: Eviction,
+    ) -> Result<crate::Namespace<K, AnyDriver>> {
+        crate::Namespace::with_eviction(self.clone(), root, domain, mode)
+    }
 }
 
 impl fmt::Debug for AnyDriver {
@@ -97,6 +127,7 @@ trait DynDriver: Send + Sync + 'static {
     fn answers_at_once(&self) -> bool;
     fn system_name(&self) -> &'static str;
     fn scope(&self, namespace: &NamespaceName) -> Result<AnyScope>;
+    fn scope_with_eviction(&self, namespace: &NamespaceName, mode: Eviction) -> Result<AnyScope>;
     fn eviction(&self, s: &AnyScope) -> Eviction;
     fn set<'a>(
         &'a self,
@@ -202,6 +233,12 @@ impl<D: Driver> DynDriver for D {
 
     fn scope(&self, namespace: &NamespaceName) -> Result<AnyScope> {
         Ok(AnyScope(Arc::new(Driver::scope(self, namespace)?)))
+    }
+
+    fn scope_with_eviction(&self, namespace: &NamespaceName, mode: Eviction) -> Result<AnyScope> {
+        Ok(AnyScope(Arc::new(Driver::scope_with_eviction(
+            self, namespace, mode,
+        )?)))
     }
 
     fn eviction(&self, s: &AnyScope) -> Eviction {
@@ -378,6 +415,11 @@ impl Driver for AnyDriver {
 
     fn scope(&self, namespace: &NamespaceName) -> Result<AnyScope> {
         self.0.scope(namespace)
+    }
+
+    /// As the wrapped driver.
+    fn scope_with_eviction(&self, namespace: &NamespaceName, mode: Eviction) -> Result<AnyScope> {
+        self.0.scope_with_eviction(namespace, mode)
     }
 
     /// As the wrapped driver.

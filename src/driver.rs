@@ -67,6 +67,30 @@ pub trait Driver: Clone + Send + Sync + 'static {
     /// Resolves a validated namespace name into this driver's scope.
     fn scope(&self, namespace: &NamespaceName) -> Result<Self::Scope>;
 
+    /// Resolves a validated namespace name into this driver's scope, the namespace asking for
+    /// its own eviction mode (SPEC 10.3) instead of the store's default.
+    ///
+    /// By default the mode is not the driver's to apply and this is [`scope`](Self::scope): a
+    /// store that evicts nothing on its own (redb) keeps every namespace as `never` asks,
+    /// whatever the mode, and a Redis server's own `maxmemory-policy` rules its keys. The
+    /// in-memory store applies the mode when it has a budget, and refuses one that differs
+    /// from the mode the namespace already has. A driver that wraps another must hand the
+    /// mode on.
+    ///
+    /// # Errors
+    ///
+    /// As [`scope`](Self::scope);
+    /// [`ErrorKind::InvalidNamespace`](crate::ErrorKind::InvalidNamespace) when the namespace
+    /// already has another mode.
+    fn scope_with_eviction(
+        &self,
+        namespace: &NamespaceName,
+        mode: Eviction,
+    ) -> Result<Self::Scope> {
+        let _ = mode;
+        self.scope(namespace)
+    }
+
     /// Which keys of the namespace the store may evict on its own to keep a memory budget
     /// (SPEC 10.3). [`Eviction::Never`] by default: what a store that keeps every key until
     /// it is deleted or expires answers. The in-memory store with a budget answers the

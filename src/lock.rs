@@ -146,9 +146,10 @@ impl<K: Key + Clone, D: Driver> Lock<K, D> {
     /// may evict the namespace's keys ([`Namespace::eviction`]: an in-memory store with a
     /// budget, the namespace in `any` or `with-ttl` mode). A held lock's key evicted, the
     /// next caller takes it while its holder still acts; a fence counter evicted, tokens start
-    /// again from 1. Open the namespace with
-    /// [`MemoryDriver::namespace_with_eviction`](crate::MemoryDriver::namespace_with_eviction)
-    /// and [`Eviction::Never`]:
+    /// again from 1. Open the namespace with [`Eviction::Never`]:
+    /// [`MemoryDriver::namespace_with_eviction`](crate::MemoryDriver::namespace_with_eviction),
+    /// or on a store opened from a URL
+    /// [`AnyDriver::namespace_with_eviction`](crate::AnyDriver::namespace_with_eviction):
     ///
     /// ```
     /// # fn main() -> namestore::Result<()> {

@@ -207,6 +207,44 @@ impl<K: Key, D: Driver> Namespace<K, D> {
         Ok(Namespace::from_scope(driver, name, scope))
     }
 
+    /// Opens the namespace (`root`, `domain`) on `driver` with its own eviction mode (SPEC
+    /// 10.3): what an in-memory store over its budget may evict from it, whatever the store's
+    /// default. On a driver chosen at run time ([`AnyDriver`](crate::AnyDriver), what
+    /// [`open`](crate::open()) returns) this is how one store serves a cache and the locks
+    /// beside it: the URL sets the default, the call site the exception.
+    ///
+    /// ```
+    /// # fn main() -> namestore::Result<()> {
+    /// use namestore::{Eviction, Namespace};
+    ///
+    /// let store = namestore::open("memory://?max_bytes=64MiB&eviction=any")?;
+    /// let pages = store.namespace::<String>("app", "pages")?; // the URL's default: a cache
+    /// let locks = Namespace::<String, _>::with_eviction(store, "app", "locks", Eviction::Never)?;
+    /// assert_eq!(pages.eviction(), Eviction::Any);
+    /// assert_eq!(locks.eviction(), Eviction::Never);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// A store that evicts nothing on its own (redb, an in-memory store without a budget)
+    /// keeps every key whatever the mode, and its namespaces answer
+    /// [`eviction`](Self::eviction) with `Never`; on Redis the server's `maxmemory-policy`
+    /// rules (keep `noeviction` where locks live) and the mode is not sent anywhere.
+    ///
+    /// # Errors
+    ///
+    /// As [`new`](Self::new); [`ErrorKind::InvalidNamespace`](crate::ErrorKind::InvalidNamespace)
+    /// when the namespace is already open (or holds keys) with another mode.
+    pub fn with_eviction(
+        driver: D,
+        root: &str,
+        domain: &str,
+        mode: crate::Eviction,
+    ) -> Result<Self> {
+        let name = NamespaceName::new(root, domain)?;
+        let scope = driver.scope_with_eviction(&name, mode)?;
+        Ok(Namespace::from_scope(driver, name, scope))
+    }
+
     /// A handle on a namespace whose scope the driver already resolved (a driver's own way of
     /// opening a namespace, with settings of its own).
     pub(crate) fn from_scope(driver: D, name: NamespaceName, scope: D::Scope) -> Self {

@@ -26,7 +26,11 @@
 //! belongs in `with-ttl` (or `any`) eviction mode: a flood of new keys then evicts old
 //! counters (their clients start the window again) rather than failing the checks of new
 //! keys with `OutOfMemory`, which a caller that lets requests through when the store cannot
-//! answer (namestore-web's layer, by default) would turn into no limit for them.
+//! answer (namestore-web's layer, by default) would turn into no limit for them. Give it
+//! that mode where the namespace is opened, whatever the store's default:
+//! `store.namespace_with_eviction::<IpAddr>("api", "rate", Eviction::WithTtl)` (on a
+//! [`MemoryDriver`](crate::MemoryDriver) or a store opened from a URL, an
+//! [`AnyDriver`](crate::AnyDriver)).
 //!
 //! Keys show wherever the store's keys do (listings, errors that name a key, TRACE spans of
 //! the telemetry layer): count a limit by a credential, such as an API key, under its digest

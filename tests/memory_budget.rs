@@ -549,6 +549,95 @@ async fn a_lock_refuses_a_namespace_the_store_may_evict() {
     assert!(Lock::new(namespace, lease).is_ok());
 }
 
+/// SPEC 9.2 and 10.3: a store opened from a URL (`AnyDriver`), the telemetry layer's too,
+/// gives a namespace its own mode as a store built in code does, so one budgeted URL serves a
+/// cache and the locks beside it: the cache's writes evict only the cache's keys.
+#[tokio::test]
+async fn a_store_opened_from_a_url_gives_a_namespace_its_own_mode() {
+    use namestore::lock::Lock;
+    for url in [
+        "memory://?max_entries=10&eviction=any&shards=1",
+        "memory://?max_entries=10&eviction=any&shards=1&telemetry=1",
+    ] {
+        let store = namestore::open(url).unwrap();
+        let locks = store
+            .namespace_with_eviction::<String>("app", "locks", Eviction::Never)
+            .unwrap();
+        let expiring = Namespace::<String, _>::with_eviction(
+            store.clone(),
+            "app",
+            "expiring",
+            Eviction::WithTtl,
+        )
+        .unwrap();
+        let cache = store.namespace::<String>("app", "cache").unwrap();
+        assert_eq!(locks.eviction(), Eviction::Never, "{url}");
+        assert_eq!(expiring.eviction(), Eviction::WithTtl, "{url}");
+        assert_eq!(cache.eviction(), Eviction::Any, "{url}");
+        // The same mode again is the same namespace; another is refused, not a silent change.
+        let again = store
+            .namespace_with_eviction::<String>("app", "locks", Eviction::Never)
+            .unwrap();
+        assert_eq!(again.eviction(), Eviction::Never);
+        for mode in [Eviction::Any, Eviction::WithTtl] {
+            let refused = store
+                .namespace_with_eviction::<String>("app", "locks", mode)
+                .unwrap_err();
+            assert_eq!(
+                refused.kind(),
+                ErrorKind::InvalidNamespace,
+                "{url}: {refused}"
+            );
+            assert!(refused.to_string().contains(mode.as_str()), "{refused}");
+        }
+
+        let lock = Lock::new(locks.clone(), Duration::from_secs(30)).unwrap();
+        let guard = lock.try_acquire(&k(0)).await.unwrap().expect("free");
+        locks.set(&k(1), "kept", None).await.unwrap();
+        expiring.set(&k(0), "no ttl", None).await.unwrap();
+        expiring
+            .set(&k(1), "ttl", Some(Duration::from_secs(600)))
+            .await
+            .unwrap();
+        for i in 0..50 {
+            cache.set(&k(i), "v", None).await.unwrap();
+        }
+        assert!(
+            guard.is_held().await.unwrap(),
+            "{url}: the lock was evicted"
+        );
+        assert_eq!(lock.last_token(&k(0)).await.unwrap(), 1, "{url}");
+        assert_eq!(
+            locks.get(&k(1)).await.unwrap().as_deref(),
+            Some(&b"kept"[..])
+        );
+        assert!(
+            expiring.exists(&k(0)).await.unwrap(),
+            "{url}: a key without TTL evicted"
+        );
+        let cached = cache.keys("*").await.unwrap().len();
+        assert!((1..=10 - 4).contains(&cached), "{url}: {cached} cached");
+        assert!(cache.exists(&k(49)).await.unwrap(), "{url}");
+    }
+
+    // A store that evicts nothing on its own keeps every key whatever the mode.
+    #[cfg(feature = "redb")]
+    {
+        let dir = std::env::temp_dir().join(format!("namestore-modes-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("store.redb");
+        let store = namestore::open(&format!("redb://{}", path.display())).unwrap();
+        let cache = store
+            .namespace_with_eviction::<String>("app", "cache", Eviction::Any)
+            .unwrap();
+        assert_eq!(cache.eviction(), Eviction::Never);
+        cache.set(&k(0), "v", None).await.unwrap();
+        assert!(cache.exists(&k(0)).await.unwrap());
+        drop((cache, store));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
 /// SPEC 10.4: no live key is evicted while an expired one still holds memory, in any
 /// namespace.
 #[tokio::test]

@@ -261,6 +261,7 @@ macro_rules! conformance_tests {
             key_validation,
             namespace_isolation,
             namespace_listing,
+            namespace_eviction_modes,
             empty_and_oversized_values,
             largest_value,
             values_round_trip,

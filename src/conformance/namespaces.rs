@@ -21,6 +21,57 @@ pub async fn namespace_layout<D: Driver>(h: &Harness<D>) {
     assert_err!(ns.full_key(&k("")), InvalidKey, "full_key of an empty key");
 }
 
+/// SPEC 10.3: a namespace opened with its own eviction mode is the same namespace as one
+/// opened without (the same keys through either handle), and its mode holds: it answers the
+/// mode asked for, or `never` on a driver that evicts nothing on its own; a driver that applies
+/// the mode refuses another for the same namespace, and a handle opened without a mode takes
+/// the namespace's.
+pub async fn namespace_eviction_modes<D: Driver>(h: &Harness<D>) {
+    use crate::Eviction;
+    let modes = [Eviction::Never, Eviction::Any, Eviction::WithTtl];
+    for mode in modes {
+        let domain = h.unique_name("mode");
+        let asked = Namespace::<String, D>::with_eviction(h.driver().clone(), "app", &domain, mode)
+            .unwrap();
+        let answered = asked.eviction();
+        assert!(
+            answered == mode || answered == Eviction::Never,
+            "asked for {mode}, the namespace answers {answered}"
+        );
+        let plain = h.named::<String>("app", &domain);
+        assert_eq!(plain.name(), asked.name());
+        assert_eq!(plain.eviction(), answered, "a handle opened without a mode");
+        asked.set(&k("a"), "1", None).await.unwrap();
+        assert_eq!(
+            plain.get(&k("a")).await.unwrap().as_deref(),
+            Some(&b"1"[..])
+        );
+        plain.set(&k("b"), "2", None).await.unwrap();
+        assert_eq!(
+            asked.get(&k("b")).await.unwrap().as_deref(),
+            Some(&b"2"[..])
+        );
+        let again = Namespace::<String, D>::with_eviction(h.driver().clone(), "app", &domain, mode)
+            .unwrap();
+        assert_eq!(again.eviction(), answered);
+        if answered == mode && mode != Eviction::Never {
+            for other in modes.into_iter().filter(|&other| other != mode) {
+                assert_err!(
+                    Namespace::<String, D>::with_eviction(
+                        h.driver().clone(),
+                        "app",
+                        &domain,
+                        other
+                    ),
+                    InvalidNamespace,
+                    "{other} asked of a namespace in mode {mode}"
+                );
+            }
+        }
+        assert_eq!(asked.clear().await.unwrap(), 2);
+    }
+}
+
 /// SPEC 1.2: `root` and `domain` are 1 to 64 bytes of `[A-Za-z0-9._-]`; anything else is an
 /// invalid-namespace error naming the part.
 pub async fn namespace_validation<D: Driver>(h: &Harness<D>) {

@@ -169,6 +169,23 @@ impl<D: Driver> Instrumented<D> {
         &()
     }
 
+    /// The layer's scope around the wrapped driver's scope of `namespace`.
+    fn wrap_scope(
+        &self,
+        namespace: &NamespaceName,
+        inner: D::Scope,
+    ) -> Result<InstrumentedScope<D::Scope>> {
+        let name = namespace.to_string();
+        #[cfg(feature = "metrics")]
+        export_removals(&inner);
+        Ok(InstrumentedScope {
+            inner,
+            #[cfg(feature = "metrics")]
+            meters: Arc::new(meter::Meters::new(&name, self.inner.system_name())),
+            namespace: name.into(),
+        })
+    }
+
     /// The span of one operation, or a disabled span when nobody listens.
     #[cold]
     #[inline(never)]
@@ -459,16 +476,15 @@ impl<D: Driver> Driver for Instrumented<D> {
     }
 
     fn scope(&self, namespace: &NamespaceName) -> Result<Self::Scope> {
-        let name = namespace.to_string();
-        let inner = self.inner.scope(namespace)?;
-        #[cfg(feature = "metrics")]
-        export_removals(&inner);
-        Ok(InstrumentedScope {
-            inner,
-            #[cfg(feature = "metrics")]
-            meters: Arc::new(meter::Meters::new(&name, self.inner.system_name())),
-            namespace: name.into(),
-        })
+        self.wrap_scope(namespace, self.inner.scope(namespace)?)
+    }
+
+    fn scope_with_eviction(
+        &self,
+        namespace: &NamespaceName,
+        mode: crate::Eviction,
+    ) -> Result<Self::Scope> {
+        self.wrap_scope(namespace, self.inner.scope_with_eviction(namespace, mode)?)
     }
 
     #[inline]

@@ -71,6 +71,14 @@ impl<D: Driver> Driver for Faulty<D> {
         self.inner.scope(namespace)
     }
 
+    fn scope_with_eviction(
+        &self,
+        namespace: &NamespaceName,
+        mode: namestore::Eviction,
+    ) -> Result<Self::Scope> {
+        self.inner.scope_with_eviction(namespace, mode)
+    }
+
     fn eviction(&self, scope: &Self::Scope) -> namestore::Eviction {
         self.inner.eviction(scope)
     }

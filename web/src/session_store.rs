@@ -101,6 +101,22 @@ impl Key for SessionKey {
 /// overwrites a session (`set_nx`, drawing a new id on a collision), and `save` never brings
 /// one back (`replace`): a request that saves its session after a logout in another request
 /// deleted it leaves it deleted.
+///
+/// On an in-memory store with a budget, [`new`](Self::new) takes the store's default eviction
+/// mode: where that default evicts (a URL such as `memory://?max_bytes=64MiB&eviction=any`),
+/// a full store signs users out. Give the sessions' namespace its own mode:
+///
+/// ```
+/// # fn run() -> namestore::Result<()> {
+/// use namestore::Eviction;
+/// use namestore_web::SessionStore;
+///
+/// let store = namestore::open("memory://?max_bytes=64MiB&eviction=any")?;
+/// let sessions = store.namespace_with_eviction("app", "sessions", Eviction::Never)?;
+/// let store = SessionStore::from_namespace(sessions);
+/// # let _ = store;
+/// # Ok(()) }
+/// ```
 pub struct SessionStore<D: Driver = AnyDriver> {
     sessions: TypedNamespace<SessionKey, MessagePack<Record>, D>,
 }

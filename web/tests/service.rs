@@ -144,6 +144,39 @@ async fn a_session_survives_a_restart_of_the_server_on_redb() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// On a memory store made a cache by its URL (any key evictable by default), the service
+/// gives each namespace its own mode: a flood of rate-limit keys evicts old counters, never a
+/// session or the job lock, and every flooded request is still counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_runs_on_a_store_that_evicts() {
+    let server = Server::start(&[("NAMESTORE_URL", "memory://?max_entries=40&eviction=any")]);
+    let client = browser();
+    login(&client, &server, "alice").await;
+    assert_eq!(visits(&client, &server).await, alice(1));
+    for n in 0..200 {
+        let response = client
+            .get(server.url("/api/ping"))
+            .header("x-api-key", format!("key-{n}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "request {n}");
+        assert!(response.headers().contains_key("ratelimit"), "request {n}");
+    }
+    assert_eq!(
+        visits(&client, &server).await,
+        alice(2),
+        "the session was evicted"
+    );
+    let job = client
+        .post(server.url("/jobs/report?work_ms=1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(job.status(), 200);
+    assert_eq!(job.json::<Report>().await.unwrap().token, 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_is_shared_by_two_servers_on_redis() {
     let url = support::start_server(support::free_port(), "");

@@ -188,16 +188,15 @@ impl MemoryDriver {
     /// # Errors
     ///
     /// [`ErrorKind::InvalidNamespace`](crate::ErrorKind::InvalidNamespace) when a name breaks
-    /// SPEC 1.2, or when the namespace is open (or holds keys) with another mode.
+    /// SPEC 1.2, or when the namespace is open (or holds keys) with another mode. A store
+    /// without a budget evicts nothing and takes any mode, as many times as asked.
     pub fn namespace_with_eviction<K: Key>(
         &self,
         root: &str,
         domain: &str,
         mode: Eviction,
     ) -> Result<Namespace<K, MemoryDriver>> {
-        let name = NamespaceName::new(root, domain)?;
-        let scope = self.scope_with(&name, Some(mode))?;
-        Ok(Namespace::from_scope(self.clone(), name, scope))
+        Namespace::with_eviction(self.clone(), root, domain, mode)
     }
 
     fn scope_with(&self, name: &NamespaceName, mode: Option<Eviction>) -> Result<MemoryScope> {
@@ -337,6 +336,14 @@ impl Driver for MemoryDriver {
 
     fn scope(&self, namespace: &NamespaceName) -> Result<MemoryScope> {
         self.scope_with(namespace, None)
+    }
+
+    fn scope_with_eviction(
+        &self,
+        namespace: &NamespaceName,
+        mode: Eviction,
+    ) -> Result<MemoryScope> {
+        self.scope_with(namespace, Some(mode))
     }
 
     #[inline]

@@ -100,7 +100,7 @@ impl Registry {
     /// # Errors
     ///
     /// [`ErrorKind::InvalidNamespace`](crate::ErrorKind::InvalidNamespace) when the namespace
-    /// already has another mode (SPEC 10.3).
+    /// already has another mode (SPEC 10.3), in a store with a budget.
     pub(crate) fn open(
         self: &Arc<Self>,
         name: &NamespaceName,
@@ -111,7 +111,10 @@ impl Registry {
         let mut tables = self.tables.lock().unwrap_or_else(PoisonError::into_inner);
         let table = match tables.get(name.prefix()) {
             Some(table) => {
-                if let Some(asked) = mode.filter(|&m| m != table.meta.mode) {
+                // Without a budget nothing is evicted, and a table keeps no mode (`never`):
+                // any mode asked is as good as another.
+                let kept = self.budget.is_some();
+                if let Some(asked) = mode.filter(|&m| kept && m != table.meta.mode) {
                     return Err(Error::invalid_namespace_mode(
                         name,
                         table.meta.mode.as_str(),

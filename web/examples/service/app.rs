@@ -11,7 +11,7 @@ use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use namestore::lock::Lock;
 use namestore::rate_limit::{Decision, RateLimiter};
-use namestore::{AnyDriver, Instrumented, Namespace};
+use namestore::{AnyDriver, Eviction, Instrumented, Namespace};
 use namestore_web::{RateLimitLayer, SessionStore, Sha256Key};
 use serde::{Deserialize, Serialize};
 use tower_sessions::{Expiry, Session, SessionManagerLayer};
@@ -19,7 +19,8 @@ use tower_sessions::{Expiry, Session, SessionManagerLayer};
 /// The service's settings, from the environment.
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// `NAMESTORE_URL`: the store (`memory://` by default; `redb:///path`, `redis://host`).
+    /// `NAMESTORE_URL`: the store (`memory://` by default; `redb:///path`, `redis://host`;
+    /// `memory://?max_bytes=64MiB&eviction=any`, a store that evicts to keep a budget).
     pub store_url: String,
     /// `SESSION_TTL_SECS`: a session ends after this long without a request (default 3600).
     pub session_ttl: Duration,
@@ -58,6 +59,15 @@ struct App {
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
+/// The service's namespace `demo:<domain>`, in eviction mode `mode`.
+fn namespace<K: namestore::Key>(
+    store: &Store,
+    domain: &str,
+    mode: Eviction,
+) -> namestore::Result<Namespace<K, Store>> {
+    Namespace::with_eviction(store.clone(), "demo", domain, mode)
+}
+
 /// Builds the router on the store `config` names. `metrics` renders the Prometheus page at
 /// `/metrics` (the process installs the recorder once; `None` leaves the route out).
 pub fn router(
@@ -65,8 +75,11 @@ pub fn router(
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 ) -> namestore::Result<Router> {
     let store = Instrumented::new(namestore::open(&config.store_url)?);
-
-    let sessions = SessionStore::new(store.clone(), "demo", "sessions")?;
+    // Each namespace says what a memory budget may evict from it, whatever the URL's default:
+    // no session (its user would be signed out) and no lock, but old rate limit counters
+    // (each has a TTL) rather than refuse new clients' counts. A store that evicts nothing on
+    // its own (redb; Redis, whose `maxmemory-policy` rules) keeps them all alike.
+    let sessions = SessionStore::from_namespace(namespace(&store, "sessions", Eviction::Never)?);
     let session_layer = SessionManagerLayer::new(sessions)
         .with_secure(false)
         .with_expiry(Expiry::OnInactivity(
@@ -74,7 +87,7 @@ pub fn router(
         ));
 
     let limiter = RateLimiter::new(
-        Namespace::new(store.clone(), "demo", "rate")?,
+        namespace(&store, "rate", Eviction::WithTtl)?,
         config.rate_limit,
         config.rate_window,
     )?;
@@ -90,7 +103,10 @@ pub fn router(
     .with_policy_name("api");
 
     let app = App {
-        jobs: Lock::new(Namespace::new(store, "demo", "locks")?, config.job_lease)?,
+        jobs: Lock::new(
+            namespace(&store, "locks", Eviction::Never)?,
+            config.job_lease,
+        )?,
         metrics,
     };
     let api = Router::new()
