@@ -74,8 +74,10 @@ pub struct RedisConfig {
     pub connect_timeout: Duration,
     /// Bound on each command's answer. Default: 2 s. A call sent and not answered within it
     /// fails with [`ErrorKind::Timeout`](crate::ErrorKind::Timeout). Every call answers or
-    /// fails within `connect_timeout + response_timeout` (SPEC 8.3). A bound past about 30
-    /// years (`Duration::MAX`) is taken as 30 years.
+    /// fails within `connect_timeout + response_timeout` (SPEC 8.3), plus the time the process
+    /// spends copying the call's arguments into the command it sends, which no timer stops (a
+    /// second or more a GiB: give calls that move hundreds of MiB a bound to match). A bound
+    /// past about 30 years (`Duration::MAX`) is taken as 30 years.
     pub response_timeout: Duration,
 }
 
