@@ -867,3 +867,48 @@ async fn a_database_the_server_does_not_have_is_a_backend_error() {
         .unwrap();
     ns.set(&"k".to_owned(), "v", None).await.unwrap();
 }
+
+/// Polls `future` on this thread, outside any tokio runtime, as another executor would.
+fn poll_outside_tokio<F: std::future::Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut context) {
+            return output;
+        }
+        assert!(Instant::now() < deadline, "no answer outside tokio");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// SPEC 8.2: a call made outside a tokio runtime (another executor) is an error that says so,
+/// not tokio's panic; the same handle works from a runtime after.
+#[test]
+fn a_call_outside_a_tokio_runtime_is_an_error() {
+    let port = free_port();
+    let url = start_server(port, "");
+    let store = namestore::open(&url).unwrap();
+    let ns = store.namespace::<String>("app", "outside").unwrap();
+    let error = poll_outside_tokio(ns.set(&"k".to_owned(), "v", None)).unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Backend, "{error}");
+    assert!(error.to_string().contains("tokio runtime"), "{error}");
+    let error = poll_outside_tokio(ns.keys("*")).unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Backend, "{error}");
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        ns.set(&"k".to_owned(), "v", None).await.unwrap();
+        assert_eq!(
+            ns.get(&"k".to_owned()).await.unwrap().as_deref(),
+            Some(&b"v"[..])
+        );
+    });
+    drop(runtime);
+    // A connection made in a runtime since dropped: still an error outside one.
+    let error = poll_outside_tokio(ns.get(&"k".to_owned())).unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Backend, "{error}");
+}

@@ -310,6 +310,14 @@ pub(super) async fn call<T, F>(
 where
     F: Future<Output = redis::RedisResult<T>>,
 {
+    // The connection's task and the call's timers live in a tokio runtime; polled outside one
+    // (another executor, `futures::executor::block_on`), tokio would panic.
+    if tokio::runtime::Handle::try_current().is_err() {
+        return Err(Error::backend(
+            "the Redis driver runs on a tokio runtime, and this call was made outside one: \
+             call it from a task of a tokio runtime (`#[tokio::main]`, `Runtime::block_on`)",
+        ));
+    }
     let start = Instant::now();
     let call_deadline = after(start, config.call_timeout());
     // What ran out: a phase's own bound, or the whole call's.

@@ -46,6 +46,11 @@ use crate::{Error, Key, Namespace, Result};
 /// A Redis server as a namestore store. Cheap to clone (one `Arc`); clones share the
 /// connection.
 ///
+/// Its calls run on a tokio runtime with IO and timers (`#[tokio::main]`, `enable_all`), the
+/// connection made on first use and made again after a failure, in whichever runtime the
+/// call runs (a handle outlives the runtime it first connected in). A call polled outside any
+/// tokio runtime fails with [`ErrorKind::Backend`](crate::ErrorKind::Backend).
+///
 /// ```no_run
 /// # async fn run() -> namestore::Result<()> {
 /// use namestore::drivers::redis::RedisDriver;
