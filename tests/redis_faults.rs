@@ -911,4 +911,8 @@ fn a_call_outside_a_tokio_runtime_is_an_error() {
     // A connection made in a runtime since dropped: still an error outside one.
     let error = poll_outside_tokio(ns.get(&"k".to_owned())).unwrap_err();
     assert_eq!(error.kind(), ErrorKind::Backend, "{error}");
+    // And in another runtime, the handle connects again there.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let value = runtime.block_on(ns.get(&"k".to_owned())).unwrap();
+    assert_eq!(value.as_deref(), Some(&b"v"[..]));
 }
