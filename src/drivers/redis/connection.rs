@@ -209,9 +209,10 @@ impl SingleLink {
     }
 }
 
-/// A failure to connect: nothing was sent. A refused password, or a refused setting (a
-/// database the server does not have), is the server's answer, so it is a backend error (the
-/// caller must fix the URL); anything else is unavailable.
+/// A failure to connect: nothing was sent. A refused password, a refused setting (a database
+/// the server does not have) or a refused TLS certificate would be refused again, so it is a
+/// backend error (the caller must fix the URL or the certificates); anything else is
+/// unavailable.
 fn connect_error(error: &RedisError) -> Error {
     let refused_credentials = error.kind() == redis::ErrorKind::AuthenticationFailed
         || matches!(error.code(), Some("WRONGPASS" | "NOAUTH" | "NOPERM"));
@@ -225,11 +226,51 @@ fn connect_error(error: &RedisError) -> Error {
         Error::backend(format!(
             "the Redis server refused the connection's settings: {error}"
         ))
+    } else if let Some(refusal) = refused_tls(error) {
+        // The TLS handshake ended on a certificate (or a protocol) the other side will refuse
+        // again: the settings (the CA, the host name, the server's certificate) must change.
+        Error::backend(format!(
+            "the TLS handshake with the Redis server failed: {refusal}"
+        ))
     } else if error.is_timeout() {
         Error::unavailable("could not connect to the Redis server in time", None)
     } else {
         Error::unavailable(format!("cannot reach the Redis server: {error}"), None)
     }
+}
+
+/// The TLS error in `error`'s sources that a retry would meet again: a certificate refused
+/// (untrusted, expired, for another name) or missing, or no protocol both sides speak.
+fn refused_tls(error: &RedisError) -> Option<&rustls::Error> {
+    type Shared = std::sync::Arc<dyn std::error::Error + Send + Sync>;
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(mut current) = source {
+        // What wraps the error without showing it as a source: redis-rs keeps an I/O error in
+        // an `Arc`, and an I/O error's `source` skips the error it wraps (`get_ref` gives it).
+        loop {
+            if let Some(shared) = current.downcast_ref::<Shared>() {
+                current = &**shared;
+            } else if let Some(inner) = current
+                .downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+            {
+                current = inner;
+            } else {
+                break;
+            }
+        }
+        if let Some(tls) = current.downcast_ref::<rustls::Error>() {
+            return matches!(
+                tls,
+                rustls::Error::InvalidCertificate(_)
+                    | rustls::Error::NoCertificatesPresented
+                    | rustls::Error::PeerIncompatible(_)
+            )
+            .then_some(tls);
+        }
+        source = current.source();
+    }
+    None
 }
 
 /// Whether the connection itself failed during an exchange (rather than the server answering
