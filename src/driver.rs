@@ -26,7 +26,7 @@ use crate::ttl::{Expiry, KeyTtl, Ttl};
 /// - `key` is 1 to 4096 bytes of UTF-8 (SPEC 1.4); `pattern` is validated; values are at most
 ///   [`MAX_VALUE_LEN`](crate::MAX_VALUE_LEN) bytes; batches hold at least one key.
 /// - A [`Ttl`] is non-zero, whole milliseconds, at most [`Ttl::MAX`].
-/// - `scope` came from [`Driver::scope`] on this driver.
+/// - `scope` came from [`Driver::scope`] (or [`Driver::scope_with_eviction`]) on this driver.
 ///
 /// # What the driver guarantees
 ///
