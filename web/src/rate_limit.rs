@@ -76,7 +76,9 @@ impl<K: Key + Clone, D: Driver, F> RateLimitLayer<K, D, F> {
     ///
     /// On each limited request:
     /// - within the limit, the request goes on with its [`Decision`] in its extensions (an
-    ///   axum handler takes it with `Extension<Decision>`), and the response gets
+    ///   axum handler takes it with `Option<Extension<Decision>>`: a request let through
+    ///   because the store did not answer carries none, and a handler that required one would
+    ///   turn the store's outage into its own), and the response gets
     ///   `RateLimit-Policy: "default";q=<limit>;w=<window seconds>` and
     ///   `RateLimit: "default";r=<remaining>;t=<seconds until the window ends>`;
     /// - over it, the answer is `429 Too Many Requests` with those fields and

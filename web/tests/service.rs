@@ -177,6 +177,33 @@ async fn the_service_runs_on_a_store_that_evicts() {
     assert_eq!(job.json::<Report>().await.unwrap().token, 1);
 }
 
+/// The rate limit layer lets requests through when the store does not answer (its default):
+/// the limited route still answers, without a count, rather than fail for want of one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_limited_route_answers_while_the_store_is_down() {
+    let port = support::free_port();
+    let url = support::start_server(port, "");
+    let server = Server::start(&[(
+        "NAMESTORE_URL",
+        &format!("{url}?connect_timeout_ms=300&response_timeout_ms=300"),
+    )]);
+    let client = reqwest::Client::new();
+    let counted = client.get(server.url("/api/ping")).send().await.unwrap();
+    assert_eq!(counted.status(), 200);
+    assert!(counted.headers().contains_key("ratelimit"));
+    assert!(counted.text().await.unwrap().contains("remaining=9"));
+
+    support::stop_server(port);
+    let uncounted = client.get(server.url("/api/ping")).send().await.unwrap();
+    assert_eq!(
+        uncounted.status(),
+        200,
+        "the store's outage became the route's"
+    );
+    assert!(!uncounted.headers().contains_key("ratelimit"));
+    assert!(uncounted.text().await.unwrap().contains("not counted"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_is_shared_by_two_servers_on_redis() {
     let url = support::start_server(support::free_port(), "");

@@ -166,12 +166,17 @@ async fn visits(session: Session) -> Result<Json<Visits>, StatusCode> {
     Ok(Json(Visits { user, visits }))
 }
 
-/// The rate-limited route: answers with the window it was counted in and what is left.
-async fn ping(Extension(decision): Extension<Decision>) -> String {
-    format!(
-        "pong window={} remaining={}\n",
-        decision.window, decision.remaining
-    )
+/// The rate-limited route: answers with the window it was counted in and what is left. A
+/// request the layer let through because the store did not answer (`OnStoreError::Allow`, the
+/// default) carries no `Decision`: the route still answers, as the layer meant it to.
+async fn ping(decision: Option<Extension<Decision>>) -> String {
+    match decision {
+        Some(Extension(decision)) => format!(
+            "pong window={} remaining={}\n",
+            decision.window, decision.remaining
+        ),
+        None => "pong (not counted: the rate limit's store did not answer)\n".to_owned(),
+    }
 }
 
 #[derive(Deserialize)]
