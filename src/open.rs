@@ -47,11 +47,18 @@ pub fn open(url: &str) -> Result<AnyDriver> {
 }
 
 /// Takes `telemetry=…` out of the URL's query, for every scheme; what is left goes to the
-/// driver's own parser. The query starts at the first `?` after the credentials (which run
-/// to the last `@` and may hold a `?` of their own).
+/// driver's own parser. The query starts at the first `?` that begins a parameter of ours or
+/// of a Redis URL, else at the first `?` after the credentials (which run to the last `@` and
+/// may hold a `?` of their own): a parameter's value may hold an `@` too.
 fn take_telemetry(url: &str) -> Result<(std::borrow::Cow<'_, str>, bool)> {
-    let authority = url.rfind('@').map_or(0, |at| at + 1);
-    let Some(mark) = url[authority..].find('?').map(|at| authority + at) else {
+    #[cfg(feature = "redis")]
+    let redis: &[&str] = &crate::drivers::redis::PARAMETERS;
+    #[cfg(not(feature = "redis"))]
+    let redis: &[&str] = &[];
+    let known: Vec<&str> = std::iter::once("telemetry")
+        .chain(redis.iter().copied())
+        .collect();
+    let Some(mark) = crate::query::query_start(url, &known) else {
         return Ok((url.into(), false));
     };
     let (base, query) = (&url[..mark], &url[mark + 1..]);
@@ -161,11 +168,26 @@ mod tests {
             taken("memory://?max_entries=5"),
             ("memory://?max_entries=5".to_owned(), false)
         );
-        // A password may hold `?` and even `telemetry=1`: the query starts after the last `@`.
+        // A password may hold `?` and `@`: the query starts after the last `@` ...
         assert_eq!(
-            taken("redis://u:p?telemetry=1@host:6379/0"),
-            ("redis://u:p?telemetry=1@host:6379/0".to_owned(), false)
+            taken("redis://u:p?x=1@host:6379/0"),
+            ("redis://u:p?x=1@host:6379/0".to_owned(), false)
         );
+        // ... unless a `?` begins a parameter a store URL takes: then a parameter's value may
+        // hold an `@` (a path), and a password holding `?telemetry` is written `%3Ftelemetry`
+        // (written raw, it fails loudly as the malformed parameter it reads as).
+        assert_eq!(
+            taken("rediss://h/0?tls_ca_file=/etc/redis@6380/ca.pem&telemetry=1"),
+            (
+                "rediss://h/0?tls_ca_file=/etc/redis@6380/ca.pem".to_owned(),
+                true
+            )
+        );
+        assert_eq!(
+            taken("redis://u:p%3Ftelemetry=1@host:6379/0"),
+            ("redis://u:p%3Ftelemetry=1@host:6379/0".to_owned(), false)
+        );
+        assert!(take_telemetry("redis://u:p?telemetry=1@host:6379/0").is_err());
         assert_eq!(
             taken("redis://u:p?x@host:6379/0?telemetry=1&response_timeout_ms=5"),
             (

@@ -47,6 +47,27 @@ pub(crate) fn parameters<'q>(query: &'q str, what: &str) -> Result<Vec<Parameter
     Ok(parameters)
 }
 
+/// Where the query of `url` starts (the index of its `?`), for a URL whose credentials may hold
+/// `?` and `@` unescaped (a Redis URL's password) and whose parameters' values may hold `@` (a
+/// path): the first `?` that begins a parameter named in `known` (`?name=`, `?name&`, `?name`
+/// at the end), else the first `?` after the last `@`, else none.
+pub(crate) fn query_start(url: &str, known: &[&str]) -> Option<usize> {
+    let begins_known = |at: usize| {
+        let rest = &url[at + 1..];
+        known.iter().any(|name| {
+            rest.strip_prefix(name)
+                .is_some_and(|after| after.is_empty() || after.starts_with(['=', '&', '#']))
+        })
+    };
+    url.match_indices('?')
+        .map(|(at, _)| at)
+        .find(|&at| begins_known(at))
+        .or_else(|| {
+            let authority = url.rfind('@').map_or(0, |at| at + 1);
+            url[authority..].find('?').map(|at| authority + at)
+        })
+}
+
 /// Decodes `%XX` escapes (RFC 3986); the text itself when it has none. `None` for a malformed
 /// escape or bytes that are not UTF-8.
 pub(crate) fn percent_decode(text: &str) -> Option<Cow<'_, str>> {

@@ -87,6 +87,28 @@ async fn a_private_ca_named_in_the_url_is_trusted() {
         Some(&b"v"[..])
     );
 
+    // A path holding `@` (a systemd instance's directory), through `open` and its
+    // `telemetry` parameter too: the `@` is the path's, not the end of credentials.
+    let instance = dir.join("redis@6380");
+    std::fs::create_dir_all(&instance).unwrap();
+    std::fs::copy(&ca, instance.join("ca.crt")).unwrap();
+    for query in [
+        format!("tls_ca_file={}/ca.crt", instance.display()),
+        format!("tls_ca_file={}/ca.crt&telemetry=1", instance.display()),
+        format!(
+            "response_timeout_ms=30000&tls_ca_file={}/ca.crt&telemetry=1",
+            instance.display()
+        ),
+    ] {
+        let url = format!("rediss://127.0.0.1:{port}/0?{query}");
+        let ns = namestore::open(&url)
+            .unwrap_or_else(|e| panic!("{url}: {e}"))
+            .namespace::<String>("app", "tls-url")
+            .unwrap();
+        let value = ns.get(&"k".to_owned()).await;
+        assert_eq!(value.unwrap().as_deref(), Some(&b"v"[..]), "{url}");
+    }
+
     for (bad, mentions) in [
         (
             format!("redis://127.0.0.1:{port}/0?tls_ca_file={}", ca.display()),

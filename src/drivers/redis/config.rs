@@ -36,9 +36,11 @@ pub(crate) const FARTHEST: Duration = Duration::from_secs(30 * 365 * 86_400);
 ///
 /// The user and password may hold any character. Percent-encoding (`%40` for `@`, `%3F` for
 /// `?`, `%25` for `%`…) is decoded; a password with a raw `?`, `#`, `/`, `@` or `:` is also
-/// understood, because the credentials run to the *last* `@` of the URL (so a query value
-/// that holds an `@` must write it `%40`). The password is never shown: not in an error, not
-/// in `Debug`.
+/// understood, because the credentials run to the *last* `@` before the query, which starts
+/// at the first `?` naming one of the parameters above (or else after the last `@`): so a
+/// parameter's value may hold an `@` (`tls_ca_file=/etc/redis@6380/ca.pem`), and a password
+/// holding a `?` followed by a parameter's name writes that `?` as `%3F`. The password is
+/// never shown: not in an error, not in `Debug`.
 ///
 /// ```
 /// use namestore::drivers::redis::RedisConfig;
@@ -151,6 +153,14 @@ fn parse_node(text: &str) -> Result<Node> {
     })
 }
 
+/// The parameters a Redis URL's query may name.
+pub(crate) const PARAMETERS: [&str; 4] = [
+    "connect_timeout_ms",
+    "response_timeout_ms",
+    "hash_tag",
+    "tls_ca_file",
+];
+
 impl RedisConfig {
     /// Parses a `redis://`, `rediss://` or `redis+cluster://` URL.
     ///
@@ -171,8 +181,10 @@ impl RedisConfig {
                 "a Redis URL starts with `redis://`, `rediss://` or `redis+cluster://`",
             ));
         };
-        // The credentials run to the last `@`: a password may hold `?`, `#`, `/` and `@`.
-        let (credentials, tail) = match rest.rfind('@') {
+        // The credentials run to the last `@` before the query: a password may hold `?`, `#`,
+        // `/` and `@`, and a parameter's value `@` (`tls_ca_file=/etc/redis@6380/ca.pem`).
+        let before_query = crate::query::query_start(rest, &PARAMETERS).unwrap_or(rest.len());
+        let (credentials, tail) = match rest[..before_query].rfind('@') {
             Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
             None => (None, rest),
         };
@@ -281,8 +293,9 @@ impl RedisConfig {
             }
             other => {
                 return Err(Error::invalid_url(format!(
-                    "unknown Redis parameter `{}` (known: connect_timeout_ms, response_timeout_ms, hash_tag, tls_ca_file)",
-                    crate::error::shorten(other)
+                    "unknown Redis parameter `{}` (known: {})",
+                    crate::error::shorten(other),
+                    PARAMETERS.join(", ")
                 )));
             }
         }
@@ -421,6 +434,27 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_parameter_may_hold_an_at_sign() {
+        let url = format!(
+            "rediss://user:pa@ss{SECRET}@127.0.0.1:6390/2?tls_ca_file=/no/such/redis@6380/ca.pem"
+        );
+        let error = RedisConfig::from_url(&url).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("cannot read `/no/such/redis@6380/ca.pem`"),
+            "{error}"
+        );
+        assert!(!error.to_string().contains(SECRET), "{error}");
+        let url =
+            format!("redis://user:pa@ss{SECRET}@127.0.0.1:6390/2?hash_tag=1&connect_timeout_ms=7");
+        let config = RedisConfig::from_url(&url).unwrap();
+        assert_eq!(config.password.as_deref(), Some(&*format!("pa@ss{SECRET}")));
+        assert_eq!((config.db, config.hash_tag), (2, true));
+        assert_eq!(config.connect_timeout, Duration::from_millis(7));
     }
 
     #[test]
