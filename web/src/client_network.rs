@@ -39,7 +39,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 /// ```
 ///
 /// In a layer, with the address axum's `ConnectInfo` gives (behind a proxy, that is the
-/// proxy's address: take the client's from the header your proxy sets, as you trust it):
+/// proxy's address: take the client's from the header your proxy sets, as you trust it).
+/// axum gives it only to a router served with `into_make_service_with_connect_info`; served
+/// otherwise, every request lacks it and a closure like this one limits nothing:
 ///
 /// ```
 /// # fn run() -> namestore::Result<()> {

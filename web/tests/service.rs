@@ -144,6 +144,37 @@ async fn a_session_survives_a_restart_of_the_server_on_redb() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// The example's rate limit key: an API key by its digest (never the key itself), else the
+/// client's network: the addresses of one IPv6 /64 share a limit, so a client cannot escape it
+/// by taking a new address for each request.
+#[test]
+fn the_example_limits_a_client_by_its_network() {
+    let key_of = |peer: &str, api_key: Option<&str>| {
+        let mut request = axum::extract::Request::new(axum::body::Body::empty());
+        let peer: std::net::SocketAddr = peer.parse().unwrap();
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(peer));
+        if let Some(api_key) = api_key {
+            request
+                .headers_mut()
+                .insert("x-api-key", api_key.parse().unwrap());
+        }
+        app::rate_limit_key(&request).unwrap()
+    };
+    let one = key_of("[2001:db8:7:1:aaaa:bbbb:cccc:dddd]:40000", None);
+    assert_eq!(one, key_of("[2001:db8:7:1::42]:40001", None));
+    assert_ne!(one, key_of("[2001:db8:7:2::42]:40001", None));
+    assert_eq!(key_of("192.0.2.7:1", None), "ip:192.0.2.7");
+    assert_eq!(key_of("[::ffff:192.0.2.7]:1", None), "ip:192.0.2.7");
+    let by_key = key_of("192.0.2.7:1", Some("s3cret-api-key"));
+    assert!(
+        by_key.starts_with("key:") && !by_key.contains("s3cret"),
+        "{by_key}"
+    );
+    assert_eq!(by_key, key_of("192.0.2.8:1", Some("s3cret-api-key")));
+}
+
 /// On a memory store made a cache by its URL (any key evictable by default), the service
 /// gives each namespace its own mode: a flood of rate-limit keys evicts old counters, never a
 /// session or the job lock, and every flooded request is still counted.

@@ -12,7 +12,7 @@ use axum::{Extension, Json, Router};
 use namestore::lock::Lock;
 use namestore::rate_limit::{Decision, RateLimiter};
 use namestore::{AnyDriver, Eviction, Instrumented, Namespace};
-use namestore_web::{RateLimitLayer, SessionStore, Sha256Key};
+use namestore_web::{RateLimitLayer, SessionStore, Sha256Key, client_network};
 use serde::{Deserialize, Serialize};
 use tower_sessions::{Expiry, Session, SessionManagerLayer};
 
@@ -68,6 +68,19 @@ fn namespace<K: namestore::Key>(
     Namespace::with_eviction(store.clone(), "demo", domain, mode)
 }
 
+/// What `/api/ping` is limited by: the API key, else the client's network. An API key is a
+/// credential: it is counted under its digest, so no listing, error or trace of the store shows
+/// it. A client address is counted by its network (an IPv6 client's /64, any address of which
+/// its host may take for each request). A request without the peer's address (a router served
+/// without `into_make_service_with_connect_info`) would not be limited: `serve` provides it.
+pub fn rate_limit_key(request: &axum::extract::Request) -> Option<String> {
+    if let Some(key) = request.headers().get("x-api-key") {
+        return Some(format!("key:{}", Sha256Key::of(key.as_bytes())));
+    }
+    let ConnectInfo(peer) = request.extensions().get::<ConnectInfo<SocketAddr>>()?;
+    Some(format!("ip:{}", client_network(peer.ip())))
+}
+
 /// Builds the router on the store `config` names. `metrics` renders the Prometheus page at
 /// `/metrics` (the process installs the recorder once; `None` leaves the route out).
 pub fn router(
@@ -91,16 +104,7 @@ pub fn router(
         config.rate_limit,
         config.rate_window,
     )?;
-    // One limit per API key, else per client address. An API key is a credential: it is
-    // counted under its digest, so no listing, error or trace of the store shows it.
-    let rate_limit = RateLimitLayer::new(limiter, |request: &axum::extract::Request| {
-        if let Some(key) = request.headers().get("x-api-key") {
-            return Some(format!("key:{}", Sha256Key::of(key.as_bytes())));
-        }
-        let peer = request.extensions().get::<ConnectInfo<SocketAddr>>()?;
-        Some(format!("ip:{}", peer.0.ip()))
-    })
-    .with_policy_name("api");
+    let rate_limit = RateLimitLayer::new(limiter, rate_limit_key).with_policy_name("api");
 
     let app = App {
         jobs: Lock::new(
