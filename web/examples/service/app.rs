@@ -94,6 +94,8 @@ pub fn router(
     // its own (redb; Redis, whose `maxmemory-policy` rules) keeps them all alike.
     let sessions = SessionStore::from_namespace(namespace(&store, "sessions", Eviction::Never)?);
     let session_layer = SessionManagerLayer::new(sessions)
+        // The example serves plain HTTP on loopback; a service behind TLS keeps the default
+        // (`Secure` cookies), so the session id never crosses the network in clear.
         .with_secure(false)
         .with_expiry(Expiry::OnInactivity(
             time::Duration::try_from(config.session_ttl).expect("a session TTL in range"),
