@@ -1,55 +1,99 @@
-//! The memory driver's background reclaimer thread lives exactly as long as the driver: one
-//! thread per driver, gone soon after the last handle (driver or namespace) is dropped. Alone
-//! in its test binary, so no other test's threads disturb the count.
+//! The memory driver's background reclaimer: one thread for every store of the process, which
+//! keeps no store alive, reclaims in each, and ends soon after the last store is dropped (the
+//! next store starts it again). Alone in its test binary, so no other test's threads disturb
+//! the count.
 
 use std::thread;
+use std::time::Duration;
 
 use namestore::MemoryDriver;
+use namestore::drivers::memory::NamespaceStats;
 
-#[test]
-fn background_reclaimer_stops_with_the_last_handle() {
-    fn reaper_threads() -> usize {
-        std::fs::read_dir("/proc/self/task")
-            .map(|tasks| {
-                tasks
-                    .flatten()
-                    .filter(|t| {
-                        std::fs::read_to_string(t.path().join("comm"))
-                            .is_ok_and(|name| name.trim() == "namestore-reape")
-                    })
-                    .count()
-            })
-            .unwrap_or(0)
+fn reaper_threads() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .map(|tasks| {
+            tasks
+                .flatten()
+                .filter(|t| {
+                    std::fs::read_to_string(t.path().join("comm"))
+                        .is_ok_and(|name| name.trim() == "namestore-reape")
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+fn wait_for(what: &str, done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        thread::sleep(Duration::from_millis(5));
     }
-    fn wait_for(what: &str, done: impl Fn() -> bool) {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while !done() {
-            assert!(std::time::Instant::now() < deadline, "{what}");
-            thread::sleep(std::time::Duration::from_millis(5));
-        }
-    }
+}
+
+fn expired(store: &MemoryDriver) -> u64 {
+    store
+        .namespace_stats()
+        .iter()
+        .map(|s: &NamespaceStats| s.expired)
+        .sum()
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn one_reclaimer_thread_serves_every_store_and_ends_with_the_last() {
     if !cfg!(target_os = "linux") {
         return;
     }
-    let before = reaper_threads();
-    let drivers: Vec<MemoryDriver> = (0..20).map(|_| MemoryDriver::new()).collect();
+    assert_eq!(reaper_threads(), 0);
+    let drivers: Vec<MemoryDriver> = (0..2_000).map(|_| MemoryDriver::new()).collect();
     let namespaces: Vec<_> = drivers
         .iter()
         .map(|d| d.namespace::<String>("a", "b").unwrap())
         .collect();
     // A thread names itself once it runs.
-    wait_for("20 reclaimer threads did not start", || {
-        reaper_threads() == before + 20
+    wait_for("the reclaimer thread did not start", || {
+        reaper_threads() == 1
     });
+    for namespace in namespaces.iter().step_by(100) {
+        namespace
+            .set(&"k".to_owned(), "v", Some(Duration::from_millis(20)))
+            .await
+            .unwrap();
+    }
+    // Every store is reclaimed in, by the one thread.
+    wait_for("expired keys were not reclaimed in every store", || {
+        namespaces
+            .iter()
+            .step_by(100)
+            .all(|n| expired(n.driver()) == 1)
+    });
+    assert_eq!(reaper_threads(), 1, "one thread for 2,000 stores");
+
     drop(drivers);
-    thread::sleep(std::time::Duration::from_millis(300));
+    thread::sleep(Duration::from_millis(300));
     assert_eq!(
         reaper_threads(),
-        before + 20,
+        1,
         "a namespace handle keeps its driver alive"
     );
     drop(namespaces);
-    wait_for("reclaimer threads outlived their drivers", || {
-        reaper_threads() == before
+    wait_for("the reclaimer thread outlived the stores", || {
+        reaper_threads() == 0
+    });
+
+    // The next store starts it again.
+    let store = MemoryDriver::new();
+    wait_for("the reclaimer thread did not start again", || {
+        reaper_threads() == 1
+    });
+    let namespace = store.namespace::<String>("a", "b").unwrap();
+    namespace
+        .set(&"k".to_owned(), "v", Some(Duration::from_millis(20)))
+        .await
+        .unwrap();
+    wait_for("not reclaimed", || expired(&store) == 1);
+    drop((store, namespace));
+    wait_for("the reclaimer thread outlived the store", || {
+        reaper_threads() == 0
     });
 }

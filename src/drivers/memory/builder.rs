@@ -1,7 +1,6 @@
 //! [`MemoryBuilder`]: a memory store's settings, and the background reclaimer it starts.
 
-use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::budget::Budget;
@@ -10,7 +9,7 @@ use super::config::{MAX_SHARDS, MemoryConfig};
 use super::eviction::{Eviction, Policy};
 use super::registry::Registry;
 use super::{Inner, MemoryDriver};
-use crate::{Error, Result};
+use crate::Result;
 
 /// Builds a [`MemoryDriver`] with non-default settings.
 ///
@@ -123,12 +122,14 @@ impl MemoryBuilder {
         self
     }
 
-    /// Builds the driver and starts its reclaimer thread.
+    /// Builds the driver, its expired entries reclaimed in the background by the thread that
+    /// serves every memory store of the process (started with the first store that needs it,
+    /// ended when the last is dropped).
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::Backend`](crate::ErrorKind::Backend) when the operating system refuses to
-    /// start the thread.
+    /// [`ErrorKind::Backend`](crate::ErrorKind::Backend) when that thread is not running and
+    /// the operating system refuses to start it.
     pub fn build(self) -> Result<MemoryDriver> {
         let clock = match self.clock {
             Some(manual) => Clock::Manual(manual),
@@ -146,38 +147,15 @@ impl MemoryBuilder {
             self.config.eviction,
             self.config.policy,
         ));
-        let (stop, stopped) = match interval {
-            Some(_) => {
-                let (tx, rx) = mpsc::channel::<()>();
-                (Some(tx), Some(rx))
-            }
-            None => (None, None),
-        };
         let inner = Arc::new(Inner {
             shards: self.config.shards_per_namespace(),
             config: self.config,
             clock,
             registry,
-            _stop: stop,
         });
-        if let (Some(interval), Some(stopped)) = (interval, stopped) {
-            let weak = Arc::downgrade(&inner);
-            std::thread::Builder::new()
-                .name("namestore-reaper".into())
-                .spawn(move || reclaim_loop(weak, stopped, interval))
-                .map_err(Error::backend)?;
+        if let Some(interval) = interval {
+            super::reaper::watch(Arc::downgrade(&inner), interval)?;
         }
         Ok(MemoryDriver { inner })
-    }
-}
-
-/// Reclaims expired entries every `interval`, visiting only the tables that hold keys with a
-/// TTL, until the driver is dropped; in a nearly full store with a budget, now and then gives
-/// back what empty shards keep (`Registry::release_in_background`).
-fn reclaim_loop(inner: Weak<Inner>, stopped: mpsc::Receiver<()>, interval: Duration) {
-    while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(interval) {
-        let Some(inner) = inner.upgrade() else { return };
-        inner.registry.reclaim(inner.clock.now(), false);
-        inner.registry.release_in_background();
     }
 }

@@ -24,6 +24,7 @@ mod eviction;
 mod ghosts;
 mod order;
 mod pages;
+mod reaper;
 mod registry;
 mod schedule;
 mod scope;
@@ -37,7 +38,6 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -87,8 +87,6 @@ struct Inner {
     shards: usize,
     clock: Clock,
     registry: Arc<Registry>,
-    /// Dropped with the last handle, which tells the reclaimer thread to stop.
-    _stop: Option<mpsc::Sender<()>>,
 }
 
 impl MemoryDriver {
@@ -113,7 +111,6 @@ impl MemoryDriver {
                 config,
                 clock: Clock::System(Instant::now()),
                 registry: Arc::new(Registry::new(None, Eviction::Never, Policy::default())),
-                _stop: None,
             }),
         }
     }

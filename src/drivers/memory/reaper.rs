@@ -1,0 +1,169 @@
+//! The background reclaimer: one thread for every memory store of the process.
+//!
+//! Each store with a reclaim interval is watched here by a weak reference and the time its
+//! next round is due. The thread sleeps until the earliest round, runs it (the store's expired
+//! entries reclaimed, and what empty shards keep given back in a nearly full store), and
+//! schedules that store's next round one interval after this one ended, on a grid shared by
+//! all stores, so that rounds due together are run in one wake-up. A store dropped is
+//! forgotten at its next round; with no store left the thread ends, and the next store made
+//! starts another.
+//!
+//! One thread for all, not one a store: a program that makes many stores (one a tenant, one a
+//! test) paid a thread each, and each woke on its own ten times a second. 2,000 idle stores
+//! took a quarter of a CPU on the 2-vCPU VM of docs/performance.md, and the operating system's
+//! thread limit, once reached, left new stores without a reclaimer.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::{Duration, Instant};
+
+use super::Inner;
+use crate::{Error, Result};
+
+/// The stores watched and when each is next due; the thread's state.
+struct Schedule {
+    rounds: BinaryHeap<Reverse<Round>>,
+    /// Whether the thread runs (it ends when `rounds` is empty).
+    running: bool,
+    /// Tells rounds due at the same instant apart, in the order they were scheduled.
+    next_order: u64,
+}
+
+/// A store's next round.
+struct Round {
+    at: Instant,
+    order: u64,
+    interval: Duration,
+    store: Weak<Inner>,
+}
+
+impl PartialEq for Round {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.order) == (other.at, other.order)
+    }
+}
+
+impl Eq for Round {}
+
+impl PartialOrd for Round {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Round {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.at, self.order).cmp(&(other.at, other.order))
+    }
+}
+
+static SCHEDULE: Mutex<Schedule> = Mutex::new(Schedule {
+    rounds: BinaryHeap::new(),
+    running: false,
+    next_order: 0,
+});
+
+/// Wakes the thread when a round is scheduled earlier than the one it waits for.
+static WAKE: Condvar = Condvar::new();
+
+fn lock_schedule() -> MutexGuard<'static, Schedule> {
+    SCHEDULE.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Schedule {
+    /// Schedules `store`'s next round `interval` from now; a round too far off for the clock to
+    /// hold is never due, and is not scheduled.
+    fn push(&mut self, store: Weak<Inner>, interval: Duration) {
+        let Some(at) = on_grid(Instant::now(), interval) else {
+            return;
+        };
+        let order = self.next_order;
+        self.next_order += 1;
+        let earliest = self.rounds.peek().is_none_or(|Reverse(next)| at < next.at);
+        self.rounds.push(Reverse(Round {
+            at,
+            order,
+            interval,
+            store,
+        }));
+        if earliest {
+            WAKE.notify_one();
+        }
+    }
+}
+
+/// When a round `interval` after `now` is due: rounded up to a grid of a tenth of the interval
+/// (10 ms at most), so that the rounds of stores made at different instants fall due together
+/// and the thread wakes once for all of them, not once for each; `None` when the clock cannot
+/// hold it.
+fn on_grid(now: Instant, interval: Duration) -> Option<Instant> {
+    static ORIGIN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let origin = *ORIGIN.get_or_init(Instant::now);
+    let at = now.checked_add(interval)?;
+    let step = (interval / 10).min(Duration::from_millis(10)).as_nanos();
+    if step == 0 {
+        return Some(at);
+    }
+    let since = at.saturating_duration_since(origin).as_nanos();
+    let late = (step - since % step) % step;
+    at.checked_add(Duration::from_nanos(u64::try_from(late).ok()?))
+}
+
+/// Reclaims in `store` every `interval` while it lives, on the shared thread.
+///
+/// # Errors
+///
+/// [`ErrorKind::Backend`](crate::ErrorKind::Backend) when the thread is not running and the
+/// operating system refuses to start it; the store is then not watched.
+pub(super) fn watch(store: Weak<Inner>, interval: Duration) -> Result<()> {
+    let mut schedule = lock_schedule();
+    if !schedule.running {
+        std::thread::Builder::new()
+            .name("namestore-reaper".into())
+            .spawn(run)
+            .map_err(Error::backend)?;
+        schedule.running = true;
+    }
+    schedule.push(store, interval);
+    Ok(())
+}
+
+/// The thread: each store's round when it is due, until no store is left.
+fn run() {
+    let mut schedule = lock_schedule();
+    loop {
+        let Some(Reverse(next)) = schedule.rounds.peek() else {
+            schedule.running = false;
+            return;
+        };
+        let now = Instant::now();
+        if next.at > now {
+            let wait = next.at - now;
+            schedule = WAKE
+                .wait_timeout(schedule, wait)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+            continue;
+        }
+        let Some(Reverse(round)) = schedule.rounds.pop() else {
+            continue;
+        };
+        // A store dropped since is forgotten.
+        let Some(store) = round.store.upgrade() else {
+            continue;
+        };
+        drop(schedule);
+        // A panic in a round (a metrics recorder's, say) ends that round only: the other
+        // stores keep their reclaimer.
+        let _ = catch_unwind(AssertUnwindSafe(|| {
+            store.registry.reclaim(store.clock.now(), false);
+            store.registry.release_in_background();
+        }));
+        // The store is not kept alive while the thread waits.
+        drop(store);
+        schedule = lock_schedule();
+        schedule.push(round.store, round.interval);
+    }
+}
