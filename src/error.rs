@@ -394,6 +394,12 @@ impl Error {
         )
     }
 
+    /// The same error, its message followed by `note`.
+    pub(crate) fn with_note(mut self, note: &str) -> Self {
+        self.0.message.push_str(note);
+        self
+    }
+
     pub(crate) fn invalid_namespace(part: &'static str, value: &str, reason: &str) -> Self {
         let message = format!("invalid namespace {part} {:?}: {reason}", shorten(value));
         Error::new(ErrorKind::InvalidNamespace, Some(part), None, message)

@@ -47,9 +47,10 @@ pub fn open(url: &str) -> Result<AnyDriver> {
 }
 
 /// Takes `telemetry=…` out of the URL's query, for every scheme; what is left goes to the
-/// driver's own parser. The query starts at the first `?` that begins a parameter of ours or
-/// of a Redis URL, else at the first `?` after the credentials (which run to the last `@` and
-/// may hold a `?` of their own): a parameter's value may hold an `@` too.
+/// driver's own parser. The query starts at the first `?` after the credentials, which run to
+/// the last `@` (a password may hold `?` and `@`), or, when a `?` naming a parameter of ours or
+/// of a Redis URL comes before that `@`, first to the last `@` before that `?` (a parameter's
+/// value may hold an `@`): the first reading that parses is kept.
 fn take_telemetry(url: &str) -> Result<(std::borrow::Cow<'_, str>, bool)> {
     #[cfg(feature = "redis")]
     let redis: &[&str] = &crate::drivers::redis::PARAMETERS;
@@ -58,9 +59,26 @@ fn take_telemetry(url: &str) -> Result<(std::borrow::Cow<'_, str>, bool)> {
     let known: Vec<&str> = std::iter::once("telemetry")
         .chain(redis.iter().copied())
         .collect();
-    let Some(mark) = crate::query::query_start(url, &known) else {
-        return Ok((url.into(), false));
-    };
+    let readings = crate::query::credentials_end(url, &known);
+    let mut taken = Ok((url.into(), false));
+    for &end in &readings {
+        let from = end.map_or(0, |at| at + 1);
+        let Some(mark) = url[from..].find('?').map(|at| from + at) else {
+            return Ok((url.into(), false));
+        };
+        taken = take_telemetry_at(url, mark);
+        if taken.is_ok() {
+            return taken;
+        }
+    }
+    match readings.len() {
+        1 => taken,
+        _ => taken.map_err(|e| e.with_note(crate::query::AT_IN_A_VALUE)),
+    }
+}
+
+/// [`take_telemetry`] from the query starting at `mark`.
+fn take_telemetry_at(url: &str, mark: usize) -> Result<(std::borrow::Cow<'_, str>, bool)> {
     let (base, query) = (&url[..mark], &url[mark + 1..]);
     let parameters = crate::query::parameters(query, "store")?;
     let mut telemetry = None;
@@ -173,9 +191,12 @@ mod tests {
             taken("redis://u:p?x=1@host:6379/0"),
             ("redis://u:p?x=1@host:6379/0".to_owned(), false)
         );
-        // ... unless a `?` begins a parameter a store URL takes: then a parameter's value may
-        // hold an `@` (a path), and a password holding `?telemetry` is written `%3Ftelemetry`
-        // (written raw, it fails loudly as the malformed parameter it reads as).
+        // ... and even `?telemetry=1` ...
+        assert_eq!(
+            taken("redis://u:p?telemetry=1@host:6379/0"),
+            ("redis://u:p?telemetry=1@host:6379/0".to_owned(), false)
+        );
+        // ... while a parameter's value may hold an `@` (a path).
         assert_eq!(
             taken("rediss://h/0?tls_ca_file=/etc/redis@6380/ca.pem&telemetry=1"),
             (
@@ -184,10 +205,12 @@ mod tests {
             )
         );
         assert_eq!(
-            taken("redis://u:p%3Ftelemetry=1@host:6379/0"),
-            ("redis://u:p%3Ftelemetry=1@host:6379/0".to_owned(), false)
+            taken("rediss://u:p?x@h/0?tls_ca_file=/etc/redis@6380/ca.pem&telemetry=on"),
+            (
+                "rediss://u:p?x@h/0?tls_ca_file=/etc/redis@6380/ca.pem".to_owned(),
+                true
+            )
         );
-        assert!(take_telemetry("redis://u:p?telemetry=1@host:6379/0").is_err());
         assert_eq!(
             taken("redis://u:p?x@host:6379/0?telemetry=1&response_timeout_ms=5"),
             (

@@ -47,26 +47,41 @@ pub(crate) fn parameters<'q>(query: &'q str, what: &str) -> Result<Vec<Parameter
     Ok(parameters)
 }
 
-/// Where the query of `url` starts (the index of its `?`), for a URL whose credentials may hold
-/// `?` and `@` unescaped (a Redis URL's password) and whose parameters' values may hold `@` (a
-/// path): the first `?` that begins a parameter named in `known` (`?name=`, `?name&`, `?name`
-/// at the end), else the first `?` after the last `@`, else none.
-pub(crate) fn query_start(url: &str, known: &[&str]) -> Option<usize> {
-    let begins_known = |at: usize| {
+/// The first `?` of `url` that begins a parameter named in `known` (`?name=`, `?name&`, `?name`
+/// at the end): where the query starts, unless a password holds that `?` (see
+/// [`credentials_end`]).
+pub(crate) fn named_query(url: &str, known: &[&str]) -> Option<usize> {
+    url.match_indices('?').map(|(at, _)| at).find(|&at| {
         let rest = &url[at + 1..];
         known.iter().any(|name| {
             rest.strip_prefix(name)
                 .is_some_and(|after| after.is_empty() || after.starts_with(['=', '&', '#']))
         })
-    };
-    url.match_indices('?')
-        .map(|(at, _)| at)
-        .find(|&at| begins_known(at))
-        .or_else(|| {
-            let authority = url.rfind('@').map_or(0, |at| at + 1);
-            url[authority..].find('?').map(|at| authority + at)
-        })
+    })
 }
+
+/// Where the credentials of `url` (the text after `scheme://`) may end, the likelier first: a
+/// user or password may hold `?`, `#`, `/` and `@` unescaped, so they run to the last `@`; but
+/// a parameter's value may hold an `@` too (`tls_ca_file=/etc/redis@6380/ca.pem`), so when a
+/// `?` naming a parameter in `known` comes before that last `@`, the last `@` before that `?`
+/// is tried first. Each is the index of an `@`, or `None` for no credentials. The caller parses
+/// with each in turn and keeps the first that parses; when none does, it reports the last
+/// one's error, which reads the credentials as running to the last `@` and so never quotes
+/// them (another reading's error might: it may read a part of a password as a host or a
+/// value), with [`AT_IN_A_VALUE`] when there were two.
+pub(crate) fn credentials_end(url: &str, known: &[&str]) -> Vec<Option<usize>> {
+    let last = url.rfind('@');
+    match (named_query(url, known), last) {
+        (Some(query), Some(at)) if query < at => vec![url[..query].rfind('@'), last],
+        _ => vec![last],
+    }
+}
+
+/// What an error about a URL read two ways adds: the reading reported may not be the one meant.
+pub(crate) const AT_IN_A_VALUE: &str = concat!(
+    " (read with the credentials running to the last `@`;",
+    " a parameter's value holding an `@` writes it `%40`)"
+);
 
 /// Decodes `%XX` escapes (RFC 3986); the text itself when it has none. `None` for a malformed
 /// escape or bytes that are not UTF-8.

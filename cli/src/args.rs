@@ -12,8 +12,8 @@ Exit codes:
   2    usage error: bad arguments, malformed URL, invalid namespace, key, pattern or TTL
   3    the store is unreachable, did not answer in time, or its file cannot be opened
        (missing for a read, not a namestore file, damaged: see `namestore check`)
-  4    the store refused the operation (incr of a non-integer, overflow, credentials) or failed;
-       for check: the file is damaged beyond repair
+  4    the store refused the operation (incr of a non-integer, overflow, credentials, an
+       untrusted TLS certificate) or failed; for check: the file is damaged beyond repair
   5    clear was not confirmed; nothing was deleted
   70   internal error: a bug in namestore (please report it)
   130  bench was interrupted (Ctrl-C); its keys were removed";

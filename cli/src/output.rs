@@ -250,14 +250,26 @@ pub fn write_table(
     Ok(())
 }
 
-/// The URL with any user and password removed, for prompts: `redis://***@host:6379/0`. As
-/// the Redis driver reads it, the credentials run to the last `@`, so a password holding
-/// `?`, `#`, `/` or `@` is removed whole. The query is dropped too: an operator does not
-/// need its settings in a prompt.
+/// The URL with any user and password removed, for prompts: `redis://***@host:6379/0`. A
+/// Redis URL is shown as the driver reads it (its hosts and database; a password holding `?`,
+/// `#`, `/` or `@` is removed whole, and a parameter's value holding an `@` is not taken for
+/// the end of the credentials); any other URL, or one the driver cannot read, loses everything
+/// up to its last `@`. The query is dropped too: an operator does not need its settings in a
+/// prompt.
 pub fn redacted_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return "the store".to_owned();
     };
+    if let Ok(config) = namestore::drivers::redis::RedisConfig::from_url(url) {
+        // `scheme://[credentials@]hosts/db`; hosts hold no `@`.
+        let shown = config.to_string();
+        let (scheme, read) = shown.split_once("://").unwrap_or(("redis", &shown));
+        let shown = match read.rsplit_once('@') {
+            Some((_, address)) => format!("{scheme}://***@{address}"),
+            None => format!("{scheme}://{read}"),
+        };
+        return escape_controls(&shown).into_owned();
+    }
     let network = scheme.to_ascii_lowercase().starts_with("redis");
     let (credentials, rest) = match rest.rfind('@') {
         Some(at) if network => ("***@", &rest[at + 1..]),
@@ -320,7 +332,10 @@ mod tests {
             redacted_url("redis://user:s3cret@host:6379/2?x=1"),
             "redis://***@host:6379/2"
         );
-        assert_eq!(redacted_url("redis://:p@ss@host"), "redis://***@host");
+        assert_eq!(
+            redacted_url("redis://:p@ss@host"),
+            "redis://***@host:6379/0"
+        );
         for password in [
             "pa?ssSECRET",
             "pa#ssSECRET",
@@ -331,6 +346,22 @@ mod tests {
             let shown = redacted_url(&format!("redis://user:{password}@127.0.0.1:6379/0?x=1"));
             assert_eq!(shown, "redis://***@127.0.0.1:6379/0", "{password}");
         }
+        // A parameter's value holding an `@` (a CA file in a directory named with one).
+        let dir =
+            std::env::temp_dir().join(format!("namestore-cli-{}/redis@6380", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ca = dir.join("ca.pem");
+        std::fs::write(&ca, "not read here").unwrap();
+        let ca = ca.display();
+        assert_eq!(
+            redacted_url(&format!("rediss://u:p@w@host:6380/1?tls_ca_file={ca}")),
+            "rediss://***@host:6380/1"
+        );
+        assert_eq!(
+            redacted_url(&format!("rediss://host/0?tls_ca_file={ca}")),
+            "rediss://host:6379/0"
+        );
+        std::fs::remove_dir_all(dir.parent().unwrap()).unwrap();
         assert_eq!(redacted_url("redb:///tmp/a@b.redb"), "redb:///tmp/a@b.redb");
         assert_eq!(redacted_url("redb:///tmp/a.redb"), "redb:///tmp/a.redb");
         assert_eq!(redacted_url("memory://"), "memory://");

@@ -36,11 +36,12 @@ pub(crate) const FARTHEST: Duration = Duration::from_secs(30 * 365 * 86_400);
 ///
 /// The user and password may hold any character. Percent-encoding (`%40` for `@`, `%3F` for
 /// `?`, `%25` for `%`…) is decoded; a password with a raw `?`, `#`, `/`, `@` or `:` is also
-/// understood, because the credentials run to the *last* `@` before the query, which starts
-/// at the first `?` naming one of the parameters above (or else after the last `@`): so a
-/// parameter's value may hold an `@` (`tls_ca_file=/etc/redis@6380/ca.pem`), and a password
-/// holding a `?` followed by a parameter's name writes that `?` as `%3F`. The password is
-/// never shown: not in an error, not in `Debug`.
+/// understood, because the credentials run to the *last* `@` of the URL. A parameter's value
+/// may hold an `@` too (`tls_ca_file=/etc/redis@6380/ca.pem`): when a `?` naming one of the
+/// parameters above comes before the last `@`, the URL is read with the credentials ending
+/// before that `?` first, and the other way if that fails. The password is never shown: not
+/// in an error (an error about a URL read both ways reports the second reading), not in
+/// `Debug`.
 ///
 /// ```
 /// use namestore::drivers::redis::RedisConfig;
@@ -181,10 +182,26 @@ impl RedisConfig {
                 "a Redis URL starts with `redis://`, `rediss://` or `redis+cluster://`",
             ));
         };
-        // The credentials run to the last `@` before the query: a password may hold `?`, `#`,
-        // `/` and `@`, and a parameter's value `@` (`tls_ca_file=/etc/redis@6380/ca.pem`).
-        let before_query = crate::query::query_start(rest, &PARAMETERS).unwrap_or(rest.len());
-        let (credentials, tail) = match rest[..before_query].rfind('@') {
+        // A password may hold `?`, `#`, `/` and `@`, and a parameter's value `@`: each reading
+        // in turn, the likelier first; the last one's error never quotes the credentials.
+        let readings = crate::query::credentials_end(rest, &PARAMETERS);
+        let mut parsed = Err(Error::invalid_url("a Redis URL names a host"));
+        for &end in &readings {
+            parsed = Self::parse(cluster, tls, rest, end);
+            if parsed.is_ok() {
+                return parsed;
+            }
+        }
+        match readings.len() {
+            1 => parsed,
+            _ => parsed.map_err(|e| e.with_note(crate::query::AT_IN_A_VALUE)),
+        }
+    }
+
+    /// Parses `rest`, a Redis URL after its scheme, whose credentials end at the `@` at `end`
+    /// (none without it).
+    fn parse(cluster: bool, tls: bool, rest: &str, end: Option<usize>) -> Result<Self> {
+        let (credentials, tail) = match end {
             Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
             None => (None, rest),
         };
@@ -359,7 +376,16 @@ impl RedisConfig {
     }
 }
 
-impl fmt::Debug for RedisConfig {
+/// The server's URL as the config reads it, its password `<redacted>` and its parameters left
+/// out: `redis://user:<redacted>@host:6379/0`.
+///
+/// ```
+/// use namestore::drivers::redis::RedisConfig;
+///
+/// let config = RedisConfig::from_url("rediss://app:s3cret@cache:6380/2?hash_tag=1").unwrap();
+/// assert_eq!(config.to_string(), "rediss://app:<redacted>@cache:6380/2");
+/// ```
+impl fmt::Display for RedisConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let scheme = match (self.cluster, self.tls) {
             (true, _) => CLUSTER_SCHEME,
@@ -372,9 +398,14 @@ impl fmt::Debug for RedisConfig {
             (user, Some(_)) => format!("{}:<redacted>@", user.as_deref().unwrap_or("")),
         };
         let hosts: Vec<String> = self.nodes.iter().map(Node::to_string).collect();
-        let url = format!("{scheme}://{credentials}{}/{}", hosts.join(","), self.db);
+        write!(f, "{scheme}://{credentials}{}/{}", hosts.join(","), self.db)
+    }
+}
+
+impl fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisConfig")
-            .field("url", &url)
+            .field("url", &self.to_string())
             .field("hash_tag", &self.hash_tag)
             .field(
                 "tls_root_certificate",
@@ -438,9 +469,15 @@ mod tests {
 
     #[test]
     fn a_parameter_may_hold_an_at_sign() {
+        // A file that is not there: read two ways, reported the way that never quotes the
+        // password, with a note; with the `@` escaped, read one way.
         let url = format!(
             "rediss://user:pa@ss{SECRET}@127.0.0.1:6390/2?tls_ca_file=/no/such/redis@6380/ca.pem"
         );
+        let error = RedisConfig::from_url(&url).unwrap_err();
+        assert!(error.to_string().contains("`%40`"), "{error}");
+        assert!(!error.to_string().contains(SECRET), "{error}");
+        let url = url.replace("redis@6380", "redis%406380");
         let error = RedisConfig::from_url(&url).unwrap_err();
         assert!(
             error
@@ -455,6 +492,21 @@ mod tests {
         assert_eq!(config.password.as_deref(), Some(&*format!("pa@ss{SECRET}")));
         assert_eq!((config.db, config.hash_tag), (2, true));
         assert_eq!(config.connect_timeout, Duration::from_millis(7));
+        // A password holding `?` and a parameter's name still reads as the password ...
+        let url = format!("redis://user:pa?hash_tag=1{SECRET}@127.0.0.1:6390/2");
+        let config = RedisConfig::from_url(&url).unwrap();
+        let password = format!("pa?hash_tag=1{SECRET}");
+        assert_eq!(config.password.as_deref(), Some(&*password));
+        assert_eq!((config.db, config.hash_tag), (2, false));
+        // ... and an error about the rest of such a URL never quotes it.
+        for url in [
+            format!("redis://user:pa?hash_tag=1{SECRET}@127.0.0.1:notaport"),
+            format!("redis://user:pa?tls_ca_file=/x{SECRET}@127.0.0.1/notadb"),
+            format!("rediss://user:pa?tls_ca_file={SECRET}@h/0?tls_ca_file=/no@such:port"),
+        ] {
+            let error = RedisConfig::from_url(&url).unwrap_err();
+            assert!(!error.to_string().contains(SECRET), "{url}: {error}");
+        }
     }
 
     #[test]
