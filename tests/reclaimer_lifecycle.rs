@@ -96,4 +96,65 @@ async fn one_reclaimer_thread_serves_every_store_and_ends_with_the_last() {
     wait_for("the reclaimer thread outlived the store", || {
         reaper_threads() == 0
     });
+
+    // redb files share it too, with memory stores: 100 files, one reclaimer thread, each
+    // file's expired keys deleted, and each file closed (opened again at once) when dropped.
+    #[cfg(feature = "redb")]
+    {
+        let dir = std::env::temp_dir().join(format!("namestore-reaper-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = |i: usize| format!("redb://{}/s{i}.redb?durable=0", dir.display());
+        let memory = MemoryDriver::new();
+        wait_for("the reclaimer thread did not start", || {
+            reaper_threads() == 1
+        });
+        let threads = || std::fs::read_dir("/proc/self/task").unwrap().count();
+        let before = threads();
+        let files: Vec<_> = (0..100)
+            .map(|i| namestore::open(&url(i)).unwrap())
+            .collect();
+        // Each file has its committer thread, and no reclaimer thread of its own.
+        assert_eq!(threads(), before + 100, "threads for 100 files");
+        let namespaces: Vec<_> = files
+            .iter()
+            .map(|f| f.namespace::<String>("a", "b").unwrap())
+            .collect();
+        for namespace in &namespaces {
+            namespace
+                .set(&"k".to_owned(), "v", Some(Duration::from_millis(20)))
+                .await
+                .unwrap();
+        }
+        assert_eq!(
+            reaper_threads(),
+            1,
+            "one thread for memory stores and redb files"
+        );
+        let started = std::time::Instant::now();
+        for (i, namespace) in namespaces.iter().enumerate() {
+            // Reclaimed in the file: the entries it stores, expired ones not reclaimed yet
+            // included, are none.
+            let file = namespace
+                .driver()
+                .downcast_ref::<namestore::drivers::redb::RedbDriver>()
+                .unwrap();
+            loop {
+                if file.stored_entries("a:b:").unwrap() == 0 {
+                    break;
+                }
+                assert!(
+                    started.elapsed() < Duration::from_secs(20),
+                    "file {i} not reclaimed"
+                );
+                thread::sleep(Duration::from_millis(10));
+            }
+        }
+        drop((files, namespaces, memory));
+        wait_for("the reclaimer thread outlived the files", || {
+            reaper_threads() == 0
+        });
+        let again = namestore::open(&url(0)).unwrap();
+        drop(again);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

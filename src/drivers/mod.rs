@@ -2,6 +2,8 @@
 
 pub mod memory;
 
+pub(crate) mod reaper;
+
 #[cfg(feature = "redis")]
 pub mod redis;
 

@@ -154,7 +154,8 @@ impl MemoryBuilder {
             registry,
         });
         if let Some(interval) = interval {
-            super::reaper::watch(Arc::downgrade(&inner), interval)?;
+            let weak = Arc::downgrade(&inner);
+            crate::drivers::reaper::watch(weak, interval)?;
         }
         Ok(MemoryDriver { inner })
     }

@@ -24,7 +24,6 @@ mod eviction;
 mod ghosts;
 mod order;
 mod pages;
-mod reaper;
 mod registry;
 mod schedule;
 mod scope;
@@ -87,6 +86,15 @@ struct Inner {
     shards: usize,
     clock: Clock,
     registry: Arc<Registry>,
+}
+
+impl crate::drivers::reaper::Reclaim for Inner {
+    /// Reclaims expired entries, visiting only the tables whose keys with a TTL are due; in a
+    /// nearly full store with a budget, now and then gives back what empty shards keep.
+    fn round(self: Arc<Self>) {
+        self.registry.reclaim(self.clock.now(), false);
+        self.registry.release_in_background();
+    }
 }
 
 impl MemoryDriver {

@@ -4,8 +4,8 @@
 //! Every key is stored under `root:domain:key` in one table, so a namespace is a key range and
 //! `keys`, `scan` and `clear` read only that range. A value is stored with its absolute
 //! wall-clock deadline (Unix milliseconds), so a TTL keeps running while the process is down;
-//! a second table indexes keys by deadline, so a background thread reclaims expired keys
-//! without scanning the data. Each operation, and each batch, is one write transaction; by
+//! a second table indexes keys by deadline, so the background reclaimer (one thread for every
+//! store of the process) reclaims expired keys without scanning the data. Each operation, and each batch, is one write transaction; by
 //! default a call returns once its transaction is durable on disk.
 //!
 //! # The write path
@@ -91,15 +91,13 @@ struct Inner {
     /// Writes queued for the committer thread; dropped first when the driver goes.
     jobs: Option<mpsc::Sender<Box<dyn Job>>>,
     committer: Option<std::thread::JoinHandle<()>>,
-    _stop: Option<mpsc::Sender<()>>,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        // Stop the reclaimer, close the queue, wait for the committer (it finishes what is
-        // queued, a reclamation in flight included), then close the file: it can be opened
-        // again as soon as the last handle is gone.
-        self._stop.take();
+        // Close the queue (the reclaimer forgets the store at its next round), wait for the
+        // committer (it finishes what is queued, a reclamation in flight included), then close
+        // the file: it can be opened again as soon as the last handle is gone.
         self.jobs.take();
         if let Some(committer) = self.committer.take() {
             let _ = committer.join();
@@ -145,13 +143,6 @@ impl RedbDriver {
         let store = Arc::new(Store::open(config)?);
         // Zero turns the reclaimer off, as `None` does, rather than reclaim without pause.
         let interval = store.config.reap_interval.filter(|i| !i.is_zero());
-        let (stop, stopped) = match interval {
-            Some(_) => {
-                let (tx, rx) = mpsc::channel::<()>();
-                (Some(tx), Some(rx))
-            }
-            None => (None, None),
-        };
         let (jobs, queue) = mpsc::channel::<Box<dyn Job>>();
         let committer = {
             let store = Arc::clone(&store);
@@ -164,14 +155,10 @@ impl RedbDriver {
             store,
             jobs: Some(jobs),
             committer: Some(committer),
-            _stop: stop,
         });
-        if let (Some(interval), Some(stopped)) = (interval, stopped) {
+        if let Some(interval) = interval {
             let weak = Arc::downgrade(&inner);
-            std::thread::Builder::new()
-                .name("namestore-redb-reaper".into())
-                .spawn(move || reclaim::reclaim_loop(weak, stopped, interval))
-                .map_err(Error::backend)?;
+            crate::drivers::reaper::watch(weak, interval)?;
         }
         Ok(RedbDriver { inner })
     }

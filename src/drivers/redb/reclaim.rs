@@ -1,9 +1,8 @@
-//! Background reclamation of expired keys: a thread that walks the expiry index (keys by
-//! deadline), never the data, and deletes what is due through the committer.
+//! Background reclamation of expired keys: rounds on the reclaimer thread every store shares,
+//! each walking the expiry index (keys by deadline), never the data, and deleting what is due
+//! through the committer.
 
-use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::sync::Arc;
 
 use redb::{ReadableDatabase, ReadableTable};
 
@@ -13,7 +12,7 @@ use super::layout::{EXPIRY, PAGE, now_ms};
 use super::store::{Store, storage};
 use crate::Result;
 
-/// The most pages of expired keys one tick reclaims.
+/// The most pages of expired keys one round reclaims.
 const PAGES_PER_TICK: usize = 64;
 
 /// Deletes up to [`PAGE`] keys whose deadline has passed; returns how many.
@@ -51,23 +50,22 @@ fn due(store: &Store) -> bool {
     }
 }
 
-/// Reclaims every `interval` until the driver is dropped (`stopped` closes with it). The
-/// thread holds no handle on the driver between rounds, and during one only the queue and the
-/// store: dropping the driver's last handle closes the file, after at most the reclamation in
-/// flight.
-pub(super) fn reclaim_loop(inner: Weak<Inner>, stopped: mpsc::Receiver<()>, interval: Duration) {
-    while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(interval) {
-        let Some((store, jobs)) = inner
-            .upgrade()
-            .and_then(|inner| Some((Arc::clone(&inner.store), inner.jobs.clone()?)))
-        else {
+/// One round on the background reclaimer's thread ([`crate::drivers::reaper`]): when a key's
+/// deadline has passed, deletes what is due through the committer. The round lets go of the
+/// driver's handle first and holds only the queue and the store, so dropping the driver's
+/// last handle closes the file after at most the reclamation in flight.
+impl crate::drivers::reaper::Reclaim for Inner {
+    fn round(self: Arc<Self>) {
+        let Some(jobs) = self.jobs.clone() else {
             return;
         };
+        let store = Arc::clone(&self.store);
+        drop(self);
         if !due(&store) {
-            continue;
+            return;
         }
         // Keep going while whole pages come back, up to a bound: a mass expiry is reclaimed in
-        // a few ticks, and a damaged expiry index that keeps answering whole pages cannot
+        // a few rounds, and a damaged expiry index that keeps answering whole pages cannot
         // keep the committer busy for ever.
         for _ in 0..PAGES_PER_TICK {
             if !matches!(commit::write(&store, Some(&jobs), reclaim), Ok(PAGE)) {

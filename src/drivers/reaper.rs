@@ -1,26 +1,36 @@
-//! The background reclaimer: one thread for every memory store of the process.
+//! The background reclaimer: one thread for every store of the process that reclaims expired
+//! keys in the background (in-memory stores, and redb files).
 //!
 //! Each store with a reclaim interval is watched here by a weak reference and the time its
-//! next round is due. The thread sleeps until the earliest round, runs it (the store's expired
-//! entries reclaimed, and what empty shards keep given back in a nearly full store), and
+//! next round is due. The thread sleeps until the earliest round, runs it (for a memory store,
+//! its expired entries reclaimed and what empty shards keep given back in a nearly full store;
+//! for a redb file, its expired keys deleted through its committer when one is due), and
 //! schedules that store's next round one interval after this one ended, on a grid shared by
 //! all stores, so that rounds due together are run in one wake-up. A store dropped is
 //! forgotten at its next round; with no store left the thread ends, and the next store made
 //! starts another.
 //!
 //! One thread for all, not one a store: a program that makes many stores (one a tenant, one a
-//! test) paid a thread each, and each woke on its own ten times a second. 2,000 idle stores
-//! took a quarter of a CPU on the 2-vCPU VM of docs/performance.md, and the operating system's
-//! thread limit, once reached, left new stores without a reclaimer.
+//! test) paid a thread each, and each woke on its own ten times a second. 2,000 idle memory
+//! stores took a quarter of a CPU on the 2-vCPU VM of docs/performance.md, 500 redb files 12%
+//! (and a thread each besides their committers'), and the operating system's thread limit,
+//! once reached, left new stores without a reclaimer.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
-use super::Inner;
 use crate::{Error, Result};
+
+/// A store the thread reclaims in.
+pub(crate) trait Reclaim: Send + Sync + 'static {
+    /// One round of background reclamation. It takes the store's handle, so that a store can
+    /// let it go before its round's work (a redb file closes with its last handle, and must
+    /// not wait for a round).
+    fn round(self: Arc<Self>);
+}
 
 /// The stores watched and when each is next due; the thread's state.
 struct Schedule {
@@ -36,7 +46,7 @@ struct Round {
     at: Instant,
     order: u64,
     interval: Duration,
-    store: Weak<Inner>,
+    store: Weak<dyn Reclaim>,
 }
 
 impl PartialEq for Round {
@@ -75,7 +85,7 @@ fn lock_schedule() -> MutexGuard<'static, Schedule> {
 impl Schedule {
     /// Schedules `store`'s next round `interval` from now; a round too far off for the clock to
     /// hold is never due, and is not scheduled.
-    fn push(&mut self, store: Weak<Inner>, interval: Duration) {
+    fn push(&mut self, store: Weak<dyn Reclaim>, interval: Duration) {
         let Some(at) = on_grid(Instant::now(), interval) else {
             return;
         };
@@ -117,7 +127,7 @@ fn on_grid(now: Instant, interval: Duration) -> Option<Instant> {
 ///
 /// [`ErrorKind::Backend`](crate::ErrorKind::Backend) when the thread is not running and the
 /// operating system refuses to start it; the store is then not watched.
-pub(super) fn watch(store: Weak<Inner>, interval: Duration) -> Result<()> {
+pub(crate) fn watch(store: Weak<dyn Reclaim>, interval: Duration) -> Result<()> {
     let mut schedule = lock_schedule();
     if !schedule.running {
         std::thread::Builder::new()
@@ -157,12 +167,8 @@ fn run() {
         drop(schedule);
         // A panic in a round (a metrics recorder's, say) ends that round only: the other
         // stores keep their reclaimer.
-        let _ = catch_unwind(AssertUnwindSafe(|| {
-            store.registry.reclaim(store.clock.now(), false);
-            store.registry.release_in_background();
-        }));
-        // The store is not kept alive while the thread waits.
-        drop(store);
+        // The store is not kept alive while the thread waits: the round takes its handle.
+        let _ = catch_unwind(AssertUnwindSafe(|| store.round()));
         schedule = lock_schedule();
         schedule.push(round.store, round.interval);
     }
