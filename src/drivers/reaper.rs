@@ -10,11 +10,16 @@
 //! forgotten at its next round; with no store left the thread ends, and the next store made
 //! starts another.
 //!
-//! One thread for all, not one a store: a program that makes many stores (one a tenant, one a
+//! A thread for all, not one a store: a program that makes many stores (one a tenant, one a
 //! test) paid a thread each, and each woke on its own ten times a second. 2,000 idle memory
 //! stores took a quarter of a CPU on the 2-vCPU VM of docs/performance.md, 500 redb files 12%
 //! (and a thread each besides their committers'), and the operating system's thread limit,
 //! once reached, left new stores without a reclaimer.
+//!
+//! Two [`Lane`]s, each a thread: one for memory stores, whose rounds only compute, and one for
+//! files, whose rounds wait for their disks. A disk that stops answering holds up the rounds
+//! of the other files (their expired keys stay unseen and are reclaimed once it answers), and
+//! never a memory store's.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -69,25 +74,47 @@ impl Ord for Round {
     }
 }
 
-static SCHEDULE: Mutex<Schedule> = Mutex::new(Schedule {
-    rounds: BinaryHeap::new(),
-    running: false,
-    next_order: 0,
-});
-
-/// Wakes the thread when a round is scheduled earlier than the one it waits for.
-static WAKE: Condvar = Condvar::new();
-
-fn lock_schedule() -> MutexGuard<'static, Schedule> {
-    SCHEDULE.lock().unwrap_or_else(PoisonError::into_inner)
+/// The stores one thread watches.
+pub(crate) struct Lane {
+    schedule: Mutex<Schedule>,
+    /// Wakes the thread when a round is scheduled earlier than the one it waits for.
+    wake: Condvar,
+    /// The thread's name.
+    name: &'static str,
 }
+
+impl Lane {
+    const fn new(name: &'static str) -> Self {
+        Lane {
+            schedule: Mutex::new(Schedule {
+                rounds: BinaryHeap::new(),
+                running: false,
+                next_order: 0,
+            }),
+            wake: Condvar::new(),
+            name,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Schedule> {
+        self.schedule.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The memory stores' lane: rounds that only compute.
+pub(crate) static MEMORY: Lane = Lane::new("namestore-reaper");
+
+/// The files' lane (redb): rounds that read and write their files.
+#[cfg(feature = "redb")]
+pub(crate) static FILES: Lane = Lane::new("namestore-files");
 
 impl Schedule {
     /// Schedules `store`'s next round `interval` from now; a round too far off for the clock to
     /// hold is never due, and is not scheduled.
-    fn push(&mut self, store: Weak<dyn Reclaim>, interval: Duration) {
+    /// Returns whether the round is now the earliest, which the thread must be woken for.
+    fn push(&mut self, store: Weak<dyn Reclaim>, interval: Duration) -> bool {
         let Some(at) = on_grid(Instant::now(), interval) else {
-            return;
+            return false;
         };
         let order = self.next_order;
         self.next_order += 1;
@@ -98,9 +125,7 @@ impl Schedule {
             interval,
             store,
         }));
-        if earliest {
-            WAKE.notify_one();
-        }
+        earliest
     }
 }
 
@@ -121,28 +146,34 @@ fn on_grid(now: Instant, interval: Duration) -> Option<Instant> {
     at.checked_add(Duration::from_nanos(u64::try_from(late).ok()?))
 }
 
-/// Reclaims in `store` every `interval` while it lives, on the shared thread.
+/// Reclaims in `store` every `interval` while it lives, on `lane`'s thread.
 ///
 /// # Errors
 ///
 /// [`ErrorKind::Backend`](crate::ErrorKind::Backend) when the thread is not running and the
 /// operating system refuses to start it; the store is then not watched.
-pub(crate) fn watch(store: Weak<dyn Reclaim>, interval: Duration) -> Result<()> {
-    let mut schedule = lock_schedule();
+pub(crate) fn watch(
+    lane: &'static Lane,
+    store: Weak<dyn Reclaim>,
+    interval: Duration,
+) -> Result<()> {
+    let mut schedule = lane.lock();
     if !schedule.running {
         std::thread::Builder::new()
-            .name("namestore-reaper".into())
-            .spawn(run)
+            .name(lane.name.into())
+            .spawn(move || run(lane))
             .map_err(Error::backend)?;
         schedule.running = true;
     }
-    schedule.push(store, interval);
+    if schedule.push(store, interval) {
+        lane.wake.notify_one();
+    }
     Ok(())
 }
 
 /// The thread: each store's round when it is due, until no store is left.
-fn run() {
-    let mut schedule = lock_schedule();
+fn run(lane: &'static Lane) {
+    let mut schedule = lane.lock();
     loop {
         let Some(Reverse(next)) = schedule.rounds.peek() else {
             schedule.running = false;
@@ -151,7 +182,8 @@ fn run() {
         let now = Instant::now();
         if next.at > now {
             let wait = next.at - now;
-            schedule = WAKE
+            schedule = lane
+                .wake
                 .wait_timeout(schedule, wait)
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
@@ -165,11 +197,71 @@ fn run() {
             continue;
         };
         drop(schedule);
-        // A panic in a round (a metrics recorder's, say) ends that round only: the other
-        // stores keep their reclaimer.
-        // The store is not kept alive while the thread waits: the round takes its handle.
+        // The store is not kept alive while the thread waits: the round takes its handle. A
+        // panic in a round (a metrics recorder's, say) ends that round only: the other stores
+        // keep their reclaimer.
         let _ = catch_unwind(AssertUnwindSafe(|| store.round()));
-        schedule = lock_schedule();
+        schedule = lane.lock();
         schedule.push(round.store, round.interval);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    struct Counted(AtomicUsize);
+
+    impl Reclaim for Counted {
+        fn round(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// A round that waits as a file's does on a disk that stopped answering.
+    struct Stuck(Mutex<()>);
+
+    impl Reclaim for Stuck {
+        fn round(self: Arc<Self>) {
+            let _held = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    #[cfg(feature = "redb")]
+    #[test]
+    fn a_stuck_file_round_holds_up_no_memory_store() {
+        let stuck = Arc::new(Stuck(Mutex::new(())));
+        let disk = stuck.0.lock().unwrap();
+        let weak: Weak<dyn Reclaim> = Arc::downgrade(&stuck) as Weak<Stuck>;
+        watch(&FILES, weak, Duration::from_millis(1)).unwrap();
+        let counted = Arc::new(Counted(AtomicUsize::new(0)));
+        let weak: Weak<dyn Reclaim> = Arc::downgrade(&counted) as Weak<Counted>;
+        watch(&MEMORY, weak, Duration::from_millis(1)).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while counted.0.load(Ordering::SeqCst) < 20 {
+            assert!(
+                Instant::now() < deadline,
+                "memory rounds held up by a file's"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        drop(disk);
+    }
+
+    #[test]
+    fn rounds_fall_on_a_grid_and_never_early() {
+        let now = Instant::now();
+        for interval in [
+            Duration::from_millis(100),
+            Duration::from_micros(50),
+            Duration::ZERO,
+        ] {
+            let at = on_grid(now, interval).unwrap();
+            assert!(at >= now + interval);
+            assert!(at <= now + interval + interval / 10 + Duration::from_nanos(1));
+        }
+        assert_eq!(on_grid(now, Duration::MAX), None);
     }
 }

@@ -155,7 +155,7 @@ impl MemoryBuilder {
         });
         if let Some(interval) = interval {
             let weak = Arc::downgrade(&inner);
-            crate::drivers::reaper::watch(weak, interval)?;
+            crate::drivers::reaper::watch(&crate::drivers::reaper::MEMORY, weak, interval)?;
         }
         Ok(MemoryDriver { inner })
     }

@@ -5,7 +5,7 @@
 //! `keys`, `scan` and `clear` read only that range. A value is stored with its absolute
 //! wall-clock deadline (Unix milliseconds), so a TTL keeps running while the process is down;
 //! a second table indexes keys by deadline, so the background reclaimer (one thread for every
-//! store of the process) reclaims expired keys without scanning the data. Each operation, and each batch, is one write transaction; by
+//! file of the process) reclaims expired keys without scanning the data. Each operation, and each batch, is one write transaction; by
 //! default a call returns once its transaction is durable on disk.
 //!
 //! # The write path
@@ -158,7 +158,7 @@ impl RedbDriver {
         });
         if let Some(interval) = interval {
             let weak = Arc::downgrade(&inner);
-            crate::drivers::reaper::watch(weak, interval)?;
+            crate::drivers::reaper::watch(&crate::drivers::reaper::FILES, weak, interval)?;
         }
         Ok(RedbDriver { inner })
     }
