@@ -154,6 +154,33 @@ fn parse_node(text: &str) -> Result<Node> {
     })
 }
 
+/// The most bytes a `tls_ca_file` may hold: a bundle of every public root is about 200 KiB.
+const MAX_CA_FILE: u64 = 16 << 20;
+
+/// Reads the CA file a URL names, at most [`MAX_CA_FILE`] bytes: a path to something endless
+/// (`/dev/zero`, a pipe no one closes) must not read until memory runs out.
+fn read_ca_file(path: &str) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let cannot_read = |e: std::io::Error| {
+        Error::invalid_url(format!(
+            "Redis parameter `tls_ca_file`: cannot read `{}`: {e}",
+            crate::error::shorten(path)
+        ))
+    };
+    let mut pem = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(MAX_CA_FILE + 1).read_to_end(&mut pem))
+        .map_err(cannot_read)?;
+    if pem.len() as u64 > MAX_CA_FILE {
+        return Err(Error::invalid_url(format!(
+            "Redis parameter `tls_ca_file`: `{}` holds more than {} MiB, more than any CA file",
+            crate::error::shorten(path),
+            MAX_CA_FILE >> 20
+        )));
+    }
+    Ok(pem)
+}
+
 /// The parameters a Redis URL's query may name.
 pub(crate) const PARAMETERS: [&str; 4] = [
     "connect_timeout_ms",
@@ -276,13 +303,7 @@ impl RedisConfig {
                         "Redis parameter `tls_ca_file` needs a `rediss://` URL",
                     ));
                 }
-                let pem = std::fs::read(value).map_err(|e| {
-                    Error::invalid_url(format!(
-                        "Redis parameter `tls_ca_file`: cannot read `{}`: {e}",
-                        crate::error::shorten(value)
-                    ))
-                })?;
-                self.tls_root_certificate = Some(pem);
+                self.tls_root_certificate = Some(read_ca_file(value)?);
             }
             "hash_tag" => {
                 self.hash_tag = match value {
@@ -507,6 +528,13 @@ mod tests {
             let error = RedisConfig::from_url(&url).unwrap_err();
             assert!(!error.to_string().contains(SECRET), "{url}: {error}");
         }
+    }
+
+    #[test]
+    fn an_endless_ca_file_is_refused_not_read_to_the_end() {
+        let error = RedisConfig::from_url("rediss://h/0?tls_ca_file=/dev/zero").unwrap_err();
+        assert_eq!(error.kind(), crate::ErrorKind::InvalidUrl);
+        assert!(error.to_string().contains("more than 16 MiB"), "{error}");
     }
 
     #[test]
