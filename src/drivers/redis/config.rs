@@ -32,7 +32,7 @@ pub(crate) const FARTHEST: Duration = Duration::from_secs(30 * 365 * 86_400);
 /// `redis+cluster://[[user]:password@]host1:port1,host2:port2,…` with any of a cluster's nodes
 /// as seeds; with optional query parameters `connect_timeout_ms`, `response_timeout_ms`,
 /// `hash_tag=1` and, for `rediss://`, `tls_ca_file=/path/ca.pem` (a CA to trust instead of the
-/// system's roots, read when the URL is parsed).
+/// system's roots, read when the URL is parsed, at most 16 MiB).
 ///
 /// The user and password may hold any character. Percent-encoding (`%40` for `@`, `%3F` for
 /// `?`, `%25` for `%`…) is decoded; a password with a raw `?`, `#`, `/`, `@` or `:` is also
