@@ -174,16 +174,16 @@ impl<D: Driver> Instrumented<D> {
         &self,
         namespace: &NamespaceName,
         inner: D::Scope,
-    ) -> Result<InstrumentedScope<D::Scope>> {
+    ) -> InstrumentedScope<D::Scope> {
         let name = namespace.to_string();
         #[cfg(feature = "metrics")]
         export_removals(&inner);
-        Ok(InstrumentedScope {
+        InstrumentedScope {
             inner,
             #[cfg(feature = "metrics")]
             meters: Arc::new(meter::Meters::new(&name, self.inner.system_name())),
             namespace: name.into(),
-        })
+        }
     }
 
     /// The span of one operation, or a disabled span when nobody listens.
@@ -476,7 +476,7 @@ impl<D: Driver> Driver for Instrumented<D> {
     }
 
     fn scope(&self, namespace: &NamespaceName) -> Result<Self::Scope> {
-        self.wrap_scope(namespace, self.inner.scope(namespace)?)
+        Ok(self.wrap_scope(namespace, self.inner.scope(namespace)?))
     }
 
     fn scope_with_eviction(
@@ -484,7 +484,8 @@ impl<D: Driver> Driver for Instrumented<D> {
         namespace: &NamespaceName,
         mode: crate::Eviction,
     ) -> Result<Self::Scope> {
-        self.wrap_scope(namespace, self.inner.scope_with_eviction(namespace, mode)?)
+        let inner = self.inner.scope_with_eviction(namespace, mode)?;
+        Ok(self.wrap_scope(namespace, inner))
     }
 
     #[inline]
