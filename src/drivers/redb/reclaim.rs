@@ -1,4 +1,4 @@
-//! Background reclamation of expired keys: rounds on the reclaimer thread every store shares,
+//! Background reclamation of expired keys: rounds on the reclaimer thread every file shares,
 //! each walking the expiry index (keys by deadline), never the data, and deleting what is due
 //! through the committer.
 
