@@ -124,12 +124,12 @@ async fn dispatch(cli: Cli, out: &mut dyn Write) -> Result<(), Failure> {
         Command::Man => Ok(clap_mangen::Man::new(Cli::command()).render(out)?),
         Command::Demo => demo::run(out).await,
         Command::Bench(bench) => {
-            let store = open_store(&cli.url, true)?;
+            let store = open_store(&cli.url, false)?;
             bench::run(store, &cli.url, &bench, cli.json, out).await
         }
         Command::Check => check(&cli.url, cli.json, out),
         command => {
-            let store = open_store(&cli.url, !command.reads_only())?;
+            let store = open_store(&cli.url, command.reads_only())?;
             let memory = store.downcast_ref::<namestore::MemoryDriver>().is_some();
             let writes = command.writes();
             let session = Session {
@@ -149,16 +149,27 @@ async fn dispatch(cli: Cli, out: &mut dyn Write) -> Result<(), Failure> {
     }
 }
 
-/// Opens the store a URL names. A file store is created only if `create` (a read never
-/// creates one). A URL that cannot be read is a usage error; a store that cannot be opened
-/// (unreachable, a missing or foreign file, a damaged one) exits 3.
-fn open_store(url: &str, create: bool) -> Result<AnyDriver, Failure> {
+/// Opens the store a URL names. For a command that only reads, a file store is opened
+/// read-only: it is never created or written (so a file on a read-only filesystem can be read,
+/// and several such commands share a file), except that a file its writer left open (a crash)
+/// is opened to be written, which recovers it, as an application's next open would. A URL
+/// that cannot be read is a usage error; a store that cannot be opened (unreachable, a missing
+/// or foreign file, a damaged one) exits 3.
+fn open_store(url: &str, reads_only: bool) -> Result<AnyDriver, Failure> {
     let opened = match url.split_once("://") {
         Some((scheme, _)) if scheme.eq_ignore_ascii_case("redb") => {
             let url = format!("redb://{}", &url[scheme.len() + 3..]);
             RedbConfig::from_url(&url).and_then(|mut config| {
-                config.create &= create;
-                RedbDriver::open(config).map(AnyDriver::new)
+                config.create &= !reads_only;
+                config.read_only |= reads_only;
+                match RedbDriver::open(config.clone()) {
+                    Err(error) if config.read_only && needs_recovery(&error) => {
+                        config.read_only = false;
+                        RedbDriver::open(config)
+                    }
+                    opened => opened,
+                }
+                .map(AnyDriver::new)
             })
         }
         _ => namestore::open(url),
@@ -170,6 +181,14 @@ fn open_store(url: &str, create: bool) -> Result<AnyDriver, Failure> {
         }
         failure
     })
+}
+
+/// Whether a read-only open failed because the file's writer left it open (a crash): its
+/// recovery writes.
+fn needs_recovery(error: &namestore::Error) -> bool {
+    std::error::Error::source(error)
+        .and_then(|source| source.downcast_ref::<redb::DatabaseError>())
+        .is_some_and(|source| matches!(source, redb::DatabaseError::RepairAborted))
 }
 
 /// `namestore check`: redb's integrity check and repair on the file the URL names.

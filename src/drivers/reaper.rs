@@ -208,12 +208,15 @@ fn run(lane: &'static Lane) {
 
 #[cfg(test)]
 mod tests {
+    #[cfg(feature = "redb")]
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
 
+    #[cfg(feature = "redb")]
     struct Counted(AtomicUsize);
 
+    #[cfg(feature = "redb")]
     impl Reclaim for Counted {
         fn round(self: Arc<Self>) {
             self.0.fetch_add(1, Ordering::SeqCst);
@@ -221,8 +224,10 @@ mod tests {
     }
 
     /// A round that waits as a file's does on a disk that stopped answering.
+    #[cfg(feature = "redb")]
     struct Stuck(Mutex<()>);
 
+    #[cfg(feature = "redb")]
     impl Reclaim for Stuck {
         fn round(self: Arc<Self>) {
             let _held = self.0.lock().unwrap_or_else(PoisonError::into_inner);

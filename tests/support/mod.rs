@@ -6,6 +6,7 @@ use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod read_only;
 mod scratch;
 pub use scratch::scratch_dir;
 

@@ -187,7 +187,7 @@ fn commit_group(store: &Store, mut pending: Vec<Box<dyn Job>>) {
     let outcome = store.contain(|| {
         loop {
             let db = store.database()?;
-            let mut txn = store.redb(db.begin_write())?;
+            let mut txn = store.redb(db.writable()?.begin_write())?;
             if !store.config.durable {
                 store.redb(txn.set_durability(Durability::None))?;
             }

@@ -18,10 +18,23 @@ pub struct RedbConfig {
     /// off. A tick with no key past its deadline writes nothing.
     pub reap_interval: Option<Duration>,
     /// `true` (the default): a missing file is created (on Unix with mode 0600, its owner's
-    /// alone, whatever the umask), and an empty (0-byte) file is made a new store. `false`: the file must already be a namestore file; a missing or empty file
-    /// is refused with [`ErrorKind::Unavailable`](crate::ErrorKind::Unavailable) and left as it
-    /// is, so a mistyped path cannot turn a read into a new store.
+    /// alone, whatever the umask), and an empty (0-byte) file is made a new store. `false`: the
+    /// file must already be a namestore file; a missing or empty file is refused with
+    /// [`ErrorKind::Unavailable`](crate::ErrorKind::Unavailable) and left as it is, so a
+    /// mistyped path cannot turn a read into a new store.
     pub create: bool,
+    /// `false` (the default): the store reads and writes. `true`: it only reads, and never
+    /// writes to the file, nor opens it for writing: a file on a read-only filesystem (a
+    /// backup, a container's read-only volume) or one the process may only read can be
+    /// inspected, and any number of read-only stores, in this process or others, share the
+    /// file (a store that writes still excludes every other). Every write is refused with
+    /// [`ErrorKind::Backend`](crate::ErrorKind::Backend) and changes nothing; expired keys read
+    /// as absent but are not reclaimed (no background thread runs); `create` does not apply
+    /// (the file must be a namestore file). A file whose writer stopped without closing it (a
+    /// crash) needs a recovery that writes: a read-only open refuses it with
+    /// [`ErrorKind::Unavailable`](crate::ErrorKind::Unavailable) until a store that writes has
+    /// opened it once (or [`RedbDriver::check`](super::RedbDriver::check) has run on it).
+    pub read_only: bool,
 }
 
 impl RedbConfig {
@@ -33,11 +46,13 @@ impl RedbConfig {
             durable: true,
             reap_interval: Some(Duration::from_millis(100)),
             create: true,
+            read_only: false,
         }
     }
 
     /// Parses `redb:///absolute/path` or `redb://relative/path`, with `?durable=0` for the fast,
-    /// non-durable mode and `?create=0` to open only a file that is already a store. The path
+    /// non-durable mode, `?create=0` to open only a file that is already a store and
+    /// `?read_only=1` to only read it ([`read_only`](Self::read_only)). The path
     /// runs to the first `?`; `%XX` escapes in it are decoded, so a file whose name holds a `?`
     /// is `%3F` (and a `%` is `%25`).
     ///
@@ -52,6 +67,9 @@ impl RedbConfig {
     /// let config = RedbConfig::from_url("redb:///var/lib/app/store.redb?durable=0").unwrap();
     /// assert!(!config.durable && config.create);
     /// assert!(RedbConfig::from_url("redb://").is_err());
+    ///
+    /// let backup = RedbConfig::from_url("redb:///mnt/backup/store.redb?read_only=1").unwrap();
+    /// assert!(backup.read_only);
     ///
     /// let odd = RedbConfig::from_url("redb:///tmp/what%3F%20100%25.redb").unwrap();
     /// assert_eq!(odd.path, std::path::Path::new("/tmp/what? 100%.redb"));
@@ -72,18 +90,20 @@ impl RedbConfig {
         let mut config = RedbConfig::new(&*path);
         for parameter in crate::query::parameters(query, "redb")? {
             let flag = match (&*parameter.name, &*parameter.value) {
-                (name @ ("durable" | "create"), "1" | "true") => (name, true),
-                (name @ ("durable" | "create"), "0" | "false") => (name, false),
+                (name @ ("durable" | "create" | "read_only"), "1" | "true") => (name, true),
+                (name @ ("durable" | "create" | "read_only"), "0" | "false") => (name, false),
                 (name, _) => {
                     return Err(Error::invalid_url(format!(
-                        "unknown or malformed redb parameter `{}` (known: durable=1|0, create=1|0)",
+                        "unknown or malformed redb parameter `{}` (known: durable=1|0, \
+                         create=1|0, read_only=1|0)",
                         crate::error::shorten(name)
                     )));
                 }
             };
             match flag {
                 ("durable", on) => config.durable = on,
-                (_, on) => config.create = on,
+                ("create", on) => config.create = on,
+                (_, on) => config.read_only = on,
             }
         }
         Ok(config)

@@ -29,6 +29,12 @@
 //! tokio runtime (another executor, or a future polled by hand) every call works: what would
 //! go to the blocking pool runs on the calling thread.
 //!
+//! # Read-only
+//!
+//! With [`RedbConfig::read_only`] (`?read_only=1`) the file is opened for reading alone: no
+//! committer, no reclaimer, every write refused, the file never written; read-only stores
+//! share a file with each other, and a file that cannot be written can be read.
+//!
 //! The parts: [`config`](RedbConfig) (settings and URL), `layout` (tables, value encoding, the
 //! clock), `store` (the file: opening, reopening after an I/O failure, containing redb's
 //! panics), `commit` (the group-commit write path), `read` (snapshots) and `reclaim`.
@@ -133,14 +139,27 @@ impl RedbDriver {
     /// # Errors
     ///
     /// - [`ErrorKind::Unavailable`](crate::ErrorKind::Unavailable): another process (or
-    ///   driver) has the file open, or it cannot be opened or created (a missing directory, no
-    ///   permission), or it is missing or empty and `config.create` is off.
+    ///   driver) has the file open (for a read-only store: one that writes), or it cannot be
+    ///   opened or created (a missing directory, no permission, a read-only filesystem), or it
+    ///   is missing or empty and `config.create` is off (or `config.read_only` on), or, for a
+    ///   read-only store, its writer left it open and it needs recovering
+    ///   ([`RedbConfig::read_only`]).
     /// - [`ErrorKind::Corrupted`](crate::ErrorKind::Corrupted): the file is damaged; see
     ///   [`RedbDriver::check`].
     /// - [`ErrorKind::Backend`](crate::ErrorKind::Backend): the file is not a namestore file
     ///   (it is left unchanged), or cannot be read.
     pub fn open(config: RedbConfig) -> Result<Self> {
         let store = Arc::new(Store::open(config)?);
+        if store.config.read_only {
+            // Nothing to commit and nothing to reclaim: no thread.
+            return Ok(RedbDriver {
+                inner: Arc::new(Inner {
+                    store,
+                    jobs: None,
+                    committer: None,
+                }),
+            });
+        }
         // Zero turns the reclaimer off, as `None` does, rather than reclaim without pause.
         let interval = store.config.reap_interval.filter(|i| !i.is_zero());
         let (jobs, queue) = mpsc::channel::<Box<dyn Job>>();
@@ -296,6 +315,9 @@ impl RedbDriver {
         &self,
         work: impl FnMut(&mut Writer<'_>) -> Result<T> + Send + 'static,
     ) -> Result<T> {
+        if self.inner.store.config.read_only {
+            return Err(store::read_only());
+        }
         commit::write_async(&self.inner.store, self.inner.jobs.as_ref(), work).await
     }
 

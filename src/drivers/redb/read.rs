@@ -9,7 +9,7 @@
 use std::ops::Bound;
 
 use bytes::Bytes;
-use redb::{ReadOnlyTable, ReadableDatabase};
+use redb::ReadOnlyTable;
 
 use super::layout::{DATA, PAGE, decode, live, now_ms};
 use super::store::{Store, storage};

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use redb::{ReadableDatabase, ReadableTable};
+use redb::ReadableTable;
 
 use super::Inner;
 use super::commit::{self, Writer};

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
-use redb::{Database, ReadableDatabase, TableHandle};
+use redb::{Database, ReadOnlyDatabase, ReadTransaction, ReadableDatabase, TableHandle};
 
 use super::config::RedbConfig;
 use super::layout::{DATA, EXPIRY, FORMAT, META, now_ms};
@@ -42,10 +42,40 @@ fn needs_reopen(error: &redb::Error) -> bool {
     )
 }
 
+/// The open file: a database that reads and writes, or one that only reads
+/// ([`RedbConfig::read_only`]).
+pub(super) enum Handle {
+    Writable(Database),
+    ReadOnly(ReadOnlyDatabase),
+}
+
+impl Handle {
+    /// A read transaction on the latest committed snapshot.
+    pub(super) fn begin_read(&self) -> Result<ReadTransaction, redb::TransactionError> {
+        match self {
+            Handle::Writable(db) => db.begin_read(),
+            Handle::ReadOnly(db) => db.begin_read(),
+        }
+    }
+
+    /// The database to write to; an error for a read-only store.
+    pub(super) fn writable(&self) -> Result<&Database> {
+        match self {
+            Handle::Writable(db) => Ok(db),
+            Handle::ReadOnly(_) => Err(read_only()),
+        }
+    }
+}
+
+/// The error of a write to a read-only store.
+pub(super) fn read_only() -> Error {
+    Error::backend("the store is read-only (`read_only`): it takes no writes")
+}
+
 pub(super) struct Store {
     pub(super) config: RedbConfig,
     /// The open database; `None` after an I/O failure, until the next call opens it again.
-    db: RwLock<Option<Arc<Database>>>,
+    db: RwLock<Option<Arc<Handle>>>,
     /// Held while the file is being opened again, so one caller does it.
     reopening: Mutex<()>,
     /// Why the store is broken, once redb has panicked on it.
@@ -70,7 +100,7 @@ impl Store {
     }
 
     /// The open database, opened again first if an I/O failure closed it.
-    pub(super) fn database(&self) -> Result<Arc<Database>> {
+    pub(super) fn database(&self) -> Result<Arc<Handle>> {
         self.check()?;
         if self.shut.load(Ordering::SeqCst) {
             return Err(Error::backend("the store is closed"));
@@ -120,7 +150,7 @@ impl Store {
 
     /// The open database, or `None` when it must be opened again first (after an I/O
     /// failure): a read that must not wait for the file to be opened goes elsewhere then.
-    pub(super) fn database_now(&self) -> Result<Option<Arc<Database>>> {
+    pub(super) fn database_now(&self) -> Result<Option<Arc<Handle>>> {
         self.check()?;
         if self.shut.load(Ordering::SeqCst) {
             return Err(Error::backend("the store is closed"));
@@ -192,10 +222,10 @@ fn already_open(error: &Error) -> bool {
 /// Opens (or, if the config allows, creates) the file, contained: a file that makes redb
 /// panic is [`ErrorKind::Corrupted`](crate::ErrorKind::Corrupted), and checks that it is
 /// namestore's.
-pub(super) fn open_database(config: &RedbConfig) -> Result<Database> {
+pub(super) fn open_database(config: &RedbConfig) -> Result<Handle> {
     let path = &config.path;
     let shown = path.display().to_string();
-    if !config.create {
+    if !config.create || config.read_only {
         match std::fs::metadata(path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(Error::unavailable(
@@ -212,7 +242,14 @@ pub(super) fn open_database(config: &RedbConfig) -> Result<Database> {
             _ => {}
         }
     }
-    match catch_unwind(AssertUnwindSafe(|| open_and_check(path, &shown))) {
+    let open = || {
+        if config.read_only {
+            open_read_only(path, &shown).map(Handle::ReadOnly)
+        } else {
+            open_and_check(path, &shown).map(Handle::Writable)
+        }
+    };
+    match catch_unwind(AssertUnwindSafe(open)) {
         Ok(result) => result,
         Err(payload) => Err(Error::corrupted(format!(
             "{shown}: redb failed while opening it ({}); run `namestore check` (RedbDriver::check) on it",
@@ -222,11 +259,35 @@ pub(super) fn open_database(config: &RedbConfig) -> Result<Database> {
 }
 
 fn open_and_check(path: &Path, shown: &str) -> Result<Database> {
-    create_private(path)
-        .map_err(|e| Error::unavailable(format!("cannot open {shown}: {e}"), None))?;
+    create_private(path).map_err(|e| cannot_open(shown, &e))?;
     let db = Database::create(path).map_err(|e| open_error(e, shown))?;
     mark_as_namestore(&db, shown, true)?;
     Ok(db)
+}
+
+/// Opens the file for reading only, never for writing, and checks that it is namestore's.
+fn open_read_only(path: &Path, shown: &str) -> Result<ReadOnlyDatabase> {
+    let db = redb::Builder::new()
+        .open_read_only(path)
+        .map_err(|e| open_error(e, shown))?;
+    if !is_namestore(&db, shown)? {
+        return Err(Error::backend(format!(
+            "{shown} is an empty redb database, not a namestore file"
+        )));
+    }
+    Ok(db)
+}
+
+/// A file that cannot be opened for the operating system's reason `io`; a file that may only be
+/// read says how to read it.
+fn cannot_open(shown: &str, io: &std::io::Error) -> Error {
+    let hint = match io.kind() {
+        std::io::ErrorKind::ReadOnlyFilesystem | std::io::ErrorKind::PermissionDenied => {
+            " (to read a file that cannot be written, open it read-only: `?read_only=1`)"
+        }
+        _ => "",
+    };
+    Error::unavailable(format!("cannot open {shown}: {io}{hint}"), None)
 }
 
 /// Creates the file at `path`, empty, if there is none, readable and writable by its owner
@@ -255,9 +316,15 @@ pub(super) fn open_error(error: redb::DatabaseError, shown: &str) -> Error {
         {
             not_namestore(shown)
         }
-        redb::DatabaseError::Storage(redb::StorageError::Io(io)) => {
-            Error::unavailable(format!("cannot open {shown}: {io}"), None)
-        }
+        redb::DatabaseError::Storage(redb::StorageError::Io(io)) => cannot_open(shown, &io),
+        redb::DatabaseError::RepairAborted => Error::unavailable(
+            format!(
+                "{shown} was left open by a writer that stopped (a crash?), and recovering it \
+                 writes to the file, which a read-only store does not: open it once with a \
+                 store that writes, or run `namestore check` on it"
+            ),
+            Some(Box::new(redb::DatabaseError::RepairAborted)),
+        ),
         redb::DatabaseError::Storage(redb::StorageError::Corrupted(reason)) => {
             Error::corrupted(format!("{shown}: {reason}"))
         }
@@ -274,6 +341,29 @@ fn not_namestore(shown: &str) -> Error {
 /// Checks that the database is namestore's, reading it without writing. A new (empty)
 /// database gets namestore's tables when `may_create`; otherwise it is refused.
 pub(super) fn mark_as_namestore(db: &Database, shown: &str, may_create: bool) -> Result<()> {
+    if is_namestore(db, shown)? {
+        return Ok(());
+    }
+    if !may_create {
+        return Err(Error::backend(format!(
+            "{shown} is an empty redb database, not a namestore file"
+        )));
+    }
+    let txn = db.begin_write().map_err(storage)?;
+    {
+        txn.open_table(META)
+            .map_err(storage)?
+            .insert("format", FORMAT)
+            .map_err(storage)?;
+        txn.open_table(DATA).map_err(storage)?;
+        txn.open_table(EXPIRY).map_err(storage)?;
+    }
+    txn.commit().map_err(storage)
+}
+
+/// Whether the database is namestore's (`false`: a redb database without tables, which can be
+/// made one); an error for another program's database or an unknown namestore format.
+fn is_namestore(db: &impl ReadableDatabase, shown: &str) -> Result<bool> {
     let read = db.begin_read().map_err(storage)?;
     let format = match read.open_table(META) {
         Ok(meta) => meta
@@ -284,7 +374,7 @@ pub(super) fn mark_as_namestore(db: &Database, shown: &str, may_create: bool) ->
         Err(other) => return Err(storage(other)),
     };
     match format.as_deref() {
-        Some(FORMAT) => return Ok(()),
+        Some(FORMAT) => return Ok(true),
         Some(_) => {
             return Err(Error::backend(format!(
                 "{shown} has an unknown namestore format"
@@ -302,21 +392,7 @@ pub(super) fn mark_as_namestore(db: &Database, shown: &str, may_create: bool) ->
             "{shown} is a redb file, but not namestore's"
         )));
     }
-    if !may_create {
-        return Err(Error::backend(format!(
-            "{shown} is an empty redb database, not a namestore file"
-        )));
-    }
-    let txn = db.begin_write().map_err(storage)?;
-    {
-        txn.open_table(META)
-            .map_err(storage)?
-            .insert("format", FORMAT)
-            .map_err(storage)?;
-        txn.open_table(DATA).map_err(storage)?;
-        txn.open_table(EXPIRY).map_err(storage)?;
-    }
-    txn.commit().map_err(storage)
+    Ok(false)
 }
 
 /// What readers need to know about the write transaction in flight, so that no read answers
