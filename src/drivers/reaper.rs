@@ -51,8 +51,16 @@ struct Round {
     at: Instant,
     order: u64,
     interval: Duration,
+    /// How many rounds in a row have panicked: each doubles the wait before the next, up to
+    /// [`LONGEST_BACKOFF`].
+    panics: u32,
     store: Weak<dyn Reclaim>,
 }
+
+/// The longest wait after rounds that panicked (unless the interval is longer): a round that
+/// always panics (a metrics recorder's bug) is tried, and reported by the panic hook, once a
+/// minute, not at every interval, ten times a second by default.
+const LONGEST_BACKOFF: Duration = Duration::from_secs(60);
 
 impl PartialEq for Round {
     fn eq(&self, other: &Self) -> bool {
@@ -109,11 +117,18 @@ pub(crate) static MEMORY: Lane = Lane::new("namestore-reaper");
 pub(crate) static FILES: Lane = Lane::new("namestore-files");
 
 impl Schedule {
-    /// Schedules `store`'s next round `interval` from now; a round too far off for the clock to
-    /// hold is never due, and is not scheduled.
-    /// Returns whether the round is now the earliest, which the thread must be woken for.
-    fn push(&mut self, store: Weak<dyn Reclaim>, interval: Duration) -> bool {
-        let Some(at) = on_grid(Instant::now(), interval) else {
+    /// Schedules `store`'s next round `interval` from now, or later after `panics` rounds in a
+    /// row that panicked; a round too far off for the clock to hold is never due, and is not
+    /// scheduled. Returns whether the round is now the earliest, which the thread must be woken
+    /// for.
+    fn push(&mut self, store: Weak<dyn Reclaim>, interval: Duration, panics: u32) -> bool {
+        let wait = match panics {
+            0 => interval,
+            _ => interval
+                .saturating_mul(1 << panics.min(16))
+                .min(LONGEST_BACKOFF.max(interval)),
+        };
+        let Some(at) = on_grid(Instant::now(), wait) else {
             return false;
         };
         let order = self.next_order;
@@ -123,6 +138,7 @@ impl Schedule {
             at,
             order,
             interval,
+            panics,
             store,
         }));
         earliest
@@ -165,7 +181,7 @@ pub(crate) fn watch(
             .map_err(Error::backend)?;
         schedule.running = true;
     }
-    if schedule.push(store, interval) {
+    if schedule.push(store, interval, 0) {
         lane.wake.notify_one();
     }
     Ok(())
@@ -199,10 +215,14 @@ fn run(lane: &'static Lane) {
         drop(schedule);
         // The store is not kept alive while the thread waits: the round takes its handle. A
         // panic in a round (a metrics recorder's, say) ends that round only: the other stores
-        // keep their reclaimer.
-        let _ = catch_unwind(AssertUnwindSafe(|| store.round()));
+        // keep their reclaimer, and this one is tried again later and later while its rounds
+        // keep panicking.
+        let panics = match catch_unwind(AssertUnwindSafe(|| store.round())) {
+            Ok(()) => 0,
+            Err(_) => round.panics.saturating_add(1),
+        };
         schedule = lane.lock();
-        schedule.push(round.store, round.interval);
+        schedule.push(round.store, round.interval, panics);
     }
 }
 
@@ -253,6 +273,46 @@ mod tests {
             std::thread::sleep(Duration::from_millis(1));
         }
         drop(disk);
+    }
+
+    /// A store whose rounds panic while `panicking` is set, as a buggy metrics recorder makes
+    /// them.
+    struct Panicking {
+        rounds: std::sync::atomic::AtomicUsize,
+        panicking: std::sync::atomic::AtomicBool,
+    }
+
+    impl Reclaim for Panicking {
+        fn round(self: Arc<Self>) {
+            use std::sync::atomic::Ordering::SeqCst;
+            self.rounds.fetch_add(1, SeqCst);
+            assert!(
+                !self.panicking.load(SeqCst),
+                "a round that panics (this test's)"
+            );
+        }
+    }
+
+    #[test]
+    fn a_round_that_keeps_panicking_is_tried_later_and_later() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let store = Arc::new(Panicking {
+            rounds: 0.into(),
+            panicking: true.into(),
+        });
+        let weak: Weak<dyn Reclaim> = Arc::downgrade(&store) as Weak<Panicking>;
+        watch(&MEMORY, weak, Duration::from_millis(5)).unwrap();
+        std::thread::sleep(Duration::from_secs(1));
+        // After 5, 10, 20, 40, 80, 160, 320, 640 ms: 7 or 8 rounds in the second, not 200.
+        let tried = store.rounds.load(SeqCst);
+        assert!((3..=12).contains(&tried), "{tried} rounds");
+        // Once a round succeeds, they come at the interval again.
+        store.panicking.store(false, SeqCst);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while store.rounds.load(SeqCst) < tried + 50 {
+            assert!(Instant::now() < deadline, "the rounds did not come back");
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     #[test]
