@@ -39,6 +39,7 @@ fn url() -> impl Strategy<Value = String> {
         "redis://",
         "rediss://",
         "redis+cluster://",
+        "rediss+cluster://",
         "redis://u:p@h:1/",
         "redb://",
         "redb:///",

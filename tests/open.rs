@@ -213,11 +213,24 @@ fn every_redis_scheme_opens_the_redis_driver() {
         ("rediss://127.0.0.1:6380/0", false),
         ("redis+cluster://127.0.0.1:7000,127.0.0.1:7001", true),
         ("REDIS+CLUSTER://127.0.0.1:7000?hash_tag=1", true),
+        ("rediss+cluster://127.0.0.1:7000,127.0.0.1:7001", true),
+        ("Rediss+Cluster://127.0.0.1:7000", true),
     ] {
         let store = open(url).unwrap_or_else(|e| panic!("{url}: {e}"));
         let redis = store
             .downcast_ref::<RedisDriver>()
             .unwrap_or_else(|| panic!("{url}: a Redis driver"));
         assert_eq!(redis.config().is_cluster(), cluster, "{url}");
+        let tls = url.to_ascii_lowercase().starts_with("rediss");
+        assert_eq!(redis.config().is_tls(), tls, "{url}");
+        // Shown with its own scheme.
+        let scheme = url.split("://").next().unwrap().to_ascii_lowercase();
+        assert!(
+            redis
+                .config()
+                .to_string()
+                .starts_with(&format!("{scheme}://")),
+            "{url}"
+        );
     }
 }

@@ -351,7 +351,31 @@ mod tests {
             std::env::temp_dir().join(format!("namestore-cli-{}/redis@6380", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let ca = dir.join("ca.pem");
-        std::fs::write(&ca, "not read here").unwrap();
+        // A URL naming a file that holds no certificate is refused: make one.
+        let made = std::process::Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+            ])
+            .args([
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=namestore test",
+                "-keyout",
+            ])
+            .arg(dir.join("ca.key"))
+            .arg("-out")
+            .arg(&ca)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("openssl (apt-get install openssl)");
+        assert!(made.success());
         let ca = ca.display();
         assert_eq!(
             redacted_url(&format!("rediss://u:p@w@host:6380/1?tls_ca_file={ca}")),

@@ -102,20 +102,49 @@ pub fn stop_server(port: u16) {
 /// Starts a Redis Cluster of three primaries on free loopback ports (`redis-cli --cluster
 /// create`) and waits until it serves every slot; returns its `redis+cluster://` seed URL.
 pub fn start_cluster() -> String {
+    start_cluster_with(None)
+}
+
+/// As [`start_cluster`], the nodes speaking TLS only, to clients and to each other, with the
+/// test certificate of [`certificates`]; returns its `rediss+cluster://` seed URL (whose
+/// clients must trust `ca.crt` in that directory).
+pub fn start_tls_cluster() -> String {
+    start_cluster_with(Some(certificates()))
+}
+
+fn start_cluster_with(tls: Option<&std::path::Path>) -> String {
     let ports: Vec<u16> = (0..3).map(|_| cluster_port()).collect();
     let dir = scratch_dir("cluster").join(ports[0].to_string());
     std::fs::create_dir_all(&dir).unwrap();
+    let tls_server = |port: u16| match tls {
+        Some(certificates) => format!(
+            " --port 0 --tls-port {port} --tls-cluster yes --tls-cert-file {d}/server.crt \
+             --tls-key-file {d}/server.key --tls-ca-cert-file {d}/ca.crt --tls-auth-clients no",
+            d = certificates.display()
+        ),
+        None => String::new(),
+    };
+    let tls_cli: Vec<String> = match tls {
+        Some(certificates) => vec![
+            "--tls".into(),
+            "--cacert".into(),
+            certificates.join("ca.crt").display().to_string(),
+        ],
+        None => Vec::new(),
+    };
     for port in &ports {
         start_server(
             *port,
             &format!(
-                "--cluster-enabled yes --cluster-config-file nodes-{port}.conf --dir {}",
-                dir.display()
+                "--cluster-enabled yes --cluster-config-file nodes-{port}.conf --dir {}{}",
+                dir.display(),
+                tls_server(*port)
             ),
         );
     }
     let nodes: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
     let created = Command::new("redis-cli")
+        .args(&tls_cli)
         .arg("--cluster")
         .arg("create")
         .args(&nodes)
@@ -128,18 +157,32 @@ pub fn start_cluster() -> String {
     let deadline = Instant::now() + Duration::from_secs(30);
     for port in &ports {
         loop {
-            let url = format!("redis://127.0.0.1:{port}/");
-            let state = redis::Client::open(url.as_str())
-                .and_then(|c| c.get_connection())
-                .and_then(|mut c| redis::cmd("CLUSTER").arg("INFO").query::<String>(&mut c));
-            if state.is_ok_and(|info| info.contains("cluster_state:ok")) {
+            let state = Command::new("redis-cli")
+                .args(&tls_cli)
+                .args([
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &port.to_string(),
+                    "CLUSTER",
+                    "INFO",
+                ])
+                .output();
+            if state
+                .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains("cluster_state:ok"))
+            {
                 break;
             }
             assert!(Instant::now() < deadline, "the cluster did not come up");
             std::thread::sleep(Duration::from_millis(50));
         }
     }
-    format!("redis+cluster://{}", nodes.join(","))
+    let scheme = if tls.is_some() {
+        "rediss+cluster"
+    } else {
+        "redis+cluster"
+    };
+    format!("{scheme}://{}", nodes.join(","))
 }
 
 /// A port for a cluster node: the node also listens on port + 10000 (the cluster bus), which

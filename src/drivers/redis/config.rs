@@ -17,6 +17,10 @@ pub const CLUSTER_SCHEME: &str = "redis+cluster";
 /// The URL scheme of a standalone Redis server over TLS.
 pub const TLS_SCHEME: &str = "rediss";
 
+/// The URL scheme of a Redis Cluster over TLS (every node, `tls-cluster yes`):
+/// `rediss+cluster://host1:port1,host2:port2`.
+pub const TLS_CLUSTER_SCHEME: &str = "rediss+cluster";
+
 const DEFAULT_PORT: u16 = 6379;
 
 /// The farthest a timeout reaches: about 30 years, as the runtime's farthest timer. A longer
@@ -30,9 +34,11 @@ pub(crate) const FARTHEST: Duration = Duration::from_secs(30 * 365 * 86_400);
 /// (`rediss://` over TLS, verified against the system's roots or
 /// [`RedisConfig::tls_root_certificate`]), or
 /// `redis+cluster://[[user]:password@]host1:port1,host2:port2,…` with any of a cluster's nodes
-/// as seeds; with optional query parameters `connect_timeout_ms`, `response_timeout_ms`,
-/// `hash_tag=1` and, for `rediss://`, `tls_ca_file=/path/ca.pem` (a CA to trust instead of the
-/// system's roots, read when the URL is parsed, at most 16 MiB).
+/// as seeds (`rediss+cluster://` over TLS, as managed clusters with encryption in transit
+/// require); with optional query parameters `connect_timeout_ms`, `response_timeout_ms`,
+/// `hash_tag=1` and, over TLS, `tls_ca_file=/path/ca.pem` (a CA to trust instead of the
+/// system's roots, read when the URL is parsed, at most 16 MiB, holding at least one PEM
+/// certificate).
 ///
 /// The user and password may hold any character. Percent-encoding (`%40` for `@`, `%3F` for
 /// `?`, `%25` for `%`…) is decoded; a password with a raw `?`, `#`, `/`, `@` or `:` is also
@@ -178,7 +184,43 @@ fn read_ca_file(path: &str) -> Result<Vec<u8>> {
             MAX_CA_FILE >> 20
         )));
     }
+    check_ca_pem(&pem).map_err(|why| {
+        Error::invalid_url(format!(
+            "Redis parameter `tls_ca_file`: `{}` holds {why}",
+            crate::error::shorten(path)
+        ))
+    })?;
     Ok(pem)
+}
+
+/// Checks that `pem` holds at least one certificate and that each is one rustls takes as a
+/// trust anchor, as the client library does when it connects: a file holding none (the wrong
+/// file, a key, a certificate in DER) made every connection fail as if the server's
+/// certificate were at fault, and a malformed one failed without its reason. Says what is
+/// wrong, never quoting the file.
+pub(crate) fn check_ca_pem(pem: &[u8]) -> std::result::Result<(), String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::{self, PemObject};
+    let mut roots = rustls::RootCertStore::empty();
+    for certificate in CertificateDer::pem_slice_iter(pem) {
+        let certificate = certificate.map_err(|error| match error {
+            pem::Error::MissingSectionEnd { .. } => "a PEM section without its END line".into(),
+            pem::Error::IllegalSectionStart { .. } => "a malformed PEM BEGIN line".into(),
+            pem::Error::Base64Decode(_) => "a PEM section that is not valid base64".into(),
+            other => format!("malformed PEM ({other})"),
+        })?;
+        roots
+            .add(certificate)
+            .map_err(|error| format!("a certificate that is not a usable CA ({error})"))?;
+    }
+    if roots.is_empty() {
+        return Err(
+            "no PEM certificate (`-----BEGIN CERTIFICATE-----`): give the certificate \
+                    of the CA that signed the server's, in PEM"
+                .into(),
+        );
+    }
+    Ok(())
 }
 
 /// The parameters a Redis URL's query may name.
@@ -190,7 +232,7 @@ pub(crate) const PARAMETERS: [&str; 4] = [
 ];
 
 impl RedisConfig {
-    /// Parses a `redis://`, `rediss://` or `redis+cluster://` URL.
+    /// Parses a `redis://`, `rediss://`, `redis+cluster://` or `rediss+cluster://` URL.
     ///
     /// # Errors
     ///
@@ -200,13 +242,16 @@ impl RedisConfig {
     pub fn from_url(url: &str) -> Result<Self> {
         let (cluster, tls, rest) = if let Some(rest) = url.strip_prefix("redis+cluster://") {
             (true, false, rest)
+        } else if let Some(rest) = url.strip_prefix("rediss+cluster://") {
+            (true, true, rest)
         } else if let Some(rest) = url.strip_prefix("redis://") {
             (false, false, rest)
         } else if let Some(rest) = url.strip_prefix("rediss://") {
             (false, true, rest)
         } else {
             return Err(Error::invalid_url(
-                "a Redis URL starts with `redis://`, `rediss://` or `redis+cluster://`",
+                "a Redis URL starts with `redis://`, `rediss://`, `redis+cluster://` or \
+                 `rediss+cluster://`",
             ));
         };
         // A password may hold `?`, `#`, `/` and `@`, and a parameter's value `@`: each reading
@@ -300,7 +345,8 @@ impl RedisConfig {
             "tls_ca_file" => {
                 if !self.tls {
                     return Err(Error::invalid_url(
-                        "Redis parameter `tls_ca_file` needs a `rediss://` URL",
+                        "Redis parameter `tls_ca_file` needs TLS: a `rediss://` or \
+                         `rediss+cluster://` URL",
                     ));
                 }
                 self.tls_root_certificate = Some(read_ca_file(value)?);
@@ -409,7 +455,8 @@ impl RedisConfig {
 impl fmt::Display for RedisConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let scheme = match (self.cluster, self.tls) {
-            (true, _) => CLUSTER_SCHEME,
+            (true, true) => TLS_CLUSTER_SCHEME,
+            (true, false) => CLUSTER_SCHEME,
             (false, true) => TLS_SCHEME,
             (false, false) => SCHEME,
         };
@@ -535,6 +582,72 @@ mod tests {
         let error = RedisConfig::from_url("rediss://h/0?tls_ca_file=/dev/zero").unwrap_err();
         assert_eq!(error.kind(), crate::ErrorKind::InvalidUrl);
         assert!(error.to_string().contains("more than 16 MiB"), "{error}");
+    }
+
+    /// A file that holds no usable CA certificate is refused when the URL is parsed, saying
+    /// why and quoting nothing of it; every connection failed as if the server's certificate
+    /// were at fault before.
+    #[test]
+    fn a_ca_file_without_a_certificate_is_refused() {
+        let dir = std::env::temp_dir().join(format!("namestore-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let key = concat!(
+            "-----BEGIN PRIVATE KEY-----\n",
+            "MC4CAQAwBQYDK2VwBCIEIB2q6v3cXc0N1Yp9dLz5r1vJtD+Q9yQ2d5xk0pYwq1Ld\n",
+            "-----END PRIVATE KEY-----\n",
+        );
+        let cases: [(&str, &[u8], &str); 6] = [
+            (
+                "text",
+                b"root:x:0:0:root:/root:/bin/bash\n",
+                "no PEM certificate",
+            ),
+            ("key", key.as_bytes(), "no PEM certificate"),
+            (
+                "der",
+                &[0x30, 0x82, 0x01, 0x0a, 0x02, 0x82],
+                "no PEM certificate",
+            ),
+            ("empty", b"", "no PEM certificate"),
+            (
+                "cut",
+                b"-----BEGIN CERTIFICATE-----\nMIIB\n",
+                "without its END line",
+            ),
+            (
+                "garbage",
+                concat!(
+                    "-----BEGIN CERTIFICATE-----\n",
+                    "bm90IGEgY2VydGlmaWNhdGU=\n",
+                    "-----END CERTIFICATE-----\n",
+                )
+                .as_bytes(),
+                "not a usable CA",
+            ),
+        ];
+        for (name, bytes, why) in cases {
+            let path = dir.join(name);
+            std::fs::write(&path, bytes).unwrap();
+            for scheme in ["rediss", "rediss+cluster"] {
+                let url = format!("{scheme}://h:1/?tls_ca_file={}", path.display());
+                let error = RedisConfig::from_url(&url).unwrap_err();
+                assert_eq!(error.kind(), crate::ErrorKind::InvalidUrl, "{name}");
+                assert!(error.to_string().contains(why), "{name}: {error}");
+                assert!(!error.to_string().contains("root:x"), "{error}");
+            }
+            // Set in code, it is refused when the driver is made.
+            let mut config = RedisConfig::from_url("rediss://h:1/").unwrap();
+            config.tls_root_certificate = Some(bytes.to_vec());
+            let error = super::super::RedisDriver::new(config).unwrap_err();
+            assert_eq!(error.kind(), crate::ErrorKind::InvalidUrl, "{name}");
+            assert!(error.to_string().contains(why), "{name}: {error}");
+        }
+        // A certificate for a connection without TLS would be ignored: refused.
+        let mut config = RedisConfig::from_url("redis+cluster://h:1").unwrap();
+        config.tls_root_certificate = Some(b"whatever".to_vec());
+        let error = super::super::RedisDriver::new(config).unwrap_err();
+        assert!(error.to_string().contains("without TLS"), "{error}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

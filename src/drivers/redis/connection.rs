@@ -97,6 +97,17 @@ pub(super) struct SingleLink {
 impl Link {
     /// The link for `config`; connects nothing yet.
     pub(super) fn new(config: &RedisConfig) -> Result<Self> {
+        if let Some(pem) = &config.tls_root_certificate {
+            if !config.is_tls() {
+                return Err(Error::invalid_url(
+                    "`RedisConfig::tls_root_certificate` is set for a connection without TLS: \
+                     use a `rediss://` or `rediss+cluster://` URL",
+                ));
+            }
+            super::config::check_ca_pem(pem).map_err(|why| {
+                Error::invalid_url(format!("`RedisConfig::tls_root_certificate` holds {why}"))
+            })?;
+        }
         if config.is_cluster() {
             return Ok(Link::Cluster(tokio::sync::OnceCell::new()));
         }
@@ -142,6 +153,14 @@ impl Link {
                                     .retries(retries);
                             if let Some(user) = config.username() {
                                 builder = builder.username(user);
+                            }
+                            // The nodes' addresses are `rediss://`, which makes every
+                            // connection TLS; a private CA is trusted instead of the roots.
+                            if let Some(pem) = &config.tls_root_certificate {
+                                builder = builder.certs(redis::TlsCertificates {
+                                    client_tls: None,
+                                    root_cert: Some(pem.clone()),
+                                });
                             }
                             builder.build().map_err(|e| connect_error(&e))
                         };
@@ -226,7 +245,10 @@ fn connect_error(error: &RedisError) -> Error {
         Error::backend(format!(
             "the Redis server refused the connection's settings: {error}"
         ))
-    } else if let Some(refusal) = refused_tls(error) {
+    } else if let Some(refusal) = refused_tls(error)
+        .map(ToString::to_string)
+        .or_else(|| refused_tls_in_text(error))
+    {
         // The TLS handshake ended on a certificate (or a protocol) the other side will refuse
         // again: the settings (the CA, the host name, the server's certificate) must change.
         Error::backend(format!(
@@ -271,6 +293,32 @@ fn refused_tls(error: &RedisError) -> Option<&rustls::Error> {
         source = current.source();
     }
     None
+}
+
+/// The refused TLS handshake [`refused_tls`] finds, in an error that carries it only as text:
+/// a cluster's first connections, whose failure redis-rs reports as the text of one node's
+/// error, without it as a source. Recognised by how rustls (the version this crate links)
+/// writes those errors.
+fn refused_tls_in_text(error: &RedisError) -> Option<String> {
+    let detail = error.detail()?;
+    let heading = |refusal: rustls::Error| {
+        let text = refusal.to_string();
+        text.split_once(':')
+            .map_or(text.clone(), |(heading, _)| heading.to_owned())
+    };
+    let refusals = [
+        heading(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::UnknownIssuer,
+        )),
+        heading(rustls::Error::NoCertificatesPresented),
+        heading(rustls::Error::PeerIncompatible(
+            rustls::PeerIncompatible::Tls12NotOffered,
+        )),
+    ];
+    refusals
+        .iter()
+        .any(|refusal| detail.contains(refusal.as_str()))
+        .then(|| detail.to_owned())
 }
 
 /// Whether the connection itself failed during an exchange (rather than the server answering

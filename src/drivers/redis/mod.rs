@@ -33,7 +33,7 @@ use redis::cluster_routing::{Route, SlotAddr};
 use redis::{Cmd, FromRedisValue, Pipeline, RedisError};
 
 pub(crate) use config::PARAMETERS;
-pub use config::{CLUSTER_SCHEME, RedisConfig, SCHEME, TLS_SCHEME};
+pub use config::{CLUSTER_SCHEME, RedisConfig, SCHEME, TLS_CLUSTER_SCHEME, TLS_SCHEME};
 
 use self::connection::{Connection, Link, Resend, send_once, send_transaction_once};
 use self::listing::{Seen, Target};
