@@ -38,7 +38,7 @@ pub(crate) const FARTHEST: Duration = Duration::from_secs(30 * 365 * 86_400);
 /// require); with optional query parameters `connect_timeout_ms`, `response_timeout_ms`,
 /// `hash_tag=1` and, over TLS, `tls_ca_file=/path/ca.pem` (a CA to trust instead of the
 /// system's roots, read when the URL is parsed, at most 16 MiB, holding at least one PEM
-/// certificate).
+/// certificate; a named pipe is read from its writer, within 10 s).
 ///
 /// The user and password may hold any character. Percent-encoding (`%40` for `@`, `%3F` for
 /// `?`, `%25` for `%`…) is decoded; a password with a raw `?`, `#`, `/`, `@` or `:` is also
@@ -163,8 +163,13 @@ fn parse_node(text: &str) -> Result<Node> {
 /// The most bytes a `tls_ca_file` may hold: a bundle of every public root is about 200 KiB.
 const MAX_CA_FILE: u64 = 16 << 20;
 
+/// How long a CA file that is a pipe (a secrets agent's) may take to be written.
+const CA_PIPE_WAIT: Duration = Duration::from_secs(10);
+
 /// Reads the CA file a URL names, at most [`MAX_CA_FILE`] bytes: a path to something endless
-/// (`/dev/zero`, a pipe no one closes) must not read until memory runs out.
+/// (`/dev/zero`, a pipe no one closes) must not read until memory runs out. A named pipe is
+/// opened without waiting for a writer (one with none reads as empty: no certificate, rather
+/// than a parse that never returns), and waited for [`CA_PIPE_WAIT`] at most.
 fn read_ca_file(path: &str) -> Result<Vec<u8>> {
     use std::io::Read;
     let cannot_read = |e: std::io::Error| {
@@ -173,10 +178,33 @@ fn read_ca_file(path: &str) -> Result<Vec<u8>> {
             crate::error::shorten(path)
         ))
     };
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
+    let mut file = options
+        .open(path)
+        .map_err(cannot_read)?
+        .take(MAX_CA_FILE + 1);
     let mut pem = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|file| file.take(MAX_CA_FILE + 1).read_to_end(&mut pem))
-        .map_err(cannot_read)?;
+    let started = std::time::Instant::now();
+    loop {
+        match file.read_to_end(&mut pem) {
+            Ok(_) => break,
+            // A pipe whose writer has not written yet.
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if started.elapsed() > CA_PIPE_WAIT {
+                    return Err(cannot_read(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("nothing more came in {CA_PIPE_WAIT:?}"),
+                    )));
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(cannot_read(e)),
+        }
+    }
     if pem.len() as u64 > MAX_CA_FILE {
         return Err(Error::invalid_url(format!(
             "Redis parameter `tls_ca_file`: `{}` holds more than {} MiB, more than any CA file",
@@ -647,6 +675,45 @@ mod tests {
         config.tls_root_certificate = Some(b"whatever".to_vec());
         let error = super::super::RedisDriver::new(config).unwrap_err();
         assert!(error.to_string().contains("without TLS"), "{error}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A CA file that is a named pipe (a secrets agent's) is read from its writer, and one
+    /// without a writer reads as empty: the URL's parse no longer waits for ever in `open`.
+    #[cfg(unix)]
+    #[test]
+    fn a_ca_file_that_is_a_pipe_is_read_without_waiting_for_ever() {
+        use std::io::Write;
+        let dir = std::env::temp_dir().join(format!("namestore-fifo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pipe = dir.join("ca.pem");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&pipe)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let url = format!("rediss://h:1/?tls_ca_file={}", pipe.display());
+        let started = std::time::Instant::now();
+        let error = RedisConfig::from_url(&url).unwrap_err();
+        assert!(error.to_string().contains("no PEM certificate"), "{error}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        // A writer waiting for a reader, which writes a while after the reader came.
+        let writer = {
+            let pipe = pipe.clone();
+            std::thread::spawn(move || {
+                let mut file = std::fs::OpenOptions::new().write(true).open(pipe).unwrap();
+                std::thread::sleep(Duration::from_millis(100));
+                file.write_all(b"-----BEGIN CERTIFICATE-----\nMIIB\n")
+                    .unwrap();
+            })
+        };
+        std::thread::sleep(Duration::from_millis(200));
+        let error = RedisConfig::from_url(&url).unwrap_err();
+        assert!(
+            error.to_string().contains("without its END line"),
+            "{error}"
+        );
+        writer.join().unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
