@@ -143,3 +143,29 @@ async fn a_cluster_whose_certificate_is_not_trusted_is_refused() {
     .unwrap();
     assert!(ns.get(&"k".to_owned()).await.is_err());
 }
+
+/// Nodes that require a client certificate (`tls-auth-clients yes`, Redis's default over
+/// TLS): refused without one, a settings error; served with one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_that_requires_client_certificates_gets_them() {
+    let url = support::start_tls_cluster_requiring_clients();
+    let dir = support::certificates();
+    let base = format!(
+        "{url}?tls_ca_file={}&connect_timeout_ms=5000&response_timeout_ms=30000",
+        dir.join("ca.crt").display()
+    );
+    let without = namestore::open(&base)
+        .unwrap()
+        .namespace::<String>("app", "mtls")
+        .unwrap();
+    let error = without.get(&"k".to_owned()).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Backend, "{error:?}");
+    assert!(error.to_string().contains("client certificate"), "{error}");
+    let with = namestore::open(&format!(
+        "{base}&tls_cert_file={}&tls_key_file={}",
+        dir.join("client.crt").display(),
+        dir.join("client.key").display()
+    ))
+    .unwrap();
+    every_kind_of_call(&with.namespace("app", "mtls").unwrap()).await;
+}

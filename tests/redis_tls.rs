@@ -124,3 +124,80 @@ async fn a_private_ca_named_in_the_url_is_trusted() {
         assert!(error.to_string().contains(mentions), "{error}");
     }
 }
+
+/// A server that requires a client certificate (`tls-auth-clients yes`, Redis's default over
+/// TLS): refused without one, a settings error; served with one, from the URL or from code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_requires_a_client_certificate_gets_one() {
+    let dir = certificates();
+    let port = support::start_tls_server_requiring_clients(dir);
+    let ca = dir.join("ca.crt");
+    let base = format!(
+        "rediss://127.0.0.1:{port}/0?tls_ca_file={}&connect_timeout_ms=5000&response_timeout_ms=30000",
+        ca.display()
+    );
+    let key = "k".to_owned();
+    let without = namestore::open(&base)
+        .unwrap()
+        .namespace::<String>("app", "mtls")
+        .unwrap();
+    let error = without.get(&key).await.unwrap_err();
+    // A retry presents no certificate again: the settings must change.
+    assert_eq!(error.kind(), namestore::ErrorKind::Backend, "{error:?}");
+    assert!(error.to_string().contains("certificate"), "{error}");
+
+    let url = format!(
+        "{base}&tls_cert_file={}&tls_key_file={}",
+        dir.join("client.crt").display(),
+        dir.join("client.key").display()
+    );
+    let with = namestore::open(&url)
+        .unwrap()
+        .namespace::<String>("app", "mtls")
+        .unwrap();
+    with.set(&key, "v", None).await.unwrap();
+    assert_eq!(with.get(&key).await.unwrap().as_deref(), Some(&b"v"[..]));
+    // The key is never printed.
+    let config = RedisConfig::from_url(&url).unwrap();
+    let key_text = std::fs::read_to_string(dir.join("client.key")).unwrap();
+    let secret_line = key_text.lines().nth(1).unwrap().to_owned();
+    let secret_line = secret_line.as_str();
+    assert!(!format!("{config:?}").contains(secret_line));
+    assert!(format!("{config:?}").contains("<redacted>"));
+
+    // From code.
+    let mut config = RedisConfig::from_url(&base).unwrap();
+    config.tls_client_certificate = Some(std::fs::read(dir.join("client.crt")).unwrap());
+    config.tls_client_key = Some(key_text.clone().into_bytes());
+    let in_code = RedisDriver::new(config)
+        .unwrap()
+        .namespace::<String>("app", "mtls")
+        .unwrap();
+    assert_eq!(in_code.get(&key).await.unwrap().as_deref(), Some(&b"v"[..]));
+
+    // Half of the pair, a key that is no key, a certificate that is no certificate: refused
+    // when the URL is parsed, without quoting the file.
+    let cert = dir.join("client.crt").display().to_string();
+    let client_key = dir.join("client.key").display().to_string();
+    for (query, mentions) in [
+        (format!("tls_cert_file={cert}"), "go together"),
+        (format!("tls_key_file={client_key}"), "go together"),
+        (
+            format!("tls_cert_file={cert}&tls_key_file={cert}"),
+            "no PEM private key",
+        ),
+        (
+            format!("tls_cert_file={client_key}&tls_key_file={client_key}"),
+            "no PEM certificate",
+        ),
+    ] {
+        let error = namestore::open(&format!("{base}&{query}")).unwrap_err();
+        assert_eq!(error.kind(), namestore::ErrorKind::InvalidUrl, "{error}");
+        assert!(error.to_string().contains(mentions), "{query}: {error}");
+        assert!(!error.to_string().contains(secret_line), "{error}");
+    }
+    let plain =
+        format!("redis://127.0.0.1:{port}/0?tls_cert_file={cert}&tls_key_file={client_key}");
+    let error = namestore::open(&plain).unwrap_err();
+    assert!(error.to_string().contains("needs TLS"), "{error}");
+}

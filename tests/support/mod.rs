@@ -102,24 +102,32 @@ pub fn stop_server(port: u16) {
 /// Starts a Redis Cluster of three primaries on free loopback ports (`redis-cli --cluster
 /// create`) and waits until it serves every slot; returns its `redis+cluster://` seed URL.
 pub fn start_cluster() -> String {
-    start_cluster_with(None)
+    start_cluster_with(None, false)
 }
 
 /// As [`start_cluster`], the nodes speaking TLS only, to clients and to each other, with the
 /// test certificate of [`certificates`]; returns its `rediss+cluster://` seed URL (whose
 /// clients must trust `ca.crt` in that directory).
 pub fn start_tls_cluster() -> String {
-    start_cluster_with(Some(certificates()))
+    start_cluster_with(Some(certificates()), false)
 }
 
-fn start_cluster_with(tls: Option<&std::path::Path>) -> String {
+/// As [`start_tls_cluster`], every node requiring clients to present a certificate the CA
+/// signed (`tls-auth-clients yes`, Redis's default): `client.crt` and `client.key`.
+pub fn start_tls_cluster_requiring_clients() -> String {
+    start_cluster_with(Some(certificates()), true)
+}
+
+fn start_cluster_with(tls: Option<&std::path::Path>, auth_clients: bool) -> String {
     let ports: Vec<u16> = (0..3).map(|_| cluster_port()).collect();
     let dir = scratch_dir("cluster").join(ports[0].to_string());
     std::fs::create_dir_all(&dir).unwrap();
     let tls_server = |port: u16| match tls {
         Some(certificates) => format!(
             " --port 0 --tls-port {port} --tls-cluster yes --tls-cert-file {d}/server.crt \
-             --tls-key-file {d}/server.key --tls-ca-cert-file {d}/ca.crt --tls-auth-clients no",
+             --tls-key-file {d}/server.key --tls-ca-cert-file {d}/ca.crt \
+             --tls-auth-clients {}",
+            if auth_clients { "yes" } else { "no" },
             d = certificates.display()
         ),
         None => String::new(),
@@ -129,6 +137,10 @@ fn start_cluster_with(tls: Option<&std::path::Path>) -> String {
             "--tls".into(),
             "--cacert".into(),
             certificates.join("ca.crt").display().to_string(),
+            "--cert".into(),
+            certificates.join("client.crt").display().to_string(),
+            "--key".into(),
+            certificates.join("client.key").display().to_string(),
         ],
         None => Vec::new(),
     };
@@ -253,7 +265,8 @@ pub fn command_calls(url: &str, command: &str) -> u64 {
     })
 }
 
-/// A CA and a server certificate for 127.0.0.1, made once per run.
+/// A CA, a server certificate for 127.0.0.1 (`server.crt`, `server.key`) and a client
+/// certificate (`client.crt`, `client.key`) it signed, made once per run.
 pub fn certificates() -> &'static std::path::PathBuf {
     static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
     DIR.get_or_init(|| {
@@ -263,7 +276,8 @@ pub fn certificates() -> &'static std::path::PathBuf {
             "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
         )
         .unwrap();
-        let steps: [&[&str]; 3] = [
+        std::fs::write(dir.join("client.cnf"), "extendedKeyUsage=clientAuth\n").unwrap();
+        let steps: [&[&str]; 5] = [
             &[
                 "req",
                 "-x509",
@@ -308,6 +322,36 @@ pub fn certificates() -> &'static std::path::PathBuf {
                 "-extfile",
                 "ext.cnf",
             ],
+            &[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                "client.key",
+                "-out",
+                "client.csr",
+                "-subj",
+                "/CN=namestore test client",
+            ],
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "client.csr",
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                "client.crt",
+                "-days",
+                "2",
+                // With an extension, the certificate is X.509 v3 (rustls takes no older).
+                "-extfile",
+                "client.cnf",
+            ],
         ];
         for args in steps {
             let status = Command::new("openssl")
@@ -325,12 +369,23 @@ pub fn certificates() -> &'static std::path::PathBuf {
 
 /// Starts a TLS-only `redis-server` with the test certificate; returns its port.
 pub fn start_tls_server(dir: &std::path::Path) -> u16 {
+    start_tls_server_with(dir, "no")
+}
+
+/// Starts a TLS-only `redis-server` with the test certificate that requires every client to
+/// present a certificate its CA signed (`tls-auth-clients yes`, Redis's default); returns its
+/// port.
+pub fn start_tls_server_requiring_clients(dir: &std::path::Path) -> u16 {
+    start_tls_server_with(dir, "yes")
+}
+
+fn start_tls_server_with(dir: &std::path::Path, auth_clients: &str) -> u16 {
     let port = free_port();
     start_server(
         port,
         &format!(
             "--port 0 --tls-port {port} --tls-cert-file {d}/server.crt --tls-key-file {d}/server.key \
-             --tls-ca-cert-file {d}/ca.crt --tls-auth-clients no",
+             --tls-ca-cert-file {d}/ca.crt --tls-auth-clients {auth_clients}",
             d = dir.display()
         ),
     );

@@ -37,8 +37,10 @@ pub(crate) const FARTHEST: Duration = Duration::from_secs(30 * 365 * 86_400);
 /// as seeds (`rediss+cluster://` over TLS, as managed clusters with encryption in transit
 /// require); with optional query parameters `connect_timeout_ms`, `response_timeout_ms`,
 /// `hash_tag=1` and, over TLS, `tls_ca_file=/path/ca.pem` (a CA to trust instead of the
-/// system's roots, read when the URL is parsed, at most 16 MiB, holding at least one PEM
-/// certificate; a named pipe is read from its writer, within 10 s).
+/// system's roots) and `tls_cert_file=/path/client.crt&tls_key_file=/path/client.key` (a
+/// client certificate, for a server that requires one: Redis's default over TLS). Each file is
+/// read when the URL is parsed, at most 16 MiB, and must hold what it names, in PEM; a named
+/// pipe is read from its writer, within 10 s.
 ///
 /// The user and password may hold any character. Percent-encoding (`%40` for `@`, `%3F` for
 /// `?`, `%25` for `%`…) is decoded; a password with a raw `?`, `#`, `/`, `@` or `:` is also
@@ -77,6 +79,14 @@ pub struct RedisConfig {
     /// For `rediss://`: a CA certificate (PEM) to trust instead of the system's roots, for a
     /// server with a private CA. Default: none (the system's roots).
     pub tls_root_certificate: Option<Vec<u8>>,
+    /// For TLS: the certificate (PEM, the chain from the client's certificate up) this client
+    /// presents to a server that requires one (`tls-auth-clients yes`, Redis's default when it
+    /// speaks TLS), with [`tls_client_key`](Self::tls_client_key); both or neither. Default:
+    /// none. From a URL: `tls_cert_file=/path/client.crt`.
+    pub tls_client_certificate: Option<Vec<u8>>,
+    /// The private key (PEM) of [`tls_client_certificate`](Self::tls_client_certificate).
+    /// Never printed. From a URL: `tls_key_file=/path/client.key`.
+    pub tls_client_key: Option<Vec<u8>>,
     /// Bound on establishing a connection. Default: 2 s. A call that cannot connect within it
     /// fails with [`ErrorKind::Unavailable`](crate::ErrorKind::Unavailable): it was not sent.
     /// A bound past about 30 years (`Duration::MAX`) is taken as 30 years.
@@ -166,15 +176,20 @@ const MAX_CA_FILE: u64 = 16 << 20;
 /// How long a CA file that is a pipe (a secrets agent's) may take to be written.
 const CA_PIPE_WAIT: Duration = Duration::from_secs(10);
 
-/// Reads the CA file a URL names, at most [`MAX_CA_FILE`] bytes: a path to something endless
+/// Reads the file the URL's parameter `name` names (a CA, a client certificate or key), at
+/// most [`MAX_CA_FILE`] bytes, and checks it with `check`: a path to something endless
 /// (`/dev/zero`, a pipe no one closes) must not read until memory runs out. A named pipe is
 /// opened without waiting for a writer (one with none reads as empty: no certificate, rather
 /// than a parse that never returns), and waited for [`CA_PIPE_WAIT`] at most.
-fn read_ca_file(path: &str) -> Result<Vec<u8>> {
+fn read_tls_file(
+    name: &str,
+    path: &str,
+    check: fn(&[u8]) -> std::result::Result<(), String>,
+) -> Result<Vec<u8>> {
     use std::io::Read;
     let cannot_read = |e: std::io::Error| {
         Error::invalid_url(format!(
-            "Redis parameter `tls_ca_file`: cannot read `{}`: {e}",
+            "Redis parameter `{name}`: cannot read `{}`: {e}",
             crate::error::shorten(path)
         ))
     };
@@ -207,18 +222,59 @@ fn read_ca_file(path: &str) -> Result<Vec<u8>> {
     }
     if pem.len() as u64 > MAX_CA_FILE {
         return Err(Error::invalid_url(format!(
-            "Redis parameter `tls_ca_file`: `{}` holds more than {} MiB, more than any CA file",
+            "Redis parameter `{name}`: `{}` holds more than {} MiB, more than any certificate \
+             file",
             crate::error::shorten(path),
             MAX_CA_FILE >> 20
         )));
     }
-    check_ca_pem(&pem).map_err(|why| {
+    check(&pem).map_err(|why| {
         Error::invalid_url(format!(
-            "Redis parameter `tls_ca_file`: `{}` holds {why}",
+            "Redis parameter `{name}`: `{}` holds {why}",
             crate::error::shorten(path)
         ))
     })?;
     Ok(pem)
+}
+
+/// Checks that `pem` holds a certificate chain, as a client presents it.
+pub(crate) fn check_certificate_pem(pem: &[u8]) -> std::result::Result<(), String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut certificates = 0;
+    for certificate in CertificateDer::pem_slice_iter(pem) {
+        certificate.map_err(pem_error)?;
+        certificates += 1;
+    }
+    if certificates == 0 {
+        return Err("no PEM certificate (`-----BEGIN CERTIFICATE-----`)".into());
+    }
+    Ok(())
+}
+
+/// Checks that `pem` holds a private key. Says what is wrong, never quoting the file: it is a
+/// secret.
+pub(crate) fn check_key_pem(pem: &[u8]) -> std::result::Result<(), String> {
+    use rustls::pki_types::PrivateKeyDer;
+    use rustls::pki_types::pem::{self, PemObject};
+    match PrivateKeyDer::from_pem_slice(pem) {
+        Ok(_) => Ok(()),
+        Err(pem::Error::NoItemsFound) => {
+            Err("no PEM private key (`-----BEGIN PRIVATE KEY-----`, RSA or EC)".into())
+        }
+        Err(_) => Err("a malformed PEM private key".into()),
+    }
+}
+
+/// What is wrong with a PEM file, never quoting it.
+fn pem_error(error: rustls::pki_types::pem::Error) -> String {
+    use rustls::pki_types::pem::Error;
+    match error {
+        Error::MissingSectionEnd { .. } => "a PEM section without its END line".into(),
+        Error::IllegalSectionStart { .. } => "a malformed PEM BEGIN line".into(),
+        Error::Base64Decode(_) => "a PEM section that is not valid base64".into(),
+        _ => "a malformed PEM file".into(),
+    }
 }
 
 /// Checks that `pem` holds at least one certificate and that each is one rustls takes as a
@@ -228,15 +284,10 @@ fn read_ca_file(path: &str) -> Result<Vec<u8>> {
 /// wrong, never quoting the file.
 pub(crate) fn check_ca_pem(pem: &[u8]) -> std::result::Result<(), String> {
     use rustls::pki_types::CertificateDer;
-    use rustls::pki_types::pem::{self, PemObject};
+    use rustls::pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
     for certificate in CertificateDer::pem_slice_iter(pem) {
-        let certificate = certificate.map_err(|error| match error {
-            pem::Error::MissingSectionEnd { .. } => "a PEM section without its END line".into(),
-            pem::Error::IllegalSectionStart { .. } => "a malformed PEM BEGIN line".into(),
-            pem::Error::Base64Decode(_) => "a PEM section that is not valid base64".into(),
-            other => format!("malformed PEM ({other})"),
-        })?;
+        let certificate = certificate.map_err(pem_error)?;
         roots
             .add(certificate)
             .map_err(|error| format!("a certificate that is not a usable CA ({error})"))?;
@@ -252,11 +303,13 @@ pub(crate) fn check_ca_pem(pem: &[u8]) -> std::result::Result<(), String> {
 }
 
 /// The parameters a Redis URL's query may name.
-pub(crate) const PARAMETERS: [&str; 4] = [
+pub(crate) const PARAMETERS: [&str; 6] = [
     "connect_timeout_ms",
     "response_timeout_ms",
     "hash_tag",
     "tls_ca_file",
+    "tls_cert_file",
+    "tls_key_file",
 ];
 
 impl RedisConfig {
@@ -357,11 +410,19 @@ impl RedisConfig {
             cluster,
             hash_tag: false,
             tls_root_certificate: None,
+            tls_client_certificate: None,
+            tls_client_key: None,
             connect_timeout: Duration::from_secs(2),
             response_timeout: Duration::from_secs(2),
         };
         for parameter in crate::query::parameters(query, "Redis")? {
             config.parameter(&parameter.name, &parameter.value)?;
+        }
+        if config.tls_client_certificate.is_some() != config.tls_client_key.is_some() {
+            return Err(Error::invalid_url(
+                "Redis parameters `tls_cert_file` and `tls_key_file` go together: a client \
+                 certificate and its private key",
+            ));
         }
         // The connection settings redis-rs will use: checked now, not on first use.
         config.connection_infos()?;
@@ -377,7 +438,21 @@ impl RedisConfig {
                          `rediss+cluster://` URL",
                     ));
                 }
-                self.tls_root_certificate = Some(read_ca_file(value)?);
+                self.tls_root_certificate = Some(read_tls_file(name, value, check_ca_pem)?);
+            }
+            "tls_cert_file" | "tls_key_file" => {
+                if !self.tls {
+                    return Err(Error::invalid_url(format!(
+                        "Redis parameter `{name}` needs TLS: a `rediss://` or \
+                         `rediss+cluster://` URL"
+                    )));
+                }
+                if name == "tls_cert_file" {
+                    let pem = read_tls_file(name, value, check_certificate_pem)?;
+                    self.tls_client_certificate = Some(pem);
+                } else {
+                    self.tls_client_key = Some(read_tls_file(name, value, check_key_pem)?);
+                }
             }
             "hash_tag" => {
                 self.hash_tag = match value {
@@ -506,6 +581,14 @@ impl fmt::Debug for RedisConfig {
             .field(
                 "tls_root_certificate",
                 &self.tls_root_certificate.as_ref().map(|_| "<set>"),
+            )
+            .field(
+                "tls_client_certificate",
+                &self.tls_client_certificate.as_ref().map(|_| "<set>"),
+            )
+            .field(
+                "tls_client_key",
+                &self.tls_client_key.as_ref().map(|_| "<redacted>"),
             )
             .field("connect_timeout", &self.connect_timeout)
             .field("response_timeout", &self.response_timeout)
