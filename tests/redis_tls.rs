@@ -196,6 +196,43 @@ async fn a_server_that_requires_a_client_certificate_gets_one() {
         assert!(error.to_string().contains(mentions), "{query}: {error}");
         assert!(!error.to_string().contains(secret_line), "{error}");
     }
+    // A certificate with another's key, and one of X.509 v1 (what `openssl x509 -req` makes
+    // without an extension), which TLS here refuses: said when the URL is parsed, not as a
+    // refused handshake at every call.
+    let v1 = dir.join("client-v1.crt");
+    let made = std::process::Command::new("openssl")
+        .args([
+            "x509",
+            "-req",
+            "-in",
+            "client.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+        ])
+        .args(["-CAcreateserial", "-days", "2", "-out"])
+        .arg(&v1)
+        .current_dir(dir)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let server_key = dir.join("server.key").display().to_string();
+    for (query, mentions) in [
+        (
+            format!("tls_cert_file={cert}&tls_key_file={server_key}"),
+            "does not belong",
+        ),
+        (
+            format!("tls_cert_file={}&tls_key_file={client_key}", v1.display()),
+            "version 1",
+        ),
+    ] {
+        let error = namestore::open(&format!("{base}&{query}")).unwrap_err();
+        assert_eq!(error.kind(), namestore::ErrorKind::InvalidUrl, "{error}");
+        assert!(error.to_string().contains(mentions), "{query}: {error}");
+    }
     let plain =
         format!("redis://127.0.0.1:{port}/0?tls_cert_file={cert}&tls_key_file={client_key}");
     let error = namestore::open(&plain).unwrap_err();

@@ -266,6 +266,39 @@ pub(crate) fn check_key_pem(pem: &[u8]) -> std::result::Result<(), String> {
     }
 }
 
+/// Checks that the client certificate `certificate` (a PEM chain) and the private key `key`
+/// (PEM) make an identity rustls presents, as it does when it connects: the key is one it can
+/// sign with and belongs to the certificate, which is X.509 v3 (rustls refuses v1, which
+/// `openssl x509 -req` makes without an extension, where it failed as if the server's
+/// certificate were at fault). Never quotes the key.
+pub(crate) fn check_client_identity(
+    certificate: &[u8],
+    key: &[u8],
+) -> std::result::Result<(), String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let chain = CertificateDer::pem_slice_iter(certificate)
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(pem_error)?;
+    let key = PrivateKeyDer::from_pem_slice(key).map_err(|_| "a malformed PEM private key")?;
+    let provider = rustls::crypto::ring::default_provider();
+    match rustls::sign::CertifiedKey::from_der(chain, key, &provider) {
+        Ok(_) => Ok(()),
+        Err(rustls::Error::InconsistentKeys(_)) => {
+            Err("a private key that does not belong to the client certificate".into())
+        }
+        Err(error) if error.to_string().contains("UnsupportedCertVersion") => Err(
+            "a client certificate of X.509 version 1, which TLS here refuses: issue it as \
+             version 3 (with any extension, such as `extendedKeyUsage=clientAuth`)"
+                .into(),
+        ),
+        Err(rustls::Error::General(_)) => {
+            Err("a private key of a kind TLS here cannot sign with".into())
+        }
+        Err(error) => Err(format!("a client certificate TLS cannot use ({error})")),
+    }
+}
+
 /// What is wrong with a PEM file, never quoting it.
 fn pem_error(error: rustls::pki_types::pem::Error) -> String {
     use rustls::pki_types::pem::Error;
@@ -418,11 +451,21 @@ impl RedisConfig {
         for parameter in crate::query::parameters(query, "Redis")? {
             config.parameter(&parameter.name, &parameter.value)?;
         }
-        if config.tls_client_certificate.is_some() != config.tls_client_key.is_some() {
-            return Err(Error::invalid_url(
-                "Redis parameters `tls_cert_file` and `tls_key_file` go together: a client \
-                 certificate and its private key",
-            ));
+        match (&config.tls_client_certificate, &config.tls_client_key) {
+            (Some(certificate), Some(key)) => {
+                check_client_identity(certificate, key).map_err(|why| {
+                    Error::invalid_url(format!(
+                        "Redis parameters `tls_cert_file` and `tls_key_file` hold {why}"
+                    ))
+                })?;
+            }
+            (None, None) => {}
+            _ => {
+                return Err(Error::invalid_url(
+                    "Redis parameters `tls_cert_file` and `tls_key_file` go together: a \
+                     client certificate and its private key",
+                ));
+            }
         }
         // The connection settings redis-rs will use: checked now, not on first use.
         config.connection_infos()?;

@@ -245,10 +245,17 @@ fn tls_certificates(config: &RedisConfig) -> Result<Option<redis::TlsCertificate
             .map_err(|why| Error::invalid_url(format!("`RedisConfig::{name}` holds {why}")))?;
     }
     let client_tls = match (&config.tls_client_certificate, &config.tls_client_key) {
-        (Some(certificate), Some(key)) => Some(redis::ClientTlsConfig {
-            client_cert: certificate.clone(),
-            client_key: key.clone(),
-        }),
+        (Some(certificate), Some(key)) => {
+            super::config::check_client_identity(certificate, key).map_err(|why| {
+                Error::invalid_url(format!(
+                    "`RedisConfig::tls_client_certificate` and `tls_client_key` hold {why}"
+                ))
+            })?;
+            Some(redis::ClientTlsConfig {
+                client_cert: certificate.clone(),
+                client_key: key.clone(),
+            })
+        }
         (None, None) => None,
         _ => {
             return Err(Error::invalid_url(
