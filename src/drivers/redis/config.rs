@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use redis::{ConnectionInfo, IntoConnectionInfo};
 
+use super::tls::{self, read_tls_file};
 use crate::{Error, Result};
 
 /// The URL scheme of the standalone Redis driver.
@@ -170,171 +171,6 @@ fn parse_node(text: &str) -> Result<Node> {
     })
 }
 
-/// The most bytes a `tls_ca_file` may hold: a bundle of every public root is about 200 KiB.
-const MAX_CA_FILE: u64 = 16 << 20;
-
-/// How long a CA file that is a pipe (a secrets agent's) may take to be written.
-const CA_PIPE_WAIT: Duration = Duration::from_secs(10);
-
-/// Reads the file the URL's parameter `name` names (a CA, a client certificate or key), at
-/// most [`MAX_CA_FILE`] bytes, and checks it with `check`: a path to something endless
-/// (`/dev/zero`, a pipe no one closes) must not read until memory runs out. A named pipe is
-/// opened without waiting for a writer (one with none reads as empty: no certificate, rather
-/// than a parse that never returns), and waited for [`CA_PIPE_WAIT`] at most.
-fn read_tls_file(
-    name: &str,
-    path: &str,
-    check: fn(&[u8]) -> std::result::Result<(), String>,
-) -> Result<Vec<u8>> {
-    use std::io::Read;
-    let cannot_read = |e: std::io::Error| {
-        Error::invalid_url(format!(
-            "Redis parameter `{name}`: cannot read `{}`: {e}",
-            crate::error::shorten(path)
-        ))
-    };
-    let mut options = std::fs::OpenOptions::new();
-    options.read(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
-    let mut file = options
-        .open(path)
-        .map_err(cannot_read)?
-        .take(MAX_CA_FILE + 1);
-    let mut pem = Vec::new();
-    let started = std::time::Instant::now();
-    loop {
-        match file.read_to_end(&mut pem) {
-            Ok(_) => break,
-            // A pipe whose writer has not written yet.
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                if started.elapsed() > CA_PIPE_WAIT {
-                    return Err(cannot_read(std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        format!("nothing more came in {CA_PIPE_WAIT:?}"),
-                    )));
-                }
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(cannot_read(e)),
-        }
-    }
-    if pem.len() as u64 > MAX_CA_FILE {
-        return Err(Error::invalid_url(format!(
-            "Redis parameter `{name}`: `{}` holds more than {} MiB, more than any certificate \
-             file",
-            crate::error::shorten(path),
-            MAX_CA_FILE >> 20
-        )));
-    }
-    check(&pem).map_err(|why| {
-        Error::invalid_url(format!(
-            "Redis parameter `{name}`: `{}` holds {why}",
-            crate::error::shorten(path)
-        ))
-    })?;
-    Ok(pem)
-}
-
-/// Checks that `pem` holds a certificate chain, as a client presents it.
-pub(crate) fn check_certificate_pem(pem: &[u8]) -> std::result::Result<(), String> {
-    use rustls::pki_types::CertificateDer;
-    use rustls::pki_types::pem::PemObject;
-    let mut certificates = 0;
-    for certificate in CertificateDer::pem_slice_iter(pem) {
-        certificate.map_err(pem_error)?;
-        certificates += 1;
-    }
-    if certificates == 0 {
-        return Err("no PEM certificate (`-----BEGIN CERTIFICATE-----`)".into());
-    }
-    Ok(())
-}
-
-/// Checks that `pem` holds a private key. Says what is wrong, never quoting the file: it is a
-/// secret.
-pub(crate) fn check_key_pem(pem: &[u8]) -> std::result::Result<(), String> {
-    use rustls::pki_types::PrivateKeyDer;
-    use rustls::pki_types::pem::{self, PemObject};
-    match PrivateKeyDer::from_pem_slice(pem) {
-        Ok(_) => Ok(()),
-        Err(pem::Error::NoItemsFound) => {
-            Err("no PEM private key (`-----BEGIN PRIVATE KEY-----`, RSA or EC)".into())
-        }
-        Err(_) => Err("a malformed PEM private key".into()),
-    }
-}
-
-/// Checks that the client certificate `certificate` (a PEM chain) and the private key `key`
-/// (PEM) make an identity rustls presents, as it does when it connects: the key is one it can
-/// sign with and belongs to the certificate, which is X.509 v3 (rustls refuses v1, which
-/// `openssl x509 -req` makes without an extension, where it failed as if the server's
-/// certificate were at fault). Never quotes the key.
-pub(crate) fn check_client_identity(
-    certificate: &[u8],
-    key: &[u8],
-) -> std::result::Result<(), String> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let chain = CertificateDer::pem_slice_iter(certificate)
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(pem_error)?;
-    let key = PrivateKeyDer::from_pem_slice(key).map_err(|_| "a malformed PEM private key")?;
-    let provider = rustls::crypto::ring::default_provider();
-    match rustls::sign::CertifiedKey::from_der(chain, key, &provider) {
-        Ok(_) => Ok(()),
-        Err(rustls::Error::InconsistentKeys(_)) => {
-            Err("a private key that does not belong to the client certificate".into())
-        }
-        Err(error) if error.to_string().contains("UnsupportedCertVersion") => Err(
-            "a client certificate of X.509 version 1, which TLS here refuses: issue it as \
-             version 3 (with any extension, such as `extendedKeyUsage=clientAuth`)"
-                .into(),
-        ),
-        Err(rustls::Error::General(_)) => {
-            Err("a private key of a kind TLS here cannot sign with".into())
-        }
-        Err(error) => Err(format!("a client certificate TLS cannot use ({error})")),
-    }
-}
-
-/// What is wrong with a PEM file, never quoting it.
-fn pem_error(error: rustls::pki_types::pem::Error) -> String {
-    use rustls::pki_types::pem::Error;
-    match error {
-        Error::MissingSectionEnd { .. } => "a PEM section without its END line".into(),
-        Error::IllegalSectionStart { .. } => "a malformed PEM BEGIN line".into(),
-        Error::Base64Decode(_) => "a PEM section that is not valid base64".into(),
-        _ => "a malformed PEM file".into(),
-    }
-}
-
-/// Checks that `pem` holds at least one certificate and that each is one rustls takes as a
-/// trust anchor, as the client library does when it connects: a file holding none (the wrong
-/// file, a key, a certificate in DER) made every connection fail as if the server's
-/// certificate were at fault, and a malformed one failed without its reason. Says what is
-/// wrong, never quoting the file.
-pub(crate) fn check_ca_pem(pem: &[u8]) -> std::result::Result<(), String> {
-    use rustls::pki_types::CertificateDer;
-    use rustls::pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    for certificate in CertificateDer::pem_slice_iter(pem) {
-        let certificate = certificate.map_err(pem_error)?;
-        roots
-            .add(certificate)
-            .map_err(|error| format!("a certificate that is not a usable CA ({error})"))?;
-    }
-    if roots.is_empty() {
-        return Err(
-            "no PEM certificate (`-----BEGIN CERTIFICATE-----`): give the certificate \
-                    of the CA that signed the server's, in PEM"
-                .into(),
-        );
-    }
-    Ok(())
-}
-
 /// The parameters a Redis URL's query may name.
 pub(crate) const PARAMETERS: [&str; 6] = [
     "connect_timeout_ms",
@@ -453,7 +289,7 @@ impl RedisConfig {
         }
         match (&config.tls_client_certificate, &config.tls_client_key) {
             (Some(certificate), Some(key)) => {
-                check_client_identity(certificate, key).map_err(|why| {
+                tls::check_client_identity(certificate, key).map_err(|why| {
                     Error::invalid_url(format!(
                         "Redis parameters `tls_cert_file` and `tls_key_file` hold {why}"
                     ))
@@ -481,7 +317,7 @@ impl RedisConfig {
                          `rediss+cluster://` URL",
                     ));
                 }
-                self.tls_root_certificate = Some(read_tls_file(name, value, check_ca_pem)?);
+                self.tls_root_certificate = Some(read_tls_file(name, value, tls::check_ca_pem)?);
             }
             "tls_cert_file" | "tls_key_file" => {
                 if !self.tls {
@@ -491,10 +327,10 @@ impl RedisConfig {
                     )));
                 }
                 if name == "tls_cert_file" {
-                    let pem = read_tls_file(name, value, check_certificate_pem)?;
+                    let pem = read_tls_file(name, value, tls::check_certificate_pem)?;
                     self.tls_client_certificate = Some(pem);
                 } else {
-                    self.tls_client_key = Some(read_tls_file(name, value, check_key_pem)?);
+                    self.tls_client_key = Some(read_tls_file(name, value, tls::check_key_pem)?);
                 }
             }
             "hash_tag" => {
@@ -729,118 +565,6 @@ mod tests {
             let error = RedisConfig::from_url(&url).unwrap_err();
             assert!(!error.to_string().contains(SECRET), "{url}: {error}");
         }
-    }
-
-    #[test]
-    fn an_endless_ca_file_is_refused_not_read_to_the_end() {
-        let error = RedisConfig::from_url("rediss://h/0?tls_ca_file=/dev/zero").unwrap_err();
-        assert_eq!(error.kind(), crate::ErrorKind::InvalidUrl);
-        assert!(error.to_string().contains("more than 16 MiB"), "{error}");
-    }
-
-    /// A file that holds no usable CA certificate is refused when the URL is parsed, saying
-    /// why and quoting nothing of it; every connection failed as if the server's certificate
-    /// were at fault before.
-    #[test]
-    fn a_ca_file_without_a_certificate_is_refused() {
-        let dir = std::env::temp_dir().join(format!("namestore-ca-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let key = concat!(
-            "-----BEGIN PRIVATE KEY-----\n",
-            "MC4CAQAwBQYDK2VwBCIEIB2q6v3cXc0N1Yp9dLz5r1vJtD+Q9yQ2d5xk0pYwq1Ld\n",
-            "-----END PRIVATE KEY-----\n",
-        );
-        let cases: [(&str, &[u8], &str); 6] = [
-            (
-                "text",
-                b"root:x:0:0:root:/root:/bin/bash\n",
-                "no PEM certificate",
-            ),
-            ("key", key.as_bytes(), "no PEM certificate"),
-            (
-                "der",
-                &[0x30, 0x82, 0x01, 0x0a, 0x02, 0x82],
-                "no PEM certificate",
-            ),
-            ("empty", b"", "no PEM certificate"),
-            (
-                "cut",
-                b"-----BEGIN CERTIFICATE-----\nMIIB\n",
-                "without its END line",
-            ),
-            (
-                "garbage",
-                concat!(
-                    "-----BEGIN CERTIFICATE-----\n",
-                    "bm90IGEgY2VydGlmaWNhdGU=\n",
-                    "-----END CERTIFICATE-----\n",
-                )
-                .as_bytes(),
-                "not a usable CA",
-            ),
-        ];
-        for (name, bytes, why) in cases {
-            let path = dir.join(name);
-            std::fs::write(&path, bytes).unwrap();
-            for scheme in ["rediss", "rediss+cluster"] {
-                let url = format!("{scheme}://h:1/?tls_ca_file={}", path.display());
-                let error = RedisConfig::from_url(&url).unwrap_err();
-                assert_eq!(error.kind(), crate::ErrorKind::InvalidUrl, "{name}");
-                assert!(error.to_string().contains(why), "{name}: {error}");
-                assert!(!error.to_string().contains("root:x"), "{error}");
-            }
-            // Set in code, it is refused when the driver is made.
-            let mut config = RedisConfig::from_url("rediss://h:1/").unwrap();
-            config.tls_root_certificate = Some(bytes.to_vec());
-            let error = super::super::RedisDriver::new(config).unwrap_err();
-            assert_eq!(error.kind(), crate::ErrorKind::InvalidUrl, "{name}");
-            assert!(error.to_string().contains(why), "{name}: {error}");
-        }
-        // A certificate for a connection without TLS would be ignored: refused.
-        let mut config = RedisConfig::from_url("redis+cluster://h:1").unwrap();
-        config.tls_root_certificate = Some(b"whatever".to_vec());
-        let error = super::super::RedisDriver::new(config).unwrap_err();
-        assert!(error.to_string().contains("without TLS"), "{error}");
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    /// A CA file that is a named pipe (a secrets agent's) is read from its writer, and one
-    /// without a writer reads as empty: the URL's parse no longer waits for ever in `open`.
-    #[cfg(unix)]
-    #[test]
-    fn a_ca_file_that_is_a_pipe_is_read_without_waiting_for_ever() {
-        use std::io::Write;
-        let dir = std::env::temp_dir().join(format!("namestore-fifo-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let pipe = dir.join("ca.pem");
-        let made = std::process::Command::new("mkfifo")
-            .arg(&pipe)
-            .status()
-            .unwrap();
-        assert!(made.success());
-        let url = format!("rediss://h:1/?tls_ca_file={}", pipe.display());
-        let started = std::time::Instant::now();
-        let error = RedisConfig::from_url(&url).unwrap_err();
-        assert!(error.to_string().contains("no PEM certificate"), "{error}");
-        assert!(started.elapsed() < Duration::from_secs(5));
-        // A writer waiting for a reader, which writes a while after the reader came.
-        let writer = {
-            let pipe = pipe.clone();
-            std::thread::spawn(move || {
-                let mut file = std::fs::OpenOptions::new().write(true).open(pipe).unwrap();
-                std::thread::sleep(Duration::from_millis(100));
-                file.write_all(b"-----BEGIN CERTIFICATE-----\nMIIB\n")
-                    .unwrap();
-            })
-        };
-        std::thread::sleep(Duration::from_millis(200));
-        let error = RedisConfig::from_url(&url).unwrap_err();
-        assert!(
-            error.to_string().contains("without its END line"),
-            "{error}"
-        );
-        writer.join().unwrap();
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -97,7 +97,7 @@ pub(super) struct SingleLink {
 impl Link {
     /// The link for `config`; connects nothing yet.
     pub(super) fn new(config: &RedisConfig) -> Result<Self> {
-        let certificates = tls_certificates(config)?;
+        let certificates = super::tls::tls_certificates(config)?;
         if config.is_cluster() {
             return Ok(Link::Cluster(tokio::sync::OnceCell::new()));
         }
@@ -141,7 +141,7 @@ impl Link {
                             // The nodes' addresses are `rediss://`, which makes every
                             // connection TLS; a private CA is trusted instead of the roots,
                             // and a client certificate presented.
-                            if let Some(certificates) = tls_certificates(config)? {
+                            if let Some(certificates) = super::tls::tls_certificates(config)? {
                                 builder = builder.certs(certificates);
                             }
                             builder.build().map_err(|e| connect_error(&e))
@@ -210,69 +210,6 @@ impl SingleLink {
     }
 }
 
-/// The certificates `config` gives TLS beyond the system's roots (a private CA, a client
-/// certificate and its key), checked; `None` when it gives none.
-///
-/// # Errors
-///
-/// [`ErrorKind::InvalidUrl`](crate::ErrorKind::InvalidUrl) for certificates set for a
-/// connection without TLS, a client certificate without its key or the other way round, or a
-/// field that does not hold what it names.
-fn tls_certificates(config: &RedisConfig) -> Result<Option<redis::TlsCertificates>> {
-    use super::config::{check_ca_pem, check_certificate_pem, check_key_pem};
-    let fields = [
-        (
-            "tls_root_certificate",
-            &config.tls_root_certificate,
-            check_ca_pem as fn(&[u8]) -> _,
-        ),
-        (
-            "tls_client_certificate",
-            &config.tls_client_certificate,
-            check_certificate_pem,
-        ),
-        ("tls_client_key", &config.tls_client_key, check_key_pem),
-    ];
-    for (name, field, check) in fields {
-        let Some(pem) = field else { continue };
-        if !config.is_tls() {
-            return Err(Error::invalid_url(format!(
-                "`RedisConfig::{name}` is set for a connection without TLS: use a `rediss://` \
-                 or `rediss+cluster://` URL"
-            )));
-        }
-        check(pem)
-            .map_err(|why| Error::invalid_url(format!("`RedisConfig::{name}` holds {why}")))?;
-    }
-    let client_tls = match (&config.tls_client_certificate, &config.tls_client_key) {
-        (Some(certificate), Some(key)) => {
-            super::config::check_client_identity(certificate, key).map_err(|why| {
-                Error::invalid_url(format!(
-                    "`RedisConfig::tls_client_certificate` and `tls_client_key` hold {why}"
-                ))
-            })?;
-            Some(redis::ClientTlsConfig {
-                client_cert: certificate.clone(),
-                client_key: key.clone(),
-            })
-        }
-        (None, None) => None,
-        _ => {
-            return Err(Error::invalid_url(
-                "a client certificate needs its private key, and the other way round \
-                 (`tls_cert_file` and `tls_key_file`)",
-            ));
-        }
-    };
-    if client_tls.is_none() && config.tls_root_certificate.is_none() {
-        return Ok(None);
-    }
-    Ok(Some(redis::TlsCertificates {
-        client_tls,
-        root_cert: config.tls_root_certificate.clone(),
-    }))
-}
-
 /// A failure to connect: nothing was sent. A refused password, a refused setting (a database
 /// the server does not have) or a refused TLS certificate would be refused again, so it is a
 /// backend error (the caller must fix the URL or the certificates); anything else is
@@ -290,10 +227,7 @@ fn connect_error(error: &RedisError) -> Error {
         Error::backend(format!(
             "the Redis server refused the connection's settings: {error}"
         ))
-    } else if let Some(refusal) = refused_tls(error)
-        .map(ToString::to_string)
-        .or_else(|| refused_tls_in_text(error))
-    {
+    } else if let Some(refusal) = super::tls::refused(error) {
         // The TLS handshake ended on a certificate (or a protocol) the other side will refuse
         // again: the settings (the CA, the host name, the server's certificate) must change.
         let required = rustls::Error::AlertReceived(rustls::AlertDescription::CertificateRequired);
@@ -311,94 +245,6 @@ fn connect_error(error: &RedisError) -> Error {
     } else {
         Error::unavailable(format!("cannot reach the Redis server: {error}"), None)
     }
-}
-
-/// The TLS error in `error`'s sources that a retry would meet again ([`refusal`]).
-fn refused_tls(error: &RedisError) -> Option<&rustls::Error> {
-    type Shared = std::sync::Arc<dyn std::error::Error + Send + Sync>;
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(mut current) = source {
-        // What wraps the error without showing it as a source: redis-rs keeps an I/O error in
-        // an `Arc`, and an I/O error's `source` skips the error it wraps (`get_ref` gives it).
-        loop {
-            if let Some(shared) = current.downcast_ref::<Shared>() {
-                current = &**shared;
-            } else if let Some(inner) = current
-                .downcast_ref::<std::io::Error>()
-                .and_then(|io| io.get_ref())
-            {
-                current = inner;
-            } else {
-                break;
-            }
-        }
-        if let Some(tls) = current.downcast_ref::<rustls::Error>() {
-            return refusal(tls).then_some(tls);
-        }
-        source = current.source();
-    }
-    None
-}
-
-/// The alerts a server ends a handshake with when it refuses what this client presents (no
-/// client certificate, one it does not trust) or offers: the same settings meet them again.
-const REFUSING_ALERTS: [rustls::AlertDescription; 10] = [
-    rustls::AlertDescription::CertificateRequired,
-    rustls::AlertDescription::BadCertificate,
-    rustls::AlertDescription::UnsupportedCertificate,
-    rustls::AlertDescription::CertificateRevoked,
-    rustls::AlertDescription::CertificateExpired,
-    rustls::AlertDescription::CertificateUnknown,
-    rustls::AlertDescription::UnknownCA,
-    rustls::AlertDescription::AccessDenied,
-    rustls::AlertDescription::HandshakeFailure,
-    rustls::AlertDescription::ProtocolVersion,
-];
-
-/// Whether a TLS error is a refusal a retry would meet again: this client refusing the
-/// server's certificate (untrusted, expired, for another name) or its missing one, no protocol
-/// both sides speak, or the server refusing this client's certificate or its missing one.
-fn refusal(tls: &rustls::Error) -> bool {
-    match tls {
-        rustls::Error::InvalidCertificate(_)
-        | rustls::Error::NoCertificatesPresented
-        | rustls::Error::PeerIncompatible(_) => true,
-        rustls::Error::AlertReceived(alert) => REFUSING_ALERTS.contains(alert),
-        _ => false,
-    }
-}
-
-/// The refused TLS handshake [`refused_tls`] finds, in an error that carries it only as text:
-/// a cluster's first connections, whose failure redis-rs reports as the text of one node's
-/// error, without it as a source. Recognised by how rustls (the version this crate links)
-/// writes those errors.
-fn refused_tls_in_text(error: &RedisError) -> Option<String> {
-    let detail = error.detail()?;
-    let heading = |refusal: rustls::Error| {
-        let text = refusal.to_string();
-        text.split_once(':')
-            .map_or(text.clone(), |(heading, _)| heading.to_owned())
-    };
-    let refusals = [
-        heading(rustls::Error::InvalidCertificate(
-            rustls::CertificateError::UnknownIssuer,
-        )),
-        heading(rustls::Error::NoCertificatesPresented),
-        heading(rustls::Error::PeerIncompatible(
-            rustls::PeerIncompatible::Tls12NotOffered,
-        )),
-    ]
-    .into_iter()
-    // An alert's text is whole: other alerts share its heading.
-    .chain(
-        REFUSING_ALERTS
-            .iter()
-            .map(|&alert| rustls::Error::AlertReceived(alert).to_string()),
-    );
-    refusals
-        .into_iter()
-        .any(|refusal| detail.contains(refusal.as_str()))
-        .then(|| detail.to_owned())
 }
 
 /// Whether the connection itself failed during an exchange (rather than the server answering

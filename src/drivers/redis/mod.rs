@@ -9,7 +9,8 @@
 //! own matcher, so glob semantics are the same as on every driver.
 //!
 //! The parts: [`config`](RedisConfig) (the URL), `connection` (connecting, a call's bounds and
-//! error kinds, sending once), `scripts`, `listing` (`SCAN` walks).
+//! error kinds, sending once), `tls` (certificate files, and which handshakes are refusals),
+//! `scripts`, `listing` (`SCAN` walks).
 //!
 //! A call whose effect or answer would change if it ran twice (`set_nx`, `replace`, `delete`,
 //! `persist`, `incr`, `get_set`, `cas`, `cad`) is sent once and never resent after a
@@ -22,6 +23,7 @@ mod config;
 mod connection;
 mod listing;
 mod scripts;
+mod tls;
 
 use std::fmt;
 use std::sync::Arc;
