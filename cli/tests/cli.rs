@@ -1058,6 +1058,9 @@ fn persistent_file_reads_open_it_read_only() {
             read_all(&url);
             let line = fails(&url, &["set", "a:b", "k", "new"], 3);
             assert!(line.contains("read_only=1"), "{line}");
+            // The check may repair: it says to check a copy, not to open it read-only.
+            let line = fails(&url, &["check"], 3);
+            assert!(line.contains("writable copy"), "{line}");
         }
     }
     // A copy taken while the file was open: its writer never closed it.

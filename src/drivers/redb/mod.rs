@@ -133,6 +133,28 @@ impl RedbScope {
     }
 }
 
+/// What a failed open means for [`RedbDriver::check`]: a file that cannot be written cannot
+/// be checked where it is, since the check may repair it.
+fn check_open_error(error: redb::DatabaseError, shown: &str) -> Error {
+    match error {
+        redb::DatabaseError::Storage(redb::StorageError::Io(io))
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::ReadOnlyFilesystem | std::io::ErrorKind::PermissionDenied
+            ) =>
+        {
+            Error::unavailable(
+                format!(
+                    "cannot check {shown}: {io}; the check may repair the file, so it must be \
+                     writable: check a writable copy"
+                ),
+                None,
+            )
+        }
+        other => store::open_error(other, shown),
+    }
+}
+
 impl RedbDriver {
     /// Opens the file `config` names, creating it when missing if `config.create` allows.
     ///
@@ -265,11 +287,11 @@ impl RedbDriver {
                             redb::DatabaseError::Storage(redb::StorageError::Corrupted(why)) => {
                                 cannot_repair(&why)
                             }
-                            other => store::open_error(other, &shown),
+                            other => check_open_error(other, &shown),
                         })?;
                     (db, true)
                 }
-                Ok(Err(other)) => return Err(store::open_error(other, &shown)),
+                Ok(Err(other)) => return Err(check_open_error(other, &shown)),
             };
             store::mark_as_namestore(&db, &shown, false)?;
             let intact = db.check_integrity().map_err(|e| match e {
