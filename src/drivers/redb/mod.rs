@@ -218,6 +218,25 @@ impl RedbDriver {
         &self.inner.store.config.path
     }
 
+    /// Whether the file was opened read-only ([`RedbConfig::read_only`]): every write is then
+    /// refused.
+    ///
+    /// ```
+    /// # fn main() -> namestore::Result<()> {
+    /// use namestore::drivers::redb::RedbDriver;
+    ///
+    /// let path = std::env::temp_dir().join(format!("read-only-doc-{}.redb", std::process::id()));
+    /// drop(RedbDriver::from_url(&format!("redb://{}", path.display()))?);
+    /// let store = RedbDriver::from_url(&format!("redb://{}?read_only=1", path.display()))?;
+    /// assert!(store.is_read_only());
+    /// # drop(store);
+    /// # std::fs::remove_file(&path).ok();
+    /// # Ok(()) }
+    /// ```
+    pub fn is_read_only(&self) -> bool {
+        self.inner.store.config.read_only
+    }
+
     /// Opens the namespace (`root`, `domain`) bound to key type `K`; see [`Namespace::new`].
     ///
     /// # Errors
