@@ -916,3 +916,102 @@ fn a_call_outside_a_tokio_runtime_is_an_error() {
     let value = runtime.block_on(ns.get(&"k".to_owned())).unwrap();
     assert_eq!(value.as_deref(), Some(&b"v"[..]));
 }
+
+/// A TCP forwarder on a free port that sends each new connection to the port `target` holds
+/// when it comes, as a managed service's endpoint (a DNS name) leads to whichever node is the
+/// primary; connections already made stay where they went. Threads end with the process.
+fn endpoint(target: std::sync::Arc<std::sync::atomic::AtomicU16>) -> u16 {
+    use std::sync::atomic::Ordering;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { continue };
+            let Ok(server) =
+                std::net::TcpStream::connect(("127.0.0.1", target.load(Ordering::SeqCst)))
+            else {
+                continue;
+            };
+            let pipe = |mut from: std::net::TcpStream, mut to: std::net::TcpStream| {
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut from, &mut to);
+                    let _ = to.shutdown(std::net::Shutdown::Both);
+                });
+            };
+            pipe(client.try_clone().unwrap(), server.try_clone().unwrap());
+            pipe(server, client);
+        }
+    });
+    port
+}
+
+fn redis_cli(port: u16, args: &[&str]) -> String {
+    let out = std::process::Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// After a failover behind one address (the old primary made a replica, the address leading
+/// to the new one), a write answered `READONLY` on the old connection is sent once more on a
+/// new one and lands on the new primary; the handle did not stay on the replica, failing every
+/// write until restarted. A server that stays a replica is `Unavailable`: nothing ran.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_failover_writes_reach_the_new_primary() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU16, Ordering};
+    let (old, new) = (free_port(), free_port());
+    // Replication writes an RDB file: in a scratch directory, not the working one.
+    let dir = support::scratch_dir("failover");
+    for port in [old, new] {
+        let own = dir.join(port.to_string());
+        std::fs::create_dir_all(&own).unwrap();
+        start_server(port, &format!("--dir {}", own.display()));
+    }
+    let target = Arc::new(AtomicU16::new(old));
+    let address = endpoint(Arc::clone(&target));
+    let url =
+        format!("redis://127.0.0.1:{address}/0?connect_timeout_ms=2000&response_timeout_ms=5000");
+    let ns = RedisDriver::from_url(&url)
+        .unwrap()
+        .namespace::<String>("app", "failover")
+        .unwrap();
+    let key = "k".to_owned();
+    ns.set(&key, "1", None).await.unwrap();
+    assert_eq!(redis_cli(old, &["GET", "app:failover:k"]), "1");
+
+    assert_eq!(
+        redis_cli(old, &["REPLICAOF", "127.0.0.1", &new.to_string()]),
+        "OK"
+    );
+    target.store(new, Ordering::SeqCst);
+    // Every kind of write, the ones never resent after a lost connection included.
+    ns.set(&key, "2", None).await.unwrap();
+    assert_eq!(redis_cli(new, &["GET", "app:failover:k"]), "2");
+    assert_eq!(ns.incr(&"n".to_owned(), 5).await.unwrap(), 5);
+    assert_eq!(ns.get(&key).await.unwrap().as_deref(), Some(&b"2"[..]));
+
+    // An address that leads to a replica only.
+    target.store(old, Ordering::SeqCst);
+    let replica = RedisDriver::from_url(&url)
+        .unwrap()
+        .namespace::<String>("app", "failover")
+        .unwrap();
+    let before = redis_cli(new, &["GET", "app:failover:n"]);
+    for error in [
+        replica.set(&key, "3", None).await.unwrap_err(),
+        replica.incr(&"n".to_owned(), 1).await.unwrap_err(),
+    ] {
+        assert_eq!(error.kind(), ErrorKind::Unavailable, "{error:?}");
+        assert!(error.to_string().contains("replica"), "{error}");
+    }
+    assert_eq!(redis_cli(new, &["GET", "app:failover:n"]), before);
+    // Reads are served by the replica.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while replica.get(&key).await.unwrap().as_deref() != Some(&b"2"[..]) {
+        assert!(Instant::now() < deadline, "the replica never caught up");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -168,6 +168,12 @@ impl Link {
         }
     }
 
+    /// Whether this is a standalone server's link (a cluster's client keeps its own
+    /// connections).
+    fn is_single(&self) -> bool {
+        matches!(self, Link::Single(_))
+    }
+
     /// Drops the connection of `generation` after it failed; the next call makes a new one.
     fn discard(&self, generation: u64) {
         if let Link::Single(single) = self {
@@ -256,12 +262,22 @@ fn connection_failed(error: &RedisError) -> bool {
         || error.is_timeout()
 }
 
+/// Whether the server refused a write because it is a read-only replica (`READONLY`, also
+/// inside a transaction's or a pipeline's answer): nothing ran.
+fn refused_by_replica(error: &RedisError) -> bool {
+    error.code() == Some("READONLY") || {
+        let text = error.to_string();
+        text.contains("READONLY") || text.contains("write against a read only replica")
+    }
+}
+
 /// The server's answers that refuse a call without running it, for a while: loading its data
 /// set (`LOADING`), busy with a script past `busy-reply-threshold` (`BUSY`), a replica cut off
 /// from its primary that serves no stale data (`MASTERDOWN`), a cluster without a quorum for a
 /// slot (`CLUSTERDOWN`) or moving it (`TRYAGAIN`). The call is `Unavailable`: nothing was
 /// applied, and it can be retried. (`READONLY`, a write sent to a replica, is not among them:
-/// the same connection would answer it again.)
+/// the same connection would answer it again; [`call`] drops the connection and sends once
+/// more.)
 ///
 /// Each code with how redis-rs shows it inside a pipeline's or a transaction's error, where
 /// only the first failure's code is the error's.
@@ -342,6 +358,7 @@ where
     };
     let mut sent = false;
     let mut resends = 0;
+    let mut replica_retried = false;
     loop {
         let (deadline, own) = nearer(
             if sent { Instant::now() } else { start },
@@ -376,6 +393,29 @@ where
                     continue;
                 }
                 return Err(lost(error));
+            }
+            // A write that reached a read-only replica ran nothing. Behind one name (a managed
+            // service's primary endpoint), a failover leaves the connection on the old primary,
+            // now a replica, for as long as it lives: drop it, so the next connection finds the
+            // new primary, and send once more (nothing ran, unless an earlier sending was lost
+            // in flight). A cluster's client follows its own topology.
+            Ok(Err(error)) if refused_by_replica(&error) && link.is_single() => {
+                link.discard(generation);
+                if resends > 0 {
+                    return Err(not_resent(answer_error(error, key)));
+                }
+                if !replica_retried {
+                    replica_retried = true;
+                    sent = false;
+                    continue;
+                }
+                return Err(Error::unavailable(
+                    format!(
+                        "the Redis server is a read-only replica and ran nothing (after a \
+                         failover, a later connection may reach the new primary): {error}"
+                    ),
+                    Some(Box::new(error)),
+                ));
             }
             Ok(Err(error)) => return Err(answer_error(error, key)),
             Err(_) if own => return Err(Error::timeout(config.response_timeout)),
