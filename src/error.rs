@@ -36,7 +36,8 @@ pub enum ErrorKind {
     /// connection, a connection that could not be made in time, a store file that cannot be
     /// opened or is held by another process; a Redis server loading its data after a restart,
     /// busy with another client's script, a replica cut off from its primary, a cluster
-    /// changing).
+    /// changing, one that stopped writes until it can save its snapshot, a write that reached a
+    /// replica twice).
     Unavailable,
     /// The call was sent, and no answer came back: the backend did not answer within the
     /// configured bound (SPEC 8.3), or the connection was lost while the call was in flight.

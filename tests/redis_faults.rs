@@ -1015,3 +1015,67 @@ async fn after_a_failover_writes_reach_the_new_primary() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Waits until the server on `port` reports its last snapshot as `status` (`ok`, `err`).
+fn wait_for_snapshot(port: u16, status: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let wanted = format!("rdb_last_bgsave_status:{status}");
+    loop {
+        let info = redis_cli(port, &["INFO", "persistence"]);
+        let saving = info.contains("rdb_bgsave_in_progress:1");
+        if !saving && info.contains(&wanted) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "no snapshot {status}: {info}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A server that cannot save its snapshot (its disk full or gone) refuses writes with
+/// `MISCONF` until it can again: `Unavailable` (nothing ran, and the same call succeeds once
+/// the disk is back), not a `Backend` error that tells a caller a retry cannot help.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_cannot_save_refuses_writes_for_now() {
+    let port = free_port();
+    let dir = support::scratch_dir("misconf").join(port.to_string());
+    std::fs::create_dir_all(&dir).unwrap();
+    // (`dir` is set again below: a protected setting.)
+    start_server(
+        port,
+        &format!("--dir {} --enable-protected-configs yes", dir.display()),
+    );
+    let ns = RedisDriver::from_url(&format!("redis://127.0.0.1:{port}/0"))
+        .unwrap()
+        .namespace::<String>("app", "misconf")
+        .unwrap();
+    let key = "k".to_owned();
+    ns.set(&key, "1", None).await.unwrap();
+    // The snapshot's directory goes, with a save point configured.
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(redis_cli(port, &["CONFIG", "SET", "save", "3600 1"]), "OK");
+    redis_cli(port, &["BGSAVE"]);
+    wait_for_snapshot(port, "err");
+    let ttl = Some(Duration::from_secs(60));
+    for error in [
+        ns.set(&key, "2", None).await.unwrap_err(),
+        ns.incr(&"n".to_owned(), 1).await.unwrap_err(),
+        ns.mset([("a".to_owned(), "1"), ("b".to_owned(), "2")], ttl)
+            .await
+            .unwrap_err(),
+        ns.delete(&key).await.map(drop).unwrap_err(),
+    ] {
+        assert_eq!(error.kind(), ErrorKind::Unavailable, "{error:?}");
+        assert!(error.to_string().contains("MISCONF"), "{error}");
+    }
+    // Reads go on, and nothing was written.
+    assert_eq!(ns.get(&key).await.unwrap().as_deref(), Some(&b"1"[..]));
+    assert_eq!(ns.get(&"n".to_owned()).await.unwrap(), None);
+    // The disk back, the same call succeeds.
+    std::fs::create_dir_all(&dir).unwrap();
+    let dir = dir.display().to_string();
+    assert_eq!(redis_cli(port, &["CONFIG", "SET", "dir", &dir]), "OK");
+    redis_cli(port, &["BGSAVE"]);
+    wait_for_snapshot(port, "ok");
+    ns.set(&key, "2", None).await.unwrap();
+    assert_eq!(ns.get(&key).await.unwrap().as_deref(), Some(&b"2"[..]));
+}

@@ -274,19 +274,21 @@ fn refused_by_replica(error: &RedisError) -> bool {
 /// The server's answers that refuse a call without running it, for a while: loading its data
 /// set (`LOADING`), busy with a script past `busy-reply-threshold` (`BUSY`), a replica cut off
 /// from its primary that serves no stale data (`MASTERDOWN`), a cluster without a quorum for a
-/// slot (`CLUSTERDOWN`) or moving it (`TRYAGAIN`). The call is `Unavailable`: nothing was
-/// applied, and it can be retried. (`READONLY`, a write sent to a replica, is not among them:
+/// slot (`CLUSTERDOWN`) or moving it (`TRYAGAIN`), refusing writes until it can save its
+/// snapshot again (`MISCONF`: a full or failed disk, `stop-writes-on-bgsave-error`). The call
+/// is `Unavailable`: nothing was applied, and it can be retried. (`READONLY`, a write sent to a replica, is not among them:
 /// the same connection would answer it again; [`call`] drops the connection and sends once
 /// more.)
 ///
 /// Each code with how redis-rs shows it inside a pipeline's or a transaction's error, where
 /// only the first failure's code is the error's.
-const REFUSED_FOR_NOW: [(&str, &str); 5] = [
+const REFUSED_FOR_NOW: [(&str, &str); 6] = [
     ("LOADING", "BusyLoading:"),
     ("BUSY", "\"BUSY\":"),
     ("MASTERDOWN", "MasterDown:"),
     ("CLUSTERDOWN", "ClusterDown:"),
     ("TRYAGAIN", "TryAgain:"),
+    ("MISCONF", "MISCONF"),
 ];
 
 /// Maps the server's error answer, naming `key`. Messages come from redis-rs and the server
