@@ -1079,3 +1079,28 @@ async fn a_server_that_cannot_save_refuses_writes_for_now() {
     ns.set(&key, "2", None).await.unwrap();
     assert_eq!(ns.get(&key).await.unwrap().as_deref(), Some(&b"2"[..]));
 }
+
+/// A server that closes quiet connections (`timeout`, as a load balancer's or NAT's idle limit
+/// does): the first call after a quiet spell, even one never resent (`incr`, `set_nx`, `cas`),
+/// runs on a new connection, where it failed as `Timeout` ("may or may not have been applied")
+/// though it was never sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_closed_while_quiet_is_made_again_before_a_call() {
+    let port = free_port();
+    start_server(port, "--timeout 1");
+    let ns = RedisDriver::from_url(&format!("redis://127.0.0.1:{port}/0"))
+        .unwrap()
+        .namespace::<String>("app", "quiet")
+        .unwrap();
+    let n = "n".to_owned();
+    assert_eq!(ns.incr(&n, 1).await.unwrap(), 1);
+    for expected in 2..=4 {
+        // Past the server's timeout (checked once a second): the connection is closed.
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        assert_eq!(ns.incr(&n, 1).await.unwrap(), expected);
+    }
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(ns.set_nx(&"once".to_owned(), "v", None).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(ns.cas(&"once".to_owned(), b"v", "w", None).await.unwrap());
+}

@@ -92,7 +92,18 @@ pub(super) struct SingleLink {
     /// Held while connecting, so concurrent calls wait for one attempt.
     connecting: tokio::sync::Mutex<()>,
     generations: AtomicU64,
+    /// When the server last answered on the current connection, in milliseconds since `made`.
+    answered: AtomicU64,
+    made: Instant,
 }
+
+/// How long a connection may go without an answer before a call that is never resent checks
+/// it with a `PING` first. A server's `timeout`, or a load balancer's or NAT's idle limit
+/// (minutes, usually), closes a quiet connection; the next call on it then fails without
+/// having been sent, which a call sent once could not tell from one lost in flight
+/// ("may have been applied"). The check makes that failure a reconnection, for one round
+/// trip after each quiet spell.
+const QUIET: Duration = Duration::from_secs(1);
 
 impl Link {
     /// The link for `config`; connects nothing yet.
@@ -119,6 +130,8 @@ impl Link {
             current: Mutex::new(None),
             connecting: tokio::sync::Mutex::new(()),
             generations: AtomicU64::new(0),
+            answered: AtomicU64::new(0),
+            made: Instant::now(),
         })))
     }
 
@@ -174,6 +187,26 @@ impl Link {
         matches!(self, Link::Single(_))
     }
 
+    /// The server answered on the current connection.
+    fn answered(&self) {
+        if let Link::Single(single) = self {
+            single
+                .answered
+                .store(single.since_made(), Ordering::Relaxed);
+        }
+    }
+
+    /// Whether the server has not answered on the current connection for [`QUIET`] or more.
+    fn quiet(&self) -> bool {
+        match self {
+            Link::Single(single) => {
+                let last = single.answered.load(Ordering::Relaxed);
+                single.since_made().saturating_sub(last) >= QUIET.as_millis() as u64
+            }
+            Link::Cluster(_) => false,
+        }
+    }
+
     /// Drops the connection of `generation` after it failed; the next call makes a new one.
     fn discard(&self, generation: u64) {
         if let Link::Single(single) = self {
@@ -189,6 +222,10 @@ impl Link {
 }
 
 impl SingleLink {
+    fn since_made(&self) -> u64 {
+        u64::try_from(self.made.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
     fn current(&self) -> Option<(u64, MultiplexedConnection)> {
         self.current
             .lock()
@@ -210,6 +247,8 @@ impl SingleLink {
             .await
             .map_err(|e| connect_error(&e))?;
         let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
+        // A new connection has just had its answers (the handshake).
+        self.answered.store(self.since_made(), Ordering::Relaxed);
         *self.current.lock().unwrap_or_else(PoisonError::into_inner) =
             Some((generation, connection.clone()));
         Ok((generation, Connection::Single(connection)))
@@ -361,6 +400,7 @@ where
     let mut sent = false;
     let mut resends = 0;
     let mut replica_retried = false;
+    let mut checked = false;
     loop {
         let (deadline, own) = nearer(
             if sent { Instant::now() } else { start },
@@ -384,10 +424,36 @@ where
             Err(error) if sent => return Err(not_resent(error)),
             Err(error) => return Err(error),
         };
-        sent = true;
         let (deadline, own) = nearer(Instant::now(), config.response_timeout);
+        // A call sent once, about to go on a connection that has been quiet: make sure first
+        // that the connection still stands (see `QUIET`).
+        if resend == Resend::Never && !sent && !checked && link.quiet() {
+            checked = true;
+            if let Connection::Single(mut single) = connection.clone() {
+                let command = redis::cmd("PING");
+                let ping = command.query_async::<()>(&mut single);
+                match tokio::time::timeout_at(deadline, ping).await {
+                    Ok(Err(error)) if connection_failed(&error) => {
+                        link.discard(generation);
+                        continue;
+                    }
+                    Ok(_) => link.answered(),
+                    Err(_) => {
+                        return Err(Error::unavailable(
+                            "the Redis server did not answer a PING in time; the call was not \
+                             sent",
+                            None,
+                        ));
+                    }
+                }
+            }
+        }
+        sent = true;
         match tokio::time::timeout_at(deadline, exchange(connection)).await {
-            Ok(Ok(answer)) => return Ok(answer),
+            Ok(Ok(answer)) => {
+                link.answered();
+                return Ok(answer);
+            }
             Ok(Err(error)) if connection_failed(&error) => {
                 link.discard(generation);
                 if resend == Resend::Allowed && resends == 0 {
@@ -419,7 +485,10 @@ where
                     Some(Box::new(error)),
                 ));
             }
-            Ok(Err(error)) => return Err(answer_error(error, key)),
+            Ok(Err(error)) => {
+                link.answered();
+                return Err(answer_error(error, key));
+            }
             Err(_) if own => return Err(Error::timeout(config.response_timeout)),
             Err(_) => return Err(Error::timeout(config.call_timeout())),
         }
