@@ -80,7 +80,13 @@ pub(super) enum Resend {
 /// Where the driver's connections come from.
 pub(super) enum Link {
     Single(Box<SingleLink>),
-    Cluster(tokio::sync::OnceCell<(ClusterConnection, ClusterConnection)>),
+    Cluster(Box<ClusterLink>),
+}
+
+/// A cluster's two connections, made on first use, and the certificates they present.
+pub(super) struct ClusterLink {
+    connections: tokio::sync::OnceCell<(ClusterConnection, ClusterConnection)>,
+    certificates: Option<redis::TlsCertificates>,
 }
 
 /// The standalone server's connection, made on demand and replaced after a failure.
@@ -110,7 +116,10 @@ impl Link {
     pub(super) fn new(config: &RedisConfig) -> Result<Self> {
         let certificates = super::tls::tls_certificates(config)?;
         if config.is_cluster() {
-            return Ok(Link::Cluster(tokio::sync::OnceCell::new()));
+            return Ok(Link::Cluster(Box::new(ClusterLink {
+                connections: tokio::sync::OnceCell::new(),
+                certificates,
+            })));
         }
         let info = config
             .connection_infos()?
@@ -139,8 +148,9 @@ impl Link {
     async fn connect(&self, config: &RedisConfig) -> Result<(u64, Connection)> {
         match self {
             Link::Single(single) => single.connect().await,
-            Link::Cluster(cell) => {
-                let (main, strict) = cell
+            Link::Cluster(cluster) => {
+                let (main, strict) = cluster
+                    .connections
                     .get_or_try_init(|| async {
                         let client = |retries| {
                             let mut builder =
@@ -154,8 +164,8 @@ impl Link {
                             // The nodes' addresses are `rediss://`, which makes every
                             // connection TLS; a private CA is trusted instead of the roots,
                             // and a client certificate presented.
-                            if let Some(certificates) = super::tls::tls_certificates(config)? {
-                                builder = builder.certs(certificates);
+                            if let Some(certificates) = &cluster.certificates {
+                                builder = builder.certs(certificates.clone());
                             }
                             builder.build().map_err(|e| connect_error(&e))
                         };
@@ -187,21 +197,23 @@ impl Link {
         matches!(self, Link::Single(_))
     }
 
-    /// The server answered on the current connection.
-    fn answered(&self) {
+    /// The server answered on the current connection, to a call that started `at` (the call's
+    /// own clock reading: no other is taken).
+    fn answered(&self, at: Instant) {
         if let Link::Single(single) = self {
             single
                 .answered
-                .store(single.since_made(), Ordering::Relaxed);
+                .fetch_max(single.since_made(at), Ordering::Relaxed);
         }
     }
 
-    /// Whether the server has not answered on the current connection for [`QUIET`] or more.
-    fn quiet(&self) -> bool {
+    /// Whether, at `now`, the server had not answered on the current connection for [`QUIET`]
+    /// or more.
+    fn quiet(&self, now: Instant) -> bool {
         match self {
             Link::Single(single) => {
                 let last = single.answered.load(Ordering::Relaxed);
-                single.since_made().saturating_sub(last) >= QUIET.as_millis() as u64
+                single.since_made(now).saturating_sub(last) >= QUIET.as_millis() as u64
             }
             Link::Cluster(_) => false,
         }
@@ -222,8 +234,9 @@ impl Link {
 }
 
 impl SingleLink {
-    fn since_made(&self) -> u64 {
-        u64::try_from(self.made.elapsed().as_millis()).unwrap_or(u64::MAX)
+    /// `at` in milliseconds since the link was made.
+    fn since_made(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.made).as_millis()).unwrap_or(u64::MAX)
     }
 
     fn current(&self) -> Option<(u64, MultiplexedConnection)> {
@@ -248,7 +261,8 @@ impl SingleLink {
             .map_err(|e| connect_error(&e))?;
         let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
         // A new connection has just had its answers (the handshake).
-        self.answered.store(self.since_made(), Ordering::Relaxed);
+        self.answered
+            .store(self.since_made(Instant::now()), Ordering::Relaxed);
         *self.current.lock().unwrap_or_else(PoisonError::into_inner) =
             Some((generation, connection.clone()));
         Ok((generation, Connection::Single(connection)))
@@ -427,7 +441,7 @@ where
         let (deadline, own) = nearer(Instant::now(), config.response_timeout);
         // A call sent once, about to go on a connection that has been quiet: make sure first
         // that the connection still stands (see `QUIET`).
-        if resend == Resend::Never && !sent && !checked && link.quiet() {
+        if resend == Resend::Never && !sent && !checked && link.quiet(start) {
             checked = true;
             if let Connection::Single(mut single) = connection.clone() {
                 let command = redis::cmd("PING");
@@ -437,7 +451,7 @@ where
                         link.discard(generation);
                         continue;
                     }
-                    Ok(_) => link.answered(),
+                    Ok(_) => link.answered(start),
                     Err(_) => {
                         return Err(Error::unavailable(
                             "the Redis server did not answer a PING in time; the call was not \
@@ -451,7 +465,7 @@ where
         sent = true;
         match tokio::time::timeout_at(deadline, exchange(connection)).await {
             Ok(Ok(answer)) => {
-                link.answered();
+                link.answered(start);
                 return Ok(answer);
             }
             Ok(Err(error)) if connection_failed(&error) => {
@@ -486,7 +500,7 @@ where
                 ));
             }
             Ok(Err(error)) => {
-                link.answered();
+                link.answered(start);
                 return Err(answer_error(error, key));
             }
             Err(_) if own => return Err(Error::timeout(config.response_timeout)),
