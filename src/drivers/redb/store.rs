@@ -271,9 +271,7 @@ fn open_read_only(path: &Path, shown: &str) -> Result<ReadOnlyDatabase> {
         .open_read_only(path)
         .map_err(|e| open_error(e, shown))?;
     if !is_namestore(&db, shown)? {
-        return Err(Error::backend(format!(
-            "{shown} is an empty redb database, not a namestore file"
-        )));
+        return Err(empty_redb(shown));
     }
     Ok(db)
 }
@@ -332,6 +330,13 @@ pub(super) fn open_error(error: redb::DatabaseError, shown: &str) -> Error {
     }
 }
 
+/// The error for a redb database without namestore's tables, which is not made one here.
+fn empty_redb(shown: &str) -> Error {
+    Error::backend(format!(
+        "{shown} is an empty redb database, not a namestore file"
+    ))
+}
+
 fn not_namestore(shown: &str) -> Error {
     Error::backend(format!(
         "{shown} is not a namestore file (not a redb database)"
@@ -345,9 +350,7 @@ pub(super) fn mark_as_namestore(db: &Database, shown: &str, may_create: bool) ->
         return Ok(());
     }
     if !may_create {
-        return Err(Error::backend(format!(
-            "{shown} is an empty redb database, not a namestore file"
-        )));
+        return Err(empty_redb(shown));
     }
     let txn = db.begin_write().map_err(storage)?;
     {
