@@ -3,6 +3,8 @@
 //! `redis-server` and `redis-cli`; they are installed when missing.
 #![cfg(feature = "redis")]
 
+use std::time::Duration;
+
 use namestore::conformance::{Harness, Time};
 use namestore::drivers::redis::RedisDriver;
 
@@ -250,4 +252,44 @@ fn client_of(url: &str) -> redis::cluster::ClusterConnection {
     .unwrap()
     .get_connection()
     .unwrap()
+}
+
+/// Nodes that close quiet connections (`timeout`): a call sent once (`incr`) on a connection a
+/// node closed meanwhile fails (a broken pipe, `Timeout`: the driver cannot tell it was never
+/// sent), and the next call works again. It failed for ever before: the strict connection,
+/// which never retries, was never made again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_a_node_closed_is_made_again() {
+    let url = support::start_cluster();
+    for node in support::nodes(&url) {
+        let mut connection = redis::Client::open(node.as_str())
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        let _: () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("timeout")
+            .arg("1")
+            .query(&mut connection)
+            .unwrap();
+    }
+    let ns = RedisDriver::from_url(&url)
+        .unwrap()
+        .namespace::<String>("app", "quiet")
+        .unwrap();
+    let n = "n".to_owned();
+    assert_eq!(ns.incr(&n, 1).await.unwrap(), 1);
+    let mut count = 1;
+    for _ in 0..2 {
+        // Past the nodes' timeout (checked once a second): the connections are closed.
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        match ns.incr(&n, 1).await {
+            Ok(value) => count = value,
+            Err(error) => assert_eq!(error.kind(), namestore::ErrorKind::Timeout, "{error}"),
+        }
+        // Whatever became of that one, the next call is served.
+        let value = ns.incr(&n, 1).await.unwrap();
+        assert!(value > count, "{value} after {count}");
+        count = value;
+    }
 }

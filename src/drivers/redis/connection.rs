@@ -83,9 +83,19 @@ pub(super) enum Link {
     Cluster(Box<ClusterLink>),
 }
 
-/// A cluster's two connections, made on first use, and the certificates they present.
+/// A cluster's two connections, made on first use and made again after a call lost its
+/// connection, and the certificates they present.
+///
+/// The strict connection never retries, and redis-rs does not mend a node's connection it
+/// lost on it: after a node closed a quiet connection (its `timeout`), every call sent once on
+/// that node failed with a broken pipe until the process restarted. So a connection failure
+/// drops both, and the next call makes them again.
 pub(super) struct ClusterLink {
-    connections: tokio::sync::OnceCell<(ClusterConnection, ClusterConnection)>,
+    /// The connections and their generation; `None` until first used and after a failure.
+    current: Mutex<Option<(u64, ClusterConnection, ClusterConnection)>>,
+    /// Held while connecting, so concurrent calls wait for one attempt.
+    connecting: tokio::sync::Mutex<()>,
+    generations: AtomicU64,
     certificates: Option<redis::TlsCertificates>,
 }
 
@@ -117,7 +127,9 @@ impl Link {
         let certificates = super::tls::tls_certificates(config)?;
         if config.is_cluster() {
             return Ok(Link::Cluster(Box::new(ClusterLink {
-                connections: tokio::sync::OnceCell::new(),
+                current: Mutex::new(None),
+                connecting: tokio::sync::Mutex::new(()),
+                generations: AtomicU64::new(0),
                 certificates,
             })));
         }
@@ -144,50 +156,11 @@ impl Link {
         })))
     }
 
-    /// A connection, made now if there is none; its generation (0 on a cluster).
+    /// A connection, made now if there is none, and its generation.
     async fn connect(&self, config: &RedisConfig) -> Result<(u64, Connection)> {
         match self {
             Link::Single(single) => single.connect().await,
-            Link::Cluster(cluster) => {
-                let (main, strict) = cluster
-                    .connections
-                    .get_or_try_init(|| async {
-                        let client = |retries| {
-                            let mut builder =
-                                redis::cluster::ClusterClient::builder(config.connection_infos()?)
-                                    .connection_timeout(config.connect_bound())
-                                    .response_timeout(config.response_bound())
-                                    .retries(retries);
-                            if let Some(user) = config.username() {
-                                builder = builder.username(user);
-                            }
-                            // The nodes' addresses are `rediss://`, which makes every
-                            // connection TLS; a private CA is trusted instead of the roots,
-                            // and a client certificate presented.
-                            if let Some(certificates) = &cluster.certificates {
-                                builder = builder.certs(certificates.clone());
-                            }
-                            builder.build().map_err(|e| connect_error(&e))
-                        };
-                        let main = client(2)?
-                            .get_async_connection()
-                            .await
-                            .map_err(|e| connect_error(&e))?;
-                        let strict = client(0)?
-                            .get_async_connection()
-                            .await
-                            .map_err(|e| connect_error(&e))?;
-                        Ok::<_, Error>((main, strict))
-                    })
-                    .await?;
-                Ok((
-                    0,
-                    Connection::Cluster {
-                        main: main.clone(),
-                        strict: strict.clone(),
-                    },
-                ))
-            }
+            Link::Cluster(cluster) => cluster.connect(config).await,
         }
     }
 
@@ -221,15 +194,76 @@ impl Link {
 
     /// Drops the connection of `generation` after it failed; the next call makes a new one.
     fn discard(&self, generation: u64) {
-        if let Link::Single(single) = self {
-            let mut current = single
-                .current
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            if current.as_ref().is_some_and(|(g, _)| *g == generation) {
-                *current = None;
+        match self {
+            Link::Single(single) => {
+                let mut current = single
+                    .current
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                if current.as_ref().is_some_and(|(g, _)| *g == generation) {
+                    *current = None;
+                }
+            }
+            Link::Cluster(cluster) => {
+                let mut current = cluster
+                    .current
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                if current.as_ref().is_some_and(|(g, _, _)| *g == generation) {
+                    *current = None;
+                }
             }
         }
+    }
+}
+
+impl ClusterLink {
+    fn current(&self) -> Option<(u64, Connection)> {
+        let current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
+        current.as_ref().map(|(generation, main, strict)| {
+            let connection = Connection::Cluster {
+                main: main.clone(),
+                strict: strict.clone(),
+            };
+            (*generation, connection)
+        })
+    }
+
+    async fn connect(&self, config: &RedisConfig) -> Result<(u64, Connection)> {
+        if let Some(current) = self.current() {
+            return Ok(current);
+        }
+        let _one = self.connecting.lock().await;
+        if let Some(current) = self.current() {
+            return Ok(current);
+        }
+        let client = |retries| {
+            let mut builder = redis::cluster::ClusterClient::builder(config.connection_infos()?)
+                .connection_timeout(config.connect_bound())
+                .response_timeout(config.response_bound())
+                .retries(retries);
+            if let Some(user) = config.username() {
+                builder = builder.username(user);
+            }
+            // The nodes' addresses are `rediss://`, which makes every connection TLS; a
+            // private CA is trusted instead of the roots, and a client certificate presented.
+            if let Some(certificates) = &self.certificates {
+                builder = builder.certs(certificates.clone());
+            }
+            builder.build().map_err(|e| connect_error(&e))
+        };
+        let main = client(2)?
+            .get_async_connection()
+            .await
+            .map_err(|e| connect_error(&e))?;
+        let strict = client(0)?
+            .get_async_connection()
+            .await
+            .map_err(|e| connect_error(&e))?;
+        let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
+        *self.current.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some((generation, main.clone(), strict.clone()));
+        Ok((generation, Connection::Cluster { main, strict }))
     }
 }
 
