@@ -91,23 +91,69 @@ pub(super) enum Link {
 /// that node failed with a broken pipe until the process restarted. So a connection failure
 /// drops both, and the next call makes them again.
 pub(super) struct ClusterLink {
-    /// The connections and their generation; `None` until first used and after a failure.
-    current: Mutex<Option<(u64, ClusterConnection, ClusterConnection)>>,
+    /// The main connection (retrying) and the strict one (never resending).
+    current: Current<(ClusterConnection, ClusterConnection)>,
+    certificates: Option<redis::TlsCertificates>,
+}
+
+/// A connection made on first use and made again after it failed: the current one with its
+/// generation (`None` until first used and after a failure), and one attempt at a time.
+struct Current<T> {
+    slot: Mutex<Option<(u64, T)>>,
     /// Held while connecting, so concurrent calls wait for one attempt.
     connecting: tokio::sync::Mutex<()>,
     generations: AtomicU64,
-    certificates: Option<redis::TlsCertificates>,
+}
+
+impl<T: Clone> Current<T> {
+    fn new() -> Self {
+        Current {
+            slot: Mutex::new(None),
+            connecting: tokio::sync::Mutex::new(()),
+            generations: AtomicU64::new(0),
+        }
+    }
+
+    fn get(&self) -> Option<(u64, T)> {
+        self.slot
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The current connection, or one `make` makes now, with its generation.
+    async fn get_or_make<F: Future<Output = Result<T>>>(
+        &self,
+        make: impl FnOnce() -> F,
+    ) -> Result<(u64, T)> {
+        if let Some(current) = self.get() {
+            return Ok(current);
+        }
+        let _one = self.connecting.lock().await;
+        if let Some(current) = self.get() {
+            return Ok(current);
+        }
+        let connection = make().await?;
+        let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
+        *self.slot.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some((generation, connection.clone()));
+        Ok((generation, connection))
+    }
+
+    /// Drops the connection of `generation`, if it is still the current one.
+    fn discard(&self, generation: u64) {
+        let mut slot = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
+        if slot.as_ref().is_some_and(|(g, _)| *g == generation) {
+            *slot = None;
+        }
+    }
 }
 
 /// The standalone server's connection, made on demand and replaced after a failure.
 pub(super) struct SingleLink {
     client: redis::Client,
     settings: AsyncConnectionConfig,
-    /// The current connection and its generation.
-    current: Mutex<Option<(u64, MultiplexedConnection)>>,
-    /// Held while connecting, so concurrent calls wait for one attempt.
-    connecting: tokio::sync::Mutex<()>,
-    generations: AtomicU64,
+    current: Current<MultiplexedConnection>,
     /// When the server last answered on the current connection, in milliseconds since `made`.
     answered: AtomicU64,
     made: Instant,
@@ -127,9 +173,7 @@ impl Link {
         let certificates = super::tls::tls_certificates(config)?;
         if config.is_cluster() {
             return Ok(Link::Cluster(Box::new(ClusterLink {
-                current: Mutex::new(None),
-                connecting: tokio::sync::Mutex::new(()),
-                generations: AtomicU64::new(0),
+                current: Current::new(),
                 certificates,
             })));
         }
@@ -148,9 +192,7 @@ impl Link {
             settings: AsyncConnectionConfig::new()
                 .set_connection_timeout(Some(config.connect_bound()))
                 .set_response_timeout(None),
-            current: Mutex::new(None),
-            connecting: tokio::sync::Mutex::new(()),
-            generations: AtomicU64::new(0),
+            current: Current::new(),
             answered: AtomicU64::new(0),
             made: Instant::now(),
         })))
@@ -195,48 +237,20 @@ impl Link {
     /// Drops the connection of `generation` after it failed; the next call makes a new one.
     fn discard(&self, generation: u64) {
         match self {
-            Link::Single(single) => {
-                let mut current = single
-                    .current
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner);
-                if current.as_ref().is_some_and(|(g, _)| *g == generation) {
-                    *current = None;
-                }
-            }
-            Link::Cluster(cluster) => {
-                let mut current = cluster
-                    .current
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner);
-                if current.as_ref().is_some_and(|(g, _, _)| *g == generation) {
-                    *current = None;
-                }
-            }
+            Link::Single(single) => single.current.discard(generation),
+            Link::Cluster(cluster) => cluster.current.discard(generation),
         }
     }
 }
 
 impl ClusterLink {
-    fn current(&self) -> Option<(u64, Connection)> {
-        let current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
-        current.as_ref().map(|(generation, main, strict)| {
-            let connection = Connection::Cluster {
-                main: main.clone(),
-                strict: strict.clone(),
-            };
-            (*generation, connection)
-        })
+    async fn connect(&self, config: &RedisConfig) -> Result<(u64, Connection)> {
+        let (generation, (main, strict)) = self.current.get_or_make(|| self.make(config)).await?;
+        Ok((generation, Connection::Cluster { main, strict }))
     }
 
-    async fn connect(&self, config: &RedisConfig) -> Result<(u64, Connection)> {
-        if let Some(current) = self.current() {
-            return Ok(current);
-        }
-        let _one = self.connecting.lock().await;
-        if let Some(current) = self.current() {
-            return Ok(current);
-        }
+    /// Both connections, each through a client of its own.
+    async fn make(&self, config: &RedisConfig) -> Result<(ClusterConnection, ClusterConnection)> {
         let client = |retries| {
             let mut builder = redis::cluster::ClusterClient::builder(config.connection_infos()?)
                 .connection_timeout(config.connect_bound())
@@ -260,10 +274,7 @@ impl ClusterLink {
             .get_async_connection()
             .await
             .map_err(|e| connect_error(&e))?;
-        let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
-        *self.current.lock().unwrap_or_else(PoisonError::into_inner) =
-            Some((generation, main.clone(), strict.clone()));
-        Ok((generation, Connection::Cluster { main, strict }))
+        Ok((main, strict))
     }
 }
 
@@ -273,32 +284,21 @@ impl SingleLink {
         u64::try_from(at.saturating_duration_since(self.made).as_millis()).unwrap_or(u64::MAX)
     }
 
-    fn current(&self) -> Option<(u64, MultiplexedConnection)> {
-        self.current
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
     async fn connect(&self) -> Result<(u64, Connection)> {
-        if let Some((generation, connection)) = self.current() {
-            return Ok((generation, Connection::Single(connection)));
-        }
-        let _one = self.connecting.lock().await;
-        if let Some((generation, connection)) = self.current() {
-            return Ok((generation, Connection::Single(connection)));
-        }
-        let connection = self
-            .client
-            .get_multiplexed_async_connection_with_config(&self.settings)
-            .await
-            .map_err(|e| connect_error(&e))?;
-        let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
-        // A new connection has just had its answers (the handshake).
-        self.answered
-            .store(self.since_made(Instant::now()), Ordering::Relaxed);
-        *self.current.lock().unwrap_or_else(PoisonError::into_inner) =
-            Some((generation, connection.clone()));
+        let (generation, connection) = self
+            .current
+            .get_or_make(|| async {
+                let connection = self
+                    .client
+                    .get_multiplexed_async_connection_with_config(&self.settings)
+                    .await
+                    .map_err(|e| connect_error(&e))?;
+                // A new connection has just had its answers (the handshake).
+                self.answered
+                    .store(self.since_made(Instant::now()), Ordering::Relaxed);
+                Ok(connection)
+            })
+            .await?;
         Ok((generation, Connection::Single(connection)))
     }
 }
