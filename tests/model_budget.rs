@@ -139,7 +139,9 @@ proptest! {
             .max_entries(cap as u64)
             .eviction(eviction)
             .policy(if lru { Policy::SampledLru } else { Policy::S3Fifo })
-            .reap_interval(Some(Duration::from_millis(1)))
+            // Rounds as often as the reclaimer's thread turns, so that they race the
+            // operations (`Reclaim` among them) rather than fall between them.
+            .reap_interval(Some(Duration::from_micros(1)))
             .build()
             .unwrap();
         let ns = driver.namespace::<String>("model", "budget").unwrap();

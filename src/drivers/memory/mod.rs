@@ -92,7 +92,9 @@ impl crate::drivers::reaper::Reclaim for Inner {
     /// Reclaims expired entries, visiting only the tables whose keys with a TTL are due; in a
     /// nearly full store with a budget, now and then gives back what empty shards keep.
     fn round(self: Arc<Self>) {
-        self.registry.reclaim(self.clock.now(), false);
+        let round = self.registry.round();
+        self.registry.reclaim(&round, self.clock.now(), false);
+        drop(round);
         self.registry.release_in_background();
     }
 }
@@ -287,22 +289,26 @@ impl MemoryDriver {
     /// this incrementally; call it to free memory at a known moment, and now and then in a
     /// store built without the background thread ([`MemoryBuilder::reap_interval`]).
     pub fn purge_expired(&self) -> usize {
-        let tables = self.inner.registry.snapshot();
+        let registry = &self.inner.registry;
+        // The reclaimer's rounds wait: beside one, the look below lost namespaces from its
+        // schedule, and their later deadlines were never reclaimed (`Registry::round`).
+        let round = registry.round();
+        let tables = registry.snapshot();
         let now = self.inner.clock.now();
         let mut freed = tables
             .iter()
-            .map(|t| t.reclaim_with(|t| t.reap(true)).0)
+            .map(|t| t.reclaim_with(&round, |t| t.reap(true)).0)
             .sum();
         for table in &tables {
             if table.meta.handles.load(Ordering::SeqCst) == 0 {
-                self.inner.registry.release(table);
+                registry.release(table);
             }
         }
         // And a full round of the reclaimer's, which sets every scheduled table's next time
         // (or lets go of it) after the look above. (Without a background reclaimer nothing
         // else did, and its list kept every namespace that ever held a key with a TTL in
         // memory, freed ones included.)
-        freed += self.inner.registry.reclaim(now, true);
+        freed += registry.reclaim(&round, now, true);
         freed
     }
 }

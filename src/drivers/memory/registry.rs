@@ -71,6 +71,11 @@ const RELEASE_SPACING: u64 = 10;
 /// background reclaimer gives them back ([`Registry::release_in_background`]).
 pub(crate) const WRITE_RELEASE_TABLES: usize = 4_096;
 
+/// One reclamation of expired entries at a time ([`Registry::round`]): held while it lasts.
+pub(crate) struct Round<'r> {
+    _one_at_a_time: MutexGuard<'r, ()>,
+}
+
 impl Registry {
     pub(crate) fn new(budget: Option<Arc<Budget>>, eviction: Eviction, policy: Policy) -> Self {
         Registry {
@@ -326,12 +331,17 @@ impl Registry {
         }
     }
 
-    /// Taken by whatever takes due tables out of the schedule to reclaim them, for as long as
-    /// it has them out: a reclaimer's round, and a write's purge before it evicts (SPEC 10.4).
-    /// While a round had a table out, a purge did not see it, and a write in a store whose
-    /// room an expired entry of that table held was refused (the model test caught it).
-    pub(crate) fn round(&self) -> MutexGuard<'_, ()> {
-        self.rounds.lock().unwrap_or_else(PoisonError::into_inner)
+    /// Taken by whatever reclaims tables' expired entries, for as long as it looks at them:
+    /// a reclaimer's round, a write's purge before it evicts (SPEC 10.4), and
+    /// [`MemoryDriver::purge_expired`](super::MemoryDriver::purge_expired). While a round had
+    /// a table out of the schedule, a purge did not see it, and a write in a store whose room
+    /// an expired entry of that table held was refused; while a purge had a table's due time
+    /// raised ([`Table::reclaim_with`]), a round took the table's time out of the schedule for
+    /// good, and its later deadlines were never reclaimed (the model test caught both).
+    pub(crate) fn round(&self) -> Round<'_> {
+        Round {
+            _one_at_a_time: self.rounds.lock().unwrap_or_else(PoisonError::into_inner),
+        }
     }
 
     /// Schedules `table`'s reclamation at `at`.
@@ -344,7 +354,7 @@ impl Registry {
 
     /// Takes out of the schedule the tables due at `now` (`u64::MAX`: all), and says when
     /// the next is due (`u64::MAX`: none is).
-    pub(crate) fn take_due(&self, now: u64) -> (Vec<Table>, u64) {
+    pub(crate) fn take_due(&self, _round: &Round<'_>, now: u64) -> (Vec<Table>, u64) {
         let mut schedule = self.schedule.lock().unwrap_or_else(PoisonError::into_inner);
         let due = schedule.take_due(now);
         schedule.trim();
@@ -417,12 +427,11 @@ impl Registry {
     /// them when `full`) have their expired entries reclaimed (`full`: all of them, not a
     /// share of a large table's) and are scheduled again, or freed if left empty with no
     /// handle. Returns how many entries it freed.
-    pub(crate) fn reclaim(&self, now: u64, full: bool) -> usize {
-        let _round = self.round();
-        let (round, _) = self.take_due(if full { u64::MAX } else { now });
+    pub(crate) fn reclaim(&self, round: &Round<'_>, now: u64, full: bool) -> usize {
+        let (due, _) = self.take_due(round, if full { u64::MAX } else { now });
         let mut freed = 0;
-        for table in round {
-            let (reaped, left) = table.reclaim_with(|t| t.reap(full));
+        for table in due {
+            let (reaped, left) = table.reclaim_with(round, |t| t.reap(full));
             freed += reaped;
             self.reschedule(&table, left);
         }

@@ -29,7 +29,7 @@ use super::count::Count;
 use super::entry::Entry;
 use super::eviction::{Eviction, Policy};
 use super::order::{MAX_FREQUENCY, SPARED_REQUEUE};
-use super::registry::Registry;
+use super::registry::{Registry, Round};
 use super::slots::{OrderSeed, Removed, Slots, Tally};
 use super::spared::Spared;
 use crate::glob::Pattern;
@@ -463,8 +463,13 @@ impl Table {
     ///
     /// The due time goes to `u64::MAX` before the entries are looked at, and down to what is
     /// left after: a write that stores a deadline either lowers it after that (its own
-    /// `fetch_min`) or was in its shard before the look, which then counts it.
-    pub(super) fn reclaim_with(&self, reap: impl FnOnce(&Table) -> (usize, u64)) -> (usize, u64) {
+    /// `fetch_min`) or was in its shard before the look, which then counts it. Only in a
+    /// `round`: the schedule drops a table's time when the table's due time is past it.
+    pub(super) fn reclaim_with(
+        &self,
+        _round: &Round<'_>,
+        reap: impl FnOnce(&Table) -> (usize, u64),
+    ) -> (usize, u64) {
         self.meta.due.store(u64::MAX, Ordering::SeqCst);
         let (freed, left) = reap(self);
         self.meta.due.fetch_min(left, Ordering::SeqCst);

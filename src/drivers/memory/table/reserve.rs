@@ -438,11 +438,11 @@ impl Table {
             // The tables with something expired, from the schedule (the others' deadlines are
             // ahead: the next of them is when the earliest is).
             Some(registry) => {
-                let _round = registry.round();
-                let (due, next) = registry.take_due(now);
+                let round = registry.round();
+                let (due, next) = registry.take_due(&round, now);
                 let mut earliest = next;
                 for table in due {
-                    let (_, left) = table.reclaim_with(|t| (0, t.purge(now)));
+                    let (_, left) = table.reclaim_with(&round, |t| (0, t.purge(now)));
                     earliest = earliest.min(left);
                     // Scheduled again; or, emptied with no handle, freed as the reclaimer
                     // frees what its rounds empty (left in the registry, it kept its memory,
@@ -452,7 +452,7 @@ impl Table {
                 earliest
             }
             // The store is going: this namespace alone.
-            None => self.reclaim_with(|t| (0, t.purge(now))).1,
+            None => self.purge(now),
         };
         // A write that stored an earlier deadline meanwhile lowered it further: that stays.
         budget.purged(seen, earliest);
