@@ -276,18 +276,23 @@ mod tests {
     }
 
     /// A store whose rounds panic while `panicking` is set, as a buggy metrics recorder makes
-    /// them.
+    /// them; it notes when each round began.
     struct Panicking {
-        rounds: std::sync::atomic::AtomicUsize,
+        began: Mutex<Vec<Instant>>,
         panicking: std::sync::atomic::AtomicBool,
+    }
+
+    impl Panicking {
+        fn rounds(&self) -> Vec<Instant> {
+            self.began.lock().unwrap().clone()
+        }
     }
 
     impl Reclaim for Panicking {
         fn round(self: Arc<Self>) {
-            use std::sync::atomic::Ordering::SeqCst;
-            self.rounds.fetch_add(1, SeqCst);
+            self.began.lock().unwrap().push(Instant::now());
             assert!(
-                !self.panicking.load(SeqCst),
+                !self.panicking.load(std::sync::atomic::Ordering::SeqCst),
                 "a round that panics (this test's)"
             );
         }
@@ -296,24 +301,36 @@ mod tests {
     #[test]
     fn a_round_that_keeps_panicking_is_tried_later_and_later() {
         use std::sync::atomic::Ordering::SeqCst;
+        let wait_for = |store: &Panicking, rounds: usize| {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while store.rounds().len() < rounds {
+                assert!(Instant::now() < deadline, "{} rounds", store.rounds().len());
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        };
         let store = Arc::new(Panicking {
-            rounds: 0.into(),
+            began: Mutex::default(),
             panicking: true.into(),
         });
         let weak: Weak<dyn Reclaim> = Arc::downgrade(&store) as Weak<Panicking>;
-        watch(&MEMORY, weak, Duration::from_millis(5)).unwrap();
-        std::thread::sleep(Duration::from_secs(1));
-        // After 5, 10, 20, 40, 80, 160, 320, 640 ms: 7 or 8 rounds in the second, not 200.
-        let tried = store.rounds.load(SeqCst);
-        assert!((3..=12).contains(&tried), "{tried} rounds");
+        let interval = Duration::from_millis(5);
+        watch(&MEMORY, weak, interval).unwrap();
+        // Each wait twice the last: 10, 20, 40, 80, 160 ms after the first five panics (at
+        // least: a loaded machine only makes them longer), where they were 5 ms each. Timed
+        // from round to round: counted in a fixed second, the rounds fell outside the bounds
+        // once, run beside the memory suites on a loaded machine.
+        wait_for(&store, 6);
+        let began = store.rounds();
+        for (panics, pair) in began.windows(2).take(5).enumerate() {
+            let waited = pair[1] - pair[0];
+            let backoff = interval * (2 << panics);
+            assert!(waited >= backoff, "after panic {}: {waited:?}", panics + 1);
+        }
         // Once a round succeeds, they come at the interval again (the wait in course may be
         // 2.56 s, after an eighth panic).
         store.panicking.store(false, SeqCst);
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while store.rounds.load(SeqCst) < tried + 50 {
-            assert!(Instant::now() < deadline, "the rounds did not come back");
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        let tried = store.rounds().len();
+        wait_for(&store, tried + 50);
     }
 
     #[test]
