@@ -118,6 +118,8 @@ pub struct Decision {
     /// Time until this window ends and the count starts again.
     pub reset_after: Duration,
     /// For a denied request, when to try again: the end of the window (`reset_after`).
+    /// `None` for a request that no window can allow, its cost over the limit (every request
+    /// when the limit is 0): trying again will not help.
     pub retry_after: Option<Duration>,
 }
 
@@ -185,11 +187,13 @@ impl<K: Key, D: Driver> RateLimiter<K, D> {
     /// Counts `cost` requests for `key` at once (a batch, a costly call) and decides them
     /// together: allowed when all of them fit in what is left of the window.
     ///
-    /// A window's count is an `i64` in the store: a cost it cannot hold (over `i64::MAX`, or
-    /// taking the count past it) is denied and left uncounted, never an error, so a cost
-    /// taken from a request (its size, say) cannot turn into an error that a caller letting
-    /// requests through when the store fails would let through. Such a denial reads the
-    /// count once more to tell what `remaining` is.
+    /// A cost over the limit is denied without being counted, with no `retry_after`: no
+    /// window can allow it, and counted, it took what was left of the window from the key's
+    /// other requests. A window's count is an `i64` in the store: a cost it cannot hold
+    /// (taking the count past `i64::MAX`, with a limit that high) is denied and left
+    /// uncounted too, never an error, so a cost taken from a request (its size, say) cannot
+    /// turn into an error that a caller letting requests through when the store fails would
+    /// let through. These denials read the count to tell what `remaining` is.
     ///
     /// ```
     /// # async fn run() -> namestore::Result<()> {
@@ -201,7 +205,8 @@ impl<K: Key, D: Driver> RateLimiter<K, D> {
     /// assert!(limiter.check_n(&client, 4096).await?.allowed);
     /// let flood = limiter.check_n(&client, u64::MAX).await?;
     /// assert!(!flood.allowed);
-    /// assert_eq!(flood.remaining, (1 << 20) - 4096);
+    /// assert_eq!(flood.retry_after, None, "no window allows it");
+    /// assert_eq!(flood.remaining, (1 << 20) - 4096, "nothing counted");
     /// # Ok(()) }
     /// ```
     ///
@@ -222,10 +227,11 @@ impl<K: Key, D: Driver> RateLimiter<K, D> {
         let number = u64::try_from(number).unwrap_or(u64::MAX);
         let reset_after = Duration::from_millis(u64::try_from(reset_after_ms).unwrap_or(u64::MAX));
         let counter = (key.clone(), number);
-        // `None`: the cost cannot fit in what the window may count, and nothing was counted
-        // (SPEC 4: an increment that would overflow changes nothing).
-        let counted = match i64::try_from(cost) {
-            Ok(delta) => {
+        // `None`: the cost cannot fit in what the window may allow or count, and nothing was
+        // counted (SPEC 4: an increment that would overflow changes nothing).
+        let ever = cost <= self.limit;
+        let counted = match i64::try_from(cost).ok().filter(|_| ever) {
+            Some(delta) => {
                 match self
                     .counters
                     .incr_with_ttl(&counter, delta, self.counter_ttl)
@@ -236,7 +242,7 @@ impl<K: Key, D: Driver> RateLimiter<K, D> {
                     Err(error) => return Err(error),
                 }
             }
-            Err(_) => None,
+            None => None,
         };
         let (allowed, count) = match counted {
             Some(count) => (count <= self.limit, count),
@@ -251,7 +257,7 @@ impl<K: Key, D: Driver> RateLimiter<K, D> {
             remaining: self.limit.saturating_sub(count),
             window: number,
             reset_after,
-            retry_after: (!allowed).then_some(reset_after),
+            retry_after: (!allowed && ever).then_some(reset_after),
         })
     }
 }

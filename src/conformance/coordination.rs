@@ -95,29 +95,60 @@ pub async fn rate_limiter<D: Driver>(h: &Harness<D>) {
     assert_eq!(batch.remaining, 2);
     assert!(!limiter.check_n(&k("batch"), 3).await.unwrap().allowed);
 
-    // A cost the count cannot hold is denied, never an error (which a caller letting
-    // requests through when the store fails would let through), and counts nothing.
-    let flood = limiter.check_n(&k("flood"), u64::MAX).await.unwrap();
-    assert!(!flood.allowed, "{flood:?}");
-    assert_eq!(flood.remaining, 5, "nothing counted: {flood:?}");
-    assert_eq!(flood.retry_after, Some(flood.reset_after));
-    let full = limiter.check_n(&k("flood"), i64::MAX as u64).await.unwrap();
-    assert!(!full.allowed);
-    assert_eq!(full.remaining, 0);
-    for cost in [1, 5, i64::MAX as u64] {
-        let past = limiter.check_n(&k("flood"), cost).await.unwrap();
-        assert!(!past.allowed, "cost {cost}: {past:?}");
-        assert_eq!(past.remaining, 0, "cost {cost}");
-    }
-    let fits = limiter.check_n(&k("other flood"), 2).await.unwrap();
+    // A cost over the limit is denied, counts nothing (the key's other requests keep what
+    // is left of the window) and gets no `retry_after`: no window allows it. Nor is it an
+    // error (which a caller letting requests through when the store fails would let
+    // through), however large.
+    let fits = limiter.check_n(&k("flood"), 2).await.unwrap();
     assert!(fits.allowed);
-    let beyond = limiter
-        .check_n(&k("other flood"), i64::MAX as u64)
+    for cost in [6, i64::MAX as u64, i64::MAX as u64 + 1, u64::MAX] {
+        let over = limiter.check_n(&k("flood"), cost).await.unwrap();
+        assert!(!over.allowed, "cost {cost}: {over:?}");
+        assert_eq!(over.remaining, 3, "cost {cost}: nothing counted: {over:?}");
+        assert_eq!(over.retry_after, None, "cost {cost}: {over:?}");
+    }
+    let rest = limiter.check_n(&k("flood"), 3).await.unwrap();
+    assert!(rest.allowed, "what was left of the window: {rest:?}");
+    let past = limiter.check(&k("flood")).await.unwrap();
+    assert!(!past.allowed);
+    assert_eq!(
+        past.retry_after,
+        Some(past.reset_after),
+        "the next window will"
+    );
+    // A limit of 0 allows nothing, ever.
+    let closed = RateLimiter::new(ns.clone(), 0, window)
+        .unwrap()
+        .check(&k("closed"))
         .await
         .unwrap();
-    assert!(!beyond.allowed);
-    assert_eq!(beyond.remaining, 3, "the count as it was: {beyond:?}");
-    assert!(limiter.check(&k("other flood")).await.unwrap().allowed);
+    assert!(!closed.allowed);
+    assert_eq!((closed.remaining, closed.retry_after), (0, None));
+    // With a limit past what the count can hold, a cost taking it past `i64::MAX` is denied
+    // and counts nothing.
+    let vast = RateLimiter::new(ns.clone(), u64::MAX, window)
+        .unwrap()
+        .with_clock(move || UNIX_EPOCH + Duration::from_millis(1_700_000_010_000));
+    assert!(
+        vast.check_n(&k("vast"), i64::MAX as u64 - 1)
+            .await
+            .unwrap()
+            .allowed
+    );
+    for cost in [2, i64::MAX as u64, u64::MAX] {
+        let beyond = vast.check_n(&k("vast"), cost).await.unwrap();
+        assert!(!beyond.allowed, "cost {cost}: {beyond:?}");
+        assert_eq!(
+            beyond.remaining,
+            u64::MAX - (i64::MAX as u64 - 1),
+            "cost {cost}"
+        );
+        assert_eq!(beyond.retry_after, Some(beyond.reset_after), "cost {cost}");
+    }
+    assert!(
+        vast.check(&k("vast")).await.unwrap().allowed,
+        "the last the count holds"
+    );
 
     // The counters expire: at most two windows after they were created.
     let counters = h.named::<(String, u64)>(ns.name().root(), ns.name().domain());

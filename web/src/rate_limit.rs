@@ -82,7 +82,8 @@ impl<K: Key + Clone, D: Driver, F> RateLimitLayer<K, D, F> {
     ///   `RateLimit-Policy: "default";q=<limit>;w=<window seconds>` and
     ///   `RateLimit: "default";r=<remaining>;t=<seconds until the window ends>`;
     /// - over it, the answer is `429 Too Many Requests` with those fields and
-    ///   `Retry-After: <seconds>`, the seconds until the window ends, rounded up;
+    ///   `Retry-After: <seconds>`, the seconds until the window ends, rounded up (none with
+    ///   a limit of 0: no window allows a request, [`Decision::retry_after`]);
     /// - a key the store refuses (longer than [`namestore::MAX_KEY_LEN`]) is answered
     ///   `400 Bad Request`: it comes from the request, and letting it through would let a
     ///   client escape the limit;
@@ -268,10 +269,11 @@ where
                 inner.call(request).await?
             } else {
                 let mut response = status(StatusCode::TOO_MANY_REQUESTS);
-                let wait = seconds_up(decision.retry_after.unwrap_or(decision.reset_after));
-                response
-                    .headers_mut()
-                    .insert(RETRY_AFTER, HeaderValue::from(wait));
+                if let Some(wait) = decision.retry_after {
+                    response
+                        .headers_mut()
+                        .insert(RETRY_AFTER, HeaderValue::from(seconds_up(wait)));
+                }
                 response
             };
             for (name, value) in fields {

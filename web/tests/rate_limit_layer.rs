@@ -88,6 +88,22 @@ async fn within_and_over_the_limit() {
     }
 }
 
+/// A limit of 0 denies every request, with no `Retry-After`: waiting will not help.
+#[tokio::test]
+async fn a_limit_of_zero_tells_no_time_to_retry() {
+    let limiter = RateLimiter::new(
+        Namespace::new(namestore::open("memory://").unwrap(), "api", "closed").unwrap(),
+        0,
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    let service = RateLimitLayer::new(limiter, by_api_key).layer(echo());
+    let denied = service.oneshot(request(Some("k"))).await.unwrap();
+    assert_eq!(denied.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(header(&denied, "retry-after"), None);
+    assert!(header(&denied, "ratelimit").is_some_and(|v| v.contains(";r=0;")));
+}
+
 #[tokio::test]
 async fn a_key_the_store_refuses_does_not_escape_the_limit() {
     let service = RateLimitLayer::new(limiter(namestore::open("memory://").unwrap()), by_api_key)
