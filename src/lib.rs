@@ -15,6 +15,7 @@ mod glob;
 #[cfg(feature = "tracing")]
 pub mod instrument;
 mod key;
+pub mod load;
 pub mod lock;
 mod name;
 mod namespace;

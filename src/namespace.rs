@@ -17,6 +17,7 @@ use crate::driver::Driver;
 use crate::error::Error;
 use crate::glob::Pattern;
 use crate::key::{self, Key, KeyBuf};
+use crate::load::Flights;
 use crate::name::NamespaceName;
 use crate::ttl::{Expiry, KeyTtl, Ttl};
 use crate::{AnyDriver, Result};
@@ -55,6 +56,8 @@ struct Shared<D: Driver> {
     driver: D,
     scope: D::Scope,
     name: NamespaceName,
+    /// The keys being loaded by [`get_or_load`](Namespace::get_or_load).
+    flights: Flights,
 }
 
 impl<K, D: Driver> Clone for Namespace<K, D> {
@@ -253,6 +256,7 @@ impl<K: Key, D: Driver> Namespace<K, D> {
                 driver,
                 scope,
                 name,
+                flights: Flights::default(),
             }),
             _key: PhantomData,
         }
@@ -270,6 +274,11 @@ impl<K: Key, D: Driver> Namespace<K, D> {
     /// The namespace's name.
     pub fn name(&self) -> &NamespaceName {
         &self.shared.name
+    }
+
+    /// The keys [`get_or_load`](Self::get_or_load) is loading, shared by the handle's clones.
+    pub(crate) fn flights(&self) -> &Flights {
+        &self.shared.flights
     }
 
     /// The driver this namespace lives on.

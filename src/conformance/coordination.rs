@@ -173,6 +173,84 @@ pub async fn rate_limiter<D: Driver>(h: &Harness<D>) {
     );
 }
 
+/// Cache-aside reads ([`crate::load`]): a hit never loads; concurrent misses of one key load
+/// it once and all get the value, stored with its TTL; a failed load stores nothing and the
+/// next caller loads; an invalid TTL is refused before anything is loaded.
+pub async fn get_or_load<D: Driver>(h: &Harness<D>) {
+    use crate::load::LoadError;
+    use bytes::Bytes;
+
+    let ns = h.namespace::<String>();
+    let ttl = h.ttl();
+    let loads = Arc::new(AtomicUsize::new(0));
+    let load = |value: &'static str| {
+        let loads = Arc::clone(&loads);
+        move || async move {
+            loads.fetch_add(1, Ordering::SeqCst);
+            // Long enough for every task to miss and wait.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            Ok::<_, std::io::Error>(Bytes::from_static(value.as_bytes()))
+        }
+    };
+
+    // A hit: the stored value, no load.
+    ns.set(&k("hit"), "stored", None).await.unwrap();
+    let hit = ns.get_or_load(&k("hit"), Some(ttl), load("loaded")).await;
+    assert_eq!(hit.unwrap(), "stored");
+    assert_eq!(loads.load(Ordering::SeqCst), 0, "a hit loaded");
+
+    // Eight tasks miss one key at once: one load, the same value for all, stored with `ttl`.
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let ns = ns.clone();
+            let load = load("loaded");
+            tokio::spawn(async move { ns.get_or_load(&k("herd"), Some(ttl), load).await })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.expect("a task panicked").unwrap(), "loaded");
+    }
+    assert_eq!(
+        loads.load(Ordering::SeqCst),
+        1,
+        "the misses were not coalesced"
+    );
+    assert_eq!(ns.get(&k("herd")).await.unwrap().unwrap(), "loaded");
+    match ns.ttl(&k("herd")).await.unwrap() {
+        KeyTtl::ExpiresIn(left) => assert!(left <= ttl, "{left:?}"),
+        other => panic!("a loaded value without its TTL: {other:?}"),
+    }
+
+    // A failed load: its error, nothing stored; the next caller loads.
+    let failed = ns
+        .get_or_load(&k("failing"), None, || async {
+            Err::<Bytes, _>(std::io::Error::other("the database is down"))
+        })
+        .await;
+    match failed {
+        Err(LoadError::Load(e)) => assert_eq!(e.to_string(), "the database is down"),
+        other => panic!("expected the load's error, got {other:?}"),
+    }
+    assert_eq!(ns.get(&k("failing")).await.unwrap(), None);
+    let again = ns.get_or_load(&k("failing"), None, load("back")).await;
+    assert_eq!(again.unwrap(), "back");
+    assert_eq!(loads.load(Ordering::SeqCst), 2);
+
+    // An invalid TTL is refused before the load runs.
+    match ns
+        .get_or_load(&k("bad ttl"), Some(Duration::ZERO), load("never"))
+        .await
+    {
+        Err(LoadError::Store(e)) => assert_eq!(e.kind(), ErrorKind::InvalidTtl, "{e}"),
+        other => panic!("expected InvalidTtl, got {other:?}"),
+    }
+    assert_eq!(
+        loads.load(Ordering::SeqCst),
+        2,
+        "loaded for a write that cannot be"
+    );
+}
+
 /// Locks: one holder at a time among contending tasks, tokens strictly increasing from one
 /// holder to the next, and a holder whose lease ran out can neither renew nor release the
 /// next holder's lock. On a driver whose namespaces may be evicted (a memory store with a

@@ -305,6 +305,7 @@ macro_rules! conformance_tests {
             typed_values,
             codec_round_trips,
             rate_limiter,
+            get_or_load,
             locks,
         );
     };

@@ -1,0 +1,240 @@
+//! Cache-aside reads (`get_or_load`) beyond the conformance rule every driver keeps: a caller
+//! dropped while it loads, a failed load with callers waiting on it, typed values, and
+//! callers on other executors than tokio's.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use namestore::MemoryDriver;
+use namestore::codec::Json;
+use namestore::load::LoadError;
+
+fn key(k: &str) -> String {
+    k.to_owned()
+}
+
+/// A caller dropped while it loads (a request timing out) lets the next waiter load: the
+/// key's turn is not held by a load nobody waits for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_dropped_while_it_loads_lets_the_next_load() {
+    let ns = MemoryDriver::new()
+        .namespace::<String>("load", "cancel")
+        .unwrap();
+    let started = Arc::new(tokio::sync::Notify::new());
+    let first = {
+        let (ns, started) = (ns.clone(), Arc::clone(&started));
+        tokio::spawn(async move {
+            ns.get_or_load(&key("k"), None, || async move {
+                started.notify_one();
+                std::future::pending::<Result<Bytes, std::io::Error>>().await
+            })
+            .await
+        })
+    };
+    started.notified().await;
+    let second = {
+        let ns = ns.clone();
+        tokio::spawn(async move {
+            ns.get_or_load(&key("k"), None, || async {
+                Ok::<_, std::io::Error>(Bytes::from_static(b"second"))
+            })
+            .await
+        })
+    };
+    // The second waits for the first's turn...
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        !second.is_finished(),
+        "it did not wait for the load under way"
+    );
+    // ...which ends when the first caller goes.
+    first.abort();
+    let second = tokio::time::timeout(Duration::from_secs(5), second)
+        .await
+        .expect("the dropped caller's turn was never given up")
+        .unwrap();
+    assert_eq!(second.unwrap(), "second");
+    assert_eq!(ns.get(&key("k")).await.unwrap().unwrap(), "second");
+}
+
+/// A load that panics ends its caller's task; the next waiter loads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_load_that_panics_lets_the_next_load() {
+    let ns = MemoryDriver::new()
+        .namespace::<String>("load", "panic")
+        .unwrap();
+    let started = Arc::new(tokio::sync::Notify::new());
+    let (go, gone) = tokio::sync::oneshot::channel::<()>();
+    let first = {
+        let (ns, started) = (ns.clone(), Arc::clone(&started));
+        tokio::spawn(async move {
+            ns.get_or_load(&key("k"), None, || async move {
+                started.notify_one();
+                let _ = gone.await;
+                panic!("a load that panics (this test's)");
+                #[allow(unreachable_code)]
+                Ok::<Bytes, std::io::Error>(Bytes::new())
+            })
+            .await
+        })
+    };
+    started.notified().await;
+    let second = {
+        let ns = ns.clone();
+        tokio::spawn(async move {
+            ns.get_or_load(&key("k"), None, || async {
+                Ok::<_, std::io::Error>(Bytes::from_static(b"second"))
+            })
+            .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    go.send(()).unwrap();
+    assert!(first.await.unwrap_err().is_panic());
+    let second = tokio::time::timeout(Duration::from_secs(5), second)
+        .await
+        .expect("the panicked load's turn was never given up")
+        .unwrap();
+    assert_eq!(second.unwrap(), "second");
+}
+
+/// A load that fails gives its error to its own caller only: the callers waiting on it load
+/// in turn, one at a time, and the first that succeeds stores the value for the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_load_fails_only_its_caller() {
+    let ns = MemoryDriver::new()
+        .namespace::<String>("load", "errors")
+        .unwrap();
+    let loads = Arc::new(AtomicUsize::new(0));
+    let tasks: Vec<_> = (0..6)
+        .map(|_| {
+            let (ns, loads) = (ns.clone(), Arc::clone(&loads));
+            tokio::spawn(async move {
+                ns.get_or_load(&key("k"), None, || async move {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    // The first two loads fail.
+                    match loads.fetch_add(1, Ordering::SeqCst) {
+                        0 | 1 => Err(std::io::Error::other("not yet")),
+                        _ => Ok(Bytes::from_static(b"value")),
+                    }
+                })
+                .await
+            })
+        })
+        .collect();
+    let mut failed = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(value) => assert_eq!(value, "value"),
+            Err(LoadError::Load(e)) => {
+                assert_eq!(e.to_string(), "not yet");
+                failed += 1;
+            }
+            Err(LoadError::Store(e)) => panic!("the store failed: {e}"),
+        }
+    }
+    assert_eq!(
+        failed, 2,
+        "each failed load failed its own caller, no other"
+    );
+    assert_eq!(
+        loads.load(Ordering::SeqCst),
+        3,
+        "loads after the value was stored"
+    );
+}
+
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Profile {
+    name: String,
+    visits: u64,
+}
+
+/// Typed namespaces load values of their own type, encoded once for the store; a stored value
+/// the codec cannot read is the store's error, and nothing is loaded over it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typed_values_are_loaded_and_stored_encoded() {
+    let bytes = MemoryDriver::new()
+        .namespace::<String>("load", "typed")
+        .unwrap();
+    let profiles = bytes.clone().with_codec(Json::<Profile>::new());
+    let ada = Profile {
+        name: "Ada".into(),
+        visits: u64::MAX,
+    };
+    let loaded = profiles
+        .get_or_load(&key("ada"), Some(Duration::from_secs(60)), || {
+            let ada = ada.clone();
+            async move { Ok::<_, std::io::Error>(ada) }
+        })
+        .await
+        .unwrap();
+    assert_eq!(loaded, ada);
+    let stored = bytes.get(&key("ada")).await.unwrap().unwrap();
+    assert_eq!(stored, r#"{"name":"Ada","visits":18446744073709551615}"#);
+    let hit = profiles
+        .get_or_load(&key("ada"), None, || async {
+            Err::<Profile, _>(std::io::Error::other("loaded on a hit"))
+        })
+        .await
+        .unwrap();
+    assert_eq!(hit, ada);
+
+    bytes.set(&key("garbled"), "not json", None).await.unwrap();
+    let garbled = profiles
+        .get_or_load(&key("garbled"), None, || async {
+            Err::<Profile, _>(std::io::Error::other("loaded over a stored value"))
+        })
+        .await;
+    match garbled {
+        Err(LoadError::Store(e)) => assert_eq!(e.kind(), namestore::ErrorKind::Decode, "{e}"),
+        other => panic!("expected the codec's error, got {other:?}"),
+    }
+}
+
+/// Runs `future` on this thread, parked between polls: no runtime at all.
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Arc::new(Unpark(std::thread::current())).into();
+    let mut context = std::task::Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut context) {
+            return output;
+        }
+        std::thread::park();
+    }
+}
+
+/// Waiting needs no tokio: callers on plain threads, each blocking on its own call, coalesce
+/// and are woken when the load is done.
+#[test]
+fn callers_without_a_runtime_coalesce() {
+    let ns = MemoryDriver::new()
+        .namespace::<String>("load", "threads")
+        .unwrap();
+    let loads = Arc::new(AtomicUsize::new(0));
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let (ns, loads) = (ns.clone(), Arc::clone(&loads));
+            std::thread::spawn(move || {
+                block_on(ns.get_or_load(&key("k"), None, || async move {
+                    loads.fetch_add(1, Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_millis(200));
+                    Ok::<_, std::io::Error>(Bytes::from_static(b"value"))
+                }))
+            })
+        })
+        .collect();
+    for thread in threads {
+        assert_eq!(thread.join().unwrap().unwrap(), "value");
+    }
+    assert_eq!(loads.load(Ordering::SeqCst), 1);
+}
