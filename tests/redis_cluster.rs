@@ -254,10 +254,12 @@ fn client_of(url: &str) -> redis::cluster::ClusterConnection {
     .unwrap()
 }
 
-/// Nodes that close quiet connections (`timeout`): a call sent once (`incr`) on a connection a
-/// node closed meanwhile fails (a broken pipe, `Timeout`: the driver cannot tell it was never
-/// sent), and the next call works again. It failed for ever before: the strict connection,
-/// which never retries, was never made again.
+/// Nodes that close quiet connections (`timeout`): a call sent once (`incr`, `set_nx`, `cas`,
+/// a counter with a TTL in a transaction) after a quiet spell is served, exactly once: the
+/// connection to the call's node is checked with a `PING` first and made again. Before, the
+/// first such call failed (a broken pipe, `Timeout`: the driver cannot tell it was never
+/// sent), and before that every later one too: the strict connection, which never retries,
+/// was never made again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_a_node_closed_is_made_again() {
     let url = support::start_cluster();
@@ -279,17 +281,19 @@ async fn a_connection_a_node_closed_is_made_again() {
         .unwrap();
     let n = "n".to_owned();
     assert_eq!(ns.incr(&n, 1).await.unwrap(), 1);
-    let mut count = 1;
-    for _ in 0..2 {
-        // Past the nodes' timeout (checked once a second): the connections are closed.
-        tokio::time::sleep(Duration::from_millis(2500)).await;
-        match ns.incr(&n, 1).await {
-            Ok(value) => count = value,
-            Err(error) => assert_eq!(error.kind(), namestore::ErrorKind::Timeout, "{error}"),
-        }
-        // Whatever became of that one, the next call is served.
-        let value = ns.incr(&n, 1).await.unwrap();
-        assert!(value > count, "{value} after {count}");
-        count = value;
+    // Past the nodes' timeout (checked once a second) before each call: the connections are
+    // closed.
+    let quiet = || tokio::time::sleep(Duration::from_millis(2500));
+    for count in 2..4 {
+        quiet().await;
+        assert_eq!(ns.incr(&n, 1).await.unwrap(), count);
     }
+    quiet().await;
+    assert!(ns.set_nx(&"once".to_owned(), "1", None).await.unwrap());
+    quiet().await;
+    assert!(ns.cas(&"once".to_owned(), "1", "2", None).await.unwrap());
+    quiet().await;
+    let ttl = Duration::from_secs(60);
+    assert_eq!(ns.incr_with_ttl(&"t".to_owned(), 5, ttl).await.unwrap(), 5);
+    assert_eq!(ns.get(&"once".to_owned()).await.unwrap().unwrap(), "2");
 }

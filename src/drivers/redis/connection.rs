@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::cluster_async::ClusterConnection;
-use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use redis::{AsyncConnectionConfig, Cmd, FromRedisValue, Pipeline, RedisError, RedisFuture, Value};
 use tokio::time::Instant;
 
@@ -70,11 +70,12 @@ impl ConnectionLike for Connection {
 
 /// Whether a call may be sent again after its connection was lost mid-call.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum Resend {
+pub(super) enum Resend<'k> {
     /// Idempotent: running it twice changes neither the data nor the answer.
     Allowed,
-    /// Sent once at most.
-    Never,
+    /// Sent once at most, to the node of the stored key `.0` (on a cluster, the one a
+    /// connection check pings: see [`QUIET`]).
+    Never(&'k [u8]),
 }
 
 /// Where the driver's connections come from.
@@ -94,6 +95,8 @@ pub(super) struct ClusterLink {
     /// The main connection (retrying) and the strict one (never resending).
     current: Current<(ClusterConnection, ClusterConnection)>,
     certificates: Option<redis::TlsCertificates>,
+    /// When a node last answered, on any of the connections.
+    answers: Answers,
 }
 
 /// A connection made on first use and made again after it failed: the current one with its
@@ -154,9 +157,48 @@ pub(super) struct SingleLink {
     client: redis::Client,
     settings: AsyncConnectionConfig,
     current: Current<MultiplexedConnection>,
-    /// When the server last answered on the current connection, in milliseconds since `made`.
+    /// When the server last answered on the current connection.
+    answers: Answers,
+}
+
+/// When a link's connections were last answered, to tell a quiet one ([`QUIET`]).
+struct Answers {
+    /// In milliseconds since `made`.
     answered: AtomicU64,
     made: Instant,
+}
+
+impl Answers {
+    fn new() -> Self {
+        Answers {
+            answered: AtomicU64::new(0),
+            made: Instant::now(),
+        }
+    }
+
+    /// `at` in milliseconds since the link was made.
+    fn since_made(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.made).as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// An answer came to a call that started `at` (the call's own clock reading: no other is
+    /// taken).
+    fn answered(&self, at: Instant) {
+        self.answered
+            .fetch_max(self.since_made(at), Ordering::Relaxed);
+    }
+
+    /// A connection was made now: it has just had its answers (the handshake).
+    fn connected(&self) {
+        self.answered
+            .store(self.since_made(Instant::now()), Ordering::Relaxed);
+    }
+
+    /// Whether, at `now`, nothing had been answered for [`QUIET`] or more.
+    fn quiet(&self, now: Instant) -> bool {
+        let last = self.answered.load(Ordering::Relaxed);
+        self.since_made(now).saturating_sub(last) >= QUIET.as_millis() as u64
+    }
 }
 
 /// How long a connection may go without an answer before a call that is never resent checks
@@ -164,7 +206,8 @@ pub(super) struct SingleLink {
 /// (minutes, usually), closes a quiet connection; the next call on it then fails without
 /// having been sent, which a call sent once could not tell from one lost in flight
 /// ("may have been applied"). The check makes that failure a reconnection, for one round
-/// trip after each quiet spell.
+/// trip after each quiet spell. A cluster's link counts an answer from any node: the check
+/// pings the call's node only when the whole cluster has been quiet.
 const QUIET: Duration = Duration::from_secs(1);
 
 impl Link {
@@ -175,6 +218,7 @@ impl Link {
             return Ok(Link::Cluster(Box::new(ClusterLink {
                 current: Current::new(),
                 certificates,
+                answers: Answers::new(),
             })));
         }
         let info = config
@@ -193,8 +237,7 @@ impl Link {
                 .set_connection_timeout(Some(config.connect_bound()))
                 .set_response_timeout(None),
             current: Current::new(),
-            answered: AtomicU64::new(0),
-            made: Instant::now(),
+            answers: Answers::new(),
         })))
     }
 
@@ -212,25 +255,11 @@ impl Link {
         matches!(self, Link::Single(_))
     }
 
-    /// The server answered on the current connection, to a call that started `at` (the call's
-    /// own clock reading: no other is taken).
-    fn answered(&self, at: Instant) {
-        if let Link::Single(single) = self {
-            single
-                .answered
-                .fetch_max(single.since_made(at), Ordering::Relaxed);
-        }
-    }
-
-    /// Whether, at `now`, the server had not answered on the current connection for [`QUIET`]
-    /// or more.
-    fn quiet(&self, now: Instant) -> bool {
+    /// When the link's connections were last answered.
+    fn answers(&self) -> &Answers {
         match self {
-            Link::Single(single) => {
-                let last = single.answered.load(Ordering::Relaxed);
-                single.since_made(now).saturating_sub(last) >= QUIET.as_millis() as u64
-            }
-            Link::Cluster(_) => false,
+            Link::Single(single) => &single.answers,
+            Link::Cluster(cluster) => &cluster.answers,
         }
     }
 
@@ -245,7 +274,14 @@ impl Link {
 
 impl ClusterLink {
     async fn connect(&self, config: &RedisConfig) -> Result<(u64, Connection)> {
-        let (generation, (main, strict)) = self.current.get_or_make(|| self.make(config)).await?;
+        let (generation, (main, strict)) = self
+            .current
+            .get_or_make(|| async {
+                let made = self.make(config).await?;
+                self.answers.connected();
+                Ok(made)
+            })
+            .await?;
         Ok((generation, Connection::Cluster { main, strict }))
     }
 
@@ -279,11 +315,6 @@ impl ClusterLink {
 }
 
 impl SingleLink {
-    /// `at` in milliseconds since the link was made.
-    fn since_made(&self, at: Instant) -> u64 {
-        u64::try_from(at.saturating_duration_since(self.made).as_millis()).unwrap_or(u64::MAX)
-    }
-
     async fn connect(&self) -> Result<(u64, Connection)> {
         let (generation, connection) = self
             .current
@@ -293,9 +324,7 @@ impl SingleLink {
                     .get_multiplexed_async_connection_with_config(&self.settings)
                     .await
                     .map_err(|e| connect_error(&e))?;
-                // A new connection has just had its answers (the handshake).
-                self.answered
-                    .store(self.since_made(Instant::now()), Ordering::Relaxed);
+                self.answers.connected();
                 Ok(connection)
             })
             .await?;
@@ -424,7 +453,7 @@ pub(super) async fn call<T, F>(
     link: &Link,
     config: &RedisConfig,
     key: &str,
-    resend: Resend,
+    resend: Resend<'_>,
     exchange: impl Fn(Connection) -> F,
 ) -> Result<T>
 where
@@ -474,37 +503,51 @@ where
         };
         let (deadline, own) = nearer(Instant::now(), config.response_timeout);
         // A call sent once, about to go on a connection that has been quiet: make sure first
-        // that the connection still stands (see `QUIET`).
-        if resend == Resend::Never && !sent && !checked && link.quiet(start) {
+        // that the connection still stands (see `QUIET`); on a cluster, the connection to the
+        // node the call goes to, the one its key's slot is served by.
+        if let Resend::Never(stored) = resend
+            && !sent
+            && !checked
+            && link.answers().quiet(start)
+        {
             checked = true;
-            if let Connection::Single(mut single) = connection.clone() {
-                let command = redis::cmd("PING");
-                let ping = command.query_async::<()>(&mut single);
-                match tokio::time::timeout_at(deadline, ping).await {
-                    Ok(Err(error)) if connection_failed(&error) => {
-                        link.discard(generation);
-                        continue;
+            let command = redis::cmd("PING");
+            let ping = async {
+                match connection.clone() {
+                    Connection::Single(mut single) => {
+                        command.query_async::<Value>(&mut single).await
                     }
-                    Ok(_) => link.answered(start),
-                    Err(_) => {
-                        return Err(Error::unavailable(
-                            "the Redis server did not answer a PING in time; the call was not \
-                             sent",
-                            None,
-                        ));
+                    Connection::Cluster { mut strict, .. } => {
+                        let node = Route::with_key(stored, SlotAddr::Master);
+                        let node =
+                            RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(node));
+                        strict.route_command(command.clone(), node).await
                     }
+                }
+            };
+            match tokio::time::timeout_at(deadline, ping).await {
+                Ok(Err(error)) if connection_failed(&error) => {
+                    link.discard(generation);
+                    continue;
+                }
+                Ok(_) => link.answers().answered(start),
+                Err(_) => {
+                    return Err(Error::unavailable(
+                        "the Redis server did not answer a PING in time; the call was not sent",
+                        None,
+                    ));
                 }
             }
         }
         sent = true;
         match tokio::time::timeout_at(deadline, exchange(connection)).await {
             Ok(Ok(answer)) => {
-                link.answered(start);
+                link.answers().answered(start);
                 return Ok(answer);
             }
             Ok(Err(error)) if connection_failed(&error) => {
                 link.discard(generation);
-                if resend == Resend::Allowed && resends == 0 {
+                if matches!(resend, Resend::Allowed) && resends == 0 {
                     resends += 1;
                     continue;
                 }
@@ -534,7 +577,7 @@ where
                 ));
             }
             Ok(Err(error)) => {
-                link.answered(start);
+                link.answers().answered(start);
                 return Err(answer_error(error, key));
             }
             Err(_) if own => return Err(Error::timeout(config.response_timeout)),

@@ -128,7 +128,7 @@ impl RedisDriver {
     async fn call<T, F>(
         &self,
         key: &str,
-        resend: Resend,
+        resend: Resend<'_>,
         exchange: impl Fn(Connection) -> F,
     ) -> Result<T>
     where
@@ -146,24 +146,26 @@ impl RedisDriver {
         .await
     }
 
-    /// Runs a non-idempotent command: sent once, never resent after a connection error.
-    async fn once<T: FromRedisValue>(&self, key: &str, command: Cmd) -> Result<T> {
+    /// Runs a non-idempotent command on the stored key `full`: sent once, never resent after a
+    /// connection error.
+    async fn once<T: FromRedisValue>(&self, key: &str, full: &[u8], command: Cmd) -> Result<T> {
         let command = &command;
-        self.call(key, Resend::Never, |connection| async move {
+        self.call(key, Resend::Never(full), |connection| async move {
             let value = send_once(connection, command).await?;
             T::from_redis_value(value).map_err(RedisError::from)
         })
         .await
     }
 
-    /// Runs a non-idempotent `MULTI`/`EXEC` transaction once.
+    /// Runs a non-idempotent `MULTI`/`EXEC` transaction on the stored key `full` once.
     async fn transaction_once<T: FromRedisValue>(
         &self,
         key: &str,
+        full: &[u8],
         transaction: Pipeline,
     ) -> Result<T> {
         let transaction = &transaction;
-        self.call(key, Resend::Never, |connection| async move {
+        self.call(key, Resend::Never(full), |connection| async move {
             let values = send_transaction_once(connection, transaction).await?;
             T::from_redis_value(redis::Value::Array(values)).map_err(RedisError::from)
         })
@@ -180,7 +182,7 @@ impl RedisDriver {
         args: Vec<Vec<u8>>,
     ) -> Result<T> {
         let (full_key, args) = (&full_key, &args);
-        self.call(key, Resend::Never, |connection| async move {
+        self.call(key, Resend::Never(full_key), |connection| async move {
             let mut by_sha = redis::cmd("EVALSHA");
             by_sha
                 .arg(lua.script.get_hash())
@@ -226,10 +228,14 @@ impl RedisDriver {
         ttl: Option<Ttl>,
         condition: &str,
     ) -> Result<bool> {
+        let full = s.key(key);
         let mut command = redis::cmd("SET");
-        command.arg(s.key(key)).arg(&value[..]).arg(condition);
+        command.arg(&full).arg(&value[..]).arg(condition);
         px(&mut command, ttl);
-        Ok(self.once::<Option<String>>(key, command).await?.is_some())
+        Ok(self
+            .once::<Option<String>>(key, full.as_ref(), command)
+            .await?
+            .is_some())
     }
 }
 
@@ -297,9 +303,10 @@ impl Driver for RedisDriver {
     }
 
     async fn delete(&self, s: &RedisScope, key: &str) -> Result<bool> {
+        let full = s.key(key);
         let mut command = redis::cmd("DEL");
-        command.arg(s.key(key));
-        Ok(self.once::<i64>(key, command).await? > 0)
+        command.arg(&full);
+        Ok(self.once::<i64>(key, full.as_ref(), command).await? > 0)
     }
 
     async fn ttl(&self, s: &RedisScope, key: &str) -> Result<KeyTtl> {
@@ -319,9 +326,10 @@ impl Driver for RedisDriver {
     }
 
     async fn persist(&self, s: &RedisScope, key: &str) -> Result<bool> {
+        let full = s.key(key);
         let mut command = redis::cmd("PERSIST");
-        command.arg(s.key(key));
-        Ok(self.once::<i64>(key, command).await? == 1)
+        command.arg(&full);
+        Ok(self.once::<i64>(key, full.as_ref(), command).await? == 1)
     }
 
     async fn incr(
@@ -346,8 +354,8 @@ impl Driver for RedisDriver {
         match ttl_on_create {
             None => {
                 let mut command = redis::cmd("INCRBY");
-                command.arg(full).arg(delta);
-                counted(self.once(key, command).await)
+                command.arg(&full).arg(delta);
+                counted(self.once(key, full.as_ref(), command).await)
             }
             Some(ttl) => {
                 // A counter the call creates starts at 0 with the TTL; INCRBY keeps a TTL. Both
@@ -365,7 +373,7 @@ impl Driver for RedisDriver {
                     .cmd("INCRBY")
                     .arg(&full)
                     .arg(delta);
-                let answer = self.transaction_once(key, transaction).await;
+                let answer = self.transaction_once(key, full.as_ref(), transaction).await;
                 counted(answer.map(|(value,): (i64,)| value))
             }
         }
@@ -378,12 +386,13 @@ impl Driver for RedisDriver {
         value: Bytes,
         ttl: Option<Ttl>,
     ) -> Result<Option<Bytes>> {
+        let full = s.key(key);
         let mut command = redis::cmd("SET");
-        command.arg(s.key(key)).arg(&value[..]);
+        command.arg(&full).arg(&value[..]);
         px(&mut command, ttl);
         command.arg("GET");
         Ok(self
-            .once::<Option<Vec<u8>>>(key, command)
+            .once::<Option<Vec<u8>>>(key, full.as_ref(), command)
             .await?
             .map(Bytes::from))
     }
