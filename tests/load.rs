@@ -15,19 +15,30 @@ fn key(k: &str) -> String {
     k.to_owned()
 }
 
-/// A caller dropped while it loads (a request timing out) lets the next waiter load: the
-/// key's turn is not held by a load nobody waits for.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_caller_dropped_while_it_loads_lets_the_next_load() {
+/// How the caller that loads goes before its load is done.
+#[derive(Clone, Copy, PartialEq)]
+enum Gone {
+    /// Dropped (a request timing out, a client gone).
+    Dropped,
+    /// Its load panicked.
+    Panicked,
+}
+
+/// The next waiter loads once the caller loading before it is gone: the key's turn is not
+/// held by a load nobody waits for.
+async fn the_next_loads_when_the_loader_goes(gone: Gone) {
     let ns = MemoryDriver::new()
-        .namespace::<String>("load", "cancel")
+        .namespace::<String>("load", "gone")
         .unwrap();
     let started = Arc::new(tokio::sync::Notify::new());
+    let (go, told) = tokio::sync::oneshot::channel::<()>();
     let first = {
         let (ns, started) = (ns.clone(), Arc::clone(&started));
         tokio::spawn(async move {
             ns.get_or_load(&key("k"), None, || async move {
                 started.notify_one();
+                let _ = told.await;
+                assert!(gone != Gone::Panicked, "a load that panics (this test's)");
                 std::future::pending::<Result<Bytes, std::io::Error>>().await
             })
             .await
@@ -50,54 +61,29 @@ async fn a_caller_dropped_while_it_loads_lets_the_next_load() {
         "it did not wait for the load under way"
     );
     // ...which ends when the first caller goes.
-    first.abort();
+    match gone {
+        Gone::Dropped => first.abort(),
+        Gone::Panicked => {
+            go.send(()).unwrap();
+            assert!(first.await.unwrap_err().is_panic());
+        }
+    }
     let second = tokio::time::timeout(Duration::from_secs(5), second)
         .await
-        .expect("the dropped caller's turn was never given up")
+        .expect("the gone caller's turn was never given up")
         .unwrap();
     assert_eq!(second.unwrap(), "second");
     assert_eq!(ns.get(&key("k")).await.unwrap().unwrap(), "second");
 }
 
-/// A load that panics ends its caller's task; the next waiter loads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_dropped_while_it_loads_lets_the_next_load() {
+    the_next_loads_when_the_loader_goes(Gone::Dropped).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_load_that_panics_lets_the_next_load() {
-    let ns = MemoryDriver::new()
-        .namespace::<String>("load", "panic")
-        .unwrap();
-    let started = Arc::new(tokio::sync::Notify::new());
-    let (go, gone) = tokio::sync::oneshot::channel::<()>();
-    let first = {
-        let (ns, started) = (ns.clone(), Arc::clone(&started));
-        tokio::spawn(async move {
-            ns.get_or_load(&key("k"), None, || async move {
-                started.notify_one();
-                let _ = gone.await;
-                panic!("a load that panics (this test's)");
-                #[allow(unreachable_code)]
-                Ok::<Bytes, std::io::Error>(Bytes::new())
-            })
-            .await
-        })
-    };
-    started.notified().await;
-    let second = {
-        let ns = ns.clone();
-        tokio::spawn(async move {
-            ns.get_or_load(&key("k"), None, || async {
-                Ok::<_, std::io::Error>(Bytes::from_static(b"second"))
-            })
-            .await
-        })
-    };
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    go.send(()).unwrap();
-    assert!(first.await.unwrap_err().is_panic());
-    let second = tokio::time::timeout(Duration::from_secs(5), second)
-        .await
-        .expect("the panicked load's turn was never given up")
-        .unwrap();
-    assert_eq!(second.unwrap(), "second");
+    the_next_loads_when_the_loader_goes(Gone::Panicked).await;
 }
 
 /// A load that fails gives its error to its own caller only: the callers waiting on it load
