@@ -68,6 +68,29 @@ async fn an_untrusted_certificate_is_refused() {
     assert!(error.to_string().contains("certificate"), "{error}");
 }
 
+/// `rediss://` to a port where the server speaks plain text: the server reads the handshake
+/// as the start of a command and waits for the rest, so the connection times out rather than
+/// fails; the error says what a timeout alone would not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_to_a_plain_text_port_says_so() {
+    let url = support::start_server(support::free_port(), "");
+    let tls = url.replacen("redis://", "rediss://", 1);
+    let ns = RedisDriver::from_url(&format!("{tls}?connect_timeout_ms=500"))
+        .unwrap()
+        .namespace::<String>("app", "tls")
+        .unwrap();
+    let error = ns.get(&"k".to_owned()).await.unwrap_err();
+    assert_eq!(error.kind(), namestore::ErrorKind::Unavailable, "{error:?}");
+    assert!(
+        error.to_string().contains("`redis://` reaches it"),
+        "{error}"
+    );
+    // The same server, as the hint says.
+    let plain = RedisDriver::from_url(&url).unwrap();
+    let ns = plain.namespace::<String>("app", "tls").unwrap();
+    assert_eq!(ns.get(&"k".to_owned()).await.unwrap(), None);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_private_ca_named_in_the_url_is_trusted() {
     let dir = certificates();

@@ -244,7 +244,7 @@ impl Link {
     /// A connection, made now if there is none, and its generation.
     async fn connect(&self, config: &RedisConfig) -> Result<(u64, Connection)> {
         match self {
-            Link::Single(single) => single.connect().await,
+            Link::Single(single) => single.connect(config).await,
             Link::Cluster(cluster) => cluster.connect(config).await,
         }
     }
@@ -300,22 +300,22 @@ impl ClusterLink {
             if let Some(certificates) = &self.certificates {
                 builder = builder.certs(certificates.clone());
             }
-            builder.build().map_err(|e| connect_error(&e))
+            builder.build().map_err(|e| connect_error(&e, config))
         };
         let main = client(2)?
             .get_async_connection()
             .await
-            .map_err(|e| connect_error(&e))?;
+            .map_err(|e| connect_error(&e, config))?;
         let strict = client(0)?
             .get_async_connection()
             .await
-            .map_err(|e| connect_error(&e))?;
+            .map_err(|e| connect_error(&e, config))?;
         Ok((main, strict))
     }
 }
 
 impl SingleLink {
-    async fn connect(&self) -> Result<(u64, Connection)> {
+    async fn connect(&self, config: &RedisConfig) -> Result<(u64, Connection)> {
         let (generation, connection) = self
             .current
             .get_or_make(|| async {
@@ -323,7 +323,7 @@ impl SingleLink {
                     .client
                     .get_multiplexed_async_connection_with_config(&self.settings)
                     .await
-                    .map_err(|e| connect_error(&e))?;
+                    .map_err(|e| connect_error(&e, config))?;
                 self.answers.connected();
                 Ok(connection)
             })
@@ -336,7 +336,7 @@ impl SingleLink {
 /// the server does not have) or a refused TLS certificate would be refused again, so it is a
 /// backend error (the caller must fix the URL or the certificates); anything else is
 /// unavailable.
-fn connect_error(error: &RedisError) -> Error {
+fn connect_error(error: &RedisError, config: &RedisConfig) -> Error {
     let refused_credentials = error.kind() == redis::ErrorKind::AuthenticationFailed
         || matches!(error.code(), Some("WRONGPASS" | "NOAUTH" | "NOPERM"));
     if refused_credentials {
@@ -363,10 +363,30 @@ fn connect_error(error: &RedisError) -> Error {
             "the TLS handshake with the Redis server failed: {refusal}{hint}"
         ))
     } else if error.is_timeout() {
-        Error::unavailable("could not connect to the Redis server in time", None)
+        connect_timed_out(config)
     } else {
         Error::unavailable(format!("cannot reach the Redis server: {error}"), None)
     }
+}
+
+/// Connecting took longer than `connect_timeout` (namestore's bound, or the client library's,
+/// which is given the same).
+fn connect_timed_out(config: &RedisConfig) -> Error {
+    // A server that does not speak TLS reads the handshake as the start of a command and
+    // waits for its end: the connection never fails, it times out.
+    let hint = if config.is_tls() {
+        " (the URL asks for TLS: a server that does not speak TLS on that port never answers \
+         the handshake, and `redis://` reaches it)"
+    } else {
+        ""
+    };
+    Error::unavailable(
+        format!(
+            "could not connect to the Redis server within {:?}{hint}",
+            config.connect_timeout
+        ),
+        None,
+    )
 }
 
 /// Whether the connection itself failed during an exchange (rather than the server answering
@@ -485,13 +505,7 @@ where
         );
         let connected = match tokio::time::timeout_at(deadline, link.connect(config)).await {
             Ok(connected) => connected,
-            Err(_) if own => Err(Error::unavailable(
-                format!(
-                    "could not connect to the Redis server within {:?}",
-                    config.connect_timeout
-                ),
-                None,
-            )),
+            Err(_) if own => Err(connect_timed_out(config)),
             // Out of time for the whole call while connecting again to resend.
             Err(_) => Err(Error::timeout(config.call_timeout())),
         };
