@@ -14,6 +14,8 @@
 //!   (an error is not handed to callers that did not run the load: a passing failure fails
 //!   one request, not every request waiting on it);
 //! - a caller dropped while it loads (a timeout, a client gone) lets the next waiter load;
+//!   a load that never ends holds the key's turn for as long as its caller waits, so the
+//!   callers of a load that can hang bound their wait (`tokio::time::timeout`);
 //! - the lock is in this process: instances sharing a Redis store each load once.
 //!
 //! Waiting needs no particular runtime: the lock is `futures-util`'s asynchronous mutex, which
