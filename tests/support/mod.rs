@@ -102,24 +102,41 @@ pub fn stop_server(port: u16) {
 /// Starts a Redis Cluster of three primaries on free loopback ports (`redis-cli --cluster
 /// create`) and waits until it serves every slot; returns its `redis+cluster://` seed URL.
 pub fn start_cluster() -> String {
-    start_cluster_with(None, false)
+    start_cluster_with(None, false, 0)
 }
 
 /// As [`start_cluster`], the nodes speaking TLS only, to clients and to each other, with the
 /// test certificate of [`certificates`]; returns its `rediss+cluster://` seed URL (whose
 /// clients must trust `ca.crt` in that directory).
 pub fn start_tls_cluster() -> String {
-    start_cluster_with(Some(certificates()), false)
+    start_cluster_with(Some(certificates()), false, 0)
 }
 
 /// As [`start_tls_cluster`], every node requiring clients to present a certificate the CA
 /// signed (`tls-auth-clients yes`, Redis's default): `client.crt` and `client.key`.
 pub fn start_tls_cluster_requiring_clients() -> String {
-    start_cluster_with(Some(certificates()), true)
+    start_cluster_with(Some(certificates()), true, 0)
 }
 
-fn start_cluster_with(tls: Option<&std::path::Path>, auth_clients: bool) -> String {
-    let ports: Vec<u16> = (0..3).map(|_| cluster_port()).collect();
+/// As [`start_cluster`], each primary with a replica (six nodes), which takes over a second
+/// after its primary stops answering (`cluster-node-timeout 1000`); returns once every replica
+/// has its primary's data.
+pub fn start_cluster_with_replicas() -> String {
+    start_cluster_with(None, false, 1)
+}
+
+fn start_cluster_with(
+    tls: Option<&std::path::Path>,
+    auth_clients: bool,
+    replicas: usize,
+) -> String {
+    let ports: Vec<u16> = (0..3 * (1 + replicas)).map(|_| cluster_port()).collect();
+    // Replicas synchronise at once, and take over soon after their primary fails.
+    let failover = if replicas > 0 {
+        " --cluster-node-timeout 1000 --repl-diskless-sync-delay 0"
+    } else {
+        ""
+    };
     let dir = scratch_dir("cluster").join(ports[0].to_string());
     std::fs::create_dir_all(&dir).unwrap();
     let tls_server = |port: u16| match tls {
@@ -148,9 +165,10 @@ fn start_cluster_with(tls: Option<&std::path::Path>, auth_clients: bool) -> Stri
         start_server(
             *port,
             &format!(
-                "--cluster-enabled yes --cluster-config-file nodes-{port}.conf --dir {}{}",
+                "--cluster-enabled yes --cluster-config-file nodes-{port}.conf --dir {}{}{}",
                 dir.display(),
-                tls_server(*port)
+                tls_server(*port),
+                failover
             ),
         );
     }
@@ -160,34 +178,42 @@ fn start_cluster_with(tls: Option<&std::path::Path>, auth_clients: bool) -> Stri
         .arg("--cluster")
         .arg("create")
         .args(&nodes)
-        .args(["--cluster-replicas", "0", "--cluster-yes"])
+        .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
         .expect("redis-cli (from the redis-tools package, installed with redis-server)");
     assert!(created.success(), "redis-cli --cluster create failed");
+    let ask = |port: u16, args: &[&str]| {
+        Command::new("redis-cli")
+            .args(&tls_cli)
+            .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+            .args(args)
+            .output()
+            .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
+            .unwrap_or_default()
+    };
     let deadline = Instant::now() + Duration::from_secs(30);
-    for port in &ports {
-        loop {
-            let state = Command::new("redis-cli")
-                .args(&tls_cli)
-                .args([
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    &port.to_string(),
-                    "CLUSTER",
-                    "INFO",
-                ])
-                .output();
-            if state
-                .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains("cluster_state:ok"))
-            {
-                break;
+    let wait_for_every_node = |args: &[&str], ready: &dyn Fn(&str) -> bool, what: &str| {
+        for port in &ports {
+            while !ready(&ask(*port, args)) {
+                assert!(Instant::now() < deadline, "{what}");
+                std::thread::sleep(Duration::from_millis(50));
             }
-            assert!(Instant::now() < deadline, "the cluster did not come up");
-            std::thread::sleep(Duration::from_millis(50));
         }
+    };
+    wait_for_every_node(
+        &["CLUSTER", "INFO"],
+        &|out| out.contains("cluster_state:ok"),
+        "the cluster did not come up",
+    );
+    // A replica takes over only once it has its primary's data.
+    if replicas > 0 {
+        wait_for_every_node(
+            &["INFO", "replication"],
+            &|out| out.contains("role:master") || out.contains("master_link_status:up"),
+            "the replicas did not synchronise",
+        );
     }
     let scheme = if tls.is_some() {
         "rediss+cluster"

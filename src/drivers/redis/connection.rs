@@ -427,6 +427,15 @@ const REFUSED_FOR_NOW: [(&str, &str); 6] = [
     ("MISCONF", "MISCONF"),
 ];
 
+/// Whether a cluster call ended before reaching the node that serves its key: no connection
+/// to that node (redis-rs's `ClusterConnectionNotFound`: a primary that failed, until its
+/// replica takes over; a node the client has not connected to yet), or a redirection
+/// (`MOVED`, `ASK`) left to follow when the call ran out of them. Either way the command ran
+/// nowhere: a node that redirects runs nothing, and a call is not sent without a connection.
+fn unreached_node(error: &RedisError) -> bool {
+    error.kind() == redis::ErrorKind::ClusterConnectionNotFound || error.redirect_node().is_some()
+}
+
 /// Maps the server's error answer, naming `key`. Messages come from redis-rs and the server
 /// and hold no credentials.
 pub(super) fn answer_error(error: RedisError, key: &str) -> Error {
@@ -444,6 +453,15 @@ pub(super) fn answer_error(error: RedisError, key: &str) -> Error {
         // nothing ran, and the same call may succeed later.
         Error::unavailable(
             format!("the Redis server ran nothing, and may later: {error}"),
+            Some(Box::new(error)),
+        )
+    } else if unreached_node(&error) {
+        Error::unavailable(
+            format!(
+                "the Redis Cluster node serving the key was not reached (a node failing over, \
+                 or a slot moving to a node not connected yet); nothing ran, and the call may \
+                 succeed later: {error}"
+            ),
             Some(Box::new(error)),
         )
     } else if error.code() == Some("WRONGTYPE") || text.contains("WRONGTYPE") {

@@ -35,6 +35,22 @@ impl Seen {
     }
 }
 
+/// How many slots a cluster has.
+const SLOTS: u32 = 16384;
+
+/// How many slots a slot field of `CLUSTER NODES` gives its node: `5461-10922`, `42`, or none
+/// for a slot on its way in or out (`[42->-id]`, `[42-<-id]`: still served where it was).
+fn slots_in(range: &str) -> u32 {
+    if range.starts_with('[') {
+        return 0;
+    }
+    let (low, high) = range.split_once('-').unwrap_or((range, range));
+    match (low.parse::<u32>(), high.parse::<u32>()) {
+        (Ok(low), Ok(high)) if low <= high => high - low + 1,
+        _ => 0,
+    }
+}
+
 /// Where one `SCAN` walk runs: the standalone server, or one cluster node.
 #[derive(Clone, Debug)]
 pub(super) enum Target {
@@ -59,6 +75,12 @@ impl RedisDriver {
     }
 
     /// Every place keys live: the standalone server, or each primary of the cluster.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Unavailable`](crate::ErrorKind::Unavailable) when some slots have no
+    /// primary that is up (one failed, and its replica has not taken over yet): a walk of the
+    /// others would miss those slots' keys, and say nothing of it.
     async fn primaries(&self) -> Result<Vec<Target>> {
         if !self.config().is_cluster() {
             return Ok(vec![Target::Server]);
@@ -69,14 +91,22 @@ impl RedisDriver {
         let mut command = redis::cmd("CLUSTER");
         command.arg("NODES");
         let nodes: String = self.routed("", command, &any).await?;
-        Ok(nodes
+        let mut covered = 0;
+        let primaries = nodes
             .lines()
             .filter_map(|line| {
                 let fields: Vec<&str> = line.split_whitespace().collect();
                 let (address, flags) = (fields.get(1)?, fields.get(2)?);
+                // `fail` and `fail?`: a primary known or suspected to be down.
                 if !flags.split(',').any(|f| f == "master") || flags.contains("fail") {
                     return None;
                 }
+                covered += fields
+                    .get(8..)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|range| slots_in(range))
+                    .sum::<u32>();
                 let (host, port) = address.split(['@', ',']).next()?.rsplit_once(':')?;
                 Some(Target::Node(RoutingInfo::SingleNode(
                     SingleNodeRoutingInfo::ByAddress {
@@ -85,7 +115,18 @@ impl RedisDriver {
                     },
                 )))
             })
-            .collect())
+            .collect();
+        if covered < SLOTS {
+            return Err(crate::Error::unavailable(
+                format!(
+                    "{} of the cluster's {SLOTS} slots have no primary that is up (a node \
+                     failing over): a listing would miss their keys",
+                    SLOTS - covered.min(SLOTS)
+                ),
+                None,
+            ));
+        }
+        Ok(primaries)
     }
 
     /// Sends a read-only `command` to `target`.

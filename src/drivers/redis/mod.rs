@@ -10,7 +10,8 @@
 //!
 //! The parts: [`config`](RedisConfig) (the URL), `connection` (connecting, a call's bounds and
 //! error kinds, sending once), `tls` (certificate files, and which handshakes are refusals),
-//! `scripts`, `listing` (`SCAN` walks).
+//! `scripts`, `batches` (`mget`, `mset`, `mdel`, split by slot on a cluster), `listing`
+//! (`SCAN` walks).
 //!
 //! A call whose effect or answer would change if it ran twice (`set_nx`, `replace`, `delete`,
 //! `persist`, `incr`, `get_set`, `cas`, `cad`) is sent once and never resent after a
@@ -19,6 +20,7 @@
 //! refused to run for now (`LOADING`, `BUSY`, `MASTERDOWN`, `CLUSTERDOWN`, `TRYAGAIN`), is
 //! [`ErrorKind::Unavailable`](crate::ErrorKind::Unavailable).
 
+mod batches;
 mod config;
 mod connection;
 mod listing;
@@ -31,7 +33,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_core::Stream;
-use redis::cluster_routing::{Route, SlotAddr};
 use redis::{Cmd, FromRedisValue, Pipeline, RedisError};
 
 pub(crate) use config::PARAMETERS;
@@ -425,12 +426,7 @@ impl Driver for RedisDriver {
     }
 
     async fn mget(&self, s: &RedisScope, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
-        let mut command = redis::cmd("MGET");
-        for key in keys {
-            command.arg(s.key(key));
-        }
-        let values: Vec<Option<Vec<u8>>> = self.query(keys[0], command).await?;
-        Ok(values.into_iter().map(|v| v.map(Bytes::from)).collect())
+        self.get_batch(s, keys).await
     }
 
     async fn mset(
@@ -439,63 +435,14 @@ impl Driver for RedisDriver {
         pairs: &mut [(&str, Bytes)],
         ttl: Option<Ttl>,
     ) -> Result<()> {
-        let first = pairs.first().map_or("", |(k, _)| *k);
         match ttl {
-            None => {
-                let mut command = redis::cmd("MSET");
-                for (key, value) in pairs.iter() {
-                    command.arg(s.key(key)).arg(&value[..]);
-                }
-                self.query::<()>(first, command).await
-            }
-            Some(ttl) => {
-                // One MULTI/EXEC per slot: a transaction cannot span slots on a cluster. With
-                // the hash tag (or on a standalone server) that is one transaction.
-                let split_by_slot = self.config().is_cluster() && !self.config().hash_tag;
-                let mut groups: Vec<(Route, Pipeline)> = Vec::new();
-                for (key, value) in pairs.iter() {
-                    let full = s.key(key);
-                    // Only a cluster without the hash tag needs one transaction per slot.
-                    let route = if split_by_slot {
-                        Route::with_key(&full, SlotAddr::Master)
-                    } else {
-                        Route::new(0, SlotAddr::Master)
-                    };
-                    let at = match groups.iter().position(|(r, _)| *r == route) {
-                        Some(at) => at,
-                        None => {
-                            let mut pipeline = redis::pipe();
-                            pipeline.atomic();
-                            groups.push((route, pipeline));
-                            groups.len() - 1
-                        }
-                    };
-                    groups[at]
-                        .1
-                        .cmd("SET")
-                        .arg(full)
-                        .arg(&value[..])
-                        .arg("PX")
-                        .arg(ttl.as_millis())
-                        .ignore();
-                }
-                for (_, pipeline) in &groups {
-                    self.call(first, Resend::Allowed, |mut connection| async move {
-                        pipeline.query_async::<()>(&mut connection).await
-                    })
-                    .await?;
-                }
-                Ok(())
-            }
+            None => self.set_batch(s, pairs).await,
+            Some(ttl) => self.set_batch_with_ttl(s, pairs, ttl).await,
         }
     }
 
     async fn mdel(&self, s: &RedisScope, keys: &[&str]) -> Result<u64> {
-        let mut command = redis::cmd("DEL");
-        for key in keys {
-            command.arg(s.key(key));
-        }
-        Ok(self.query::<i64>(keys[0], command).await?.max(0) as u64)
+        self.delete_batch(s, keys).await
     }
 
     fn scan(
@@ -567,11 +514,8 @@ impl Driver for RedisDriver {
                 let (next, keys) = self.scan_step(s, &target, cursor, None).await?;
                 // A `SCAN` page may hold more keys than its `COUNT` asked for.
                 for batch in keys.chunks(listing::SCAN_COUNT) {
-                    let mut command = redis::cmd("UNLINK");
-                    for key in batch {
-                        command.arg(s.key(key));
-                    }
-                    cleared += self.query::<i64>("", command).await?.max(0) as u64;
+                    let full: Vec<Vec<u8>> = batch.iter().map(|key| s.key(key)).collect();
+                    cleared += self.remove("UNLINK", "", &full).await?;
                 }
                 if next == 0 {
                     break;
