@@ -591,7 +591,11 @@ impl Batches {
         let deleting = deleting_round.map(Self::batch).unwrap_or_default();
         let (mget, mset, mdel) = tokio::join!(
             ns.mget(Self::batch(round)),
-            ns.mset(Self::batch(round).into_iter().map(|key| (key, "x")), None),
+            // Every other batch with a TTL: one transaction per slot.
+            ns.mset(
+                Self::batch(round).into_iter().map(|key| (key, "x")),
+                (round % 2 == 1).then_some(Duration::from_secs(600)),
+            ),
             ns.mdel(&deleting),
         );
         if mset.is_ok() {

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
-use redis::{Cmd, FromRedisValue, RedisError, Value};
+use redis::{Cmd, FromRedisValue, Pipeline, RedisError, Value};
 
 use super::connection::{Connection, Resend};
 use super::{RedisDriver, RedisScope};
@@ -132,7 +132,7 @@ impl RedisDriver {
     }
 
     /// `SET … PX` of the batch `pairs` in `MULTI`/`EXEC`: one transaction, or one per slot
-    /// (a transaction cannot span slots on a cluster), each sent in turn.
+    /// (a transaction cannot span slots on a cluster), sent at once within one call's bounds.
     pub(super) async fn set_batch_with_ttl(
         &self,
         s: &RedisScope,
@@ -146,25 +146,37 @@ impl RedisDriver {
         } else {
             vec![(Route::new(0, SlotAddr::Master), (0..pairs.len()).collect())]
         };
-        for (_, positions) in &groups {
-            let mut transaction = redis::pipe();
-            transaction.atomic();
-            for &position in positions {
+        let transactions: Vec<Pipeline> = groups
+            .iter()
+            .map(|(_, positions)| {
+                let mut transaction = redis::pipe();
+                transaction.atomic();
+                for &position in positions {
+                    transaction
+                        .cmd("SET")
+                        .arg(&full[position])
+                        .arg(&pairs[position].1[..])
+                        .arg("PX")
+                        .arg(ttl.as_millis())
+                        .ignore();
+                }
                 transaction
-                    .cmd("SET")
-                    .arg(&full[position])
-                    .arg(&pairs[position].1[..])
-                    .arg("PX")
-                    .arg(ttl.as_millis())
-                    .ignore();
-            }
-            let transaction = &transaction;
-            self.call(first, Resend::Allowed, |mut connection| async move {
-                transaction.query_async::<()>(&mut connection).await
             })
-            .await?;
-        }
-        Ok(())
+            .collect();
+        let transactions = &transactions;
+        self.call(first, Resend::Allowed, |connection| async move {
+            // Each goes to the primary of its first key's slot, its keys' slot.
+            let sent = transactions.iter().map(|transaction| {
+                let mut connection = connection.clone();
+                async move { transaction.query_async::<()>(&mut connection).await }
+            });
+            futures_util::future::join_all(sent)
+                .await
+                .into_iter()
+                .collect::<redis::RedisResult<Vec<()>>>()
+                .map(drop)
+        })
+        .await
     }
 
     /// `DEL` of the batch `keys`: how many were present.
