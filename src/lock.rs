@@ -33,6 +33,16 @@
 //! default); on Redis the server's `maxmemory-policy` decides, which this crate does not see:
 //! keep `noeviction` (Redis's default) on a server that holds locks.
 //!
+//! A lock is as durable as the store's writes. Redis replicates asynchronously: when a primary
+//! fails and its replica takes over (Sentinel, a managed service's failover, a Redis Cluster),
+//! the writes the replica had not received yet are lost, an acquisition among them (the lock
+//! is free again on the new primary while its holder acts) and the fence counter's last
+//! increments (the next tokens repeat ones already handed out, and a resource cannot tell a
+//! repeated token from its holder's). Where that matters, keep locks on a store without
+//! failover: one Redis primary (a restart from its append-only file with `appendfsync always`
+//! keeps every acknowledged write), or the redb driver in one process. The in-memory driver
+//! loses its locks only with its process.
+//!
 //! ```
 //! # async fn run() -> namestore::Result<()> {
 //! use std::time::Duration;
