@@ -42,18 +42,27 @@ impl RedisDriver {
         self.config().is_cluster() && !self.config().hash_tag
     }
 
-    /// Sends each command to the primary of its slot, all at once, within one call's bounds
-    /// (an idempotent one: resent whole once after a lost connection); the answers in order,
-    /// or the first command's error that failed.
-    async fn per_slot(&self, first: &str, commands: &[(Route, Cmd)]) -> Result<Vec<Value>> {
+    /// Sends one command per slot group, `command` of the group's positions, each to the
+    /// primary of its slot, all at once, within one call's bounds (an idempotent one: resent
+    /// whole once after a lost connection); the answers in order, or the error of the first
+    /// command that failed.
+    async fn per_slot(
+        &self,
+        first: &str,
+        groups: &[(Route, Vec<usize>)],
+        command: impl Fn(&[usize]) -> Cmd + Sync,
+    ) -> Result<Vec<Value>> {
+        let command = &command;
         self.call(first, Resend::Allowed, |connection| async move {
-            let sent = commands.iter().map(|(route, command)| {
+            let sent = groups.iter().map(|(route, positions)| {
+                // Made here rather than cloned: a call is sent once but for a resend.
+                let command = command(positions);
                 let connection = connection.clone();
                 async move {
                     match connection {
                         Connection::Cluster { mut main, .. } => {
                             let node = SingleNodeRoutingInfo::SpecificNode(*route);
-                            main.route_command(command.clone(), RoutingInfo::SingleNode(node))
+                            main.route_command(command, RoutingInfo::SingleNode(node))
                                 .await
                         }
                         Connection::Single(mut single) => command.query_async(&mut single).await,
@@ -84,17 +93,15 @@ impl RedisDriver {
             return Ok(values.into_iter().map(|v| v.map(Bytes::from)).collect());
         }
         let groups = by_slot(full.iter().map(Vec::as_slice));
-        let commands: Vec<(Route, Cmd)> = groups
-            .iter()
-            .map(|(route, positions)| {
+        let answers = self
+            .per_slot(keys[0], &groups, |positions| {
                 let mut command = redis::cmd("MGET");
                 for &position in positions {
                     command.arg(&full[position]);
                 }
-                (*route, command)
+                command
             })
-            .collect();
-        let answers = self.per_slot(keys[0], &commands).await?;
+            .await?;
         let mut values = vec![None; keys.len()];
         for ((_, positions), answer) in groups.iter().zip(answers) {
             let answer = Vec::<Option<Vec<u8>>>::from_redis_value(answer)
@@ -118,17 +125,16 @@ impl RedisDriver {
             (0..pairs.len()).for_each(|position| pair(&mut command, position));
             return self.query::<()>(first, command).await;
         }
-        let commands: Vec<(Route, Cmd)> = by_slot(full.iter().map(Vec::as_slice))
-            .into_iter()
-            .map(|(route, positions)| {
-                let mut command = redis::cmd("MSET");
-                positions
-                    .iter()
-                    .for_each(|&position| pair(&mut command, position));
-                (route, command)
-            })
-            .collect();
-        self.per_slot(first, &commands).await.map(drop)
+        let groups = by_slot(full.iter().map(Vec::as_slice));
+        self.per_slot(first, &groups, |positions| {
+            let mut command = redis::cmd("MSET");
+            positions
+                .iter()
+                .for_each(|&position| pair(&mut command, position));
+            command
+        })
+        .await
+        .map(drop)
     }
 
     /// `SET … PX` of the batch `pairs` in `MULTI`/`EXEC`: one transaction, or one per slot
@@ -199,12 +205,14 @@ impl RedisDriver {
             let all = command(&mut (0..full.len()));
             return Ok(self.query::<i64>(first, all).await?.max(0).unsigned_abs());
         }
-        let commands: Vec<(Route, Cmd)> = by_slot(full.iter().map(Vec::as_slice))
-            .into_iter()
-            .map(|(route, positions)| (route, command(&mut positions.into_iter())))
-            .collect();
+        let groups = by_slot(full.iter().map(Vec::as_slice));
+        let answers = self
+            .per_slot(first, &groups, |positions| {
+                command(&mut positions.iter().copied())
+            })
+            .await?;
         let mut removed = 0;
-        for answer in self.per_slot(first, &commands).await? {
+        for answer in answers {
             let count = i64::from_redis_value(answer)
                 .map_err(|e| super::connection::answer_error(RedisError::from(e), first))?;
             removed += count.max(0).unsigned_abs();
