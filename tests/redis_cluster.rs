@@ -458,6 +458,24 @@ async fn a_listing_is_unavailable_while_slots_have_no_primary() {
         ns.clear().await.map_err(|e| e.kind()),
         Err(namestore::ErrorKind::Unavailable)
     );
+    // With a slot uncovered the cluster refuses every key (`CLUSTERDOWN`), on the other
+    // primaries too: a read is told so within its response bound (2 s), not retried by the
+    // client library past it and reported as a `Timeout`, which says no answer came.
+    let healthy = (0..)
+        .map(|i| format!("k{i}"))
+        .find(|key| !failed.serves(&url, &format!("app:listed:{key}")))
+        .unwrap();
+    let asked = std::time::Instant::now();
+    let read = ns.get(&healthy).await;
+    assert_eq!(
+        read.map_err(|e| e.kind()),
+        Err(namestore::ErrorKind::Unavailable)
+    );
+    assert!(
+        asked.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        asked.elapsed()
+    );
 }
 
 /// A cluster primary, found by a key it serves, to be killed.

@@ -286,12 +286,23 @@ impl ClusterLink {
     }
 
     /// Both connections, each through a client of its own.
+    ///
+    /// The main connection's retries of a refusal for now (`CLUSTERDOWN`, `TRYAGAIN`,
+    /// `LOADING`, `MASTERDOWN`) wait an eighth to a quarter of the response bound each, so
+    /// that both fit in it: redis-rs waits 1.28 s at least before each, so a cluster that
+    /// refused a read twice was reported as a `Timeout` after the whole bound (no answer, it
+    /// said), when the server had answered that nothing ran.
     async fn make(&self, config: &RedisConfig) -> Result<(ClusterConnection, ClusterConnection)> {
+        let wait = u64::try_from(config.response_bound().as_millis() / 8)
+            .unwrap_or(u64::MAX)
+            .max(1);
         let client = |retries| {
             let mut builder = redis::cluster::ClusterClient::builder(config.connection_infos()?)
                 .connection_timeout(config.connect_bound())
                 .response_timeout(config.response_bound())
-                .retries(retries);
+                .retries(retries)
+                .min_retry_wait(wait)
+                .max_retry_wait(wait.saturating_mul(2));
             if let Some(user) = config.username() {
                 builder = builder.username(user);
             }
