@@ -478,6 +478,40 @@ async fn a_listing_is_unavailable_while_slots_have_no_primary() {
     );
 }
 
+/// Primaries that may not take over from a primary of their own
+/// (`cluster-replica-no-failover yes`, which some operators set on every node) carry the
+/// `nofailover` flag in `CLUSTER NODES`: a listing walks them as any other primary. A check
+/// for the `fail` flag that matched the word inside `nofailover` left them out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn primaries_flagged_nofailover_are_listed() {
+    let url = support::start_cluster();
+    let ns = RedisDriver::from_url(&url)
+        .unwrap()
+        .namespace::<String>("app", "flagged")
+        .unwrap();
+    ns.mset((0..60).map(|i| (format!("k{i}"), "v")), None)
+        .await
+        .unwrap();
+    for node in support::nodes(&url) {
+        let _: () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("cluster-replica-no-failover")
+            .arg("yes")
+            .query(&mut node_connection(&node))
+            .unwrap();
+    }
+    // Each node shows the flag on itself at once.
+    for node in support::nodes(&url) {
+        let nodes: String = redis::cmd("CLUSTER")
+            .arg("NODES")
+            .query(&mut node_connection(&node))
+            .unwrap();
+        assert!(nodes.contains("myself,master,nofailover"), "{nodes}");
+    }
+    assert_eq!(ns.keys("*").await.unwrap().len(), 60);
+    assert_eq!(ns.clear().await.unwrap(), 60);
+}
+
 /// A cluster primary, found by a key it serves, to be killed.
 struct Failed {
     address: String,

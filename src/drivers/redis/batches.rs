@@ -15,14 +15,14 @@ use bytes::Bytes;
 use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use redis::{Cmd, FromRedisValue, Pipeline, RedisError, Value};
 
-use super::connection::{Connection, Resend};
+use super::connection::{Connection, Resend, answer_error};
 use super::{RedisDriver, RedisScope};
 use crate::Result;
 use crate::ttl::Ttl;
 
 /// A batch's keys by slot: each slot's route, with the positions of its keys in the batch, in
 /// the order the slots first appear.
-pub(super) fn by_slot<'k>(keys: impl IntoIterator<Item = &'k [u8]>) -> Vec<(Route, Vec<usize>)> {
+fn by_slot<'k>(keys: impl IntoIterator<Item = &'k [u8]>) -> Vec<(Route, Vec<usize>)> {
     let mut groups: Vec<(Route, Vec<usize>)> = Vec::new();
     let mut at: HashMap<Route, usize> = HashMap::new();
     for (position, key) in keys.into_iter().enumerate() {
@@ -105,7 +105,7 @@ impl RedisDriver {
         let mut values = vec![None; keys.len()];
         for ((_, positions), answer) in groups.iter().zip(answers) {
             let answer = Vec::<Option<Vec<u8>>>::from_redis_value(answer)
-                .map_err(|e| super::connection::answer_error(RedisError::from(e), keys[0]))?;
+                .map_err(|e| answer_error(RedisError::from(e), keys[0]))?;
             for (&position, value) in positions.iter().zip(answer) {
                 values[position] = value.map(Bytes::from);
             }
@@ -214,7 +214,7 @@ impl RedisDriver {
         let mut removed = 0;
         for answer in answers {
             let count = i64::from_redis_value(answer)
-                .map_err(|e| super::connection::answer_error(RedisError::from(e), first))?;
+                .map_err(|e| answer_error(RedisError::from(e), first))?;
             removed += count.max(0).unsigned_abs();
         }
         Ok(removed)

@@ -97,8 +97,10 @@ impl RedisDriver {
             .filter_map(|line| {
                 let fields: Vec<&str> = line.split_whitespace().collect();
                 let (address, flags) = (fields.get(1)?, fields.get(2)?);
-                // `fail` and `fail?`: a primary known or suspected to be down.
-                if !flags.split(',').any(|f| f == "master") || flags.contains("fail") {
+                // `fail` and `fail?`: a primary known or suspected to be down (and not
+                // `nofailover`, the flag of a node that may not take over from its primary).
+                let flagged = |flag: &str| flags.split(',').any(|f| f == flag);
+                if !flagged("master") || flagged("fail") || flagged("fail?") {
                     return None;
                 }
                 covered += fields
