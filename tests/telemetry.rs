@@ -60,6 +60,19 @@ impl Spans {
 }
 
 /// Runs `work` with a subscriber that records spans up to `level`.
+/// Runs this file's tests one at a time. `tracing` caches each callsite's interest once for
+/// the whole process, from the subscribers alive at that moment: a test installing its
+/// subscriber while another registered a callsite (`enabled!` for TRACE, say) could leave
+/// that callsite's interest as the other test's subscriber wanted it, and a TRACE field went
+/// unrecorded (1 run in 300, more on a loaded machine). Serialized, each test's subscriber is
+/// the only one while it runs. (A service installs one subscriber, at start.)
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn captured(level: Level, work: impl FnOnce()) -> Vec<HashMap<String, String>> {
     let spans = Spans::default();
     let subscriber = Registry::default()
@@ -75,6 +88,7 @@ fn field<'a>(span: &'a HashMap<String, String>, name: &str) -> Option<&'a str> {
 
 #[test]
 fn every_operation_is_a_span_with_the_database_fields() {
+    let _serial = serial();
     let ns =
         Namespace::<String, _>::new(Instrumented::new(MemoryDriver::new()), "app", "t").unwrap();
     let spans = captured(Level::DEBUG, || {
@@ -124,6 +138,7 @@ fn every_operation_is_a_span_with_the_database_fields() {
 
 #[test]
 fn keys_appear_only_at_trace_and_shortened() {
+    let _serial = serial();
     let ns =
         Namespace::<String, _>::new(Instrumented::new(MemoryDriver::new()), "app", "t").unwrap();
     let long = "x".repeat(500);
@@ -142,6 +157,7 @@ fn keys_appear_only_at_trace_and_shortened() {
 
 #[test]
 fn open_applies_the_layer_from_the_url() {
+    let _serial = serial();
     let store = namestore::open("memory://?max_entries=100&telemetry=1").unwrap();
     let ns = store.namespace::<String>("app", "url").unwrap();
     let spans = captured(Level::DEBUG, || {
@@ -163,6 +179,7 @@ fn open_applies_the_layer_from_the_url() {
 
 #[test]
 fn without_a_subscriber_calls_answer_as_the_plain_store() {
+    let _serial = serial();
     let ns =
         Namespace::<String, _>::new(Instrumented::new(MemoryDriver::new()), "app", "n").unwrap();
     ready(ns.set(&"k".to_owned(), "v", None)).unwrap();
@@ -175,6 +192,7 @@ fn without_a_subscriber_calls_answer_as_the_plain_store() {
 
 #[test]
 fn listings_are_one_span_each_recorded_when_they_end() {
+    let _serial = serial();
     use futures_util::StreamExt;
     use namestore::Driver;
 
