@@ -61,7 +61,7 @@ proptest! {
 
     /// What the codecs store is exactly their format's encoding (SPEC 11.1): the checks that
     /// refuse what would not read back (`faithful.rs`) add nothing and leave out nothing,
-    /// skipped fields, floats, enums and maps included.
+    /// skipped fields (JSON), floats, enums and maps included.
     #[test]
     fn json_and_msgpack_store_exactly_their_encoding(
         name in prop::option::of(".{0,12}"),
@@ -85,8 +85,14 @@ proptest! {
         let bytes = MemoryDriver::new().namespace::<String>("exact", "bytes").unwrap();
         ready(bytes.clone().with_codec(Json::<Item>::new()).set(&key, &item, None)).unwrap();
         prop_assert_eq!(ready(bytes.get(&key)).unwrap().unwrap(), serde_json::to_vec(&item).unwrap());
-        ready(bytes.clone().with_codec(MessagePack::<Item>::new()).set(&key, &item, None)).unwrap();
-        prop_assert_eq!(ready(bytes.get(&key)).unwrap().unwrap(), rmp_serde::to_vec(&item).unwrap());
+        // MessagePack writes fields by position and refuses a field left out (a test below).
+        let written = ready(bytes.clone().with_codec(MessagePack::<Item>::new()).set(&key, &item, None));
+        if item.name.is_some() {
+            written.unwrap();
+            prop_assert_eq!(ready(bytes.get(&key)).unwrap().unwrap(), rmp_serde::to_vec(&item).unwrap());
+        } else {
+            prop_assert_eq!(written.unwrap_err().kind(), ErrorKind::Encode);
+        }
     }
 }
 
@@ -471,4 +477,167 @@ fn json_and_msgpack_refuse_some_that_reads_back_as_none() {
     kept(&ns, Json::<Option<Wrapped>>::new(), Some(Wrapped(Some(3))));
     kept(&ns, Json::<Option<Option<u8>>>::new(), None);
     kept(&ns, MessagePack::<Option<Option<u8>>>::new(), Some(Some(0)));
+}
+
+/// MessagePack's compact form and postcard write a struct's fields by position: a field left
+/// out by `skip_serializing_if` would shift the rest, so that MessagePack read
+/// `{ nickname: None, age: 5, score: Some(7) }` back as `{ nickname: Some(5), age: 7, score:
+/// None }`, with no error. Both refuse such a value when it is written (`Encode`, naming the
+/// field, nothing stored, not even the rest of an `mset`), at any depth; Json names its
+/// fields and keeps it; the same struct with the field present goes through every codec.
+#[test]
+fn positional_codecs_refuse_a_struct_with_a_field_left_out() {
+    #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq, Clone)]
+    struct Profile {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        nickname: Option<u32>,
+        age: u32,
+        #[serde(default)]
+        score: Option<u32>,
+    }
+    #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq, Clone)]
+    enum Event {
+        Seen {
+            #[serde(skip_serializing_if = "Vec::is_empty", default)]
+            tags: Vec<u8>,
+            at: u64,
+        },
+    }
+    type Team = Vec<(String, Profile)>;
+
+    let ns = MemoryDriver::new()
+        .namespace::<String>("app", "fields")
+        .unwrap();
+    fn refused<C: Codec>(ns: &Namespace<String, MemoryDriver>, codec: C, value: &C::Value) {
+        let typed = ns.clone().with_codec(codec);
+        let error = ready(typed.set(&"k".to_owned(), value, None)).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Encode, "{error}");
+        assert!(error.to_string().contains("skip_serializing_if"), "{error}");
+        assert_eq!(ready(ns.get(&"k".to_owned())).unwrap(), None);
+    }
+    fn kept<C: Codec>(ns: &Namespace<String, MemoryDriver>, codec: C, value: C::Value)
+    where
+        C::Value: PartialEq + std::fmt::Debug,
+    {
+        let typed = ns.clone().with_codec(codec);
+        ready(typed.set(&"k".to_owned(), &value, None)).unwrap();
+        assert_eq!(ready(typed.get(&"k".to_owned())).unwrap(), Some(value));
+        ready(ns.delete(&"k".to_owned())).unwrap();
+    }
+    let nameless = Profile {
+        nickname: None,
+        age: 5,
+        score: Some(7),
+    };
+    let named = Profile {
+        nickname: Some(3),
+        ..nameless.clone()
+    };
+    let untagged = Event::Seen {
+        tags: Vec::new(),
+        at: 9,
+    };
+    let tagged = Event::Seen {
+        tags: vec![1, 2],
+        at: 9,
+    };
+    let team = |member: &Profile| vec![("ada".to_owned(), member.clone())];
+
+    refused(&ns, MessagePack::<Profile>::new(), &nameless);
+    refused(&ns, Postcard::<Profile>::new(), &nameless);
+    refused(&ns, MessagePack::<Event>::new(), &untagged);
+    refused(&ns, Postcard::<Event>::new(), &untagged);
+    refused(&ns, MessagePack::<Team>::new(), &team(&nameless));
+    refused(&ns, Postcard::<Team>::new(), &team(&nameless));
+    let error = ready(ns.clone().with_codec(MessagePack::<Profile>::new()).set(
+        &"k".to_owned(),
+        &nameless,
+        None,
+    ))
+    .unwrap_err();
+    assert!(error.to_string().contains("`nickname`"), "{error}");
+
+    // One refused value fails the whole batch.
+    let batch = ns.clone().with_codec(Postcard::<Profile>::new());
+    let pairs = [
+        ("a".to_owned(), named.clone()),
+        ("b".to_owned(), nameless.clone()),
+    ];
+    let error = ready(batch.mset(pairs.iter().map(|(k, v)| (k, v)), None)).unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Encode, "{error}");
+    assert_eq!(ready(ns.keys("*")).unwrap(), Vec::<String>::new());
+
+    kept(&ns, Json::<Profile>::new(), nameless.clone());
+    kept(&ns, Json::<Event>::new(), untagged);
+    kept(&ns, Json::<Team>::new(), team(&nameless));
+    kept(&ns, MessagePack::<Profile>::new(), named.clone());
+    kept(&ns, Postcard::<Profile>::new(), named.clone());
+    kept(&ns, MessagePack::<Event>::new(), tagged.clone());
+    kept(&ns, Postcard::<Event>::new(), tagged);
+    kept(&ns, MessagePack::<Team>::new(), team(&named));
+    kept(&ns, Postcard::<Team>::new(), team(&named));
+}
+
+/// What the codecs' docs say cannot be read back, and is not refused when written (nothing
+/// at writing tells those types apart): postcard cannot read a type that asks the format what
+/// comes next (an untagged or internally tagged enum, `serde_json::Value`), nor MessagePack's
+/// compact form an adjacently tagged enum's variant with named fields. Each read is a
+/// `Decode` error naming the key, and the stored bytes stay as written. (If a release of
+/// either crate reads them, this fails, and the docs change with it.)
+#[test]
+fn values_the_codecs_cannot_read_back_are_decode_errors() {
+    #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq, Clone)]
+    #[serde(untagged)]
+    enum Untagged {
+        Number(u32),
+    }
+    #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq, Clone)]
+    #[serde(tag = "type")]
+    enum Internal {
+        Dot { x: u8 },
+    }
+    #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq, Clone)]
+    #[serde(tag = "t", content = "c")]
+    enum Adjacent {
+        Named { y: u8 },
+    }
+
+    let ns = MemoryDriver::new()
+        .namespace::<String>("app", "unreadable")
+        .unwrap();
+    fn unreadable<C: Codec>(ns: &Namespace<String, MemoryDriver>, codec: C, value: &C::Value)
+    where
+        C::Value: std::fmt::Debug,
+    {
+        let typed = ns.clone().with_codec(codec);
+        let key = "k".to_owned();
+        ready(typed.set(&key, value, None)).unwrap();
+        let written = ready(ns.get(&key)).unwrap();
+        let error = ready(typed.get(&key)).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Decode, "{error}");
+        assert_eq!(error.key(), Some("k"));
+        assert_eq!(ready(ns.get(&key)).unwrap(), written);
+    }
+    unreadable(&ns, Postcard::<Untagged>::new(), &Untagged::Number(3));
+    unreadable(&ns, Postcard::<Internal>::new(), &Internal::Dot { x: 1 });
+    let value = serde_json::json!({ "a": [1, "x", null] });
+    unreadable(&ns, Postcard::<serde_json::Value>::new(), &value);
+    unreadable(
+        &ns,
+        MessagePack::<Adjacent>::new(),
+        &Adjacent::Named { y: 2 },
+    );
+    // The same values through the codecs the docs point to.
+    let json = ns.clone().with_codec(Json::<Adjacent>::new());
+    ready(json.set(&"j".to_owned(), &Adjacent::Named { y: 2 }, None)).unwrap();
+    assert_eq!(
+        ready(json.get(&"j".to_owned())).unwrap(),
+        Some(Adjacent::Named { y: 2 })
+    );
+    let msgpack = ns.clone().with_codec(MessagePack::<Internal>::new());
+    ready(msgpack.set(&"m".to_owned(), &Internal::Dot { x: 1 }, None)).unwrap();
+    assert_eq!(
+        ready(msgpack.get(&"m".to_owned())).unwrap(),
+        Some(Internal::Dot { x: 1 })
+    );
 }

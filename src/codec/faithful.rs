@@ -1,14 +1,21 @@
-//! A serde adapter that refuses values a text or schemaless format writes in a form that
-//! reads back as another value, for the JSON and MessagePack codecs:
+//! A serde adapter that refuses values a format writes in a form that reads back as another
+//! value, for the JSON, MessagePack and postcard codecs:
 //!
 //! - in JSON, a NaN or an infinity, which `serde_json` writes as `null` (a decode error for an
 //!   `f64`, `None` for `Some(f64::NAN)`);
-//! - in both, a `Some` of a value written as `null` (`nil`): `Some(None)` and `Some(())` are
-//!   written as `None` is, and read back as `None`.
+//! - in JSON and MessagePack, a `Some` of a value written as null (`nil`): `Some(None)` and
+//!   `Some(())` are written as `None` is, and read back as `None`;
+//! - in the formats that write a struct's fields by position (MessagePack's compact form,
+//!   postcard), a field left out by `#[serde(skip_serializing_if = …)]`: the fields after it
+//!   would be read one place early, into the wrong fields (silently, when their types accept
+//!   each other's values).
 //!
 //! [`Faithful`] wraps a value, and serializing it wraps the serializer, and every sequence,
 //! map, struct and element below it, so that the whole value is checked on its way out;
 //! everything else is handed on as it is.
+
+use std::cell::Cell;
+use std::fmt;
 
 use serde::ser::{
     self, Serialize, SerializeMap, SerializeSeq, SerializeStruct, SerializeStructVariant,
@@ -20,11 +27,52 @@ const NOT_FINITE: &str = "JSON holds no NaN or infinity (serde_json would write 
 /// The message of a refused `Some`.
 const NULL_IN_SOME: &str = "`Some` of a value written as null (`Some(None)`, `Some(())`) is written as `None` is, and would read back as `None`";
 
+/// Fails a field left out of a struct whose fields the format writes by position.
+fn not_skipped<E: ser::Error>(rules: Rules, field: &'static str) -> Result<(), E> {
+    if rules.every_field {
+        SKIPPED.set(Some(field));
+        return Err(E::custom(SkippedField(field)));
+    }
+    Ok(())
+}
+
+thread_local! {
+    /// The field [`not_skipped`] last refused on this thread: postcard's error type keeps no
+    /// message of its own (`Serde Serialization Error`).
+    static SKIPPED: Cell<Option<&'static str>> = const { Cell::new(None) };
+}
+
+/// The refusal of a field left out, for a format whose error drops the message: the field
+/// [`not_skipped`] refused on this thread since the last call, if any.
+pub(super) fn take_skipped() -> Option<SkippedField> {
+    SKIPPED.take().map(SkippedField)
+}
+
+/// A field left out of a struct whose fields the format writes by position.
+pub(super) struct SkippedField(&'static str);
+
+impl fmt::Display for SkippedField {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "field `{}` is left out (`skip_serializing_if`), and this format writes a \
+             struct's fields by position: the fields after it would be read into the wrong \
+             places. Write every field (drop `skip_serializing_if`), or use the Json codec, \
+             which names its fields",
+            self.0
+        )
+    }
+}
+
 /// What is checked.
 #[derive(Clone, Copy)]
 pub(super) struct Rules {
     /// Refuse NaN and the infinities (JSON).
     pub(super) finite_floats: bool,
+    /// Refuse a `Some` of a value written as null (JSON, MessagePack).
+    pub(super) some_not_null: bool,
+    /// Refuse a struct field left out (MessagePack's compact form, postcard).
+    pub(super) every_field: bool,
 }
 
 /// A value checked as it is serialized.
@@ -83,7 +131,7 @@ impl<S> Checked<S> {
 
     /// Fails a value written as null in a `Some`.
     fn not_null<E: ser::Error>(&self) -> Result<(), E> {
-        if self.in_some {
+        if self.rules.some_not_null && self.in_some {
             return Err(E::custom(NULL_IN_SOME));
         }
         Ok(())
@@ -298,11 +346,13 @@ compound! {
     SerializeMap { serialize_key(); serialize_value(); }
     SerializeStruct { serialize_field(key: &'static str); } {
         fn skip_field(&mut self, key: &'static str) -> Result<(), S::Error> {
+            not_skipped(self.rules, key)?;
             self.inner.skip_field(key)
         }
     }
     SerializeStructVariant { serialize_field(key: &'static str); } {
         fn skip_field(&mut self, key: &'static str) -> Result<(), S::Error> {
+            not_skipped(self.rules, key)?;
             self.inner.skip_field(key)
         }
     }

@@ -46,6 +46,8 @@ impl<T: Serialize + DeserializeOwned + 'static> Codec for Json<T> {
     fn encode(&self, value: &T, out: &mut Vec<u8>) -> Result<(), BoxError> {
         let rules = Rules {
             finite_floats: true,
+            some_not_null: true,
+            every_field: false,
         };
         Ok(serde_json::to_writer(out, &Faithful::new(value, rules))?)
     }

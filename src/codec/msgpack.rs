@@ -13,6 +13,45 @@ use crate::BoxError;
 /// in JSON (`serde_json`'s limit), not a stack overflow. A `Some` of a value written as `nil`
 /// (`Some(None)` of an `Option<Option<T>>`), which would read back as `None`, is refused
 /// ([`ErrorKind::Encode`](crate::ErrorKind::Encode)). Cargo feature `msgpack`.
+///
+/// # Every field, in order
+///
+/// The compact form writes a struct's fields by position, not by name, so a reader takes
+/// the first value for the first field, and so on. A field left out by
+/// `#[serde(skip_serializing_if = …)]` would shift the fields after it, which would then be
+/// read into the wrong fields, silently when their types accept each other's values (an
+/// `Option<u32>` left out before a `u32`). A value with a field so left out is refused
+/// ([`ErrorKind::Encode`](crate::ErrorKind::Encode), naming the field) and nothing is
+/// written; keep `skip_serializing_if` to the types stored as [`Json`](super::Json), which
+/// names its fields. A field never written (`#[serde(skip_serializing)]`) gives no such sign
+/// to the serializer: skip it on both sides (`#[serde(skip)]`), or not at all. Nor does an
+/// adjacently tagged enum (`#[serde(tag = …, content = …)]`) whose variant has named fields:
+/// serde reads its content back from a map only, so such a value is written and every read
+/// of it is an [`ErrorKind::Decode`](crate::ErrorKind::Decode); store it as
+/// [`Json`](super::Json).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> namestore::Result<()> {
+/// use namestore::ErrorKind;
+/// use namestore::codec::MessagePack;
+///
+/// #[derive(serde::Serialize, serde::Deserialize)]
+/// struct Profile {
+///     #[serde(skip_serializing_if = "Option::is_none")]
+///     nickname: Option<u32>,
+///     age: u32,
+/// }
+///
+/// let store = namestore::MemoryDriver::new();
+/// let profiles = store
+///     .namespace::<String>("app", "profiles")?
+///     .with_codec(MessagePack::<Profile>::new());
+/// let nameless = Profile { nickname: None, age: 7 };
+/// let refused = profiles.set(&"ada".to_owned(), &nameless, None).await.unwrap_err();
+/// assert_eq!(refused.kind(), ErrorKind::Encode);
+/// # Ok(()) }
+/// ```
 pub struct MessagePack<T>(ValueType<T>);
 
 codec_type!(MessagePack, "MessagePack");
@@ -22,10 +61,12 @@ impl<T: Serialize + DeserializeOwned + 'static> Codec for MessagePack<T> {
     const NAME: &'static str = "MessagePack";
 
     /// Refuses a `Some` of a value written as `nil` (`Some(None)`, `Some(())`), which would
-    /// read back as `None`.
+    /// read back as `None`, and a struct with a field left out (`skip_serializing_if`).
     fn encode(&self, value: &T, out: &mut Vec<u8>) -> Result<(), BoxError> {
         let rules = Rules {
             finite_floats: false,
+            some_not_null: true,
+            every_field: true,
         };
         Ok(rmp_serde::encode::write(out, &Faithful::new(value, rules))?)
     }
