@@ -317,7 +317,8 @@ fn decode_part<K: Key>(part: &str) -> Option<K> {
 ///
 /// namestore::newtype_key!(SessionId, TenantUser);
 ///
-/// # async fn run() -> namestore::Result<()> {
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> namestore::Result<()> {
 /// let sessions = namestore::MemoryDriver::new().namespace::<SessionId>("app", "sessions")?;
 /// sessions.set(&SessionId("s1".into()), "alice", None).await?;
 /// # Ok(()) }

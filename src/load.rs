@@ -143,7 +143,8 @@ impl<K: Key, D: Driver> Namespace<K, D> {
     /// for ever; a panicking `load` is as a dropped caller: the next waiter loads.
     ///
     /// ```
-    /// # async fn run() -> namestore::Result<()> {
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> namestore::Result<()> {
     /// use std::time::Duration;
     /// use namestore::load::LoadError;
     ///

@@ -44,7 +44,8 @@
 //! loses its locks only with its process.
 //!
 //! ```
-//! # async fn run() -> namestore::Result<()> {
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> namestore::Result<()> {
 //! use std::time::Duration;
 //! use namestore::lock::Lock;
 //!

@@ -41,7 +41,8 @@ pub const MAX_VALUE_LEN: usize = 512 * 1024 * 1024;
 /// # struct UserId(String);
 /// # struct SessionId(String);
 /// # namestore::newtype_key!(UserId, SessionId);
-/// # async fn run() -> namestore::Result<()> {
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> namestore::Result<()> {
 /// let store = namestore::MemoryDriver::new();
 /// let users = store.namespace::<UserId>("app", "users")?;
 /// users.get(&SessionId("s1".into())).await?; // error[E0308]: mismatched types
@@ -402,7 +403,8 @@ impl<K: Key, D: Driver> Namespace<K, D> {
     /// - A counter is replaced like any other value.
     ///
     /// ```
-    /// # async fn run() -> namestore::Result<()> {
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> namestore::Result<()> {
     /// let ns = namestore::MemoryDriver::new().namespace::<String>("app", "sessions")?;
     /// let id = "s-1".to_owned();
     /// assert!(!ns.replace(&id, "late", None).await?); // missing: not created

@@ -42,7 +42,8 @@
 //! milliseconds) shifts their window boundaries by as much.
 //!
 //! ```
-//! # async fn run() -> namestore::Result<()> {
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> namestore::Result<()> {
 //! use std::time::Duration;
 //! use namestore::rate_limit::RateLimiter;
 //!
@@ -196,7 +197,8 @@ impl<K: Key, D: Driver> RateLimiter<K, D> {
     /// let through. These denials read the count to tell what `remaining` is.
     ///
     /// ```
-    /// # async fn run() -> namestore::Result<()> {
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> namestore::Result<()> {
     /// # use std::time::Duration;
     /// # use namestore::rate_limit::RateLimiter;
     /// # let store = namestore::MemoryDriver::new();

@@ -20,8 +20,10 @@ use crate::{AnyDriver, Error, KeyTtl, Namespace, NamespaceName, Result};
 /// and the codec:
 ///
 /// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> namestore::Result<()> {
 /// # #[cfg(feature = "json")]
-/// # async fn run() -> namestore::Result<()> {
+/// # {
 /// use std::time::Duration;
 /// use namestore::codec::Json;
 ///
@@ -40,6 +42,7 @@ use crate::{AnyDriver, Error, KeyTtl, Namespace, NamespaceName, Result};
 /// let session = Session { user: 7, roles: vec!["admin".into()] };
 /// sessions.set(&id, &session, Some(Duration::from_secs(3600))).await?;
 /// assert_eq!(sessions.get(&id).await?, Some(session));
+/// # }
 /// # Ok(()) }
 /// ```
 ///

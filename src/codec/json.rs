@@ -17,8 +17,8 @@ use crate::BoxError;
 /// (`serde_json`'s `float_roundtrip` feature, which namestore turns on).
 ///
 /// ```
-/// # #[cfg(feature = "json")]
-/// # async fn run() -> namestore::Result<()> {
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> namestore::Result<()> {
 /// use namestore::codec::Json;
 ///
 /// #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]

@@ -131,7 +131,8 @@ type Meter = (Arc<meter::Meters>, Op, Instant);
 /// A driver whose every operation is traced; see the [module](self) for the fields.
 ///
 /// ```
-/// # async fn run() -> namestore::Result<()> {
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> namestore::Result<()> {
 /// use namestore::{Instrumented, MemoryDriver, Namespace};
 ///
 /// let store = Instrumented::new(MemoryDriver::new());

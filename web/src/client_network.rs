@@ -44,7 +44,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 /// otherwise, every request lacks it and a closure like this one limits nothing:
 ///
 /// ```
-/// # fn run() -> namestore::Result<()> {
+/// # fn main() -> namestore::Result<()> {
 /// use std::net::{IpAddr, SocketAddr};
 /// use std::time::Duration;
 /// use axum::extract::ConnectInfo;

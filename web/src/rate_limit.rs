@@ -90,7 +90,7 @@ impl<K: Key + Clone, D: Driver, F> RateLimitLayer<K, D, F> {
     /// - when the store cannot answer, [`on_store_error`](Self::on_store_error) decides.
     ///
     /// ```
-    /// # fn run() -> namestore::Result<()> {
+    /// # fn main() -> namestore::Result<()> {
     /// use std::time::Duration;
     /// use namestore::rate_limit::RateLimiter;
     /// use namestore_web::{RateLimitLayer, Sha256Key};

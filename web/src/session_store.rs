@@ -85,7 +85,7 @@ impl Key for SessionKey {
 /// their users sign in again, and the old keys expire with their TTLs.)
 ///
 /// ```
-/// # fn run() -> namestore::Result<()> {
+/// # fn main() -> namestore::Result<()> {
 /// use namestore_web::SessionStore;
 ///
 /// let store = SessionStore::new(namestore::open("memory://")?, "app", "sessions")?;
@@ -107,7 +107,7 @@ impl Key for SessionKey {
 /// a full store signs users out. Give the sessions' namespace its own mode:
 ///
 /// ```
-/// # fn run() -> namestore::Result<()> {
+/// # fn main() -> namestore::Result<()> {
 /// use namestore::Eviction;
 /// use namestore_web::SessionStore;
 ///

@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 /// sending a huge or binary credential gets a key like any other.
 ///
 /// ```
-/// # fn run() -> namestore::Result<()> {
+/// # fn main() -> namestore::Result<()> {
 /// use std::time::Duration;
 /// use namestore::rate_limit::RateLimiter;
 /// use namestore_web::{RateLimitLayer, Sha256Key};
