@@ -264,16 +264,7 @@ fn client_of(url: &str) -> redis::cluster::ClusterConnection {
 async fn a_connection_a_node_closed_is_made_again() {
     let url = support::start_cluster();
     for node in support::nodes(&url) {
-        let mut connection = redis::Client::open(node.as_str())
-            .unwrap()
-            .get_connection()
-            .unwrap();
-        let _: () = redis::cmd("CONFIG")
-            .arg("SET")
-            .arg("timeout")
-            .arg("1")
-            .query(&mut connection)
-            .unwrap();
+        config_set(&node, "timeout", "1");
     }
     let ns = RedisDriver::from_url(&url)
         .unwrap()
@@ -415,12 +406,7 @@ async fn a_listing_is_unavailable_while_slots_have_no_primary() {
         .filter(|node| !node.contains(&failed.address))
         .collect();
     for node in &others {
-        let _: () = redis::cmd("CONFIG")
-            .arg("SET")
-            .arg("cluster-node-timeout")
-            .arg(500)
-            .query(&mut node_connection(node))
-            .unwrap();
+        config_set(node, "cluster-node-timeout", "500");
     }
     failed.kill();
     // Until the others agree it failed (`fail`, not `fail?`).
@@ -493,12 +479,7 @@ async fn primaries_flagged_nofailover_are_listed() {
         .await
         .unwrap();
     for node in support::nodes(&url) {
-        let _: () = redis::cmd("CONFIG")
-            .arg("SET")
-            .arg("cluster-replica-no-failover")
-            .arg("yes")
-            .query(&mut node_connection(&node))
-            .unwrap();
+        config_set(&node, "cluster-replica-no-failover", "yes");
     }
     // Each node shows the flag on itself at once.
     for node in support::nodes(&url) {
@@ -595,6 +576,16 @@ impl Failed {
 
 fn node_connection(node: &str) -> redis::Connection {
     redis::Client::open(node).unwrap().get_connection().unwrap()
+}
+
+/// `CONFIG SET name value` on one node.
+fn config_set(node: &str, name: &str, value: &str) {
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg(name)
+        .arg(value)
+        .query(&mut node_connection(node))
+        .unwrap();
 }
 
 fn slot_of(url: &str, key: &str) -> u16 {

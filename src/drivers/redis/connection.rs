@@ -69,7 +69,7 @@ impl ConnectionLike for Connection {
 }
 
 /// Whether a call may be sent again after its connection was lost mid-call.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy)]
 pub(super) enum Resend<'k> {
     /// Idempotent: running it twice changes neither the data nor the answer.
     Allowed,
