@@ -1,7 +1,7 @@
 //! Hostile bytes for every codec: whatever a namespace holds, a typed read answers a value or
 //! `ErrorKind::Decode`, never panics, and leaves the stored bytes as they were (SPEC 11.2).
 
-use namestore::codec::{Json, MessagePack, Postcard};
+use namestore::codec::{Json, MessagePack, MessagePackNamed, Postcard};
 use namestore::{Codec, ErrorKind, MemoryDriver, Namespace};
 use proptest::prelude::*;
 
@@ -36,6 +36,7 @@ proptest! {
         read_back(&bytes, Json::<Record>::new(), &stored);
         read_back(&bytes, Postcard::<Record>::new(), &stored);
         read_back(&bytes, MessagePack::<Record>::new(), &stored);
+        read_back(&bytes, MessagePackNamed::<Record>::new(), &stored);
     }
 
     #[test]
@@ -56,7 +57,10 @@ proptest! {
         prop_assert_eq!(ready(postcard.get(&key)).unwrap(), Some(record.clone()));
         let msgpack = bytes.clone().with_codec(MessagePack::<Record>::new());
         ready(msgpack.set(&key, &record, None)).unwrap();
-        prop_assert_eq!(ready(msgpack.get(&key)).unwrap(), Some(record));
+        prop_assert_eq!(ready(msgpack.get(&key)).unwrap(), Some(record.clone()));
+        let named = bytes.clone().with_codec(MessagePackNamed::<Record>::new());
+        ready(named.set(&key, &record, None)).unwrap();
+        prop_assert_eq!(ready(named.get(&key)).unwrap(), Some(record));
     }
 
     /// What the codecs store is exactly their format's encoding (SPEC 11.1): the checks that
@@ -93,6 +97,9 @@ proptest! {
         } else {
             prop_assert_eq!(written.unwrap_err().kind(), ErrorKind::Encode);
         }
+        // The named form writes maps, and keeps a field left out.
+        ready(bytes.clone().with_codec(MessagePackNamed::<Item>::new()).set(&key, &item, None)).unwrap();
+        prop_assert_eq!(ready(bytes.get(&key)).unwrap().unwrap(), rmp_serde::to_vec_named(&item).unwrap());
     }
 }
 
@@ -462,6 +469,11 @@ fn json_and_msgpack_refuse_some_that_reads_back_as_none() {
     };
     refused(&ns, Json::<Option<Option<u8>>>::new(), &Some(None));
     refused(&ns, MessagePack::<Option<Option<u8>>>::new(), &Some(None));
+    refused(
+        &ns,
+        MessagePackNamed::<Option<Option<u8>>>::new(),
+        &Some(None),
+    );
     refused(&ns, Json::<Option<()>>::new(), &Some(()));
     refused(&ns, MessagePack::<Option<()>>::new(), &Some(()));
     refused(&ns, Json::<Option<Wrapped>>::new(), &Some(Wrapped(None)));
@@ -483,8 +495,9 @@ fn json_and_msgpack_refuse_some_that_reads_back_as_none() {
 /// out by `skip_serializing_if` would shift the rest, so that MessagePack read
 /// `{ nickname: None, age: 5, score: Some(7) }` back as `{ nickname: Some(5), age: 7, score:
 /// None }`, with no error. Both refuse such a value when it is written (`Encode`, naming the
-/// field, nothing stored, not even the rest of an `mset`), at any depth; Json names its
-/// fields and keeps it; the same struct with the field present goes through every codec.
+/// field, nothing stored, not even the rest of an `mset`), at any depth; Json and
+/// MessagePackNamed name their fields and keep it; the same struct with the field present goes
+/// through every codec.
 #[test]
 fn positional_codecs_refuse_a_struct_with_a_field_left_out() {
     #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq, Clone)]
@@ -568,8 +581,11 @@ fn positional_codecs_refuse_a_struct_with_a_field_left_out() {
     assert_eq!(ready(ns.keys("*")).unwrap(), Vec::<String>::new());
 
     kept(&ns, Json::<Profile>::new(), nameless.clone());
-    kept(&ns, Json::<Event>::new(), untagged);
+    kept(&ns, Json::<Event>::new(), untagged.clone());
     kept(&ns, Json::<Team>::new(), team(&nameless));
+    kept(&ns, MessagePackNamed::<Profile>::new(), nameless.clone());
+    kept(&ns, MessagePackNamed::<Event>::new(), untagged);
+    kept(&ns, MessagePackNamed::<Team>::new(), team(&nameless));
     kept(&ns, MessagePack::<Profile>::new(), named.clone());
     kept(&ns, Postcard::<Profile>::new(), named.clone());
     kept(&ns, MessagePack::<Event>::new(), tagged.clone());
@@ -634,10 +650,47 @@ fn values_the_codecs_cannot_read_back_are_decode_errors() {
         ready(json.get(&"j".to_owned())).unwrap(),
         Some(Adjacent::Named { y: 2 })
     );
+    let named = ns.clone().with_codec(MessagePackNamed::<Adjacent>::new());
+    ready(named.set(&"n".to_owned(), &Adjacent::Named { y: 2 }, None)).unwrap();
+    assert_eq!(
+        ready(named.get(&"n".to_owned())).unwrap(),
+        Some(Adjacent::Named { y: 2 })
+    );
     let msgpack = ns.clone().with_codec(MessagePack::<Internal>::new());
     ready(msgpack.set(&"m".to_owned(), &Internal::Dot { x: 1 }, None)).unwrap();
     assert_eq!(
         ready(msgpack.get(&"m".to_owned())).unwrap(),
         Some(Internal::Dot { x: 1 })
     );
+}
+
+/// `MessagePackNamed` reads what `MessagePack` wrote (a namespace can move from one to the
+/// other), and `MessagePack` what `MessagePackNamed` wrote; each writes its own form.
+#[test]
+fn both_messagepack_forms_read_each_other() {
+    #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq, Clone)]
+    struct Session {
+        user: u64,
+        roles: Vec<String>,
+    }
+    let session = Session {
+        user: 7,
+        roles: vec!["admin".to_owned()],
+    };
+    let ns = MemoryDriver::new()
+        .namespace::<String>("app", "forms")
+        .unwrap();
+    let compact = ns.clone().with_codec(MessagePack::<Session>::new());
+    let named = ns.clone().with_codec(MessagePackNamed::<Session>::new());
+    let key = "s".to_owned();
+
+    ready(compact.set(&key, &session, None)).unwrap();
+    let stored = ready(ns.get(&key)).unwrap().unwrap();
+    assert_eq!(stored, rmp_serde::to_vec(&session).unwrap());
+    assert_eq!(ready(named.get(&key)).unwrap(), Some(session.clone()));
+
+    ready(named.set(&key, &session, None)).unwrap();
+    let stored = ready(ns.get(&key)).unwrap().unwrap();
+    assert_eq!(stored, rmp_serde::to_vec_named(&session).unwrap());
+    assert_eq!(ready(compact.get(&key)).unwrap(), Some(session));
 }

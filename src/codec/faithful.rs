@@ -44,6 +44,7 @@ thread_local! {
 
 /// The refusal of a field left out, for a format whose error drops the message: the field
 /// [`not_skipped`] refused on this thread since the last call, if any.
+#[cfg(feature = "postcard")]
 pub(super) fn take_skipped() -> Option<SkippedField> {
     SKIPPED.take().map(SkippedField)
 }
@@ -57,8 +58,8 @@ impl fmt::Display for SkippedField {
             f,
             "field `{}` is left out (`skip_serializing_if`), and this format writes a \
              struct's fields by position: the fields after it would be read into the wrong \
-             places. Write every field (drop `skip_serializing_if`), or use the Json codec, \
-             which names its fields",
+             places. Write every field (drop `skip_serializing_if`), or use a codec that \
+             names fields (Json, MessagePackNamed)",
             self.0
         )
     }

@@ -5,13 +5,14 @@
 //! with no header of namestore's own, so any other client of the same store reads them with
 //! the same codec: a [`Json`] namespace on Redis is plain JSON to `redis-cli`.
 //!
-//! Three codecs come with namestore, each behind a cargo feature (all on `serde`):
+//! Four codecs come with namestore, each behind a cargo feature (all on `serde`):
 //!
 //! | codec | feature | format | choose it for |
 //! |---|---|---|---|
 //! | [`Json`] | `json` | JSON (`serde_json`) | values other programs and people read: the interop choice |
 //! | [`Postcard`] | `postcard` | postcard (`postcard`) | the most compact bytes, read by Rust programs |
 //! | [`MessagePack`] | `msgpack` | MessagePack (`rmp-serde`, compact: structs as arrays) | what other Rust session stores write |
+//! | [`MessagePackNamed`] | `msgpack` | MessagePack (`rmp-serde`, structs as maps of their field names) | compact bytes other languages read by field name; structs with `skip_serializing_if` |
 //!
 //! Any other format is a few lines: implement [`Codec`].
 //!
@@ -41,7 +42,7 @@
 
 #[cfg(feature = "postcard")]
 mod depth;
-#[cfg(any(feature = "json", feature = "msgpack"))]
+#[cfg(any(feature = "json", feature = "msgpack", feature = "postcard"))]
 mod faithful;
 #[cfg(feature = "json")]
 mod json;
@@ -53,7 +54,7 @@ mod postcard;
 #[cfg(feature = "json")]
 pub use json::Json;
 #[cfg(feature = "msgpack")]
-pub use msgpack::MessagePack;
+pub use msgpack::{MessagePack, MessagePackNamed};
 #[cfg(feature = "postcard")]
 pub use postcard::Postcard;
 

@@ -22,13 +22,13 @@ use crate::BoxError;
 /// read into the wrong fields, silently when their types accept each other's values (an
 /// `Option<u32>` left out before a `u32`). A value with a field so left out is refused
 /// ([`ErrorKind::Encode`](crate::ErrorKind::Encode), naming the field) and nothing is
-/// written; keep `skip_serializing_if` to the types stored as [`Json`](super::Json), which
-/// names its fields. A field never written (`#[serde(skip_serializing)]`) gives no such sign
+/// written; store a type with `skip_serializing_if` as [`MessagePackNamed`] or
+/// [`Json`](super::Json), which name their fields. A field never written (`#[serde(skip_serializing)]`) gives no such sign
 /// to the serializer: skip it on both sides (`#[serde(skip)]`), or not at all. Nor does an
 /// adjacently tagged enum (`#[serde(tag = …, content = …)]`) whose variant has named fields:
 /// serde reads its content back from a map only, so such a value is written and every read
 /// of it is an [`ErrorKind::Decode`](crate::ErrorKind::Decode); store it as
-/// [`Json`](super::Json).
+/// [`MessagePackNamed`] or [`Json`](super::Json).
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -72,13 +72,78 @@ impl<T: Serialize + DeserializeOwned + 'static> Codec for MessagePack<T> {
     }
 
     fn decode(&self, bytes: &[u8]) -> Result<T, BoxError> {
-        let mut read = bytes;
-        let mut decoder = rmp_serde::Deserializer::new(&mut read);
-        decoder.set_max_depth(MAX_DEPTH);
-        let value = T::deserialize(&mut decoder)?;
-        if !read.is_empty() {
-            return Err(format!("{} bytes after the value", read.len()).into());
-        }
-        Ok(value)
+        decode(bytes)
     }
+}
+
+/// MessagePack (`rmp-serde`) in its named form: a struct is a map from its fields' names to
+/// their values, as `rmp_serde::to_vec_named` writes it. Larger than [`MessagePack`]'s compact
+/// form by the names, and read by name: a field left out by
+/// `#[serde(skip_serializing_if = …)]` is simply absent (serde reads an absent `Option` as
+/// `None`, and an absent field with `#[serde(default)]` as its default), an adjacently tagged
+/// enum reads back, and a program in another language finds fields by name. Reads the
+/// compact form too, so a namespace [`MessagePack`] wrote can move to it. A `Some` of a value
+/// written as `nil` is refused, as by [`MessagePack`]. Cargo feature `msgpack`.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> namestore::Result<()> {
+/// use namestore::codec::MessagePackNamed;
+///
+/// #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+/// struct Profile {
+///     #[serde(skip_serializing_if = "Option::is_none")]
+///     nickname: Option<String>,
+///     age: u32,
+/// }
+///
+/// let store = namestore::MemoryDriver::new();
+/// let profiles = store
+///     .namespace::<String>("app", "profiles")?
+///     .with_codec(MessagePackNamed::<Profile>::new());
+/// let nameless = Profile { nickname: None, age: 7 };
+/// profiles.set(&"ada".to_owned(), &nameless, None).await?;
+/// assert_eq!(profiles.get(&"ada".to_owned()).await?, Some(nameless));
+/// // A map of one entry: "age" → 7.
+/// let raw = profiles.bytes().get(&"ada".to_owned()).await?.unwrap();
+/// assert_eq!(&raw[..], b"\x81\xa3age\x07");
+/// # Ok(()) }
+/// ```
+pub struct MessagePackNamed<T>(ValueType<T>);
+
+codec_type!(MessagePackNamed, "MessagePackNamed");
+
+impl<T: Serialize + DeserializeOwned + 'static> Codec for MessagePackNamed<T> {
+    type Value = T;
+    const NAME: &'static str = "MessagePack";
+
+    /// Refuses a `Some` of a value written as `nil` (`Some(None)`, `Some(())`), which would
+    /// read back as `None`.
+    fn encode(&self, value: &T, out: &mut Vec<u8>) -> Result<(), BoxError> {
+        let rules = Rules {
+            finite_floats: false,
+            some_not_null: true,
+            every_field: false,
+        };
+        Ok(rmp_serde::encode::write_named(
+            out,
+            &Faithful::new(value, rules),
+        )?)
+    }
+
+    fn decode(&self, bytes: &[u8]) -> Result<T, BoxError> {
+        decode(bytes)
+    }
+}
+
+/// Reads a value in either form, refusing nesting past [`MAX_DEPTH`] and bytes after it.
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, BoxError> {
+    let mut read = bytes;
+    let mut decoder = rmp_serde::Deserializer::new(&mut read);
+    decoder.set_max_depth(MAX_DEPTH);
+    let value = T::deserialize(&mut decoder)?;
+    if !read.is_empty() {
+        return Err(format!("{} bytes after the value", read.len()).into());
+    }
+    Ok(value)
 }
