@@ -8,7 +8,8 @@
 //! its group with the cause, and changes nothing.
 
 use std::sync::Arc;
-use std::sync::mpsc;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::Instant;
 
 use redb::{Durability, ReadableTable};
 use tokio::sync::oneshot;
@@ -168,8 +169,31 @@ fn answer<T>(store: &Store, answer: Option<Result<T>>) -> Result<T> {
 
 /// The committer thread: takes the writes queued while the previous commit was in flight and
 /// commits them as one group, until the driver is dropped.
+///
+/// In the non-durable mode a commit is not flushed to disk; the first commit left unflushed
+/// is flushed within [`flush_interval`](super::RedbConfig::flush_interval): by the first group
+/// committed that long after it (flushing a commit flushes every commit before it), or, when
+/// no write comes by then, by an empty commit of the committer's own.
 pub(super) fn commit_loop(store: Arc<Store>, jobs: mpsc::Receiver<Box<dyn Job>>) {
-    while let Ok(first) = jobs.recv() {
+    let interval = store.config.flush_interval;
+    // When the oldest commit not yet flushed was made.
+    let mut unflushed: Option<Instant> = None;
+    loop {
+        let due = unflushed.and_then(|since| since.checked_add(interval));
+        let first = match due {
+            None => jobs.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            Some(due) => jobs.recv_timeout(due.saturating_duration_since(Instant::now())),
+        };
+        let first = match first {
+            Ok(job) => job,
+            Err(RecvTimeoutError::Timeout) => {
+                // A failed flush is tried again an interval later, not in a loop.
+                unflushed = (!commit_group(&store, Vec::new(), true)).then(Instant::now);
+                continue;
+            }
+            // The driver is dropped: closing the file flushes it.
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
         let mut group = vec![first];
         while group.len() < 4096 {
             match jobs.try_recv() {
@@ -177,18 +201,30 @@ pub(super) fn commit_loop(store: Arc<Store>, jobs: mpsc::Receiver<Box<dyn Job>>)
                 Err(_) => break,
             }
         }
-        commit_group(&store, group);
+        let flush = store.config.durable
+            || unflushed.is_some_and(|since| since.elapsed() >= interval)
+            || interval.is_zero();
+        if commit_group(&store, group, flush) {
+            unflushed = if flush {
+                None
+            } else {
+                unflushed.or_else(|| Some(Instant::now()))
+            };
+        }
     }
 }
 
-fn commit_group(store: &Store, mut pending: Vec<Box<dyn Job>>) {
+/// Runs `pending` in one write transaction and commits it, flushed to disk if `flush` (or the
+/// store is durable); an empty group with `flush` flushes the commits before it. Whether the
+/// commit was made.
+fn commit_group(store: &Store, mut pending: Vec<Box<dyn Job>>, flush: bool) -> bool {
     let mut refused: Vec<Box<dyn Job>> = Vec::new();
     let now = store.visibility.begin();
     let outcome = store.contain(|| {
         loop {
             let db = store.database()?;
             let mut txn = store.redb(db.writable()?.begin_write())?;
-            if !store.config.durable {
+            if !store.config.durable && !flush {
                 store.redb(txn.set_durability(Durability::None))?;
             }
             let mut failed = Vec::new();
@@ -222,10 +258,12 @@ fn commit_group(store: &Store, mut pending: Vec<Box<dyn Job>>) {
     for job in refused {
         job.answer(Ok(()));
     }
+    let committed = outcome.is_ok();
     let outcome = outcome.as_ref().map(|_| ());
     for job in pending {
         job.answer(outcome);
     }
+    committed
 }
 
 #[cfg(test)]
@@ -267,7 +305,7 @@ mod tests {
             counted.fetch_add(1, Ordering::SeqCst);
             w.put(b"t:after", 0, b"3")
         });
-        commit_group(&store, vec![before, half, after]);
+        assert!(commit_group(&store, vec![before, half, after], true));
 
         assert!(before_answer.blocking_recv().unwrap().is_ok());
         let failed = half_answer.blocking_recv().unwrap().unwrap_err();

@@ -10,10 +10,18 @@ use crate::{Error, Result};
 pub struct RedbConfig {
     /// The database file.
     pub path: PathBuf,
-    /// `true` (the default): a call returns only once its write is on disk. `false`: commits
-    /// are not flushed, and a crash (of the process or the machine) can lose every write since
-    /// the last flushed commit; the file stays consistent either way.
+    /// `true` (the default): a call returns only once its write is on disk. `false`: a call
+    /// returns once its write is committed, and commits are flushed to disk at most every
+    /// [`flush_interval`](Self::flush_interval): a crash (of the process or the machine) can
+    /// lose the writes of about that long, never more; the file stays consistent either way.
     pub durable: bool,
+    /// With `durable = false`, how long a commit may stay unflushed: the first write after a
+    /// flush is flushed by the first commit this long after it, or by the committer thread
+    /// on its own when no write comes (as Redis's `appendfsync everysec`). One second by
+    /// default; zero flushes every commit. A store closed (its last handle dropped) flushes
+    /// what it holds, and a process that exits without dropping its store (one kept in a
+    /// `static`, or `std::process::exit`) loses no more than a crash would.
+    pub flush_interval: Duration,
     /// How often expired keys are reclaimed; `None` (or zero) turns the background thread
     /// off. A tick with no key past its deadline writes nothing.
     pub reap_interval: Option<Duration>,
@@ -44,6 +52,7 @@ impl RedbConfig {
         RedbConfig {
             path: path.into(),
             durable: true,
+            flush_interval: Duration::from_secs(1),
             reap_interval: Some(Duration::from_millis(100)),
             create: true,
             read_only: false,
@@ -51,7 +60,8 @@ impl RedbConfig {
     }
 
     /// Parses `redb:///absolute/path` or `redb://relative/path`, with `?durable=0` for the fast,
-    /// non-durable mode, `?create=0` to open only a file that is already a store and
+    /// non-durable mode (and `flush_interval_ms=…` for its [`flush_interval`](Self::flush_interval)),
+    /// `?create=0` to open only a file that is already a store and
     /// `?read_only=1` to only read it ([`read_only`](Self::read_only)). The path
     /// runs to the first `?`; `%XX` escapes in it are decoded, so a file whose name holds a `?`
     /// is `%3F` (and a `%` is `%25`).
@@ -66,6 +76,10 @@ impl RedbConfig {
     ///
     /// let config = RedbConfig::from_url("redb:///var/lib/app/store.redb?durable=0").unwrap();
     /// assert!(!config.durable && config.create);
+    /// let fast = RedbConfig::from_url("redb:///tmp/cache.redb?durable=0&flush_interval_ms=200")
+    ///     .unwrap();
+    /// assert_eq!(fast.flush_interval, std::time::Duration::from_millis(200));
+    /// assert!(RedbConfig::from_url("redb:///tmp/cache.redb?flush_interval_ms=soon").is_err());
     /// assert!(RedbConfig::from_url("redb://").is_err());
     ///
     /// let backup = RedbConfig::from_url("redb:///mnt/backup/store.redb?read_only=1").unwrap();
@@ -89,13 +103,22 @@ impl RedbConfig {
         })?;
         let mut config = RedbConfig::new(&*path);
         for parameter in crate::query::parameters(query, "redb")? {
+            if parameter.name == "flush_interval_ms" {
+                let ms: u64 = parameter.value.parse().map_err(|_| {
+                    Error::invalid_url(
+                        "redb parameter `flush_interval_ms` takes a number of milliseconds",
+                    )
+                })?;
+                config.flush_interval = Duration::from_millis(ms);
+                continue;
+            }
             let flag = match (&*parameter.name, &*parameter.value) {
                 (name @ ("durable" | "create" | "read_only"), "1" | "true") => (name, true),
                 (name @ ("durable" | "create" | "read_only"), "0" | "false") => (name, false),
                 (name, _) => {
                     return Err(Error::invalid_url(format!(
                         "unknown or malformed redb parameter `{}` (known: durable=1|0, \
-                         create=1|0, read_only=1|0)",
+                         flush_interval_ms=N, create=1|0, read_only=1|0)",
                         crate::error::shorten(name)
                     )));
                 }

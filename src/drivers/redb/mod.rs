@@ -14,6 +14,10 @@
 //! that never blocks) and its task awaits the answer, holding no thread; the committer takes
 //! every write queued while the previous commit was in flight, runs them in one write
 //! transaction and commits once (group commit), so 64 concurrent writers share each `fsync`.
+//! In the non-durable mode (`durable = false`) commits are not flushed as they are made: the
+//! committer flushes within [`flush_interval`](RedbConfig::flush_interval) of the first commit
+//! left unflushed, with the next group's commit or, when no write comes, an empty commit of
+//! its own, so a crash loses the writes of about that long.
 //!
 //! # The read path
 //!
