@@ -1,5 +1,6 @@
 //! The persistent driver on a disk that fills up: calls fail with the cause, acknowledged
-//! writes survive, and the same handle writes again once space is back. Runs on a 2 MiB
+//! writes survive (in the non-durable mode, those acknowledged after the first failure), and
+//! the same handle writes again once space is back. Runs on a 2 MiB
 //! tmpfs mounted here (as root); where mounting is not allowed, the test says so and passes
 //! without running.
 #![cfg(feature = "redb")]
@@ -14,8 +15,9 @@ use namestore::drivers::redb::{RedbConfig, RedbDriver};
 struct SmallDisk(PathBuf);
 
 impl SmallDisk {
-    fn mount(size: &str) -> Result<Self, String> {
-        let dir = std::env::temp_dir().join(format!("namestore-full-{}", std::process::id()));
+    fn mount(size: &str, name: &str) -> Result<Self, String> {
+        let dir =
+            std::env::temp_dir().join(format!("namestore-full-{}-{name}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
         let mounted = Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
@@ -43,7 +45,7 @@ impl Drop for SmallDisk {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_fails_calls_with_the_cause_and_the_handle_recovers() {
-    let disk = match SmallDisk::mount("2m") {
+    let disk = match SmallDisk::mount("2m", "durable") {
         Ok(disk) => disk,
         Err(why) => {
             println!("skipped: cannot mount a tmpfs here ({why})");
@@ -115,4 +117,71 @@ async fn a_full_disk_fails_calls_with_the_cause_and_the_handle_recovers() {
         assert!(ns.exists(key).await.unwrap(), "{key} lost across a reopen");
     }
     assert!(ns.exists(&"after".to_owned()).await.unwrap());
+}
+
+/// The non-durable mode: commits touch the disk only when flushed, so on a full disk they went
+/// on succeeding, each acknowledged and lost at the next flush (which fails, and redb reopens
+/// the file at its last flushed state): 171 of 200 writes acknowledged and 34 readable, or,
+/// before commits were flushed at all, 200 acknowledged and none left after a reopen. A failed
+/// flush loses the writes of its interval, as a crash would; from then every write is
+/// flushed as it commits, so it fails with the cause or is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_in_the_non_durable_mode_fails_the_writes_after_a_failed_flush() {
+    let disk = match SmallDisk::mount("2m", "fast") {
+        Ok(disk) => disk,
+        Err(why) => {
+            println!("skipped: cannot mount a tmpfs here ({why})");
+            return;
+        }
+    };
+    let filler = disk.path().join("filler");
+    std::fs::write(&filler, vec![7u8; 512 * 1024]).unwrap();
+
+    let mut config = RedbConfig::new(disk.path().join("store.redb"));
+    config.durable = false;
+    config.flush_interval = Duration::from_millis(50);
+    let store = RedbDriver::open(config.clone()).unwrap();
+    let ns = store.namespace::<String>("app", "blobs").unwrap();
+
+    let value = vec![b'x'; 48 * 1024];
+    let mut first_failure = None;
+    let mut kept_since_failure = Vec::new();
+    for i in 0..200 {
+        let key = format!("k{i}");
+        match ns.set(&key, value.clone(), None).await {
+            Ok(()) if first_failure.is_some() => kept_since_failure.push(key),
+            Ok(()) => {}
+            Err(error) => {
+                first_failure.get_or_insert(error);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let failure = first_failure.expect("200 writes of 48 KiB on a 2 MiB disk, and no error");
+    assert!(
+        failure.to_string().contains("No space left on device"),
+        "the error does not name the cause: {failure}"
+    );
+    for key in &kept_since_failure {
+        assert!(
+            ns.exists(key).await.unwrap(),
+            "{key}, acknowledged after the disk filled, was lost"
+        );
+    }
+
+    // Space comes back: the same handle writes again, and what it acknowledged survives a
+    // reopen.
+    std::fs::remove_file(&filler).unwrap();
+    ns.set(&"after".to_owned(), "recovered", None)
+        .await
+        .expect("the handle did not recover once space was back");
+    drop(ns);
+    drop(store);
+    let ns = RedbDriver::open(config)
+        .unwrap()
+        .namespace::<String>("app", "blobs")
+        .unwrap();
+    for key in kept_since_failure.iter().chain([&"after".to_owned()]) {
+        assert!(ns.exists(key).await.unwrap(), "{key} lost across a reopen");
+    }
 }

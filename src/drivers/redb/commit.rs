@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use redb::{Durability, ReadableTable};
 use tokio::sync::oneshot;
@@ -167,6 +167,10 @@ fn answer<T>(store: &Store, answer: Option<Result<T>>) -> Result<T> {
     }
 }
 
+/// How long a non-durable store flushes every commit after a commit failed (see
+/// [`commit_loop`]).
+pub(super) const RECOVERY: Duration = Duration::from_secs(60);
+
 /// The committer thread: takes the writes queued while the previous commit was in flight and
 /// commits them as one group, until the driver is dropped.
 ///
@@ -174,10 +178,20 @@ fn answer<T>(store: &Store, answer: Option<Result<T>>) -> Result<T> {
 /// is flushed within [`flush_interval`](super::RedbConfig::flush_interval): by the first group
 /// committed that long after it (flushing a commit flushes every commit before it), or, when
 /// no write comes by then, by an empty commit of the committer's own.
+///
+/// A flush that fails (a full disk) loses the commits it was to flush: redb must reopen the
+/// file, which holds the last flushed state. Unflushed commits touch no disk, so on a full disk
+/// they would go on succeeding, each acknowledged and lost at the next flush, and each such
+/// loss gives back the room the next flush needs: a store left non-durable would lose the
+/// writes of an interval again and again. Instead, from a failed commit on, every group is
+/// flushed as it commits (failing with the cause while the disk is full) until
+/// [`RECOVERY`] has passed without a failure.
 pub(super) fn commit_loop(store: Arc<Store>, jobs: mpsc::Receiver<Box<dyn Job>>) {
     let interval = store.config.flush_interval;
     // When the oldest commit not yet flushed was made.
     let mut unflushed: Option<Instant> = None;
+    // When a commit last failed, while within `RECOVERY` of it: every group is flushed.
+    let mut failed: Option<Instant> = None;
     loop {
         let due = unflushed.and_then(|since| since.checked_add(interval));
         let first = match due {
@@ -187,8 +201,13 @@ pub(super) fn commit_loop(store: Arc<Store>, jobs: mpsc::Receiver<Box<dyn Job>>)
         let first = match first {
             Ok(job) => job,
             Err(RecvTimeoutError::Timeout) => {
-                // A failed flush is tried again an interval later, not in a loop.
-                unflushed = (!commit_group(&store, Vec::new(), true)).then(Instant::now);
+                if commit_group(&store, Vec::new(), true) {
+                    unflushed = None;
+                } else {
+                    // Tried again an interval later, not in a loop.
+                    failed = Some(Instant::now());
+                    unflushed = failed;
+                }
                 continue;
             }
             // The driver is dropped: closing the file flushes it.
@@ -201,7 +220,9 @@ pub(super) fn commit_loop(store: Arc<Store>, jobs: mpsc::Receiver<Box<dyn Job>>)
                 Err(_) => break,
             }
         }
+        failed = failed.filter(|at| at.elapsed() < RECOVERY);
         let flush = store.config.durable
+            || failed.is_some()
             || unflushed.is_some_and(|since| since.elapsed() >= interval)
             || interval.is_zero();
         if commit_group(&store, group, flush) {
@@ -210,6 +231,8 @@ pub(super) fn commit_loop(store: Arc<Store>, jobs: mpsc::Receiver<Box<dyn Job>>)
             } else {
                 unflushed.or_else(|| Some(Instant::now()))
             };
+        } else {
+            failed = Some(Instant::now());
         }
     }
 }
