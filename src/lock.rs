@@ -40,8 +40,9 @@
 //! increments (the next tokens repeat ones already handed out, and a resource cannot tell a
 //! repeated token from its holder's). Where that matters, keep locks on a store without
 //! failover: one Redis primary (a restart from its append-only file with `appendfsync always`
-//! keeps every acknowledged write), or the redb driver in one process. The in-memory driver
-//! loses its locks only with its process.
+//! keeps every acknowledged write), or the redb driver in one process, durable (its default:
+//! in the non-durable mode a crash loses the last second of writes, fence increments among
+//! them). The in-memory driver loses its locks only with its process.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
