@@ -295,8 +295,18 @@ pub fn command_calls(url: &str, command: &str) -> u64 {
 /// certificate (`client.crt`, `client.key`) it signed, made once per run.
 pub fn certificates() -> &'static std::path::PathBuf {
     static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = scratch_dir("tls");
+    DIR.get_or_init(|| make_certificates("tls"))
+}
+
+/// Another CA and the same certificates signed by it (a CA renewed), made once per run.
+pub fn other_certificates() -> &'static std::path::PathBuf {
+    static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| make_certificates("tls-other"))
+}
+
+fn make_certificates(name: &str) -> std::path::PathBuf {
+    {
+        let dir = scratch_dir(name);
         std::fs::write(
             dir.join("ext.cnf"),
             "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
@@ -390,7 +400,7 @@ pub fn certificates() -> &'static std::path::PathBuf {
             assert!(status.success(), "openssl {args:?} failed");
         }
         dir
-    })
+    }
 }
 
 /// Starts a TLS-only `redis-server` with the test certificate; returns its port.

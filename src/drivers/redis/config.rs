@@ -78,7 +78,14 @@ pub struct RedisConfig {
     /// walk every primary. Default: off.
     pub hash_tag: bool,
     /// For `rediss://`: a CA certificate (PEM) to trust instead of the system's roots, for a
-    /// server with a private CA. Default: none (the system's roots).
+    /// server with a private CA. Default: none (the system's roots). From a URL:
+    /// `tls_ca_file=/path/ca.pem`.
+    ///
+    /// A file a URL names is read when the config is made (a missing or malformed file is an
+    /// error at once) and again for every new connection, so a certificate renewed on disk
+    /// (by cert-manager, certbot, a secrets agent) is used without a restart; while a file
+    /// reads as something unusable (half written, a client certificate without its new key),
+    /// the last certificates read whole are kept. A field set in code replaces its file.
     pub tls_root_certificate: Option<Vec<u8>>,
     /// For TLS: the certificate (PEM, the chain from the client's certificate up) this client
     /// presents to a server that requires one (`tls-auth-clients yes`, Redis's default when it
@@ -88,6 +95,8 @@ pub struct RedisConfig {
     /// The private key (PEM) of [`tls_client_certificate`](Self::tls_client_certificate).
     /// Never printed. From a URL: `tls_key_file=/path/client.key`.
     pub tls_client_key: Option<Vec<u8>>,
+    /// The TLS files the URL named, read again for each new connection.
+    tls_files: TlsFiles,
     /// Bound on establishing a connection. Default: 2 s. A call that cannot connect within it
     /// fails with [`ErrorKind::Unavailable`](crate::ErrorKind::Unavailable): it was not sent.
     /// A bound past about 30 years (`Duration::MAX`) is taken as 30 years.
@@ -99,6 +108,47 @@ pub struct RedisConfig {
     /// second or more a GiB: give calls that move hundreds of MiB a bound to match). A bound
     /// past about 30 years (`Duration::MAX`) is taken as 30 years.
     pub response_timeout: Duration,
+}
+
+/// The TLS files a URL named.
+#[derive(Clone, Default)]
+struct TlsFiles {
+    ca: Option<TlsFile>,
+    certificate: Option<TlsFile>,
+    key: Option<TlsFile>,
+}
+
+/// A TLS file a URL named: its path, and a digest of what was read from it, to tell whether
+/// the field it filled was set in code since.
+#[derive(Clone)]
+struct TlsFile {
+    path: String,
+    read: u64,
+}
+
+impl TlsFile {
+    fn new(path: &str, read: &[u8]) -> Self {
+        TlsFile {
+            path: path.to_owned(),
+            read: digest(read),
+        }
+    }
+}
+
+/// The path of `file` while `field` holds what was read from it.
+fn unchanged<'c>(file: &'c Option<TlsFile>, field: &Option<Vec<u8>>) -> Option<&'c str> {
+    file.as_ref()
+        .filter(|file| field.as_deref().is_some_and(|pem| file.read == digest(pem)))
+        .map(|file| file.path.as_str())
+}
+
+/// A digest to tell two contents apart (not a cryptographic one: it guards against a
+/// mistake, not an adversary).
+fn digest(bytes: &[u8]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut hasher);
+    hasher.finish()
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -281,6 +331,7 @@ impl RedisConfig {
             tls_root_certificate: None,
             tls_client_certificate: None,
             tls_client_key: None,
+            tls_files: TlsFiles::default(),
             connect_timeout: Duration::from_secs(2),
             response_timeout: Duration::from_secs(2),
         };
@@ -317,7 +368,9 @@ impl RedisConfig {
                          `rediss+cluster://` URL",
                     ));
                 }
-                self.tls_root_certificate = Some(read_tls_file(name, value, tls::check_ca_pem)?);
+                let pem = read_tls_file(name, value, tls::check_ca_pem)?;
+                self.tls_files.ca = Some(TlsFile::new(value, &pem));
+                self.tls_root_certificate = Some(pem);
             }
             "tls_cert_file" | "tls_key_file" => {
                 if !self.tls {
@@ -328,9 +381,12 @@ impl RedisConfig {
                 }
                 if name == "tls_cert_file" {
                     let pem = read_tls_file(name, value, tls::check_certificate_pem)?;
+                    self.tls_files.certificate = Some(TlsFile::new(value, &pem));
                     self.tls_client_certificate = Some(pem);
                 } else {
-                    self.tls_client_key = Some(read_tls_file(name, value, tls::check_key_pem)?);
+                    let pem = read_tls_file(name, value, tls::check_key_pem)?;
+                    self.tls_files.key = Some(TlsFile::new(value, &pem));
+                    self.tls_client_key = Some(pem);
                 }
             }
             "hash_tag" => {
@@ -389,6 +445,16 @@ impl RedisConfig {
     }
 
     /// redis-rs's connection settings, one per seed node, credentials included.
+    /// The TLS files the URL named whose fields still hold what was read from them (a field
+    /// set in code since replaces its file): the CA, the client certificate, its key.
+    pub(super) fn tls_files(&self) -> [Option<&str>; 3] {
+        [
+            unchanged(&self.tls_files.ca, &self.tls_root_certificate),
+            unchanged(&self.tls_files.certificate, &self.tls_client_certificate),
+            unchanged(&self.tls_files.key, &self.tls_client_key),
+        ]
+    }
+
     pub(crate) fn connection_infos(&self) -> Result<Vec<ConnectionInfo>> {
         let scheme = if self.tls { "rediss" } else { "redis" };
         self.nodes

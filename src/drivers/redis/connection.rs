@@ -28,6 +28,7 @@ use redis::{AsyncConnectionConfig, Cmd, FromRedisValue, Pipeline, RedisError, Re
 use tokio::time::Instant;
 
 use super::config::{FARTHEST, RedisConfig};
+use super::tls::Certificates;
 use crate::{Error, Result};
 
 /// A connection for one call; cheap to clone.
@@ -94,7 +95,7 @@ pub(super) enum Link {
 pub(super) struct ClusterLink {
     /// The main connection (retrying) and the strict one (never resending).
     current: Current<(ClusterConnection, ClusterConnection)>,
-    certificates: Option<redis::TlsCertificates>,
+    certificates: Certificates,
     /// When a node last answered, on any of the connections.
     answers: Answers,
 }
@@ -154,7 +155,11 @@ impl<T: Clone> Current<T> {
 
 /// The standalone server's connection, made on demand and replaced after a failure.
 pub(super) struct SingleLink {
+    /// The client for the config's certificates; made again with the files a URL named read
+    /// again, when it named any.
     client: redis::Client,
+    info: redis::ConnectionInfo,
+    certificates: Certificates,
     settings: AsyncConnectionConfig,
     current: Current<MultiplexedConnection>,
     /// When the server last answered on the current connection.
@@ -213,7 +218,7 @@ const QUIET: Duration = Duration::from_secs(1);
 impl Link {
     /// The link for `config`; connects nothing yet.
     pub(super) fn new(config: &RedisConfig) -> Result<Self> {
-        let certificates = super::tls::tls_certificates(config)?;
+        let certificates = Certificates::new(config)?;
         if config.is_cluster() {
             return Ok(Link::Cluster(Box::new(ClusterLink {
                 current: Current::new(),
@@ -226,13 +231,11 @@ impl Link {
             .into_iter()
             .next()
             .ok_or_else(|| Error::invalid_url("a Redis URL names a host"))?;
-        let client = match certificates {
-            Some(certificates) => redis::Client::build_with_tls(info, certificates),
-            None => redis::Client::open(info),
-        }
-        .map_err(|_| Error::invalid_url("malformed Redis connection settings"))?;
+        let client = single_client(info.clone(), certificates.now_given())?;
         Ok(Link::Single(Box::new(SingleLink {
             client,
+            info,
+            certificates,
             settings: AsyncConnectionConfig::new()
                 .set_connection_timeout(Some(config.connect_bound()))
                 .set_response_timeout(None),
@@ -293,6 +296,7 @@ impl ClusterLink {
     /// refused a read twice was reported as a `Timeout` after the whole bound (no answer, it
     /// said), when the server had answered that nothing ran.
     async fn make(&self, config: &RedisConfig) -> Result<(ClusterConnection, ClusterConnection)> {
+        let certificates = self.certificates.now().await;
         let wait = u64::try_from(config.response_bound().as_millis() / 8)
             .unwrap_or(u64::MAX)
             .max(1);
@@ -308,7 +312,7 @@ impl ClusterLink {
             }
             // The nodes' addresses are `rediss://`, which makes every connection TLS; a
             // private CA is trusted instead of the roots, and a client certificate presented.
-            if let Some(certificates) = &self.certificates {
+            if let Some(certificates) = &certificates {
                 builder = builder.certs(certificates.clone());
             }
             builder.build().map_err(|e| connect_error(&e, config))
@@ -330,8 +334,12 @@ impl SingleLink {
         let (generation, connection) = self
             .current
             .get_or_make(|| async {
-                let connection = self
-                    .client
+                let client = if self.certificates.read_again() {
+                    single_client(self.info.clone(), self.certificates.now().await)?
+                } else {
+                    self.client.clone()
+                };
+                let connection = client
                     .get_multiplexed_async_connection_with_config(&self.settings)
                     .await
                     .map_err(|e| connect_error(&e, config))?;
@@ -341,6 +349,18 @@ impl SingleLink {
             .await?;
         Ok((generation, Connection::Single(connection)))
     }
+}
+
+/// The client of a standalone server, with `certificates` when TLS needs any beyond the roots.
+fn single_client(
+    info: redis::ConnectionInfo,
+    certificates: Option<redis::TlsCertificates>,
+) -> Result<redis::Client> {
+    match certificates {
+        Some(certificates) => redis::Client::build_with_tls(info, certificates),
+        None => redis::Client::open(info),
+    }
+    .map_err(|_| Error::invalid_url("malformed Redis connection settings"))
 }
 
 /// A failure to connect: nothing was sent. A refused password, a refused setting (a database

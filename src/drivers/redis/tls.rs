@@ -182,7 +182,7 @@ pub(crate) fn check_ca_pem(pem: &[u8]) -> std::result::Result<(), String> {
 /// [`ErrorKind::InvalidUrl`](crate::ErrorKind::InvalidUrl) for certificates set for a
 /// connection without TLS, a client certificate without its key or the other way round, or a
 /// field that does not hold what it names.
-pub(super) fn tls_certificates(config: &RedisConfig) -> Result<Option<redis::TlsCertificates>> {
+fn tls_certificates(config: &RedisConfig) -> Result<Option<redis::TlsCertificates>> {
     let fields = [
         (
             "tls_root_certificate",
@@ -234,6 +234,89 @@ pub(super) fn tls_certificates(config: &RedisConfig) -> Result<Option<redis::Tls
         client_tls,
         root_cert: config.tls_root_certificate.clone(),
     }))
+}
+
+/// The certificates a link's connections use: those the config holds, and, for the files a
+/// URL named, what those files hold when a connection is made (see
+/// [`RedisConfig::tls_root_certificate`]).
+pub(super) struct Certificates {
+    /// What the config holds, checked; `None` when it gives TLS nothing beyond the roots.
+    given: Option<redis::TlsCertificates>,
+    /// The CA, client certificate and key files to read again, if any.
+    files: [Option<String>; 3],
+    /// The last certificates read whole from the files.
+    last: std::sync::Mutex<Option<redis::TlsCertificates>>,
+}
+
+impl Certificates {
+    /// The certificates of `config`, checked.
+    ///
+    /// # Errors
+    ///
+    /// As [`tls_certificates`].
+    pub(super) fn new(config: &RedisConfig) -> Result<Self> {
+        let given = tls_certificates(config)?;
+        Ok(Certificates {
+            last: std::sync::Mutex::new(given.clone()),
+            given,
+            files: config.tls_files().map(|path| path.map(str::to_owned)),
+        })
+    }
+
+    /// Whether connections read files again ([`now`](Self::now)).
+    pub(super) fn read_again(&self) -> bool {
+        self.files.iter().any(Option::is_some)
+    }
+
+    /// What the config holds.
+    pub(super) fn now_given(&self) -> Option<redis::TlsCertificates> {
+        self.given.clone()
+    }
+
+    /// The certificates for a connection about to be made: the files read again (off the
+    /// runtime's threads: a file may be a pipe a secrets agent writes) when the config names
+    /// any, else what it holds.
+    pub(super) async fn now(&self) -> Option<redis::TlsCertificates> {
+        if !self.read_again() {
+            return self.given.clone();
+        }
+        let files = self.files.clone();
+        let given = self.given.clone();
+        let read = tokio::task::spawn_blocking(move || read_again(&files, given)).await;
+        let mut last = self
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Ok(Some(read)) = read {
+            *last = Some(read);
+        }
+        last.clone()
+    }
+}
+
+/// The certificates with the named files read again, or `None` when one does not read as
+/// what it names, or the client certificate and key do not belong together (a renewal
+/// caught half way).
+fn read_again(
+    files: &[Option<String>; 3],
+    given: Option<redis::TlsCertificates>,
+) -> Option<redis::TlsCertificates> {
+    let mut certificates = given?;
+    let [ca, certificate, key] = files;
+    if let Some(path) = ca {
+        certificates.root_cert = Some(read_tls_file("tls_ca_file", path, check_ca_pem).ok()?);
+    }
+    if let Some(client) = &mut certificates.client_tls {
+        if let Some(path) = certificate {
+            let pem = read_tls_file("tls_cert_file", path, check_certificate_pem).ok()?;
+            client.client_cert = pem;
+        }
+        if let Some(path) = key {
+            client.client_key = read_tls_file("tls_key_file", path, check_key_pem).ok()?;
+        }
+        check_client_identity(&client.client_cert, &client.client_key).ok()?;
+    }
+    Some(certificates)
 }
 
 /// The refusal, in words, when `error` is a TLS handshake a retry would meet again: a
