@@ -90,16 +90,20 @@ proptest! {
         ready(bytes.clone().with_codec(Json::<Item>::new()).set(&key, &item, None)).unwrap();
         prop_assert_eq!(ready(bytes.get(&key)).unwrap().unwrap(), serde_json::to_vec(&item).unwrap());
         // MessagePack writes fields by position and refuses a field left out (a test below).
-        let written = ready(bytes.clone().with_codec(MessagePack::<Item>::new()).set(&key, &item, None));
+        let compact = bytes.clone().with_codec(MessagePack::<Item>::new());
+        let written = ready(compact.set(&key, &item, None));
         if item.name.is_some() {
             written.unwrap();
-            prop_assert_eq!(ready(bytes.get(&key)).unwrap().unwrap(), rmp_serde::to_vec(&item).unwrap());
+            let stored = ready(bytes.get(&key)).unwrap().unwrap();
+            prop_assert_eq!(stored, rmp_serde::to_vec(&item).unwrap());
         } else {
             prop_assert_eq!(written.unwrap_err().kind(), ErrorKind::Encode);
         }
         // The named form writes maps, and keeps a field left out.
-        ready(bytes.clone().with_codec(MessagePackNamed::<Item>::new()).set(&key, &item, None)).unwrap();
-        prop_assert_eq!(ready(bytes.get(&key)).unwrap().unwrap(), rmp_serde::to_vec_named(&item).unwrap());
+        let named = bytes.clone().with_codec(MessagePackNamed::<Item>::new());
+        ready(named.set(&key, &item, None)).unwrap();
+        let stored = ready(bytes.get(&key)).unwrap().unwrap();
+        prop_assert_eq!(stored, rmp_serde::to_vec_named(&item).unwrap());
     }
 }
 

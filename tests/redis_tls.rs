@@ -289,7 +289,10 @@ fn stop_tls_server(port: u16, dir: &std::path::Path) {
         .output();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-        assert!(std::time::Instant::now() < deadline, "redis-server did not stop");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "redis-server did not stop"
+        );
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }

@@ -23,12 +23,13 @@ use crate::BoxError;
 /// `Option<u32>` left out before a `u32`). A value with a field so left out is refused
 /// ([`ErrorKind::Encode`](crate::ErrorKind::Encode), naming the field) and nothing is
 /// written; store a type with `skip_serializing_if` as [`MessagePackNamed`] or
-/// [`Json`](super::Json), which name their fields. A field never written (`#[serde(skip_serializing)]`) gives no such sign
-/// to the serializer: skip it on both sides (`#[serde(skip)]`), or not at all. Nor does an
-/// adjacently tagged enum (`#[serde(tag = …, content = …)]`) whose variant has named fields:
-/// serde reads its content back from a map only, so such a value is written and every read
-/// of it is an [`ErrorKind::Decode`](crate::ErrorKind::Decode); store it as
-/// [`MessagePackNamed`] or [`Json`](super::Json).
+/// [`Json`](super::Json), which name their fields. A field never written
+/// (`#[serde(skip_serializing)]`) gives no such sign to the serializer: skip it on both sides
+/// (`#[serde(skip)]`), or not at all. Nor does an adjacently tagged enum
+/// (`#[serde(tag = …, content = …)]`) whose variant has named fields: serde reads its content
+/// back from a map only, so such a value is written and every read of it is an
+/// [`ErrorKind::Decode`](crate::ErrorKind::Decode); store it as [`MessagePackNamed`] or
+/// [`Json`](super::Json).
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]

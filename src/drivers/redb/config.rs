@@ -63,8 +63,9 @@ impl RedbConfig {
     }
 
     /// Parses `redb:///absolute/path` or `redb://relative/path`, with `?durable=0` for the fast,
-    /// non-durable mode (and `flush_interval_ms=…` for its [`flush_interval`](Self::flush_interval)),
-    /// `?create=0` to open only a file that is already a store and
+    /// non-durable mode (and `flush_interval_ms=…` for its
+    /// [`flush_interval`](Self::flush_interval)), `?create=0` to open only a file that is
+    /// already a store and
     /// `?read_only=1` to only read it ([`read_only`](Self::read_only)). The path
     /// runs to the first `?`; `%XX` escapes in it are decoded, so a file whose name holds a `?`
     /// is `%3F` (and a `%` is `%25`).
