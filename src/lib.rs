@@ -22,6 +22,7 @@ mod namespace;
 mod open;
 mod query;
 pub mod rate_limit;
+mod size;
 mod ttl;
 mod typed;
 

@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use super::eviction::{BadSize, Eviction, Policy, parse_size};
+use super::eviction::{Eviction, Policy};
+use crate::size::{BadSize, parse_size};
 use crate::{Error, Result};
 
 /// The URL scheme of the memory driver.

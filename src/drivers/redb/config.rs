@@ -5,6 +5,9 @@ use std::time::Duration;
 
 use crate::{Error, Result};
 
+/// redb's own default for [`RedbConfig::cache_size`].
+const DEFAULT_CACHE_SIZE: usize = 1 << 30;
+
 /// Settings of a [`RedbDriver`](super::RedbDriver).
 #[derive(Clone, Debug)]
 pub struct RedbConfig {
@@ -46,6 +49,15 @@ pub struct RedbConfig {
     /// [`ErrorKind::Unavailable`](crate::ErrorKind::Unavailable) until a store that writes has
     /// opened it once (or [`RedbDriver::check`](super::RedbDriver::check) has run on it).
     pub read_only: bool,
+    /// The most memory, in bytes, redb keeps of the file's pages to serve reads and writes
+    /// without reading the file again: 1 GiB by default (redb's own default). It is a cap, not
+    /// an allocation: a store holds what it has read, up to the cap, for as long as it is
+    /// open, so a process reading a file of several GiB holds a full GiB. Beside a memory limit
+    /// (a container's), give it less: a page not cached is read from the file (from the
+    /// operating system's cache, which holds it too, when it has room). From a URL:
+    /// `cache_size=64MiB` (sizes as [`MemoryConfig`](crate::drivers::memory::MemoryConfig)
+    /// reads them).
+    pub cache_size: usize,
 }
 
 impl RedbConfig {
@@ -59,6 +71,7 @@ impl RedbConfig {
             reap_interval: Some(Duration::from_millis(100)),
             create: true,
             read_only: false,
+            cache_size: DEFAULT_CACHE_SIZE,
         }
     }
 
@@ -66,7 +79,8 @@ impl RedbConfig {
     /// non-durable mode (and `flush_interval_ms=…` for its
     /// [`flush_interval`](Self::flush_interval)), `?create=0` to open only a file that is
     /// already a store and
-    /// `?read_only=1` to only read it ([`read_only`](Self::read_only)). The path
+    /// `?read_only=1` to only read it ([`read_only`](Self::read_only)), and
+    /// `?cache_size=64MiB` to bound its memory ([`cache_size`](Self::cache_size)). The path
     /// runs to the first `?`; `%XX` escapes in it are decoded, so a file whose name holds a `?`
     /// is `%3F` (and a `%` is `%25`).
     ///
@@ -84,6 +98,9 @@ impl RedbConfig {
     ///     .unwrap();
     /// assert_eq!(fast.flush_interval, std::time::Duration::from_millis(200));
     /// assert!(RedbConfig::from_url("redb:///tmp/cache.redb?flush_interval_ms=soon").is_err());
+    ///
+    /// let small = RedbConfig::from_url("redb:///var/lib/app/store.redb?cache_size=64MiB").unwrap();
+    /// assert_eq!(small.cache_size, 64 << 20);
     /// assert!(RedbConfig::from_url("redb://").is_err());
     ///
     /// let backup = RedbConfig::from_url("redb:///mnt/backup/store.redb?read_only=1").unwrap();
@@ -107,6 +124,18 @@ impl RedbConfig {
         })?;
         let mut config = RedbConfig::new(&*path);
         for parameter in crate::query::parameters(query, "redb")? {
+            if parameter.name == "cache_size" {
+                config.cache_size = crate::size::parse_size(&parameter.value)
+                    .ok()
+                    .and_then(|bytes| usize::try_from(bytes).ok())
+                    .ok_or_else(|| {
+                        Error::invalid_url(
+                            "redb parameter `cache_size` takes a size such as 64MiB, 1gb or \
+                             1048576",
+                        )
+                    })?;
+                continue;
+            }
             if parameter.name == "flush_interval_ms" {
                 let ms: u64 = parameter.value.parse().map_err(|_| {
                     Error::invalid_url(
@@ -122,7 +151,7 @@ impl RedbConfig {
                 (name, _) => {
                     return Err(Error::invalid_url(format!(
                         "unknown or malformed redb parameter `{}` (known: durable=1|0, \
-                         flush_interval_ms=N, create=1|0, read_only=1|0)",
+                         flush_interval_ms=N, cache_size=SIZE, create=1|0, read_only=1|0)",
                         crate::error::shorten(name)
                     )));
                 }

@@ -244,9 +244,9 @@ pub(super) fn open_database(config: &RedbConfig) -> Result<Handle> {
     }
     let open = || {
         if config.read_only {
-            open_read_only(path, &shown).map(Handle::ReadOnly)
+            open_read_only(path, &shown, config.cache_size).map(Handle::ReadOnly)
         } else {
-            open_and_check(path, &shown).map(Handle::Writable)
+            open_and_check(path, &shown, config.cache_size).map(Handle::Writable)
         }
     };
     match catch_unwind(AssertUnwindSafe(open)) {
@@ -258,16 +258,20 @@ pub(super) fn open_database(config: &RedbConfig) -> Result<Handle> {
     }
 }
 
-fn open_and_check(path: &Path, shown: &str) -> Result<Database> {
+fn open_and_check(path: &Path, shown: &str, cache_size: usize) -> Result<Database> {
     create_private(path).map_err(|e| cannot_open(shown, &e))?;
-    let db = Database::create(path).map_err(|e| open_error(e, shown))?;
+    let db = redb::Builder::new()
+        .set_cache_size(cache_size)
+        .create(path)
+        .map_err(|e| open_error(e, shown))?;
     mark_as_namestore(&db, shown, true)?;
     Ok(db)
 }
 
 /// Opens the file for reading only, never for writing, and checks that it is namestore's.
-fn open_read_only(path: &Path, shown: &str) -> Result<ReadOnlyDatabase> {
+fn open_read_only(path: &Path, shown: &str, cache_size: usize) -> Result<ReadOnlyDatabase> {
     let db = redb::Builder::new()
+        .set_cache_size(cache_size)
         .open_read_only(path)
         .map_err(|e| open_error(e, shown))?;
     if !is_namestore(&db, shown)? {
