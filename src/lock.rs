@@ -5,7 +5,9 @@
 //!
 //! Each lock name has two keys in the namespace: `(name, "lock")` holds the current holder's
 //! owner id (unique per acquisition) with the lease as its TTL, and `(name, "fence")` is a
-//! counter without TTL.
+//! counter without TTL. The counter stays when the lock is released, for ever (one that
+//! expired would start the tokens again): name locks from a bounded set (jobs, shared
+//! resources), not one per order or per user, whose fence counters would only accumulate.
 //!
 //! - **acquire**: `set_nx` of the owner id with the lease; on success, `incr` of the fence
 //!   counter gives the token, then a compare-and-swap of the owner id with itself (renewing
