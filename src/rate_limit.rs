@@ -22,6 +22,10 @@
 //! sliding-window estimate or GCRA smooths that, but needs a read and a conditional write
 //! (a script on Redis), and the sliding estimate is only approximate.
 //!
+//! Every decision is a write. On a durable redb store it waits for its commit to reach the
+//! disk (about 250 µs for a lone request, shared by requests deciding at once): counters that
+//! need not outlive a crash belong in a file of their own opened `?durable=0`, or in memory.
+//!
 //! Every counter has a TTL, so on an in-memory store with a budget the limiter's namespace
 //! belongs in `with-ttl` (or `any`) eviction mode: a flood of new keys then evicts old
 //! counters (their clients start the window again) rather than failing the checks of new
