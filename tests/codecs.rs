@@ -432,6 +432,46 @@ proptest! {
     }
 }
 
+/// Storing `value` through `codec` is refused (`Encode`, saying `mentions`), and nothing is
+/// stored.
+fn refused_saying<C: Codec>(
+    ns: &Namespace<String, MemoryDriver>,
+    codec: C,
+    value: &C::Value,
+    mentions: &str,
+) {
+    let typed = ns.clone().with_codec(codec);
+    let error = ready(typed.set(&"k".to_owned(), value, None)).unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Encode, "{error}");
+    assert!(error.to_string().contains(mentions), "{error}");
+    assert_eq!(ready(ns.get(&"k".to_owned())).unwrap(), None);
+}
+
+/// Refused as a `Some` that would read back as `None`.
+fn refused_as_none<C: Codec>(ns: &Namespace<String, MemoryDriver>, codec: C, value: &C::Value) {
+    refused_saying(ns, codec, value, "Some");
+}
+
+/// Refused as a struct with a field left out.
+fn refused_with_a_field_left_out<C: Codec>(
+    ns: &Namespace<String, MemoryDriver>,
+    codec: C,
+    value: &C::Value,
+) {
+    refused_saying(ns, codec, value, "skip_serializing_if");
+}
+
+/// `value` stored through `codec` reads back equal (then is deleted).
+fn kept<C: Codec>(ns: &Namespace<String, MemoryDriver>, codec: C, value: C::Value)
+where
+    C::Value: PartialEq + std::fmt::Debug,
+{
+    let typed = ns.clone().with_codec(codec);
+    ready(typed.set(&"k".to_owned(), &value, None)).unwrap();
+    assert_eq!(ready(typed.get(&"k".to_owned())).unwrap(), Some(value));
+    ready(ns.delete(&"k".to_owned())).unwrap();
+}
+
 /// JSON and MessagePack write `Some` of a value written as null the way they write `None`:
 /// `Some(None)` of an `Option<Option<T>>`, `Some(())`, `Some` of a newtype around `None` all
 /// read back as `None`. Those codecs refuse such a value when it is written (`Encode`,
@@ -451,38 +491,22 @@ fn json_and_msgpack_refuse_some_that_reads_back_as_none() {
     let ns = MemoryDriver::new()
         .namespace::<String>("app", "options")
         .unwrap();
-    fn refused<C: Codec>(ns: &Namespace<String, MemoryDriver>, codec: C, value: &C::Value) {
-        let typed = ns.clone().with_codec(codec);
-        let error = ready(typed.set(&"k".to_owned(), value, None)).unwrap_err();
-        assert_eq!(error.kind(), ErrorKind::Encode, "{error}");
-        assert!(error.to_string().contains("Some"), "{error}");
-        assert_eq!(ready(ns.get(&"k".to_owned())).unwrap(), None);
-    }
-    fn kept<C: Codec>(ns: &Namespace<String, MemoryDriver>, codec: C, value: C::Value)
-    where
-        C::Value: PartialEq + std::fmt::Debug,
-    {
-        let typed = ns.clone().with_codec(codec);
-        ready(typed.set(&"k".to_owned(), &value, None)).unwrap();
-        assert_eq!(ready(typed.get(&"k".to_owned())).unwrap(), Some(value));
-        ready(ns.delete(&"k".to_owned())).unwrap();
-    }
     let patch = |name| Patch {
         name,
         tags: Some(vec![None, Some(1)]),
     };
-    refused(&ns, Json::<Option<Option<u8>>>::new(), &Some(None));
-    refused(&ns, MessagePack::<Option<Option<u8>>>::new(), &Some(None));
-    refused(
+    refused_as_none(&ns, Json::<Option<Option<u8>>>::new(), &Some(None));
+    refused_as_none(&ns, MessagePack::<Option<Option<u8>>>::new(), &Some(None));
+    refused_as_none(
         &ns,
         MessagePackNamed::<Option<Option<u8>>>::new(),
         &Some(None),
     );
-    refused(&ns, Json::<Option<()>>::new(), &Some(()));
-    refused(&ns, MessagePack::<Option<()>>::new(), &Some(()));
-    refused(&ns, Json::<Option<Wrapped>>::new(), &Some(Wrapped(None)));
-    refused(&ns, Json::<Patch>::new(), &patch(Some(None)));
-    refused(&ns, MessagePack::<Patch>::new(), &patch(Some(None)));
+    refused_as_none(&ns, Json::<Option<()>>::new(), &Some(()));
+    refused_as_none(&ns, MessagePack::<Option<()>>::new(), &Some(()));
+    refused_as_none(&ns, Json::<Option<Wrapped>>::new(), &Some(Wrapped(None)));
+    refused_as_none(&ns, Json::<Patch>::new(), &patch(Some(None)));
+    refused_as_none(&ns, MessagePack::<Patch>::new(), &patch(Some(None)));
     for value in [None, Some(None), Some(Some(7))] {
         kept(&ns, Postcard::<Option<Option<u8>>>::new(), value);
     }
@@ -525,22 +549,6 @@ fn positional_codecs_refuse_a_struct_with_a_field_left_out() {
     let ns = MemoryDriver::new()
         .namespace::<String>("app", "fields")
         .unwrap();
-    fn refused<C: Codec>(ns: &Namespace<String, MemoryDriver>, codec: C, value: &C::Value) {
-        let typed = ns.clone().with_codec(codec);
-        let error = ready(typed.set(&"k".to_owned(), value, None)).unwrap_err();
-        assert_eq!(error.kind(), ErrorKind::Encode, "{error}");
-        assert!(error.to_string().contains("skip_serializing_if"), "{error}");
-        assert_eq!(ready(ns.get(&"k".to_owned())).unwrap(), None);
-    }
-    fn kept<C: Codec>(ns: &Namespace<String, MemoryDriver>, codec: C, value: C::Value)
-    where
-        C::Value: PartialEq + std::fmt::Debug,
-    {
-        let typed = ns.clone().with_codec(codec);
-        ready(typed.set(&"k".to_owned(), &value, None)).unwrap();
-        assert_eq!(ready(typed.get(&"k".to_owned())).unwrap(), Some(value));
-        ready(ns.delete(&"k".to_owned())).unwrap();
-    }
     let nameless = Profile {
         nickname: None,
         age: 5,
@@ -560,12 +568,12 @@ fn positional_codecs_refuse_a_struct_with_a_field_left_out() {
     };
     let team = |member: &Profile| vec![("ada".to_owned(), member.clone())];
 
-    refused(&ns, MessagePack::<Profile>::new(), &nameless);
-    refused(&ns, Postcard::<Profile>::new(), &nameless);
-    refused(&ns, MessagePack::<Event>::new(), &untagged);
-    refused(&ns, Postcard::<Event>::new(), &untagged);
-    refused(&ns, MessagePack::<Team>::new(), &team(&nameless));
-    refused(&ns, Postcard::<Team>::new(), &team(&nameless));
+    refused_with_a_field_left_out(&ns, MessagePack::<Profile>::new(), &nameless);
+    refused_with_a_field_left_out(&ns, Postcard::<Profile>::new(), &nameless);
+    refused_with_a_field_left_out(&ns, MessagePack::<Event>::new(), &untagged);
+    refused_with_a_field_left_out(&ns, Postcard::<Event>::new(), &untagged);
+    refused_with_a_field_left_out(&ns, MessagePack::<Team>::new(), &team(&nameless));
+    refused_with_a_field_left_out(&ns, Postcard::<Team>::new(), &team(&nameless));
     let error = ready(ns.clone().with_codec(MessagePack::<Profile>::new()).set(
         &"k".to_owned(),
         &nameless,

@@ -43,18 +43,26 @@ impl Drop for SmallDisk {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_full_disk_fails_calls_with_the_cause_and_the_handle_recovers() {
-    let disk = match SmallDisk::mount("2m", "durable") {
+/// A 2 MiB disk of its own, and a file of 512 KiB on it: room to give back later. `None`
+/// (saying so) where mounting is not allowed.
+fn small_disk(name: &str) -> Option<(SmallDisk, PathBuf)> {
+    let disk = match SmallDisk::mount("2m", name) {
         Ok(disk) => disk,
         Err(why) => {
             println!("skipped: cannot mount a tmpfs here ({why})");
-            return;
+            return None;
         }
     };
-    // Room to give back later.
     let filler = disk.path().join("filler");
     std::fs::write(&filler, vec![7u8; 512 * 1024]).unwrap();
+    Some((disk, filler))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_fails_calls_with_the_cause_and_the_handle_recovers() {
+    let Some((disk, filler)) = small_disk("durable") else {
+        return;
+    };
 
     let mut config = RedbConfig::new(disk.path().join("store.redb"));
     config.reap_interval = Some(Duration::from_millis(20));
@@ -127,15 +135,9 @@ async fn a_full_disk_fails_calls_with_the_cause_and_the_handle_recovers() {
 /// flushed as it commits, so it fails with the cause or is kept.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_in_the_non_durable_mode_fails_the_writes_after_a_failed_flush() {
-    let disk = match SmallDisk::mount("2m", "fast") {
-        Ok(disk) => disk,
-        Err(why) => {
-            println!("skipped: cannot mount a tmpfs here ({why})");
-            return;
-        }
+    let Some((disk, filler)) = small_disk("fast") else {
+        return;
     };
-    let filler = disk.path().join("filler");
-    std::fs::write(&filler, vec![7u8; 512 * 1024]).unwrap();
 
     let mut config = RedbConfig::new(disk.path().join("store.redb"));
     config.durable = false;

@@ -64,12 +64,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Codec for MessagePack<T> {
     /// Refuses a `Some` of a value written as `nil` (`Some(None)`, `Some(())`), which would
     /// read back as `None`, and a struct with a field left out (`skip_serializing_if`).
     fn encode(&self, value: &T, out: &mut Vec<u8>) -> Result<(), BoxError> {
-        let rules = Rules {
-            finite_floats: false,
-            some_not_null: true,
-            every_field: true,
-        };
-        Ok(rmp_serde::encode::write(out, &Faithful::new(value, rules))?)
+        encode(value, out, Form::Compact)
     }
 
     fn decode(&self, bytes: &[u8]) -> Result<T, BoxError> {
@@ -121,20 +116,36 @@ impl<T: Serialize + DeserializeOwned + 'static> Codec for MessagePackNamed<T> {
     /// Refuses a `Some` of a value written as `nil` (`Some(None)`, `Some(())`), which would
     /// read back as `None`.
     fn encode(&self, value: &T, out: &mut Vec<u8>) -> Result<(), BoxError> {
-        let rules = Rules {
-            finite_floats: false,
-            some_not_null: true,
-            every_field: false,
-        };
-        Ok(rmp_serde::encode::write_named(
-            out,
-            &Faithful::new(value, rules),
-        )?)
+        encode(value, out, Form::Named)
     }
 
     fn decode(&self, bytes: &[u8]) -> Result<T, BoxError> {
         decode(bytes)
     }
+}
+
+/// How a struct is written.
+#[derive(Clone, Copy, PartialEq)]
+enum Form {
+    /// An array of its fields: every field must be written.
+    Compact,
+    /// A map of its fields' names to their values.
+    Named,
+}
+
+/// Writes `value` in `form`, refusing what would not read back as written.
+fn encode<T: Serialize>(value: &T, out: &mut Vec<u8>, form: Form) -> Result<(), BoxError> {
+    let rules = Rules {
+        finite_floats: false,
+        some_not_null: true,
+        every_field: form == Form::Compact,
+    };
+    let value = Faithful::new(value, rules);
+    match form {
+        Form::Compact => rmp_serde::encode::write(out, &value)?,
+        Form::Named => rmp_serde::encode::write_named(out, &value)?,
+    }
+    Ok(())
 }
 
 /// Reads a value in either form, refusing nesting past [`MAX_DEPTH`] and bytes after it.
