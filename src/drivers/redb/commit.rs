@@ -169,7 +169,7 @@ fn answer<T>(store: &Store, answer: Option<Result<T>>) -> Result<T> {
 
 /// How long a non-durable store flushes every commit after a commit failed (see
 /// [`commit_loop`]).
-pub(super) const RECOVERY: Duration = Duration::from_secs(60);
+const RECOVERY: Duration = Duration::from_secs(60);
 
 /// The committer thread: takes the writes queued while the previous commit was in flight and
 /// commits them as one group, until the driver is dropped.
@@ -237,8 +237,8 @@ pub(super) fn commit_loop(store: Arc<Store>, jobs: mpsc::Receiver<Box<dyn Job>>)
     }
 }
 
-/// Runs `pending` in one write transaction and commits it, flushed to disk if `flush` (or the
-/// store is durable); an empty group with `flush` flushes the commits before it. Whether the
+/// Runs `pending` in one write transaction and commits it, flushed to disk if `flush` (always,
+/// on a durable store); an empty group with `flush` flushes the commits before it. Whether the
 /// commit was made.
 fn commit_group(store: &Store, mut pending: Vec<Box<dyn Job>>, flush: bool) -> bool {
     let mut refused: Vec<Box<dyn Job>> = Vec::new();
@@ -247,7 +247,7 @@ fn commit_group(store: &Store, mut pending: Vec<Box<dyn Job>>, flush: bool) -> b
         loop {
             let db = store.database()?;
             let mut txn = store.redb(db.writable()?.begin_write())?;
-            if !store.config.durable && !flush {
+            if !flush {
                 store.redb(txn.set_durability(Durability::None))?;
             }
             let mut failed = Vec::new();

@@ -78,8 +78,7 @@ impl RedbConfig {
     /// Parses `redb:///absolute/path` or `redb://relative/path`, with `?durable=0` for the fast,
     /// non-durable mode (and `flush_interval_ms=…` for its
     /// [`flush_interval`](Self::flush_interval)), `?create=0` to open only a file that is
-    /// already a store and
-    /// `?read_only=1` to only read it ([`read_only`](Self::read_only)), and
+    /// already a store, `?read_only=1` to only read it ([`read_only`](Self::read_only)), and
     /// `?cache_size=64MiB` to bound its memory ([`cache_size`](Self::cache_size)). The path
     /// runs to the first `?`; `%XX` escapes in it are decoded, so a file whose name holds a `?`
     /// is `%3F` (and a `%` is `%25`).

@@ -444,7 +444,6 @@ impl RedisConfig {
         self.username.as_deref()
     }
 
-    /// redis-rs's connection settings, one per seed node, credentials included.
     /// The TLS files the URL named whose fields still hold what was read from them (a field
     /// set in code since replaces its file): the CA, the client certificate, its key.
     pub(super) fn tls_files(&self) -> [Option<&str>; 3] {
@@ -455,6 +454,7 @@ impl RedisConfig {
         ]
     }
 
+    /// redis-rs's connection settings, one per seed node, credentials included.
     pub(crate) fn connection_infos(&self) -> Result<Vec<ConnectionInfo>> {
         let scheme = if self.tls { "rediss" } else { "redis" };
         self.nodes

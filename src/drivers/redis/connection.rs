@@ -231,7 +231,7 @@ impl Link {
             .into_iter()
             .next()
             .ok_or_else(|| Error::invalid_url("a Redis URL names a host"))?;
-        let client = single_client(info.clone(), certificates.now_given())?;
+        let client = single_client(info.clone(), certificates.given())?;
         Ok(Link::Single(Box::new(SingleLink {
             client,
             info,

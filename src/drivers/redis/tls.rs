@@ -269,7 +269,7 @@ impl Certificates {
     }
 
     /// What the config holds.
-    pub(super) fn now_given(&self) -> Option<redis::TlsCertificates> {
+    pub(super) fn given(&self) -> Option<redis::TlsCertificates> {
         self.given.clone()
     }
 
