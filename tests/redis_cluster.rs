@@ -696,3 +696,89 @@ impl Batches {
         }
     }
 }
+
+/// An `mset` with a TTL is one transaction per slot (`MULTI` … `EXEC`); sent to a node whose
+/// slot moved away since the client learned the map, the node discards it (`EXECABORT`, for the
+/// `MOVED` inside), which the client library neither follows nor learns the new map from. The
+/// driver teaches it the slot's new node and sends the transaction again (nothing of it ran):
+/// the batch is written. Before, it was a `Backend` error (seen when a replica took over, in
+/// the failover test), and so was every later batch touching that slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_sent_to_a_slot_that_moved_ran_nothing() {
+    let url = support::start_cluster();
+    let ns = RedisDriver::from_url(&url)
+        .unwrap()
+        .namespace::<String>("app", "ttlmoved")
+        .unwrap();
+    let keys: Vec<String> = (0..30).map(|i| format!("k{i}")).collect();
+    let ttl = Some(Duration::from_secs(60));
+    ns.mset(keys.iter().map(|k| (k, "before")), ttl)
+        .await
+        .unwrap();
+
+    // Move k0's slot, with its keys, to another primary behind the client's back.
+    let slot = slot_of(&url, "app:ttlmoved:k0");
+    let nodes = support::nodes(&url);
+    let id = |node: &str| -> String {
+        redis::cmd("CLUSTER")
+            .arg("MYID")
+            .query(&mut node_connection(node))
+            .unwrap()
+    };
+    let owner = nodes
+        .iter()
+        .find(|node| {
+            let keys: Vec<String> = redis::cmd("CLUSTER")
+                .arg("GETKEYSINSLOT")
+                .arg(slot)
+                .arg(100)
+                .query(&mut node_connection(node))
+                .unwrap();
+            !keys.is_empty()
+        })
+        .unwrap()
+        .clone();
+    let target = nodes.iter().find(|node| **node != owner).unwrap().clone();
+    let (owner_id, target_id) = (id(&owner), id(&target));
+    let setslot = |node: &str, args: &[&str]| {
+        let _: () = redis::cmd("CLUSTER")
+            .arg("SETSLOT")
+            .arg(slot)
+            .arg(args)
+            .query(&mut node_connection(node))
+            .unwrap();
+    };
+    setslot(&target, &["IMPORTING", &owner_id]);
+    setslot(&owner, &["MIGRATING", &target_id]);
+    let moving: Vec<String> = redis::cmd("CLUSTER")
+        .arg("GETKEYSINSLOT")
+        .arg(slot)
+        .arg(100)
+        .query(&mut node_connection(&owner))
+        .unwrap();
+    let port = target.trim_end_matches('/').rsplit(':').next().unwrap();
+    let _: () = redis::cmd("MIGRATE")
+        .arg("127.0.0.1")
+        .arg(port)
+        .arg("")
+        .arg(0)
+        .arg(5000)
+        .arg("KEYS")
+        .arg(&moving)
+        .query(&mut node_connection(&owner))
+        .unwrap();
+    for node in &nodes {
+        setslot(node, &["NODE", &target_id]);
+    }
+
+    ns.mset(keys.iter().map(|k| (k, "after")), ttl)
+        .await
+        .expect("the batch after the slot moved");
+    // And the client library knows the new map: the next batch goes straight to the slot's
+    // new node.
+    ns.mset(keys.iter().map(|k| (k, "after")), ttl)
+        .await
+        .unwrap();
+    let read = ns.mget(&keys).await.unwrap();
+    assert!(read.iter().all(|v| v.as_deref() == Some(&b"after"[..])));
+}

@@ -169,3 +169,115 @@ async fn a_cluster_that_requires_client_certificates_gets_them() {
     .unwrap();
     every_kind_of_call(&with.namespace("app", "mtls").unwrap()).await;
 }
+
+/// `redis-cli` over TLS with the certificates in `dir`, on the node at `port`.
+fn ask_node(port: &str, dir: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("redis-cli")
+        .args(["--tls", "--cacert"])
+        .arg(dir.join("ca.crt"))
+        .arg("--cert")
+        .arg(dir.join("client.crt"))
+        .arg("--key")
+        .arg(dir.join("client.key"))
+        .args(["-h", "127.0.0.1", "-p", port])
+        .args(args)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Certificates renewed on disk are used when the handle connects again, on a cluster too:
+/// every node moves to a new CA while it runs (`CONFIG SET` of its TLS files, for the
+/// connections made after) and drops its clients, the files the URL named are replaced, and
+/// the same handle's calls succeed again once it has connected anew. Before, the files were
+/// read once, when the URL was, and every connection after the renewal failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renewed_certificate_files_are_read_when_the_cluster_is_connected_again() {
+    let url = support::start_tls_cluster_requiring_clients();
+    let (old, new) = (support::certificates(), support::other_certificates());
+    let files = support::scratch_dir("cluster-tls-renewed");
+    for name in ["ca.crt", "client.crt", "client.key"] {
+        std::fs::copy(old.join(name), files.join(name)).unwrap();
+    }
+    let ns = namestore::open(&format!(
+        "{url}?tls_ca_file={f}/ca.crt&tls_cert_file={f}/client.crt&tls_key_file={f}/client.key\
+         &connect_timeout_ms=2000&response_timeout_ms=5000",
+        f = files.display()
+    ))
+    .unwrap()
+    .namespace::<String>("app", "renewed")
+    .unwrap();
+    let keys: Vec<String> = (0..30).map(|i| format!("k{i}")).collect();
+    ns.mset(keys.iter().map(|k| (k, "before")), None)
+        .await
+        .unwrap();
+
+    let ports: Vec<String> = url
+        .split_once("://")
+        .unwrap()
+        .1
+        .split(',')
+        .map(|node| node.rsplit(':').next().unwrap().to_owned())
+        .collect();
+    let renew = |from: &std::path::Path, to: &std::path::Path| {
+        for port in &ports {
+            let set = ask_node(
+                port,
+                from,
+                &[
+                    "CONFIG",
+                    "SET",
+                    "tls-ca-cert-file",
+                    &to.join("ca.crt").display().to_string(),
+                    "tls-cert-file",
+                    &to.join("server.crt").display().to_string(),
+                    "tls-key-file",
+                    &to.join("server.key").display().to_string(),
+                ],
+            );
+            assert!(set.contains("OK"), "CONFIG SET on {port}: {set}");
+        }
+        for name in ["ca.crt", "client.crt", "client.key"] {
+            let staged = files.join(format!("{name}.new"));
+            std::fs::copy(to.join(name), &staged).unwrap();
+            std::fs::rename(&staged, files.join(name)).unwrap();
+        }
+        for port in &ports {
+            ask_node(port, to, &["CLIENT", "KILL", "TYPE", "normal"]);
+        }
+    };
+
+    // A call that may be sent again (`mset`).
+    renew(old, new);
+    let mut last = String::new();
+    for _ in 0..30 {
+        match ns.mset(keys.iter().map(|k| (k, "after")), None).await {
+            Ok(()) => {
+                last.clear();
+                break;
+            }
+            Err(error) => last = error.to_string(),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        last.is_empty(),
+        "the renewed certificates were not used: {last}"
+    );
+    // And one sent once at most (`incr`, checked with a `PING` first on a quiet link).
+    renew(new, old);
+    let mut counted = None;
+    for _ in 0..30 {
+        match ns.incr(&"n".to_owned(), 1).await {
+            Ok(count) => {
+                counted = Some(count);
+                break;
+            }
+            Err(error) => last = error.to_string(),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(counted.is_some(), "renewed again, not used by incr: {last}");
+    let read = ns.mget(&keys).await.unwrap();
+    assert!(read.iter().all(|v| v.as_deref() == Some(&b"after"[..])));
+}

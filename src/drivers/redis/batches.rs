@@ -15,7 +15,7 @@ use bytes::Bytes;
 use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use redis::{Cmd, FromRedisValue, Pipeline, RedisError, Value};
 
-use super::connection::{Connection, Resend, answer_error};
+use super::connection::{Connection, Resend, answer_error, redirected_transaction};
 use super::{RedisDriver, RedisScope};
 use crate::Result;
 use crate::ttl::Ttl;
@@ -169,15 +169,32 @@ impl RedisDriver {
                 transaction
             })
             .collect();
-        let transactions = &transactions;
+        let (transactions, groups, full) = (&transactions, &groups, &full);
         self.call(first, Resend::Allowed, |connection| async move {
             // Each goes to the primary of its first key's slot, its keys' slot.
             let sent = transactions.iter().map(|transaction| {
                 let mut connection = connection.clone();
                 async move { transaction.query_async::<()>(&mut connection).await }
             });
-            futures_util::future::join_all(sent)
-                .await
+            let mut answers = futures_util::future::join_all(sent).await;
+            // A slot that moved since the client library learned the map: it follows no
+            // `MOVED` inside a transaction, nor learns the new map from one, so every later
+            // batch would fail alike. One plain command of the slot's teaches it (followed,
+            // and the map rebuilt); then the transaction, of which nothing ran, goes again.
+            for (answer, (transaction, (_, positions))) in
+                answers.iter_mut().zip(transactions.iter().zip(groups))
+            {
+                if answer.as_ref().is_err_and(redirected_transaction) {
+                    let mut connection = connection.clone();
+                    let key = &full[positions[0]];
+                    let _ = redis::cmd("EXISTS")
+                        .arg(key)
+                        .query_async::<Value>(&mut connection)
+                        .await;
+                    *answer = transaction.query_async::<()>(&mut connection).await;
+                }
+            }
+            answers
                 .into_iter()
                 .collect::<redis::RedisResult<Vec<()>>>()
                 .map(drop)

@@ -458,13 +458,46 @@ const REFUSED_FOR_NOW: [(&str, &str); 6] = [
     ("MISCONF", "MISCONF"),
 ];
 
+/// Whether a cluster's client has no connection to the node a call goes to (redis-rs's
+/// `ClusterConnectionNotFound`): nothing was sent, and no node answered.
+fn no_connection(error: &RedisError) -> bool {
+    error.kind() == redis::ErrorKind::ClusterConnectionNotFound
+}
+
+/// A cluster call found no connection to its node. The client library makes a lost node's
+/// connection again itself, with the settings it was made with; when that cannot work (every
+/// node moved to certificates renewed on disk, which only a new client reads), no node
+/// answers again, and every call would fail so for as long as the process runs. So once no
+/// node has answered for [`QUIET`], the connections are dropped and the next call makes new
+/// ones (at most once per `QUIET`: a new connection counts as an answer).
+fn unanswered(link: &Link, generation: u64) {
+    if link.answers().quiet(Instant::now()) {
+        link.discard(generation);
+    }
+}
+
 /// Whether a cluster call ended before reaching the node that serves its key: no connection
 /// to that node (redis-rs's `ClusterConnectionNotFound`: a primary that failed, until its
 /// replica takes over; a node the client has not connected to yet), or a redirection
 /// (`MOVED`, `ASK`) left to follow when the call ran out of them. Either way the command ran
 /// nowhere: a node that redirects runs nothing, and a call is not sent without a connection.
 fn unreached_node(error: &RedisError) -> bool {
-    error.kind() == redis::ErrorKind::ClusterConnectionNotFound || error.redirect_node().is_some()
+    error.kind() == redis::ErrorKind::ClusterConnectionNotFound
+        || error.redirect_node().is_some()
+        || redirected_transaction(error)
+}
+
+/// Whether `error` is a transaction the server discarded (`EXECABORT`) because a command in it
+/// was redirected (`MOVED`, `ASK`: its slot moved, as it does when a replica takes over), which
+/// the client library does not follow for a transaction: nothing in it ran.
+pub(super) fn redirected_transaction(error: &RedisError) -> bool {
+    use redis::ServerErrorKind::{Ask, ExecAbort, Moved};
+    error.kind() == redis::ErrorKind::Server(ExecAbort)
+        && error.clone().into_server_errors().is_some_and(|errors| {
+            errors
+                .iter()
+                .any(|(_, error)| matches!(error.kind(), Some(Moved | Ask)))
+        })
 }
 
 /// Maps the server's error answer, naming `key`. Messages come from redis-rs and the server
@@ -589,7 +622,9 @@ where
                 }
             };
             match tokio::time::timeout_at(deadline, ping).await {
-                Ok(Err(error)) if connection_failed(&error) => {
+                // A cluster's client without a connection to the node, on a quiet link: made
+                // again (see `unanswered`), and the call sent on the new connections.
+                Ok(Err(error)) if connection_failed(&error) || no_connection(&error) => {
                     link.discard(generation);
                     continue;
                 }
@@ -638,6 +673,10 @@ where
                     ),
                     Some(Box::new(error)),
                 ));
+            }
+            Ok(Err(error)) if no_connection(&error) => {
+                unanswered(link, generation);
+                return Err(answer_error(error, key));
             }
             Ok(Err(error)) => {
                 link.answers().answered(start);
