@@ -702,7 +702,9 @@ impl Batches {
 /// `MOVED` inside), which the client library neither follows nor learns the new map from. The
 /// driver teaches it the slot's new node and sends the transaction again (nothing of it ran):
 /// the batch is written. Before, it was a `Backend` error (seen when a replica took over, in
-/// the failover test), and so was every later batch touching that slot.
+/// the failover test), and so was every later batch touching that slot. A counter's
+/// transaction with a TTL, sent once on the connection that follows redirections itself,
+/// follows the `MOVED` inside the discarded transaction too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transaction_sent_to_a_slot_that_moved_ran_nothing() {
     let url = support::start_cluster();
@@ -771,6 +773,15 @@ async fn a_transaction_sent_to_a_slot_that_moved_ran_nothing() {
         setslot(node, &["NODE", &target_id]);
     }
 
+    // A counter with a TTL (a rate limiter's) in the same slot (the hash tag): its transaction
+    // is sent once, on the connection that follows redirections itself.
+    let counter = "{app:ttlmoved:k0}n".to_owned();
+    assert_eq!(
+        ns.incr_with_ttl(&counter, 1, Duration::from_secs(60))
+            .await
+            .expect("the counter after the slot moved"),
+        1
+    );
     ns.mset(keys.iter().map(|k| (k, "after")), ttl)
         .await
         .expect("the batch after the slot moved");

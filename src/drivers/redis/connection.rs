@@ -741,8 +741,10 @@ pub(super) async fn send_once(connection: Connection, command: &Cmd) -> redis::R
     answer
 }
 
-/// Sends a transaction (`MULTI` … `EXEC`) once, as [`send_once`] does a command; returns
-/// the answers of its commands that are not ignored.
+/// Sends a transaction (`MULTI` … `EXEC`) once, as [`send_once`] does a command, following a
+/// redirection the server discarded it for; returns the answers of all its commands. A
+/// transaction given here ignores none (`Pipeline::ignore`): a followed transaction is sent
+/// command by command, and which ones the caller ignored cannot be read back from it.
 pub(super) async fn send_transaction_once(
     connection: Connection,
     transaction: &Pipeline,
@@ -783,15 +785,29 @@ pub(super) async fn send_transaction_once(
     answer
 }
 
-/// The node a `MOVED` or `ASK` answer names, and whether it is an `ASK`.
+/// The node a `MOVED` or `ASK` answer names, and whether it is an `ASK`: the answer's own, or,
+/// for a transaction the server discarded for them ([`redirected_transaction`]), the first
+/// inside it.
 fn redirection<T>(answer: &redis::RedisResult<T>) -> Option<(SingleNodeRoutingInfo, bool)> {
+    use redis::ServerErrorKind::{Ask, Moved};
     let error = answer.as_ref().err()?;
-    let (address, _) = error.redirect_node()?;
+    let (address, ask) = match error.redirect_node() {
+        Some((address, _)) => (
+            address.to_owned(),
+            error.kind() == redis::ErrorKind::Server(Ask),
+        ),
+        None if redirected_transaction(error) => {
+            let errors = error.clone().into_server_errors()?;
+            let (_, inner) = errors
+                .iter()
+                .find(|(_, inner)| matches!(inner.kind(), Some(Moved | Ask)))?;
+            // The detail of a redirection: `<slot> <host>:<port>`.
+            let address = inner.details()?.split_ascii_whitespace().nth(1)?;
+            (address.to_owned(), inner.kind() == Some(Ask))
+        }
+        None => return None,
+    };
     let (host, port) = address.rsplit_once(':')?;
-    let ask = matches!(
-        error.kind(),
-        redis::ErrorKind::Server(redis::ServerErrorKind::Ask)
-    );
     let node = SingleNodeRoutingInfo::ByAddress {
         host: host.to_owned(),
         port: port.parse::<u16>().ok()?,

@@ -360,7 +360,8 @@ impl Driver for RedisDriver {
             }
             Some(ttl) => {
                 // A counter the call creates starts at 0 with the TTL; INCRBY keeps a TTL. Both
-                // in one transaction, and the answer is INCRBY's integer reply: exact.
+                // in one transaction, and the answer is INCRBY's integer reply: exact. (SET's
+                // answer is not ignored: see `send_transaction_once`.)
                 let mut transaction = redis::pipe();
                 transaction
                     .atomic()
@@ -370,12 +371,11 @@ impl Driver for RedisDriver {
                     .arg("NX")
                     .arg("PX")
                     .arg(ttl.as_millis())
-                    .ignore()
                     .cmd("INCRBY")
                     .arg(&full)
                     .arg(delta);
                 let answer = self.transaction_once(key, full.as_ref(), transaction).await;
-                counted(answer.map(|(value,): (i64,)| value))
+                counted(answer.map(|(_, value): (redis::Value, i64)| value))
             }
         }
     }
