@@ -8,7 +8,9 @@
 //! namespace handle. The first caller loads while the others wait; each waiter then reads the
 //! key again and finds what the first stored, so a hundred requests that miss the same key at
 //! once cost one load, not a hundred (the thundering herd a hand-written `get`-then-`set`
-//! lets through to the database). Then:
+//! lets through to the database). A caller whose miss was answered only after the flight
+//! that loaded the key had ended (a slow read) reads the key again too, rather than load it a
+//! second time. Then:
 //!
 //! - a load that fails returns its error to its own caller, and the next waiter loads in turn
 //!   (an error is not handed to callers that did not run the load: a passing failure fails
@@ -24,6 +26,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
@@ -77,9 +80,23 @@ impl<E: std::error::Error + 'static> std::error::Error for LoadError<E> {
 #[derive(Default)]
 pub(crate) struct Flights {
     keys: Mutex<HashMap<String, Weak<AsyncMutex<()>>>>,
+    /// How many loaded values the namespace's callers have stored: a caller that missed
+    /// before a flight ended and joins after it started a new one, and reads the key again
+    /// only if a value was stored meanwhile (any key's: a spare read at worst).
+    stored: AtomicU64,
 }
 
 impl Flights {
+    /// The count of values stored, read before a caller's first read of the key.
+    fn stored(&self) -> u64 {
+        self.stored.load(Ordering::SeqCst)
+    }
+
+    /// A caller stored what it loaded.
+    fn store(&self) {
+        self.stored.fetch_add(1, Ordering::SeqCst);
+    }
+
     /// Joins `key`'s flight, starting it if none is under way; the flag says whether one was.
     fn join(&self, key: String) -> (Flight<'_>, bool) {
         let mut keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
@@ -184,17 +201,23 @@ impl<K: Key, D: Driver> Namespace<K, D> {
         if let Some(ttl) = ttl {
             Ttl::new(ttl)?;
         }
+        let stored = self.flights().stored();
         if let Some(value) = self.get(key).await? {
             return Ok(value);
         }
         let (flight, joined) = self.flights().join(self.full_key(key)?);
         let _turn = flight.turn().await;
-        // Someone was loading it: what they stored (unless their load failed).
-        if joined && let Some(value) = self.get(key).await? {
+        // Someone was loading it, or a flight that ended since the miss stored a value: what
+        // they stored (unless their load failed).
+        let stored_since = self.flights().stored() != stored;
+        if (joined || stored_since)
+            && let Some(value) = self.get(key).await?
+        {
             return Ok(value);
         }
         let value = load().await.map_err(LoadError::Load)?;
         self.set(key, value.clone(), ttl).await?;
+        self.flights().store();
         Ok(value)
     }
 }
@@ -223,16 +246,22 @@ impl<K: Key, C: Codec, D: Driver> TypedNamespace<K, C, D> {
         if let Some(ttl) = ttl {
             Ttl::new(ttl)?;
         }
+        let flights = self.bytes().flights();
+        let stored = flights.stored();
         if let Some(value) = self.get(key).await? {
             return Ok(value);
         }
-        let (flight, joined) = self.bytes().flights().join(self.bytes().full_key(key)?);
+        let (flight, joined) = flights.join(self.bytes().full_key(key)?);
         let _turn = flight.turn().await;
-        if joined && let Some(value) = self.get(key).await? {
+        let stored_since = flights.stored() != stored;
+        if (joined || stored_since)
+            && let Some(value) = self.get(key).await?
+        {
             return Ok(value);
         }
         let value = load().await.map_err(LoadError::Load)?;
         self.set(key, &value, ttl).await?;
+        flights.store();
         Ok(value)
     }
 }

@@ -6,6 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+#[path = "support/faulty.rs"]
+mod faulty;
+
 use bytes::Bytes;
 use namestore::MemoryDriver;
 use namestore::codec::Json;
@@ -222,5 +225,37 @@ fn callers_without_a_runtime_coalesce() {
     for thread in threads {
         assert_eq!(thread.join().unwrap().unwrap(), "value");
     }
+    assert_eq!(loads.load(Ordering::SeqCst), 1);
+}
+
+/// A caller whose read missed while a load was in flight, and whose turn came only after that
+/// flight had ended (its miss answered late), reads the key again and gets what was stored,
+/// rather than loading it a second time. Before, it loaded again: a herd's late member, or a
+/// slow read, doubled the load the flight was there to save.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_whose_miss_came_late_reads_what_the_flight_stored() {
+    let store = faulty::Faulty::new(MemoryDriver::new());
+    let ns = namestore::Namespace::<String, _>::new(store.clone(), "app", "late").unwrap();
+    let loads = Arc::new(AtomicUsize::new(0));
+    let load = |value: &'static str| {
+        let loads = Arc::clone(&loads);
+        move || async move {
+            loads.fetch_add(1, Ordering::SeqCst);
+            Ok::<_, std::io::Error>(Bytes::from_static(value.as_bytes()))
+        }
+    };
+    // The late caller's read runs now, and finds nothing; its answer comes after the flight.
+    let gate = store.hold_next("get");
+    let late = tokio::spawn({
+        let ns = ns.clone();
+        let load = load("second");
+        async move { ns.get_or_load(&key("k"), None, load).await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let first = ns.get_or_load(&key("k"), None, load("first")).await;
+    assert_eq!(first.unwrap(), "first");
+    gate.notify_one();
+    let late = late.await.unwrap().unwrap();
+    assert_eq!(late, "first", "the late caller loaded again");
     assert_eq!(loads.load(Ordering::SeqCst), 1);
 }

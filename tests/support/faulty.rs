@@ -3,6 +3,8 @@
 //! the next call of its operation with a timeout, either before the call reaches the store or
 //! after the store applied it (a reply lost on the way back).
 
+#![allow(dead_code)]
+
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -22,10 +24,14 @@ pub enum Fault {
     After,
 }
 
+/// The calls whose answers wait for a gate, with their gates.
+type Held = Vec<(&'static str, Arc<tokio::sync::Notify>)>;
+
 #[derive(Clone)]
 pub struct Faulty<D> {
     inner: D,
     plan: Arc<Mutex<Vec<(&'static str, Fault)>>>,
+    held: Arc<Mutex<Held>>,
 }
 
 impl<D: Driver> Faulty<D> {
@@ -33,12 +39,22 @@ impl<D: Driver> Faulty<D> {
         Faulty {
             inner,
             plan: Arc::default(),
+            held: Arc::default(),
         }
     }
 
     /// Fails the next call of `op` (`"cas"`, `"set_nx"`, …) as `fault` says.
     pub fn fail_next(&self, op: &'static str, fault: Fault) {
         self.plan.lock().unwrap().push((op, fault));
+    }
+
+    /// Holds the answer of the next call of `op`: the store runs it at once, and its caller
+    /// gets the answer only once the returned gate is opened (`notify_one`), as from a slow
+    /// network.
+    pub fn hold_next(&self, op: &'static str) -> Arc<tokio::sync::Notify> {
+        let gate = Arc::new(tokio::sync::Notify::new());
+        self.held.lock().unwrap().push((op, Arc::clone(&gate)));
+        gate
     }
 
     /// Whether every planned fault struck.
@@ -53,6 +69,16 @@ impl<D: Driver> Faulty<D> {
     }
 
     async fn call<T>(&self, op: &'static str, call: impl Future<Output = Result<T>>) -> Result<T> {
+        let held = {
+            let mut held = self.held.lock().unwrap();
+            let at = held.iter().position(|(planned, _)| *planned == op);
+            at.map(|at| held.remove(at).1)
+        };
+        if let Some(gate) = held {
+            let answer = call.await;
+            gate.notified().await;
+            return answer;
+        }
         match self.take(op) {
             None => call.await,
             Some(Fault::Before) => Err(Error::timeout(Duration::from_millis(1))),
