@@ -173,12 +173,7 @@ async fn a_cluster_that_requires_client_certificates_gets_them() {
 /// `redis-cli` over TLS with the certificates in `dir`, on the node at `port`.
 fn ask_node(port: &str, dir: &std::path::Path, args: &[&str]) -> String {
     let out = std::process::Command::new("redis-cli")
-        .args(["--tls", "--cacert"])
-        .arg(dir.join("ca.crt"))
-        .arg("--cert")
-        .arg(dir.join("client.crt"))
-        .arg("--key")
-        .arg(dir.join("client.key"))
+        .args(support::tls_cli_args(dir))
         .args(["-h", "127.0.0.1", "-p", port])
         .args(args)
         .output()

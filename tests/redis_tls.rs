@@ -279,12 +279,7 @@ fn start_tls_server_on(port: u16, dir: &std::path::Path) {
 /// there is no plain-text port to send `SHUTDOWN` to).
 fn stop_tls_server(port: u16, dir: &std::path::Path) {
     let _ = std::process::Command::new("redis-cli")
-        .args(["--tls", "--cacert"])
-        .arg(dir.join("ca.crt"))
-        .arg("--cert")
-        .arg(dir.join("client.crt"))
-        .arg("--key")
-        .arg(dir.join("client.key"))
+        .args(support::tls_cli_args(dir))
         .args(["-p", &port.to_string(), "SHUTDOWN", "NOSAVE"])
         .output();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);

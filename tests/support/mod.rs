@@ -149,18 +149,7 @@ fn start_cluster_with(
         ),
         None => String::new(),
     };
-    let tls_cli: Vec<String> = match tls {
-        Some(certificates) => vec![
-            "--tls".into(),
-            "--cacert".into(),
-            certificates.join("ca.crt").display().to_string(),
-            "--cert".into(),
-            certificates.join("client.crt").display().to_string(),
-            "--key".into(),
-            certificates.join("client.key").display().to_string(),
-        ],
-        None => Vec::new(),
-    };
+    let tls_cli: Vec<String> = tls.map(tls_cli_args).unwrap_or_default();
     for port in &ports {
         start_server(
             *port,
@@ -221,6 +210,21 @@ fn start_cluster_with(
         "redis+cluster"
     };
     format!("{scheme}://{}", nodes.join(","))
+}
+
+/// `redis-cli`'s flags to speak TLS with the CA and client certificate in `certificates`.
+pub fn tls_cli_args(certificates: &std::path::Path) -> Vec<String> {
+    let file = |name: &str| certificates.join(name).display().to_string();
+    [
+        "--tls".to_owned(),
+        "--cacert".to_owned(),
+        file("ca.crt"),
+        "--cert".to_owned(),
+        file("client.crt"),
+        "--key".to_owned(),
+        file("client.key"),
+    ]
+    .into()
 }
 
 /// A port for a cluster node: the node also listens on port + 10000 (the cluster bus), which
