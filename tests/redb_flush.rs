@@ -16,7 +16,9 @@ const FILE: &str = "NAMESTORE_FLUSH_FILE";
 
 /// The child: opens the file non-durable, flushing every 100 ms, from its URL. `idle`: writes
 /// 100 keys and a batch, says so, and waits to be killed; `stream`: writes keys one after
-/// another, acknowledging each, until killed. Does nothing unless started by the parent.
+/// another, acknowledging each, until killed; `flushed`: flushes every hour only, writes 100
+/// keys and a batch, calls `flush`, says so, and waits to be killed. Does nothing unless
+/// started by the parent.
 #[test]
 fn flush_child() {
     let (Ok(mode), Ok(path)) = (std::env::var(CHILD), std::env::var(FILE)) else {
@@ -27,18 +29,21 @@ fn flush_child() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let url = format!("redb://{path}?durable=0&flush_interval_ms=100");
-        let ns = namestore::open(&url)
-            .unwrap()
-            .namespace::<String>("flush", "test")
-            .unwrap();
-        if mode == "idle" {
+        let interval = if mode == "flushed" { 3_600_000 } else { 100 };
+        let url = format!("redb://{path}?durable=0&flush_interval_ms={interval}");
+        let store = namestore::open(&url).unwrap();
+        let ns = store.namespace::<String>("flush", "test").unwrap();
+        if mode == "idle" || mode == "flushed" {
             for i in 0..100 {
                 ns.set(&format!("k{i}"), "v", None).await.unwrap();
             }
             ns.mset((0..10).map(|i| (format!("b{i}"), "v")), None)
                 .await
                 .unwrap();
+            if mode == "flushed" {
+                let redb = store.downcast_ref::<RedbDriver>().unwrap();
+                redb.flush().await.unwrap();
+            }
             println!("written");
             tokio::time::sleep(Duration::from_secs(60)).await;
         } else {
@@ -145,5 +150,27 @@ async fn a_stream_of_writes_is_flushed_as_it_goes() {
         missing.len(),
         settled + 1,
         missing.first()
+    );
+}
+
+/// `flush` puts what was acknowledged before it on disk: a process killed as soon as its
+/// call returned, an hour before the store's own flush was due, lost nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flush_call_puts_every_acknowledged_write_on_disk() {
+    if std::env::var(CHILD).is_ok() {
+        return;
+    }
+    let path = fresh_file("flushed");
+    let (mut child, mut lines) = start("flushed", &path);
+    assert!(lines.any(|line| line.unwrap().ends_with("written")));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let keys = (0..100)
+        .map(|i| format!("k{i}"))
+        .chain((0..10).map(|i| format!("b{i}")));
+    let missing = present(&path, keys).await;
+    assert!(
+        missing.is_empty(),
+        "flushed, then lost in a crash: {missing:?}"
     );
 }

@@ -187,3 +187,81 @@ async fn a_full_disk_in_the_non_durable_mode_fails_the_writes_after_a_failed_flu
         assert!(ns.exists(key).await.unwrap(), "{key} lost across a reopen");
     }
 }
+
+/// 40 values of 48 KiB (1.9 MiB) written to `ns`, each acknowledged: on a non-durable store
+/// whose flush is not due, none of them touches the disk.
+async fn acknowledged_unflushed(ns: &namestore::Namespace<String, RedbDriver>) {
+    for i in 0..40 {
+        ns.set(&format!("k{i}"), vec![b'x'; 48 * 1024], None)
+            .await
+            .expect("a non-durable write failed before any flush");
+    }
+}
+
+/// `flush` on a full disk fails with the cause: the writes it was to flush are lost, and the
+/// caller knows it (a store dropped instead loses them without a word). The failure is
+/// reported once; the store goes on once space is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flush_on_a_full_disk_fails_with_the_cause() {
+    let Some((disk, filler)) = small_disk("flush-call") else {
+        return;
+    };
+    let mut config = RedbConfig::new(disk.path().join("store.redb"));
+    config.durable = false;
+    config.flush_interval = Duration::from_secs(3600);
+    let store = RedbDriver::open(config).unwrap();
+    let ns = store.namespace::<String>("app", "blobs").unwrap();
+    acknowledged_unflushed(&ns).await;
+
+    let failure = store
+        .flush()
+        .await
+        .expect_err("1.9 MiB flushed to a disk with 1.5 MiB free");
+    assert!(
+        failure.to_string().contains("No space left on device"),
+        "the error does not name the cause: {failure}"
+    );
+    store
+        .flush()
+        .await
+        .expect("a failed flush was reported twice");
+
+    std::fs::remove_file(&filler).unwrap();
+    ns.set(&"after".to_owned(), "recovered", None)
+        .await
+        .unwrap();
+    store.flush().await.unwrap();
+    assert!(ns.exists(&"after".to_owned()).await.unwrap());
+}
+
+/// A flush of the committer's own that fails (the interval came, the disk was full) loses the
+/// writes it was to flush, which their callers were told had succeeded: the next `flush` call
+/// reports the loss, with its cause, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loss_at_a_flush_of_the_committers_own_is_reported_by_the_next_flush_call() {
+    let Some((disk, _filler)) = small_disk("flush-own") else {
+        return;
+    };
+    let mut config = RedbConfig::new(disk.path().join("store.redb"));
+    config.durable = false;
+    config.flush_interval = Duration::from_secs(1);
+    let store = RedbDriver::open(config).unwrap();
+    let ns = store.namespace::<String>("app", "blobs").unwrap();
+    acknowledged_unflushed(&ns).await;
+    // The committer's flush comes a second after the first write, and fails.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+
+    let report = store
+        .flush()
+        .await
+        .expect_err("writes acknowledged and lost, and the flush call said nothing");
+    let text = report.to_string();
+    assert!(
+        text.contains("were lost") && text.contains("No space left on device"),
+        "the report does not say what was lost and why: {text}"
+    );
+    store
+        .flush()
+        .await
+        .expect("a loss was reported twice, or the store did not go on");
+}

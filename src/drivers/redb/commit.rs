@@ -75,6 +75,15 @@ impl Writer<'_> {
     }
 }
 
+/// What the committer is sent.
+pub(super) enum Request {
+    /// A call's writes.
+    Write(Box<dyn Job>),
+    /// [`RedbDriver::flush`](super::RedbDriver::flush): answered once every commit made before
+    /// it is on disk, or with what was lost since the last flush reported.
+    Flush(oneshot::Sender<Result<()>>),
+}
+
 /// One call's writes, queued for the committer.
 pub(super) trait Job: Send {
     /// Runs the call's writes in the group's transaction; `false` when the call failed, and
@@ -119,7 +128,7 @@ where
 /// again if its group is rolled back for another call's failure.
 fn queue<T: Send + 'static>(
     store: &Store,
-    jobs: Option<&mpsc::Sender<Box<dyn Job>>>,
+    jobs: Option<&mpsc::Sender<Request>>,
     work: impl FnMut(&mut Writer<'_>) -> Result<T> + Send + 'static,
 ) -> Result<oneshot::Receiver<Result<T>>> {
     store.check()?;
@@ -129,17 +138,30 @@ fn queue<T: Send + 'static>(
         result: None,
         reply,
     });
-    let jobs = jobs.ok_or_else(|| Error::backend("the store is closing"))?;
-    jobs.send(job)
-        .map_err(|_| Error::backend("the committer thread stopped"))?;
+    send(jobs, Request::Write(job))?;
     Ok(answered)
+}
+
+fn send(jobs: Option<&mpsc::Sender<Request>>, request: Request) -> Result<()> {
+    let jobs = jobs.ok_or_else(|| Error::backend("the store is closing"))?;
+    jobs.send(request)
+        .map_err(|_| Error::backend("the committer thread stopped"))
+}
+
+/// Asks the committer to flush every commit made so far, and awaits the flush; see
+/// [`RedbDriver::flush`](super::RedbDriver::flush).
+pub(super) async fn flush(store: &Store, jobs: Option<&mpsc::Sender<Request>>) -> Result<()> {
+    store.check()?;
+    let (reply, answered) = oneshot::channel();
+    send(jobs, Request::Flush(reply))?;
+    answer(store, answered.await.ok())
 }
 
 /// Queues `work` and waits, blocking the thread, until it is committed: for the store's own
 /// threads (the reclaimer).
 pub(super) fn write<T: Send + 'static>(
     store: &Store,
-    jobs: Option<&mpsc::Sender<Box<dyn Job>>>,
+    jobs: Option<&mpsc::Sender<Request>>,
     work: impl FnMut(&mut Writer<'_>) -> Result<T> + Send + 'static,
 ) -> Result<T> {
     let answered = queue(store, jobs, work)?;
@@ -150,7 +172,7 @@ pub(super) fn write<T: Send + 'static>(
 /// queue never blocks, the committer answers through a one-shot channel).
 pub(super) async fn write_async<T: Send + 'static>(
     store: &Store,
-    jobs: Option<&mpsc::Sender<Box<dyn Job>>>,
+    jobs: Option<&mpsc::Sender<Request>>,
     work: impl FnMut(&mut Writer<'_>) -> Result<T> + Send + 'static,
 ) -> Result<T> {
     let answered = queue(store, jobs, work)?;
@@ -186,61 +208,115 @@ const RECOVERY: Duration = Duration::from_secs(60);
 /// writes of an interval again and again. Instead, from a failed commit on, every group is
 /// flushed as it commits (failing with the cause while the disk is full) until
 /// [`RECOVERY`] has passed without a failure.
-pub(super) fn commit_loop(store: Arc<Store>, jobs: mpsc::Receiver<Box<dyn Job>>) {
+///
+/// A flush call ([`Request::Flush`]) has the group that carries it flushed (an empty one if it
+/// came alone), and is answered with that commit's failure, or else with the first loss of
+/// acknowledged commits since a flush call last reported one: the commits left unflushed
+/// when the database was closed (by a failed flush of the committer's own, or another I/O
+/// failure).
+pub(super) fn commit_loop(store: Arc<Store>, requests: mpsc::Receiver<Request>) {
     let interval = store.config.flush_interval;
     // When the oldest commit not yet flushed was made.
     let mut unflushed: Option<Instant> = None;
     // When a commit last failed, while within `RECOVERY` of it: every group is flushed.
     let mut failed: Option<Instant> = None;
+    // The database's closes seen: another means the commits it held unflushed are lost.
+    let mut closes = store.closes();
+    // Acknowledged writes lost since a flush call last reported (the first loss).
+    let mut lost: Option<String> = None;
     loop {
         let due = unflushed.and_then(|since| since.checked_add(interval));
         let first = match due {
-            None => jobs.recv().map_err(|_| RecvTimeoutError::Disconnected),
-            Some(due) => jobs.recv_timeout(due.saturating_duration_since(Instant::now())),
+            None => requests.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            Some(due) => requests.recv_timeout(due.saturating_duration_since(Instant::now())),
         };
-        let first = match first {
-            Ok(job) => job,
-            Err(RecvTimeoutError::Timeout) => {
-                if commit_group(&store, Vec::new(), true) {
-                    unflushed = None;
-                } else {
-                    // Tried again an interval later, not in a loop.
-                    failed = Some(Instant::now());
-                    unflushed = failed;
-                }
-                continue;
+        let mut writes = Vec::new();
+        let mut flushes = Vec::new();
+        let take = |request, writes: &mut Vec<_>, flushes: &mut Vec<_>| match request {
+            Request::Write(job) => writes.push(job),
+            Request::Flush(reply) => flushes.push(reply),
+        };
+        // No request within the interval: an empty commit of the committer's own flushes.
+        let timed_out = match first {
+            Ok(request) => {
+                take(request, &mut writes, &mut flushes);
+                false
             }
+            Err(RecvTimeoutError::Timeout) => true,
             // The driver is dropped: closing the file flushes it.
             Err(RecvTimeoutError::Disconnected) => break,
         };
-        let mut group = vec![first];
-        while group.len() < 4096 {
-            match jobs.try_recv() {
-                Ok(job) => group.push(job),
+        while !timed_out && writes.len() < 4096 {
+            match requests.try_recv() {
+                Ok(request) => take(request, &mut writes, &mut flushes),
                 Err(_) => break,
             }
         }
         failed = failed.filter(|at| at.elapsed() < RECOVERY);
         let flush = store.config.durable
+            || timed_out
+            || !flushes.is_empty()
             || failed.is_some()
             || unflushed.is_some_and(|since| since.elapsed() >= interval)
             || interval.is_zero();
-        if commit_group(&store, group, flush) {
-            unflushed = if flush {
-                None
-            } else {
-                unflushed.or_else(|| Some(Instant::now()))
-            };
-        } else {
-            failed = Some(Instant::now());
+        let outcome = commit_group(&store, writes, flush);
+        if store.closes() != closes {
+            closes = store.closes();
+            if let Some(since) = unflushed.take() {
+                lost.get_or_insert_with(|| lost_writes(since, outcome.as_ref().err()));
+            }
+        }
+        match &outcome {
+            Ok(()) if flush => unflushed = None,
+            Ok(()) => unflushed = unflushed.or_else(|| Some(Instant::now())),
+            Err(_) => {
+                failed = Some(Instant::now());
+                if timed_out && unflushed.is_some() {
+                    // Tried again an interval later, not in a loop.
+                    unflushed = failed;
+                }
+            }
+        }
+        if flushes.is_empty() {
+            continue;
+        }
+        // A flush that failed reports the loss itself (what it was to flush is gone), and
+        // any loss before it with it.
+        let report = match outcome {
+            Err(error) => {
+                lost = None;
+                Some(error)
+            }
+            Ok(()) => lost.take().map(Error::backend),
+        };
+        for reply in flushes {
+            let _ = reply.send(
+                report
+                    .as_ref()
+                    .map_or(Ok(()), |error| Err(error.duplicate())),
+            );
         }
     }
 }
 
+/// What a flush call reports of commits lost unflushed: those made from `since` on, when the
+/// database was closed (by a failed flush, `cause`, or by another I/O failure).
+fn lost_writes(since: Instant, cause: Option<&Error>) -> String {
+    let cause = cause.map_or_else(
+        || "the file was closed after an I/O failure".to_owned(),
+        |cause| format!("a flush failed: {cause}"),
+    );
+    format!(
+        "writes acknowledged over {:.1?} before a flush were lost ({cause}); the file holds \
+         what was flushed before them",
+        since.elapsed()
+    )
+}
+
 /// Runs `pending` in one write transaction and commits it, flushed to disk if `flush` (always,
-/// on a durable store); an empty group with `flush` flushes the commits before it. Whether the
-/// commit was made.
-fn commit_group(store: &Store, mut pending: Vec<Box<dyn Job>>, flush: bool) -> bool {
+/// on a durable store); an empty group with `flush` flushes the commits before it. The commit's
+/// outcome, as every job of the group was answered.
+fn commit_group(store: &Store, mut pending: Vec<Box<dyn Job>>, flush: bool) -> Result<()> {
     let mut refused: Vec<Box<dyn Job>> = Vec::new();
     let now = store.visibility.begin();
     let outcome = store.contain(|| {
@@ -281,12 +357,10 @@ fn commit_group(store: &Store, mut pending: Vec<Box<dyn Job>>, flush: bool) -> b
     for job in refused {
         job.answer(Ok(()));
     }
-    let committed = outcome.is_ok();
-    let outcome = outcome.as_ref().map(|_| ());
     for job in pending {
-        job.answer(outcome);
+        job.answer(outcome.as_ref().map(|_| ()));
     }
-    committed
+    outcome
 }
 
 #[cfg(test)]
@@ -328,7 +402,7 @@ mod tests {
             counted.fetch_add(1, Ordering::SeqCst);
             w.put(b"t:after", 0, b"3")
         });
-        assert!(commit_group(&store, vec![before, half, after], true));
+        commit_group(&store, vec![before, half, after], true).unwrap();
 
         assert!(before_answer.blocking_recv().unwrap().is_ok());
         let failed = half_answer.blocking_recv().unwrap().unwrap_err();

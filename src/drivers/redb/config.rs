@@ -21,12 +21,13 @@ pub struct RedbConfig {
     /// With `durable = false`, how long a commit may stay unflushed: the first write after a
     /// flush is flushed by the first commit this long after it, or by the committer thread
     /// on its own when no write comes (as Redis's `appendfsync everysec`). One second by
-    /// default; zero flushes every commit. A store closed (its last handle dropped) flushes
-    /// what it holds, and a process that exits without dropping its store (one kept in a
-    /// `static`, or `std::process::exit`) loses no more than a crash would. A flush that fails
-    /// (a full disk) loses what it was to flush, as a crash would; for a minute after a failed
-    /// commit every commit is flushed, so writes fail with the cause instead of being
-    /// acknowledged and lost at the next flush.
+    /// default; zero flushes every commit. [`RedbDriver::flush`](super::RedbDriver::flush)
+    /// flushes at once, and reports a flush that failed. A store closed (its last handle
+    /// dropped) flushes what it holds (a failure there goes unreported), and a process that
+    /// exits without dropping its store (one kept in a `static`, or `std::process::exit`)
+    /// loses no more than a crash would. A flush that fails (a full disk) loses what it was to
+    /// flush, as a crash would; for a minute after a failed commit every commit is flushed, so
+    /// writes fail with the cause instead of being acknowledged and lost at the next flush.
     pub flush_interval: Duration,
     /// How often expired keys are reclaimed; `None` (or zero) turns the background thread
     /// off. A tick with no key past its deadline writes nothing.

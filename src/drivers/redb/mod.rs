@@ -62,7 +62,7 @@ use redb::{Database, ReadableDatabase, ReadableTable};
 
 pub use config::RedbConfig;
 
-use self::commit::{Job, Writer, commit_loop};
+use self::commit::{Request, Writer, commit_loop};
 use self::layout::{DATA, EXPIRY, PAGE, deadline};
 use self::read::Census;
 use self::store::{Store, storage};
@@ -99,7 +99,7 @@ pub struct RedbDriver {
 struct Inner {
     store: Arc<Store>,
     /// Writes queued for the committer thread; dropped first when the driver goes.
-    jobs: Option<mpsc::Sender<Box<dyn Job>>>,
+    jobs: Option<mpsc::Sender<Request>>,
     committer: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -188,7 +188,7 @@ impl RedbDriver {
         }
         // Zero turns the reclaimer off, as `None` does, rather than reclaim without pause.
         let interval = store.config.reap_interval.filter(|i| !i.is_zero());
-        let (jobs, queue) = mpsc::channel::<Box<dyn Job>>();
+        let (jobs, queue) = mpsc::channel::<Request>();
         let committer = {
             let store = Arc::clone(&store);
             std::thread::Builder::new()
@@ -239,6 +239,55 @@ impl RedbDriver {
     /// ```
     pub fn is_read_only(&self) -> bool {
         self.inner.store.config.read_only
+    }
+
+    /// Puts every write acknowledged before the call on disk, and says whether it could.
+    ///
+    /// In the non-durable mode (`durable = false`) a write is acknowledged before it is on
+    /// disk, and flushed within [`flush_interval`](RedbConfig::flush_interval): call this
+    /// where losing that interval matters (before a process exits, after an import, at a
+    /// checkpoint of the program's own). Dropping the store's last handle flushes too, but a
+    /// drop cannot say that the flush failed; this can.
+    ///
+    /// A durable store has nothing to flush (each write was on disk when it was acknowledged):
+    /// the call returns at once, as it does on a read-only store.
+    ///
+    /// # Errors
+    ///
+    /// - The flush failed (a full disk: [`ErrorKind::Backend`](crate::ErrorKind::Backend)
+    ///   naming the cause, `No space left on device`): the writes it was to flush are lost, as
+    ///   in a crash. The store goes on; writes made after this are flushed as they commit for a
+    ///   while ([`RedbConfig::flush_interval`]).
+    /// - Writes acknowledged earlier were already lost (a flush of the committer's own failed,
+    ///   or the file was closed after an I/O failure), which no call has reported yet:
+    ///   [`ErrorKind::Backend`](crate::ErrorKind::Backend) saying how long a span of writes was
+    ///   lost and why. Each loss is reported once, to the next call.
+    /// - The store is broken or closing, as any write.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> namestore::Result<()> {
+    /// use namestore::drivers::redb::RedbDriver;
+    ///
+    /// let path = std::env::temp_dir().join(format!("flush-doc-{}.redb", std::process::id()));
+    /// let store = RedbDriver::from_url(&format!("redb://{}?durable=0", path.display()))?;
+    /// let imported = store.namespace::<String>("app", "imported")?;
+    /// for i in 0..1000 {
+    ///     imported.set(&format!("row{i}"), "…", None).await?;
+    /// }
+    /// store.flush().await?; // the 1,000 rows are on disk
+    /// # drop((imported, store));
+    /// # std::fs::remove_file(&path).ok();
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// From a store opened by URL ([`crate::open`]), the driver is reached with
+    /// [`AnyDriver::downcast_ref`](crate::AnyDriver::downcast_ref).
+    pub async fn flush(&self) -> Result<()> {
+        if self.inner.store.config.durable || self.inner.store.config.read_only {
+            return self.inner.store.check();
+        }
+        commit::flush(&self.inner.store, self.inner.jobs.as_ref()).await
     }
 
     /// Opens the namespace (`root`, `domain`) bound to key type `K`; see [`Namespace::new`].

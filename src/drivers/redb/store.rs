@@ -82,6 +82,9 @@ pub(super) struct Store {
     broken: OnceLock<String>,
     /// Set when the last driver handle is gone: the file stays closed.
     shut: std::sync::atomic::AtomicBool,
+    /// How many times the open database was closed (after an I/O failure, or for good): what
+    /// it held unflushed is gone then.
+    closes: std::sync::atomic::AtomicU64,
     pub(super) visibility: Visibility,
 }
 
@@ -95,6 +98,7 @@ impl Store {
             reopening: Mutex::new(()),
             broken: OnceLock::new(),
             shut: std::sync::atomic::AtomicBool::new(false),
+            closes: std::sync::atomic::AtomicU64::new(0),
             visibility: Visibility::new(),
         })
     }
@@ -169,8 +173,17 @@ impl Store {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
+        if taken.is_some() {
+            self.closes.fetch_add(1, Ordering::SeqCst);
+        }
         // Closing a database redb has failed on may panic in turn.
         let _ = catch_unwind(AssertUnwindSafe(move || drop(taken)));
+    }
+
+    /// How many times the open database has been closed: a change means that commits not yet
+    /// flushed before it are lost.
+    pub(super) fn closes(&self) -> u64 {
+        self.closes.load(Ordering::SeqCst)
     }
 
     /// `Err` once the store is broken.
