@@ -4,8 +4,9 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http::header::{HeaderName, HeaderValue, RETRY_AFTER};
 use http::{Request, Response, StatusCode};
@@ -18,7 +19,9 @@ static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
 
 /// What the layer does with a request when the store cannot decide it (unreachable,
-/// timed out).
+/// timed out). Either way the layer logs the failure (a `tracing` event at `WARN`, target
+/// `namestore_web::rate_limit`, at most one a second, with how many failures it left out):
+/// a store that stopped answering does not go unnoticed behind requests let through.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum OnStoreError {
     /// Let it through, unlimited (the default: an outage of the store does not become an
@@ -39,6 +42,7 @@ struct Shared<K, D: Driver, F> {
     key: Arc<F>,
     policy: HeaderValue,
     on_error: OnStoreError,
+    failures: Arc<Failures>,
 }
 
 impl<K, D: Driver, F> Clone for Shared<K, D, F> {
@@ -48,6 +52,59 @@ impl<K, D: Driver, F> Clone for Shared<K, D, F> {
             key: Arc::clone(&self.key),
             policy: self.policy.clone(),
             on_error: self.on_error,
+            failures: Arc::clone(&self.failures),
+        }
+    }
+}
+
+/// The store's failures to decide a request, logged at most once a second: an outage met by
+/// thousands of requests a second is one line a second, saying how many it stands for.
+struct Failures {
+    start: Instant,
+    /// When the last line was logged: milliseconds since `start`, plus one (0: never).
+    logged: AtomicU64,
+    /// Failures since that line that no line has told of.
+    untold: AtomicU64,
+}
+
+impl Failures {
+    fn new() -> Self {
+        Failures {
+            start: Instant::now(),
+            logged: AtomicU64::new(0),
+            untold: AtomicU64::new(0),
+        }
+    }
+
+    /// Logs `error` unless a line was logged less than a second ago (then counts it).
+    fn log(&self, error: &namestore::Error, policy: &HeaderValue, outcome: OnStoreError) {
+        let now = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX - 1) + 1;
+        let last = self.logged.load(Ordering::Relaxed);
+        let due = last == 0 || now.saturating_sub(last) >= 1000;
+        if !due
+            || self
+                .logged
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            self.untold.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let untold = self.untold.swap(0, Ordering::Relaxed);
+        let policy = policy.to_str().unwrap_or("default");
+        match outcome {
+            OnStoreError::Allow => tracing::warn!(
+                policy,
+                %error,
+                failures_not_logged = untold,
+                "the rate limiter's store failed: the request goes on unlimited"
+            ),
+            OnStoreError::Reject => tracing::warn!(
+                policy,
+                %error,
+                failures_not_logged = untold,
+                "the rate limiter's store failed: the request is answered 503"
+            ),
         }
     }
 }
@@ -87,7 +144,8 @@ impl<K: Key + Clone, D: Driver, F> RateLimitLayer<K, D, F> {
     /// - a key the store refuses (longer than [`namestore::MAX_KEY_LEN`]) is answered
     ///   `400 Bad Request`: it comes from the request, and letting it through would let a
     ///   client escape the limit;
-    /// - when the store cannot answer, [`on_store_error`](Self::on_store_error) decides.
+    /// - when the store cannot answer, [`on_store_error`](Self::on_store_error) decides, and
+    ///   the failure is logged ([`OnStoreError`] says how).
     ///
     /// ```
     /// # fn main() -> namestore::Result<()> {
@@ -115,6 +173,7 @@ impl<K: Key + Clone, D: Driver, F> RateLimitLayer<K, D, F> {
                 key: Arc::new(key),
                 policy: HeaderValue::from_static("default"),
                 on_error: OnStoreError::default(),
+                failures: Arc::new(Failures::new()),
             }),
         }
     }
@@ -145,8 +204,13 @@ impl<K: Key + Clone, D: Driver, F> RateLimitLayer<K, D, F> {
     }
 
     fn map(self, change: impl FnOnce(Shared<K, D, F>) -> Shared<K, D, F>) -> Self {
+        let changed = change(Arc::unwrap_or_clone(self.shared));
+        // A layer configured apart logs its failures apart.
         RateLimitLayer {
-            shared: Arc::new(change(Arc::unwrap_or_clone(self.shared))),
+            shared: Arc::new(Shared {
+                failures: Arc::new(Failures::new()),
+                ..changed
+            }),
         }
     }
 }
@@ -258,10 +322,13 @@ where
                 Err(error) if error.kind() == ErrorKind::InvalidKey => {
                     return Ok(status(StatusCode::BAD_REQUEST));
                 }
-                Err(_) if shared.on_error == OnStoreError::Allow => {
-                    return inner.call(request).await;
+                Err(error) => {
+                    shared.failures.log(&error, &shared.policy, shared.on_error);
+                    if shared.on_error == OnStoreError::Allow {
+                        return inner.call(request).await;
+                    }
+                    return Ok(status(StatusCode::SERVICE_UNAVAILABLE));
                 }
-                Err(_) => return Ok(status(StatusCode::SERVICE_UNAVAILABLE)),
             };
             let fields = header_fields(&shared.policy, &decision, shared.limiter.window());
             let mut response = if decision.allowed {

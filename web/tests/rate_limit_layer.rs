@@ -234,3 +234,76 @@ async fn clients_by_network() {
         assert_eq!(response.status(), status, "{address}");
     }
 }
+
+/// What a `tracing` subscriber wrote, for the test to read.
+#[derive(Clone, Default)]
+struct Written(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Written {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Written {
+    fn lines(&self) -> Vec<String> {
+        let text = String::from_utf8(self.0.lock().unwrap().clone()).unwrap();
+        text.lines().map(str::to_owned).collect()
+    }
+}
+
+/// A store that stops answering is logged, not only let through: one warning at once, then at
+/// most one a second, saying how many failures it left out (an outage met by every request
+/// would otherwise flood the log, or, as before, leave none).
+#[tokio::test]
+async fn a_store_that_cannot_answer_is_logged_once_a_second() {
+    let written = Written::default();
+    let sink = written.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || sink.clone())
+        .with_max_level(tracing::Level::WARN)
+        .finish();
+    let _logging = tracing::subscriber::set_default(subscriber);
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("redis://127.0.0.1:{port}/?connect_timeout_ms=200&response_timeout_ms=200");
+    let service = RateLimitLayer::new(limiter(namestore::open(&url).unwrap()), by_api_key)
+        .with_policy_name("api")
+        .layer(echo());
+    for _ in 0..5 {
+        let response = service.clone().oneshot(request(Some("k"))).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    let lines = written.lines();
+    assert_eq!(lines.len(), 1, "five failures within a second: {lines:#?}");
+    let line = &lines[0];
+    for part in [
+        "WARN",
+        "policy=\"api\"",
+        "Redis",
+        "failures_not_logged=0",
+        "unlimited",
+    ] {
+        assert!(line.contains(part), "no {part:?} in {line}");
+    }
+
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let response = service.clone().oneshot(request(Some("k"))).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let lines = written.lines();
+    assert_eq!(lines.len(), 2, "a failure a second later: {lines:#?}");
+    assert!(
+        lines[1].contains("failures_not_logged=4"),
+        "the four failures left out are not counted: {}",
+        lines[1]
+    );
+}
