@@ -793,3 +793,84 @@ async fn a_transaction_sent_to_a_slot_that_moved_ran_nothing() {
     let read = ns.mget(&keys).await.unwrap();
     assert!(read.iter().all(|v| v.as_deref() == Some(&b"after"[..])));
 }
+
+/// `command` on `node` as a client with `password` (none: no `AUTH`).
+fn on_node(node: &str, password: Option<&str>, command: &[&str]) -> redis::Value {
+    let url = match password {
+        Some(password) => node.replacen("redis://", &format!("redis://:{password}@"), 1),
+        None => node.to_owned(),
+    };
+    let mut command_to_send = redis::cmd(command[0]);
+    for arg in &command[1..] {
+        command_to_send.arg(*arg);
+    }
+    command_to_send.query(&mut node_connection(&url)).unwrap()
+}
+
+/// A password rotated on disk (`password_file`) is used when the cluster is connected again:
+/// every node moved to a new password and dropped its clients, the client library's own
+/// reconnections (with the old password) fail, and the same handle, once no node has answered
+/// for a while, makes its connections again with the file read anew; for a call that may be
+/// sent again (`mset`) and one sent once (`incr`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_rotated_on_disk_is_used_when_the_cluster_is_connected_again() {
+    let url = support::start_cluster();
+    let nodes = support::nodes(&url);
+    for node in &nodes {
+        on_node(node, None, &["CONFIG", "SET", "requirepass", "first-pass"]);
+    }
+    let file = support::scratch_dir("cluster-password").join("password");
+    std::fs::write(&file, "first-pass\n").unwrap();
+    let ns = RedisDriver::from_url(&format!(
+        "{url}?password_file={}&connect_timeout_ms=1000&response_timeout_ms=2000",
+        file.display()
+    ))
+    .unwrap()
+    .namespace::<String>("app", "rotated")
+    .unwrap();
+    let keys: Vec<String> = (0..30).map(|i| format!("k{i}")).collect();
+    ns.mset(keys.iter().map(|k| (k, "before")), None)
+        .await
+        .unwrap();
+
+    let rotate = |from: &str, to: &str| {
+        for node in &nodes {
+            on_node(node, Some(from), &["CONFIG", "SET", "requirepass", to]);
+        }
+        let staged = file.with_extension("new");
+        std::fs::write(&staged, to).unwrap();
+        std::fs::rename(&staged, &file).unwrap();
+        for node in &nodes {
+            on_node(node, Some(to), &["CLIENT", "KILL", "TYPE", "normal"]);
+        }
+    };
+    rotate("first-pass", "second-pass");
+    let mut last = String::new();
+    for _ in 0..30 {
+        match ns.mset(keys.iter().map(|k| (k, "after")), None).await {
+            Ok(()) => {
+                last.clear();
+                break;
+            }
+            Err(error) => last = error.to_string(),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(last.is_empty(), "the rotated password was not used: {last}");
+
+    rotate("second-pass", "third-pass");
+    let mut counted = None;
+    for _ in 0..30 {
+        match ns.incr(&"n".to_owned(), 1).await {
+            Ok(count) => {
+                counted = Some(count);
+                break;
+            }
+            Err(error) => last = error.to_string(),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(counted, Some(1), "rotated again, not used by incr: {last}");
+    let read = ns.mget(&keys).await.unwrap();
+    assert!(read.iter().all(|v| v.as_deref() == Some(&b"after"[..])));
+}

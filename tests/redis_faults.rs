@@ -1104,3 +1104,78 @@ async fn a_connection_closed_while_quiet_is_made_again_before_a_call() {
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert!(ns.cas(&"once".to_owned(), b"v", "w", None).await.unwrap());
 }
+
+/// Replaces the file at `path` with `content` as a secrets agent does: written beside it, then
+/// renamed over it.
+fn replace_file(path: &std::path::Path, content: &str) {
+    let staged = path.with_extension("new");
+    std::fs::write(&staged, content).unwrap();
+    std::fs::rename(&staged, path).unwrap();
+}
+
+/// Calls `set` until it succeeds, within 10 s; the last error otherwise.
+async fn set_within(ns: &namestore::Namespace<String, RedisDriver>, value: &'static str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match ns.set(&"k".to_owned(), value, None).await {
+            Ok(()) => return String::new(),
+            Err(e) if Instant::now() > deadline => return e.to_string(),
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+}
+
+/// A password rotated on disk (`password_file`) is used from the next connection on, without
+/// a new handle: the server restarted on a new password refuses the old one until the file
+/// holds the new one, and the same handle connects again as soon as it does. A file caught
+/// empty (replaced half way) is passed over for the last password read. Before, a password
+/// could only come in the URL, and a rotation needed a restart of the process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_rotated_on_disk_is_used_from_the_next_connection() {
+    let port = free_port();
+    start_server(port, "--requirepass old-pass");
+    let file = support::scratch_dir("password-file").join(format!("{port}.password"));
+    replace_file(&file, "old-pass\n");
+    let url = format!(
+        "redis://127.0.0.1:{port}/0?password_file={}&connect_timeout_ms=500\
+         &response_timeout_ms=500",
+        file.display()
+    );
+    let ns = RedisDriver::from_url(&url)
+        .unwrap()
+        .namespace::<String>("app", "rotated")
+        .unwrap();
+    ns.set(&"k".to_owned(), "before", None).await.unwrap();
+
+    stop_server_with_password(port, "old-pass");
+    start_server(port, "--requirepass new-pass");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let refused = loop {
+        // The first call may meet the lost connection; the next connects, and is refused.
+        let error = ns.set(&"k".to_owned(), "v", None).await.unwrap_err();
+        if error.kind() == ErrorKind::Backend || Instant::now() > deadline {
+            break error.to_string();
+        }
+    };
+    assert!(
+        refused.contains("refused the credentials") && !refused.contains("old-pass"),
+        "{refused}"
+    );
+    replace_file(&file, "new-pass\n");
+    let last = set_within(&ns, "after").await;
+    assert!(last.is_empty(), "the rotated password was not used: {last}");
+
+    // Emptied mid-rotation: the last password read is kept.
+    replace_file(&file, "");
+    stop_server_with_password(port, "new-pass");
+    start_server(port, "--requirepass new-pass");
+    let last = set_within(&ns, "again").await;
+    assert!(
+        last.is_empty(),
+        "an empty file replaced the password: {last}"
+    );
+    assert_eq!(
+        ns.get(&"k".to_owned()).await.unwrap().as_deref(),
+        Some(&b"again"[..])
+    );
+}

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use redis::{ConnectionInfo, IntoConnectionInfo};
 
-use super::tls::{self, read_tls_file};
+use super::file::read_file;
+use super::password;
+use super::tls;
 use crate::{Error, Result};
 
 /// The URL scheme of the standalone Redis driver.
@@ -42,6 +44,16 @@ pub(crate) const FARTHEST: Duration = Duration::from_secs(30 * 365 * 86_400);
 /// client certificate, for a server that requires one: Redis's default over TLS). Each file is
 /// read when the URL is parsed, at most 16 MiB, and must hold what it names, in PEM; a named
 /// pipe is read from its writer, within 10 s.
+///
+/// `password_file=/run/secrets/redis-password` takes the password from a file (in place of
+/// one in the URL, which must then give none: `redis://app@host/?password_file=…` with an ACL
+/// user): its text, without a line ending at its end, never shown. Like the TLS files, it is
+/// read when the URL is parsed and again for each new connection, so a password rotated on
+/// disk (a Kubernetes secret, a secrets agent's file) is used from the next connection on,
+/// without a restart: give the server the new password beside the old one
+/// (`ACL SETUSER app >new`), replace the file, and remove the old one once every client has
+/// reconnected. While the file cannot be read or holds no password (replaced half way), the
+/// last password read is used.
 ///
 /// The user and password may hold any character. Percent-encoding (`%40` for `@`, `%3F` for
 /// `?`, `%25` for `%`…) is decoded; a password with a raw `?`, `#`, `/`, `@` or `:` is also
@@ -97,6 +109,9 @@ pub struct RedisConfig {
     pub tls_client_key: Option<Vec<u8>>,
     /// The TLS files the URL named, read again for each new connection.
     tls_files: TlsFiles,
+    /// The file the URL named for the password (`password_file`), read again for each new
+    /// connection.
+    password_file: Option<String>,
     /// Bound on establishing a connection. Default: 2 s. A call that cannot connect within it
     /// fails with [`ErrorKind::Unavailable`](crate::ErrorKind::Unavailable): it was not sent.
     /// A bound past about 30 years (`Duration::MAX`) is taken as 30 years.
@@ -222,13 +237,14 @@ fn parse_node(text: &str) -> Result<Node> {
 }
 
 /// The parameters a Redis URL's query may name.
-pub(crate) const PARAMETERS: [&str; 6] = [
+pub(crate) const PARAMETERS: [&str; 7] = [
     "connect_timeout_ms",
     "response_timeout_ms",
     "hash_tag",
     "tls_ca_file",
     "tls_cert_file",
     "tls_key_file",
+    "password_file",
 ];
 
 impl RedisConfig {
@@ -332,6 +348,7 @@ impl RedisConfig {
             tls_client_certificate: None,
             tls_client_key: None,
             tls_files: TlsFiles::default(),
+            password_file: None,
             connect_timeout: Duration::from_secs(2),
             response_timeout: Duration::from_secs(2),
         };
@@ -368,7 +385,7 @@ impl RedisConfig {
                          `rediss+cluster://` URL",
                     ));
                 }
-                let pem = read_tls_file(name, value, tls::check_ca_pem)?;
+                let pem = read_file(name, value, tls::check_ca_pem)?;
                 self.tls_files.ca = Some(TlsFile::new(value, &pem));
                 self.tls_root_certificate = Some(pem);
             }
@@ -380,14 +397,28 @@ impl RedisConfig {
                     )));
                 }
                 if name == "tls_cert_file" {
-                    let pem = read_tls_file(name, value, tls::check_certificate_pem)?;
+                    let pem = read_file(name, value, tls::check_certificate_pem)?;
                     self.tls_files.certificate = Some(TlsFile::new(value, &pem));
                     self.tls_client_certificate = Some(pem);
                 } else {
-                    let pem = read_tls_file(name, value, tls::check_key_pem)?;
+                    let pem = read_file(name, value, tls::check_key_pem)?;
                     self.tls_files.key = Some(TlsFile::new(value, &pem));
                     self.tls_client_key = Some(pem);
                 }
+            }
+            "password_file" => {
+                if self.password_file.is_some() {
+                    return Err(Error::invalid_url(
+                        "Redis parameter `password_file` is given twice",
+                    ));
+                }
+                if self.password.is_some() {
+                    return Err(Error::invalid_url(
+                        "the Redis URL gives a password and `password_file`: give one",
+                    ));
+                }
+                self.password = Some(password::read_password_file(value)?);
+                self.password_file = Some(value.to_owned());
             }
             "hash_tag" => {
                 self.hash_tag = match value {
@@ -452,6 +483,20 @@ impl RedisConfig {
             unchanged(&self.tls_files.certificate, &self.tls_client_certificate),
             unchanged(&self.tls_files.key, &self.tls_client_key),
         ]
+    }
+
+    /// The password file the URL named, and the password read from it when the URL was
+    /// parsed.
+    pub(super) fn password_file(&self) -> Option<(&str, &str)> {
+        Some((self.password_file.as_deref()?, self.password.as_deref()?))
+    }
+
+    /// This config with `password` in place of its own: the password file read again.
+    pub(super) fn with_password(&self, password: String) -> RedisConfig {
+        RedisConfig {
+            password: Some(password),
+            ..self.clone()
+        }
     }
 
     /// redis-rs's connection settings, one per seed node, credentials included.
@@ -679,5 +724,63 @@ mod tests {
         ] {
             assert!(RedisConfig::from_url(bad).is_err(), "{bad}");
         }
+    }
+
+    /// `password_file`: the file's text without its line ending, never shown; refused beside
+    /// a password in the URL, and when missing, empty or not text, the errors naming the
+    /// parameter and never the file's content.
+    #[test]
+    fn a_password_file_gives_the_password() {
+        let dir = std::env::temp_dir().join(format!("namestore-pw-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = |name: &str, content: &[u8]| {
+            let path = dir.join(name);
+            std::fs::write(&path, content).unwrap();
+            path.display().to_string()
+        };
+        for (content, read) in [
+            (format!("p@ss {SECRET}\n"), format!("p@ss {SECRET}")),
+            (format!("{SECRET}\r\n"), SECRET.to_owned()),
+            (format!("{SECRET}\n\n"), format!("{SECRET}\n")),
+            (format!(" {SECRET} "), format!(" {SECRET} ")),
+        ] {
+            let path = file("given", content.as_bytes());
+            let config =
+                RedisConfig::from_url(&format!("redis://app@h/?password_file={path}")).unwrap();
+            assert_eq!(config.password.as_deref(), Some(read.as_str()));
+            assert_eq!(config.username(), Some("app"));
+            assert_eq!(config.password_file(), Some((path.as_str(), read.as_str())));
+            assert!(!format!("{config:?}{config}").contains(SECRET));
+        }
+
+        let given = file("both", SECRET.as_bytes());
+        let empty = file("empty", b"\n");
+        let binary = file("binary", &[0xff, 0xfe, b'x']);
+        for (url, says) in [
+            (
+                format!("redis://:pw@h/?password_file={given}"),
+                "gives a password and",
+            ),
+            (
+                format!("redis://h/?password_file={given}&password_file={given}"),
+                "twice",
+            ),
+            (
+                format!("redis://h/?password_file={}/missing", dir.display()),
+                "cannot read",
+            ),
+            (format!("redis://h/?password_file={empty}"), "no password"),
+            (format!("redis://h/?password_file={binary}"), "not UTF-8"),
+        ] {
+            let error = RedisConfig::from_url(&url).unwrap_err();
+            assert_eq!(error.kind(), crate::ErrorKind::InvalidUrl, "{url}");
+            let text = error.to_string();
+            assert!(
+                text.contains(says) && text.contains("password"),
+                "{url}: {text}"
+            );
+            assert!(!text.contains(SECRET), "{url}: {text}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

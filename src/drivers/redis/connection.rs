@@ -28,6 +28,7 @@ use redis::{AsyncConnectionConfig, Cmd, FromRedisValue, Pipeline, RedisError, Re
 use tokio::time::Instant;
 
 use super::config::{FARTHEST, RedisConfig};
+use super::password::PasswordFile;
 use super::tls::Certificates;
 use crate::{Error, Result};
 
@@ -96,6 +97,8 @@ pub(super) struct ClusterLink {
     /// The main connection (retrying) and the strict one (never resending).
     current: Current<(ClusterConnection, ClusterConnection)>,
     certificates: Certificates,
+    /// The URL's password file, read again for each new pair of connections.
+    password: Option<PasswordFile>,
     /// When a node last answered, on any of the connections.
     answers: Answers,
 }
@@ -155,11 +158,13 @@ impl<T: Clone> Current<T> {
 
 /// The standalone server's connection, made on demand and replaced after a failure.
 pub(super) struct SingleLink {
-    /// The client for the config's certificates; made again with the files a URL named read
-    /// again, when it named any.
+    /// The client for the config's certificates and password; made again with the files a
+    /// URL named read again, when it named any.
     client: redis::Client,
     info: redis::ConnectionInfo,
     certificates: Certificates,
+    /// The URL's password file, read again for each new connection.
+    password: Option<PasswordFile>,
     settings: AsyncConnectionConfig,
     current: Current<MultiplexedConnection>,
     /// When the server last answered on the current connection.
@@ -223,6 +228,7 @@ impl Link {
             return Ok(Link::Cluster(Box::new(ClusterLink {
                 current: Current::new(),
                 certificates,
+                password: PasswordFile::new(config),
                 answers: Answers::new(),
             })));
         }
@@ -236,6 +242,7 @@ impl Link {
             client,
             info,
             certificates,
+            password: PasswordFile::new(config),
             settings: AsyncConnectionConfig::new()
                 .set_connection_timeout(Some(config.connect_bound()))
                 .set_response_timeout(None),
@@ -297,6 +304,14 @@ impl ClusterLink {
     /// said), when the server had answered that nothing ran.
     async fn make(&self, config: &RedisConfig) -> Result<(ClusterConnection, ClusterConnection)> {
         let certificates = self.certificates.now().await;
+        let read_again;
+        let config = match &self.password {
+            Some(file) => {
+                read_again = config.with_password(file.now().await);
+                &read_again
+            }
+            None => config,
+        };
         let wait = u64::try_from(config.response_bound().as_millis() / 8)
             .unwrap_or(u64::MAX)
             .max(1);
@@ -334,7 +349,12 @@ impl SingleLink {
         let (generation, connection) = self
             .current
             .get_or_make(|| async {
-                let client = if self.certificates.read_again() {
+                let client = if let Some(file) = &self.password {
+                    let settings = self.info.redis_settings().clone();
+                    let info = (self.info.clone())
+                        .set_redis_settings(settings.set_password(file.now().await));
+                    single_client(info, self.certificates.now().await)?
+                } else if self.certificates.read_again() {
                     single_client(self.info.clone(), self.certificates.now().await)?
                 } else {
                     self.client.clone()

@@ -23,7 +23,9 @@
 mod batches;
 mod config;
 mod connection;
+mod file;
 mod listing;
+mod password;
 mod scripts;
 mod tls;
 

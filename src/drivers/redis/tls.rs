@@ -1,80 +1,12 @@
-//! TLS for the Redis driver: the certificate files a URL names (read at most 16 MiB, a
-//! named pipe without waiting for ever, checked as rustls will use them), the certificates a
-//! config gives redis-rs, and which failed handshakes are refusals a retry would meet again.
-
-use std::time::Duration;
+//! TLS for the Redis driver: the certificate files a URL names (checked as rustls will use
+//! them), the certificates a config gives redis-rs, and which failed handshakes are refusals
+//! a retry would meet again.
 
 use redis::RedisError;
 
 use super::config::RedisConfig;
+use super::file::read_file;
 use crate::{Error, Result};
-
-/// The most bytes a `tls_ca_file` may hold: a bundle of every public root is about 200 KiB.
-const MAX_CA_FILE: u64 = 16 << 20;
-
-/// How long a CA file that is a pipe (a secrets agent's) may take to be written.
-const CA_PIPE_WAIT: Duration = Duration::from_secs(10);
-
-/// Reads the file the URL's parameter `name` names (a CA, a client certificate or key), at
-/// most [`MAX_CA_FILE`] bytes, and checks it with `check`: a path to something endless
-/// (`/dev/zero`, a pipe no one closes) must not read until memory runs out. A named pipe is
-/// opened without waiting for a writer (one with none reads as empty: no certificate, rather
-/// than a parse that never returns), and waited for [`CA_PIPE_WAIT`] at most.
-pub(super) fn read_tls_file(
-    name: &str,
-    path: &str,
-    check: fn(&[u8]) -> std::result::Result<(), String>,
-) -> Result<Vec<u8>> {
-    use std::io::Read;
-    let cannot_read = |e: std::io::Error| {
-        Error::invalid_url(format!(
-            "Redis parameter `{name}`: cannot read `{}`: {e}",
-            crate::error::shorten(path)
-        ))
-    };
-    let mut options = std::fs::OpenOptions::new();
-    options.read(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
-    let mut file = options
-        .open(path)
-        .map_err(cannot_read)?
-        .take(MAX_CA_FILE + 1);
-    let mut pem = Vec::new();
-    let started = std::time::Instant::now();
-    loop {
-        match file.read_to_end(&mut pem) {
-            Ok(_) => break,
-            // A pipe whose writer has not written yet.
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                if started.elapsed() > CA_PIPE_WAIT {
-                    return Err(cannot_read(std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        format!("nothing more came in {CA_PIPE_WAIT:?}"),
-                    )));
-                }
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(cannot_read(e)),
-        }
-    }
-    if pem.len() as u64 > MAX_CA_FILE {
-        return Err(Error::invalid_url(format!(
-            "Redis parameter `{name}`: `{}` holds more than {} MiB, more than any certificate \
-             file",
-            crate::error::shorten(path),
-            MAX_CA_FILE >> 20
-        )));
-    }
-    check(&pem).map_err(|why| {
-        Error::invalid_url(format!(
-            "Redis parameter `{name}`: `{}` holds {why}",
-            crate::error::shorten(path)
-        ))
-    })?;
-    Ok(pem)
-}
 
 /// Checks that `pem` holds a certificate chain, as a client presents it.
 pub(crate) fn check_certificate_pem(pem: &[u8]) -> std::result::Result<(), String> {
@@ -304,15 +236,15 @@ fn read_again(
     let mut certificates = given?;
     let [ca, certificate, key] = files;
     if let Some(path) = ca {
-        certificates.root_cert = Some(read_tls_file("tls_ca_file", path, check_ca_pem).ok()?);
+        certificates.root_cert = Some(read_file("tls_ca_file", path, check_ca_pem).ok()?);
     }
     if let Some(client) = &mut certificates.client_tls {
         if let Some(path) = certificate {
-            let pem = read_tls_file("tls_cert_file", path, check_certificate_pem).ok()?;
+            let pem = read_file("tls_cert_file", path, check_certificate_pem).ok()?;
             client.client_cert = pem;
         }
         if let Some(path) = key {
-            client.client_key = read_tls_file("tls_key_file", path, check_key_pem).ok()?;
+            client.client_key = read_file("tls_key_file", path, check_key_pem).ok()?;
         }
         check_client_identity(&client.client_cert, &client.client_key).ok()?;
     }
