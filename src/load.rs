@@ -227,12 +227,19 @@ impl<K: Key, C: Codec, D: Driver> TypedNamespace<K, C, D> {
     /// with `ttl` first; concurrent misses of one key load it once. See
     /// [`Namespace::get_or_load`].
     ///
+    /// A stored value the codec cannot decode is a miss: loaded, and overwritten with what
+    /// `load` gives. Such a value is most often one an earlier build wrote before the type
+    /// changed (a field added or renamed): after a deploy, every key cached by the old build
+    /// would otherwise fail every request until its TTL ran out. (So two programs that share
+    /// a namespace with types of different shapes overwrite each other's values at each read,
+    /// each loading; [`get`](Self::get) still reports such a value as
+    /// [`ErrorKind::Decode`](crate::ErrorKind::Decode).)
+    ///
     /// # Errors
     ///
-    /// As [`Namespace::get_or_load`]; a stored value the codec cannot decode, and a loaded
-    /// one it cannot encode, are [`LoadError::Store`] (with
-    /// [`ErrorKind::Decode`](crate::ErrorKind::Decode) and
-    /// [`ErrorKind::Encode`](crate::ErrorKind::Encode)).
+    /// As [`Namespace::get_or_load`]; a loaded value the codec cannot encode is
+    /// [`LoadError::Store`] with [`ErrorKind::Encode`](crate::ErrorKind::Encode) (nothing is
+    /// stored).
     pub async fn get_or_load<E, F, Fut>(
         &self,
         key: &K,
@@ -248,14 +255,14 @@ impl<K: Key, C: Codec, D: Driver> TypedNamespace<K, C, D> {
         }
         let flights = self.bytes().flights();
         let stored = flights.stored();
-        if let Some(value) = self.get(key).await? {
+        if let Some(value) = self.cached(key).await? {
             return Ok(value);
         }
         let (flight, joined) = flights.join(self.bytes().full_key(key)?);
         let _turn = flight.turn().await;
         let stored_since = flights.stored() != stored;
         if (joined || stored_since)
-            && let Some(value) = self.get(key).await?
+            && let Some(value) = self.cached(key).await?
         {
             return Ok(value);
         }
@@ -263,6 +270,17 @@ impl<K: Key, C: Codec, D: Driver> TypedNamespace<K, C, D> {
         self.set(key, &value, ttl).await?;
         flights.store();
         Ok(value)
+    }
+}
+
+impl<K: Key, C: Codec, D: Driver> TypedNamespace<K, C, D> {
+    /// The value of `key` for [`get_or_load`](Self::get_or_load): `None` when it is missing,
+    /// and when the codec cannot decode it (it is loaded over).
+    async fn cached(&self, key: &K) -> crate::Result<Option<C::Value>> {
+        match self.get(key).await {
+            Err(error) if error.kind() == crate::ErrorKind::Decode => Ok(None),
+            read => read,
+        }
     }
 }
 

@@ -141,8 +141,7 @@ struct Profile {
     visits: u64,
 }
 
-/// Typed namespaces load values of their own type, encoded once for the store; a stored value
-/// the codec cannot read is the store's error, and nothing is loaded over it.
+/// Typed namespaces load values of their own type, encoded once for the store.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn typed_values_are_loaded_and_stored_encoded() {
     let bytes = MemoryDriver::new()
@@ -170,17 +169,70 @@ async fn typed_values_are_loaded_and_stored_encoded() {
         .await
         .unwrap();
     assert_eq!(hit, ada);
+}
 
-    bytes.set(&key("garbled"), "not json", None).await.unwrap();
-    let garbled = profiles
-        .get_or_load(&key("garbled"), None, || async {
-            Err::<Profile, _>(std::io::Error::other("loaded over a stored value"))
+/// The shape an earlier build gave the profile.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct OldProfile {
+    full_name: String,
+}
+
+/// A stored value the codec cannot decode (written by an earlier build whose type had another
+/// shape) is a miss: loaded once for every caller at once, and overwritten, so the next read
+/// is a hit. Before, every `get_or_load` of such a key failed with `Decode` until its TTL ran
+/// out (a deploy that changed a cached type failed the requests of every cached key).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_value_an_earlier_type_stored_is_loaded_over() {
+    let bytes = MemoryDriver::new()
+        .namespace::<String>("load", "schema")
+        .unwrap();
+    let old = bytes.clone().with_codec(Json::<OldProfile>::new());
+    let profiles = bytes.clone().with_codec(Json::<Profile>::new());
+    let ttl = Some(Duration::from_secs(60));
+    let was = OldProfile {
+        full_name: "Ada".into(),
+    };
+    old.set(&key("ada"), &was, ttl).await.unwrap();
+    let read = profiles.get(&key("ada")).await.unwrap_err();
+    assert_eq!(read.kind(), namestore::ErrorKind::Decode);
+
+    let loads = Arc::new(AtomicUsize::new(0));
+    let callers: Vec<_> = (0..8)
+        .map(|_| {
+            let (profiles, loads) = (profiles.clone(), Arc::clone(&loads));
+            tokio::spawn(async move {
+                profiles
+                    .get_or_load(&key("ada"), ttl, || async move {
+                        loads.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        Ok::<_, std::io::Error>(Profile {
+                            name: "Ada".into(),
+                            visits: 1,
+                        })
+                    })
+                    .await
+            })
+        })
+        .collect();
+    for caller in callers {
+        assert_eq!(caller.await.unwrap().unwrap().visits, 1);
+    }
+    assert_eq!(
+        loads.load(Ordering::SeqCst),
+        1,
+        "one load for eight callers"
+    );
+    assert_eq!(profiles.get(&key("ada")).await.unwrap().unwrap().visits, 1);
+
+    // A load that fails leaves the old value as it was.
+    old.set(&key("grace"), &was, ttl).await.unwrap();
+    let failed = profiles
+        .get_or_load(&key("grace"), ttl, || async {
+            Err::<Profile, _>(std::io::Error::other("the database is down"))
         })
         .await;
-    match garbled {
-        Err(LoadError::Store(e)) => assert_eq!(e.kind(), namestore::ErrorKind::Decode, "{e}"),
-        other => panic!("expected the codec's error, got {other:?}"),
-    }
+    assert!(matches!(failed, Err(LoadError::Load(_))), "{failed:?}");
+    assert!(bytes.get(&key("grace")).await.unwrap().is_some());
 }
 
 /// Runs `future` on this thread, parked between polls: no runtime at all.
