@@ -219,12 +219,15 @@ impl<D: Driver> session_store::SessionStore for SessionStore<D> {
         .map_err(store_error)
     }
 
+    /// The session's record; `None` when it is missing, expired, or stored in a form the codec
+    /// cannot read (by another version of tower-sessions whose record has another shape, or
+    /// damaged): its user signs in again, where an error would fail every request carrying
+    /// its cookie for as long as the record lived.
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
-        let record = self
-            .sessions
-            .get(&SessionKey::of(id))
-            .await
-            .map_err(store_error)?;
+        let record = match self.sessions.get(&SessionKey::of(id)).await {
+            Err(error) if error.kind() == ErrorKind::Decode => None,
+            read => read.map_err(store_error)?,
+        };
         // The key's TTL is rounded to the store's resolution; the record's own date rules.
         Ok(record.filter(|record| time_left(record.expiry_date).is_some()))
     }
