@@ -16,9 +16,9 @@ const FILE: &str = "NAMESTORE_FLUSH_FILE";
 
 /// The child: opens the file non-durable, flushing every 100 ms, from its URL. `idle`: writes
 /// 100 keys and a batch, says so, and waits to be killed; `stream`: writes keys one after
-/// another, acknowledging each, until killed; `flushed`: flushes every hour only, writes 100
-/// keys and a batch, calls `flush`, says so, and waits to be killed. Does nothing unless
-/// started by the parent.
+/// another, acknowledging each, until killed; `flushed` (`compacted`): flushes every hour
+/// only, writes 100 keys and a batch, calls `flush` (`compact`), says so, and waits to be
+/// killed. Does nothing unless started by the parent.
 #[test]
 fn flush_child() {
     let (Ok(mode), Ok(path)) = (std::env::var(CHILD), std::env::var(FILE)) else {
@@ -29,20 +29,23 @@ fn flush_child() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let interval = if mode == "flushed" { 3_600_000 } else { 100 };
+        let called = mode == "flushed" || mode == "compacted";
+        let interval = if called { 3_600_000 } else { 100 };
         let url = format!("redb://{path}?durable=0&flush_interval_ms={interval}");
         let store = namestore::open(&url).unwrap();
         let ns = store.namespace::<String>("flush", "test").unwrap();
-        if mode == "idle" || mode == "flushed" {
+        if mode == "idle" || called {
             for i in 0..100 {
                 ns.set(&format!("k{i}"), "v", None).await.unwrap();
             }
             ns.mset((0..10).map(|i| (format!("b{i}"), "v")), None)
                 .await
                 .unwrap();
+            let redb = store.downcast_ref::<RedbDriver>().unwrap();
             if mode == "flushed" {
-                let redb = store.downcast_ref::<RedbDriver>().unwrap();
                 redb.flush().await.unwrap();
+            } else if mode == "compacted" {
+                redb.compact().await.unwrap();
             }
             println!("written");
             tokio::time::sleep(Duration::from_secs(60)).await;
@@ -157,11 +160,21 @@ async fn a_stream_of_writes_is_flushed_as_it_goes() {
 /// call returned, an hour before the store's own flush was due, lost nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flush_call_puts_every_acknowledged_write_on_disk() {
+    killed_after_the_call("flushed").await;
+}
+
+/// A compaction commits durably: on a non-durable store it flushes every write before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compaction_puts_every_acknowledged_write_on_disk() {
+    killed_after_the_call("compacted").await;
+}
+
+async fn killed_after_the_call(mode: &str) {
     if std::env::var(CHILD).is_ok() {
         return;
     }
-    let path = fresh_file("flushed");
-    let (mut child, mut lines) = start("flushed", &path);
+    let path = fresh_file(mode);
+    let (mut child, mut lines) = start(mode, &path);
     assert!(lines.any(|line| line.unwrap().ends_with("written")));
     child.kill().unwrap();
     child.wait().unwrap();
@@ -171,6 +184,6 @@ async fn a_flush_call_puts_every_acknowledged_write_on_disk() {
     let missing = present(&path, keys).await;
     assert!(
         missing.is_empty(),
-        "flushed, then lost in a crash: {missing:?}"
+        "{mode}, then lost in a crash: {missing:?}"
     );
 }

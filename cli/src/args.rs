@@ -162,6 +162,10 @@ pub enum Command {
     /// Check a redb file's integrity, and repair it if it is damaged (the file must not be open
     /// elsewhere)
     Check,
+    /// Give the free space of a redb file back to the filesystem: redb reuses the pages that
+    /// deletions and expiries free but never shrinks its file (the file must not be open
+    /// elsewhere)
+    Compact,
     /// Measure the store: the performance guide's workloads, with latency percentiles
     Bench(Bench),
     /// A tour of the commands on a fresh in-memory store

@@ -128,6 +128,7 @@ async fn dispatch(cli: Cli, out: &mut dyn Write) -> Result<(), Failure> {
             bench::run(store, &cli.url, &bench, cli.json, out).await
         }
         Command::Check => check(&cli.url, cli.json, out),
+        Command::Compact => compact(&cli.url, cli.json, out).await,
         command => {
             let store = open_store(&cli.url, command.reads_only())?;
             let memory = store.downcast_ref::<namestore::MemoryDriver>().is_some();
@@ -226,6 +227,53 @@ fn check(url: &str, json: bool, out: &mut dyn Write) -> Result<(), Failure> {
         output::write_json(out, &serde_json::json!({"path": shown, "integrity": word}))?;
     } else {
         writeln!(out, "{word}: {} {text}", output::escape_controls(&shown))?;
+    }
+    Ok(())
+}
+
+/// `namestore compact`: the file the URL names compacted ([`RedbDriver::compact`]); it must
+/// exist (it is not created).
+async fn compact(url: &str, json: bool, out: &mut dyn Write) -> Result<(), Failure> {
+    let config = match url.split_once("://") {
+        Some((scheme, _)) if scheme.eq_ignore_ascii_case("redb") => {
+            RedbConfig::from_url(&format!("redb://{}", &url[scheme.len() + 3..]))?
+        }
+        _ => {
+            return Err(Failure::usage(
+                "compact works on a file store: --url redb:///path/to/file.redb",
+            ));
+        }
+    };
+    let unreachable = |error: namestore::Error| {
+        let mut failure = Failure::from(error);
+        if failure.code != USAGE {
+            failure.code = output::UNREACHABLE;
+        }
+        failure
+    };
+    let store = RedbDriver::open(RedbConfig {
+        create: false,
+        ..config
+    })
+    .map_err(unreachable)?;
+    let compaction = store.compact().await.map_err(unreachable)?;
+    let shown = store.path().display().to_string();
+    if json {
+        let shown = serde_json::json!({
+            "path": shown,
+            "before": compaction.before,
+            "after": compaction.after,
+        });
+        output::write_json(out, &shown)?;
+    } else {
+        let mib = |bytes: u64| bytes as f64 / f64::from(1 << 20);
+        writeln!(
+            out,
+            "compacted: {} from {:.1} MiB to {:.1} MiB",
+            output::escape_controls(&shown),
+            mib(compaction.before),
+            mib(compaction.after)
+        )?;
     }
     Ok(())
 }

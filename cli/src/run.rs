@@ -186,6 +186,7 @@ pub async fn run(
         Command::Bench(_)
         | Command::Demo
         | Command::Check
+        | Command::Compact
         | Command::Completions { .. }
         | Command::Man => {
             unreachable!("handled before a store command runs")

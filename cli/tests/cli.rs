@@ -483,6 +483,52 @@ fn persistent_file_damaged_is_one_line_and_check_repairs_or_says_why() {
     fails("memory://", &["check"], 2);
 }
 
+/// `compact` gives a file's free space back: a file that held 8 MB, since deleted, shrinks,
+/// and keeps what it holds; JSON gives the sizes; a missing file is not created (exit 3), and
+/// a store that is not a file is a usage error.
+#[test]
+fn persistent_file_compact_gives_space_back() {
+    let (url, path) = redb_url("compact");
+    let value = vec![b'x'; 1_000_000];
+    for i in 0..8 {
+        let output = namestore(&url)
+            .args(["set", "app:s", &format!("big{i}"), "--stdin"])
+            .write_stdin(value.clone())
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", stderr(&output));
+    }
+    ok(&url, &["set", "app:s", "kept", "here"]);
+    for i in 0..8 {
+        ok(&url, &["del", "app:s", &format!("big{i}")]);
+    }
+    let held = std::fs::metadata(&path).unwrap().len();
+    let shown = ok(&url, &["compact"]);
+    assert!(shown.starts_with("compacted: "), "{shown}");
+    assert!(shown.contains(" MiB to "), "{shown}");
+    let after = std::fs::metadata(&path).unwrap().len();
+    assert!(
+        after < held / 2,
+        "{held} bytes before, {after} after: {shown}"
+    );
+    assert_eq!(ok(&url, &["get", "app:s", "kept"]), "here\n");
+
+    // (redb may trim the file's end when it opens or closes it: sizes are compared loosely.)
+    let report = json(&ok(&url, &["--json", "compact"]));
+    let (before, compacted) = (report["before"].as_u64(), report["after"].as_u64());
+    assert!(before.is_some_and(|before| before <= after), "{report}");
+    assert!(
+        compacted.is_some_and(|compacted| compacted <= before.unwrap()),
+        "{report}"
+    );
+    assert_eq!(report["path"], path.display().to_string());
+
+    let missing = path.with_file_name("never-made.redb");
+    let error = fails(&format!("redb://{}", missing.display()), &["compact"], 3);
+    assert!(!missing.exists(), "compact made a file: {error}");
+    fails("memory://", &["compact"], 2);
+}
+
 /// Stored data cannot drive the operator's terminal: control characters (ESC, BEL, CSI…) are
 /// escaped in text output, and `--raw` still writes the exact bytes.
 #[test]

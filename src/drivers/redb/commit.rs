@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use redb::{Durability, ReadableTable};
 use tokio::sync::oneshot;
 
+use super::compact::{Compaction, compact};
 use super::layout::{DATA, EXPIRY, decode, encode, live};
 use super::store::{Store, storage};
 use crate::{Error, Result};
@@ -82,6 +83,9 @@ pub(super) enum Request {
     /// [`RedbDriver::flush`](super::RedbDriver::flush): answered once every commit made before
     /// it is on disk, or with what was lost since the last flush reported.
     Flush(oneshot::Sender<Result<()>>),
+    /// [`RedbDriver::compact`](super::RedbDriver::compact): run after the group it came
+    /// with has committed.
+    Compact(oneshot::Sender<Result<Compaction>>),
 }
 
 /// One call's writes, queued for the committer.
@@ -154,6 +158,18 @@ pub(super) async fn flush(store: &Store, jobs: Option<&mpsc::Sender<Request>>) -
     store.check()?;
     let (reply, answered) = oneshot::channel();
     send(jobs, Request::Flush(reply))?;
+    answer(store, answered.await.ok())
+}
+
+/// Asks the committer to compact the file, and awaits the compaction; see
+/// [`RedbDriver::compact`](super::RedbDriver::compact).
+pub(super) async fn compact_file(
+    store: &Store,
+    jobs: Option<&mpsc::Sender<Request>>,
+) -> Result<Compaction> {
+    store.check()?;
+    let (reply, answered) = oneshot::channel();
+    send(jobs, Request::Compact(reply))?;
     answer(store, answered.await.ok())
 }
 
@@ -230,28 +246,28 @@ pub(super) fn commit_loop(store: Arc<Store>, requests: mpsc::Receiver<Request>) 
             None => requests.recv().map_err(|_| RecvTimeoutError::Disconnected),
             Some(due) => requests.recv_timeout(due.saturating_duration_since(Instant::now())),
         };
-        let mut writes = Vec::new();
-        let mut flushes = Vec::new();
-        let take = |request, writes: &mut Vec<_>, flushes: &mut Vec<_>| match request {
-            Request::Write(job) => writes.push(job),
-            Request::Flush(reply) => flushes.push(reply),
-        };
+        let mut round = Round::default();
         // No request within the interval: an empty commit of the committer's own flushes.
         let timed_out = match first {
             Ok(request) => {
-                take(request, &mut writes, &mut flushes);
+                round.take(request);
                 false
             }
             Err(RecvTimeoutError::Timeout) => true,
             // The driver is dropped: closing the file flushes it.
             Err(RecvTimeoutError::Disconnected) => break,
         };
-        while !timed_out && writes.len() < 4096 {
+        while !timed_out && round.writes.len() < 4096 {
             match requests.try_recv() {
-                Ok(request) => take(request, &mut writes, &mut flushes),
+                Ok(request) => round.take(request),
                 Err(_) => break,
             }
         }
+        let Round {
+            writes,
+            flushes,
+            compactions,
+        } = round;
         failed = failed.filter(|at| at.elapsed() < RECOVERY);
         let flush = store.config.durable
             || timed_out
@@ -259,7 +275,13 @@ pub(super) fn commit_loop(store: Arc<Store>, requests: mpsc::Receiver<Request>) 
             || failed.is_some()
             || unflushed.is_some_and(|since| since.elapsed() >= interval)
             || interval.is_zero();
-        let outcome = commit_group(&store, writes, flush);
+        // A round of compactions alone commits nothing before them.
+        let commits = !writes.is_empty() || !flushes.is_empty() || timed_out;
+        let outcome = if commits {
+            commit_group(&store, writes, flush)
+        } else {
+            Ok(())
+        };
         if store.closes() != closes {
             closes = store.closes();
             if let Some(since) = unflushed.take() {
@@ -267,6 +289,7 @@ pub(super) fn commit_loop(store: Arc<Store>, requests: mpsc::Receiver<Request>) 
             }
         }
         match &outcome {
+            _ if !commits => {}
             Ok(()) if flush => unflushed = None,
             Ok(()) => unflushed = unflushed.or_else(|| Some(Instant::now())),
             Err(_) => {
@@ -277,24 +300,53 @@ pub(super) fn commit_loop(store: Arc<Store>, requests: mpsc::Receiver<Request>) 
                 }
             }
         }
-        if flushes.is_empty() {
-            continue;
-        }
-        // A flush that failed reports the loss itself (what it was to flush is gone), and
-        // any loss before it with it.
-        let report = match outcome {
-            Err(error) => {
-                lost = None;
-                Some(error)
+        if !flushes.is_empty() {
+            // A flush that failed reports the loss itself (what it was to flush is gone), and
+            // any loss before it with it.
+            let report = match outcome {
+                Err(error) => {
+                    lost = None;
+                    Some(error)
+                }
+                Ok(()) => lost.take().map(Error::backend),
+            };
+            for reply in flushes {
+                let _ = reply.send(report.as_ref().map_or(Ok(()), |e| Err(e.duplicate())));
             }
-            Ok(()) => lost.take().map(Error::backend),
-        };
-        for reply in flushes {
-            let _ = reply.send(
-                report
-                    .as_ref()
-                    .map_or(Ok(()), |error| Err(error.duplicate())),
-            );
+        }
+        if !compactions.is_empty() {
+            let compacted = compact(&store);
+            if store.closes() != closes {
+                closes = store.closes();
+                if let Some(since) = unflushed.take() {
+                    lost.get_or_insert_with(|| lost_writes(since, compacted.as_ref().err()));
+                }
+            }
+            // A compaction commits durably: what was unflushed is flushed.
+            if compacted.is_ok() {
+                unflushed = None;
+            }
+            for reply in compactions {
+                let _ = reply.send(compacted.as_ref().copied().map_err(Error::duplicate));
+            }
+        }
+    }
+}
+
+/// What the committer took from its queue for one group.
+#[derive(Default)]
+struct Round {
+    writes: Vec<Box<dyn Job>>,
+    flushes: Vec<oneshot::Sender<Result<()>>>,
+    compactions: Vec<oneshot::Sender<Result<Compaction>>>,
+}
+
+impl Round {
+    fn take(&mut self, request: Request) {
+        match request {
+            Request::Write(job) => self.writes.push(job),
+            Request::Flush(reply) => self.flushes.push(reply),
+            Request::Compact(reply) => self.compactions.push(reply),
         }
     }
 }

@@ -166,6 +166,73 @@ impl Store {
             .clone())
     }
 
+    /// Runs `work` on the database alone: no read or write transaction open (redb's
+    /// `compact` needs that). The handle is taken out while `work` runs, with the reopening
+    /// lock held, so a read that comes meanwhile finds no database and waits on that lock (as
+    /// after an I/O failure) until it is back. Waits up to `readers` for the reads in flight
+    /// to let go of it; for the committer's thread only, between commits.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Unavailable`](crate::ErrorKind::Unavailable) when reads held the database
+    /// for all of `readers`, or it was closed after an I/O failure; `work`'s errors.
+    pub(super) fn alone<T>(
+        &self,
+        readers: Duration,
+        mut work: impl FnMut(&mut Database) -> Result<T>,
+    ) -> Result<T> {
+        self.database()?;
+        let _one = self
+            .reopening
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let taken = self
+            .db
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let Some(mut held) = taken else {
+            return Err(Error::unavailable(
+                "the file was closed after an I/O failure: try again",
+                None,
+            ));
+        };
+        let put_back = |handle: Arc<Handle>| {
+            *self.db.write().unwrap_or_else(PoisonError::into_inner) = Some(handle);
+        };
+        let waited = Instant::now();
+        let mut handle = loop {
+            match Arc::try_unwrap(held) {
+                Ok(handle) => break handle,
+                Err(shared) if waited.elapsed() >= readers => {
+                    // A reader still holds it: it stays as it was.
+                    put_back(shared);
+                    return Err(Error::unavailable(
+                        format!("reads held the file for {readers:?}: try again"),
+                        None,
+                    ));
+                }
+                Err(shared) => {
+                    held = shared;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        };
+        let outcome = match &mut handle {
+            Handle::Writable(db) => work(db),
+            Handle::ReadOnly(_) => Err(read_only()),
+        };
+        if outcome.is_ok() {
+            put_back(Arc::new(handle));
+        } else {
+            // After a failure in redb, the file is opened again by the next call, as after an
+            // I/O failure (what it held unflushed is gone: a close).
+            self.closes.fetch_add(1, Ordering::SeqCst);
+            let _ = catch_unwind(AssertUnwindSafe(move || drop(handle)));
+        }
+        outcome
+    }
+
     /// Drops the store's handle on the database (redb closes the file with the last one).
     fn close(&self) {
         let taken = self
