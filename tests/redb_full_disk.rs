@@ -1,8 +1,8 @@
 //! The persistent driver on a disk that fills up: calls fail with the cause, acknowledged
-//! writes survive (in the non-durable mode, those acknowledged after the first failure), and
-//! the same handle writes again once space is back. Runs on a 2 MiB
-//! tmpfs mounted here (as root); where mounting is not allowed, the test says so and passes
-//! without running.
+//! writes survive (in the non-durable mode, those acknowledged after the first failure, and a
+//! `flush` reports the others lost), the same handle writes again once space is back, and a
+//! compaction gives space back. Runs on a 2 MiB tmpfs mounted here (as root); where mounting
+//! is not allowed, the test says so and passes without running.
 #![cfg(feature = "redb")]
 
 use std::path::{Path, PathBuf};
@@ -264,4 +264,53 @@ async fn a_loss_at_a_flush_of_the_committers_own_is_reported_by_the_next_flush_c
         .flush()
         .await
         .expect("a loss was reported twice, or the store did not go on");
+}
+
+/// A compaction needs no free space (redb moves the live pages within the file): on a full
+/// disk it succeeds and gives space back, when it is most needed, and every key is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compaction_on_a_full_disk_gives_space_back_and_keeps_every_key() {
+    let Some((disk, _filler)) = small_disk("compact") else {
+        return;
+    };
+    let store = RedbDriver::open(RedbConfig::new(disk.path().join("store.redb"))).unwrap();
+    let ns = store.namespace::<String>("app", "blobs").unwrap();
+    // Written, then three in four deleted: pages to move.
+    let mut kept = Vec::new();
+    for i in 0..16 {
+        ns.set(&format!("k{i}"), vec![b'x'; 24 * 1024], None)
+            .await
+            .unwrap();
+    }
+    for i in 0..16 {
+        if i % 4 == 0 {
+            kept.push(format!("k{i}"));
+        } else {
+            ns.delete(&format!("k{i}")).await.unwrap();
+        }
+    }
+    // Every byte left taken.
+    let mut written = 0;
+    while std::fs::write(
+        disk.path().join(format!("rest{written}")),
+        vec![0u8; 16 * 1024],
+    )
+    .is_ok()
+    {
+        written += 1;
+    }
+
+    assert!(written > 0 || std::fs::write(disk.path().join("more"), b"x").is_err());
+    let compaction = store.compact().await.unwrap();
+    assert!(
+        compaction.after < compaction.before / 2,
+        "no space given back: {compaction:?}"
+    );
+    // The space it gave back takes writes.
+    ns.set(&"after".to_owned(), vec![b'y'; 64 * 1024], None)
+        .await
+        .unwrap();
+    for key in kept.iter().chain([&"after".to_owned()]) {
+        assert!(ns.exists(key).await.unwrap(), "{key} lost");
+    }
 }

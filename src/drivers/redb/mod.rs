@@ -299,8 +299,9 @@ impl RedbDriver {
     /// itself: a file that once held 10 GiB (a burst of sessions, a cache that has since
     /// expired) keeps its 10 GiB on disk however little it holds now. A compaction moves the
     /// live pages to the start of the file and cuts off the rest (redb's `compact`); nothing
-    /// stored changes. It is committed durably, so on a non-durable store it also flushes
-    /// every write before it.
+    /// stored changes. It needs no free space (pages move within the file): on a full disk it
+    /// gives space back when it is most needed. It is committed durably, so on a non-durable
+    /// store it also flushes every write before it.
     ///
     /// It runs between two commits: writes queue meanwhile, and reads wait too (redb needs
     /// the file to itself), for as long as it takes: on the 2-vCPU machine of
