@@ -85,6 +85,13 @@ fn fresh_file(name: &str) -> PathBuf {
     path
 }
 
+/// The keys the child writes before it says `written`: 100 one by one, 10 in a batch.
+fn written_when_idle() -> impl Iterator<Item = String> {
+    (0..100)
+        .map(|i| format!("k{i}"))
+        .chain((0..10).map(|i| format!("b{i}")))
+}
+
 async fn present(path: &Path, keys: impl IntoIterator<Item = String>) -> Vec<String> {
     let ns = RedbDriver::open(RedbConfig::new(path))
         .unwrap()
@@ -115,10 +122,7 @@ async fn writes_followed_by_none_are_flushed_within_the_interval() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     child.kill().unwrap();
     child.wait().unwrap();
-    let keys = (0..100)
-        .map(|i| format!("k{i}"))
-        .chain((0..10).map(|i| format!("b{i}")));
-    let missing = present(&path, keys).await;
+    let missing = present(&path, written_when_idle()).await;
     assert!(missing.is_empty(), "lost after a crash: {missing:?}");
 }
 
@@ -178,10 +182,7 @@ async fn killed_after_the_call(mode: &str) {
     assert!(lines.any(|line| line.unwrap().ends_with("written")));
     child.kill().unwrap();
     child.wait().unwrap();
-    let keys = (0..100)
-        .map(|i| format!("k{i}"))
-        .chain((0..10).map(|i| format!("b{i}")));
-    let missing = present(&path, keys).await;
+    let missing = present(&path, written_when_idle()).await;
     assert!(
         missing.is_empty(),
         "{mode}, then lost in a crash: {missing:?}"

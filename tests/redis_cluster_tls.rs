@@ -244,35 +244,16 @@ async fn renewed_certificate_files_are_read_when_the_cluster_is_connected_again(
 
     // A call that may be sent again (`mset`).
     renew(old, new);
-    let mut last = String::new();
-    for _ in 0..30 {
-        match ns.mset(keys.iter().map(|k| (k, "after")), None).await {
-            Ok(()) => {
-                last.clear();
-                break;
-            }
-            Err(error) => last = error.to_string(),
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    assert!(
-        last.is_empty(),
-        "the renewed certificates were not used: {last}"
-    );
+    let written = support::until_ok(|| ns.mset(keys.iter().map(|k| (k, "after")), None)).await;
+    assert_eq!(written, Ok(()), "the renewed certificates were not used");
     // And one sent once at most (`incr`, checked with a `PING` first on a quiet link).
     renew(new, old);
-    let mut counted = None;
-    for _ in 0..30 {
-        match ns.incr(&"n".to_owned(), 1).await {
-            Ok(count) => {
-                counted = Some(count);
-                break;
-            }
-            Err(error) => last = error.to_string(),
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    assert!(counted.is_some(), "renewed again, not used by incr: {last}");
+    let n = "n".to_owned();
+    let counted = support::until_ok(|| ns.incr(&n, 1)).await;
+    assert!(
+        counted.is_ok(),
+        "renewed again, not used by incr: {counted:?}"
+    );
     let read = ns.mget(&keys).await.unwrap();
     assert!(read.iter().all(|v| v.as_deref() == Some(&b"after"[..])));
 }

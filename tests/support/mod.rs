@@ -10,6 +10,24 @@ pub mod read_only;
 mod scratch;
 pub use scratch::scratch_dir;
 
+/// Calls `call` until it succeeds, 30 times at most, 200 ms apart (a handle finding its way
+/// back after a change on the servers): what it gave, or the text of its last error.
+pub async fn until_ok<T, F, Fut>(mut call: F) -> Result<T, String>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = namestore::Result<T>>,
+{
+    let mut last = String::new();
+    for _ in 0..30 {
+        match call().await {
+            Ok(value) => return Ok(value),
+            Err(error) => last = error.to_string(),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Err(last)
+}
+
 /// A free loopback port.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

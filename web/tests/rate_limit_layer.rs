@@ -115,16 +115,20 @@ async fn a_key_the_store_refuses_does_not_escape_the_limit() {
     }
 }
 
-#[tokio::test]
-async fn a_store_that_cannot_answer() {
-    // A port nothing listens on.
+/// A Redis store on a port nothing listens on.
+fn unreachable_store() -> AnyDriver {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
     let url = format!("redis://127.0.0.1:{port}/?connect_timeout_ms=200&response_timeout_ms=200");
-    let store = namestore::open(&url).unwrap();
+    namestore::open(&url).unwrap()
+}
+
+#[tokio::test]
+async fn a_store_that_cannot_answer() {
+    let store = unreachable_store();
 
     let open = RateLimitLayer::new(limiter(store.clone()), by_api_key).layer(echo());
     let response = open.oneshot(request(Some("k"))).await.unwrap();
@@ -270,13 +274,7 @@ async fn a_store_that_cannot_answer_is_logged_once_a_second() {
         .finish();
     let _logging = tracing::subscriber::set_default(subscriber);
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let url = format!("redis://127.0.0.1:{port}/?connect_timeout_ms=200&response_timeout_ms=200");
-    let service = RateLimitLayer::new(limiter(namestore::open(&url).unwrap()), by_api_key)
+    let service = RateLimitLayer::new(limiter(unreachable_store()), by_api_key)
         .with_policy_name("api")
         .layer(echo());
     for _ in 0..5 {
