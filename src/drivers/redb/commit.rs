@@ -352,17 +352,21 @@ impl Round {
 }
 
 /// What a flush call reports of commits lost unflushed: those made from `since` on, when the
-/// database was closed (by a failed flush, `cause`, or by another I/O failure).
+/// database was closed by a failed commit (`cause`) or by another I/O failure (a read's: redb
+/// flushes what it holds as it closes the file, if the disk lets it, so they may be there).
 fn lost_writes(since: Instant, cause: Option<&Error>) -> String {
-    let cause = cause.map_or_else(
-        || "the file was closed after an I/O failure".to_owned(),
-        |cause| format!("a flush failed: {cause}"),
-    );
-    format!(
-        "writes acknowledged over {:.1?} before a flush were lost ({cause}); the file holds \
-         what was flushed before them",
-        since.elapsed()
-    )
+    let over = since.elapsed();
+    match cause {
+        Some(cause) => format!(
+            "writes acknowledged over {over:.1?} were lost: the commit that was to flush them \
+             failed ({cause}); the file holds what was flushed before them"
+        ),
+        None => format!(
+            "writes acknowledged over {over:.1?} may have been lost: the file was closed after \
+             an I/O failure before they were flushed; it holds at least what was flushed \
+             before them"
+        ),
+    }
 }
 
 /// Runs `pending` in one write transaction and commits it, flushed to disk if `flush` (always,

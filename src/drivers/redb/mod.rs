@@ -260,10 +260,11 @@ impl RedbDriver {
     ///   naming the cause, `No space left on device`): the writes it was to flush are lost, as
     ///   in a crash. The store goes on; writes made after this are flushed as they commit for a
     ///   while ([`RedbConfig::flush_interval`]).
-    /// - Writes acknowledged earlier were already lost (a flush of the committer's own failed,
-    ///   or the file was closed after an I/O failure), which no call has reported yet:
-    ///   [`ErrorKind::Backend`](crate::ErrorKind::Backend) saying how long a span of writes was
-    ///   lost and why. Each loss is reported once, to the next call.
+    /// - Writes acknowledged earlier were already lost (a flush of the committer's own failed),
+    ///   or may have been (the file was closed after another I/O failure before they were
+    ///   flushed), which no call has reported yet:
+    ///   [`ErrorKind::Backend`](crate::ErrorKind::Backend) saying how long a span of writes and
+    ///   why. Each loss is reported once, to the next call.
     /// - The store is broken or closing, as any write.
     ///
     /// ```
