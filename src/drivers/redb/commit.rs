@@ -386,8 +386,8 @@ fn lost_writes(since: Instant, cause: Option<&Error>) -> String {
     let over = since.elapsed();
     match cause {
         Some(cause) => format!(
-            "writes acknowledged over {over:.1?} were lost: the commit that was to flush them \
-             failed ({cause}); the file holds what was flushed before them"
+            "writes acknowledged over {over:.1?} were lost: a commit failed ({cause}) before \
+             they were flushed; the file holds what was flushed before them"
         ),
         None => format!(
             "writes acknowledged over {over:.1?} may have been lost: the file was closed after \
