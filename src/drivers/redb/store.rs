@@ -561,3 +561,49 @@ impl Visibility {
         false
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// [`Store::alone`] waits for the reads that hold the database; one that holds it past the
+    /// wait leaves it as it was (the reads after it work, nothing ran), and once let go of,
+    /// the database is had alone.
+    #[test]
+    fn a_read_holding_the_database_is_waited_for_then_left_alone() {
+        let path =
+            std::env::temp_dir().join(format!("namestore-alone-unit-{}.redb", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let store = Store::open(RedbConfig::new(&path)).unwrap();
+        let reader = store.database().unwrap();
+        let mut ran = 0;
+        let refused = store
+            .alone(Duration::from_millis(50), |_| {
+                ran += 1;
+                Ok(())
+            })
+            .unwrap_err();
+        assert_eq!(refused.kind(), crate::ErrorKind::Unavailable, "{refused}");
+        assert_eq!(ran, 0);
+        assert!(
+            store.database_now().unwrap().is_some(),
+            "the database was not put back"
+        );
+
+        let let_go = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            drop(reader);
+        });
+        store
+            .alone(Duration::from_secs(5), |db| {
+                ran += 1;
+                db.compact().map_err(storage).map(drop)
+            })
+            .unwrap();
+        let_go.join().unwrap();
+        assert_eq!(ran, 1);
+        assert!(store.database_now().unwrap().is_some());
+        drop(store);
+        let _ = std::fs::remove_file(&path);
+    }
+}
