@@ -175,13 +175,29 @@ fn open_store(url: &str, reads_only: bool) -> Result<AnyDriver, Failure> {
         }
         _ => namestore::open(url),
     };
-    opened.map_err(|error| {
-        let mut failure = Failure::from(error);
-        if failure.code != USAGE {
-            failure.code = output::UNREACHABLE;
-        }
-        failure
-    })
+    opened.map_err(unreachable)
+}
+
+/// The failure of a store that could not be opened or could not answer: exit 3, unless the
+/// URL itself was at fault (a usage error).
+fn unreachable(error: namestore::Error) -> Failure {
+    let mut failure = Failure::from(error);
+    if failure.code != USAGE {
+        failure.code = output::UNREACHABLE;
+    }
+    failure
+}
+
+/// The settings of the file store `url` names, for `command`, which works on files alone.
+fn file_store(url: &str, command: &str) -> Result<RedbConfig, Failure> {
+    match url.split_once("://") {
+        Some((scheme, _)) if scheme.eq_ignore_ascii_case("redb") => Ok(RedbConfig::from_url(
+            &format!("redb://{}", &url[scheme.len() + 3..]),
+        )?),
+        _ => Err(Failure::usage(format!(
+            "{command} works on a file store: --url redb:///path/to/file.redb"
+        ))),
+    }
 }
 
 /// Whether a read-only open failed because the file's writer left it open (a crash): its
@@ -194,23 +210,13 @@ fn needs_recovery(error: &namestore::Error) -> bool {
 
 /// `namestore check`: redb's integrity check and repair on the file the URL names.
 fn check(url: &str, json: bool, out: &mut dyn Write) -> Result<(), Failure> {
-    let path = match url.split_once("://") {
-        Some((scheme, _)) if scheme.eq_ignore_ascii_case("redb") => {
-            RedbConfig::from_url(&format!("redb://{}", &url[scheme.len() + 3..]))?.path
-        }
-        _ => {
-            return Err(Failure::usage(
-                "check works on a file store: --url redb:///path/to/file.redb",
-            ));
-        }
-    };
+    let path = file_store(url, "check")?.path;
     let integrity = RedbDriver::check(&path).map_err(|error| {
-        let damaged = error.kind() == ErrorKind::Corrupted;
-        let mut failure = Failure::from(error);
-        if !damaged && failure.code != USAGE {
-            failure.code = output::UNREACHABLE;
+        if error.kind() == ErrorKind::Corrupted {
+            Failure::from(error)
+        } else {
+            unreachable(error)
         }
-        failure
     })?;
     let (word, text) = match integrity {
         Integrity::Intact => (
@@ -234,26 +240,9 @@ fn check(url: &str, json: bool, out: &mut dyn Write) -> Result<(), Failure> {
 /// `namestore compact`: the file the URL names compacted ([`RedbDriver::compact`]); it must
 /// exist (it is not created).
 async fn compact(url: &str, json: bool, out: &mut dyn Write) -> Result<(), Failure> {
-    let config = match url.split_once("://") {
-        Some((scheme, _)) if scheme.eq_ignore_ascii_case("redb") => {
-            RedbConfig::from_url(&format!("redb://{}", &url[scheme.len() + 3..]))?
-        }
-        _ => {
-            return Err(Failure::usage(
-                "compact works on a file store: --url redb:///path/to/file.redb",
-            ));
-        }
-    };
-    let unreachable = |error: namestore::Error| {
-        let mut failure = Failure::from(error);
-        if failure.code != USAGE {
-            failure.code = output::UNREACHABLE;
-        }
-        failure
-    };
     let store = RedbDriver::open(RedbConfig {
         create: false,
-        ..config
+        ..file_store(url, "compact")?
     })
     .map_err(unreachable)?;
     let compaction = store.compact().await.map_err(unreachable)?;

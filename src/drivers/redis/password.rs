@@ -17,7 +17,8 @@ use crate::Result;
 /// not UTF-8 text or holds no password; the message never quotes the file.
 pub(super) fn read_password_file(path: &str) -> Result<String> {
     let read = read_file("password_file", path, check_password)?;
-    let text = String::from_utf8(read).expect("checked");
+    // Checked as UTF-8 by `check_password`.
+    let text = String::from_utf8_lossy(&read);
     Ok(without_line_ending(&text).to_owned())
 }
 
