@@ -139,9 +139,7 @@ async fn a_full_disk_in_the_non_durable_mode_fails_the_writes_after_a_failed_flu
         return;
     };
 
-    let mut config = RedbConfig::new(disk.path().join("store.redb"));
-    config.durable = false;
-    config.flush_interval = Duration::from_millis(50);
+    let config = non_durable(&disk, Duration::from_millis(50));
     let store = RedbDriver::open(config.clone()).unwrap();
     let ns = store.namespace::<String>("app", "blobs").unwrap();
 
@@ -188,6 +186,14 @@ async fn a_full_disk_in_the_non_durable_mode_fails_the_writes_after_a_failed_flu
     }
 }
 
+/// A non-durable store on `disk`, flushing every `interval`.
+fn non_durable(disk: &SmallDisk, interval: Duration) -> RedbConfig {
+    let mut config = RedbConfig::new(disk.path().join("store.redb"));
+    config.durable = false;
+    config.flush_interval = interval;
+    config
+}
+
 /// 40 values of 48 KiB (1.9 MiB) written to `ns`, each acknowledged: on a non-durable store
 /// whose flush is not due, none of them touches the disk.
 async fn acknowledged_unflushed(ns: &namestore::Namespace<String, RedbDriver>) {
@@ -206,10 +212,7 @@ async fn a_flush_on_a_full_disk_fails_with_the_cause() {
     let Some((disk, filler)) = small_disk("flush-call") else {
         return;
     };
-    let mut config = RedbConfig::new(disk.path().join("store.redb"));
-    config.durable = false;
-    config.flush_interval = Duration::from_secs(3600);
-    let store = RedbDriver::open(config).unwrap();
+    let store = RedbDriver::open(non_durable(&disk, Duration::from_secs(3600))).unwrap();
     let ns = store.namespace::<String>("app", "blobs").unwrap();
     acknowledged_unflushed(&ns).await;
 
@@ -242,10 +245,7 @@ async fn a_loss_at_a_flush_of_the_committers_own_is_reported_by_the_next_flush_c
     let Some((disk, _filler)) = small_disk("flush-own") else {
         return;
     };
-    let mut config = RedbConfig::new(disk.path().join("store.redb"));
-    config.durable = false;
-    config.flush_interval = Duration::from_secs(1);
-    let store = RedbDriver::open(config).unwrap();
+    let store = RedbDriver::open(non_durable(&disk, Duration::from_secs(1))).unwrap();
     let ns = store.namespace::<String>("app", "blobs").unwrap();
     acknowledged_unflushed(&ns).await;
     // The committer's flush comes a second after the first write, and fails.

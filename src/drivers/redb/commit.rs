@@ -452,7 +452,6 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
-    use crate::drivers::redb::RedbConfig;
 
     fn job<T: Send + 'static>(
         work: impl FnMut(&mut Writer<'_>) -> Result<T> + Send + 'static,
@@ -471,10 +470,7 @@ mod tests {
     /// theirs, and theirs must still commit.
     #[test]
     fn a_call_that_fails_part_way_leaves_nothing_in_its_group_commit() {
-        let path =
-            std::env::temp_dir().join(format!("namestore-commit-unit-{}.redb", std::process::id()));
-        let _ = std::fs::remove_file(&path);
-        let store = Store::open(RedbConfig::new(&path)).unwrap();
+        let (store, path) = crate::drivers::redb::store::fresh_store("commit");
         let reruns = Arc::new(AtomicUsize::new(0));
         let (before, before_answer) = job(|w| w.put(b"t:before", 0, b"1"));
         let (half, half_answer) = job(|w| {

@@ -562,6 +562,15 @@ impl Visibility {
     }
 }
 
+/// A store on a new file of its own in the temporary directory, for unit tests.
+#[cfg(test)]
+pub(super) fn fresh_store(name: &str) -> (Store, std::path::PathBuf) {
+    let path =
+        std::env::temp_dir().join(format!("namestore-{name}-unit-{}.redb", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    (Store::open(RedbConfig::new(&path)).unwrap(), path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -571,10 +580,7 @@ mod tests {
     /// the database is had alone.
     #[test]
     fn a_read_holding_the_database_is_waited_for_then_left_alone() {
-        let path =
-            std::env::temp_dir().join(format!("namestore-alone-unit-{}.redb", std::process::id()));
-        let _ = std::fs::remove_file(&path);
-        let store = Store::open(RedbConfig::new(&path)).unwrap();
+        let (store, path) = fresh_store("alone");
         let reader = store.database().unwrap();
         let mut ran = 0;
         let refused = store
