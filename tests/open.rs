@@ -215,6 +215,11 @@ fn every_redis_scheme_opens_the_redis_driver() {
         ("REDIS+CLUSTER://127.0.0.1:7000?hash_tag=1", true),
         ("rediss+cluster://127.0.0.1:7000,127.0.0.1:7001", true),
         ("Rediss+Cluster://127.0.0.1:7000", true),
+        (
+            "redis+sentinel://127.0.0.1:26379,127.0.0.1:26380/mymaster",
+            false,
+        ),
+        ("REDISS+SENTINEL://127.0.0.1/mymaster/3", false),
     ] {
         let store = open(url).unwrap_or_else(|e| panic!("{url}: {e}"));
         let redis = store
@@ -223,6 +228,12 @@ fn every_redis_scheme_opens_the_redis_driver() {
         assert_eq!(redis.config().is_cluster(), cluster, "{url}");
         let tls = url.to_ascii_lowercase().starts_with("rediss");
         assert_eq!(redis.config().is_tls(), tls, "{url}");
+        let sentinel = url.to_ascii_lowercase().contains("+sentinel");
+        assert_eq!(
+            redis.config().sentinel_master(),
+            sentinel.then_some("mymaster"),
+            "{url}"
+        );
         // Shown with its own scheme.
         let scheme = url.split("://").next().unwrap().to_ascii_lowercase();
         assert!(

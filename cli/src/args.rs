@@ -24,13 +24,14 @@ const NAMESPACE_HELP: &str = "A namespace is written ROOT:DOMAIN or as two words
 ///
 /// Every command works on the store named by --url (or NAMESTORE_URL): the embedded in-memory
 /// store (memory://, empty in every new process: good for `bench` and `demo`), a Redis server
-/// (redis://, rediss://, redis+cluster://, rediss+cluster://) or a persistent file
-/// (redb:///path/file.redb).
+/// (redis://, rediss://, redis+cluster://, rediss+cluster://, redis+sentinel://,
+/// rediss+sentinel://) or a persistent file (redb:///path/file.redb).
 #[derive(Debug, Parser)]
 #[command(name = "namestore", version, after_help = EXIT_CODES, max_term_width = 100)]
 pub struct Cli {
     /// The store: memory://, redis://[user:pass@]host[:port][/db], rediss://…,
-    /// redis+cluster://host:port,host:port, rediss+cluster://…, redb:///path/file.redb
+    /// redis+cluster://host:port,host:port, rediss+cluster://…,
+    /// redis+sentinel://host:26379,host:26379/master[/db], redb:///path/file.redb
     #[arg(
         long,
         global = true,

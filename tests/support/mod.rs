@@ -68,13 +68,46 @@ fn ensure_redis_server() {
 /// outlives the run; the wrapper is not waited for, by design. What the server prints goes to
 /// a log in a scratch directory (not to the test's output, which the server would hold open
 /// past the test), quoted when it does not start.
-#[allow(clippy::zombie_processes)]
 pub fn start_server(port: u16, extra: &str) -> String {
+    spawn_server(
+        port,
+        &format!(
+            "redis-server --port {port} --bind 127.0.0.1 --save '' --appendonly no \
+             --loglevel warning {extra}"
+        ),
+    );
+    format!("redis://127.0.0.1:{port}/0")
+}
+
+/// Starts a Redis Sentinel on `port` (`redis-server --sentinel`) monitoring the primary on
+/// `primary_port` as `master`, with quorum 1 and the primary taken as down after 500 ms (a
+/// failover within a few seconds); `extra` lines are added to its configuration file.
+pub fn start_sentinel(port: u16, master: &str, primary_port: u16, extra: &str) {
+    let config = scratch_dir("redis-sentinels").join(format!("{port}.conf"));
+    std::fs::write(
+        &config,
+        format!(
+            "port {port}\nbind 127.0.0.1\nloglevel warning\n\
+             sentinel monitor {master} 127.0.0.1 {primary_port} 1\n\
+             sentinel down-after-milliseconds {master} 500\n\
+             sentinel failover-timeout {master} 5000\n{extra}\n"
+        ),
+    )
+    .unwrap();
+    spawn_server(
+        port,
+        &format!("redis-server '{}' --sentinel", config.display()),
+    );
+}
+
+/// Runs `command` (a `redis-server`) in a shell wrapper that stops it once this test process is
+/// gone, and waits until it accepts connections on `port`.
+#[allow(clippy::zombie_processes)]
+fn spawn_server(port: u16, command: &str) {
     ensure_redis_server();
     let log = scratch_dir("redis-logs").join(format!("{port}.log"));
     let script = format!(
-        "redis-server --port {port} --bind 127.0.0.1 --save '' --appendonly no --loglevel warning {extra} \
-         >'{log}' 2>&1 & \
+        "{command} >'{log}' 2>&1 & \
          server=$!; while kill -0 $PPID 2>/dev/null && kill -0 $server 2>/dev/null; do sleep 1; done; \
          kill $server 2>/dev/null",
         log = log.display()
@@ -97,7 +130,6 @@ pub fn start_server(port: u16, extra: &str) -> String {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
-    format!("redis://127.0.0.1:{port}/0")
 }
 
 /// Stops the server on `port` (`SHUTDOWN NOSAVE`) and waits until the port is closed.

@@ -24,7 +24,18 @@ pub const TLS_SCHEME: &str = "rediss";
 /// `rediss+cluster://host1:port1,host2:port2`.
 pub const TLS_CLUSTER_SCHEME: &str = "rediss+cluster";
 
+/// The URL scheme of a Redis server found through Redis Sentinel:
+/// `redis+sentinel://sentinel1:26379,sentinel2:26379/mymaster`.
+pub const SENTINEL_SCHEME: &str = "redis+sentinel";
+
+/// The URL scheme of a Redis server found through Redis Sentinel, over TLS (the Sentinels and
+/// the servers).
+pub const TLS_SENTINEL_SCHEME: &str = "rediss+sentinel";
+
 const DEFAULT_PORT: u16 = 6379;
+
+/// The port a Sentinel listens on unless told otherwise.
+const DEFAULT_SENTINEL_PORT: u16 = 26379;
 
 /// The farthest a timeout reaches: about 30 years, as the runtime's farthest timer. A longer
 /// one (`Duration::MAX`, a program's "no bound") waits this long; added to the clock as it is,
@@ -44,6 +55,15 @@ pub(crate) const FARTHEST: Duration = Duration::from_secs(30 * 365 * 86_400);
 /// client certificate, for a server that requires one: Redis's default over TLS). Each file is
 /// read when the URL is parsed, at most 16 MiB, and must hold what it names, in PEM; a named
 /// pipe is read from its writer, within 10 s.
+///
+/// `redis+sentinel://[[user]:password@]sentinel1[:port],sentinel2[:port],…/master[/db]`
+/// (`rediss+sentinel://` over TLS, to the Sentinels and the server alike) reaches the server
+/// that the Redis Sentinels monitoring `master` name as its current primary, for a deployment
+/// where Sentinel moves the primary on failure; see [`RedisConfig::from_url`]. The user and
+/// password are the server's; the Sentinels' own password, when they require one
+/// (`requirepass` in their configuration), is `sentinel_password=…` or
+/// `sentinel_password_file=/path` (read again each time the Sentinels are asked, as
+/// `password_file` below). A Sentinel's port is 26379 unless given.
 ///
 /// `password_file=/run/secrets/redis-password` takes the password from a file (in place of
 /// one in the URL, which must then give none: `redis://app@host/?password_file=…` with an ACL
@@ -83,6 +103,8 @@ pub struct RedisConfig {
     db: i64,
     tls: bool,
     cluster: bool,
+    /// For a `redis+sentinel://` URL: the master to ask the Sentinels (the nodes) for.
+    sentinel: Option<SentinelSettings>,
     /// Store a namespace's keys as `{root:domain}:key`, so Redis Cluster keeps the whole
     /// namespace in one slot: batches, scripts and listings stay on one node and `mset` stays
     /// atomic, at the price of one node carrying the namespace's whole load. Without it, keys
@@ -123,6 +145,17 @@ pub struct RedisConfig {
     /// second or more a GiB: give calls that move hundreds of MiB a bound to match). A bound
     /// past about 30 years (`Duration::MAX`) is taken as 30 years.
     pub response_timeout: Duration,
+}
+
+/// What a `redis+sentinel://` URL adds to a standalone server's settings.
+#[derive(Clone)]
+pub(super) struct SentinelSettings {
+    /// The name the Sentinels monitor the server under.
+    pub(super) master: String,
+    /// The Sentinels' password. Never printed.
+    pub(super) password: Option<String>,
+    /// The file it was read from, read again each time the Sentinels are asked.
+    pub(super) password_file: Option<String>,
 }
 
 /// The TLS files a URL named.
@@ -182,8 +215,8 @@ impl fmt::Display for Node {
     }
 }
 
-/// Parses `host[:port]` or `[v6]:port`.
-fn parse_node(text: &str) -> Result<Node> {
+/// Parses `host[:port]` or `[v6]:port`, the port `default_port` unless given.
+fn parse_node(text: &str, default_port: u16) -> Result<Node> {
     let bad = |why: &str| {
         Error::invalid_url(format!(
             "Redis host `{}`: {why}",
@@ -223,7 +256,7 @@ fn parse_node(text: &str) -> Result<Node> {
         return Err(bad("not a host name or address"));
     }
     let port = match port {
-        None => DEFAULT_PORT,
+        None => default_port,
         Some(port) => port
             .parse::<u16>()
             .ok()
@@ -237,7 +270,7 @@ fn parse_node(text: &str) -> Result<Node> {
 }
 
 /// The parameters a Redis URL's query may name.
-pub(crate) const PARAMETERS: [&str; 7] = [
+pub(crate) const PARAMETERS: [&str; 9] = [
     "connect_timeout_ms",
     "response_timeout_ms",
     "hash_tag",
@@ -245,29 +278,69 @@ pub(crate) const PARAMETERS: [&str; 7] = [
     "tls_cert_file",
     "tls_key_file",
     "password_file",
+    "sentinel_password",
+    "sentinel_password_file",
 ];
 
+/// What a Redis URL reaches, by its scheme.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Standalone,
+    Cluster,
+    Sentinel,
+}
+
 impl RedisConfig {
-    /// Parses a `redis://`, `rediss://`, `redis+cluster://` or `rediss+cluster://` URL.
+    /// Parses a `redis://`, `rediss://`, `redis+cluster://`, `rediss+cluster://`,
+    /// `redis+sentinel://` or `rediss+sentinel://` URL.
+    ///
+    /// # Redis Sentinel
+    ///
+    /// With `redis+sentinel://`, each new connection asks the Sentinels (all of them at once)
+    /// which server is the primary of the master name the URL's path gives, connects to the
+    /// first one named that answers `ROLE` as a primary (a Sentinel that missed a failover
+    /// names a server that is now a replica: passed over), and keeps that connection until it
+    /// fails. A failover ends every connection to the old primary (Sentinel closes its
+    /// clients' connections when it turns it into a replica), and a write that reaches a
+    /// replica anyway (`READONLY`) drops the connection and is sent once more on a new one;
+    /// so a handle follows failovers by itself. While the Sentinels name a primary that is
+    /// down (for `down-after-milliseconds`, until they fail it over), calls fail with
+    /// [`ErrorKind::Unavailable`](crate::ErrorKind::Unavailable).
+    ///
+    /// ```
+    /// use namestore::drivers::redis::RedisConfig;
+    ///
+    /// let url = "redis+sentinel://:s3cret@sentinel-0,sentinel-1:26380/cache/2";
+    /// let config = RedisConfig::from_url(url).unwrap();
+    /// assert_eq!(config.sentinel_master(), Some("cache"));
+    /// assert_eq!(config.db(), 2);
+    /// assert_eq!(
+    ///     config.to_string(),
+    ///     "redis+sentinel://:<redacted>@sentinel-0:26379,sentinel-1:26380/cache/2"
+    /// );
+    /// ```
     ///
     /// # Errors
     ///
     /// [`ErrorKind::InvalidUrl`](crate::ErrorKind::InvalidUrl) for another scheme, a missing
-    /// host, a bad port or database, an unknown parameter or a bad value; the message never
-    /// repeats the user or password.
+    /// host, a bad port or database, a Sentinel URL without its master's name, an unknown
+    /// parameter or a bad value; the message never repeats the user or password.
     pub fn from_url(url: &str) -> Result<Self> {
-        let (cluster, tls, rest) = if let Some(rest) = url.strip_prefix("redis+cluster://") {
-            (true, false, rest)
-        } else if let Some(rest) = url.strip_prefix("rediss+cluster://") {
-            (true, true, rest)
-        } else if let Some(rest) = url.strip_prefix("redis://") {
-            (false, false, rest)
-        } else if let Some(rest) = url.strip_prefix("rediss://") {
-            (false, true, rest)
-        } else {
+        let schemes = [
+            (CLUSTER_SCHEME, Kind::Cluster, false),
+            (TLS_CLUSTER_SCHEME, Kind::Cluster, true),
+            (SENTINEL_SCHEME, Kind::Sentinel, false),
+            (TLS_SENTINEL_SCHEME, Kind::Sentinel, true),
+            (SCHEME, Kind::Standalone, false),
+            (TLS_SCHEME, Kind::Standalone, true),
+        ];
+        let Some((kind, tls, rest)) = schemes.iter().find_map(|&(scheme, kind, tls)| {
+            let rest = url.strip_prefix(scheme)?.strip_prefix("://")?;
+            Some((kind, tls, rest))
+        }) else {
             return Err(Error::invalid_url(
-                "a Redis URL starts with `redis://`, `rediss://`, `redis+cluster://` or \
-                 `rediss+cluster://`",
+                "a Redis URL starts with `redis://`, `rediss://`, `redis+cluster://`, \
+                 `rediss+cluster://`, `redis+sentinel://` or `rediss+sentinel://`",
             ));
         };
         // A password may hold `?`, `#`, `/` and `@`, and a parameter's value `@`: each reading
@@ -275,7 +348,7 @@ impl RedisConfig {
         let readings = crate::query::credentials_end(rest, &PARAMETERS);
         let mut parsed = Err(Error::invalid_url("a Redis URL names a host"));
         for &end in &readings {
-            parsed = Self::parse(cluster, tls, rest, end);
+            parsed = Self::parse(kind, tls, rest, end);
             if parsed.is_ok() {
                 return parsed;
             }
@@ -288,7 +361,8 @@ impl RedisConfig {
 
     /// Parses `rest`, a Redis URL after its scheme, whose credentials end at the `@` at `end`
     /// (none without it).
-    fn parse(cluster: bool, tls: bool, rest: &str, end: Option<usize>) -> Result<Self> {
+    fn parse(kind: Kind, tls: bool, rest: &str, end: Option<usize>) -> Result<Self> {
+        let cluster = kind == Kind::Cluster;
         let (credentials, tail) = match end {
             Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
             None => (None, rest),
@@ -315,15 +389,40 @@ impl RedisConfig {
         let (address, query) = tail.split_once('?').unwrap_or((tail, ""));
         let query = query.split_once('#').map_or(query, |(q, _)| q);
         let (hosts, path) = address.split_once('/').unwrap_or((address, ""));
+        let default_port = match kind {
+            Kind::Sentinel => DEFAULT_SENTINEL_PORT,
+            Kind::Standalone | Kind::Cluster => DEFAULT_PORT,
+        };
         let nodes = hosts
             .split(',')
-            .map(parse_node)
+            .map(|node| parse_node(node, default_port))
             .collect::<Result<Vec<_>>>()?;
-        if nodes.len() > 1 && !cluster {
+        if nodes.len() > 1 && kind == Kind::Standalone {
             return Err(Error::invalid_url(
-                "several hosts need `redis+cluster://`; a standalone URL names one",
+                "several hosts need `redis+cluster://` (or `redis+sentinel://` for Sentinels); \
+                 a standalone URL names one",
             ));
         }
+        let (sentinel, path) = match kind {
+            Kind::Sentinel => {
+                let (master, db) = path.split_once('/').unwrap_or((path, ""));
+                let master = crate::query::percent_decode(master)
+                    .filter(|master| !master.is_empty())
+                    .ok_or_else(|| {
+                        Error::invalid_url(
+                            "a Redis Sentinel URL names the master the Sentinels monitor: \
+                             `redis+sentinel://host:26379/mymaster`",
+                        )
+                    })?;
+                let settings = SentinelSettings {
+                    master: master.into_owned(),
+                    password: None,
+                    password_file: None,
+                };
+                (Some(settings), db)
+            }
+            Kind::Standalone | Kind::Cluster => (None, path),
+        };
         let db = match path.trim_end_matches('/') {
             "" => 0,
             db => db.parse::<i64>().ok().filter(|&d| d >= 0).ok_or_else(|| {
@@ -343,6 +442,7 @@ impl RedisConfig {
             db,
             tls,
             cluster,
+            sentinel,
             hash_tag: false,
             tls_root_certificate: None,
             tls_client_certificate: None,
@@ -372,7 +472,10 @@ impl RedisConfig {
             }
         }
         // The connection settings redis-rs will use: checked now, not on first use.
-        config.connection_infos()?;
+        match config.sentinel.is_some() {
+            true => config.sentinel_infos().map(drop)?,
+            false => config.connection_infos().map(drop)?,
+        }
         Ok(config)
     }
 
@@ -417,8 +520,29 @@ impl RedisConfig {
                         "the Redis URL gives a password and `password_file`: give one",
                     ));
                 }
-                self.password = Some(password::read_password_file(value)?);
+                self.password = Some(password::read_password_file(name, value)?);
                 self.password_file = Some(value.to_owned());
+            }
+            "sentinel_password" | "sentinel_password_file" => {
+                let Some(sentinel) = &mut self.sentinel else {
+                    return Err(Error::invalid_url(format!(
+                        "Redis parameter `{name}` is for the Sentinels of a `redis+sentinel://` \
+                         URL"
+                    )));
+                };
+                if sentinel.password.is_some() {
+                    return Err(Error::invalid_url(
+                        "the Redis URL gives `sentinel_password` and `sentinel_password_file`: \
+                         give one",
+                    ));
+                }
+                if name == "sentinel_password" {
+                    sentinel.password = Some(value.to_owned());
+                } else {
+                    let password = password::read_password_file(name, value)?;
+                    sentinel.password = Some(password);
+                    sentinel.password_file = Some(value.to_owned());
+                }
             }
             "hash_tag" => {
                 self.hash_tag = match value {
@@ -458,6 +582,18 @@ impl RedisConfig {
     /// Whether this names a Redis Cluster.
     pub fn is_cluster(&self) -> bool {
         self.cluster
+    }
+
+    /// For a `redis+sentinel://` URL, the name of the master the Sentinels are asked for.
+    pub fn sentinel_master(&self) -> Option<&str> {
+        self.sentinel
+            .as_ref()
+            .map(|sentinel| sentinel.master.as_str())
+    }
+
+    /// What a `redis+sentinel://` URL gave.
+    pub(super) fn sentinel(&self) -> Option<&SentinelSettings> {
+        self.sentinel.as_ref()
     }
 
     /// Whether this connects over TLS.
@@ -501,23 +637,56 @@ impl RedisConfig {
 
     /// redis-rs's connection settings, one per seed node, credentials included.
     pub(crate) fn connection_infos(&self) -> Result<Vec<ConnectionInfo>> {
-        let scheme = if self.tls { "rediss" } else { "redis" };
+        self.nodes
+            .iter()
+            .map(|node| self.server_info(node))
+            .collect()
+    }
+
+    /// redis-rs's connection settings for the server at `host:port` (one a Sentinel named),
+    /// credentials included.
+    pub(super) fn master_info(&self, host: &str, port: u16) -> Result<ConnectionInfo> {
+        self.server_info(&Node {
+            host: host.to_owned(),
+            port,
+        })
+    }
+
+    /// Each Sentinel's `host:port` and redis-rs's connection settings for it, with the
+    /// Sentinels' password.
+    pub(super) fn sentinel_infos(&self) -> Result<Vec<(String, ConnectionInfo)>> {
+        let password = self.sentinel.as_ref().and_then(|s| s.password.as_deref());
         self.nodes
             .iter()
             .map(|node| {
-                let info = format!("{scheme}://{node}")
-                    .into_connection_info()
-                    .map_err(|_| Error::invalid_url("malformed Redis host or port"))?;
-                let mut redis = info.redis_settings().clone().set_db(self.db);
-                if let Some(user) = &self.username {
-                    redis = redis.set_username(user);
-                }
-                if let Some(password) = &self.password {
+                let info = self.node_info(node)?;
+                let mut redis = info.redis_settings().clone();
+                if let Some(password) = password {
                     redis = redis.set_password(password);
                 }
-                Ok(info.set_redis_settings(redis))
+                Ok((node.to_string(), info.set_redis_settings(redis)))
             })
             .collect()
+    }
+
+    fn server_info(&self, node: &Node) -> Result<ConnectionInfo> {
+        let info = self.node_info(node)?;
+        let mut redis = info.redis_settings().clone().set_db(self.db);
+        if let Some(user) = &self.username {
+            redis = redis.set_username(user);
+        }
+        if let Some(password) = &self.password {
+            redis = redis.set_password(password);
+        }
+        Ok(info.set_redis_settings(redis))
+    }
+
+    /// The settings to reach `node`, without credentials.
+    fn node_info(&self, node: &Node) -> Result<ConnectionInfo> {
+        let scheme = if self.tls { "rediss" } else { "redis" };
+        format!("{scheme}://{node}")
+            .into_connection_info()
+            .map_err(|_| Error::invalid_url("malformed Redis host or port"))
     }
 
     /// The bound on one whole call.
@@ -547,11 +716,13 @@ impl RedisConfig {
 /// ```
 impl fmt::Display for RedisConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let scheme = match (self.cluster, self.tls) {
-            (true, true) => TLS_CLUSTER_SCHEME,
-            (true, false) => CLUSTER_SCHEME,
-            (false, true) => TLS_SCHEME,
-            (false, false) => SCHEME,
+        let scheme = match (self.cluster, self.sentinel.is_some(), self.tls) {
+            (true, _, true) => TLS_CLUSTER_SCHEME,
+            (true, _, false) => CLUSTER_SCHEME,
+            (false, true, true) => TLS_SENTINEL_SCHEME,
+            (false, true, false) => SENTINEL_SCHEME,
+            (false, false, true) => TLS_SCHEME,
+            (false, false, false) => SCHEME,
         };
         let credentials = match (&self.username, &self.password) {
             (None, None) => String::new(),
@@ -559,7 +730,28 @@ impl fmt::Display for RedisConfig {
             (user, Some(_)) => format!("{}:<redacted>@", user.as_deref().unwrap_or("")),
         };
         let hosts: Vec<String> = self.nodes.iter().map(Node::to_string).collect();
-        write!(f, "{scheme}://{credentials}{}/{}", hosts.join(","), self.db)
+        // The master's name as it reads back: bytes outside RFC 3986's unreserved set escaped.
+        let master = match &self.sentinel {
+            Some(sentinel) => {
+                let mut escaped = String::new();
+                for byte in sentinel.master.bytes() {
+                    match byte {
+                        b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                            escaped.push(char::from(byte));
+                        }
+                        _ => escaped.push_str(&format!("%{byte:02X}")),
+                    }
+                }
+                escaped + "/"
+            }
+            None => String::new(),
+        };
+        write!(
+            f,
+            "{scheme}://{credentials}{}/{master}{}",
+            hosts.join(","),
+            self.db
+        )
     }
 }
 
@@ -726,6 +918,86 @@ mod tests {
         }
     }
 
+    /// `redis+sentinel://`: Sentinels on port 26379 unless given, the master's name (escapes
+    /// decoded, shown escaped) and database in the path, the URL's credentials for the server
+    /// and `sentinel_password` (or `sentinel_password_file`) for the Sentinels, never shown.
+    #[test]
+    fn sentinel_urls() {
+        let url = format!(
+            "redis+sentinel://app:pw{SECRET}@s1,s2:26380,[::1]/my%2Fmaster/4?sentinel_password=\
+             sp{SECRET}&connect_timeout_ms=9"
+        );
+        let c = RedisConfig::from_url(&url).unwrap();
+        let ports: Vec<u16> = c.nodes.iter().map(|node| node.port).collect();
+        assert_eq!(ports, [26379, 26380, 26379]);
+        assert_eq!(
+            (c.sentinel_master(), c.db(), c.is_cluster()),
+            (Some("my/master"), 4, false)
+        );
+        assert_eq!(c.connect_timeout, Duration::from_millis(9));
+        let shown = c.to_string();
+        assert_eq!(
+            shown,
+            "redis+sentinel://app:<redacted>@s1:26379,s2:26380,[::1]:26379/my%2Fmaster/4"
+        );
+        assert!(!format!("{c:?}").contains(SECRET));
+        let again = RedisConfig::from_url(&shown.replace("<redacted>", "x")).unwrap();
+        assert_eq!(again.sentinel_master(), Some("my/master"));
+
+        let sentinels = c.sentinel_infos().unwrap();
+        assert_eq!(sentinels[1].0, "s2:26380");
+        let (sentinel, server) = (
+            sentinels[0].1.redis_settings(),
+            c.master_info("10.1.2.3", 6390),
+        );
+        let expected = format!("sp{SECRET}");
+        assert_eq!(
+            (sentinel.username(), sentinel.password()),
+            (None, Some(&*expected))
+        );
+        assert_eq!(sentinel.db(), 0, "a Sentinel has no databases");
+        let server = server.unwrap();
+        let expected = format!("pw{SECRET}");
+        let settings = server.redis_settings();
+        assert_eq!(settings.username(), Some("app"));
+        assert_eq!((settings.password(), settings.db()), (Some(&*expected), 4));
+        assert_eq!(server.addr().to_string(), "10.1.2.3:6390");
+        let c = RedisConfig::from_url("rediss+sentinel://s/m").unwrap();
+        assert!(
+            c.is_tls()
+                && c.sentinel_infos().unwrap()[0]
+                    .1
+                    .redis_settings()
+                    .password()
+                    .is_none()
+        );
+        assert_eq!(c.to_string(), "rediss+sentinel://s:26379/m/0");
+
+        for (url, says) in [
+            ("redis+sentinel://s1".to_owned(), "names the master"),
+            ("redis+sentinel://s1/".to_owned(), "names the master"),
+            ("redis+sentinel://s1/m/x".to_owned(), "not a number"),
+            (
+                "redis://h/?sentinel_password=x".to_owned(),
+                "is for the Sentinels",
+            ),
+            (
+                "redis+cluster://h/?sentinel_password_file=/x".to_owned(),
+                "is for the Sentinels",
+            ),
+            (
+                "redis+sentinel://s/m?sentinel_password=x&sentinel_password_file=/x".to_owned(),
+                "give one",
+            ),
+            (format!("redis+sentinel://:{SECRET}@s:x/m"), "port"),
+        ] {
+            let error = RedisConfig::from_url(&url).unwrap_err();
+            assert_eq!(error.kind(), crate::ErrorKind::InvalidUrl, "{url}");
+            assert!(error.to_string().contains(says), "{url}: {error}");
+            assert!(!error.to_string().contains(SECRET), "{url}: {error}");
+        }
+    }
+
     /// `password_file`: the file's text without its line ending, never shown; refused beside
     /// a password in the URL, and when missing, empty or not text, the errors naming the
     /// parameter and never the file's content.
@@ -751,6 +1023,15 @@ mod tests {
             assert_eq!(config.username(), Some("app"));
             assert_eq!(config.password_file(), Some((path.as_str(), read.as_str())));
             assert!(!format!("{config:?}{config}").contains(SECRET));
+            let url = format!("redis+sentinel://s/m?sentinel_password_file={path}");
+            let config = RedisConfig::from_url(&url).unwrap();
+            let sentinel = config.sentinel().unwrap();
+            assert_eq!(sentinel.password.as_deref(), Some(read.as_str()));
+            assert_eq!(sentinel.password_file.as_deref(), Some(path.as_str()));
+            assert_eq!(
+                (config.password.as_deref(), config.password_file()),
+                (None, None)
+            );
         }
 
         let given = file("both", SECRET.as_bytes());
@@ -771,6 +1052,10 @@ mod tests {
             ),
             (format!("redis://h/?password_file={empty}"), "no password"),
             (format!("redis://h/?password_file={binary}"), "not UTF-8"),
+            (
+                format!("redis+sentinel://h/m?sentinel_password_file={empty}"),
+                "no password",
+            ),
         ] {
             let error = RedisConfig::from_url(&url).unwrap_err();
             assert_eq!(error.kind(), crate::ErrorKind::InvalidUrl, "{url}");

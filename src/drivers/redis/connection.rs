@@ -18,7 +18,7 @@
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use redis::aio::{ConnectionLike, MultiplexedConnection};
@@ -29,6 +29,7 @@ use tokio::time::Instant;
 
 use super::config::{FARTHEST, RedisConfig};
 use super::password::PasswordFile;
+use super::sentinel::Sentinels;
 use super::tls::Certificates;
 use crate::{Error, Result};
 
@@ -158,17 +159,31 @@ impl<T: Clone> Current<T> {
 
 /// The standalone server's connection, made on demand and replaced after a failure.
 pub(super) struct SingleLink {
-    /// The client for the config's certificates and password; made again with the files a
-    /// URL named read again, when it named any.
-    client: redis::Client,
-    info: redis::ConnectionInfo,
-    certificates: Certificates,
+    /// Where the server is.
+    server: Server,
+    /// Shared with the task watching the Sentinels, when there are any.
+    certificates: Arc<Certificates>,
     /// The URL's password file, read again for each new connection.
     password: Option<PasswordFile>,
     settings: AsyncConnectionConfig,
     current: Current<MultiplexedConnection>,
     /// When the server last answered on the current connection.
     answers: Answers,
+}
+
+/// Where a standalone server is.
+// One per link, inside the link's box: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
+enum Server {
+    /// At the address of the URL.
+    At {
+        /// The client for the config's certificates and password; made again with the files
+        /// a URL named read again, when it named any.
+        client: redis::Client,
+        info: redis::ConnectionInfo,
+    },
+    /// Wherever the Sentinels say the master's primary is, asked for each new connection.
+    Sentinels(Sentinels),
 }
 
 /// When a link's connections were last answered, to tell a quiet one ([`QUIET`]).
@@ -232,16 +247,21 @@ impl Link {
                 answers: Answers::new(),
             })));
         }
-        let info = config
-            .connection_infos()?
-            .into_iter()
-            .next()
-            .ok_or_else(|| Error::invalid_url("a Redis URL names a host"))?;
-        let client = single_client(info.clone(), certificates.given())?;
+        let server = match Sentinels::new(config)? {
+            Some(sentinels) => Server::Sentinels(sentinels),
+            None => {
+                let info = config
+                    .connection_infos()?
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| Error::invalid_url("a Redis URL names a host"))?;
+                let client = single_client(info.clone(), certificates.given())?;
+                Server::At { client, info }
+            }
+        };
         Ok(Link::Single(Box::new(SingleLink {
-            client,
-            info,
-            certificates,
+            server,
+            certificates: Arc::new(certificates),
             password: PasswordFile::new(config),
             settings: AsyncConnectionConfig::new()
                 .set_connection_timeout(Some(config.connect_bound()))
@@ -346,33 +366,72 @@ impl ClusterLink {
 
 impl SingleLink {
     async fn connect(&self, config: &RedisConfig) -> Result<(u64, Connection)> {
-        let (generation, connection) = self
-            .current
-            .get_or_make(|| async {
-                let client = if let Some(file) = &self.password {
-                    let settings = self.info.redis_settings().clone();
-                    let info = (self.info.clone())
-                        .set_redis_settings(settings.set_password(file.now().await));
-                    single_client(info, self.certificates.now().await)?
-                } else if self.certificates.read_again() {
-                    single_client(self.info.clone(), self.certificates.now().await)?
-                } else {
-                    self.client.clone()
-                };
-                let connection = client
-                    .get_multiplexed_async_connection_with_config(&self.settings)
-                    .await
-                    .map_err(|e| connect_error(&e, config))?;
-                self.answers.connected();
-                Ok(connection)
-            })
-            .await?;
-        Ok((generation, Connection::Single(connection)))
+        loop {
+            let (generation, connection) = self
+                .current
+                .get_or_make(|| async {
+                    let connection = match &self.server {
+                        Server::At { client, info } => {
+                            let client =
+                                if self.password.is_none() && !self.certificates.read_again() {
+                                    client.clone()
+                                } else {
+                                    single_client(
+                                        self.with_password(info.clone()).await,
+                                        self.certificates.now().await,
+                                    )?
+                                };
+                            client
+                                .get_multiplexed_async_connection_with_config(&self.settings)
+                                .await
+                                .map_err(|e| connect_error(&e, config))?
+                        }
+                        Server::Sentinels(sentinels) => {
+                            let certificates = self.certificates.now().await;
+                            let to_server = |info| async {
+                                single_client(self.with_password(info).await, certificates.clone())?
+                                    .get_multiplexed_async_connection_with_config(&self.settings)
+                                    .await
+                                    .map_err(|e| connect_error(&e, config))
+                            };
+                            let connection = sentinels
+                                .connect(config, certificates.clone(), &self.settings, to_server)
+                                .await?;
+                            sentinels.keep_watching(config, &self.certificates);
+                            connection
+                        }
+                    };
+                    self.answers.connected();
+                    Ok(connection)
+                })
+                .await?;
+            // Found through the Sentinels before a switch of the master was announced: it
+            // may be to the old primary, which takes writes until it is turned into a replica
+            // and loses them then.
+            if let Server::Sentinels(sentinels) = &self.server
+                && sentinels.outdated()
+            {
+                self.current.discard(generation);
+                continue;
+            }
+            return Ok((generation, Connection::Single(connection)));
+        }
+    }
+
+    /// `info` with the password file read again, if the URL named one.
+    async fn with_password(&self, info: redis::ConnectionInfo) -> redis::ConnectionInfo {
+        match &self.password {
+            Some(file) => {
+                let settings = info.redis_settings().clone().set_password(file.now().await);
+                info.set_redis_settings(settings)
+            }
+            None => info,
+        }
     }
 }
 
 /// The client of a standalone server, with `certificates` when TLS needs any beyond the roots.
-fn single_client(
+pub(super) fn single_client(
     info: redis::ConnectionInfo,
     certificates: Option<redis::TlsCertificates>,
 ) -> Result<redis::Client> {
@@ -387,7 +446,7 @@ fn single_client(
 /// the server does not have) or a refused TLS certificate would be refused again, so it is a
 /// backend error (the caller must fix the URL or the certificates); anything else is
 /// unavailable.
-fn connect_error(error: &RedisError, config: &RedisConfig) -> Error {
+pub(super) fn connect_error(error: &RedisError, config: &RedisConfig) -> Error {
     let refused_credentials = error.kind() == redis::ErrorKind::AuthenticationFailed
         || matches!(error.code(), Some("WRONGPASS" | "NOAUTH" | "NOPERM"));
     if refused_credentials {

@@ -1,5 +1,5 @@
-//! The Redis driver, standalone server or Redis Cluster, on redis-rs with tokio. Cargo
-//! feature `redis`.
+//! The Redis driver, standalone server (named or found through Redis Sentinel) or Redis
+//! Cluster, on redis-rs with tokio. Cargo feature `redis`.
 //!
 //! Every key of a namespace is stored as `root:domain:key`. Each operation is one command
 //! that Redis runs atomically, a `MULTI`/`EXEC` transaction (`incr` with a TTL on creation,
@@ -9,9 +9,10 @@
 //! own matcher, so glob semantics are the same as on every driver.
 //!
 //! The parts: [`config`](RedisConfig) (the URL), `connection` (connecting, a call's bounds and
-//! error kinds, sending once), `tls` (certificate files, and which handshakes are refusals),
-//! `scripts`, `batches` (`mget`, `mset`, `mdel`, split by slot on a cluster), `listing`
-//! (`SCAN` walks).
+//! error kinds, sending once), `sentinel` (finding the primary, watching for failovers),
+//! `tls` (certificate files, and which handshakes are refusals), `password` and `file` (the
+//! files a URL names), `scripts`, `batches` (`mget`, `mset`, `mdel`, split by slot on a
+//! cluster), `listing` (`SCAN` walks).
 //!
 //! A call whose effect or answer would change if it ran twice (`set_nx`, `replace`, `delete`,
 //! `persist`, `incr`, `get_set`, `cas`, `cad`) is sent once and never resent after a
@@ -27,6 +28,7 @@ mod file;
 mod listing;
 mod password;
 mod scripts;
+mod sentinel;
 mod tls;
 
 use std::fmt;
@@ -38,7 +40,10 @@ use futures_core::Stream;
 use redis::{Cmd, FromRedisValue, Pipeline, RedisError};
 
 pub(crate) use config::PARAMETERS;
-pub use config::{CLUSTER_SCHEME, RedisConfig, SCHEME, TLS_CLUSTER_SCHEME, TLS_SCHEME};
+pub use config::{
+    CLUSTER_SCHEME, RedisConfig, SCHEME, SENTINEL_SCHEME, TLS_CLUSTER_SCHEME, TLS_SCHEME,
+    TLS_SENTINEL_SCHEME,
+};
 
 use self::connection::{Connection, Link, Resend, send_once, send_transaction_once};
 use self::listing::{Seen, Target};
