@@ -224,6 +224,57 @@ async fn a_failover_announced_by_another_sentinel_is_followed() {
     assert_eq!(on_new.as_deref(), Some("yes"), "written to the new primary");
 }
 
+/// A handle used in one tokio runtime, that runtime dropped (and with it the task listening
+/// for failovers), then used in another: it listens again from there, and follows a failover.
+#[test]
+fn a_handle_moved_to_another_runtime_still_follows_failovers() {
+    let (primary, replica, sentinel) = primary_replica_and_sentinel();
+    let url = format!("redis+sentinel://127.0.0.1:{sentinel}/{MASTER}");
+    let store = RedisDriver::from_url(&url).unwrap();
+    let ns = store.namespace::<String>("app", "runtimes").unwrap();
+    let runtime = || {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    };
+    let first = runtime();
+    first
+        .block_on(ns.set(&"first".to_owned(), "1", None))
+        .unwrap();
+    drop(first);
+
+    let second = runtime();
+    second.block_on(async {
+        let second = "second".to_owned();
+        until_ok(|| ns.set(&second, "2", None)).await;
+        wait_for("the Sentinel to fail the primary over", || {
+            let failover: redis::RedisResult<()> = redis::cmd("SENTINEL")
+                .arg("failover")
+                .arg(MASTER)
+                .query(&mut raw(sentinel));
+            failover.is_ok()
+        });
+        wait_for("the Sentinel to name the replica", || {
+            named_primary(sentinel) == replica
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(
+            role(primary),
+            "master",
+            "the old primary still takes writes"
+        );
+        let after = "after".to_owned();
+        until_ok(|| ns.set(&after, "yes", None)).await;
+    });
+    let on_new: Option<String> = redis::cmd("GET")
+        .arg("app:runtimes:after")
+        .query(&mut raw(replica))
+        .unwrap();
+    assert_eq!(on_new.as_deref(), Some("yes"), "written to the new primary");
+}
+
 /// A primary that dies is replaced by its replica once the Sentinels have failed it over; the
 /// calls made meanwhile fail as unavailable or timed out, never with another error, and the
 /// handle then writes to the new primary.

@@ -100,8 +100,8 @@ impl Sentinels {
     /// on the caller's runtime; after that runtime is gone, the next connection starts one on
     /// its own.
     ///
-    /// Each time the task subscribes again after losing its Sentinel, it counts a switch too:
-    /// one may have been announced while it was not listening.
+    /// Each time the task subscribes (again, after losing its Sentinel), it counts a switch
+    /// too: one may have been announced while it was not listening.
     pub(super) fn keep_watching(&self, config: &RedisConfig, certificates: &Arc<Certificates>) {
         let mut watcher = self.watcher.lock().unwrap_or_else(PoisonError::into_inner);
         if watcher.as_ref().is_some_and(|task| !task.is_finished()) {
@@ -316,18 +316,17 @@ struct Watch {
 
 impl Watch {
     /// Subscribes to `+switch-master` on the first Sentinel that lets it, and counts each
-    /// switch of the master; on losing the Sentinel, subscribes again (to it or another), and
-    /// counts one more. Runs until it is aborted.
+    /// switch of the master; on losing the Sentinel, subscribes again (to it or another).
+    /// Each subscription counts one too: a switch may have been announced before it listened
+    /// (after the connection was found, or while it listened to no Sentinel), so the next
+    /// call looks for the primary again, once. Runs until it is aborted.
     async fn run(self) {
-        let mut first = true;
         loop {
             for (_, node) in &self.nodes {
                 let Some(pubsub) = self.subscribe(node.clone()).await else {
                     continue;
                 };
-                if !std::mem::take(&mut first) {
-                    self.switches.fetch_add(1, Ordering::AcqRel);
-                }
+                self.switches.fetch_add(1, Ordering::AcqRel);
                 let (mut sink, mut stream) = pubsub.split();
                 loop {
                     let message = tokio::select! {
