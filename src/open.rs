@@ -8,7 +8,7 @@ use crate::{AnyDriver, Error, Result};
 /// | URL | store |
 /// |-----|-------|
 /// | `memory://` | the in-memory driver; see [`MemoryConfig::from_url`](memory::MemoryConfig::from_url) for its parameters |
-/// | `redis://`, `rediss://` (TLS), `redis+cluster://`, `rediss+cluster://` (TLS), `redis+sentinel://`, `rediss+sentinel://` (TLS) | the Redis driver (cargo feature `redis`); see `RedisConfig::from_url` |
+/// | `redis://`, `rediss://` (TLS), `redis+cluster://`, `rediss+cluster://` (TLS), `redis+sentinel://`, `rediss+sentinel://` (TLS), `redis+unix://` (a Unix socket) | the Redis driver (cargo feature `redis`); see `RedisConfig::from_url` |
 /// | `redb:///path/file.redb` | the persistent driver (cargo feature `redb`); see `RedbConfig::from_url` |
 ///
 /// The scheme is case-insensitive. In the query, names and values may use `%XX` escapes
@@ -120,11 +120,11 @@ fn open_driver(url: &str) -> Result<AnyDriver> {
     }
     let available = match (cfg!(feature = "redis"), cfg!(feature = "redb")) {
         (true, true) => {
-            "memory, redis, rediss, redis+cluster, rediss+cluster, redis+sentinel, \
+            "memory, redis, rediss, redis+unix, redis+cluster, rediss+cluster, redis+sentinel, \
              rediss+sentinel, redb"
         }
         (true, false) => {
-            "memory, redis, rediss, redis+cluster, rediss+cluster, redis+sentinel, \
+            "memory, redis, rediss, redis+unix, redis+cluster, rediss+cluster, redis+sentinel, \
              rediss+sentinel"
         }
         (false, true) => "memory, redb",
@@ -147,12 +147,13 @@ fn open_driver(url: &str) -> Result<AnyDriver> {
         | crate::drivers::redis::CLUSTER_SCHEME
         | crate::drivers::redis::TLS_CLUSTER_SCHEME
         | crate::drivers::redis::SENTINEL_SCHEME
-        | crate::drivers::redis::TLS_SENTINEL_SCHEME => Ok(AnyDriver::new(
+        | crate::drivers::redis::TLS_SENTINEL_SCHEME
+        | crate::drivers::redis::UNIX_SCHEME => Ok(AnyDriver::new(
             crate::drivers::redis::RedisDriver::from_url(url)?,
         )),
         #[cfg(not(feature = "redis"))]
-        known @ ("redis" | "rediss" | "redis+cluster" | "rediss+cluster" | "redis+sentinel"
-        | "rediss+sentinel") => Err(not_built(known, available)),
+        known @ ("redis" | "rediss" | "redis+unix" | "redis+cluster" | "rediss+cluster"
+        | "redis+sentinel" | "rediss+sentinel") => Err(not_built(known, available)),
         #[cfg(feature = "redb")]
         crate::drivers::redb::SCHEME => Ok(AnyDriver::new(
             crate::drivers::redb::RedbDriver::from_url(url)?,

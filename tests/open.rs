@@ -220,6 +220,7 @@ fn every_redis_scheme_opens_the_redis_driver() {
             false,
         ),
         ("REDISS+SENTINEL://127.0.0.1/mymaster/3", false),
+        ("redis+unix:///run/redis/redis-server.sock?db=2", false),
     ] {
         let store = open(url).unwrap_or_else(|e| panic!("{url}: {e}"));
         let redis = store

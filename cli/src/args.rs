@@ -24,12 +24,13 @@ const NAMESPACE_HELP: &str = "A namespace is written ROOT:DOMAIN or as two words
 ///
 /// Every command works on the store named by --url (or NAMESTORE_URL): the embedded in-memory
 /// store (memory://, empty in every new process: good for `bench` and `demo`), a Redis server
-/// (redis://, rediss://, redis+cluster://, rediss+cluster://, redis+sentinel://,
+/// (redis://, rediss://, redis+unix://, redis+cluster://, rediss+cluster://, redis+sentinel://,
 /// rediss+sentinel://) or a persistent file (redb:///path/file.redb).
 #[derive(Debug, Parser)]
 #[command(name = "namestore", version, after_help = EXIT_CODES, max_term_width = 100)]
 pub struct Cli {
     /// The store: memory://, redis://[user:pass@]host[:port][/db], rediss://…,
+    /// redis+unix:///path/redis.sock[?db=N],
     /// redis+cluster://host:port,host:port, rediss+cluster://…,
     /// redis+sentinel://host:26379,host:26379/master[/db], redb:///path/file.redb
     #[arg(

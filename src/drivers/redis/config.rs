@@ -24,6 +24,10 @@ pub const TLS_SCHEME: &str = "rediss";
 /// `rediss+cluster://host1:port1,host2:port2`.
 pub const TLS_CLUSTER_SCHEME: &str = "rediss+cluster";
 
+/// The URL scheme of a Redis server on the same machine, reached through its Unix socket
+/// (`unixsocket` in its configuration): `redis+unix:///run/redis/redis-server.sock?db=2`.
+pub const UNIX_SCHEME: &str = "redis+unix";
+
 /// The URL scheme of a Redis server found through Redis Sentinel:
 /// `redis+sentinel://sentinel1:26379,sentinel2:26379/mymaster`.
 pub const SENTINEL_SCHEME: &str = "redis+sentinel";
@@ -55,6 +59,10 @@ pub(crate) const FARTHEST: Duration = Duration::from_secs(30 * 365 * 86_400);
 /// client certificate, for a server that requires one: Redis's default over TLS). Each file is
 /// read when the URL is parsed, at most 16 MiB, and must hold what it names, in PEM; a named
 /// pipe is read from its writer, within 10 s.
+///
+/// `redis+unix://[[user]:password@]/path/to/redis.sock[?db=N]` reaches a server on the same
+/// machine through its Unix socket (the database is a parameter, `db`, since the path is the
+/// socket's).
 ///
 /// `redis+sentinel://[[user]:password@]sentinel1[:port],sentinel2[:port],…/master[/db]`
 /// (`rediss+sentinel://` over TLS, to the Sentinels and the server alike) reaches the server
@@ -95,8 +103,10 @@ pub(crate) const FARTHEST: Duration = Duration::from_secs(30 * 365 * 86_400);
 /// ```
 #[derive(Clone)]
 pub struct RedisConfig {
-    /// Seed nodes (one for a standalone server).
+    /// Seed nodes (one for a standalone server, none for a socket).
     nodes: Vec<Node>,
+    /// For a `redis+unix://` URL: the socket's path.
+    socket: Option<String>,
     username: Option<String>,
     /// Never printed.
     password: Option<String>,
@@ -270,7 +280,7 @@ fn parse_node(text: &str, default_port: u16) -> Result<Node> {
 }
 
 /// The parameters a Redis URL's query may name.
-pub(crate) const PARAMETERS: [&str; 9] = [
+pub(crate) const PARAMETERS: [&str; 10] = [
     "connect_timeout_ms",
     "response_timeout_ms",
     "hash_tag",
@@ -280,19 +290,21 @@ pub(crate) const PARAMETERS: [&str; 9] = [
     "password_file",
     "sentinel_password",
     "sentinel_password_file",
+    "db",
 ];
 
 /// What a Redis URL reaches, by its scheme.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Standalone,
+    Unix,
     Cluster,
     Sentinel,
 }
 
 impl RedisConfig {
-    /// Parses a `redis://`, `rediss://`, `redis+cluster://`, `rediss+cluster://`,
-    /// `redis+sentinel://` or `rediss+sentinel://` URL.
+    /// Parses a `redis://`, `rediss://`, `redis+unix://`, `redis+cluster://`,
+    /// `rediss+cluster://`, `redis+sentinel://` or `rediss+sentinel://` URL.
     ///
     /// # Redis Sentinel
     ///
@@ -331,6 +343,7 @@ impl RedisConfig {
             (TLS_CLUSTER_SCHEME, Kind::Cluster, true),
             (SENTINEL_SCHEME, Kind::Sentinel, false),
             (TLS_SENTINEL_SCHEME, Kind::Sentinel, true),
+            (UNIX_SCHEME, Kind::Unix, false),
             (SCHEME, Kind::Standalone, false),
             (TLS_SCHEME, Kind::Standalone, true),
         ];
@@ -339,8 +352,9 @@ impl RedisConfig {
             Some((kind, tls, rest))
         }) else {
             return Err(Error::invalid_url(
-                "a Redis URL starts with `redis://`, `rediss://`, `redis+cluster://`, \
-                 `rediss+cluster://`, `redis+sentinel://` or `rediss+sentinel://`",
+                "a Redis URL starts with `redis://`, `rediss://`, `redis+unix://`, \
+                 `redis+cluster://`, `rediss+cluster://`, `redis+sentinel://` or \
+                 `rediss+sentinel://`",
             ));
         };
         // A password may hold `?`, `#`, `/` and `@`, and a parameter's value `@`: each reading
@@ -388,15 +402,35 @@ impl RedisConfig {
         };
         let (address, query) = tail.split_once('?').unwrap_or((tail, ""));
         let query = query.split_once('#').map_or(query, |(q, _)| q);
-        let (hosts, path) = address.split_once('/').unwrap_or((address, ""));
+        let (hosts, path) = match kind {
+            // The whole address is the socket's path; the database comes as a parameter.
+            Kind::Unix => ("", ""),
+            _ => address.split_once('/').unwrap_or((address, "")),
+        };
         let default_port = match kind {
             Kind::Sentinel => DEFAULT_SENTINEL_PORT,
-            Kind::Standalone | Kind::Cluster => DEFAULT_PORT,
+            Kind::Standalone | Kind::Unix | Kind::Cluster => DEFAULT_PORT,
         };
-        let nodes = hosts
-            .split(',')
-            .map(|node| parse_node(node, default_port))
-            .collect::<Result<Vec<_>>>()?;
+        let (nodes, socket) = match kind {
+            Kind::Unix => {
+                let socket = crate::query::percent_decode(address)
+                    .filter(|path| path.starts_with('/'))
+                    .ok_or_else(|| {
+                        Error::invalid_url(
+                            "a Redis socket URL names the socket's absolute path: \
+                             `redis+unix:///run/redis/redis-server.sock`",
+                        )
+                    })?;
+                (Vec::new(), Some(socket.into_owned()))
+            }
+            _ => {
+                let nodes = hosts
+                    .split(',')
+                    .map(|node| parse_node(node, default_port))
+                    .collect::<Result<Vec<_>>>()?;
+                (nodes, None)
+            }
+        };
         if nodes.len() > 1 && kind == Kind::Standalone {
             return Err(Error::invalid_url(
                 "several hosts need `redis+cluster://` (or `redis+sentinel://` for Sentinels); \
@@ -421,7 +455,7 @@ impl RedisConfig {
                 };
                 (Some(settings), db)
             }
-            Kind::Standalone | Kind::Cluster => (None, path),
+            Kind::Standalone | Kind::Unix | Kind::Cluster => (None, path),
         };
         let db = match path.trim_end_matches('/') {
             "" => 0,
@@ -437,6 +471,7 @@ impl RedisConfig {
         }
         let mut config = RedisConfig {
             nodes,
+            socket,
             username,
             password,
             db,
@@ -544,6 +579,24 @@ impl RedisConfig {
                     sentinel.password_file = Some(value.to_owned());
                 }
             }
+            "db" => {
+                if self.socket.is_none() {
+                    return Err(Error::invalid_url(
+                        "Redis parameter `db` is for a `redis+unix://` URL; elsewhere the \
+                         database is the URL's path: `redis://host/2`",
+                    ));
+                }
+                self.db = value
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|&d| d >= 0)
+                    .ok_or_else(|| {
+                        Error::invalid_url(format!(
+                            "the Redis database `{}` is not a number",
+                            crate::error::shorten(value)
+                        ))
+                    })?;
+            }
             "hash_tag" => {
                 self.hash_tag = match value {
                     "1" | "true" => true,
@@ -637,6 +690,12 @@ impl RedisConfig {
 
     /// redis-rs's connection settings, one per seed node, credentials included.
     pub(crate) fn connection_infos(&self) -> Result<Vec<ConnectionInfo>> {
+        if let Some(socket) = &self.socket {
+            let info = redis::ConnectionAddr::Unix(socket.into())
+                .into_connection_info()
+                .map_err(|_| Error::invalid_url("malformed Redis socket path"))?;
+            return Ok(vec![self.with_credentials(info)]);
+        }
         self.nodes
             .iter()
             .map(|node| self.server_info(node))
@@ -670,7 +729,11 @@ impl RedisConfig {
     }
 
     fn server_info(&self, node: &Node) -> Result<ConnectionInfo> {
-        let info = self.node_info(node)?;
+        Ok(self.with_credentials(self.node_info(node)?))
+    }
+
+    /// `info` with the server's database, user and password.
+    fn with_credentials(&self, info: ConnectionInfo) -> ConnectionInfo {
         let mut redis = info.redis_settings().clone().set_db(self.db);
         if let Some(user) = &self.username {
             redis = redis.set_username(user);
@@ -678,7 +741,7 @@ impl RedisConfig {
         if let Some(password) = &self.password {
             redis = redis.set_password(password);
         }
-        Ok(info.set_redis_settings(redis))
+        info.set_redis_settings(redis)
     }
 
     /// The settings to reach `node`, without credentials.
@@ -729,21 +792,17 @@ impl fmt::Display for RedisConfig {
             (Some(user), None) => format!("{user}@"),
             (user, Some(_)) => format!("{}:<redacted>@", user.as_deref().unwrap_or("")),
         };
+        if let Some(socket) = &self.socket {
+            return write!(
+                f,
+                "{UNIX_SCHEME}://{credentials}{}?db={}",
+                escaped(socket, b"/"),
+                self.db
+            );
+        }
         let hosts: Vec<String> = self.nodes.iter().map(Node::to_string).collect();
-        // The master's name as it reads back: bytes outside RFC 3986's unreserved set escaped.
         let master = match &self.sentinel {
-            Some(sentinel) => {
-                let mut escaped = String::new();
-                for byte in sentinel.master.bytes() {
-                    match byte {
-                        b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                            escaped.push(char::from(byte));
-                        }
-                        _ => escaped.push_str(&format!("%{byte:02X}")),
-                    }
-                }
-                escaped + "/"
-            }
+            Some(sentinel) => escaped(&sentinel.master, b"") + "/",
             None => String::new(),
         };
         write!(
@@ -753,6 +812,22 @@ impl fmt::Display for RedisConfig {
             self.db
         )
     }
+}
+
+/// `text` as it reads back in a URL: bytes outside RFC 3986's unreserved set escaped, but
+/// those in `kept`.
+fn escaped(text: &str, kept: &[u8]) -> String {
+    let mut escaped = String::new();
+    for byte in text.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                escaped.push(char::from(byte));
+            }
+            _ if kept.contains(&byte) => escaped.push(char::from(byte)),
+            _ => escaped.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    escaped
 }
 
 impl fmt::Debug for RedisConfig {
@@ -995,6 +1070,55 @@ mod tests {
             assert_eq!(error.kind(), crate::ErrorKind::InvalidUrl, "{url}");
             assert!(error.to_string().contains(says), "{url}: {error}");
             assert!(!error.to_string().contains(SECRET), "{url}: {error}");
+        }
+    }
+
+    /// `redis+unix://`: the socket's path (escapes decoded, shown escaped), the database as the
+    /// `db` parameter (only there), the credentials as anywhere.
+    #[test]
+    fn unix_socket_urls() {
+        let url = format!("redis+unix://app:pw{SECRET}@/run/redis%20x/redis.sock?db=3");
+        let c = RedisConfig::from_url(&url).unwrap();
+        assert_eq!(
+            (c.socket.as_deref(), c.db()),
+            (Some("/run/redis x/redis.sock"), 3)
+        );
+        assert!(c.nodes.is_empty() && !c.is_cluster() && !c.is_tls());
+        let shown = c.to_string();
+        assert_eq!(
+            shown,
+            "redis+unix://app:<redacted>@/run/redis%20x/redis.sock?db=3"
+        );
+        assert!(!format!("{c:?}").contains(SECRET));
+        let again = RedisConfig::from_url(&shown.replace("<redacted>", "x")).unwrap();
+        assert_eq!((again.socket, again.db), (c.socket.clone(), 3));
+        let info = &c.connection_infos().unwrap()[0];
+        let socket = std::path::PathBuf::from("/run/redis x/redis.sock");
+        assert_eq!(info.addr(), &redis::ConnectionAddr::Unix(socket));
+        let expected = format!("pw{SECRET}");
+        let settings = info.redis_settings();
+        assert_eq!(
+            (settings.username(), settings.password()),
+            (Some("app"), Some(&*expected))
+        );
+        assert_eq!(settings.db(), 3);
+        let c = RedisConfig::from_url("redis+unix:///tmp/r.sock").unwrap();
+        assert_eq!(
+            (c.db(), c.to_string().as_str()),
+            (0, "redis+unix:///tmp/r.sock?db=0")
+        );
+
+        for (url, says) in [
+            ("redis+unix://", "absolute path"),
+            ("redis+unix://relative.sock", "absolute path"),
+            ("redis+unix:///r.sock?db=x", "not a number"),
+            ("redis+unix:///r.sock?db=-1", "not a number"),
+            ("redis://h/?db=2", "is for a `redis+unix://` URL"),
+            ("redis+unix:///r.sock?tls_ca_file=/x", "needs TLS"),
+        ] {
+            let error = RedisConfig::from_url(url).unwrap_err();
+            assert_eq!(error.kind(), crate::ErrorKind::InvalidUrl, "{url}");
+            assert!(error.to_string().contains(says), "{url}: {error}");
         }
     }
 

@@ -1,5 +1,5 @@
-//! The Redis driver, standalone server (named or found through Redis Sentinel) or Redis
-//! Cluster, on redis-rs with tokio. Cargo feature `redis`.
+//! The Redis driver, standalone server (by address, by Unix socket, or found through Redis
+//! Sentinel) or Redis Cluster, on redis-rs with tokio. Cargo feature `redis`.
 //!
 //! Every key of a namespace is stored as `root:domain:key`. Each operation is one command
 //! that Redis runs atomically, a `MULTI`/`EXEC` transaction (`incr` with a TTL on creation,
@@ -42,7 +42,7 @@ use redis::{Cmd, FromRedisValue, Pipeline, RedisError};
 pub(crate) use config::PARAMETERS;
 pub use config::{
     CLUSTER_SCHEME, RedisConfig, SCHEME, SENTINEL_SCHEME, TLS_CLUSTER_SCHEME, TLS_SCHEME,
-    TLS_SENTINEL_SCHEME,
+    TLS_SENTINEL_SCHEME, UNIX_SCHEME,
 };
 
 use self::connection::{Connection, Link, Resend, send_once, send_transaction_once};
