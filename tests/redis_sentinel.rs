@@ -96,13 +96,19 @@ fn primary_replica_and_sentinel() -> (u16, u16, u16) {
     });
     let sentinel = support::free_port();
     support::start_sentinel(sentinel, MASTER, primary, "");
+    // Known from the primary's `INFO`, and then from its own (the replica's link to its
+    // primary is up): only then will the Sentinel promote it (else `NOGOODSLAVE`, and a
+    // failover tried again only after twice `failover-timeout`).
     wait_for("the Sentinel to know the replica", || {
-        let replicas: Vec<redis::Value> = redis::cmd("SENTINEL")
+        let replicas: Vec<std::collections::HashMap<String, String>> = redis::cmd("SENTINEL")
             .arg("replicas")
             .arg(MASTER)
             .query(&mut raw(sentinel))
             .unwrap();
-        !replicas.is_empty()
+        replicas.iter().any(|replica| {
+            replica.get("flags").map(String::as_str) == Some("slave")
+                && replica.get("master-link-status").map(String::as_str) == Some("ok")
+        })
     });
     (primary, replica, sentinel)
 }
