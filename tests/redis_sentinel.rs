@@ -113,6 +113,44 @@ fn primary_replica_and_sentinel() -> (u16, u16, u16) {
     (primary, replica, sentinel)
 }
 
+/// Has the Sentinel on `sentinel` fail `primary` over to `replica`, then sets `key` through
+/// `ns` while the old primary still takes writes (the Sentinel turns it into a replica some
+/// seconds later, and its writes are lost then): the write must land on the new primary,
+/// under `stored`.
+async fn fail_over_then_set(
+    ns: &namestore::Namespace<String, RedisDriver>,
+    (primary, replica, sentinel): (u16, u16, u16),
+    key: &str,
+    stored: &str,
+) {
+    // Refused (`NOGOODSLAVE`) until the Sentinel has the replica's own `INFO`.
+    wait_for("the Sentinel to fail the primary over", || {
+        let failover: redis::RedisResult<()> = redis::cmd("SENTINEL")
+            .arg("failover")
+            .arg(MASTER)
+            .query(&mut raw(sentinel));
+        failover.is_ok()
+    });
+    wait_for("the Sentinel to name the replica", || {
+        named_primary(sentinel) == replica
+    });
+    // The handle must have left the old primary at the switch (the Sentinel's
+    // `+switch-master`, published when it named the new primary).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        role(primary),
+        "master",
+        "the old primary still takes writes"
+    );
+    let key = key.to_owned();
+    until_ok(|| ns.set(&key, "yes", None)).await;
+    let on_new: Option<String> = redis::cmd("GET")
+        .arg(stored)
+        .query(&mut raw(replica))
+        .unwrap();
+    assert_eq!(on_new.as_deref(), Some("yes"), "written to the new primary");
+}
+
 /// Calls `call` until it succeeds, for 20 s at most: a handle finding the new primary.
 async fn until_ok<T, F, Fut>(mut call: F) -> T
 where
@@ -150,37 +188,9 @@ async fn a_failover_is_followed_by_the_same_handle() {
         .unwrap();
     assert_eq!(synced, 1, "the replica has every write before the failover");
 
-    // Refused (`NOGOODSLAVE`) until the Sentinel has the replica's own `INFO`.
-    wait_for("the Sentinel to fail the primary over", || {
-        let failover: redis::RedisResult<()> = redis::cmd("SENTINEL")
-            .arg("failover")
-            .arg(MASTER)
-            .query(&mut raw(sentinel));
-        failover.is_ok()
-    });
-    wait_for("the Sentinel to name the replica", || {
-        named_primary(sentinel) == replica
-    });
-    wait_for("the replica to be the primary", || {
-        role(replica) == "master"
-    });
-
-    // The old primary takes writes for some seconds more, until the Sentinel turns it into
-    // a replica, and loses them then: the handle must have left it at the switch (the
-    // Sentinel's `+switch-master`, published when it named the new primary).
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(
-        role(primary),
-        "master",
-        "the old primary still takes writes"
-    );
-    let after = "after".to_owned();
-    until_ok(|| ns.set(&after, "yes", None)).await;
-    let on_new: Option<String> = redis::cmd("GET")
-        .arg("app:failover:after")
-        .query(&mut raw(replica))
-        .unwrap();
-    assert_eq!(on_new.as_deref(), Some("yes"), "written to the new primary");
+    let servers = (primary, replica, sentinel);
+    fail_over_then_set(&ns, servers, "after", "app:failover:after").await;
+    assert_eq!(role(replica), "master");
     for i in 0..20 {
         let read = ns.get(&format!("k{i}")).await.unwrap();
         assert_eq!(read.as_deref(), Some(&b"before"[..]), "k{i}");
@@ -205,29 +215,8 @@ async fn a_failover_announced_by_another_sentinel_is_followed() {
 
     support::stop_server(first);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    wait_for("the second Sentinel to fail the primary over", || {
-        let failover: redis::RedisResult<()> = redis::cmd("SENTINEL")
-            .arg("failover")
-            .arg(MASTER)
-            .query(&mut raw(second));
-        failover.is_ok()
-    });
-    wait_for("the Sentinel to name the replica", || {
-        named_primary(second) == replica
-    });
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(
-        role(primary),
-        "master",
-        "the old primary still takes writes"
-    );
-    let after = "after".to_owned();
-    until_ok(|| ns.set(&after, "yes", None)).await;
-    let on_new: Option<String> = redis::cmd("GET")
-        .arg("app:another:after")
-        .query(&mut raw(replica))
-        .unwrap();
-    assert_eq!(on_new.as_deref(), Some("yes"), "written to the new primary");
+    let servers = (primary, replica, second);
+    fail_over_then_set(&ns, servers, "after", "app:another:after").await;
 }
 
 /// A handle used in one tokio runtime, that runtime dropped (and with it the task listening
@@ -255,30 +244,9 @@ fn a_handle_moved_to_another_runtime_still_follows_failovers() {
     second.block_on(async {
         let second = "second".to_owned();
         until_ok(|| ns.set(&second, "2", None)).await;
-        wait_for("the Sentinel to fail the primary over", || {
-            let failover: redis::RedisResult<()> = redis::cmd("SENTINEL")
-                .arg("failover")
-                .arg(MASTER)
-                .query(&mut raw(sentinel));
-            failover.is_ok()
-        });
-        wait_for("the Sentinel to name the replica", || {
-            named_primary(sentinel) == replica
-        });
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        assert_eq!(
-            role(primary),
-            "master",
-            "the old primary still takes writes"
-        );
-        let after = "after".to_owned();
-        until_ok(|| ns.set(&after, "yes", None)).await;
+        let servers = (primary, replica, sentinel);
+        fail_over_then_set(&ns, servers, "after", "app:runtimes:after").await;
     });
-    let on_new: Option<String> = redis::cmd("GET")
-        .arg("app:runtimes:after")
-        .query(&mut raw(replica))
-        .unwrap();
-    assert_eq!(on_new.as_deref(), Some("yes"), "written to the new primary");
 }
 
 /// A primary that dies is replaced by its replica once the Sentinels have failed it over; the

@@ -15,6 +15,16 @@ fn server_with_a_socket(extra: &str) -> (u16, std::path::PathBuf) {
     let socket = support::scratch_dir("redis-sockets").join(format!("{port}.sock"));
     let listen = format!("--unixsocket {} --unixsocketperm 700", socket.display());
     support::start_server(port, &format!("{listen} {extra}"));
+    // The server listens on its port first, on its socket a moment later.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no socket at {}",
+            socket.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
     (port, socket)
 }
 
@@ -52,24 +62,16 @@ async fn credentials_and_database_through_the_socket() {
         .unwrap();
     assert_eq!(stored.as_deref(), Some("v"));
 
-    let wrong = url.replace("p%40ss", "nope");
-    let store = RedisDriver::from_url(&wrong).unwrap();
-    let error = store
-        .namespace::<String>("app", "socket")
-        .unwrap()
-        .get(&"k".to_owned())
-        .await;
-    let error = error.unwrap_err();
+    let read = |url: String| async move {
+        let store = RedisDriver::from_url(&url).unwrap();
+        let ns = store.namespace::<String>("app", "socket").unwrap();
+        ns.get(&"k".to_owned()).await.unwrap_err()
+    };
+    let error = read(url.replace("p%40ss", "nope")).await;
     assert_eq!(error.kind(), ErrorKind::Backend, "{error}");
     assert!(!error.to_string().contains("p@ss"), "{error}");
 
     let missing = socket.with_file_name("missing.sock");
-    let store = RedisDriver::from_url(&format!("redis+unix://{}", missing.display())).unwrap();
-    let error = store
-        .namespace::<String>("app", "socket")
-        .unwrap()
-        .get(&"k".to_owned())
-        .await;
-    let error = error.unwrap_err();
+    let error = read(format!("redis+unix://{}", missing.display())).await;
     assert_eq!(error.kind(), ErrorKind::Unavailable, "{error}");
 }

@@ -120,7 +120,9 @@ impl Sentinels {
 
     /// A connection to the master's primary: the Sentinels asked at once, and each server
     /// they name, in the order their answers come, connected to with `to_server` and kept if
-    /// it answers `ROLE` as a primary.
+    /// it answers `ROLE` as a primary. The connection counts as [`outdated`](Self::outdated)
+    /// once a switch of the master is announced after this began: the server it found may be
+    /// the old primary.
     ///
     /// # Errors
     ///
@@ -128,9 +130,6 @@ impl Sentinels {
     /// will come again until the settings change (a refused password, a Sentinel that knows
     /// no such master), else [`ErrorKind::Unavailable`] (Sentinels or servers down, a
     /// failover under way); the message says what each Sentinel and server answered.
-    ///
-    /// The connection counts as [`outdated`](Self::outdated) once a switch of the master is
-    /// announced after this began: the server it found may be the old primary.
     pub(super) async fn connect<F, C>(
         &self,
         config: &RedisConfig,
@@ -143,32 +142,6 @@ impl Sentinels {
         C: Future<Output = Result<MultiplexedConnection>>,
     {
         let seen = self.switches.load(Ordering::Acquire);
-        let found = self
-            .find(config, certificates, settings, &to_server)
-            .await?;
-        self.found_under.store(seen, Ordering::Release);
-        Ok(found)
-    }
-
-    /// Whether a switch of the master was announced since the last connection
-    /// [`connect`](Self::connect) made began to be looked for (or may have been, while the
-    /// task watching for them was not listening): that connection may be to the old primary.
-    pub(super) fn outdated(&self) -> bool {
-        self.switches.load(Ordering::Acquire) != self.found_under.load(Ordering::Acquire)
-    }
-
-    /// A connection to the primary the Sentinels name now; see [`connect`](Self::connect).
-    async fn find<F, C>(
-        &self,
-        config: &RedisConfig,
-        certificates: Option<TlsCertificates>,
-        settings: &AsyncConnectionConfig,
-        to_server: F,
-    ) -> Result<MultiplexedConnection>
-    where
-        F: Fn(ConnectionInfo) -> C,
-        C: Future<Output = Result<MultiplexedConnection>>,
-    {
         let password = self.password().await;
         let mut answers: FuturesUnordered<_> = self
             .nodes
@@ -214,7 +187,10 @@ impl Sentinels {
                 .await
             {
                 Ok(answer) => match role(&answer) {
-                    Some("master") => return Ok(connection),
+                    Some("master") => {
+                        self.found_under.store(seen, Ordering::Release);
+                        return Ok(connection);
+                    }
                     role => failures.push(Failure {
                         kind: ErrorKind::Unavailable,
                         said: format!(
@@ -231,6 +207,13 @@ impl Sentinels {
             }
         }
         Err(none_found(&self.master, failures))
+    }
+
+    /// Whether a switch of the master was announced since the last connection
+    /// [`connect`](Self::connect) made began to be looked for (or may have been, while the
+    /// task watching for them was not listening): that connection may be to the old primary.
+    pub(super) fn outdated(&self) -> bool {
+        self.switches.load(Ordering::Acquire) != self.found_under.load(Ordering::Acquire)
     }
 
     /// Asks the Sentinel at `node` (`shown`) where the master is.
