@@ -11,6 +11,9 @@ use std::time::Duration;
 
 use namestore::drivers::redb::{RedbConfig, RedbDriver};
 
+#[path = "support/events.rs"]
+mod events;
+
 /// A small tmpfs, unmounted when dropped (also when the test fails).
 struct SmallDisk(PathBuf);
 
@@ -239,9 +242,11 @@ async fn a_flush_on_a_full_disk_fails_with_the_cause() {
 
 /// A flush of the committer's own that fails (the interval came, the disk was full) loses the
 /// writes it was to flush, which their callers were told had succeeded: the next `flush` call
-/// reports the loss, with its cause, once.
+/// reports the loss, with its cause, once; and a `tracing` error reports it as it happens, for
+/// a program that makes no flush call.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_loss_at_a_flush_of_the_committers_own_is_reported_by_the_next_flush_call() {
+    let events = events::captured();
     let Some((disk, _filler)) = small_disk("flush-own") else {
         return;
     };
@@ -250,6 +255,15 @@ async fn a_loss_at_a_flush_of_the_committers_own_is_reported_by_the_next_flush_c
     acknowledged_unflushed(&ns).await;
     // The committer's flush comes a second after the first write, and fails.
     tokio::time::sleep(Duration::from_millis(2500)).await;
+    let file = disk.path().join("store.redb").display().to_string();
+    let reported = |what: &str| events.lines_with(&["namestore::redb", &file, what]);
+    let lost = reported("acknowledged writes to the redb file are lost");
+    assert_eq!(lost.len(), 1, "{lost:?}");
+    assert!(
+        lost[0].contains("ERROR") && lost[0].contains("No space left on device"),
+        "{lost:?}"
+    );
+    assert_eq!(reported("commits to the redb file fail").len(), 1);
 
     let report = store
         .flush()

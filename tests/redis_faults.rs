@@ -8,6 +8,8 @@ use namestore::ErrorKind;
 use namestore::drivers::redis::{RedisConfig, RedisDriver};
 use support::{command_calls, free_port, start_server, stop_server};
 
+#[path = "support/events.rs"]
+mod events;
 mod support;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -32,8 +34,12 @@ async fn an_unreachable_server_fails_within_the_bound() {
     );
 }
 
+/// The same handle works again after the server restarts; it reported the lost connection,
+/// the failure to connect and the connection made again once each (`tracing` events), however
+/// many calls failed meanwhile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_handle_works_again_after_a_restart() {
+    let events = events::captured();
     let port = free_port();
     start_server(port, "");
     let url = format!("redis://127.0.0.1:{port}/0?connect_timeout_ms=500&response_timeout_ms=500");
@@ -45,11 +51,20 @@ async fn the_same_handle_works_again_after_a_restart() {
     ns.set(&key, "before", None).await.unwrap();
 
     stop_server(port);
-    let error = ns.get(&key).await.unwrap_err();
-    assert!(
-        matches!(error.kind(), ErrorKind::Unavailable | ErrorKind::Timeout),
-        "{error:?}"
-    );
+    for _ in 0..5 {
+        let error = ns.get(&key).await.unwrap_err();
+        assert!(
+            matches!(error.kind(), ErrorKind::Unavailable | ErrorKind::Timeout),
+            "{error:?}"
+        );
+    }
+    let server = format!("server=redis://127.0.0.1:{port}/0");
+    let reported = |what: &str| events.lines_with(&[&server, "namestore::redis", what]);
+    let lost = reported("the connection to Redis failed");
+    assert_eq!(lost.len(), 1, "{lost:?}");
+    assert!(lost[0].contains("WARN"), "{lost:?}");
+    assert_eq!(reported("cannot connect to Redis").len(), 1);
+    assert_eq!(reported("connected to Redis again").len(), 0);
 
     start_server(port, "");
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -64,6 +79,10 @@ async fn the_same_handle_works_again_after_a_restart() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(ns.get(&key).await.unwrap().as_deref(), Some(&b"after"[..]));
+    let again = reported("connected to Redis again");
+    assert_eq!(again.len(), 1, "{again:?}");
+    assert!(again[0].contains("INFO"), "{again:?}");
+    assert_eq!(reported("cannot connect to Redis").len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,6 +5,8 @@
 //! primary, and leave the Sentinels down, unaware of the master, or requiring a password.
 #![cfg(feature = "redis")]
 
+#[path = "support/events.rs"]
+mod events;
 mod support;
 
 use std::time::{Duration, Instant};
@@ -172,8 +174,10 @@ where
 
 /// A failover the Sentinels make (`SENTINEL FAILOVER`) is followed by the handle made before
 /// it: its writes then land on the new primary, and what it wrote before is read back there.
+/// The failover is reported as a `tracing` event.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failover_is_followed_by_the_same_handle() {
+    let events = events::captured();
     let (primary, replica, sentinel) = primary_replica_and_sentinel();
     let store =
         RedisDriver::from_url(&format!("redis+sentinel://127.0.0.1:{sentinel}/{MASTER}")).unwrap();
@@ -191,6 +195,10 @@ async fn a_failover_is_followed_by_the_same_handle() {
     let servers = (primary, replica, sentinel);
     fail_over_then_set(&ns, servers, "after", "app:failover:after").await;
     assert_eq!(role(replica), "master");
+    // Reported to the program's `tracing` subscriber as it happened.
+    let announced = format!("announced={MASTER} 127.0.0.1 {primary} 127.0.0.1 {replica}");
+    let reported = events.lines_with(&["namestore::redis", "announced a failover", &announced]);
+    assert_eq!(reported.len(), 1, "{reported:?}");
     for i in 0..20 {
         let read = ns.get(&format!("k{i}")).await.unwrap();
         assert_eq!(read.as_deref(), Some(&b"before"[..]), "k{i}");

@@ -247,6 +247,8 @@ pub(super) fn commit_loop(store: Arc<Store>, requests: mpsc::Receiver<Request>) 
     let mut closes = store.closes();
     // Acknowledged writes lost since a flush call last reported (the first loss).
     let mut lost: Option<String> = None;
+    // Whether the last commit failed (a change reported once each way).
+    let mut failing = false;
     loop {
         let due = unflushed.and_then(|since| since.checked_add(interval));
         // The next request, if it comes within `SPIN`.
@@ -313,7 +315,25 @@ pub(super) fn commit_loop(store: Arc<Store>, requests: mpsc::Receiver<Request>) 
         if store.closes() != closes {
             closes = store.closes();
             if let Some(since) = unflushed.take() {
-                lost.get_or_insert_with(|| lost_writes(since, outcome.as_ref().err()));
+                let loss = lost_writes(since, outcome.as_ref().err());
+                report_loss(&store, &loss);
+                lost.get_or_insert(loss);
+            }
+        }
+        if commits && failing != outcome.is_err() {
+            failing = outcome.is_err();
+            match &outcome {
+                Err(error) => tracing::error!(
+                    target: "namestore::redb",
+                    path = %store.config.path.display(),
+                    %error,
+                    "commits to the redb file fail; writes fail until one succeeds"
+                ),
+                Ok(()) => tracing::info!(
+                    target: "namestore::redb",
+                    path = %store.config.path.display(),
+                    "commits to the redb file succeed again"
+                ),
             }
         }
         match &outcome {
@@ -347,7 +367,9 @@ pub(super) fn commit_loop(store: Arc<Store>, requests: mpsc::Receiver<Request>) 
             if store.closes() != closes {
                 closes = store.closes();
                 if let Some(since) = unflushed.take() {
-                    lost.get_or_insert_with(|| lost_writes(since, compacted.as_ref().err()));
+                    let loss = lost_writes(since, compacted.as_ref().err());
+                    report_loss(&store, &loss);
+                    lost.get_or_insert(loss);
                 }
             }
             // A compaction commits durably: what was unflushed is flushed.
@@ -377,6 +399,17 @@ impl Round {
             Request::Compact(reply) => self.compactions.push(reply),
         }
     }
+}
+
+/// Reports `loss` (see [`lost_writes`]) as it happens: a flush call reports it later, to a
+/// program that makes one.
+fn report_loss(store: &Store, loss: &str) {
+    tracing::error!(
+        target: "namestore::redb",
+        path = %store.config.path.display(),
+        loss,
+        "acknowledged writes to the redb file are lost (durable=0)"
+    );
 }
 
 /// What a flush call reports of commits lost unflushed: those made from `since` on, when the

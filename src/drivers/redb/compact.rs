@@ -36,8 +36,13 @@ pub(super) fn compact(store: &Store) -> Result<Compaction> {
             Ok(())
         })
     })?;
-    Ok(Compaction {
+    let after = size()?;
+    tracing::info!(
+        target: "namestore::redb",
+        path = %store.config.path.display(),
         before,
-        after: size()?,
-    })
+        after,
+        "compacted the redb file (sizes in bytes)"
+    );
+    Ok(Compaction { before, after })
 }

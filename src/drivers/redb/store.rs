@@ -131,6 +131,11 @@ impl Store {
             }
         };
         *self.db.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(&db));
+        tracing::info!(
+            target: "namestore::redb",
+            path = %self.config.path.display(),
+            "opened the redb file again"
+        );
         Ok(db)
     }
 
@@ -139,8 +144,13 @@ impl Store {
     pub(super) fn redb<T, E: Into<redb::Error>>(&self, result: Result<T, E>) -> Result<T> {
         result.map_err(|error| {
             let error = error.into();
-            if needs_reopen(&error) {
-                self.close();
+            if needs_reopen(&error) && self.close() {
+                tracing::warn!(
+                    target: "namestore::redb",
+                    path = %self.config.path.display(),
+                    %error,
+                    "an I/O failure closed the redb file; the next call opens it again"
+                );
             }
             storage(error)
         })
@@ -228,23 +238,34 @@ impl Store {
             // After a failure in redb, the file is opened again by the next call, as after an
             // I/O failure (what it held unflushed is gone: a close).
             self.closes.fetch_add(1, Ordering::SeqCst);
+            if let Err(error) = &outcome {
+                tracing::warn!(
+                    target: "namestore::redb",
+                    path = %self.config.path.display(),
+                    %error,
+                    "a failure closed the redb file; the next call opens it again"
+                );
+            }
             let _ = catch_unwind(AssertUnwindSafe(move || drop(handle)));
         }
         outcome
     }
 
-    /// Drops the store's handle on the database (redb closes the file with the last one).
-    fn close(&self) {
+    /// Drops the store's handle on the database (redb closes the file with the last one):
+    /// whether it was open.
+    fn close(&self) -> bool {
         let taken = self
             .db
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
-        if taken.is_some() {
+        let open = taken.is_some();
+        if open {
             self.closes.fetch_add(1, Ordering::SeqCst);
         }
         // Closing a database redb has failed on may panic in turn.
         let _ = catch_unwind(AssertUnwindSafe(move || drop(taken)));
+        open
     }
 
     /// How many times the open database has been closed: a change means that commits not yet
@@ -269,6 +290,12 @@ impl Store {
             Ok(result) => result,
             Err(payload) => {
                 let why = panic_message(&*payload);
+                tracing::error!(
+                    target: "namestore::redb",
+                    path = %self.config.path.display(),
+                    panic = %why,
+                    "redb panicked: the store is broken, and every call fails"
+                );
                 let _ = self.broken.set(why);
                 self.close();
                 Err(broken_error(self.broken.get().map_or("", String::as_str)))

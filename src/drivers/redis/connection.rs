@@ -17,7 +17,7 @@
 //! handling of `MOVED` and `ASK` (a redirection means the command did not run).
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -148,12 +148,14 @@ impl<T: Clone> Current<T> {
         Ok((generation, connection))
     }
 
-    /// Drops the connection of `generation`, if it is still the current one.
-    fn discard(&self, generation: u64) {
+    /// Drops the connection of `generation`, if it is still the current one: whether it was.
+    fn discard(&self, generation: u64) -> bool {
         let mut slot = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
-        if slot.as_ref().is_some_and(|(g, _)| *g == generation) {
+        let current = slot.as_ref().is_some_and(|(g, _)| *g == generation);
+        if current {
             *slot = None;
         }
+        current
     }
 }
 
@@ -186,11 +188,13 @@ enum Server {
     Sentinels(Sentinels),
 }
 
-/// When a link's connections were last answered, to tell a quiet one ([`QUIET`]).
+/// When a link's connections were last answered, to tell a quiet one ([`QUIET`]), and whether
+/// the last attempt to connect failed (to report the change once, not each call's failure).
 struct Answers {
     /// In milliseconds since `made`.
     answered: AtomicU64,
     made: Instant,
+    unreachable: AtomicBool,
 }
 
 impl Answers {
@@ -198,6 +202,7 @@ impl Answers {
         Answers {
             answered: AtomicU64::new(0),
             made: Instant::now(),
+            unreachable: AtomicBool::new(false),
         }
     }
 
@@ -213,10 +218,27 @@ impl Answers {
             .fetch_max(self.since_made(at), Ordering::Relaxed);
     }
 
-    /// A connection was made now: it has just had its answers (the handshake).
-    fn connected(&self) {
+    /// A connection to `server` was made now: it has just had its answers (the handshake).
+    fn connected(&self, server: &RedisConfig) {
         self.answered
             .store(self.since_made(Instant::now()), Ordering::Relaxed);
+        if self.unreachable.swap(false, Ordering::Relaxed) {
+            tracing::info!(target: "namestore::redis", %server, "connected to Redis again");
+        } else {
+            tracing::debug!(target: "namestore::redis", %server, "connected to Redis");
+        }
+    }
+
+    /// Connecting to `server` failed with `error`: reported when it is the first failure
+    /// since a connection was made.
+    fn not_connected(&self, server: &RedisConfig, error: &Error) {
+        if !self.unreachable.swap(true, Ordering::Relaxed) {
+            tracing::warn!(target: "namestore::redis",
+                %server,
+                %error,
+                "cannot connect to Redis; calls fail until a connection is made"
+            );
+        }
     }
 
     /// Whether, at `now`, nothing had been answered for [`QUIET`] or more.
@@ -294,7 +316,8 @@ impl Link {
     }
 
     /// Drops the connection of `generation` after it failed; the next call makes a new one.
-    fn discard(&self, generation: u64) {
+    /// Whether it was still the current one (the first of the calls that saw it fail).
+    fn discard(&self, generation: u64) -> bool {
         match self {
             Link::Single(single) => single.current.discard(generation),
             Link::Cluster(cluster) => cluster.current.discard(generation),
@@ -308,7 +331,7 @@ impl ClusterLink {
             .current
             .get_or_make(|| async {
                 let made = self.make(config).await?;
-                self.answers.connected();
+                self.answers.connected(config);
                 Ok(made)
             })
             .await?;
@@ -401,7 +424,7 @@ impl SingleLink {
                             connection
                         }
                     };
-                    self.answers.connected();
+                    self.answers.connected(config);
                     Ok(connection)
                 })
                 .await?;
@@ -549,9 +572,13 @@ fn no_connection(error: &RedisError) -> bool {
 /// answers again, and every call would fail so for as long as the process runs. So once no
 /// node has answered for [`QUIET`], the connections are dropped and the next call makes new
 /// ones (at most once per `QUIET`: a new connection counts as an answer).
-fn unanswered(link: &Link, generation: u64) {
-    if link.answers().quiet(Instant::now()) {
-        link.discard(generation);
+fn unanswered(link: &Link, config: &RedisConfig, generation: u64) {
+    if link.answers().quiet(Instant::now()) && link.discard(generation) {
+        tracing::warn!(target: "namestore::redis",
+            server = %config,
+            "no Redis Cluster node answered for a second and calls find no connection: the \
+             cluster's connections are made again"
+        );
     }
 }
 
@@ -670,6 +697,9 @@ where
             // Out of time for the whole call while connecting again to resend.
             Err(_) => Err(Error::timeout(config.call_timeout())),
         };
+        if let Err(error) = &connected {
+            link.answers().not_connected(config, error);
+        }
         let (generation, connection) = match connected {
             Ok(connected) => connected,
             // Connecting again to resend: the first sending may have been applied.
@@ -704,7 +734,13 @@ where
                 // A cluster's client without a connection to the node, on a quiet link: made
                 // again (see `unanswered`), and the call sent on the new connections.
                 Ok(Err(error)) if connection_failed(&error) || no_connection(&error) => {
-                    link.discard(generation);
+                    if link.discard(generation) {
+                        tracing::warn!(target: "namestore::redis",
+                            server = %config,
+                            %error,
+                            "a quiet Redis connection was found closed; connecting again"
+                        );
+                    }
                     continue;
                 }
                 Ok(_) => link.answers().answered(start),
@@ -723,7 +759,13 @@ where
                 return Ok(answer);
             }
             Ok(Err(error)) if connection_failed(&error) => {
-                link.discard(generation);
+                if link.discard(generation) {
+                    tracing::warn!(target: "namestore::redis",
+                        server = %config,
+                        %error,
+                        "the connection to Redis failed; the next call connects again"
+                    );
+                }
                 if matches!(resend, Resend::Allowed) && resends == 0 {
                     resends += 1;
                     continue;
@@ -736,7 +778,13 @@ where
             // new primary, and send once more (nothing ran, unless an earlier sending was lost
             // in flight). A cluster's client follows its own topology.
             Ok(Err(error)) if refused_by_replica(&error) && link.is_single() => {
-                link.discard(generation);
+                if link.discard(generation) {
+                    tracing::warn!(target: "namestore::redis",
+                        server = %config,
+                        "the Redis server refused a write as a read-only replica (a failover?); \
+                         connecting again"
+                    );
+                }
                 if resends > 0 {
                     return Err(not_resent(answer_error(error, key)));
                 }
@@ -754,7 +802,7 @@ where
                 ));
             }
             Ok(Err(error)) if no_connection(&error) => {
-                unanswered(link, generation);
+                unanswered(link, config, generation);
                 return Err(answer_error(error, key));
             }
             Ok(Err(error)) => {

@@ -304,11 +304,22 @@ impl Watch {
     /// (after the connection was found, or while it listened to no Sentinel), so the next
     /// call looks for the primary again, once. Runs until it is aborted.
     async fn run(self) {
+        // Whether the last round found no Sentinel to listen to (reported once).
+        let mut deaf = false;
         loop {
-            for (_, node) in &self.nodes {
+            let mut listened = false;
+            for (shown, node) in &self.nodes {
                 let Some(pubsub) = self.subscribe(node.clone()).await else {
                     continue;
                 };
+                listened = true;
+                if std::mem::take(&mut deaf) {
+                    tracing::info!(target: "namestore::redis",
+                        master = %self.master,
+                        sentinel = %shown,
+                        "listening to a Redis Sentinel for failovers again"
+                    );
+                }
                 self.switches.fetch_add(1, Ordering::AcqRel);
                 let (mut sink, mut stream) = pubsub.split();
                 loop {
@@ -327,8 +338,26 @@ impl Watch {
                     let payload: String = message.get_payload().unwrap_or_default();
                     if payload.split(' ').next() == Some(self.master.as_str()) {
                         self.switches.fetch_add(1, Ordering::AcqRel);
+                        tracing::info!(target: "namestore::redis",
+                            sentinel = %shown,
+                            announced = %payload,
+                            "a Redis Sentinel announced a failover (master, old address, new \
+                             address); connections look for the primary again"
+                        );
                     }
                 }
+                tracing::warn!(target: "namestore::redis",
+                    master = %self.master,
+                    sentinel = %shown,
+                    "lost the Redis Sentinel listened to for failovers; listening to another"
+                );
+            }
+            if !listened && !std::mem::replace(&mut deaf, true) {
+                tracing::warn!(target: "namestore::redis",
+                    master = %self.master,
+                    "no Redis Sentinel can be listened to for failovers (a failover that leaves \
+                     the old primary up is not seen until one can); trying again every second"
+                );
             }
             tokio::time::sleep(RESUBSCRIBE_AFTER).await;
         }
