@@ -339,6 +339,38 @@ async fn a_replica_named_as_the_primary_is_passed_over() {
     }
 }
 
+/// A Sentinel that names a server that never answers (a host gone without a word, as a
+/// Sentinel that missed the failover may name the old primary's) holds nothing up: the server
+/// another Sentinel names is checked meanwhile, and every call succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_never_answers_holds_nothing_up() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_port = silent.local_addr().unwrap().port();
+    // Accepts connections and never answers on them.
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in silent.incoming() {
+            held.push(stream);
+        }
+    });
+    let (primary, good) = primary_behind_a_sentinel("", "");
+    let stale = support::free_port();
+    support::start_sentinel(stale, MASTER, silent_port, "");
+
+    for round in 0..10 {
+        // The silent server's Sentinel first: taken in turn, its answer would hold each call
+        // for the whole `connect_timeout`, and fail it.
+        let url = format!(
+            "redis+sentinel://127.0.0.1:{stale},127.0.0.1:{good}/{MASTER}?connect_timeout_ms=3000"
+        );
+        let store = RedisDriver::from_url(&url).unwrap();
+        let ns = store.namespace::<String>("app", "silent").unwrap();
+        ns.set(&format!("k{round}"), "v", None).await.unwrap();
+    }
+    let stored: usize = support::stored_keys(&format!("redis://127.0.0.1:{primary}/0"));
+    assert_eq!(stored, 10);
+}
+
 /// Sentinels that are down, that know no such master, or that require a password the URL
 /// does not give: a Sentinel that answers is enough; otherwise the error says what each one
 /// answered, unavailable while they may come back, a backend error for what only the settings

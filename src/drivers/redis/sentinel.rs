@@ -3,9 +3,10 @@
 //! answers `ROLE` as a primary.
 //!
 //! The Sentinels are asked all at once and their answers taken as they come, so a Sentinel
-//! that is down or cut off costs nothing while another answers; a server one of them names
-//! that is not the primary (a Sentinel that missed a failover names the old one, now a
-//! replica) is passed over for the next answer. This is the discovery Redis documents for
+//! that is down or cut off costs nothing while another answers; each server named is checked
+//! at once, so one that never answers holds nothing up either, and one that is not the
+//! primary (a Sentinel that missed a failover names the old one, now a replica) is passed
+//! over. This is the discovery Redis documents for
 //! Sentinel clients, asked in parallel rather than in turn.
 //!
 //! A failover leaves the old primary running and taking writes for a while when it was not
@@ -118,9 +119,9 @@ impl Sentinels {
         *watcher = Some(tokio::spawn(watch.run()));
     }
 
-    /// A connection to the master's primary: the Sentinels asked at once, and each server
-    /// they name, in the order their answers come, connected to with `to_server` and kept if
-    /// it answers `ROLE` as a primary. The connection counts as [`outdated`](Self::outdated)
+    /// A connection to the master's primary: the Sentinels asked at once, each server they
+    /// name connected to with `to_server` as its answer comes, and the first to answer `ROLE`
+    /// as a primary kept. The connection counts as [`outdated`](Self::outdated)
     /// once a switch of the master is announced after this began: the server it found may be
     /// the old primary.
     ///
@@ -155,55 +156,29 @@ impl Sentinels {
                 self.ask(shown, node, certificates.clone(), settings, config)
             })
             .collect();
+        // Each server named, connected to and asked its role at once: one that never answers
+        // (a host gone, named by a Sentinel that missed the failover) holds nothing up.
+        let mut checks = FuturesUnordered::new();
         let mut tried: Vec<Address> = Vec::new();
         let mut failures: Vec<Failure> = Vec::new();
-        while let Some(answer) = answers.next().await {
-            let (host, port) = match answer {
-                Ok(address) => address,
-                Err(failure) => {
-                    failures.push(failure);
-                    continue;
-                }
-            };
-            if tried.contains(&(host.clone(), port)) {
-                continue;
-            }
-            let shown = shown(&host, port);
-            let server = config.master_info(&host, port).map(&to_server);
-            tried.push((host, port));
-            let connected = match server {
-                Ok(connecting) => connecting.await,
-                Err(error) => Err(error),
-            };
-            let mut connection = match connected {
-                Ok(connection) => connection,
-                Err(error) => {
-                    failures.push(Failure::of(&format!("the server at {shown}"), &error));
-                    continue;
-                }
-            };
-            match redis::cmd("ROLE")
-                .query_async::<Value>(&mut connection)
-                .await
-            {
-                Ok(answer) => match role(&answer) {
-                    Some("master") => {
+        loop {
+            tokio::select! {
+                Some(answer) = answers.next(), if !answers.is_empty() => match answer {
+                    Ok(address) if !tried.contains(&address) => {
+                        checks.push(check(config, address.clone(), &to_server));
+                        tried.push(address);
+                    }
+                    Ok(_) => {}
+                    Err(failure) => failures.push(failure),
+                },
+                Some(checked) = checks.next(), if !checks.is_empty() => match checked {
+                    Ok(connection) => {
                         self.found_under.store(seen, Ordering::Release);
                         return Ok(connection);
                     }
-                    role => failures.push(Failure {
-                        kind: ErrorKind::Unavailable,
-                        said: format!(
-                            "the server at {shown} answers `ROLE` as {} (a failover under way, \
-                             or a Sentinel that missed one)",
-                            role.unwrap_or("something else than a primary")
-                        ),
-                    }),
+                    Err(failure) => failures.push(failure),
                 },
-                Err(error) => failures.push(Failure::of(
-                    &format!("the server at {shown}"),
-                    &connect_error(&error, config),
-                )),
+                else => break,
             }
         }
         Err(none_found(&self.master, failures))
@@ -380,6 +355,40 @@ impl Watch {
             .await
             .ok()
             .flatten()
+    }
+}
+
+/// A connection to the server at `address`, made with `to_server`, if it answers `ROLE` as a
+/// primary.
+async fn check<F, C>(
+    config: &RedisConfig,
+    (host, port): Address,
+    to_server: &F,
+) -> std::result::Result<MultiplexedConnection, Failure>
+where
+    F: Fn(ConnectionInfo) -> C,
+    C: Future<Output = Result<MultiplexedConnection>>,
+{
+    let context = format!("the server at {}", shown(&host, port));
+    let connecting = config
+        .master_info(&host, port)
+        .map(to_server)
+        .map_err(|e| Failure::of(&context, &e))?;
+    let mut connection = connecting.await.map_err(|e| Failure::of(&context, &e))?;
+    let answer = redis::cmd("ROLE")
+        .query_async::<Value>(&mut connection)
+        .await
+        .map_err(|e| Failure::of(&context, &connect_error(&e, config)))?;
+    match role(&answer) {
+        Some("master") => Ok(connection),
+        role => Err(Failure {
+            kind: ErrorKind::Unavailable,
+            said: format!(
+                "{context} answers `ROLE` as {} (a failover under way, or a Sentinel that \
+                 missed one)",
+                role.unwrap_or("something else than a primary")
+            ),
+        }),
     }
 }
 
