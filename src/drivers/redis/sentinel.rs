@@ -6,8 +6,8 @@
 //! that is down or cut off costs nothing while another answers; each server named is checked
 //! at once, so one that never answers holds nothing up either, and one that is not the
 //! primary (a Sentinel that missed a failover names the old one, now a replica) is passed
-//! over. This is the discovery Redis documents for
-//! Sentinel clients, asked in parallel rather than in turn.
+//! over. This is the discovery Redis documents for Sentinel clients, asked in parallel rather
+//! than in turn.
 //!
 //! A failover leaves the old primary running and taking writes for a while when it was not
 //! down (a failover asked for with `SENTINEL FAILOVER`, or one the Sentinels decided while the
@@ -121,9 +121,9 @@ impl Sentinels {
 
     /// A connection to the master's primary: the Sentinels asked at once, each server they
     /// name connected to with `to_server` as its answer comes, and the first to answer `ROLE`
-    /// as a primary kept. The connection counts as [`outdated`](Self::outdated)
-    /// once a switch of the master is announced after this began: the server it found may be
-    /// the old primary.
+    /// as a primary kept. The connection counts as [`outdated`](Self::outdated) once a switch
+    /// of the master is announced after this began: the server it found may be the old
+    /// primary.
     ///
     /// # Errors
     ///
