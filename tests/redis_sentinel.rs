@@ -264,7 +264,8 @@ fn a_handle_moved_to_another_runtime_still_follows_failovers() {
 async fn a_primary_that_dies_is_replaced_by_its_replica() {
     let (primary, replica, sentinel) = primary_replica_and_sentinel();
     let url = format!(
-        "redis+sentinel://127.0.0.1:{sentinel}/{MASTER}?connect_timeout_ms=300&response_timeout_ms=300"
+        "redis+sentinel://127.0.0.1:{sentinel}/{MASTER}\
+         ?connect_timeout_ms=300&response_timeout_ms=300"
     );
     let store = RedisDriver::from_url(&url).unwrap();
     let ns = store.namespace::<String>("app", "died").unwrap();
