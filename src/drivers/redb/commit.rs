@@ -243,10 +243,10 @@ pub(super) fn commit_loop(store: Arc<Store>, requests: mpsc::Receiver<Request>) 
     let mut unflushed: Option<Instant> = None;
     // When a commit last failed, while within `RECOVERY` of it: every group is flushed.
     let mut failed: Option<Instant> = None;
-    // The database's closes seen: another means the commits it held unflushed are lost.
-    let mut closes = store.closes();
-    // Acknowledged writes lost since a flush call last reported (the first loss).
-    let mut lost: Option<String> = None;
+    let mut losses = Losses {
+        closes: store.closes(),
+        lost: None,
+    };
     // Whether the last commit failed (a change reported once each way).
     let mut failing = false;
     loop {
@@ -312,14 +312,7 @@ pub(super) fn commit_loop(store: Arc<Store>, requests: mpsc::Receiver<Request>) 
         } else {
             Ok(())
         };
-        if store.closes() != closes {
-            closes = store.closes();
-            if let Some(since) = unflushed.take() {
-                let loss = lost_writes(since, outcome.as_ref().err());
-                report_loss(&store, &loss);
-                lost.get_or_insert(loss);
-            }
-        }
+        losses.look(&store, &mut unflushed, outcome.as_ref().err());
         if commits && failing != outcome.is_err() {
             failing = outcome.is_err();
             match &outcome {
@@ -353,10 +346,10 @@ pub(super) fn commit_loop(store: Arc<Store>, requests: mpsc::Receiver<Request>) 
             // any loss before it with it.
             let report = match outcome {
                 Err(error) => {
-                    lost = None;
+                    losses.lost = None;
                     Some(error)
                 }
-                Ok(()) => lost.take().map(Error::backend),
+                Ok(()) => losses.lost.take().map(Error::backend),
             };
             for reply in flushes {
                 let _ = reply.send(report.as_ref().map_or(Ok(()), |e| Err(e.duplicate())));
@@ -364,14 +357,7 @@ pub(super) fn commit_loop(store: Arc<Store>, requests: mpsc::Receiver<Request>) 
         }
         if !compactions.is_empty() {
             let compacted = compact(&store);
-            if store.closes() != closes {
-                closes = store.closes();
-                if let Some(since) = unflushed.take() {
-                    let loss = lost_writes(since, compacted.as_ref().err());
-                    report_loss(&store, &loss);
-                    lost.get_or_insert(loss);
-                }
-            }
+            losses.look(&store, &mut unflushed, compacted.as_ref().err());
             // A compaction commits durably: what was unflushed is flushed.
             if compacted.is_ok() {
                 unflushed = None;
@@ -401,15 +387,34 @@ impl Round {
     }
 }
 
-/// Reports `loss` (see [`lost_writes`]) as it happens: a flush call reports it later, to a
-/// program that makes one.
-fn report_loss(store: &Store, loss: &str) {
-    tracing::error!(
-        target: "namestore::redb",
-        path = %store.config.path.display(),
-        loss,
-        "acknowledged writes to the redb file are lost (durable=0)"
-    );
+/// The committer's view of the database's closes, and of the acknowledged writes they lost.
+struct Losses {
+    /// The database's closes seen: another means the commits it held unflushed are lost.
+    closes: u64,
+    /// Acknowledged writes lost since a flush call last reported (the first loss).
+    lost: Option<String>,
+}
+
+impl Losses {
+    /// After a step that may have closed the database (failing with `cause`, if it failed):
+    /// a close since the last look lost the commits made unflushed since `unflushed`. The
+    /// loss is reported at once (a `tracing` error) and kept for the next flush call.
+    fn look(&mut self, store: &Store, unflushed: &mut Option<Instant>, cause: Option<&Error>) {
+        if store.closes() == self.closes {
+            return;
+        }
+        self.closes = store.closes();
+        if let Some(since) = unflushed.take() {
+            let loss = lost_writes(since, cause);
+            tracing::error!(
+                target: "namestore::redb",
+                path = %store.config.path.display(),
+                loss,
+                "acknowledged writes to the redb file are lost (durable=0)"
+            );
+            self.lost.get_or_insert(loss);
+        }
+    }
 }
 
 /// What a flush call reports of commits lost unflushed: those made from `since` on, when the

@@ -233,7 +233,8 @@ impl Answers {
     /// since a connection was made.
     fn not_connected(&self, server: &RedisConfig, error: &Error) {
         if !self.unreachable.swap(true, Ordering::Relaxed) {
-            tracing::warn!(target: "namestore::redis",
+            tracing::warn!(
+                target: "namestore::redis",
                 %server,
                 %error,
                 "cannot connect to Redis; calls fail until a connection is made"
@@ -574,7 +575,8 @@ fn no_connection(error: &RedisError) -> bool {
 /// ones (at most once per `QUIET`: a new connection counts as an answer).
 fn unanswered(link: &Link, config: &RedisConfig, generation: u64) {
     if link.answers().quiet(Instant::now()) && link.discard(generation) {
-        tracing::warn!(target: "namestore::redis",
+        tracing::warn!(
+            target: "namestore::redis",
             server = %config,
             "no Redis Cluster node answered for a second and calls find no connection: the \
              cluster's connections are made again"
@@ -735,7 +737,8 @@ where
                 // again (see `unanswered`), and the call sent on the new connections.
                 Ok(Err(error)) if connection_failed(&error) || no_connection(&error) => {
                     if link.discard(generation) {
-                        tracing::warn!(target: "namestore::redis",
+                        tracing::warn!(
+                            target: "namestore::redis",
                             server = %config,
                             %error,
                             "a quiet Redis connection was found closed; connecting again"
@@ -760,7 +763,8 @@ where
             }
             Ok(Err(error)) if connection_failed(&error) => {
                 if link.discard(generation) {
-                    tracing::warn!(target: "namestore::redis",
+                    tracing::warn!(
+                        target: "namestore::redis",
                         server = %config,
                         %error,
                         "the connection to Redis failed; the next call connects again"
@@ -779,7 +783,8 @@ where
             // in flight). A cluster's client follows its own topology.
             Ok(Err(error)) if refused_by_replica(&error) && link.is_single() => {
                 if link.discard(generation) {
-                    tracing::warn!(target: "namestore::redis",
+                    tracing::warn!(
+                        target: "namestore::redis",
                         server = %config,
                         "the Redis server refused a write as a read-only replica (a failover?); \
                          connecting again"

@@ -289,7 +289,8 @@ impl Watch {
                 };
                 listened = true;
                 if std::mem::take(&mut deaf) {
-                    tracing::info!(target: "namestore::redis",
+                    tracing::info!(
+                        target: "namestore::redis",
                         master = %self.master,
                         sentinel = %shown,
                         "listening to a Redis Sentinel for failovers again"
@@ -313,7 +314,8 @@ impl Watch {
                     let payload: String = message.get_payload().unwrap_or_default();
                     if payload.split(' ').next() == Some(self.master.as_str()) {
                         self.switches.fetch_add(1, Ordering::AcqRel);
-                        tracing::info!(target: "namestore::redis",
+                        tracing::info!(
+                            target: "namestore::redis",
                             sentinel = %shown,
                             announced = %payload,
                             "a Redis Sentinel announced a failover (master, old address, new \
@@ -321,14 +323,16 @@ impl Watch {
                         );
                     }
                 }
-                tracing::warn!(target: "namestore::redis",
+                tracing::warn!(
+                    target: "namestore::redis",
                     master = %self.master,
                     sentinel = %shown,
                     "lost the Redis Sentinel listened to for failovers; listening to another"
                 );
             }
             if !listened && !std::mem::replace(&mut deaf, true) {
-                tracing::warn!(target: "namestore::redis",
+                tracing::warn!(
+                    target: "namestore::redis",
                     master = %self.master,
                     "no Redis Sentinel can be listened to for failovers (a failover that leaves \
                      the old primary up is not seen until one can); trying again every second"
