@@ -316,6 +316,14 @@ impl Link {
         }
     }
 
+    /// Drops the connection of `generation` after it failed with `error` (`why`), reported
+    /// by the first of the calls that saw it fail; the next call makes a new one.
+    fn drop_failed(&self, generation: u64, config: &RedisConfig, error: &RedisError, why: &str) {
+        if self.discard(generation) {
+            tracing::warn!(target: "namestore::redis", server = %config, %error, "{why}");
+        }
+    }
+
     /// Drops the connection of `generation` after it failed; the next call makes a new one.
     /// Whether it was still the current one (the first of the calls that saw it fail).
     fn discard(&self, generation: u64) -> bool {
@@ -736,14 +744,8 @@ where
                 // A cluster's client without a connection to the node, on a quiet link: made
                 // again (see `unanswered`), and the call sent on the new connections.
                 Ok(Err(error)) if connection_failed(&error) || no_connection(&error) => {
-                    if link.discard(generation) {
-                        tracing::warn!(
-                            target: "namestore::redis",
-                            server = %config,
-                            %error,
-                            "a quiet Redis connection was found closed; connecting again"
-                        );
-                    }
+                    let why = "a quiet Redis connection was found closed; connecting again";
+                    link.drop_failed(generation, config, &error, why);
                     continue;
                 }
                 Ok(_) => link.answers().answered(start),
@@ -762,14 +764,8 @@ where
                 return Ok(answer);
             }
             Ok(Err(error)) if connection_failed(&error) => {
-                if link.discard(generation) {
-                    tracing::warn!(
-                        target: "namestore::redis",
-                        server = %config,
-                        %error,
-                        "the connection to Redis failed; the next call connects again"
-                    );
-                }
+                let why = "the connection to Redis failed; the next call connects again";
+                link.drop_failed(generation, config, &error, why);
                 if matches!(resend, Resend::Allowed) && resends == 0 {
                     resends += 1;
                     continue;
@@ -782,14 +778,9 @@ where
             // new primary, and send once more (nothing ran, unless an earlier sending was lost
             // in flight). A cluster's client follows its own topology.
             Ok(Err(error)) if refused_by_replica(&error) && link.is_single() => {
-                if link.discard(generation) {
-                    tracing::warn!(
-                        target: "namestore::redis",
-                        server = %config,
-                        "the Redis server refused a write as a read-only replica (a failover?); \
-                         connecting again"
-                    );
-                }
+                let why = "the Redis server refused a write as a read-only replica (a failover?); \
+                           connecting again";
+                link.drop_failed(generation, config, &error, why);
                 if resends > 0 {
                     return Err(not_resent(answer_error(error, key)));
                 }
