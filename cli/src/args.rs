@@ -9,7 +9,8 @@ pub const EXIT_CODES: &str = "\
 Exit codes:
   0    success
   1    a key that had to exist was not found (get, ttl, expire, persist, del)
-  2    usage error: bad arguments, malformed URL, invalid namespace, key, pattern or TTL
+  2    usage error: bad arguments, malformed URL, invalid namespace, key, pattern or TTL;
+       for restore, a damaged dump (the keys before the damage are written)
   3    the store is unreachable, did not answer in time, or its file cannot be opened
        (missing for a read, not a namestore file, damaged: see `namestore check`)
   4    the store refused the operation (incr of a non-integer, overflow, credentials, an
@@ -17,6 +18,15 @@ Exit codes:
   5    clear was not confirmed; nothing was deleted
   70   internal error: a bug in namestore (please report it)
   130  bench was interrupted (Ctrl-C); its keys were removed";
+
+const DUMP_HELP: &str = "\
+Move a store: namestore --url redb:///var/lib/app.redb dump | namestore --url redis://host restore
+
+A dump is JSON lines: a first line naming the format, a line per key
+({\"namespace\",\"key\",\"value\" or \"value_base64\",\"expires_at_ms\"}), and a last line
+counting the keys, so a dump cut short is refused (the keys before the cut are restored).
+Expiry is absolute: a key restored later keeps the life it had left; one expired since is
+skipped. A dump of a store in use is not a snapshot: each key is read when the walk reaches it.";
 
 const NAMESPACE_HELP: &str = "A namespace is written ROOT:DOMAIN or as two words, ROOT DOMAIN.";
 
@@ -161,6 +171,22 @@ pub enum Command {
     },
     /// List the namespaces holding keys, with their key counts
     Namespaces,
+    /// Write the keys of a store (or of the namespaces named) to stdout as JSON lines, with
+    /// their values and expiry, for `restore` into any store
+    #[command(after_help = DUMP_HELP)]
+    Dump {
+        /// The namespaces to dump (every namespace holding keys when none is named)
+        #[arg(value_name = "ROOT:DOMAIN")]
+        namespaces: Vec<String>,
+    },
+    /// Write the keys of a dump read from stdin into the store; a key the store holds
+    /// already is kept unless --replace is given
+    #[command(after_help = DUMP_HELP)]
+    Restore {
+        /// Overwrite the keys the store holds already (their values and TTLs)
+        #[arg(long)]
+        replace: bool,
+    },
     /// Check a redb file's integrity, and repair it if it is damaged (the file must not be open
     /// elsewhere)
     Check,
@@ -192,6 +218,7 @@ impl Command {
                 | Command::Ttl { .. }
                 | Command::Keys { .. }
                 | Command::Namespaces
+                | Command::Dump { .. }
         )
     }
 
@@ -206,6 +233,7 @@ impl Command {
                 | Command::Incr(_)
                 | Command::Decr(_)
                 | Command::Clear { .. }
+                | Command::Restore { .. }
         )
     }
 }

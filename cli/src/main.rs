@@ -5,6 +5,7 @@
 mod args;
 mod bench;
 mod demo;
+mod dump;
 mod output;
 mod run;
 
@@ -109,11 +110,12 @@ async fn dispatch(cli: Cli, out: &mut dyn Write) -> Result<(), Failure> {
     if cli.json
         && matches!(
             cli.command,
-            Command::Demo | Command::Completions { .. } | Command::Man
+            Command::Demo | Command::Completions { .. } | Command::Man | Command::Dump { .. }
         )
     {
         return Err(Failure::usage(
-            "--json applies to the store commands and bench, not to demo, completions or man",
+            "--json applies to the store commands and bench, not to demo, completions or man \
+             (dump always writes JSON lines)",
         ));
     }
     match cli.command {

@@ -183,6 +183,10 @@ pub async fn run(
         Command::Keys { target } => keys(session, &target, out).await,
         Command::Clear { target, yes } => clear(session, &target, yes, out).await,
         Command::Namespaces => namespaces(session, out).await,
+        Command::Dump { namespaces } => crate::dump::dump(session, &namespaces, out).await,
+        Command::Restore { replace } => {
+            crate::dump::restore(session, replace, io::stdin().lock(), out).await
+        }
         Command::Bench(_)
         | Command::Demo
         | Command::Check
