@@ -854,3 +854,53 @@ async fn a_password_rotated_on_disk_is_used_when_the_cluster_is_connected_again(
     let read = ns.mget(&keys).await.unwrap();
     assert!(read.iter().all(|v| v.as_deref() == Some(&b"after"[..])));
 }
+
+/// SPEC 10.8 on a cluster without the hash tag: a batch with keys on a node at its
+/// `maxmemory` (under `noeviction`) is `OutOfMemory`. Each node's part of a batch across
+/// slots is a command of its own, so the other nodes' parts are written. The batch was
+/// reported done: the cluster client hands a routed command's refusal back as a value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_hash_tag_a_full_node_fails_the_batch() {
+    let url = support::start_cluster();
+    let driver = RedisDriver::from_url(&url).unwrap();
+    let ns = driver.namespace::<String>("app", "spread").unwrap();
+    let keys: Vec<String> = (0..30).map(|i| format!("k{i}")).collect();
+    ns.mset(keys.iter().map(|k| (k, "old")), None)
+        .await
+        .unwrap();
+    // The first node full: it refuses every write.
+    let node = &support::nodes(&url)[0];
+    let mut connection = redis::Client::open(node.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg("1")
+        .query(&mut connection)
+        .unwrap();
+    let refused = ns
+        .mset(keys.iter().map(|k| (k, "new")), None)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.kind(),
+        namestore::ErrorKind::OutOfMemory,
+        "{refused}"
+    );
+    // The full node's keys kept their values; the others' took the write.
+    let values = ns.mget(&keys).await.unwrap();
+    let old = |v: &Option<namestore::Bytes>| v.as_deref() == Some(&b"old"[..]);
+    let kept = values.iter().filter(|v| old(v)).count();
+    assert!(kept > 0 && kept < keys.len(), "{values:?}");
+    let full = &keys[values.iter().position(old).unwrap()];
+    let refused = ns.set(full, "x", None).await.unwrap_err();
+    assert_eq!(
+        refused.kind(),
+        namestore::ErrorKind::OutOfMemory,
+        "{refused}"
+    );
+    // Deleting frees memory: a full node allows it.
+    assert_eq!(ns.mdel(&keys).await.unwrap(), 30);
+}

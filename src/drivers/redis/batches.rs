@@ -15,7 +15,7 @@ use bytes::Bytes;
 use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use redis::{Cmd, FromRedisValue, Pipeline, RedisError, Value};
 
-use super::connection::{Connection, Resend, answer_error, redirected_transaction};
+use super::connection::{Connection, Resend, answer_error, redirected_transaction, refusal};
 use super::{RedisDriver, RedisScope};
 use crate::Result;
 use crate::ttl::Ttl;
@@ -64,6 +64,7 @@ impl RedisDriver {
                             let node = SingleNodeRoutingInfo::SpecificNode(*route);
                             main.route_command(command, RoutingInfo::SingleNode(node))
                                 .await
+                                .and_then(refusal)
                         }
                         Connection::Single(mut single) => command.query_async(&mut single).await,
                     }

@@ -480,9 +480,16 @@ pub(super) fn single_client(
 /// unavailable.
 pub(super) fn connect_error(error: &RedisError, config: &RedisConfig) -> Error {
     let refused_credentials = error.kind() == redis::ErrorKind::AuthenticationFailed
-        || matches!(error.code(), Some("WRONGPASS" | "NOAUTH" | "NOPERM"));
+        || matches!(error.code(), Some("WRONGPASS" | "NOAUTH"));
     if refused_credentials {
         Error::backend(format!("the Redis server refused the credentials: {error}"))
+    } else if forbidden(error) {
+        // Signed in, as a user whose ACL forbids a command connecting needs (`SELECT` of the
+        // URL's database, a cluster's `CLUSTER SLOTS`).
+        Error::backend(format!(
+            "the Redis user may not run a command that connecting needs (see the commands a \
+             namestore user needs, in namestore's README): {error}"
+        ))
     } else if error.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError) {
         // The server answered the connection's setup with a refusal it will give again (a
         // database number past its `databases`): the settings must change, and a retry cannot
@@ -509,6 +516,16 @@ pub(super) fn connect_error(error: &RedisError, config: &RedisConfig) -> Error {
     } else {
         Error::unavailable(format!("cannot reach the Redis server: {error}"), None)
     }
+}
+
+/// Whether the server refused a command the user's ACL does not allow (`NOPERM`: the command,
+/// a key or a channel), in a transaction or a script too, or while connecting (the code, or
+/// the server's words, are then inside the text).
+fn forbidden(error: &RedisError) -> bool {
+    let text = error.to_string();
+    error.code() == Some("NOPERM")
+        || text.contains("NOPERM")
+        || text.contains("this user has no permissions to")
 }
 
 /// Connecting took longer than `connect_timeout` (namestore's bound, or the client library's,
@@ -644,6 +661,12 @@ pub(super) fn answer_error(error: RedisError, key: &str) -> Error {
             ),
             Some(Box::new(error)),
         )
+    } else if forbidden(&error) {
+        Error::backend(format!(
+            "the Redis user may not run this command on key {key:?}: its ACL forbids the \
+             command or the key (see the commands a namestore user needs, in namestore's \
+             README): {error}"
+        ))
     } else if error.code() == Some("WRONGTYPE") || text.contains("WRONGTYPE") {
         // Another client stored a list, a hash… under the key (in a transaction or a script,
         // the code is inside the answer's text). A counter's caller turns it into "not an
@@ -834,6 +857,17 @@ fn lost(error: RedisError) -> Error {
     failure
 }
 
+/// `value`, or the server's refusal it is, as an error. A cluster client's routed calls
+/// (`route_command`, `route_pipeline`) hand a refusal back as a value, where `query_async`
+/// makes it an error: taken as an answer, an `MSET` a full node refused (`OOM`) was reported
+/// done, and a refusal to redirect (`MOVED`) was not followed.
+pub(super) fn refusal(value: Value) -> redis::RedisResult<Value> {
+    match value {
+        Value::ServerError(error) => Err(error.into()),
+        value => Ok(value),
+    }
+}
+
 /// Sends `command` once: on a cluster, through the connection that never resends, following
 /// `MOVED` and `ASK` itself (a redirection means the command did not run, so sending it to the
 /// named node cannot apply it twice).
@@ -854,11 +888,12 @@ pub(super) async fn send_once(connection: Connection, command: &Cmd) -> redis::R
             strict
                 .route_pipeline(pipeline, 1, 1, node)
                 .await
-                .map(|mut values| values.pop().unwrap_or(Value::Nil))
+                .and_then(|mut values| refusal(values.pop().unwrap_or(Value::Nil)))
         } else {
             strict
                 .route_command(command.clone(), RoutingInfo::SingleNode(node))
                 .await
+                .and_then(refusal)
         };
     }
     answer
@@ -896,14 +931,13 @@ pub(super) async fn send_transaction_once(
             sent += 1;
         }
         routed.cmd("EXEC");
-        answer = strict
-            .route_pipeline(routed, sent, 1, node)
-            .await
-            .and_then(|mut values| match values.pop() {
-                Some(Value::Array(values)) => Ok(values),
-                other => Vec::<Value>::from_redis_value(other.unwrap_or(Value::Nil))
-                    .map_err(RedisError::from),
-            });
+        answer =
+            strict.route_pipeline(routed, sent, 1, node).await.and_then(
+                |mut values| match refusal(values.pop().unwrap_or(Value::Nil))? {
+                    Value::Array(values) => Ok(values),
+                    other => Vec::<Value>::from_redis_value(other).map_err(RedisError::from),
+                },
+            );
     }
     answer
 }

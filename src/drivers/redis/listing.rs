@@ -149,7 +149,8 @@ impl RedisDriver {
                 ) => {
                     let value = cluster
                         .route_command(command.clone(), routing.clone())
-                        .await?;
+                        .await
+                        .and_then(super::connection::refusal)?;
                     T::from_redis_value(value).map_err(RedisError::from)
                 }
                 (mut connection, _) => command.query_async(&mut connection).await,
