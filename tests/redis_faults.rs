@@ -1198,3 +1198,60 @@ async fn a_password_rotated_on_disk_is_used_from_the_next_connection() {
         Some(&b"again"[..])
     );
 }
+
+/// A server past its `maxclients` turns a new connection away, saying so, and closes it: the
+/// call is `Unavailable` with the server's words (it said only "broken pipe"), and the same
+/// handle connects once a client has gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_past_its_maxclients_says_so() {
+    use std::io::{Read, Write};
+    let port = free_port();
+    let url = start_server(port, "--maxclients 3");
+    let holders: Vec<std::net::TcpStream> = (0..3)
+        .map(|_| {
+            let mut holder = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            holder.write_all(b"PING\r\n").unwrap();
+            let mut pong = [0u8; 7];
+            holder.read_exact(&mut pong).unwrap();
+            assert_eq!(&pong, b"+PONG\r\n");
+            holder
+        })
+        .collect();
+    let driver = RedisDriver::from_url(&url).unwrap();
+    let ns = driver.namespace::<String>("app", "x").unwrap();
+    let error = ns.get(&"k".to_owned()).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Unavailable, "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains("turned the connection away: ERR max number of clients reached"),
+        "{error}"
+    );
+    drop(holders);
+    let key = "k".to_owned();
+    let answer = support::until_ok(|| ns.get(&key)).await;
+    assert_eq!(answer, Ok(None));
+}
+
+/// A server in protected mode turns away a client that is not on the loopback interface:
+/// `Backend` (its settings must change), with the server's words.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_in_protected_mode_says_so() {
+    let port = free_port();
+    start_server(port, "--bind 0.0.0.0 --protected-mode yes");
+    // This machine's address on its network (no packet is sent: a UDP socket is only bound).
+    let probe = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    probe.connect("192.0.2.200:9").unwrap();
+    let address = probe.local_addr().unwrap().ip();
+    assert!(!address.is_loopback(), "{address}");
+    let driver = RedisDriver::from_url(&format!("redis://{address}:{port}")).unwrap();
+    let ns = driver.namespace::<String>("app", "x").unwrap();
+    let error = ns.get(&"k".to_owned()).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Backend, "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains("turned the connection away: DENIED Redis is running in protected mode"),
+        "{error}"
+    );
+}

@@ -413,18 +413,33 @@ impl SingleLink {
                                         self.certificates.now().await,
                                     )?
                                 };
-                            client
+                            match client
                                 .get_multiplexed_async_connection_with_config(&self.settings)
                                 .await
-                                .map_err(|e| connect_error(&e, config))?
+                            {
+                                Ok(connection) => connection,
+                                Err(e) => return Err(connect_failure(&e, config, info).await),
+                            }
                         }
                         Server::Sentinels(sentinels) => {
                             let certificates = self.certificates.now().await;
-                            let to_server = |info| async {
-                                single_client(self.with_password(info).await, certificates.clone())?
-                                    .get_multiplexed_async_connection_with_config(&self.settings)
-                                    .await
-                                    .map_err(|e| connect_error(&e, config))
+                            let to_server = |info: redis::ConnectionInfo| {
+                                let certificates = certificates.clone();
+                                async move {
+                                    let client = single_client(
+                                        self.with_password(info.clone()).await,
+                                        certificates,
+                                    )?;
+                                    match client
+                                        .get_multiplexed_async_connection_with_config(
+                                            &self.settings,
+                                        )
+                                        .await
+                                    {
+                                        Ok(connection) => Ok(connection),
+                                        Err(e) => Err(connect_failure(&e, config, &info).await),
+                                    }
+                                }
                             };
                             let connection = sentinels
                                 .connect(config, certificates.clone(), &self.settings, to_server)
@@ -526,6 +541,19 @@ fn forbidden(error: &RedisError) -> bool {
     error.code() == Some("NOPERM")
         || text.contains("NOPERM")
         || text.contains("this user has no permissions to")
+}
+
+/// The error of a connection to `info` that could not be made: what the server said when it
+/// turned the connection away, if it did, else [`connect_error`].
+async fn connect_failure(
+    error: &RedisError,
+    config: &RedisConfig,
+    info: &redis::ConnectionInfo,
+) -> Error {
+    match super::turned_away::turned_away(error, info).await {
+        Some(said) => said,
+        None => connect_error(error, config),
+    }
 }
 
 /// Connecting took longer than `connect_timeout` (namestore's bound, or the client library's,

@@ -30,6 +30,7 @@ mod password;
 mod scripts;
 mod sentinel;
 mod tls;
+mod turned_away;
 
 use std::fmt;
 use std::sync::Arc;
