@@ -904,3 +904,68 @@ async fn without_the_hash_tag_a_full_node_fails_the_batch() {
     // Deleting frees memory: a full node allows it.
     assert_eq!(ns.mdel(&keys).await.unwrap(), 30);
 }
+
+/// A cluster whose nodes announce hostnames (`cluster-preferred-endpoint-type hostname`, as
+/// managed and Kubernetes clusters often do): the client library connects to the names, and
+/// a listing walks each primary at the address the library knows it by. It walked them at
+/// the IPs of `CLUSTER NODES`, found no connection there, and every listing failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listings_reach_nodes_that_announce_hostnames() {
+    let url = support::start_cluster();
+    let nodes = support::nodes(&url);
+    let connect = |node: &String| {
+        redis::Client::open(node.as_str())
+            .unwrap()
+            .get_connection()
+            .unwrap()
+    };
+    for node in &nodes {
+        let mut connection = connect(node);
+        for (name, value) in [
+            ("cluster-announce-hostname", "localhost"),
+            ("cluster-preferred-endpoint-type", "hostname"),
+        ] {
+            let () = redis::cmd("CONFIG")
+                .arg("SET")
+                .arg(name)
+                .arg(value)
+                .query(&mut connection)
+                .unwrap();
+        }
+    }
+    // Until every node's slot map names every primary by its hostname (gossip).
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    for node in &nodes {
+        loop {
+            let slots: Vec<Vec<redis::Value>> = redis::cmd("CLUSTER")
+                .arg("SLOTS")
+                .query(&mut connect(node))
+                .unwrap();
+            // `[start, end, [host, port, id, …], …]`
+            let named = |range: &Vec<redis::Value>| match range.get(2) {
+                Some(redis::Value::Array(primary)) => {
+                    primary.first() == Some(&redis::Value::BulkString(b"localhost".to_vec()))
+                }
+                _ => false,
+            };
+            if slots.len() == 3 && slots.iter().all(named) {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{slots:?}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    let driver = RedisDriver::from_url(&url).unwrap();
+    let ns = driver.namespace::<String>("app", "named").unwrap();
+    let keys: Vec<String> = (0..50).map(|i| format!("k{i}")).collect();
+    ns.mset(keys.iter().map(|k| (k, "v")), None).await.unwrap();
+    assert_eq!(ns.keys("*").await.unwrap().len(), 50);
+    use futures_util::StreamExt;
+    let listed: Vec<_> = std::pin::pin!(namestore::Driver::namespaces(&driver))
+        .map(|info| info.unwrap())
+        .collect()
+        .await;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].keys(), 50);
+    assert_eq!(ns.clear().await.unwrap(), 50);
+}

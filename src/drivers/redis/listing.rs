@@ -51,6 +51,42 @@ fn slots_in(range: &str) -> u32 {
     }
 }
 
+/// The endpoint each primary announces in a `CLUSTER SLOTS` answer, by node id: what the
+/// client library connects to (it reads the same answer). Left out: a primary with no usable
+/// endpoint there (empty, `?`, a wildcard address: the library then uses another), whose IP
+/// from `CLUSTER NODES` is taken instead.
+fn announced_endpoints(slots: redis::Value) -> HashMap<String, (String, u16)> {
+    use redis::Value;
+    let text = |value: &Value| match value {
+        Value::BulkString(bytes) => String::from_utf8(bytes.clone()).ok(),
+        Value::SimpleString(text) => Some(text.clone()),
+        _ => None,
+    };
+    let mut endpoints = HashMap::new();
+    let Value::Array(ranges) = slots else {
+        return endpoints;
+    };
+    for range in ranges {
+        let Value::Array(range) = range else { continue };
+        // `[start, end, primary, replicas…]`, a node being `[host, port, id, …]`.
+        let Some(Value::Array(primary)) = range.get(2) else {
+            continue;
+        };
+        let (Some(host), Some(Value::Int(port)), Some(id)) = (
+            primary.first().and_then(text),
+            primary.get(1),
+            primary.get(2).and_then(text),
+        ) else {
+            continue;
+        };
+        let usable = !host.is_empty() && host != "?" && host != "0.0.0.0" && host != "::";
+        if let (true, Ok(port)) = (usable, u16::try_from(*port)) {
+            endpoints.insert(id, (host, port));
+        }
+    }
+    endpoints
+}
+
 /// Where one `SCAN` walk runs: the standalone server, or one cluster node.
 #[derive(Clone, Debug)]
 pub(super) enum Target {
@@ -91,6 +127,9 @@ impl RedisDriver {
         let mut command = redis::cmd("CLUSTER");
         command.arg("NODES");
         let nodes: String = self.routed("", command, &any).await?;
+        let mut command = redis::cmd("CLUSTER");
+        command.arg("SLOTS");
+        let endpoints = announced_endpoints(self.routed("", command, &any).await?);
         let mut covered = 0;
         let primaries = nodes
             .lines()
@@ -109,12 +148,19 @@ impl RedisDriver {
                     .iter()
                     .map(|range| slots_in(range))
                     .sum::<u32>();
-                let (host, port) = address.split(['@', ',']).next()?.rsplit_once(':')?;
+                // The address the client library connected to: the endpoint the node
+                // announces (a hostname, with `cluster-preferred-endpoint-type hostname`),
+                // else its IP. Routed to an address it has no connection to, a command finds
+                // none, and every listing failed.
+                let (host, port) = match endpoints.get(*fields.first()?) {
+                    Some((host, port)) => (host.clone(), *port),
+                    None => {
+                        let (host, port) = address.split(['@', ',']).next()?.rsplit_once(':')?;
+                        (host.to_owned(), port.parse().ok()?)
+                    }
+                };
                 Some(Target::Node(RoutingInfo::SingleNode(
-                    SingleNodeRoutingInfo::ByAddress {
-                        host: host.to_owned(),
-                        port: port.parse().ok()?,
-                    },
+                    SingleNodeRoutingInfo::ByAddress { host, port },
                 )))
             })
             .collect();
@@ -239,7 +285,7 @@ impl RedisDriver {
 
 #[cfg(test)]
 mod tests {
-    use super::Seen;
+    use super::{Seen, announced_endpoints};
 
     #[test]
     fn a_key_is_seen_once() {
@@ -259,5 +305,37 @@ mod tests {
                 .count(),
             0
         );
+    }
+
+    /// Each primary's announced endpoint by node id; one with none usable (empty, `?`, a
+    /// wildcard) is left out, to be reached at its IP; replicas are not primaries.
+    #[test]
+    fn endpoints_the_primaries_announce() {
+        use redis::Value;
+        let text = |t: &str| Value::BulkString(t.as_bytes().to_vec());
+        let node = |host: &str, port: i64, id: &str| {
+            Value::Array(vec![text(host), Value::Int(port), text(id)])
+        };
+        let range = |start: i64, nodes: Vec<Value>| {
+            let mut range = vec![Value::Int(start), Value::Int(start + 1)];
+            range.extend(nodes);
+            Value::Array(range)
+        };
+        let slots = Value::Array(vec![
+            range(
+                0,
+                vec![node("cache-0.local", 6379, "a"), node("replica", 1, "r")],
+            ),
+            range(2, vec![node("10.0.0.2", 6380, "b")]),
+            range(4, vec![node("", 6381, "c")]),
+            range(6, vec![node("?", 6382, "d")]),
+            range(8, vec![node("0.0.0.0", 6383, "e")]),
+            range(10, vec![text("not a node")]),
+        ]);
+        let endpoints = announced_endpoints(slots);
+        assert_eq!(endpoints.len(), 2, "{endpoints:?}");
+        assert_eq!(endpoints["a"], ("cache-0.local".to_owned(), 6379));
+        assert_eq!(endpoints["b"], ("10.0.0.2".to_owned(), 6380));
+        assert!(announced_endpoints(Value::Nil).is_empty());
     }
 }
