@@ -4,6 +4,8 @@
 //! a key or a command the ACL forbids is a `Backend` error that says so.
 #![cfg(feature = "redis")]
 
+#[path = "support/acl.rs"]
+mod acl;
 mod support;
 
 use std::time::Duration;
@@ -12,33 +14,7 @@ use namestore::ErrorKind;
 use namestore::conformance::{Harness, Time};
 use namestore::drivers::redis::RedisDriver;
 
-/// The commands the README lists for a server.
-const COMMANDS: &str = "+get +set +exists +del +unlink +incrby +mget +mset +multi +exec \
-                        +persist +pexpire +pttl +scan +evalsha +eval +ping";
-/// What the README adds for a Cluster.
-const CLUSTER_COMMANDS: &str = "+cluster|slots +cluster|nodes +asking";
-
-/// Makes the user `name` (password `pw`) on the server at `url` with the ACL `rules`.
-fn add_user(url: &str, name: &str, rules: &str) {
-    let mut connection = redis::Client::open(url).unwrap().get_connection().unwrap();
-    let mut command = redis::cmd("ACL");
-    command
-        .arg("SETUSER")
-        .arg(name)
-        .arg("reset")
-        .arg("on")
-        .arg(">pw");
-    for rule in rules.split_whitespace() {
-        command.arg(rule);
-    }
-    let () = command.query(&mut connection).unwrap();
-}
-
-/// `url` signed in as `name`.
-fn as_user(url: &str, name: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap();
-    format!("{scheme}://{name}:pw@{rest}")
-}
+use acl::{CLUSTER_COMMANDS, COMMANDS, add_user, as_user};
 
 fn harness() -> Harness<RedisDriver> {
     let url = support::start_server(support::free_port(), "");

@@ -5,6 +5,8 @@
 //! primary, and leave the Sentinels down, unaware of the master, or requiring a password.
 #![cfg(feature = "redis")]
 
+#[path = "support/acl.rs"]
+mod acl;
 #[path = "support/events.rs"]
 mod events;
 mod support;
@@ -499,4 +501,36 @@ async fn sentinels_and_server_over_tls() {
         )),
         "{error}"
     );
+}
+
+/// A least-privilege user behind Sentinel needs `ROLE` besides the README's commands: each new
+/// connection asks the server it found whether it is the primary. Without it, the call is a
+/// `Backend` error that says the user may not run a command connecting needs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_least_privilege_user_behind_sentinel() {
+    let (primary, sentinel) = primary_behind_a_sentinel("", "");
+    let server = format!("redis://127.0.0.1:{primary}/0");
+    let url = acl::as_user(
+        &format!("redis+sentinel://127.0.0.1:{sentinel}/{MASTER}"),
+        "app",
+    );
+    let key = "k".to_owned();
+
+    acl::add_user(&server, "app", &format!("~* -@all {}", acl::COMMANDS));
+    let driver = RedisDriver::from_url(&url).unwrap();
+    let ns = driver.namespace::<String>("app", "x").unwrap();
+    let error = ns.set(&key, "v", None).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Backend, "{error}");
+    let text = error.to_string();
+    assert!(
+        text.contains("may not run a command that connecting needs") && text.contains("'role'"),
+        "{text}"
+    );
+
+    acl::add_user(&server, "app", &format!("~* -@all {} +role", acl::COMMANDS));
+    let driver = RedisDriver::from_url(&url).unwrap();
+    let ns = driver.namespace::<String>("app", "x").unwrap();
+    ns.set(&key, "v", None).await.unwrap();
+    assert!(ns.cas(&key, "v", "w", None).await.unwrap());
+    assert_eq!(ns.get(&key).await.unwrap().as_deref(), Some(&b"w"[..]));
 }
