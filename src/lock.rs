@@ -206,8 +206,8 @@ impl<K: Key + Clone, D: Driver> Lock<K, D> {
     }
 
     /// Takes the lock `name` if nobody holds it: `Some` guard with a fencing token, or `None`
-    /// when it is held (or the lease ran out while the token was drawn). Does not wait: to
-    /// wait, retry with your runtime's sleep in between.
+    /// when it is held (or the lease ran out while the token was drawn). Does not wait:
+    /// `acquire` does (feature `tokio`).
     ///
     /// Dropping the future part-way (a timeout around it) may leave the lock taken under an
     /// owner no guard knows, until the lease ends: give it a lease you can wait out.
@@ -265,6 +265,72 @@ impl<K: Key + Clone, D: Driver> Lock<K, D> {
             owner,
             token: token.unsigned_abs(),
         }))
+    }
+
+    /// Takes the lock `name`, waiting up to `wait` while someone else holds it: `Some` guard
+    /// as soon as it is free (released, or its lease ended), `None` when `wait` passed first.
+    /// `wait` of zero tries once, as [`try_acquire`](Self::try_acquire).
+    ///
+    /// Waiting is polling: the store tells no one when a lock is released, so the lock is
+    /// tried again after a pause that starts at 5 ms and doubles up to 200 ms, each drawn at
+    /// random between half and all of it (waiters that collided do not retry in step), and
+    /// never past `wait`. A lock released is taken within 200 ms by one of its waiters;
+    /// which one is not decided by who came first. Every try is a round trip (three to take
+    /// the lock): a thousand waiters on one lock poll it about five thousand times a second.
+    ///
+    /// Needs a tokio runtime with timers (`#[tokio::main]`, `enable_all`; feature `tokio`,
+    /// which the Redis and redb drivers bring in). Dropping the future part-way is as with
+    /// [`try_acquire`](Self::try_acquire).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> namestore::Result<()> {
+    /// use std::time::Duration;
+    /// use namestore::lock::Lock;
+    ///
+    /// let store = namestore::MemoryDriver::new();
+    /// let locks = Lock::new(store.namespace::<String>("jobs", "locks")?, Duration::from_secs(30))?;
+    /// let name = "nightly-report".to_owned();
+    /// let held = locks.try_acquire(&name).await?.unwrap();
+    /// // Held for as long as we wait: nothing.
+    /// assert!(locks.acquire(&name, Duration::from_millis(50)).await?.is_none());
+    /// let (waited, ()) = tokio::join!(locks.acquire(&name, Duration::from_secs(5)), async {
+    ///     held.release().await.unwrap();
+    /// });
+    /// assert!(waited?.is_some());
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`try_acquire`](Self::try_acquire), at the first try that fails (it is not tried
+    /// again); [`ErrorKind::Backend`](crate::ErrorKind::Backend) when called outside a tokio
+    /// runtime.
+    #[cfg(feature = "tokio")]
+    pub async fn acquire(&self, name: &K, wait: Duration) -> Result<Option<LockGuard<K, D>>> {
+        use tokio::time::Instant;
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(Error::backend(
+                "Lock::acquire waits with tokio's timer, and was called outside a tokio \
+                 runtime: call it from a task of one, or use try_acquire",
+            ));
+        }
+        let deadline = Instant::now().checked_add(wait);
+        let mut pause = FIRST_PAUSE;
+        loop {
+            if let Some(guard) = self.try_acquire(name).await? {
+                return Ok(Some(guard));
+            }
+            let left = match deadline {
+                Some(deadline) => deadline.saturating_duration_since(Instant::now()),
+                None => Duration::MAX,
+            };
+            if left.is_zero() {
+                return Ok(None);
+            }
+            tokio::time::sleep(jittered(pause).min(left)).await;
+            pause = (pause * 2).min(LONGEST_PAUSE);
+        }
     }
 
     /// The error for a fence counter that reads `count`, which no acquisition counted.
@@ -353,6 +419,22 @@ fn fence_key<K: Key>(fence: &(K, Part)) -> String {
     crate::key::encode_owned(fence)
         .map(Into::into)
         .unwrap_or_default()
+}
+
+/// The first pause of [`Lock::acquire`] between tries, and the longest it doubles up to.
+#[cfg(feature = "tokio")]
+const FIRST_PAUSE: Duration = Duration::from_millis(5);
+#[cfg(feature = "tokio")]
+const LONGEST_PAUSE: Duration = Duration::from_millis(200);
+
+/// A pause drawn at random between half of `pause` and all of it.
+#[cfg(feature = "tokio")]
+fn jittered(pause: Duration) -> Duration {
+    let mut random = RandomState::new().build_hasher();
+    random.write_u64(0);
+    // 0 to 1023 1024ths of the half that varies.
+    let share = u32::try_from(random.finish() % 1024).unwrap_or(0);
+    pause / 2 + pause / 2 * share / 1024
 }
 
 /// An id no other acquisition, in this process or another, shares: the process id, the

@@ -384,3 +384,57 @@ pub async fn locks<D: Driver>(h: &Harness<D>) {
         "tokens not strictly rising: {tokens:?}"
     );
 }
+
+/// `Lock::acquire` waits for a held lock: nothing when it is held for the whole wait; the lock
+/// once its holder releases it, or once its lease ends, long before the wait would end; a wait
+/// of zero is one try.
+pub async fn lock_waits<D: Driver>(h: &Harness<D>) {
+    let ns = h.namespace::<String>();
+    if ns.eviction() != Eviction::Never {
+        return; // a lock refuses such a namespace (see `locks`)
+    }
+    let locks = Lock::new(ns.clone(), Duration::from_secs(60)).unwrap();
+    let name = k("job");
+    let held = locks.try_acquire(&name).await.unwrap().expect("free");
+    assert!(
+        locks
+            .acquire(&name, Duration::ZERO)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let wait = Duration::from_millis(300);
+    let started = std::time::Instant::now();
+    assert!(locks.acquire(&name, wait).await.unwrap().is_none(), "held");
+    assert!(
+        started.elapsed() >= wait,
+        "gave up early: {:?}",
+        started.elapsed()
+    );
+
+    // Released while another waits: it takes the lock, without waiting out its wait.
+    let long = Duration::from_secs(30);
+    let started = std::time::Instant::now();
+    let (taken, ()) = futures_util::future::join(locks.acquire(&name, long), async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(held.release().await.unwrap());
+    })
+    .await;
+    let taken = taken.unwrap().expect("released during the wait");
+    assert!(started.elapsed() < long / 3, "{:?}", started.elapsed());
+    assert!(taken.token() > 1);
+
+    // A holder that never releases: its lease ends, and the waiter takes the lock.
+    let lease = h.ttl();
+    let leased = Lock::new(ns.clone(), lease).unwrap();
+    let stale = leased
+        .try_acquire(&k("leased"))
+        .await
+        .unwrap()
+        .expect("free");
+    let (taken, ()) =
+        futures_util::future::join(leased.acquire(&k("leased"), lease * 6), h.outlive(lease)).await;
+    let taken = taken.unwrap().expect("the lease ran out during the wait");
+    assert!(taken.token() > stale.token());
+    assert!(!stale.is_held().await.unwrap());
+}

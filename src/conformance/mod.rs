@@ -307,6 +307,7 @@ macro_rules! conformance_tests {
             rate_limiter,
             get_or_load,
             locks,
+            lock_waits,
         );
     };
     (@each $harness:expr; $($rule:ident),* $(,)?) => {
