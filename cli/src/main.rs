@@ -131,6 +131,14 @@ async fn dispatch(cli: Cli, out: &mut dyn Write) -> Result<(), Failure> {
         }
         Command::Check => check(&cli.url, cli.json, out),
         Command::Compact => compact(&cli.url, cli.json, out).await,
+        Command::Restore { .. } if io::IsTerminal::is_terminal(&io::stdin()) => {
+            // A dump comes on stdin; on a terminal, `restore` would wait for one in silence
+            // (and a file store would be created first).
+            Err(Failure::usage(
+                "restore reads a dump on stdin, which is a terminal: namestore restore < \
+                 app.dump (nothing was written)",
+            ))
+        }
         command => {
             let store = open_store(&cli.url, command.reads_only())?;
             let memory = store.downcast_ref::<namestore::MemoryDriver>().is_some();

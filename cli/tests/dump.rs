@@ -403,3 +403,24 @@ fn dump_reads_only_the_namespaces_named() {
     let output = namestore(&file).arg("dump").output().unwrap();
     assert_eq!(stderr(&output), "dumped 2 keys of 2 namespaces\n");
 }
+
+/// On a terminal, `restore` says where the dump should come from rather than wait for one in
+/// silence (`script` gives the command a terminal).
+#[test]
+fn restore_on_a_terminal_says_what_it_reads() {
+    let (file, path) = redb_url("terminal");
+    let binary = assert_cmd::cargo::cargo_bin("namestore");
+    let command = format!("{} --url {file} restore", binary.display());
+    let output = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env_remove("NAMESTORE_URL")
+        .output()
+        .expect("script (util-linux) runs the command on a terminal");
+    let shown = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(2), "{shown}");
+    assert!(
+        shown.contains("error: restore reads a dump on stdin, which is a terminal"),
+        "{shown}"
+    );
+    assert!(!path.exists(), "a store was created");
+}
