@@ -289,7 +289,8 @@ impl<K: Key + Clone, D: Driver> Lock<K, D> {
     /// use namestore::lock::Lock;
     ///
     /// let store = namestore::MemoryDriver::new();
-    /// let locks = Lock::new(store.namespace::<String>("jobs", "locks")?, Duration::from_secs(30))?;
+    /// let ns = store.namespace::<String>("jobs", "locks")?;
+    /// let locks = Lock::new(ns, Duration::from_secs(30))?;
     /// let name = "nightly-report".to_owned();
     /// let held = locks.try_acquire(&name).await?.unwrap();
     /// // Held for as long as we wait: nothing.
