@@ -10,7 +10,7 @@ mod command;
 use std::collections::BTreeMap;
 use std::process::Output;
 
-use command::{fails, json, namestore, ok, redb_url, stderr, stdout};
+use command::{fails, fails_reading, json, namestore, ok, redb_url, stderr, stdout};
 use serde_json::Value;
 
 /// Runs `namestore --url URL ARGS…` with `input` on stdin.
@@ -38,13 +38,7 @@ fn restore(url: &str, args: &[&str], input: &[u8]) -> String {
 /// `restore` of `input`, which must fail with `code` and one error line; that line.
 #[track_caller]
 fn restore_fails(url: &str, input: &[u8], code: i32) -> String {
-    let output = with_stdin(url, &["restore"], input);
-    let err = stderr(&output);
-    assert_eq!(output.status.code(), Some(code), "{err}");
-    let errors: Vec<&str> = err.lines().filter(|l| !l.starts_with("note: ")).collect();
-    assert_eq!(errors.len(), 1, "{err:?}");
-    assert!(errors[0].starts_with("error: "), "{err:?}");
-    errors[0].to_owned()
+    fails_reading(url, &["restore"], input, code)
 }
 
 /// A dump's lines, checked for its first and last line: its keys by (namespace, key), each

@@ -47,7 +47,17 @@ pub fn ok(url: &str, args: &[&str]) -> String {
 /// Asserts the exit code and that stderr is one `error:` line; returns that line.
 #[track_caller]
 pub fn fails(url: &str, args: &[&str], code: i32) -> String {
-    let output = run(url, args);
+    fails_reading(url, args, b"", code)
+}
+
+/// As [`fails`], with `input` on stdin.
+#[track_caller]
+pub fn fails_reading(url: &str, args: &[&str], input: &[u8], code: i32) -> String {
+    let output = namestore(url)
+        .args(args)
+        .write_stdin(input.to_vec())
+        .output()
+        .unwrap();
     let err = stderr(&output);
     assert_eq!(
         output.status.code(),

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use redis::{Cmd, FromRedisValue, Pipeline, RedisError, Value};
 
-use super::connection::{Connection, Resend, answer_error, redirected_transaction, refusal};
+use super::connection::{Connection, Resend, answer_error, redirected_transaction, route};
 use super::{RedisDriver, RedisScope};
 use crate::Result;
 use crate::ttl::Ttl;
@@ -54,17 +54,15 @@ impl RedisDriver {
     ) -> Result<Vec<Value>> {
         let command = &command;
         self.call(first, Resend::Allowed, |connection| async move {
-            let sent = groups.iter().map(|(route, positions)| {
+            let sent = groups.iter().map(|(slot, positions)| {
                 // Made here rather than cloned: a call is sent once but for a resend.
                 let command = command(positions);
                 let connection = connection.clone();
                 async move {
                     match connection {
                         Connection::Cluster { mut main, .. } => {
-                            let node = SingleNodeRoutingInfo::SpecificNode(*route);
-                            main.route_command(command, RoutingInfo::SingleNode(node))
-                                .await
-                                .and_then(refusal)
+                            let node = SingleNodeRoutingInfo::SpecificNode(*slot);
+                            route(&mut main, command, RoutingInfo::SingleNode(node)).await
                         }
                         Connection::Single(mut single) => command.query_async(&mut single).await,
                     }

@@ -787,7 +787,7 @@ where
                         let node = Route::with_key(stored, SlotAddr::Master);
                         let node =
                             RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(node));
-                        strict.route_command(command.clone(), node).await
+                        route(&mut strict, command.clone(), node).await
                     }
                 }
             };
@@ -888,12 +888,37 @@ fn lost(error: RedisError) -> Error {
 /// `value`, or the server's refusal it is, as an error. A cluster client's routed calls
 /// (`route_command`, `route_pipeline`) hand a refusal back as a value, where `query_async`
 /// makes it an error: taken as an answer, an `MSET` a full node refused (`OOM`) was reported
-/// done, and a refusal to redirect (`MOVED`) was not followed.
-pub(super) fn refusal(value: Value) -> redis::RedisResult<Value> {
+/// done, and a refusal to redirect (`MOVED`) was not followed. Routed calls go through
+/// [`route`] and [`route_last`], which apply it.
+fn refusal(value: Value) -> redis::RedisResult<Value> {
     match value {
         Value::ServerError(error) => Err(error.into()),
         value => Ok(value),
     }
+}
+
+/// `command` sent to the node `routing` names; a refusal is an error (see [`refusal`]).
+pub(super) async fn route(
+    cluster: &mut ClusterConnection,
+    command: Cmd,
+    routing: RoutingInfo,
+) -> redis::RedisResult<Value> {
+    cluster
+        .route_command(command, routing)
+        .await
+        .and_then(refusal)
+}
+
+/// `pipeline` sent to `node`, skipping the answers of its first `offset` commands: the last
+/// answer, a refusal as an error (see [`refusal`]).
+async fn route_last(
+    cluster: &mut ClusterConnection,
+    pipeline: Pipeline,
+    offset: usize,
+    node: SingleNodeRoutingInfo,
+) -> redis::RedisResult<Value> {
+    let mut answers = cluster.route_pipeline(pipeline, offset, 1, node).await?;
+    refusal(answers.pop().unwrap_or(Value::Nil))
 }
 
 /// Sends `command` once: on a cluster, through the connection that never resends, following
@@ -913,15 +938,9 @@ pub(super) async fn send_once(connection: Connection, command: &Cmd) -> redis::R
             let mut pipeline = redis::pipe();
             pipeline.cmd("ASKING").add_command(command.clone());
             // The answer after ASKING's.
-            strict
-                .route_pipeline(pipeline, 1, 1, node)
-                .await
-                .and_then(|mut values| refusal(values.pop().unwrap_or(Value::Nil)))
+            route_last(&mut strict, pipeline, 1, node).await
         } else {
-            strict
-                .route_command(command.clone(), RoutingInfo::SingleNode(node))
-                .await
-                .and_then(refusal)
+            route(&mut strict, command.clone(), RoutingInfo::SingleNode(node)).await
         };
     }
     answer
@@ -959,13 +978,12 @@ pub(super) async fn send_transaction_once(
             sent += 1;
         }
         routed.cmd("EXEC");
-        answer =
-            strict.route_pipeline(routed, sent, 1, node).await.and_then(
-                |mut values| match refusal(values.pop().unwrap_or(Value::Nil))? {
-                    Value::Array(values) => Ok(values),
-                    other => Vec::<Value>::from_redis_value(other).map_err(RedisError::from),
-                },
-            );
+        answer = route_last(&mut strict, routed, sent, node)
+            .await
+            .and_then(|exec| match exec {
+                Value::Array(values) => Ok(values),
+                other => Vec::<Value>::from_redis_value(other).map_err(RedisError::from),
+            });
     }
     answer
 }

@@ -8,7 +8,7 @@ use std::hash::BuildHasher;
 use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use redis::{Cmd, FromRedisValue, RedisError};
 
-use super::connection::{Connection, Resend};
+use super::connection::{Connection, Resend, route};
 use super::{RedisDriver, RedisScope};
 use crate::Result;
 use crate::glob::Pattern;
@@ -193,10 +193,7 @@ impl RedisDriver {
                     },
                     Target::Node(routing),
                 ) => {
-                    let value = cluster
-                        .route_command(command.clone(), routing.clone())
-                        .await
-                        .and_then(super::connection::refusal)?;
+                    let value = route(&mut cluster, command.clone(), routing.clone()).await?;
                     T::from_redis_value(value).map_err(RedisError::from)
                 }
                 (mut connection, _) => command.query_async(&mut connection).await,
