@@ -80,14 +80,17 @@ pub async fn dump(
         "{{\"format\":\"{FORMAT}\",\"version\":{VERSION},\"taken_at_ms\":{}}}",
         now_ms()
     )?;
-    let mut keys = 0u64;
+    let (mut keys, mut passed) = (0u64, 0u64);
     for ns in &namespaces {
         let name = ns.name().to_string();
         let mut entries = pin!(
             ns.scan("*")?
                 .map(|key| async move {
                     let key = key?;
-                    let Some(value) = ns.get(&key).await? else {
+                    // `mget` rather than `get`: a key another client gave another Redis type
+                    // (a list, a hash…) in the namespace is left out, as gone, where `get`
+                    // fails and would end the dump.
+                    let Some(value) = ns.mget([&key]).await?.pop().flatten() else {
                         return Ok(None);
                     };
                     // Read after the value: a key deleted or expired in between is left out,
@@ -103,6 +106,7 @@ pub async fn dump(
         );
         while let Some(entry) = entries.next().await {
             let Some((key, value, expires_at)) = entry? else {
+                passed += 1;
                 continue;
             };
             write_entry(out, &name, &key, &value, expires_at)?;
@@ -112,10 +116,18 @@ pub async fn dump(
     writeln!(out, "{{\"end\":true,\"keys\":{keys}}}")?;
     out.flush()?;
     eprintln!(
-        "dumped {keys} key{} of {} namespace{}",
+        "dumped {keys} key{} of {} namespace{}{}",
         plural(keys),
         namespaces.len(),
-        plural(namespaces.len() as u64)
+        plural(namespaces.len() as u64),
+        match passed {
+            0 => String::new(),
+            n => format!(
+                "; passed over {n} listed key{} gone by the time it was read, or holding \
+                 another Redis type than a string (written by another client)",
+                plural(n)
+            ),
+        }
     );
     Ok(())
 }
