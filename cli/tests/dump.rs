@@ -10,7 +10,7 @@ mod command;
 use std::collections::BTreeMap;
 use std::process::Output;
 
-use command::{fails, fails_reading, json, namestore, ok, redb_url, stderr, stdout};
+use command::{fails, fails_reading, json, namestore, ok, ok_reading, redb_url, stderr, stdout};
 use serde_json::Value;
 
 /// Runs `namestore --url URL ARGS…` with `input` on stdin.
@@ -25,14 +25,7 @@ fn with_stdin(url: &str, args: &[&str], input: &[u8]) -> Output {
 /// `restore` of `input`, which must succeed; its summary line.
 #[track_caller]
 fn restore(url: &str, args: &[&str], input: &[u8]) -> String {
-    let output = with_stdin(url, args, input);
-    assert!(
-        output.status.success(),
-        "restore failed ({:?}): {}",
-        output.status.code(),
-        stderr(&output)
-    );
-    stdout(&output)
+    ok_reading(url, args, input)
 }
 
 /// `restore` of `input`, which must fail with `code` and one error line; that line.

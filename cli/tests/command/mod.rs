@@ -34,7 +34,17 @@ pub fn stderr(output: &Output) -> String {
 /// Asserts success and returns stdout.
 #[track_caller]
 pub fn ok(url: &str, args: &[&str]) -> String {
-    let output = run(url, args);
+    ok_reading(url, args, b"")
+}
+
+/// As [`ok`], with `input` on stdin.
+#[track_caller]
+pub fn ok_reading(url: &str, args: &[&str], input: &[u8]) -> String {
+    let output = namestore(url)
+        .args(args)
+        .write_stdin(input.to_vec())
+        .output()
+        .unwrap();
     assert!(
         output.status.success(),
         "namestore {args:?} failed ({:?}): {}",
